@@ -1,0 +1,26 @@
+//! JSON Schemas of Portolan's machine-readable documents, generated from the types.
+
+use schemars::{JsonSchema, generate::SchemaSettings};
+
+use crate::{Finding, ScanRun, Snapshot};
+
+/// `(file name, pretty JSON schema)` for every top-level document Portolan writes.
+///
+/// The files live in `docs/schema/`; `cargo test -p portolan-model` fails when they are
+/// out of date, and `PORTOLAN_BLESS=1 cargo test -p portolan-model` rewrites them.
+pub fn all() -> Vec<(&'static str, String)> {
+    vec![
+        ("scan-run.schema.json", render::<ScanRun>()),
+        ("finding.schema.json", render::<Finding>()),
+        ("snapshot.schema.json", render::<Snapshot>()),
+    ]
+}
+
+/// The pretty-printed JSON Schema (draft 2020-12) of one type.
+pub fn render<T: JsonSchema>() -> String {
+    let generator = SchemaSettings::draft2020_12().into_generator();
+    let schema = generator.into_root_schema_for::<T>();
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

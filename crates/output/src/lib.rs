@@ -1,0 +1,14 @@
+//! Portolan's sinks: everything that turns model values into text for people or machines.
+//!
+//! - [`table`]: aligned tables, coloured only on a terminal (and never with `NO_COLOR`).
+//! - [`escape`]: every untrusted string passes through here before a terminal or document.
+//! - [`scan`]: streaming writers for scan results — human table, nmap normal (`-oN`),
+//!   grepable (`-oG`), nmap XML (`-oX`, valid against nmap's DTD), JSON, NDJSON and CSV.
+//! - [`records`]: JSON, NDJSON and CSV for any serialisable records.
+//!
+//! Writers never decide what to show: the caller passes options (`--open`, `--reason`, `-v`).
+
+pub mod escape;
+pub mod table;
+
+pub use table::{Align, Cell, ColorChoice, Style, Table};
