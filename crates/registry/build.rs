@@ -82,9 +82,8 @@ fn read_ranking(path: &Path) -> Vec<u16> {
             continue;
         }
         let first = line.split_whitespace().next().unwrap_or("");
-        let port: u16 = first
-            .parse()
-            .unwrap_or_else(|e| panic!("{}:{}: port {first:?}: {e}", path.display(), n + 1));
+        let port: u16 =
+            first.parse().unwrap_or_else(|e| panic!("{}:{}: port {first:?}: {e}", path.display(), n + 1));
         assert!(!seen[port as usize], "{}:{}: port {port} listed twice", path.display(), n + 1);
         seen[port as usize] = true;
         order.push(port);

@@ -16,9 +16,12 @@
 //! assert_eq!(telnet.risk(Reach::Loopback), Severity::Info);
 //! ```
 
+pub mod lookup;
 #[cfg(test)]
 #[allow(dead_code, missing_docs)]
 mod spec;
+
+pub use lookup::{Lookup, RegistryRow, lookup, search};
 
 use std::fmt;
 use std::net::IpAddr;
@@ -201,7 +204,10 @@ impl Entry {
     ) -> Finding {
         let severity = self.risk(reach);
         let mut evidence = vec![format!("{} ({port}/{transport}) is {}", self.name, reach.describe())];
-        evidence.push(format!("risk when reachable from the internet: {}: {}", self.internet_risk, self.risk_reason));
+        evidence.push(format!(
+            "risk when reachable from the internet: {}: {}",
+            self.internet_risk, self.risk_reason
+        ));
         if self.transport_security == TransportSecurity::Cleartext {
             evidence.push("traffic is cleartext by default".to_string());
         }

@@ -75,7 +75,8 @@ pub struct Span {
 }
 
 pub fn parse_span(s: &str) -> Result<Span, String> {
-    let (ports, transport) = s.split_once('/').ok_or_else(|| format!("port {s:?}: expected PORT/TRANSPORT"))?;
+    let (ports, transport) =
+        s.split_once('/').ok_or_else(|| format!("port {s:?}: expected PORT/TRANSPORT"))?;
     let transport = match transport {
         "tcp" => "tcp",
         "udp" => "udp",
@@ -109,7 +110,8 @@ fn sentence_count(s: &str) -> usize {
 
 /// Validates one entry; each problem names the entry and the field.
 pub fn validate_entry(e: &RawEntry, problems: &mut Vec<String>) {
-    let mut bad = |field: &str, what: String| problems.push(format!("entry {:?}, field `{field}`: {what}", e.id));
+    let mut bad =
+        |field: &str, what: String| problems.push(format!("entry {:?}, field `{field}`: {what}", e.id));
     if e.id.is_empty() || !e.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
         bad("id", "must be lowercase letters, digits and '-'".into());
     }

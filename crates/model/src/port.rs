@@ -7,9 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Reason, Service};
 
 /// A transport protocol that carries port numbers.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// Transmission Control Protocol.
@@ -57,9 +55,7 @@ impl FromStr for Transport {
 }
 
 /// A port state, exactly as nmap defines them.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum PortState {
     /// An application accepts connections or datagrams on the port.
     #[serde(rename = "open")]
@@ -122,9 +118,7 @@ impl FromStr for PortState {
 }
 
 /// IANA's three port ranges (RFC 6335, section 6).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RangeClass {
     /// System ports, 0-1023.

@@ -1,5 +1,7 @@
 //! The JSON Schemas in docs/schema/ must match the types. `PORTOLAN_BLESS=1` rewrites them.
 
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 use std::path::PathBuf;
 
 #[test]

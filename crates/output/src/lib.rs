@@ -12,3 +12,6 @@ pub mod escape;
 pub mod table;
 
 pub use table::{Align, Cell, ColorChoice, Style, Table};
+pub mod lookup;
+pub mod records;
+pub mod scan;

@@ -86,7 +86,10 @@ mod tests {
             "53/udp".parse::<Query>().unwrap(),
             Query::Port { lo: 53, hi: 53, transport: Some(Transport::Udp) }
         );
-        assert_eq!("6000-6010".parse::<Query>().unwrap(), Query::Port { lo: 6000, hi: 6010, transport: None });
+        assert_eq!(
+            "6000-6010".parse::<Query>().unwrap(),
+            Query::Port { lo: 6000, hi: 6010, transport: None }
+        );
         assert_eq!("ssh".parse::<Query>().unwrap(), Query::Name { name: "ssh".into(), transport: None });
         assert_eq!(
             "ssh/TCP".parse::<Query>().unwrap(),

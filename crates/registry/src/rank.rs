@@ -35,7 +35,8 @@ fn builtin_order(bytes: &'static [u8]) -> Vec<u16> {
 }
 
 /// Places where nmap installs its data files, searched in order after `$NMAPDIR`.
-pub const NMAP_SERVICES_PATHS: [&str; 2] = ["/usr/share/nmap/nmap-services", "/usr/local/share/nmap/nmap-services"];
+pub const NMAP_SERVICES_PATHS: [&str; 2] =
+    ["/usr/share/nmap/nmap-services", "/usr/local/share/nmap/nmap-services"];
 
 impl Ranking {
     /// Portolan's own ranking.

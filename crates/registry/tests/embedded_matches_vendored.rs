@@ -1,5 +1,7 @@
 //! The embedded registry against the vendored files it was built from.
 
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 use portolan_model::{RangeClass, Transport};
 use portolan_registry::{self as reg, Entry};
 

@@ -1,0 +1,134 @@
+//! Human and CSV rendering of `portolan port` answers.
+
+use std::io::{self, Write};
+
+use portolan_kb::{Entry, Lookup};
+use portolan_model::Severity;
+
+use crate::table::{Cell, Style, Table};
+
+/// Colour for a severity.
+pub fn severity_style(s: Severity) -> Style {
+    match s {
+        Severity::Critical => Style::RedBold,
+        Severity::High => Style::Red,
+        Severity::Medium => Style::Yellow,
+        Severity::Low => Style::Cyan,
+        Severity::Info => Style::Dim,
+    }
+}
+
+/// Writes one answer for people: a table of registry rows, then each knowledge-base verdict.
+pub fn write_human(out: &mut dyn Write, l: &Lookup, color: bool) -> io::Result<()> {
+    if l.registry.is_empty() {
+        match l.range_class {
+            Some(c) => writeln!(out, "{}: no IANA registry entry; port class {}", l.query, c.describe())?,
+            None => writeln!(out, "{}: no IANA registry entry", l.query)?,
+        }
+    } else {
+        let mut t =
+            Table::new(["PORT", "TRANSPORT", "SERVICE", "DESCRIPTION", "CLASS", "ASSIGNEE", "REFERENCE"]);
+        for r in &l.registry {
+            let port = match (r.port, r.port_end) {
+                (Some(lo), Some(hi)) => format!("{lo}-{hi}"),
+                (Some(p), None) => p.to_string(),
+                _ => "-".to_string(),
+            };
+            let (name, style) = if r.name.is_empty() { ("-", Style::Dim) } else { (r.name, Style::Bold) };
+            t.row(vec![
+                Cell::new(port),
+                Cell::new(r.transport.map_or("any", |t| t.as_str())),
+                Cell::styled(name, style),
+                Cell::new(first_line(r.description)),
+                Cell::new(r.range_class.map_or("-", |c| c.as_str())),
+                Cell::new(if r.assignee.is_empty() { "-" } else { r.assignee }),
+                Cell::new(if r.reference.is_empty() { "-" } else { r.reference }),
+            ]);
+        }
+        t.render(out, color)?;
+        if let Some(c) = l.range_class {
+            writeln!(out, "Port class: {}", c.describe())?;
+        }
+    }
+    for e in &l.knowledge {
+        writeln!(out)?;
+        write_entry(out, e, color)?;
+    }
+    Ok(())
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if s.lines().nth(1).is_some() { format!("{line} ...") } else { line.to_string() }
+}
+
+/// Writes one knowledge-base entry for people.
+pub fn write_entry(out: &mut dyn Write, e: &Entry, color: bool) -> io::Result<()> {
+    let ports: Vec<String> = e.ports.iter().map(|s| s.to_string()).collect();
+    let title = format!("{} ({}) - knowledge base", e.name, e.id);
+    writeln!(out, "{}", Style::Bold.paint(&title, color))?;
+    let risk = severity_style(e.internet_risk).paint(&e.internet_risk.as_str().to_uppercase(), color);
+    let lines = [
+        ("ports", ports.join(", ")),
+        ("category", ser(&e.category)),
+        ("traffic", format!("{}, authentication {}", ser(&e.transport_security), ser(&e.authentication))),
+        ("internet risk", format!("{risk}: {}", e.risk_reason)),
+        ("safer choice", e.alternative.to_string()),
+    ];
+    for (k, v) in lines {
+        writeln!(out, "  {k:<14} {v}")?;
+    }
+    writeln!(out, "  hardening")?;
+    for (i, h) in e.hardening.iter().enumerate() {
+        writeln!(out, "    {}. {h}", i + 1)?;
+    }
+    writeln!(out, "  {:<14} {}", "ATT&CK", e.attack.join(", "))?;
+    writeln!(out, "  references")?;
+    for r in e.references {
+        writeln!(out, "    - {r}")?;
+    }
+    Ok(())
+}
+
+fn ser<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+/// The CSV columns of lookups: one row per registry row.
+pub const CSV_HEADER: [&str; 11] = [
+    "query",
+    "port",
+    "port_end",
+    "transport",
+    "service",
+    "description",
+    "class",
+    "assignee",
+    "reference",
+    "kb_ids",
+    "kb_internet_risk",
+];
+
+/// CSV rows of an answer.
+pub fn csv_rows(l: &Lookup) -> Vec<Vec<String>> {
+    let ids: Vec<&str> = l.knowledge.iter().map(|e| e.id).collect();
+    let risks: Vec<&str> = l.knowledge.iter().map(|e| e.internet_risk.as_str()).collect();
+    l.registry
+        .iter()
+        .map(|r| {
+            vec![
+                l.query.clone(),
+                r.port.map(|p| p.to_string()).unwrap_or_default(),
+                r.port_end.map(|p| p.to_string()).unwrap_or_default(),
+                r.transport.map(|t| t.to_string()).unwrap_or_default(),
+                r.name.to_string(),
+                r.description.to_string(),
+                r.range_class.map(|c| c.to_string()).unwrap_or_default(),
+                r.assignee.to_string(),
+                r.reference.to_string(),
+                ids.join(" "),
+                risks.join(" "),
+            ]
+        })
+        .collect()
+}

@@ -1,0 +1,51 @@
+//! Output of plain records (registry lookups, listeners, findings) in the machine formats.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+/// The formats every command offers with `-o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Aligned table for people.
+    #[default]
+    Table,
+    /// One pretty JSON document.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// Writes `value` as one pretty JSON document and a newline.
+pub fn json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)
+}
+
+/// Writes each item as one JSON line.
+pub fn ndjson<'a, T: Serialize + 'a>(
+    out: &mut dyn Write,
+    items: impl IntoIterator<Item = &'a T>,
+) -> io::Result<()> {
+    for item in items {
+        serde_json::to_writer(&mut *out, item)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Writes a CSV header and rows.
+pub fn csv(
+    out: &mut dyn Write,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> io::Result<()> {
+    let mut w = ::csv::Writer::from_writer(out);
+    w.write_record(header).map_err(io::Error::other)?;
+    for r in rows {
+        w.write_record(&r).map_err(io::Error::other)?;
+    }
+    w.flush()
+}

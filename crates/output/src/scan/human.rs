@@ -1,0 +1,160 @@
+//! nmap's normal output (`-oN`) and the human table Portolan prints on a terminal.
+
+use std::io::{self, Write};
+
+use portolan_model::{Host, HostState, PortState, ScanRun};
+
+use super::{ScanSink, ShowOptions, hosts_summary, nmap_time, shown, version_text};
+use crate::escape::terminal as esc;
+use crate::table::{Cell, Style, Table};
+
+/// nmap-style report per host. In `human` mode (the default terminal output) the comment
+/// header and footer are left out and states are coloured when `color` is on.
+pub struct NormalSink<W: Write> {
+    out: W,
+    opts: ShowOptions,
+    human: bool,
+    color: bool,
+}
+
+impl<W: Write> NormalSink<W> {
+    /// `-oN` output: nmap's layout with comment header and footer, no colour.
+    pub fn normal(out: W, opts: ShowOptions) -> Self {
+        NormalSink { out, opts, human: false, color: false }
+    }
+
+    /// Terminal output: the same report without comment lines, coloured when `color`.
+    pub fn human(out: W, opts: ShowOptions, color: bool) -> Self {
+        NormalSink { out, opts, human: true, color }
+    }
+}
+
+fn state_style(s: PortState) -> Style {
+    match s {
+        PortState::Open => Style::Green,
+        PortState::Closed => Style::Dim,
+        PortState::Filtered | PortState::ClosedFiltered => Style::Yellow,
+        PortState::OpenFiltered | PortState::Unfiltered => Style::Cyan,
+    }
+}
+
+/// `name (address)` or `address`, as nmap heads a host.
+pub fn host_label(host: &Host) -> String {
+    match host.hostnames.first() {
+        Some(h) => format!("{} ({})", esc(&h.name), host.address),
+        None => host.address.to_string(),
+    }
+}
+
+impl<W: Write> ScanSink for NormalSink<W> {
+    fn begin(&mut self, run: &ScanRun) -> io::Result<()> {
+        if !self.human {
+            writeln!(
+                self.out,
+                "# {} {} scan initiated {} as: {}",
+                esc(&super::scanner_title(run)),
+                esc(&run.scanner_version),
+                nmap_time(run.start),
+                esc(&run.args)
+            )?;
+        }
+        self.out.flush()
+    }
+
+    fn host(&mut self, host: &Host) -> io::Result<()> {
+        let o = &mut self.out;
+        let label = host_label(host);
+        if host.status.state != HostState::Up {
+            writeln!(o, "Portolan scan report for {label} [host {}]", host.status.state)?;
+            return o.flush();
+        }
+        let title = format!("Portolan scan report for {label}");
+        writeln!(o, "{}", Style::Bold.paint(&title, self.color))?;
+        match host.srtt_us {
+            Some(us) => writeln!(o, "Host is up ({:.5}s latency).", us as f64 / 1e6)?,
+            None if self.opts.reason => writeln!(o, "Host is up, received {}.", host.status.reason)?,
+            None => writeln!(o, "Host is up.")?,
+        }
+        let s = shown(host, &self.opts);
+        let listed_total: u32 = s.listed.len() as u32;
+        let extra_total: u32 = s.extra.iter().map(|e| e.count).sum();
+        if listed_total == 0 && extra_total > 0 {
+            writeln!(o, "All {extra_total} scanned ports on {label} are in ignored states.")?;
+        }
+        for e in &s.extra {
+            let reasons: Vec<String> = e
+                .reasons
+                .iter()
+                .map(|r| {
+                    if r.count == e.count {
+                        r.reason.to_string()
+                    } else {
+                        format!("{} {}", r.count, r.reason)
+                    }
+                })
+                .collect();
+            let transport =
+                e.reasons.first().and_then(|r| r.transport).map(|t| format!(" {t}")).unwrap_or_default();
+            let why = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) };
+            writeln!(o, "Not shown: {} {}{} ports{why}", e.count, e.state, transport)?;
+        }
+        if !s.listed.is_empty() {
+            let with_version =
+                s.listed.iter().any(|p| p.service.as_ref().is_some_and(|v| !version_text(v).is_empty()));
+            let mut headers = vec!["PORT", "STATE", "SERVICE"];
+            if self.opts.reason {
+                headers.push("REASON");
+            }
+            if with_version {
+                headers.push("VERSION");
+            }
+            let mut t = Table::new(headers);
+            for p in &s.listed {
+                let mut row = vec![
+                    Cell::new(format!("{}/{}", p.number, p.transport)),
+                    Cell::styled(
+                        p.state.as_str(),
+                        if self.color { state_style(p.state) } else { Style::Plain },
+                    ),
+                    Cell::new(p.service.as_ref().map_or("unknown", |v| v.name.as_str())),
+                ];
+                if self.opts.reason {
+                    let ttl = if p.reason_ttl > 0 { format!(" ttl {}", p.reason_ttl) } else { String::new() };
+                    row.push(Cell::new(format!("{}{ttl}", p.reason)));
+                }
+                if with_version {
+                    row.push(Cell::new(p.service.as_ref().map(version_text).unwrap_or_default()));
+                }
+                t.row(row);
+            }
+            t.render(o, self.color)?;
+        }
+        writeln!(o)?;
+        o.flush()
+    }
+
+    fn end(&mut self, run: &ScanRun) -> io::Result<()> {
+        let finished = run.stats.finished.unwrap_or_else(jiff::Timestamp::now);
+        if let Some(m) = &run.stats.error_message {
+            writeln!(self.out, "# {}", esc(m))?;
+        }
+        if self.human {
+            writeln!(
+                self.out,
+                "Portolan done: {} scanned in {:.2} seconds",
+                hosts_summary(run),
+                run.stats.elapsed_secs
+            )?;
+        } else {
+            writeln!(
+                self.out,
+                "# {} done at {} -- {} scanned in {:.2} seconds",
+                super::scanner_title(run),
+                nmap_time(finished),
+                hosts_summary(run),
+                run.stats.elapsed_secs
+            )?;
+        }
+        self.out.flush()
+    }
+}

@@ -1,0 +1,24 @@
+//! One module per command: each turns parsed arguments into library calls.
+
+mod import;
+mod port;
+
+use std::process::ExitCode;
+
+use crate::cli::Command;
+
+/// What every command needs to know about the terminal.
+pub struct Context {
+    /// Colour standard output.
+    pub color: bool,
+    /// No progress or notes on stderr.
+    pub quiet: bool,
+}
+
+/// Runs a command; `Err` is reported by `main` with exit code 2.
+pub fn run(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Port(a) => port::run(a, ctx),
+        Command::Import(a) => import::run(a, ctx),
+    }
+}

@@ -1,0 +1,99 @@
+//! Shared helpers for Portolan's integration tests.
+//!
+//! Tests that need an outside tool (nmap, xmllint, ndiff, ...) or a privilege call
+//! [`require_tool`] / [`require_root`]. When the test script runs the suite it sets
+//! `PORTOLAN_REQUIRE_TOOLS=1`, and a missing tool is then a failure; a developer running
+//! `cargo test` without the tools sees the test print `SKIPPED` instead of passing silently.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Whether missing tools must fail the test (set by `scripts/test.sh`).
+pub fn tools_required() -> bool {
+    std::env::var_os("PORTOLAN_REQUIRE_TOOLS").is_some_and(|v| v == "1")
+}
+
+/// True when `tool` is on PATH. Otherwise panics under `PORTOLAN_REQUIRE_TOOLS=1`, or prints
+/// `SKIPPED` and returns false.
+pub fn require_tool(test: &str, tool: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    if !found {
+        if tools_required() {
+            panic!("{test}: needs `{tool}`, which is not installed (scripts/test.sh installs it)");
+        }
+        eprintln!("SKIPPED {test}: `{tool}` is not installed");
+    }
+    found
+}
+
+/// True when running as root. Otherwise panics under `PORTOLAN_REQUIRE_TOOLS=1`, or prints
+/// `SKIPPED` and returns false.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc_geteuid() } == 0;
+    if !root {
+        if tools_required() {
+            panic!("{test}: needs root (network namespaces, raw sockets)");
+        }
+        eprintln!("SKIPPED {test}: needs root");
+    }
+    root
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// A new directory under the system temp dir, named after the test.
+    pub fn new(name: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!("portolan-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Runs a command and returns its output, panicking with the command line if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Standard output as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

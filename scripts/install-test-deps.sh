@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what Portolan's tests and benchmarks use, from Debian's packages. Idempotent: it
+# installs only what is missing. Needs root (apt-get); CI runs as root.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have nmap || need+=(nmap)
+have ndiff || need+=(ndiff)
+have xmllint || need+=(libxml2-utils)
+have xsltproc || need+=(xsltproc)
+have hyperfine || need+=(hyperfine)
+have ss || need+=(iproute2)
+have ip || need+=(iproute2)
+have nft || need+=(nftables)
+have tcpdump || need+=(tcpdump)
+have lsof || need+=(lsof)
+have netstat || need+=(net-tools)
+have ncat || need+=(ncat)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-test-deps: missing ${need[*]}; run as root (apt-get) or install them" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# A stale package index makes installs fail; refresh it once, quietly, with a bounded retry.
+for attempt in 1 2 3; do
+  if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then
+    exit 0
+  fi
+  echo "install-test-deps: apt-get failed (attempt $attempt), retrying" >&2
+  sleep 5
+done
+echo "install-test-deps: could not install ${need[*]}" >&2
+exit 1
