@@ -2,7 +2,7 @@
 
 use schemars::{JsonSchema, generate::SchemaSettings};
 
-use crate::{Finding, ScanRun, Snapshot};
+use crate::{Finding, LocalInventory, ScanRun, Snapshot};
 
 /// `(file name, pretty JSON schema)` for every top-level document Portolan writes.
 ///
@@ -13,6 +13,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("scan-run.schema.json", render::<ScanRun>()),
         ("finding.schema.json", render::<Finding>()),
         ("snapshot.schema.json", render::<Snapshot>()),
+        ("local-inventory.schema.json", render::<LocalInventory>()),
     ]
 }
 

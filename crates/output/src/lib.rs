@@ -12,6 +12,7 @@ pub mod escape;
 pub mod table;
 
 pub use table::{Align, Cell, ColorChoice, Style, Table};
+pub mod local;
 pub mod lookup;
 pub mod records;
 pub mod scan;

@@ -50,6 +50,60 @@ pub enum Command {
     Port(PortArgs),
     /// Read an nmap XML file (from nmap, masscan or Portolan) and print it in any format.
     Import(ImportArgs),
+    /// List this machine's listening sockets with their owners, scope and risk (like ss -tulpen).
+    Ls(LsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// TCP sockets (default: TCP and UDP).
+    #[arg(short = 't', long)]
+    pub tcp: bool,
+    /// UDP sockets (default: TCP and UDP).
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+    /// Listening sockets only (the default).
+    #[arg(short = 'l', long)]
+    pub listening: bool,
+    /// Listening sockets and connections.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Also TCP sockets that are bound but not listening (they hold a port; no other tool shows them).
+    #[arg(long)]
+    pub bound: bool,
+    /// IPv4 only.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+    /// Numeric output, as in ss (Portolan never resolves names; accepted for habit).
+    #[arg(short = 'n', long)]
+    pub numeric: bool,
+    /// Show owning processes (the default; accepted for habit).
+    #[arg(short = 'p', long, conflicts_with = "no_process")]
+    pub processes: bool,
+    /// Skip the owner scan (much faster on busy hosts).
+    #[arg(long)]
+    pub no_process: bool,
+    /// Only these local ports (comma separated or repeated).
+    #[arg(long, value_name = "PORT", value_delimiter = ',')]
+    pub port: Vec<u16>,
+    /// Only sockets held by a process whose name or command line contains NAME.
+    #[arg(long, value_name = "NAME")]
+    pub process: Option<String>,
+    /// Every network namespace (named ones, containers, other processes'), not just this one.
+    #[arg(long)]
+    pub all_netns: bool,
+    /// Read /proc/net instead of sock_diag (the fallback; for comparison).
+    #[arg(long, hide = true)]
+    pub procfs: bool,
+    /// Worker threads for the owner scan.
+    #[arg(long, hide = true)]
+    pub threads: Option<usize>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = RecordFormat::Table)]
+    pub format: RecordFormat,
 }
 
 /// Formats for records (`-o`).

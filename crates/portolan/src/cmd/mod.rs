@@ -1,6 +1,7 @@
 //! One module per command: each turns parsed arguments into library calls.
 
 mod import;
+mod ls;
 mod port;
 
 use std::process::ExitCode;
@@ -20,5 +21,6 @@ pub fn run(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
     match command {
         Command::Port(a) => port::run(a, ctx),
         Command::Import(a) => import::run(a, ctx),
+        Command::Ls(a) => ls::run(a, ctx),
     }
 }

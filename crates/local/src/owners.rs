@@ -1,0 +1,317 @@
+//! Which processes hold which sockets: a parallel scan of `/proc/*/fd`.
+//!
+//! The kernel has no socket → pid index, so every fd of every process is looked at once:
+//! `getdents64` on `/proc/PID/fd` and one `readlinkat` per fd relative to that directory's fd
+//! (no absolute paths, no xattr calls). Workers share a queue of pids; a process with a huge
+//! fd table is split into chunks that any worker can take, so one such process does not
+//! serialize the scan. Processes that exit mid-scan, and fd tables we may not read, are
+//! skipped and counted.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::sys;
+
+/// A hasher for inode numbers (already well spread): one multiply.
+#[derive(Default)]
+pub struct InodeHasher(u64);
+
+impl Hasher for InodeHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A set of socket inodes.
+pub type InodeSet = HashSet<u64, BuildHasherDefault<InodeHasher>>;
+/// Inode → holders.
+pub type InodeMap<V> = HashMap<u64, V, BuildHasherDefault<InodeHasher>>;
+
+/// The result of a scan.
+#[derive(Debug, Default)]
+pub struct Holders {
+    /// For each wanted inode that was found: every (pid, fd) holding it.
+    pub by_inode: InodeMap<Vec<(u32, u32)>>,
+    /// Processes whose fd table could not be read (no privilege).
+    pub denied: usize,
+    /// Processes scanned.
+    pub processes: usize,
+}
+
+const CHUNK: usize = 2048;
+
+enum Task {
+    Chunk { pid: u32, dir: Arc<OwnedFd>, fds: Vec<u32> },
+}
+
+struct Shared<'a> {
+    proc_dir: &'a OwnedFd,
+    pids: Vec<u32>,
+    next: AtomicUsize,
+    chunks: Mutex<Vec<Task>>,
+    listing: AtomicUsize,
+    wanted: &'a InodeSet,
+}
+
+fn list_pids(proc_dir: &OwnedFd) -> Vec<u32> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pids = Vec::new();
+    while let Ok(n) = sys::getdents(proc_dir.as_fd(), &mut buf) {
+        if n == 0 {
+            break;
+        }
+        for name in sys::dirent_names(&buf[..n]) {
+            if let Some(pid) = parse_u32(name) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+fn parse_u32(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || b.len() > 10 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(c - b'0');
+    }
+    u32::try_from(v).ok()
+}
+
+/// `socket:[12345]` → 12345.
+fn socket_inode(link: &[u8]) -> Option<u64> {
+    let rest = link.strip_prefix(b"socket:[")?;
+    let digits = rest.strip_suffix(b"]")?;
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(v)
+}
+
+fn check_fds(dir: &OwnedFd, pid: u32, fds: &[u32], wanted: &InodeSet, found: &mut Vec<(u64, u32, u32)>) {
+    let mut name = [0u8; 12];
+    let mut link = [0u8; 64];
+    for &fd in fds {
+        let cname = sys::decimal_cstr(fd, &mut name);
+        let Ok(n) = sys::readlink_at(dir.as_fd(), cname, &mut link) else { continue };
+        if let Some(ino) = socket_inode(&link[..n.min(link.len())]) {
+            if wanted.contains(&ino) {
+                found.push((ino, pid, fd));
+            }
+        }
+    }
+}
+
+fn worker(s: &Shared<'_>, found: &mut Vec<(u64, u32, u32)>, denied: &AtomicUsize) {
+    let mut dents = vec![0u8; 32 * 1024];
+    let mut pidname = [0u8; 12];
+    loop {
+        let task = s.chunks.lock().ok().and_then(|mut q| q.pop());
+        if let Some(Task::Chunk { pid, dir, fds }) = task {
+            check_fds(&dir, pid, &fds, s.wanted, found);
+            continue;
+        }
+        let i = s.next.fetch_add(1, Ordering::Relaxed);
+        if let Some(&pid) = s.pids.get(i) {
+            s.listing.fetch_add(1, Ordering::AcqRel);
+            let dir = {
+                let p = sys::decimal_cstr(pid, &mut pidname);
+                // "<pid>/fd" relative to /proc
+                let mut path = Vec::with_capacity(16);
+                path.extend_from_slice(p.to_bytes());
+                path.extend_from_slice(b"/fd\0");
+                match std::ffi::CStr::from_bytes_with_nul(&path) {
+                    Ok(c) => sys::open_dir_at(Some(s.proc_dir.as_fd()), c),
+                    Err(_) => Err(std::io::Error::from(std::io::ErrorKind::InvalidInput)),
+                }
+            };
+            match dir {
+                Ok(dir) => {
+                    let mut fds = Vec::new();
+                    while let Ok(n) = sys::getdents(dir.as_fd(), &mut dents) {
+                        if n == 0 {
+                            break;
+                        }
+                        fds.extend(sys::dirent_names(&dents[..n]).filter_map(parse_u32));
+                    }
+                    if fds.len() > CHUNK {
+                        let dir = Arc::new(dir);
+                        let mut rest = fds.split_off(CHUNK);
+                        if let Ok(mut q) = s.chunks.lock() {
+                            while !rest.is_empty() {
+                                let tail = rest.split_off(rest.len().saturating_sub(CHUNK));
+                                q.push(Task::Chunk { pid, dir: Arc::clone(&dir), fds: tail });
+                            }
+                        }
+                        s.listing.fetch_sub(1, Ordering::AcqRel);
+                        check_fds(&dir, pid, &fds, s.wanted, found);
+                    } else {
+                        s.listing.fetch_sub(1, Ordering::AcqRel);
+                        check_fds(&dir, pid, &fds, s.wanted, found);
+                    }
+                }
+                Err(e) => {
+                    s.listing.fetch_sub(1, Ordering::AcqRel);
+                    if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) {
+                        denied.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // ENOENT/ESRCH: the process exited mid-scan; that is normal.
+                }
+            }
+            continue;
+        }
+        // No pid left: leave once no one is still listing a directory that may add chunks.
+        let queue_empty = s.chunks.lock().map(|q| q.is_empty()).unwrap_or(true);
+        if queue_empty && s.listing.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Scans every process for the wanted socket inodes with `threads` workers.
+pub fn scan(wanted: &InodeSet, threads: usize) -> Holders {
+    let Ok(proc_dir) = sys::open_dir_at(None, c"/proc") else { return Holders::default() };
+    let pids = list_pids(&proc_dir);
+    let shared = Shared {
+        proc_dir: &proc_dir,
+        pids,
+        next: AtomicUsize::new(0),
+        chunks: Mutex::new(Vec::new()),
+        listing: AtomicUsize::new(0),
+        wanted,
+    };
+    let denied = AtomicUsize::new(0);
+    let threads = threads.clamp(1, 16);
+    let mut results: Vec<Vec<(u64, u32, u32)>> = Vec::new();
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = (1..threads)
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut found = Vec::new();
+                    worker(&shared, &mut found, &denied);
+                    found
+                })
+            })
+            .collect();
+        let mut mine = Vec::new();
+        worker(&shared, &mut mine, &denied);
+        results.push(mine);
+        for h in handles {
+            if let Ok(v) = h.join() {
+                results.push(v);
+            }
+        }
+    });
+    let mut by_inode: InodeMap<Vec<(u32, u32)>> = InodeMap::default();
+    for (ino, pid, fd) in results.into_iter().flatten() {
+        by_inode.entry(ino).or_default().push((pid, fd));
+    }
+    for v in by_inode.values_mut() {
+        v.sort_unstable();
+    }
+    Holders { by_inode, denied: denied.into_inner(), processes: shared.pids.len() }
+}
+
+/// What is known of an owning process.
+#[derive(Debug, Clone, Default)]
+pub struct ProcInfo {
+    /// `comm`.
+    pub comm: String,
+    /// Command line, NULs as spaces.
+    pub cmdline: String,
+    /// Real uid.
+    pub uid: Option<u32>,
+}
+
+/// Reads comm, cmdline and uid of each process (empty fields for one that exited).
+pub fn proc_infos(pids: impl IntoIterator<Item = u32>) -> HashMap<u32, ProcInfo> {
+    let mut out = HashMap::new();
+    let Ok(proc_dir) = sys::open_dir_at(None, c"/proc") else { return out };
+    let mut pname = [0u8; 12];
+    for pid in pids {
+        out.entry(pid).or_insert_with(|| proc_info_in(&proc_dir, sys::decimal_cstr(pid, &mut pname)));
+    }
+    out
+}
+
+fn proc_info_in(proc_dir: &OwnedFd, p: &std::ffi::CStr) -> ProcInfo {
+    let mut info = ProcInfo::default();
+    let Ok(dir) = sys::open_dir_at(Some(proc_dir.as_fd()), p) else { return info };
+    let mut buf = Vec::new();
+    if sys::read_at(dir.as_fd(), c"comm", &mut buf, 64).is_ok() {
+        info.comm = String::from_utf8_lossy(&buf).trim_end_matches('\n').to_string();
+    }
+    if sys::read_at(dir.as_fd(), c"cmdline", &mut buf, 4096).is_ok() {
+        while buf.last() == Some(&0) {
+            buf.pop();
+        }
+        for b in &mut buf {
+            if *b == 0 {
+                *b = b' ';
+            }
+        }
+        info.cmdline = String::from_utf8_lossy(&buf).into_owned();
+    }
+    if sys::read_at(dir.as_fd(), c"status", &mut buf, 8192).is_ok() {
+        let text = String::from_utf8_lossy(&buf);
+        info.uid = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok());
+    }
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_links_parse() {
+        assert_eq!(socket_inode(b"socket:[12345]"), Some(12345));
+        assert_eq!(socket_inode(b"pipe:[12345]"), None);
+        assert_eq!(socket_inode(b"socket:[12a]"), None);
+        assert_eq!(socket_inode(b"socket:[99999999999999999999999]"), None);
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b"self"), None);
+    }
+
+    #[test]
+    fn finds_our_own_socket() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        use std::os::fd::AsRawFd;
+        let fd = l.as_raw_fd() as u32;
+        let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+        let ino = socket_inode(link.to_string_lossy().as_bytes()).unwrap();
+        let mut wanted = InodeSet::default();
+        wanted.insert(ino);
+        let h = scan(&wanted, 2);
+        let holders = &h.by_inode[&ino];
+        assert!(holders.contains(&(std::process::id(), fd)), "{holders:?}");
+        let infos = proc_infos([std::process::id()]);
+        assert!(!infos[&std::process::id()].cmdline.is_empty());
+        assert_eq!(infos[&std::process::id()].uid, Some(crate::sys::geteuid()));
+    }
+}

@@ -1,0 +1,45 @@
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use portolan_local::Options;
+use portolan_output::{local, records};
+
+use super::Context;
+use crate::cli::{LsArgs, RecordFormat};
+
+pub fn run(args: LsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let either_transport = !args.tcp && !args.udp;
+    let either_family = !args.ipv4 && !args.ipv6;
+    let opts = Options {
+        tcp: args.tcp || either_transport,
+        udp: args.udp || either_transport,
+        ipv4: args.ipv4 || either_family,
+        ipv6: args.ipv6 || either_family,
+        listening: args.listening || args.all || !args.bound,
+        connected: args.all,
+        bound_inactive: args.bound,
+        processes: !args.no_process,
+        all_netns: args.all_netns,
+        ports: args.port.clone(),
+        process: args.process.clone(),
+        force_procfs: args.procfs,
+        threads: args.threads,
+    };
+    let inv = portolan_local::inventory(&opts)?;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    match args.format {
+        RecordFormat::Table => local::write_human(&mut out, &inv, opts.processes, args.all, ctx.color)?,
+        RecordFormat::Json => records::json(&mut out, &inv)?,
+        RecordFormat::Ndjson => records::ndjson(&mut out, &inv.sockets)?,
+        RecordFormat::Csv => records::csv(&mut out, &local::CSV_HEADER, local::csv_rows(&inv))?,
+    }
+    out.flush().context("writing to standard output")?;
+    if !ctx.quiet {
+        for n in &inv.notes {
+            eprintln!("portolan: note: {}", portolan_output::escape::terminal(n));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
