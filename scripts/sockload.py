@@ -53,9 +53,9 @@ def port_iter(used):
         p += 1
 
 
-def ports_in_use():
+def ports_in_use(names):
     used = set()
-    for name in ("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6"):
+    for name in names:
         try:
             with open(name) as f:
                 next(f)
@@ -90,7 +90,9 @@ def main():
     if a.procs < 1:
         sys.exit("--procs must be at least 1")
     raise_nofile()
-    ports = port_iter(ports_in_use())
+    # TCP and UDP have separate port spaces: 30,000 listeners and 20,000 UDP sockets both fit
+    ports = port_iter(ports_in_use(("/proc/net/tcp", "/proc/net/tcp6")))
+    uports = port_iter(ports_in_use(("/proc/net/udp", "/proc/net/udp6")))
     extras = {}
     keep = []  # sockets the parent keeps
 
@@ -118,7 +120,7 @@ def main():
         extras["device"] = {"transport": "tcp", "address": "127.4.0.3", "port": dev.getsockname()[1], "inode": inode(dev), "device": "lo"}
         udev = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         udev.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, b"lo")
-        udev.bind(("127.4.0.3", next(ports)))
+        udev.bind(("127.4.0.3", next(uports)))
         keep.append(udev)
         extras["device_udp"] = {"transport": "udp", "address": "127.4.0.3", "port": udev.getsockname()[1], "inode": inode(udev), "device": "lo"}
         mapped = bind_listen(socket.AF_INET6, "::ffff:127.4.0.4", next(ports))
@@ -137,8 +139,8 @@ def main():
         keep.append(v6only)
         extras["v6only"] = {"transport": "tcp", "address": "::", "port": v6only.getsockname()[1], "inode": inode(v6only)}
         cu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        cu.bind(("127.4.0.5", next(ports)))
-        cu.connect(("127.4.0.6", next(ports)))
+        cu.bind(("127.4.0.5", next(uports)))
+        cu.connect(("127.4.0.6", next(uports)))
         keep.append(cu)
         extras["connected_udp"] = {"transport": "udp", "address": "127.4.0.5", "port": cu.getsockname()[1], "inode": inode(cu)}
         bound = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -151,7 +153,7 @@ def main():
     per_udp = [a.udp // a.procs + (1 if i < a.udp % a.procs else 0) for i in range(a.procs)]
     plan = []
     for i in range(a.procs):
-        plan.append(([next(ports) for _ in range(per_tcp[i])], [next(ports) for _ in range(per_udp[i])]))
+        plan.append(([next(ports) for _ in range(per_tcp[i])], [next(uports) for _ in range(per_udp[i])]))
 
     conn_addrs = [l.getsockname() for l in conn_listeners]
     r, w = os.pipe()

@@ -239,9 +239,30 @@ pub fn by_id(id: &str) -> Option<&'static Entry> {
     ENTRIES.binary_search_by(|e| e.id.cmp(id)).ok().map(|i| &ENTRIES[i])
 }
 
+/// One bit per (transport, port) that some entry covers, built on first use, so that the
+/// common case (a port the knowledge base does not know) costs one bit test.
+fn covered(port: u16, transport: Transport) -> bool {
+    static BITS: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    let bits = BITS.get_or_init(|| {
+        let mut b = vec![0u64; 4 * 65536 / 64];
+        for e in ENTRIES {
+            for s in e.ports {
+                for p in s.lo..=s.hi {
+                    let i = s.transport as usize * 65536 + p as usize;
+                    b[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+        b
+    });
+    let i = transport as usize * 65536 + port as usize;
+    bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+}
+
 /// Entries that describe a port on a transport (a port can have several, e.g. 9100).
 pub fn for_port(port: u16, transport: Transport) -> impl Iterator<Item = &'static Entry> {
-    ENTRIES.iter().filter(move |e| e.covers(port, transport))
+    let any = covered(port, transport);
+    ENTRIES.iter().filter(move |e| any && e.covers(port, transport))
 }
 
 /// Entries for a service name: the entry with that id, else entries whose ports carry that

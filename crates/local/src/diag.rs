@@ -95,6 +95,18 @@ impl Diag {
         states: u32,
         out: &mut Vec<RawSocket>,
     ) -> Result<(), Error> {
+        self.dump_with(transport, ipv6, states, &mut |s| out.push(s))
+    }
+
+    /// Dumps sockets of one transport and family whose state is in `states`, handing each to
+    /// `f` as it is decoded (nothing is buffered beyond one netlink datagram).
+    pub fn dump_with(
+        &mut self,
+        transport: Transport,
+        ipv6: bool,
+        states: u32,
+        f: &mut dyn FnMut(RawSocket),
+    ) -> Result<(), Error> {
         self.seq = self.seq.wrapping_add(1);
         let mut req = [0u8; 16 + 56];
         let total = req.len() as u32;
@@ -119,7 +131,7 @@ impl Diag {
                     source: io::Error::new(io::ErrorKind::UnexpectedEof, "netlink closed"),
                 });
             }
-            if parse_batch(&self.buf[..n], transport, ipv6, bound_walk, out)? {
+            if parse_batch(&self.buf[..n], transport, ipv6, bound_walk, f)? {
                 return Ok(());
             }
         }
@@ -139,7 +151,7 @@ fn parse_batch(
     transport: Transport,
     ipv6: bool,
     bound_walk: bool,
-    out: &mut Vec<RawSocket>,
+    out: &mut dyn FnMut(RawSocket),
 ) -> Result<bool, Error> {
     let truncated = || Error::SockDiag {
         op: "decode",
@@ -164,7 +176,7 @@ fn parse_batch(
                 if payload.len() < 72 {
                     return Err(truncated());
                 }
-                out.push(decode(payload, transport, ipv6, bound_walk));
+                out(decode(payload, transport, ipv6, bound_walk));
             }
             _ => {}
         }
@@ -266,9 +278,10 @@ mod tests {
         let mut msg = vec![0u8; 40];
         msg[0..4].copy_from_slice(&40u32.to_ne_bytes());
         msg[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-        assert!(parse_batch(&msg, Transport::Tcp, false, false, &mut out).is_err());
+        let mut push = |s| out.push(s);
+        assert!(parse_batch(&msg, Transport::Tcp, false, false, &mut push).is_err());
         msg[0..4].copy_from_slice(&400u32.to_ne_bytes());
-        assert!(parse_batch(&msg, Transport::Tcp, false, false, &mut out).is_err());
-        assert!(!parse_batch(&[1, 2, 3], Transport::Tcp, false, false, &mut out).unwrap());
+        assert!(parse_batch(&msg, Transport::Tcp, false, false, &mut push).is_err());
+        assert!(!parse_batch(&[1, 2, 3], Transport::Tcp, false, false, &mut push).unwrap());
     }
 }

@@ -1,18 +1,19 @@
 //! Judgement of each socket: scope, dual-stack, IPv4-mapped, SO_REUSEPORT groups, probable
 //! UDP clients, registry service and knowledge-base risk weighted by scope.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use portolan_kb::Reach;
-use portolan_model::{BindScope, Finding, LocalSocket, Owner, Severity, Transport};
+use portolan_model::{BindScope, Finding, LocalSocket, Owner, Severity, SocketState, Transport};
 
 use crate::diag::{RawSocket, state};
-use crate::owners::{Holders, ProcInfo};
+use crate::owners::{Holders, InodeMap, ProcInfos};
 
 /// uid → user name, from `/etc/passwd` (no NSS calls).
 #[derive(Debug, Default)]
-pub struct Users(HashMap<u32, String>);
+pub struct Users(InodeMap<Arc<str>>);
 
 impl Users {
     /// Reads `/etc/passwd`; an unreadable file gives no names.
@@ -23,12 +24,12 @@ impl Users {
 
     /// Parses passwd lines (`name:x:uid:...`).
     pub fn parse(text: &str) -> Users {
-        let mut m = HashMap::new();
+        let mut m = InodeMap::default();
         for line in text.lines() {
             let mut f = line.split(':');
             if let (Some(name), Some(_), Some(uid)) = (f.next(), f.next(), f.next()) {
-                if let Ok(uid) = uid.parse() {
-                    m.entry(uid).or_insert_with(|| name.to_string());
+                if let Ok(uid) = uid.parse::<u32>() {
+                    m.entry(u64::from(uid)).or_insert_with(|| Arc::from(name));
                 }
             }
         }
@@ -36,8 +37,8 @@ impl Users {
     }
 
     /// The name of a uid.
-    pub fn name(&self, uid: u32) -> Option<String> {
-        self.0.get(&uid).cloned()
+    pub fn name(&self, uid: u32) -> Option<Arc<str>> {
+        self.0.get(&u64::from(uid)).cloned()
     }
 }
 
@@ -51,42 +52,25 @@ pub fn local_port_range() -> (u16, u16) {
     }
 }
 
-/// What the judge needs besides the sockets.
-pub struct Context<'a> {
-    /// Namespace inode of these sockets.
-    pub netns: u64,
-    /// ifindex → name in that namespace.
-    pub devices: &'a HashMap<u32, String>,
-    /// Owner scan, when one ran.
-    pub holders: Option<&'a Holders>,
-    /// Owning processes.
-    pub infos: &'a HashMap<u32, ProcInfo>,
-    /// User names.
-    pub users: &'a Users,
-    /// Ephemeral port range.
-    pub local_range: (u16, u16),
-}
-
-/// ss's name for a kernel state.
-pub fn state_name(s: &RawSocket) -> &'static str {
+/// The state of a kernel socket, with ss's names.
+pub fn socket_state(s: &RawSocket) -> SocketState {
     if s.bound_inactive {
-        return "BOUND";
+        return SocketState::Bound;
     }
     match s.state {
-        1 => "ESTAB",
-        2 => "SYN-SENT",
-        3 => "SYN-RECV",
-        4 => "FIN-WAIT-1",
-        5 => "FIN-WAIT-2",
-        6 => "TIME-WAIT",
-        7 => "UNCONN",
-        8 => "CLOSE-WAIT",
-        9 => "LAST-ACK",
-        10 => "LISTEN",
-        11 => "CLOSING",
-        12 => "SYN-RECV",
-        13 => "BOUND",
-        _ => "UNKNOWN",
+        1 => SocketState::Estab,
+        2 => SocketState::SynSent,
+        3 | 12 => SocketState::SynRecv,
+        4 => SocketState::FinWait1,
+        5 => SocketState::FinWait2,
+        6 => SocketState::TimeWait,
+        7 => SocketState::Unconn,
+        8 => SocketState::CloseWait,
+        9 => SocketState::LastAck,
+        10 => SocketState::Listen,
+        11 => SocketState::Closing,
+        13 => SocketState::Bound,
+        _ => SocketState::Unknown,
     }
 }
 
@@ -161,82 +145,113 @@ fn is_listener(s: &RawSocket) -> bool {
     }
 }
 
-/// Judges every socket of one namespace.
-pub fn judge_all(sockets: &[RawSocket], ctx: &Context<'_>) -> Vec<LocalSocket> {
-    // SO_REUSEPORT (and UDP SO_REUSEADDR) groups: several listeners on one address and port
-    let mut groups: HashMap<(Transport, IpAddr, u16, u32), u32> = HashMap::new();
-    for s in sockets.iter().filter(|s| is_listener(s)) {
-        *groups.entry((s.transport, s.src, s.sport, s.ifindex)).or_default() += 1;
+/// Turns kernel sockets into judged [`LocalSocket`]s, one at a time.
+pub struct Judge<'a> {
+    holders: Option<&'a Holders>,
+    infos: ProcInfos,
+    users: Users,
+    local_range: (u16, u16),
+}
+
+impl<'a> Judge<'a> {
+    /// A judge with the owner scan (when one ran), `/etc/passwd` and the ephemeral range.
+    pub fn new(holders: Option<&'a Holders>) -> Judge<'a> {
+        Judge { holders, infos: ProcInfos::default(), users: Users::load(), local_range: local_port_range() }
     }
-    sockets
-        .iter()
-        .map(|s| {
-            let device = (s.ifindex != 0).then(|| ctx.devices.get(&s.ifindex).cloned().unwrap_or_default());
-            let scope = scope(s, device.as_deref());
-            let listener = is_listener(s);
-            let owners: Vec<Owner> = ctx
-                .holders
-                .and_then(|h| h.by_inode.get(&s.inode))
-                .map(|v| {
-                    v.iter()
-                        .map(|&(pid, fd)| {
-                            let info = ctx.infos.get(&pid).cloned().unwrap_or_default();
-                            Owner {
-                                pid,
-                                fd,
-                                comm: info.comm,
-                                cmdline: info.cmdline,
-                                uid: info.uid,
-                                user: info.uid.and_then(|u| ctx.users.name(u)),
-                            }
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let v6 = s.src.is_ipv6();
-            let ipv4_mapped = matches!(s.src, IpAddr::V6(a) if a.to_ipv4_mapped().is_some());
-            let dual_stack = match (v6, s.v6only, is_unspecified(s.src) && !ipv4_mapped) {
-                (true, Some(v6only), true) => Some(!v6only),
-                _ => None,
-            };
-            let group = groups.get(&(s.transport, s.src, s.sport, s.ifindex)).copied().unwrap_or(0);
-            let probable_client = s.transport == Transport::Udp
-                && listener
-                && (ctx.local_range.0..=ctx.local_range.1).contains(&s.sport);
-            let service = portolan_registry::service_name(s.sport, s.transport).map(str::to_string);
-            let kb = if listener && !probable_client {
-                portolan_kb::for_port(s.sport, s.transport).next()
-            } else {
-                None
-            };
-            let risk = kb.map(|e| e.risk(reach(scope, s.src)));
-            LocalSocket {
-                transport: s.transport,
-                state: state_name(s).to_string(),
-                local_address: s.src,
-                local_port: s.sport,
-                peer_address: (!listener && !s.bound_inactive).then_some(s.dst),
-                peer_port: (!listener && !s.bound_inactive).then_some(s.dport),
-                device,
-                v6only: s.v6only,
-                inode: s.inode,
-                uid: s.uid,
-                user: ctx.users.name(s.uid),
-                cgroup_id: s.cgroup_id,
-                netns: ctx.netns,
-                owner_visible: !owners.is_empty(),
-                owners,
-                scope,
-                dual_stack,
-                ipv4_mapped,
-                reuseport_group: (listener && group > 1).then_some(group),
-                probable_client,
-                service,
-                kb_id: kb.map(|e| e.id.to_string()),
-                risk,
+
+    /// Judges one socket of namespace `netns`; `device` is the name of its bound device.
+    /// SO_REUSEPORT groups need every socket: [`mark_groups`] sets them afterwards.
+    pub fn judge(&mut self, s: &RawSocket, netns: u64, device: Option<Arc<str>>) -> LocalSocket {
+        let scope = scope(s, device.as_deref());
+        let listener = is_listener(s);
+        let held = self.holders.map_or(&[][..], |h| h.of(s.inode));
+        // exact capacity: a Vec grown by push would reserve four owners for one
+        let mut owners: Vec<Owner> = Vec::with_capacity(held.len());
+        {
+            for &(_, pid, fd) in held {
+                let info = self.infos.get(pid);
+                let (comm, cmdline, uid) = (Arc::clone(&info.comm), Arc::clone(&info.cmdline), info.uid);
+                owners.push(Owner {
+                    pid,
+                    fd,
+                    comm,
+                    cmdline,
+                    uid,
+                    user: uid.and_then(|u| self.users.name(u)),
+                });
             }
-        })
-        .collect()
+        }
+        let v6 = s.src.is_ipv6();
+        let ipv4_mapped = matches!(s.src, IpAddr::V6(a) if a.to_ipv4_mapped().is_some());
+        let dual_stack = match (v6, s.v6only, is_unspecified(s.src) && !ipv4_mapped) {
+            (true, Some(v6only), true) => Some(!v6only),
+            _ => None,
+        };
+        let probable_client = s.transport == Transport::Udp
+            && listener
+            && (self.local_range.0..=self.local_range.1).contains(&s.sport);
+        let service = portolan_registry::service_name(s.sport, s.transport).map(Cow::Borrowed);
+        let kb = if listener && !probable_client {
+            portolan_kb::for_port(s.sport, s.transport).next()
+        } else {
+            None
+        };
+        let risk = kb.map(|e| e.risk(reach(scope, s.src)));
+        let connected = !listener && !s.bound_inactive;
+        LocalSocket {
+            transport: s.transport,
+            state: socket_state(s),
+            local_address: s.src,
+            local_port: s.sport,
+            peer_address: connected.then_some(s.dst),
+            peer_port: connected.then_some(s.dport),
+            device: device.map(|d| d.to_string()),
+            v6only: s.v6only,
+            inode: s.inode,
+            uid: s.uid,
+            user: self.users.name(s.uid),
+            cgroup_id: s.cgroup_id,
+            netns,
+            owner_visible: !owners.is_empty(),
+            owners,
+            scope,
+            dual_stack,
+            ipv4_mapped,
+            reuseport_group: None,
+            probable_client,
+            service,
+            kb_id: kb.map(|e| Cow::Borrowed(e.id)),
+            risk,
+        }
+    }
+}
+
+/// Marks SO_REUSEPORT groups (for UDP, SO_REUSEADDR sharing too): several listeners of one
+/// namespace on the same address, port and device. `sockets` must be sorted so that such
+/// listeners are adjacent (as [`crate::inventory`] sorts them); no extra memory is used.
+pub fn mark_groups(sockets: &mut [LocalSocket]) {
+    let same = |a: &LocalSocket, b: &LocalSocket| {
+        a.state.is_listening()
+            && b.state.is_listening()
+            && a.local_address == b.local_address
+            && a.local_port == b.local_port
+            && a.transport == b.transport
+            && a.netns == b.netns
+            && a.device == b.device
+    };
+    let mut i = 0;
+    while i < sockets.len() {
+        let mut j = i + 1;
+        while j < sockets.len() && same(&sockets[i], &sockets[j]) {
+            j += 1;
+        }
+        if j - i > 1 {
+            for s in &mut sockets[i..j] {
+                s.reuseport_group = Some((j - i) as u32);
+            }
+        }
+        i = j;
+    }
 }
 
 /// Knowledge-base findings for listeners whose weighted risk is at least low.

@@ -15,9 +15,18 @@ use std::sync::{Arc, Mutex};
 
 use crate::sys;
 
-/// A hasher for inode numbers (already well spread): one multiply.
+/// A fast hasher for integer keys (inodes, packed socket keys): the splitmix64 finaliser,
+/// which spreads every input bit into both the low bits (bucket index) and the high bits
+/// (control byte) that hashbrown uses. No DoS concern: the keys come from the kernel.
 #[derive(Default)]
 pub struct InodeHasher(u64);
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 impl Hasher for InodeHasher {
     fn finish(&self) -> u64 {
@@ -25,28 +34,50 @@ impl Hasher for InodeHasher {
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+            self.0 = mix(self.0 ^ u64::from(b));
         }
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = mix(self.0 ^ n);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = mix(self.0 ^ u64::from(n));
     }
 }
 
 /// A set of socket inodes.
 pub type InodeSet = HashSet<u64, BuildHasherDefault<InodeHasher>>;
-/// Inode → holders.
+/// A map keyed by inode (or pid, or any integer).
 pub type InodeMap<V> = HashMap<u64, V, BuildHasherDefault<InodeHasher>>;
 
-/// The result of a scan.
+/// The result of a scan: every socket fd of every visible process, as (inode, pid, fd) sorted
+/// by inode — 16 bytes per fd and no allocation per socket.
 #[derive(Debug, Default)]
 pub struct Holders {
-    /// For each wanted inode that was found: every (pid, fd) holding it.
-    pub by_inode: InodeMap<Vec<(u32, u32)>>,
+    entries: Vec<(u64, u32, u32)>,
     /// Processes whose fd table could not be read (no privilege).
     pub denied: usize,
     /// Processes scanned.
     pub processes: usize,
+}
+
+impl Holders {
+    /// Every (inode, pid, fd) holding the socket with this inode, by pid.
+    pub fn of(&self, inode: u64) -> &[(u64, u32, u32)] {
+        let start = self.entries.partition_point(|e| e.0 < inode);
+        let end = start + self.entries[start..].partition_point(|e| e.0 == inode);
+        &self.entries[start..end]
+    }
+
+    /// Socket fds found.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no socket fd was found.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 const CHUNK: usize = 2048;
@@ -61,7 +92,6 @@ struct Shared<'a> {
     next: AtomicUsize,
     chunks: Mutex<Vec<Task>>,
     listing: AtomicUsize,
-    wanted: &'a InodeSet,
 }
 
 fn list_pids(proc_dir: &OwnedFd) -> Vec<u32> {
@@ -108,16 +138,14 @@ fn socket_inode(link: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-fn check_fds(dir: &OwnedFd, pid: u32, fds: &[u32], wanted: &InodeSet, found: &mut Vec<(u64, u32, u32)>) {
+fn check_fds(dir: &OwnedFd, pid: u32, fds: &[u32], found: &mut Vec<(u64, u32, u32)>) {
     let mut name = [0u8; 12];
     let mut link = [0u8; 64];
     for &fd in fds {
         let cname = sys::decimal_cstr(fd, &mut name);
         let Ok(n) = sys::readlink_at(dir.as_fd(), cname, &mut link) else { continue };
         if let Some(ino) = socket_inode(&link[..n.min(link.len())]) {
-            if wanted.contains(&ino) {
-                found.push((ino, pid, fd));
-            }
+            found.push((ino, pid, fd));
         }
     }
 }
@@ -128,7 +156,7 @@ fn worker(s: &Shared<'_>, found: &mut Vec<(u64, u32, u32)>, denied: &AtomicUsize
     loop {
         let task = s.chunks.lock().ok().and_then(|mut q| q.pop());
         if let Some(Task::Chunk { pid, dir, fds }) = task {
-            check_fds(&dir, pid, &fds, s.wanted, found);
+            check_fds(&dir, pid, &fds, found);
             continue;
         }
         let i = s.next.fetch_add(1, Ordering::Relaxed);
@@ -164,10 +192,10 @@ fn worker(s: &Shared<'_>, found: &mut Vec<(u64, u32, u32)>, denied: &AtomicUsize
                             }
                         }
                         s.listing.fetch_sub(1, Ordering::AcqRel);
-                        check_fds(&dir, pid, &fds, s.wanted, found);
+                        check_fds(&dir, pid, &fds, found);
                     } else {
                         s.listing.fetch_sub(1, Ordering::AcqRel);
-                        check_fds(&dir, pid, &fds, s.wanted, found);
+                        check_fds(&dir, pid, &fds, found);
                     }
                 }
                 Err(e) => {
@@ -189,8 +217,8 @@ fn worker(s: &Shared<'_>, found: &mut Vec<(u64, u32, u32)>, denied: &AtomicUsize
     }
 }
 
-/// Scans every process for the wanted socket inodes with `threads` workers.
-pub fn scan(wanted: &InodeSet, threads: usize) -> Holders {
+/// Scans every process for socket fds with `threads` workers.
+pub fn scan(threads: usize) -> Holders {
     let Ok(proc_dir) = sys::open_dir_at(None, c"/proc") else { return Holders::default() };
     let pids = list_pids(&proc_dir);
     let shared = Shared {
@@ -199,7 +227,6 @@ pub fn scan(wanted: &InodeSet, threads: usize) -> Holders {
         next: AtomicUsize::new(0),
         chunks: Mutex::new(Vec::new()),
         listing: AtomicUsize::new(0),
-        wanted,
     };
     let denied = AtomicUsize::new(0);
     let threads = threads.clamp(1, 16);
@@ -223,36 +250,55 @@ pub fn scan(wanted: &InodeSet, threads: usize) -> Holders {
             }
         }
     });
-    let mut by_inode: InodeMap<Vec<(u32, u32)>> = InodeMap::default();
-    for (ino, pid, fd) in results.into_iter().flatten() {
-        by_inode.entry(ino).or_default().push((pid, fd));
+    let mut entries: Vec<(u64, u32, u32)> = Vec::with_capacity(results.iter().map(Vec::len).sum());
+    for r in results {
+        entries.extend(r);
     }
-    for v in by_inode.values_mut() {
-        v.sort_unstable();
-    }
-    Holders { by_inode, denied: denied.into_inner(), processes: shared.pids.len() }
+    entries.sort_unstable();
+    Holders { entries, denied: denied.into_inner(), processes: shared.pids.len() }
 }
 
-/// What is known of an owning process.
-#[derive(Debug, Clone, Default)]
+/// What is known of an owning process (shared by every socket it holds).
+#[derive(Debug, Clone)]
 pub struct ProcInfo {
     /// `comm`.
-    pub comm: String,
+    pub comm: Arc<str>,
     /// Command line, NULs as spaces.
-    pub cmdline: String,
+    pub cmdline: Arc<str>,
     /// Real uid.
     pub uid: Option<u32>,
 }
 
-/// Reads comm, cmdline and uid of each process (empty fields for one that exited).
-pub fn proc_infos(pids: impl IntoIterator<Item = u32>) -> HashMap<u32, ProcInfo> {
-    let mut out = HashMap::new();
-    let Ok(proc_dir) = sys::open_dir_at(None, c"/proc") else { return out };
-    let mut pname = [0u8; 12];
-    for pid in pids {
-        out.entry(pid).or_insert_with(|| proc_info_in(&proc_dir, sys::decimal_cstr(pid, &mut pname)));
+impl Default for ProcInfo {
+    fn default() -> Self {
+        ProcInfo { comm: Arc::from(""), cmdline: Arc::from(""), uid: None }
     }
-    out
+}
+
+/// comm, cmdline and uid of processes, read once per pid on first use.
+pub struct ProcInfos {
+    proc_dir: Option<OwnedFd>,
+    cache: InodeMap<ProcInfo>,
+}
+
+impl Default for ProcInfos {
+    fn default() -> Self {
+        ProcInfos { proc_dir: sys::open_dir_at(None, c"/proc").ok(), cache: InodeMap::default() }
+    }
+}
+
+impl ProcInfos {
+    /// The process's info (empty fields for one that exited).
+    pub fn get(&mut self, pid: u32) -> &ProcInfo {
+        let dir = &self.proc_dir;
+        self.cache.entry(u64::from(pid)).or_insert_with(|| {
+            let mut pname = [0u8; 12];
+            match dir {
+                Some(d) => proc_info_in(d, sys::decimal_cstr(pid, &mut pname)),
+                None => ProcInfo::default(),
+            }
+        })
+    }
 }
 
 fn proc_info_in(proc_dir: &OwnedFd, p: &std::ffi::CStr) -> ProcInfo {
@@ -260,7 +306,7 @@ fn proc_info_in(proc_dir: &OwnedFd, p: &std::ffi::CStr) -> ProcInfo {
     let Ok(dir) = sys::open_dir_at(Some(proc_dir.as_fd()), p) else { return info };
     let mut buf = Vec::new();
     if sys::read_at(dir.as_fd(), c"comm", &mut buf, 64).is_ok() {
-        info.comm = String::from_utf8_lossy(&buf).trim_end_matches('\n').to_string();
+        info.comm = Arc::from(String::from_utf8_lossy(&buf).trim_end_matches('\n'));
     }
     if sys::read_at(dir.as_fd(), c"cmdline", &mut buf, 4096).is_ok() {
         while buf.last() == Some(&0) {
@@ -271,7 +317,7 @@ fn proc_info_in(proc_dir: &OwnedFd, p: &std::ffi::CStr) -> ProcInfo {
                 *b = b' ';
             }
         }
-        info.cmdline = String::from_utf8_lossy(&buf).into_owned();
+        info.cmdline = Arc::from(String::from_utf8_lossy(&buf).as_ref());
     }
     if sys::read_at(dir.as_fd(), c"status", &mut buf, 8192).is_ok() {
         let text = String::from_utf8_lossy(&buf);
@@ -305,13 +351,12 @@ mod tests {
         let fd = l.as_raw_fd() as u32;
         let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
         let ino = socket_inode(link.to_string_lossy().as_bytes()).unwrap();
-        let mut wanted = InodeSet::default();
-        wanted.insert(ino);
-        let h = scan(&wanted, 2);
-        let holders = &h.by_inode[&ino];
+        let h = scan(2);
+        let holders: Vec<(u32, u32)> = h.of(ino).iter().map(|e| (e.1, e.2)).collect();
         assert!(holders.contains(&(std::process::id(), fd)), "{holders:?}");
-        let infos = proc_infos([std::process::id()]);
-        assert!(!infos[&std::process::id()].cmdline.is_empty());
-        assert_eq!(infos[&std::process::id()].uid, Some(crate::sys::geteuid()));
+        let mut infos = ProcInfos::default();
+        let me = infos.get(std::process::id()).clone();
+        assert!(!me.cmdline.is_empty());
+        assert_eq!(me.uid, Some(crate::sys::geteuid()));
     }
 }

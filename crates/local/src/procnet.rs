@@ -74,7 +74,7 @@ pub fn read(
     udp_states: u32,
     v4: bool,
     v6: bool,
-    out: &mut Vec<RawSocket>,
+    out: &mut dyn FnMut(RawSocket),
 ) -> Result<(), Error> {
     for (transport, name, ipv6, states) in [
         (Transport::Tcp, "/proc/net/tcp", false, tcp_states),
@@ -92,7 +92,9 @@ pub fn read(
         };
         let mut all = Vec::new();
         parse(&text, transport, name, &mut all)?;
-        out.extend(all.into_iter().filter(|s| states & (1u32 << s.state) != 0));
+        for s in all.into_iter().filter(|s| states & (1u32 << s.state) != 0) {
+            out(s);
+        }
     }
     Ok(())
 }

@@ -1,4 +1,7 @@
+use std::borrow::Cow;
+use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use schemars::JsonSchema;
@@ -51,7 +54,7 @@ pub struct LocalSocket {
     /// Transport.
     pub transport: Transport,
     /// State, as `ss` names it (`LISTEN`, `UNCONN`, `ESTAB`, `BOUND`, ...).
-    pub state: String,
+    pub state: SocketState,
     /// Local address.
     pub local_address: IpAddr,
     /// Local port.
@@ -74,7 +77,7 @@ pub struct LocalSocket {
     pub uid: u32,
     /// User name of that uid, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<Arc<str>>,
     /// cgroup v2 id of the socket's creator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_id: Option<u64>,
@@ -100,10 +103,10 @@ pub struct LocalSocket {
     pub probable_client: bool,
     /// Service name the registry gives the port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
+    pub service: Option<Cow<'static, str>>,
     /// Knowledge-base entry for the port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kb_id: Option<String>,
+    pub kb_id: Option<Cow<'static, str>>,
     /// Knowledge-base risk weighted by scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk: Option<Severity>,
@@ -117,15 +120,91 @@ pub struct Owner {
     /// File descriptor number.
     pub fd: u32,
     /// Process name (`comm`).
-    pub comm: String,
+    pub comm: Arc<str>,
     /// Command line, arguments joined by spaces.
-    pub cmdline: String,
+    pub cmdline: Arc<str>,
     /// Real uid of the process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
     /// User name of that uid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<Arc<str>>,
+}
+
+/// A socket's state, with `ss`'s names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum SocketState {
+    /// TCP listening.
+    #[serde(rename = "LISTEN")]
+    Listen,
+    /// UDP (or raw TCP CLOSE) not connected: a UDP "listener".
+    #[serde(rename = "UNCONN")]
+    Unconn,
+    /// TCP bound but never listened (it still holds the port).
+    #[serde(rename = "BOUND")]
+    Bound,
+    /// Connected.
+    #[serde(rename = "ESTAB")]
+    Estab,
+    /// SYN sent.
+    #[serde(rename = "SYN-SENT")]
+    SynSent,
+    /// SYN received.
+    #[serde(rename = "SYN-RECV")]
+    SynRecv,
+    /// FIN-WAIT-1.
+    #[serde(rename = "FIN-WAIT-1")]
+    FinWait1,
+    /// FIN-WAIT-2.
+    #[serde(rename = "FIN-WAIT-2")]
+    FinWait2,
+    /// TIME-WAIT.
+    #[serde(rename = "TIME-WAIT")]
+    TimeWait,
+    /// CLOSE-WAIT.
+    #[serde(rename = "CLOSE-WAIT")]
+    CloseWait,
+    /// LAST-ACK.
+    #[serde(rename = "LAST-ACK")]
+    LastAck,
+    /// CLOSING.
+    #[serde(rename = "CLOSING")]
+    Closing,
+    /// A state this version does not know.
+    #[serde(rename = "UNKNOWN")]
+    Unknown,
+}
+
+impl SocketState {
+    /// ss's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SocketState::Listen => "LISTEN",
+            SocketState::Unconn => "UNCONN",
+            SocketState::Bound => "BOUND",
+            SocketState::Estab => "ESTAB",
+            SocketState::SynSent => "SYN-SENT",
+            SocketState::SynRecv => "SYN-RECV",
+            SocketState::FinWait1 => "FIN-WAIT-1",
+            SocketState::FinWait2 => "FIN-WAIT-2",
+            SocketState::TimeWait => "TIME-WAIT",
+            SocketState::CloseWait => "CLOSE-WAIT",
+            SocketState::LastAck => "LAST-ACK",
+            SocketState::Closing => "CLOSING",
+            SocketState::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// Listening states (TCP LISTEN, UDP UNCONN).
+    pub fn is_listening(self) -> bool {
+        matches!(self, SocketState::Listen | SocketState::Unconn)
+    }
+}
+
+impl fmt::Display for SocketState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Who can reach a socket, by its binding.

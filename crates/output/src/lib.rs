@@ -11,7 +11,7 @@
 pub mod escape;
 pub mod table;
 
-pub use table::{Align, Cell, ColorChoice, Style, Table};
+pub use table::{Align, Cell, ColorChoice, Columns, Style, Table};
 pub mod local;
 pub mod lookup;
 pub mod records;

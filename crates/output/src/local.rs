@@ -1,50 +1,108 @@
 //! Rendering of `portolan ls`: the human table, and CSV rows.
 
+use std::fmt;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
-use portolan_model::{LocalInventory, LocalSocket};
+use portolan_model::{BindScope, LocalInventory, LocalSocket, SocketState};
 
 use crate::lookup::severity_style;
-use crate::table::{Cell, Style, Table};
+use crate::table::{Columns, Style};
 
-/// `127.0.0.1:22`, `[::1]:22`, `[fe80::1]%eth0:22`, as `ss` writes them.
+/// `127.0.0.1:22`, `[::1]:22`, `127.4.0.3%lo:22`, as `ss` writes them.
 pub fn endpoint(addr: IpAddr, port: u16, device: Option<&str>) -> String {
-    let dev = device.map(|d| format!("%{d}")).unwrap_or_default();
-    match addr {
-        IpAddr::V4(a) => format!("{a}{dev}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]{dev}:{port}"),
+    let mut s = String::new();
+    write_endpoint(&mut s, addr, port, device);
+    s
+}
+
+fn push_u16(buf: &mut [u8; 8], mut n: u16) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("?")
+}
+
+fn write_endpoint(out: &mut dyn fmt::Write, addr: IpAddr, port: u16, device: Option<&str>) {
+    let _ = match (addr, device) {
+        (IpAddr::V4(a), None) => {
+            // hand-written: std's Ipv4Addr Display pads through the formatter, 3x slower
+            let mut b = [0u8; 8];
+            let o = a.octets();
+            let _ = out.write_str(push_u16(&mut b, u16::from(o[0])));
+            for x in &o[1..] {
+                let _ = out.write_char('.');
+                let _ = out.write_str(push_u16(&mut b, u16::from(*x)));
+            }
+            let _ = out.write_char(':');
+            out.write_str(push_u16(&mut b, port))
+        }
+        (IpAddr::V4(a), Some(d)) => write!(out, "{a}%{d}:{port}"),
+        (IpAddr::V6(a), None) => write!(out, "[{a}]:{port}"),
+        (IpAddr::V6(a), Some(d)) => write!(out, "[{a}]%{d}:{port}"),
+    };
+}
+
+struct Endpoint<'a>(IpAddr, u16, Option<&'a str>);
+
+impl fmt::Display for Endpoint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_endpoint(f, self.0, self.1, self.2);
+        Ok(())
     }
 }
 
-/// Owners for a table cell: `sshd[812]`, `nginx[100,101,+3]`, `(not visible)`.
+/// Owners for a table cell: `sshd[812]`, `nginx[100,101,102,+3]`, `(not visible)`.
 pub fn owners_text(s: &LocalSocket, scanned: bool) -> String {
+    let mut out = String::new();
+    let _ = write_owners(&mut out, s, scanned);
+    out
+}
+
+fn write_owners(out: &mut dyn fmt::Write, s: &LocalSocket, scanned: bool) -> fmt::Result {
     if !scanned {
-        return "-".into();
+        return out.write_str("-");
     }
     if s.owners.is_empty() {
-        return "(not visible)".into();
+        return out.write_str("(not visible)");
     }
-    let mut names: Vec<(&str, Vec<u32>)> = Vec::new();
-    for o in &s.owners {
-        match names.iter_mut().find(|(n, _)| *n == o.comm) {
-            Some((_, pids)) => {
-                if !pids.contains(&o.pid) {
-                    pids.push(o.pid)
-                }
+    // owners are sorted by pid; group consecutive runs by name
+    let mut first = true;
+    let mut i = 0;
+    while i < s.owners.len() {
+        let comm = &s.owners[i].comm;
+        let mut pids: Vec<u32> = Vec::new();
+        for o in s.owners.iter().filter(|o| &o.comm == comm) {
+            if !pids.contains(&o.pid) {
+                pids.push(o.pid);
             }
-            None => names.push((&o.comm, vec![o.pid])),
         }
+        if !s.owners[..i].iter().any(|o| &o.comm == comm) {
+            if !first {
+                out.write_char(' ')?;
+            }
+            first = false;
+            write!(out, "{comm}[")?;
+            for (k, p) in pids.iter().take(3).enumerate() {
+                if k > 0 {
+                    out.write_char(',')?;
+                }
+                write!(out, "{p}")?;
+            }
+            if pids.len() > 3 {
+                write!(out, ",+{}", pids.len() - 3)?;
+            }
+            out.write_char(']')?;
+        }
+        i += 1;
     }
-    names
-        .iter()
-        .map(|(n, pids)| {
-            let shown: Vec<String> = pids.iter().take(3).map(u32::to_string).collect();
-            let more = if pids.len() > 3 { format!(",+{}", pids.len() - 3) } else { String::new() };
-            format!("{n}[{}{more}]", shown.join(","))
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    Ok(())
 }
 
 /// Notes on a socket for people.
@@ -64,14 +122,42 @@ pub fn notes(s: &LocalSocket) -> Vec<String> {
     if s.probable_client {
         n.push("probable client".into());
     }
-    if s.state == "BOUND" {
+    if s.state == SocketState::Bound {
         n.push("bound, not listening".into());
     }
     n
 }
 
-/// Writes the human table, then findings. `show_peer` adds the peer column (`-a`),
-/// `show_netns` the namespace column.
+struct Notes<'a>(&'a LocalSocket);
+
+impl fmt::Display for Notes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        if s.dual_stack.is_none()
+            && !s.ipv4_mapped
+            && s.reuseport_group.is_none()
+            && !s.probable_client
+            && s.state != SocketState::Bound
+        {
+            return Ok(());
+        }
+        f.write_str(&notes(s).join(", "))
+    }
+}
+
+struct Owners<'a>(&'a LocalSocket, bool);
+
+impl fmt::Display for Owners<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.owners.as_slice() {
+            [one] if self.1 => write!(f, "{}[{}]", one.comm, one.pid),
+            _ => write_owners(f, self.0, self.1),
+        }
+    }
+}
+
+/// Writes the human table, then findings. `show_peer` adds the peer column (`-a`); the
+/// namespace column appears when more than one namespace was listed.
 pub fn write_human(
     out: &mut dyn Write,
     inv: &LocalInventory,
@@ -88,51 +174,26 @@ pub fn write_human(
         headers.push("NETNS");
     }
     headers.extend(["SCOPE", "SERVICE", "PROCESS", "USER", "RISK", "NOTES"]);
-    let mut t = Table::new(headers);
+    let mut cols = Columns::new(headers);
     for s in &inv.sockets {
-        let mut row = vec![
-            Cell::new(s.transport.as_str()),
-            Cell::new(&s.state),
-            Cell::new(endpoint(s.local_address, s.local_port, s.device.as_deref())),
-        ];
-        if show_peer {
-            row.push(Cell::new(match (s.peer_address, s.peer_port) {
-                (Some(a), Some(p)) => endpoint(a, p, None),
-                _ => "*".into(),
-            }));
-        }
-        if show_netns {
-            let name = inv.namespaces.iter().find(|n| n.inode == s.netns).map_or("?", |n| n.name.as_str());
-            row.push(Cell::new(name));
-        }
-        let scope_style = match s.scope {
-            portolan_model::BindScope::AllInterfaces => Style::Yellow,
-            portolan_model::BindScope::Loopback => Style::Dim,
-            _ => Style::Plain,
-        };
-        row.push(Cell::styled(s.scope.as_str(), scope_style));
-        row.push(Cell::new(s.service.as_deref().unwrap_or("-")));
-        let owners = owners_text(s, scanned);
-        row.push(if s.owner_visible || !scanned {
-            Cell::new(owners)
-        } else {
-            Cell::styled(owners, Style::Dim)
+        cells(inv, s, scanned, show_peer, show_netns, &mut |col, cell, _| match cell {
+            Text::Str(t) => cols.measure_str(col, t),
+            Text::Fmt(args) => cols.measure(col, args),
         });
-        let user = s
-            .owners
-            .first()
-            .and_then(|o| o.user.clone())
-            .or_else(|| s.user.clone())
-            .unwrap_or_else(|| s.uid.to_string());
-        row.push(Cell::new(user));
-        row.push(match s.risk {
-            Some(r) => Cell::styled(r.as_str(), severity_style(r)),
-            None => Cell::new("-"),
-        });
-        row.push(Cell::new(notes(s).join(", ")));
-        t.row(row);
     }
-    t.render(out, color)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    cols.write_header(&mut buf, color);
+    for s in &inv.sockets {
+        cells(inv, s, scanned, show_peer, show_netns, &mut |col, cell, style| match cell {
+            Text::Str(t) => cols.write_str(&mut buf, col, t, style, color),
+            Text::Fmt(args) => cols.write_cell(&mut buf, col, args, style, color),
+        });
+        if buf.len() > (1 << 20) - 4096 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf)?;
     if !inv.findings.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", Style::Bold.paint("Findings", color))?;
@@ -142,6 +203,81 @@ pub fn write_human(
         }
     }
     Ok(())
+}
+
+/// A cell's text: a string as it is, or something to format.
+enum Text<'a> {
+    Str(&'a str),
+    Fmt(fmt::Arguments<'a>),
+}
+
+struct Row<'f, 'g> {
+    col: usize,
+    f: &'f mut dyn FnMut(usize, Text<'_>, Style),
+    _g: std::marker::PhantomData<&'g ()>,
+}
+
+impl Row<'_, '_> {
+    fn text(&mut self, t: &str, style: Style) {
+        (self.f)(self.col, Text::Str(t), style);
+        self.col += 1;
+    }
+    fn fmt(&mut self, args: fmt::Arguments<'_>, style: Style) {
+        (self.f)(self.col, Text::Fmt(args), style);
+        self.col += 1;
+    }
+}
+
+/// Hands each cell of one row to `f` as (column, text, style).
+fn cells(
+    inv: &LocalInventory,
+    s: &LocalSocket,
+    scanned: bool,
+    show_peer: bool,
+    show_netns: bool,
+    f: &mut dyn FnMut(usize, Text<'_>, Style),
+) {
+    let mut r = Row { col: 0, f, _g: std::marker::PhantomData };
+    r.text(s.transport.as_str(), Style::Plain);
+    r.text(s.state.as_str(), Style::Plain);
+    r.fmt(format_args!("{}", Endpoint(s.local_address, s.local_port, s.device.as_deref())), Style::Plain);
+    if show_peer {
+        match (s.peer_address, s.peer_port) {
+            (Some(a), Some(p)) => r.fmt(format_args!("{}", Endpoint(a, p, None)), Style::Plain),
+            _ => r.text("*", Style::Plain),
+        }
+    }
+    if show_netns {
+        let name = inv.namespaces.iter().find(|n| n.inode == s.netns).map_or("?", |n| n.name.as_str());
+        r.text(name, Style::Plain);
+    }
+    let scope_style = match s.scope {
+        BindScope::AllInterfaces => Style::Yellow,
+        BindScope::Loopback => Style::Dim,
+        _ => Style::Plain,
+    };
+    r.text(s.scope.as_str(), scope_style);
+    r.text(s.service.as_deref().unwrap_or("-"), Style::Plain);
+    let owner_style = if s.owner_visible || !scanned { Style::Plain } else { Style::Dim };
+    r.fmt(format_args!("{}", Owners(s, scanned)), owner_style);
+    match s.owners.first().and_then(|o| o.user.as_deref()).or(s.user.as_deref()) {
+        Some(u) => r.text(u, Style::Plain),
+        None => r.fmt(format_args!("{}", s.uid), Style::Plain),
+    }
+    match s.risk {
+        Some(v) => r.text(v.as_str(), severity_style(v)),
+        None => r.text("-", Style::Plain),
+    }
+    if s.dual_stack.is_none()
+        && !s.ipv4_mapped
+        && s.reuseport_group.is_none()
+        && !s.probable_client
+        && s.state != SocketState::Bound
+    {
+        r.text("", Style::Plain);
+    } else {
+        r.fmt(format_args!("{}", Notes(s)), Style::Plain);
+    }
 }
 
 /// CSV columns of `ls -o csv`.
@@ -171,11 +307,11 @@ pub fn csv_rows(inv: &LocalInventory) -> Vec<Vec<String>> {
         .iter()
         .map(|s| {
             let pids: Vec<String> = s.owners.iter().map(|o| o.pid.to_string()).collect();
-            let comms: Vec<&str> = s.owners.iter().map(|o| o.comm.as_str()).collect();
+            let comms: Vec<&str> = s.owners.iter().map(|o| &*o.comm).collect();
             vec![
                 s.netns.to_string(),
                 s.transport.to_string(),
-                s.state.clone(),
+                s.state.to_string(),
                 s.local_address.to_string(),
                 s.local_port.to_string(),
                 s.peer_address.map(|a| a.to_string()).unwrap_or_default(),
@@ -184,7 +320,7 @@ pub fn csv_rows(inv: &LocalInventory) -> Vec<Vec<String>> {
                 s.inode.to_string(),
                 s.uid.to_string(),
                 s.scope.as_str().to_string(),
-                s.service.clone().unwrap_or_default(),
+                s.service.as_deref().unwrap_or_default().to_string(),
                 s.risk.map(|r| r.to_string()).unwrap_or_default(),
                 pids.join(" "),
                 comms.join(" "),

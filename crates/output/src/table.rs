@@ -123,11 +123,25 @@ pub enum Align {
 }
 
 /// A table: a header row and data rows, columns padded to their widest cell.
+///
+/// Cell texts live in one arena string (no allocation per cell), which keeps a 50,000-row
+/// `portolan ls` fast and small. Text is escaped for the terminal as it is added.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     headers: Vec<String>,
     align: Vec<Align>,
-    rows: Vec<Vec<Cell>>,
+    text: String,
+    ends: Vec<u32>,
+    styles: Vec<Style>,
+    widths: Vec<usize>,
+}
+
+fn width(s: &str) -> usize {
+    if s.is_ascii() { s.len() } else { s.width() }
+}
+
+fn needs_escape(s: &str) -> bool {
+    s.bytes().any(|b| b < 0x20 || b == 0x7f || b == b'\\' || b >= 0x80) && escape::terminal(s) != s
 }
 
 impl Table {
@@ -135,7 +149,8 @@ impl Table {
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(headers: I) -> Table {
         let headers: Vec<String> = headers.into_iter().map(Into::into).collect();
         let align = vec![Align::Left; headers.len()];
-        Table { headers, align, rows: Vec::new() }
+        let widths = headers.iter().map(|h| width(h)).collect();
+        Table { headers, align, text: String::new(), ends: Vec::new(), styles: Vec::new(), widths }
     }
 
     /// Sets the alignment of column `i`.
@@ -146,58 +161,131 @@ impl Table {
         self
     }
 
-    /// Adds a row; missing cells are blank, extra cells are dropped.
+    /// Reserves room for `rows` rows of about `bytes_per_row` bytes.
+    pub fn reserve(&mut self, rows: usize, bytes_per_row: usize) {
+        self.text.reserve(rows * bytes_per_row);
+        self.ends.reserve(rows * self.headers.len());
+        self.styles.reserve(rows * self.headers.len());
+    }
+
+    fn col(&self) -> usize {
+        self.ends.len() % self.headers.len().max(1)
+    }
+
+    fn finish_cell(&mut self, start: usize, style: Style) {
+        if needs_escape(&self.text[start..]) {
+            let escaped = escape::terminal(&self.text[start..]).into_owned();
+            self.text.truncate(start);
+            self.text.push_str(&escaped);
+        }
+        self.finish_escaped(start, style);
+    }
+
+    fn finish_escaped(&mut self, start: usize, style: Style) {
+        let col = self.col();
+        let w = width(&self.text[start..]);
+        if let Some(m) = self.widths.get_mut(col) {
+            *m = (*m).max(w);
+        }
+        self.ends.push(self.text.len() as u32);
+        self.styles.push(style);
+    }
+
+    /// Adds one cell to the current row (rows fill left to right, then wrap).
+    pub fn push(&mut self, text: &str, style: Style) {
+        let start = self.text.len();
+        self.text.push_str(text);
+        self.finish_cell(start, style);
+    }
+
+    /// Adds one formatted cell without an intermediate string.
+    pub fn push_fmt(&mut self, args: std::fmt::Arguments<'_>, style: Style) {
+        use std::fmt::Write as _;
+        let start = self.text.len();
+        let _ = self.text.write_fmt(args);
+        self.finish_cell(start, style);
+    }
+
+    /// Adds a row of cells; missing cells are blank, extra cells are dropped.
     pub fn row(&mut self, cells: Vec<Cell>) {
-        let mut cells = cells;
-        cells.resize(self.headers.len(), Cell::default());
-        self.rows.push(cells);
+        let n = self.headers.len();
+        for (i, c) in cells.into_iter().enumerate() {
+            if i < n {
+                // Cell::new escaped the text already
+                let start = self.text.len();
+                self.text.push_str(&c.text);
+                self.finish_escaped(start, c.style);
+            }
+        }
+        while self.col() != 0 {
+            self.push("", Style::Plain);
+        }
+    }
+
+    /// Appends the rows of a table with the same columns (built, say, on another thread).
+    pub fn append(&mut self, other: Table) {
+        let base = self.text.len() as u32;
+        self.text.push_str(&other.text);
+        self.ends.extend(other.ends.iter().map(|e| e + base));
+        self.styles.extend(other.styles);
+        for (w, o) in self.widths.iter_mut().zip(other.widths) {
+            *w = (*w).max(o);
+        }
     }
 
     /// Number of data rows.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.ends.len() / self.headers.len().max(1)
     }
 
     /// Whether there are no data rows.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.ends.is_empty()
     }
 
     /// Writes the table; the header in bold and cells in their styles when `color` is on.
     /// Trailing padding is never written.
     pub fn render(&self, out: &mut dyn Write, color: bool) -> io::Result<()> {
-        let n = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.width()).collect();
-        for r in &self.rows {
-            for (i, c) in r.iter().enumerate() {
-                widths[i] = widths[i].max(c.text.width());
+        let n = self.headers.len().max(1);
+        let mut buf: Vec<u8> = Vec::with_capacity(self.text.len() + self.ends.len() * 4 + 256);
+        let emit = |buf: &mut Vec<u8>, i: usize, text: &str, style: Style| {
+            let pad = self.widths[i].saturating_sub(width(text));
+            let last = i + 1 == n;
+            let paint = color && style != Style::Plain;
+            if self.align[i] == Align::Right {
+                buf.resize(buf.len() + pad, b' ');
             }
-        }
-        let line = |out: &mut dyn Write, cells: Vec<(&str, Style)>| -> io::Result<()> {
-            let mut s = String::new();
-            for (i, (text, style)) in cells.iter().enumerate() {
-                let pad = widths[i].saturating_sub(text.width());
-                let last = i + 1 == n;
-                if self.align[i] == Align::Right {
-                    s.push_str(&" ".repeat(pad));
-                    s.push_str(&style.paint(text, color));
-                } else {
-                    s.push_str(&style.paint(text, color));
-                    if !last {
-                        s.push_str(&" ".repeat(pad));
-                    }
-                }
-                if !last {
-                    s.push_str("  ");
-                }
+            if paint {
+                buf.extend_from_slice(style.ansi().as_bytes());
             }
-            writeln!(out, "{}", s.trim_end())
+            buf.extend_from_slice(text.as_bytes());
+            if paint {
+                buf.extend_from_slice(b"\x1b[0m");
+            }
+            if !last {
+                let fill = if self.align[i] == Align::Right { 2 } else { pad + 2 };
+                buf.resize(buf.len() + fill, b' ');
+            } else {
+                while buf.last() == Some(&b' ') {
+                    buf.pop();
+                }
+                buf.push(b'\n');
+            }
         };
-        line(out, self.headers.iter().map(|h| (h.as_str(), Style::Bold)).collect())?;
-        for r in &self.rows {
-            line(out, r.iter().map(|c| (c.text.as_str(), c.style)).collect())?;
+        for (i, h) in self.headers.iter().enumerate() {
+            emit(&mut buf, i, h, Style::Bold);
         }
-        Ok(())
+        let mut start = 0usize;
+        for (k, &end) in self.ends.iter().enumerate() {
+            let end = end as usize;
+            emit(&mut buf, k % n, &self.text[start..end], self.styles[k]);
+            start = end;
+            if buf.len() > 1 << 20 {
+                out.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+        out.write_all(&buf)
     }
 
     /// The table as a string, without colour.
@@ -205,6 +293,119 @@ impl Table {
         let mut buf = Vec::new();
         let _ = self.render(&mut buf, false);
         String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+/// Column layout for a table written in two passes over the data without storing the cells:
+/// [`Columns::measure`] every cell, then [`Columns::write_cell`] every cell. Memory stays flat
+/// whatever the number of rows (`portolan ls` on 100k sockets).
+#[derive(Debug, Clone)]
+pub struct Columns {
+    headers: Vec<String>,
+    align: Vec<Align>,
+    widths: Vec<usize>,
+    scratch: String,
+}
+
+impl Columns {
+    /// Columns with these headers, left-aligned.
+    pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(headers: I) -> Columns {
+        let headers: Vec<String> = headers.into_iter().map(Into::into).collect();
+        let widths = headers.iter().map(|h| width(h)).collect();
+        let align = vec![Align::Left; headers.len()];
+        Columns { headers, align, widths, scratch: String::new() }
+    }
+
+    /// Sets the alignment of column `i`.
+    pub fn align(mut self, i: usize, a: Align) -> Columns {
+        if let Some(slot) = self.align.get_mut(i) {
+            *slot = a;
+        }
+        self
+    }
+
+    fn format(&mut self, args: std::fmt::Arguments<'_>) {
+        use std::fmt::Write as _;
+        self.scratch.clear();
+        let _ = self.scratch.write_fmt(args);
+        if needs_escape(&self.scratch) {
+            self.scratch = escape::terminal(&self.scratch).into_owned();
+        }
+    }
+
+    /// First pass for a plain string cell: widens column `col` to fit it.
+    pub fn measure_str(&mut self, col: usize, text: &str) {
+        let w = if needs_escape(text) { width(&escape::terminal(text)) } else { width(text) };
+        if let Some(m) = self.widths.get_mut(col) {
+            *m = (*m).max(w);
+        }
+    }
+
+    /// Second pass for a plain string cell.
+    pub fn write_str(&mut self, buf: &mut Vec<u8>, col: usize, text: &str, style: Style, color: bool) {
+        if needs_escape(text) {
+            let e = escape::terminal(text).into_owned();
+            self.emit(buf, col, &e, style, color);
+        } else {
+            self.emit(buf, col, text, style, color);
+        }
+    }
+
+    /// First pass: widens column `col` to fit the cell.
+    pub fn measure(&mut self, col: usize, args: std::fmt::Arguments<'_>) {
+        self.format(args);
+        let w = width(&self.scratch);
+        if let Some(m) = self.widths.get_mut(col) {
+            *m = (*m).max(w);
+        }
+    }
+
+    fn emit(&self, buf: &mut Vec<u8>, col: usize, text: &str, style: Style, color: bool) {
+        let n = self.headers.len();
+        let pad = self.widths.get(col).copied().unwrap_or(0).saturating_sub(width(text));
+        let right = self.align.get(col) == Some(&Align::Right);
+        let paint = color && style != Style::Plain;
+        if right {
+            buf.resize(buf.len() + pad, b' ');
+        }
+        if paint {
+            buf.extend_from_slice(style.ansi().as_bytes());
+        }
+        buf.extend_from_slice(text.as_bytes());
+        if paint {
+            buf.extend_from_slice(b"\x1b[0m");
+        }
+        if col + 1 < n {
+            let fill = if right { 2 } else { pad + 2 };
+            buf.resize(buf.len() + fill, b' ');
+        } else {
+            while buf.last() == Some(&b' ') {
+                buf.pop();
+            }
+            buf.push(b'\n');
+        }
+    }
+
+    /// Writes the header row (bold when `color`).
+    pub fn write_header(&self, buf: &mut Vec<u8>, color: bool) {
+        for (i, h) in self.headers.iter().enumerate() {
+            self.emit(buf, i, h, Style::Bold, color);
+        }
+    }
+
+    /// Second pass: writes one cell, padded; the last column ends the line.
+    pub fn write_cell(
+        &mut self,
+        buf: &mut Vec<u8>,
+        col: usize,
+        args: std::fmt::Arguments<'_>,
+        style: Style,
+        color: bool,
+    ) {
+        self.format(args);
+        let text = std::mem::take(&mut self.scratch);
+        self.emit(buf, col, &text, style, color);
+        self.scratch = text;
     }
 }
 
@@ -226,6 +427,38 @@ mod tests {
         let mut colored = Vec::new();
         t.render(&mut colored, true).unwrap();
         assert!(String::from_utf8(colored).unwrap().contains("\x1b[32mopen\x1b[0m"));
+    }
+
+    #[test]
+    fn cells_pushed_one_by_one_wrap_into_rows() {
+        let mut t = Table::new(["A", "B"]).align(1, Align::Right);
+        t.push("x", Style::Plain);
+        t.push_fmt(format_args!("{}", 10), Style::Plain);
+        t.push("long\x1b", Style::Plain);
+        t.push("2", Style::Plain);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.to_plain_string(), "A          B\nx         10\nlong\\x1b   2\n");
+    }
+
+    #[test]
+    fn two_pass_columns_match_the_table() {
+        let rows = [("22/tcp", "open"), ("3389/tcp", "evil\x1b[2J")];
+        let mut c = Columns::new(["PORT", "STATE"]);
+        for (a, b) in rows {
+            c.measure(0, format_args!("{a}"));
+            c.measure(1, format_args!("{b}"));
+        }
+        let mut buf = Vec::new();
+        c.write_header(&mut buf, false);
+        for (a, b) in rows {
+            c.write_cell(&mut buf, 0, format_args!("{a}"), Style::Plain, false);
+            c.write_cell(&mut buf, 1, format_args!("{b}"), Style::Plain, false);
+        }
+        let mut t = Table::new(["PORT", "STATE"]);
+        for (a, b) in rows {
+            t.row(vec![a.into(), b.into()]);
+        }
+        assert_eq!(String::from_utf8(buf).unwrap(), t.to_plain_string());
     }
 
     #[test]

@@ -26,7 +26,9 @@ pub fn run(args: LsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         force_procfs: args.procfs,
         threads: args.threads,
     };
+    let t0 = std::time::Instant::now();
     let inv = portolan_local::inventory(&opts)?;
+    let t_inv = t0.elapsed();
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     match args.format {
@@ -36,6 +38,13 @@ pub fn run(args: LsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         RecordFormat::Csv => records::csv(&mut out, &local::CSV_HEADER, local::csv_rows(&inv))?,
     }
     out.flush().context("writing to standard output")?;
+    if std::env::var_os("PORTOLAN_TIMING").is_some() {
+        eprintln!(
+            "timing: inventory {:.2} ms, output {:.2} ms",
+            t_inv.as_secs_f64() * 1e3,
+            (t0.elapsed() - t_inv).as_secs_f64() * 1e3
+        );
+    }
     if !ctx.quiet {
         for n in &inv.notes {
             eprintln!("portolan: note: {}", portolan_output::escape::terminal(n));
