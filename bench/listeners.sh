@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
 cargo build --release --locked -q -p portolan
-exec python3 bench/listeners.py "${CARGO_TARGET_DIR:-target}/release/portolan"
+exec python3 bench/listeners.py "${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/portolan"

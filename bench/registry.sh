@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || bash scripts/install-test-deps.sh
 cargo build --release --locked -q -p portolan
-bin="${CARGO_TARGET_DIR:-target}/release/portolan"
+bin="${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/portolan"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 hyperfine -N --warmup 20 --runs "${RUNS:-300}" --export-json "$out/r.json" \

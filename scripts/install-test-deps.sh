@@ -17,6 +17,7 @@ have tcpdump || need+=(tcpdump)
 have lsof || need+=(lsof)
 have netstat || need+=(net-tools)
 have ncat || need+=(ncat)
+[ -x /usr/bin/time ] || need+=(time)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -224,6 +224,47 @@ fn main() {
         fs::write(out.join(file), bytes).expect("write ranking");
     }
 
+    // The service name of each (port, tcp|udp): the first named row for exactly that port and
+    // transport, as `service_name` answers. A small contiguous table, so that naming the ports
+    // of 50,000 sockets touches a few pages instead of the whole registry.
+    for (file, t) in [("primary_tcp.bin", 1u32), ("primary_udp.bin", 2u32)] {
+        let mut best: Vec<Option<(u32, String)>> = vec![None; 65536];
+        for &(n, lo, hi, tr) in &ported {
+            if tr != t {
+                continue;
+            }
+            let rec = n as usize * FIELDS * 4;
+            let name_id =
+                u32::from_le_bytes([records[rec], records[rec + 1], records[rec + 2], records[rec + 3]]);
+            let (off, len) = strings.spans[name_id as usize];
+            if len == 0 {
+                continue;
+            }
+            let name = strings.text[off as usize..(off + len) as usize].to_string();
+            for p in lo..=hi {
+                let slot = &mut best[p as usize];
+                // rows come in IANA's order: the first exact-port row wins over a range row
+                let exact = lo == hi;
+                match slot {
+                    None => *slot = Some((u32::from(exact), name.clone())),
+                    Some((0, _)) if exact => *slot = Some((1, name.clone())),
+                    _ => {}
+                }
+            }
+        }
+        let mut blob = Vec::new();
+        let mut names = String::new();
+        for (p, b) in best.iter().enumerate() {
+            if let Some((_, name)) = b {
+                blob.extend_from_slice(&(p as u16).to_le_bytes());
+                blob.extend_from_slice(&(name.len() as u16).to_le_bytes());
+                blob.extend_from_slice(&(names.len() as u32).to_le_bytes());
+                names.push_str(name);
+            }
+        }
+        fs::write(out.join(file), blob).expect("write primary names");
+        fs::write(out.join(file.replace(".bin", ".txt")), names).expect("write primary names");
+    }
     fs::write(out.join("strings.txt"), &strings.text).expect("write strings");
     fs::write(out.join("string_table.bin"), string_table).expect("write string table");
     fs::write(out.join("records.bin"), records).expect("write records");

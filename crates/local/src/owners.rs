@@ -80,8 +80,6 @@ impl Holders {
     }
 }
 
-const CHUNK: usize = 2048;
-
 enum Task {
     Chunk { pid: u32, dir: Arc<OwnedFd>, fds: Vec<u32> },
 }
@@ -151,7 +149,8 @@ fn check_fds(dir: &OwnedFd, pid: u32, fds: &[u32], found: &mut Vec<(u64, u32, u3
 }
 
 fn worker(s: &Shared<'_>, found: &mut Vec<(u64, u32, u32)>, denied: &AtomicUsize) {
-    let mut dents = vec![0u8; 32 * 1024];
+    // 8 KiB: ~350 names a call; a bigger buffer is resident memory in every worker
+    let mut dents = vec![0u8; 8 * 1024];
     let mut pidname = [0u8; 12];
     loop {
         let task = s.chunks.lock().ok().and_then(|mut q| q.pop());
@@ -175,26 +174,24 @@ fn worker(s: &Shared<'_>, found: &mut Vec<(u64, u32, u32)>, denied: &AtomicUsize
             };
             match dir {
                 Ok(dir) => {
-                    let mut fds = Vec::new();
+                    // Read the directory one getdents batch (~1,400 fds) at a time. The first
+                    // batch is checked here; later ones (a huge fd table) go to the queue for any
+                    // worker, so memory stays at a few batches and the work is shared.
+                    let dir = Arc::new(dir);
+                    let mut first: Option<Vec<u32>> = None;
                     while let Ok(n) = sys::getdents(dir.as_fd(), &mut dents) {
                         if n == 0 {
                             break;
                         }
-                        fds.extend(sys::dirent_names(&dents[..n]).filter_map(parse_u32));
-                    }
-                    if fds.len() > CHUNK {
-                        let dir = Arc::new(dir);
-                        let mut rest = fds.split_off(CHUNK);
-                        if let Ok(mut q) = s.chunks.lock() {
-                            while !rest.is_empty() {
-                                let tail = rest.split_off(rest.len().saturating_sub(CHUNK));
-                                q.push(Task::Chunk { pid, dir: Arc::clone(&dir), fds: tail });
-                            }
+                        let batch: Vec<u32> = sys::dirent_names(&dents[..n]).filter_map(parse_u32).collect();
+                        if first.is_none() {
+                            first = Some(batch);
+                        } else if let Ok(mut q) = s.chunks.lock() {
+                            q.push(Task::Chunk { pid, dir: Arc::clone(&dir), fds: batch });
                         }
-                        s.listing.fetch_sub(1, Ordering::AcqRel);
-                        check_fds(&dir, pid, &fds, found);
-                    } else {
-                        s.listing.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    s.listing.fetch_sub(1, Ordering::AcqRel);
+                    if let Some(fds) = first {
                         check_fds(&dir, pid, &fds, found);
                     }
                 }
@@ -219,6 +216,7 @@ fn worker(s: &Shared<'_>, found: &mut Vec<(u64, u32, u32)>, denied: &AtomicUsize
 
 /// Scans every process for socket fds with `threads` workers.
 pub fn scan(threads: usize) -> Holders {
+    sys::one_malloc_arena();
     let Ok(proc_dir) = sys::open_dir_at(None, c"/proc") else { return Holders::default() };
     let pids = list_pids(&proc_dir);
     let shared = Shared {

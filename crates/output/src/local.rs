@@ -181,14 +181,15 @@ pub fn write_human(
             Text::Fmt(args) => cols.measure(col, args),
         });
     }
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    // small chunks: a large buffer would be resident memory, and the writes are few anyway
+    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
     cols.write_header(&mut buf, color);
     for s in &inv.sockets {
         cells(inv, s, scanned, show_peer, show_netns, &mut |col, cell, style| match cell {
             Text::Str(t) => cols.write_str(&mut buf, col, t, style, color),
             Text::Fmt(args) => cols.write_cell(&mut buf, col, args, style, color),
         });
-        if buf.len() > (1 << 20) - 4096 {
+        if buf.len() > (64 << 10) - 4096 {
             out.write_all(&buf)?;
             buf.clear();
         }

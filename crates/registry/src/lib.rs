@@ -58,6 +58,11 @@ pub fn by_name(name: &str) -> impl Iterator<Item = Entry> {
 /// The registered service name of a port, the way nmap's table lookup names it: the first
 /// named row for exactly this port and transport. `None` when IANA names no service.
 pub fn service_name(port: u16, transport: Transport) -> Option<&'static str> {
+    match transport {
+        Transport::Tcp => return tables::primary_name(port, false),
+        Transport::Udp => return tables::primary_name(port, true),
+        _ => {}
+    }
     by_port(port, Some(transport))
         .find(|e| e.transport() == Some(transport) && !e.name().is_empty())
         .map(|e| e.name())

@@ -7,6 +7,10 @@ static STRING_TABLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/string_ta
 static RECORDS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/records.bin"));
 static PORT_INDEX: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/port_index.bin"));
 static NAME_INDEX: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/name_index.bin"));
+static PRIMARY_TCP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/primary_tcp.bin"));
+static PRIMARY_TCP_NAMES: &str = include_str!(concat!(env!("OUT_DIR"), "/primary_tcp.txt"));
+static PRIMARY_UDP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/primary_udp.bin"));
+static PRIMARY_UDP_NAMES: &str = include_str!(concat!(env!("OUT_DIR"), "/primary_udp.txt"));
 pub(crate) static RANK_TCP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rank_tcp.bin"));
 pub(crate) static RANK_UDP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rank_udp.bin"));
 
@@ -83,4 +87,28 @@ pub(crate) fn name_rows(name: &str) -> impl Iterator<Item = usize> {
 /// Every service name, sorted by lowercase (with repeats).
 pub(crate) fn names_sorted() -> impl Iterator<Item = &'static str> {
     (0..name_count()).map(|i| name_of(u32_at(NAME_INDEX, i) as usize))
+}
+
+/// The service name of a TCP (`udp == false`) or UDP port from the compact table.
+pub(crate) fn primary_name(port: u16, udp: bool) -> Option<&'static str> {
+    let (table, names) =
+        if udp { (PRIMARY_UDP, PRIMARY_UDP_NAMES) } else { (PRIMARY_TCP, PRIMARY_TCP_NAMES) };
+    let n = table.len() / 8;
+    let port_at = |i: usize| u16_at(table, i * 4);
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if port_at(mid) < port {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if lo < n && port_at(lo) == port {
+        let len = u16_at(table, lo * 4 + 1) as usize;
+        let off = u32_at(table, lo * 2 + 1) as usize;
+        names.get(off..off + len)
+    } else {
+        None
+    }
 }

@@ -133,3 +133,16 @@ fn search_and_suggestions() {
     assert!(reg::suggest("postgres").contains(&"postgresql"));
     assert!(reg::suggest("zzzzzzzzzzzz").is_empty());
 }
+
+#[test]
+fn the_compact_name_table_agrees_with_the_rows() {
+    // service_name for tcp/udp comes from a compact table; it must equal the first named row
+    for t in [Transport::Tcp, Transport::Udp] {
+        for port in 0..=65535u16 {
+            let from_rows = reg::by_port(port, Some(t))
+                .find(|e| e.transport() == Some(t) && !e.name().is_empty())
+                .map(|e| e.name());
+            assert_eq!(reg::service_name(port, t), from_rows, "{port}/{t}");
+        }
+    }
+}

@@ -30,7 +30,7 @@ pub fn run(args: LsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let inv = portolan_local::inventory(&opts)?;
     let t_inv = t0.elapsed();
     let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     match args.format {
         RecordFormat::Table => local::write_human(&mut out, &inv, opts.processes, args.all, ctx.color)?,
         RecordFormat::Json => records::json(&mut out, &inv)?,
