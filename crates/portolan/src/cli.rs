@@ -13,7 +13,7 @@ pub struct Cli {
     /// When to use colour: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
     pub color: Color,
-    /// No progress or notes on stderr (also when CI=true).
+    /// No progress or notes on stderr (progress is also off when CI=true or stderr is not a terminal).
     #[arg(short, long, global = true)]
     pub quiet: bool,
     #[command(subcommand)]

@@ -21,7 +21,10 @@ fn main() -> ExitCode {
     };
     let ctx = cmd::Context {
         color: cli.color.choice().enabled(io::stdout().is_terminal()),
-        quiet: cli.quiet || std::env::var_os("CI").is_some_and(|v| v == "true" || v == "1"),
+        quiet: cli.quiet,
+        progress: !cli.quiet
+            && io::stderr().is_terminal()
+            && !std::env::var_os("CI").is_some_and(|v| v == "true" || v == "1"),
     };
     match cmd::run(cli.command, &ctx) {
         Ok(code) => code,

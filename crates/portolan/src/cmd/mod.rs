@@ -12,8 +12,11 @@ use crate::cli::Command;
 pub struct Context {
     /// Colour standard output.
     pub color: bool,
-    /// No progress or notes on stderr.
+    /// `--quiet`: no notes on stderr (errors still appear).
     pub quiet: bool,
+    /// Live progress on stderr: only on a terminal, never under `CI=true` or `--quiet`.
+    #[allow(dead_code)]
+    pub progress: bool,
 }
 
 /// Runs a command; `Err` is reported by `main` with exit code 2.
