@@ -52,6 +52,114 @@ pub enum Command {
     Import(ImportArgs),
     /// List this machine's listening sockets with their owners, scope and risk (like ss -tulpen).
     Ls(LsArgs),
+    /// Scan hosts' TCP ports with connect() (nmap -sT): targets, ports and timing as in nmap.
+    Scan(Box<ScanArgs>),
+    /// Is HOST:PORT open? The nc -vz answer with reason, latency, service and first bytes.
+    Check(CheckArgs),
+}
+
+/// `--scan-type` values (`-sT` on the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanType {
+    /// TCP connect() scan, unprivileged (-sT).
+    Connect,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Targets: addresses, CIDRs (198.18.0.0/24, 2001:db8::/120), ranges (198.18.0.1-20,
+    /// 198.18.0-3.1) and host names.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Read targets from FILE (-iL FILE), one or more per line, # comments.
+    #[arg(long = "input-list", value_name = "FILE")]
+    pub input_list: Option<PathBuf>,
+    /// Leave these targets out (comma separated).
+    #[arg(long, value_name = "LIST")]
+    pub exclude: Option<String>,
+    /// Leave out the targets listed in FILE.
+    #[arg(long, value_name = "FILE")]
+    pub excludefile: Option<PathBuf>,
+    /// Ports: 22,80,1000-2000 / - (all) / T:22,U:53 / service names (default: the top 1,000).
+    #[arg(short = 'p', long = "ports", value_name = "PORTS", allow_hyphen_values = true)]
+    pub ports: Option<String>,
+    /// Scan the N most common ports (nmap's ranking when installed).
+    #[arg(long, value_name = "N", conflicts_with = "ports")]
+    pub top_ports: Option<usize>,
+    /// Fast: the 100 most common ports.
+    #[arg(short = 'F', long = "fast", conflicts_with_all = ["ports", "top_ports"])]
+    pub fast: bool,
+    /// Ports to leave out.
+    #[arg(long, value_name = "PORTS")]
+    pub exclude_ports: Option<String>,
+    /// Scan type (-sT: connect).
+    #[arg(long = "scan-type", value_enum, default_value_t = ScanType::Connect)]
+    pub scan_type: ScanType,
+    /// Treat every host as up; skip discovery (-Pn).
+    #[arg(long = "skip-discovery")]
+    pub skip_discovery: bool,
+    /// No reverse DNS (Portolan never does it; accepted for habit).
+    #[arg(short = 'n')]
+    pub no_dns: bool,
+    /// Timing template 0-5 (-T0 paranoid .. -T5 insane; default 3).
+    #[arg(short = 'T', value_name = "0-5", default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=5))]
+    pub timing: u8,
+    /// Send at least N probes a second.
+    #[arg(long, value_name = "N")]
+    pub min_rate: Option<f64>,
+    /// Send at most N probes a second (a hard cap).
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<f64>,
+    /// Retransmit an unanswered probe at most N times.
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<u8>,
+    /// Give up a host after TIME (30s, 5m, 500ms).
+    #[arg(long, value_name = "TIME")]
+    pub host_timeout: Option<String>,
+    /// Wait at least TIME between probes to a host.
+    #[arg(long, value_name = "TIME")]
+    pub scan_delay: Option<String>,
+    /// Probe timeout floor.
+    #[arg(long, value_name = "TIME")]
+    pub min_rtt_timeout: Option<String>,
+    /// Probe timeout ceiling.
+    #[arg(long, value_name = "TIME")]
+    pub max_rtt_timeout: Option<String>,
+    /// Probe timeout before the first RTT measurement.
+    #[arg(long, value_name = "TIME")]
+    pub initial_rtt_timeout: Option<String>,
+    /// Probes in flight at most.
+    #[arg(long, value_name = "N")]
+    pub max_parallelism: Option<usize>,
+    /// Seed of the random port order (same seed, same order).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Scan more than 65,536 hosts.
+    #[arg(long)]
+    pub yes: bool,
+    /// Format on standard output.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ScanFormat::Table)]
+    pub format: ScanFormat,
+    #[command(flatten)]
+    pub files: OutputFiles,
+    #[command(flatten)]
+    pub show: ShowArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// HOST:PORT, [IPv6]:PORT or NAME:PORT.
+    #[arg(value_name = "HOST:PORT", required = true)]
+    pub endpoints: Vec<String>,
+    /// Connect timeout (TIME: 3s, 500ms).
+    #[arg(long, value_name = "TIME", default_value = "3s")]
+    pub timeout: String,
+    /// How long to wait for the service to speak first.
+    #[arg(long, value_name = "TIME", default_value = "1s")]
+    pub banner_wait: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = RecordFormat::Table)]
+    pub format: RecordFormat,
 }
 
 #[derive(Debug, Args)]
@@ -217,8 +325,21 @@ pub struct ImportArgs {
     pub show: ShowArgs,
 }
 
-/// Turns nmap's `-oN FILE`, `-oXFILE`, ... into `--output-normal FILE`, ... so that the flags
-/// nmap users type work unchanged. Everything else passes through.
+/// nmap's scan-type flags Portolan does not implement yet, with their names.
+pub const UNSUPPORTED_SCAN_TYPES: [(&str, &str); 8] = [
+    ("-sS", "SYN scan"),
+    ("-sU", "UDP scan"),
+    ("-sA", "ACK scan"),
+    ("-sN", "NULL scan"),
+    ("-sF", "FIN scan"),
+    ("-sX", "Xmas scan"),
+    ("-sV", "version detection"),
+    ("-sn", "ping-only scan"),
+];
+
+/// Turns nmap's multi-letter short flags into long ones so that what nmap users type works:
+/// `-oN FILE` → `--output-normal FILE`, `-sT` → `--scan-type=connect`, `-Pn` →
+/// `--skip-discovery`, `-iL FILE` → `--input-list FILE`, `-p-` → `--ports=-`.
 pub fn rewrite_nmap_output_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let map = [
         ("-oN", "--output-normal"),
@@ -226,6 +347,7 @@ pub fn rewrite_nmap_output_flags(args: impl IntoIterator<Item = OsString>) -> Ve
         ("-oG", "--output-grepable"),
         ("-oJ", "--output-json"),
         ("-oA", "--output-all"),
+        ("-iL", "--input-list"),
     ];
     let mut out = Vec::new();
     let mut passthrough = false;
@@ -240,6 +362,21 @@ pub fn rewrite_nmap_output_flags(args: impl IntoIterator<Item = OsString>) -> Ve
             continue;
         }
         let s = a.to_string_lossy();
+        match s.as_ref() {
+            "-sT" => {
+                out.push(OsString::from("--scan-type=connect"));
+                continue;
+            }
+            "-Pn" => {
+                out.push(OsString::from("--skip-discovery"));
+                continue;
+            }
+            "-p-" => {
+                out.push(OsString::from("--ports=-"));
+                continue;
+            }
+            _ => {}
+        }
         if let Some((short, long)) = map.iter().find(|(s2, _)| s.starts_with(s2)) {
             let rest = &s[short.len()..];
             if rest.is_empty() {

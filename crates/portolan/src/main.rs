@@ -11,6 +11,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::rewrite_nmap_output_flags(std::env::args_os());
+    if let Some((flag, what)) =
+        cli::UNSUPPORTED_SCAN_TYPES.iter().find(|(f, _)| args.iter().any(|a| a.to_str() == Some(f)))
+    {
+        eprintln!(
+            "portolan: error: {flag} ({what}) is not available in this version; use -sT (TCP connect scan)"
+        );
+        return ExitCode::from(2);
+    }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

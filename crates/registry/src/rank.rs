@@ -28,6 +28,8 @@ pub struct Ranking {
     tcp: Cow<'static, [u16]>,
     udp: Cow<'static, [u16]>,
     source: RankingSource,
+    /// Service names from nmap's file, by (port, transport), when that is the source.
+    names: Option<std::collections::HashMap<(u16, Transport), Box<str>>>,
 }
 
 fn builtin_order(bytes: &'static [u8]) -> Vec<u16> {
@@ -45,6 +47,7 @@ impl Ranking {
             tcp: Cow::Owned(builtin_order(RANK_TCP)),
             udp: Cow::Owned(builtin_order(RANK_UDP)),
             source: RankingSource::Builtin,
+            names: None,
         }
     }
 
@@ -75,6 +78,7 @@ impl Ranking {
     fn from_nmap_services_text(text: &str, path: &Path) -> Result<Ranking, Error> {
         let mut tcp: Vec<(f64, u16)> = Vec::new();
         let mut udp: Vec<(f64, u16)> = Vec::new();
+        let mut names = std::collections::HashMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -85,7 +89,7 @@ impl Ranking {
                 message: format!("line {}: {what}: {line:?}", i + 1),
             };
             let mut cols = line.split_whitespace();
-            let _name = cols.next();
+            let name = cols.next().unwrap_or("");
             let portproto = cols.next().ok_or_else(|| bad("missing port/protocol"))?;
             let freq: f64 = match cols.next() {
                 Some(f) => f.parse().map_err(|_| bad("bad frequency"))?,
@@ -93,11 +97,19 @@ impl Ranking {
             };
             let (port, proto) = portproto.split_once('/').ok_or_else(|| bad("expected port/protocol"))?;
             let port: u16 = port.parse().map_err(|_| bad("bad port"))?;
-            match proto {
-                "tcp" => tcp.push((freq, port)),
-                "udp" => udp.push((freq, port)),
-                _ => {}
-            }
+            let t = match proto {
+                "tcp" => {
+                    tcp.push((freq, port));
+                    Transport::Tcp
+                }
+                "udp" => {
+                    udp.push((freq, port));
+                    Transport::Udp
+                }
+                "sctp" => Transport::Sctp,
+                _ => continue,
+            };
+            names.entry((port, t)).or_insert_with(|| Box::from(name));
         }
         let builtin = Ranking::builtin();
         let merge = |mut listed: Vec<(f64, u16)>, rest: &[u16]| -> Vec<u16> {
@@ -116,7 +128,18 @@ impl Ranking {
             tcp: Cow::Owned(merge(tcp, &builtin.tcp)),
             udp: Cow::Owned(merge(udp, &builtin.udp)),
             source: RankingSource::Nmap(path.to_path_buf()),
+            names: Some(names),
         })
+    }
+
+    /// The service name of a port for scan output (nmap's "table" lookup): nmap's name when the
+    /// ranking came from nmap's file (so that nmap's tools see the same names), the IANA
+    /// registry's otherwise. `None` when neither names the port (nmap prints `unknown`).
+    pub fn service_name(&self, port: u16, transport: Transport) -> Option<&str> {
+        match &self.names {
+            Some(n) => n.get(&(port, transport)).map(|b| &**b),
+            None => crate::service_name(port, transport),
+        }
     }
 
     /// Where this ranking came from.
@@ -164,6 +187,9 @@ mod tests {
         assert_eq!(&r.top(Transport::Tcp, 3), &[80, 22, 443]);
         assert_eq!(r.top(Transport::Udp, 1), &[161]);
         assert_eq!(r.top(Transport::Tcp, 99999).len(), 65536);
+        assert_eq!(r.service_name(22, Transport::Tcp), Some("ssh"));
+        assert_eq!(r.service_name(23, Transport::Tcp), None);
+        assert_eq!(Ranking::builtin().service_name(23, Transport::Tcp), Some("telnet"));
         let err = Ranking::from_nmap_services_text("ssh 22/tcp nope\n", Path::new("f")).unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
     }

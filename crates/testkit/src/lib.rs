@@ -97,3 +97,44 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// The project's network lab (`scripts/lab.sh`): namespaces with addresses in 198.18.0.0/15
+/// and 2001:db8::/32. One test at a time holds it; it is torn down when the guard drops.
+pub struct Lab {
+    script: PathBuf,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+static LAB_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Lab {
+    /// Brings the lab up (removing leftovers of a crashed run first). `repo` is the
+    /// repository root.
+    pub fn up(repo: &Path) -> Lab {
+        let lock = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let script = repo.join("scripts/lab.sh");
+        let o = run(Command::new("bash").arg(&script).arg("up"));
+        assert!(o.status.success(), "lab.sh up failed:\n{}{}", stdout(&o), stderr(&o));
+        Lab { script, _lock: lock }
+    }
+
+    /// Drops `pct` % of the packets the scanner sends (`None`: no loss).
+    pub fn loss(&self, pct: Option<f64>) {
+        let arg = pct.map_or("off".to_string(), |p| p.to_string());
+        let o = run(Command::new("bash").arg(&self.script).arg("loss").arg(&arg));
+        assert!(o.status.success(), "lab.sh loss {arg}: {}", stderr(&o));
+    }
+
+    /// A command that runs `program` inside the scanner namespace.
+    pub fn in_scanner(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", "ptl-scan"]).arg(program);
+        c
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(&self.script).arg("down").status();
+    }
+}

@@ -1,8 +1,10 @@
 //! One module per command: each turns parsed arguments into library calls.
 
+mod check;
 mod import;
 mod ls;
 mod port;
+mod scan;
 
 use std::process::ExitCode;
 
@@ -15,7 +17,6 @@ pub struct Context {
     /// `--quiet`: no notes on stderr (errors still appear).
     pub quiet: bool,
     /// Live progress on stderr: only on a terminal, never under `CI=true` or `--quiet`.
-    #[allow(dead_code)]
     pub progress: bool,
 }
 
@@ -25,5 +26,7 @@ pub fn run(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
         Command::Port(a) => port::run(a, ctx),
         Command::Import(a) => import::run(a, ctx),
         Command::Ls(a) => ls::run(a, ctx),
+        Command::Scan(a) => scan::run(*a, ctx),
+        Command::Check(a) => check::run(a, ctx),
     }
 }

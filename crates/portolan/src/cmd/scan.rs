@@ -1,0 +1,286 @@
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use jiff::Timestamp;
+use portolan_model::{Host, RunExit, ScanInfo, ScanRun, ScanType, Transport};
+use portolan_registry::Ranking;
+use portolan_scan::{Config, Observer, PortSet, Progress, TargetSet, Timing, targets};
+
+use super::Context;
+use crate::cli::ScanArgs;
+use crate::outputs::{self, Sinks};
+
+/// More hosts than this needs `--yes`: a /16.
+const HOST_LIMIT: u128 = 65_536;
+
+/// nmap's time specification: `500ms`, `30s`, `5m`, `2h`, or seconds.
+pub fn parse_time(flag: &str, s: &str) -> anyhow::Result<Duration> {
+    let t = s.trim();
+    let (num, mult) = if let Some(v) = t.strip_suffix("ms") {
+        (v, 0.001)
+    } else if let Some(v) = t.strip_suffix('s') {
+        (v, 1.0)
+    } else if let Some(v) = t.strip_suffix('m') {
+        (v, 60.0)
+    } else if let Some(v) = t.strip_suffix('h') {
+        (v, 3600.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+        .with_context(|| format!("{flag} {s:?}: expected a time such as 500ms, 30s, 5m or 2h"))?;
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+fn timing(args: &ScanArgs) -> anyhow::Result<Timing> {
+    let mut t = Timing::template(args.timing);
+    let time = |flag: &str, v: &Option<String>| v.as_deref().map(|s| parse_time(flag, s)).transpose();
+    if let Some(d) = time("--host-timeout", &args.host_timeout)? {
+        t.host_timeout = Some(d);
+    }
+    if let Some(d) = time("--scan-delay", &args.scan_delay)? {
+        t.scan_delay = d;
+    }
+    if let Some(d) = time("--min-rtt-timeout", &args.min_rtt_timeout)? {
+        t.min_rtt = d;
+    }
+    if let Some(d) = time("--max-rtt-timeout", &args.max_rtt_timeout)? {
+        t.max_rtt = d;
+    }
+    if let Some(d) = time("--initial-rtt-timeout", &args.initial_rtt_timeout)? {
+        t.initial_rtt = d;
+    }
+    if t.min_rtt > t.max_rtt {
+        bail!("--min-rtt-timeout is above --max-rtt-timeout");
+    }
+    if let Some(r) = args.max_retries {
+        t.max_retries = r;
+    }
+    if let Some(p) = args.max_parallelism {
+        if p == 0 {
+            bail!("--max-parallelism must be at least 1");
+        }
+        t.max_parallelism = p;
+    }
+    for (flag, v) in [("--min-rate", args.min_rate), ("--max-rate", args.max_rate)] {
+        if let Some(r) = v {
+            if !(r.is_finite() && r > 0.0) {
+                bail!("{flag} {r}: expected a number of probes a second above 0");
+            }
+        }
+    }
+    if let (Some(lo), Some(hi)) = (args.min_rate, args.max_rate) {
+        if lo > hi {
+            bail!("--min-rate {lo} is above --max-rate {hi}");
+        }
+    }
+    t.min_rate = args.min_rate;
+    t.max_rate = args.max_rate;
+    Ok(t)
+}
+
+fn targets(args: &ScanArgs) -> anyhow::Result<TargetSet> {
+    let mut set = targets::parse_list(args.targets.iter().map(String::as_str), false)?;
+    if let Some(f) = &args.input_list {
+        set = merge(set, targets::read_file(f)?);
+    }
+    if set.is_empty() {
+        if args.targets.is_empty() && args.input_list.is_none() {
+            bail!("no targets given: name hosts, networks or ranges, or -iL FILE");
+        }
+        return Err(portolan_scan::Error::NoTargets { excluded: false }.into());
+    }
+    let mut exclude = TargetSet::default();
+    if let Some(list) = &args.exclude {
+        exclude = merge(exclude, targets::parse_list([list.as_str()], true)?);
+    }
+    if let Some(f) = &args.excludefile {
+        exclude = merge(exclude, targets::read_file(f)?);
+    }
+    set.exclude(&exclude);
+    if set.is_empty() {
+        return Err(portolan_scan::Error::NoTargets { excluded: true }.into());
+    }
+    if set.len() > HOST_LIMIT && !args.yes {
+        return Err(portolan_scan::Error::TooManyHosts { count: set.len(), limit: HOST_LIMIT }.into());
+    }
+    Ok(set)
+}
+
+fn merge(a: TargetSet, b: TargetSet) -> TargetSet {
+    let mut a = a;
+    a.extend(&b);
+    a
+}
+
+fn ports(args: &ScanArgs, ranking: &Ranking) -> anyhow::Result<PortSet> {
+    let tcp = [Transport::Tcp];
+    let mut set = if let Some(p) = &args.ports {
+        PortSet::parse(p, &tcp)?
+    } else {
+        let n = if args.fast { 100 } else { args.top_ports.unwrap_or(1000) };
+        if n == 0 {
+            bail!("--top-ports must be at least 1");
+        }
+        PortSet::top(ranking, n, &tcp)
+    };
+    if let Some(x) = &args.exclude_ports {
+        set.exclude(&PortSet::parse(x, &tcp)?);
+    }
+    if !set.udp.is_empty() {
+        bail!("UDP ports (U:...) need a UDP scan, which this version does not have; use T: ports");
+    }
+    if set.tcp.is_empty() {
+        bail!("no ports left to scan");
+    }
+    Ok(set)
+}
+
+struct Live<'a> {
+    sinks: &'a mut Sinks,
+    bar: Option<indicatif::ProgressBar>,
+    error: Option<io::Error>,
+    up: u32,
+}
+
+impl Observer for Live<'_> {
+    fn host(&mut self, host: Host) {
+        if host.status.state == portolan_model::HostState::Up {
+            self.up += 1;
+        }
+        if self.error.is_none() {
+            if let Err(e) = self.sinks.host(&host) {
+                self.error = Some(e);
+            }
+        }
+    }
+    fn progress(&mut self, p: &Progress) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(p.total.max(1));
+            bar.set_position(p.done);
+            bar.set_message(format!("{} open", p.open));
+        }
+    }
+}
+
+pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let timing = timing(&args)?;
+    let targets = targets(&args)?;
+    let ranking = Arc::new(Ranking::discover()?);
+    let ports = ports(&args, &ranking)?;
+    let argv: Vec<String> = std::env::args().collect();
+    let start = Timestamp::now();
+    let mut run = ScanRun::new("portolan", env!("CARGO_PKG_VERSION"), &argv.join(" "), start);
+    run.scan_info.push(ScanInfo {
+        scan_type: ScanType::Connect,
+        transport: Transport::Tcp,
+        num_services: ports.tcp.len() as u32,
+        services: PortSet::ranges(&ports.tcp),
+    });
+    let mut sinks = outputs::open(args.format, &args.files, &args.show, false, ctx)?;
+    sinks.begin(&run).context("writing output")?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        // first Ctrl-C: finish cleanly with what was found; a second one exits at once
+        let _ = ctrlc_hook(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    }
+    let bar = ctx.progress.then(|| {
+        let b = indicatif::ProgressBar::new(1);
+        b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(5));
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{wide_bar}] {pos}/{len} probes, {per_sec}, ETA {eta}, {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let cfg = Config {
+        targets,
+        ports: ports.tcp.clone(),
+        timing,
+        skip_discovery: args.skip_discovery,
+        seed: args.seed,
+        group_size: 64,
+        report_down: args.show.verbose > 0,
+        service_names: Some(Arc::clone(&ranking)),
+    };
+    let t0 = Instant::now();
+    let mut live = Live { sinks: &mut sinks, bar, error: None, up: 0 };
+    let result = portolan_scan::engine::run(&cfg, Arc::clone(&stop), &mut live);
+    if let Some(b) = &live.bar {
+        b.finish_and_clear();
+    }
+    if let Some(e) = live.error.take() {
+        return Err(anyhow::Error::new(e).context("writing output"));
+    }
+    run.stats.finished = Some(Timestamp::now());
+    run.stats.elapsed_secs = t0.elapsed().as_secs_f64();
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            // close every output properly (valid XML says the run ended in error) before failing
+            run.stats.exit = RunExit::Error;
+            run.stats.error_message = Some(e.to_string());
+            sinks.end(&run).context("writing output")?;
+            return Err(e.into());
+        }
+    };
+    run.stats.elapsed_secs = t0.elapsed().as_secs_f64();
+    run.stats.hosts_up = summary.hosts_up;
+    run.stats.hosts_down = summary.hosts_down;
+    run.stats.hosts_total = summary.hosts_total;
+    if summary.interrupted {
+        run.stats.exit = RunExit::Interrupted;
+        run.stats.error_message = Some("interrupted by the user; results are partial".into());
+    }
+    sinks.end(&run).context("writing output")?;
+    if !ctx.quiet && args.show.verbose > 0 {
+        eprintln!(
+            "portolan: {} probes ({} retransmitted), at most {} in flight (descriptor budget {})",
+            summary.sent, summary.retransmissions, summary.peak_in_flight, summary.fd_budget
+        );
+    }
+    io::stdout().flush().context("writing to standard output")?;
+    Ok(if summary.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}
+
+/// Runs `f` on SIGINT (and SIGTERM) from a small watcher thread.
+fn ctrlc_hook(f: impl Fn() + Send + 'static) -> io::Result<()> {
+    use std::sync::atomic::AtomicUsize;
+    static PENDING: AtomicUsize = AtomicUsize::new(0);
+    extern "C" fn on_signal(_: libc::c_int) {
+        PENDING.fetch_add(1, Ordering::SeqCst);
+    }
+    // SAFETY: installing an async-signal-safe handler that only touches an atomic.
+    unsafe {
+        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let mut seen = 0;
+        loop {
+            let now = PENDING.load(Ordering::SeqCst);
+            while seen < now {
+                seen += 1;
+                f();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })?;
+    Ok(())
+}

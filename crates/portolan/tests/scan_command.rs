@@ -1,0 +1,395 @@
+//! `portolan scan` and `portolan check` on the project's lab (scripts/lab.sh): the same states
+//! as `nmap -sT` in the same run, nmap-valid XML, no packet outside the declared targets, and
+//! clear errors.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portolan_model::{PortState, ScanRun};
+use portolan_testkit::{Lab, TempDir, require_root, require_tool, run, stderr, stdout};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portolan");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ready(test: &str) -> bool {
+    require_root(test) && require_tool(test, "nmap") && require_tool(test, "ip") && require_tool(test, "nft")
+}
+
+/// Lab hosts, IPv4 and IPv6.
+const HOSTS: [&str; 8] = [
+    "198.18.1.2",
+    "198.18.2.2",
+    "198.18.3.2",
+    "198.18.4.2",
+    "2001:db8:1::2",
+    "2001:db8:2::2",
+    "2001:db8:3::2",
+    "2001:db8:4::2",
+];
+/// Open, closed (RST by nft and by the stack), dropped and ICMP-prohibited ports of the lab.
+const PORTS: &str = "20-26,80,111,135,139,443,445,2049,3306,3389,5900,8080,8443";
+
+type States = BTreeMap<(IpAddr, u16), PortState>;
+
+fn states(run: &ScanRun) -> States {
+    let mut m = States::new();
+    for h in &run.hosts {
+        for p in &h.ports {
+            m.insert((h.address, p.number), p.state);
+        }
+        // ports summarised in <extraports> carry their state too
+        for x in &h.extra_ports {
+            for r in &x.reasons {
+                for part in r.ports.as_deref().unwrap_or("").split(',').filter(|s| !s.is_empty()) {
+                    let (a, b) = part.split_once('-').unwrap_or((part, part));
+                    for p in a.parse::<u16>().unwrap()..=b.parse::<u16>().unwrap() {
+                        m.insert((h.address, p), x.state);
+                    }
+                }
+            }
+        }
+    }
+    m
+}
+
+fn xml_states(path: &Path) -> States {
+    states(&portolan_import::read_file(path).unwrap())
+}
+
+fn validate(path: &Path) {
+    let o = run(Command::new("xmllint")
+        .arg("--noout")
+        .arg("--dtdvalid")
+        .arg("/usr/share/nmap/nmap.dtd")
+        .arg(path));
+    assert!(o.status.success(), "{} is not valid against nmap.dtd: {}", path.display(), stderr(&o));
+}
+
+/// Ground truth from scripts/lab.sh, per host number: open ports, then the firewall's closed,
+/// dropped and prohibited ports (h4 drops everything but its open ports).
+fn expected(host: &str, port: u16) -> PortState {
+    let n = if host.contains(':') {
+        host.split(':').nth(2).unwrap().parse::<u8>().unwrap()
+    } else {
+        host.split('.').nth(2).unwrap().parse().unwrap()
+    };
+    let open: &[u16] = match n {
+        1 => &[22, 80, 443, 8080],
+        2 => &[21, 22, 25, 3306],
+        3 => &[80, 8443],
+        _ => &[22, 80, 443],
+    };
+    if open.contains(&port) {
+        return PortState::Open;
+    }
+    if n == 4 {
+        return PortState::Filtered;
+    }
+    match port {
+        135 | 139 | 445 | 5900 | 111 | 2049 => PortState::Filtered,
+        _ => PortState::Closed,
+    }
+}
+
+/// nmap and Portolan on the same targets and ports; nmap 7.93 scans one address family per
+/// run (`-6`), so each family is its own pair of files.
+fn scan_both(lab: &Lab, dir: &TempDir) -> Vec<(States, States, PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    for (tag, hosts) in [("v4", &HOSTS[..4]), ("v6", &HOSTS[4..])] {
+        let nmap_xml = dir.join(&format!("nmap-{tag}.xml"));
+        let ours_xml = dir.join(&format!("portolan-{tag}.xml"));
+        let mut nmap = lab.in_scanner("nmap");
+        nmap.args(["-sT", "-Pn", "-n", "-T4", "-p", PORTS, "-oX"]).arg(&nmap_xml);
+        if tag == "v6" {
+            nmap.arg("-6");
+        }
+        let o = run(nmap.args(hosts));
+        assert!(o.status.success(), "nmap: {}", stderr(&o));
+        let o = run(lab
+            .in_scanner(BIN)
+            .args(["scan", "-sT", "-Pn", "-n", "-T4", "-p", PORTS, "-oX"])
+            .arg(&ours_xml)
+            .args(hosts));
+        assert!(o.status.success(), "portolan: {}", stderr(&o));
+        out.push((xml_states(&nmap_xml), xml_states(&ours_xml), nmap_xml, ours_xml));
+    }
+    out
+}
+
+#[test]
+fn states_match_nmap_and_the_lab_with_and_without_loss() {
+    let t = "states_match_nmap_and_the_lab_with_and_without_loss";
+    if !ready(t) || !require_tool(t, "xmllint") || !require_tool(t, "ndiff") {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let dir = TempDir::new("scan-vs-nmap");
+    let n_ports: usize = PORTS
+        .split(',')
+        .map(|p| {
+            p.split_once('-')
+                .map_or(1, |(a, b)| b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1)
+        })
+        .sum();
+    let mut ours = States::new();
+    for (theirs, mine, nmap_xml, ours_xml) in scan_both(&lab, &dir) {
+        assert_eq!(mine.len(), 4 * n_ports, "every port of every host has a state");
+        assert_eq!(mine, theirs, "states differ from nmap -sT");
+        validate(&ours_xml);
+        let o = run(Command::new("ndiff").arg(&nmap_xml).arg(&ours_xml));
+        assert_eq!(o.status.code(), Some(0), "ndiff reports differences:\n{}", stdout(&o));
+        // admin-prohibited is told apart from host-unreachable (IPv4 and IPv6)
+        let parsed = portolan_import::read_file(&ours_xml).unwrap();
+        for h in &parsed.hosts {
+            let a = h.address.to_string();
+            if a.ends_with(".4.2") || a.ends_with(":4::2") {
+                continue;
+            }
+            let p = h.ports.iter().find(|p| p.number == 111).unwrap();
+            assert_eq!(p.reason.as_str(), "admin-prohibited", "{a}");
+        }
+        ours.extend(mine);
+    }
+    assert_eq!(ours.len(), HOSTS.len() * n_ports);
+    for ((addr, port), state) in &ours {
+        assert_eq!(*state, expected(&addr.to_string(), *port), "{addr}:{port}");
+    }
+
+    // 2 % loss on the scanner's links: no open port may be missed
+    lab.loss(Some(2.0));
+    let o = run(lab
+        .in_scanner(BIN)
+        .args(["scan", "-sT", "-Pn", "-n", "-T4", "-p", PORTS, "-o", "json"])
+        .args(HOSTS));
+    lab.loss(None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lossy: ScanRun = serde_json::from_slice(&o.stdout).unwrap();
+    let lossy = states(&lossy);
+    for ((addr, port), state) in &ours {
+        if *state == PortState::Open {
+            assert_eq!(lossy.get(&(*addr, *port)), Some(&PortState::Open), "{addr}:{port} missed under loss");
+        }
+    }
+    assert_eq!(lossy, ours, "states under 2% loss differ from the clean scan");
+}
+
+fn pcap_senders_and_destinations(pcap: &Path) -> Vec<(String, String)> {
+    let o = run(Command::new("tcpdump").args(["-nn", "-r"]).arg(pcap).arg("ip or ip6"));
+    let mut out = Vec::new();
+    for line in stdout(&o).lines() {
+        // "12:00:00.000000 IP 198.18.1.1.40000 > 198.18.1.2.22: Flags [S], ..."
+        let Some(rest) = line.split(" IP ").nth(1).or_else(|| line.split(" IP6 ").nth(1)) else { continue };
+        let mut it = rest.split_whitespace();
+        let (Some(src), Some(">"), Some(dst)) = (it.next(), it.next(), it.next()) else { continue };
+        let strip = |s: &str| {
+            s.trim_end_matches(':').rsplit_once('.').map(|(a, _)| a.to_string()).unwrap_or_default()
+        };
+        out.push((strip(src), strip(dst)));
+    }
+    out
+}
+
+#[test]
+fn no_packet_leaves_for_an_address_outside_the_targets() {
+    let t = "no_packet_leaves_for_an_address_outside_the_targets";
+    if !ready(t) || !require_tool(t, "tcpdump") {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let dir = TempDir::new("scope");
+    let pcap = dir.join("scan.pcap");
+    let mut dump = lab
+        .in_scanner("tcpdump")
+        .args(["-i", "any", "-nn", "-U", "-w"])
+        .arg(&pcap)
+        .arg("ip or ip6 or arp")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // give tcpdump a moment to open the capture (bounded)
+    let t0 = Instant::now();
+    while !pcap.exists() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let o = run(lab.in_scanner(BIN).args([
+        "scan",
+        "-sT",
+        "-T4",
+        "-p",
+        "22,80,443,8080",
+        "--exclude",
+        "198.18.1.2,198.18.10.5",
+        "198.18.1.0/29",
+        "198.18.10.0/28",
+        "2001:db8:2::2",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = Command::new("kill").arg("-INT").arg(dump.id().to_string()).status();
+    let _ = dump.wait();
+    let scanner: Vec<&str> =
+        vec!["198.18.1.1", "198.18.2.1", "198.18.3.1", "198.18.4.1", "198.18.5.1", "2001:db8:2::1"];
+    let allowed = |d: &str| -> bool {
+        let Ok(ip) = d.parse::<IpAddr>() else { return false };
+        match ip {
+            IpAddr::V4(a) => {
+                let o = a.octets();
+                let in_a = o[0] == 198 && o[1] == 18 && o[2] == 1 && o[3] < 8 && o[3] != 2;
+                let in_b = o[0] == 198 && o[1] == 18 && o[2] == 10 && o[3] < 16 && o[3] != 5;
+                in_a || in_b
+            }
+            IpAddr::V6(_) => d == "2001:db8:2::2",
+        }
+    };
+    let packets = pcap_senders_and_destinations(&pcap);
+    let sent: Vec<&(String, String)> =
+        packets.iter().filter(|(s, _)| scanner.contains(&s.as_str())).collect();
+    assert!(sent.len() > 20, "the capture saw the scan ({} packets)", sent.len());
+    for (src, dst) in &sent {
+        assert!(allowed(dst), "packet from {src} to {dst}, outside the declared targets");
+    }
+    assert!(sent.iter().any(|(_, d)| d == "198.18.10.9"), "targets were scanned");
+}
+
+#[test]
+fn check_answers_like_nc_with_reason_service_and_banner() {
+    let t = "check_answers_like_nc_with_reason_service_and_banner";
+    if !ready(t) {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let o = run(lab.in_scanner(BIN).args(["check", "198.18.1.2:22", "[2001:db8:1::2]:80", "-o", "json"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["state"], "open");
+    assert_eq!(v[0]["reason"], "syn-ack");
+    assert_eq!(v[0]["service"], "ssh");
+    assert!(v[0]["banner"].as_str().unwrap().starts_with("SSH-2.0-OpenSSH_9.2p1 PortolanLab"), "{v}");
+    assert!(v[0]["banner"].as_str().unwrap().ends_with("\\r\\n"), "control bytes are escaped: {v}");
+    assert!(v[0]["latency_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(v[1]["state"], "open");
+    let o = run(lab.in_scanner(BIN).args([
+        "check",
+        "198.18.1.2:23",
+        "198.18.1.2:111",
+        "198.18.1.2:135",
+        "--timeout",
+        "300ms",
+    ]));
+    assert_eq!(o.status.code(), Some(1), "not all open: exit 1");
+    let text = stdout(&o);
+    assert!(text.contains("closed") && text.contains("conn-refused"), "{text}");
+    assert!(text.contains("admin-prohibited"), "{text}");
+    assert!(text.contains("filtered") && text.contains("no-response"), "{text}");
+}
+
+#[test]
+fn an_interrupted_scan_still_writes_valid_xml() {
+    let t = "an_interrupted_scan_still_writes_valid_xml";
+    if !ready(t) || !require_tool(t, "xmllint") {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let dir = TempDir::new("interrupt");
+    let xml = dir.join("partial.xml");
+    // every port of h4 but three is dropped: a long scan at -T2
+    let mut child = lab
+        .in_scanner(BIN)
+        .args(["scan", "-sT", "-Pn", "-T3", "--max-parallelism", "8", "-p", "1-2000", "-oX"])
+        .arg(&xml)
+        .args(["198.18.4.2", "198.18.1.2"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // ip netns exec runs the binary as a child: signal the whole process group
+    let _ = Command::new("pkill").args(["-INT", "-f", "partial.xml"]).status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the scan did not stop after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130), "interrupted scans exit 130");
+    validate(&xml);
+    let text = std::fs::read_to_string(&xml).unwrap();
+    assert!(text.contains("exit=\"error\"") && text.contains("interrupted"), "{text}");
+    assert!(text.contains("</nmaprun>"));
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_exit_2() {
+    let t = "bad_input_is_a_clear_error_with_exit_2";
+    if !require_root(t) || !require_tool(t, "ip") {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let dir = TempDir::new("scan-bad");
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "# nothing here\n").unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["-p".into(), "70000".into(), "198.18.1.2".into()], "out of range"),
+        (vec!["-p".into(), "22-x".into(), "198.18.1.2".into()], "22-x"),
+        (vec!["no-such-host.invalid".into()], "unknown host name"),
+        (vec!["-iL".into(), empty.display().to_string()], "no targets"),
+        (vec!["-iL".into(), dir.join("missing").display().to_string()], "missing"),
+        (vec!["-Pn".into(), "-p".into(), "22".into(), "198.18.99.1".into()], "no route to 198.18.99.1"),
+        (vec!["198.18.0.0/8".into()], "--yes"),
+        (vec!["198.18.1.2".into(), "--exclude".into(), "198.18.1.2".into()], "excluded"),
+        (vec!["-sS".into(), "198.18.1.2".into()], "use -sT"),
+        (vec!["-T9".into(), "198.18.1.2".into()], "9"),
+        (vec!["--host-timeout".into(), "soon".into(), "198.18.1.2".into()], "--host-timeout"),
+        (vec![], "no targets"),
+    ];
+    for (args, needle) in cases {
+        // inside the scanner namespace: a resolver query cannot leave the machine
+        let o = run(lab.in_scanner(BIN).arg("scan").args(&args));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let o = run(lab.in_scanner(BIN).args(["check", "198.18.1.2"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("HOST:PORT"));
+}
+
+#[test]
+fn a_routed_slash_24_answers_on_every_address() {
+    let t = "a_routed_slash_24_answers_on_every_address";
+    if !ready(t) {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let o = run(lab.in_scanner(BIN).args([
+        "scan",
+        "-sT",
+        "-T4",
+        "--top-ports",
+        "100",
+        "--open",
+        "-o",
+        "json",
+        "198.18.10.0/24",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: ScanRun = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r.hosts.len(), 256, "every address of the /24 is up");
+    for h in &r.hosts {
+        let open: Vec<u16> =
+            h.ports.iter().filter(|p| p.state == PortState::Open).map(|p| p.number).collect();
+        assert_eq!(open, vec![80, 443], "{}", h.address);
+    }
+}

@@ -1,0 +1,67 @@
+use thiserror::Error;
+
+/// Errors of target and port specifications and of the scan itself.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A target that is not an address, CIDR, range or resolvable name.
+    #[error("bad target {spec:?}: {reason}")]
+    BadTarget {
+        /// The target as given.
+        spec: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A host name that does not resolve.
+    #[error("unknown host name {name:?}: it does not resolve ({reason})")]
+    UnknownHost {
+        /// The name.
+        name: String,
+        /// The resolver's answer.
+        reason: String,
+    },
+    /// A target file that could not be read or has a bad line.
+    #[error("{path}:{line}: {message}")]
+    TargetFile {
+        /// The file.
+        path: String,
+        /// 1-based line (0 when the file itself failed).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// No targets after exclusions.
+    #[error("no targets to scan{}", if *.excluded { " (every target is excluded)" } else { "" })]
+    NoTargets {
+        /// Whether exclusions removed them all.
+        excluded: bool,
+    },
+    /// More hosts than the safety bound, without `--yes`.
+    #[error("{count} hosts to scan: more than {limit}; check the targets, or add --yes to scan that many")]
+    TooManyHosts {
+        /// Hosts in the target list.
+        count: u128,
+        /// The bound.
+        limit: u128,
+    },
+    /// A bad port specification.
+    #[error("bad port specification {spec:?}: {reason}")]
+    BadPorts {
+        /// The token that is wrong.
+        spec: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// This machine has no route to a target.
+    #[error("no route to {addr}: this machine cannot reach it (check the address and the routing table)")]
+    NoRoute {
+        /// The target.
+        addr: std::net::IpAddr,
+    },
+    /// The scan engine could not start (runtime, sockets).
+    #[error("scan engine: {0}")]
+    Engine(#[source] std::io::Error),
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,265 @@
+//! Timing: nmap's `-T0`..`-T5` templates, their overrides, RTT estimation and the congestion
+//! window that adapts parallelism to loss.
+
+use std::time::Duration;
+
+/// Timing parameters of a scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timing {
+    /// Template number, 0-5.
+    pub template: u8,
+    /// Probe timeout before any RTT is measured.
+    pub initial_rtt: Duration,
+    /// Floor of the probe timeout.
+    pub min_rtt: Duration,
+    /// Ceiling of the probe timeout.
+    pub max_rtt: Duration,
+    /// Retransmissions of an unanswered probe at most.
+    pub max_retries: u8,
+    /// Minimum delay between probes to one host.
+    pub scan_delay: Duration,
+    /// Give up a host after this long.
+    pub host_timeout: Option<Duration>,
+    /// Probes per second at least (overrides the congestion window).
+    pub min_rate: Option<f64>,
+    /// Probes per second at most: a hard cap.
+    pub max_rate: Option<f64>,
+    /// Probes in flight at most.
+    pub max_parallelism: usize,
+    /// Congestion window at start.
+    pub initial_cwnd: f64,
+}
+
+impl Timing {
+    /// nmap's templates (`-T0` paranoid .. `-T5` insane). `-T3` is the default.
+    pub fn template(t: u8) -> Timing {
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        let base = Timing {
+            template: t.min(5),
+            initial_rtt: s(1),
+            min_rtt: ms(100),
+            max_rtt: s(10),
+            max_retries: 10,
+            scan_delay: Duration::ZERO,
+            host_timeout: None,
+            min_rate: None,
+            max_rate: None,
+            max_parallelism: 1024,
+            initial_cwnd: 10.0,
+        };
+        match t {
+            0 => Timing {
+                initial_rtt: s(300),
+                max_rtt: s(300),
+                scan_delay: s(300),
+                max_parallelism: 1,
+                initial_cwnd: 1.0,
+                ..base
+            },
+            1 => Timing {
+                initial_rtt: s(15),
+                max_rtt: s(15),
+                scan_delay: s(15),
+                max_parallelism: 1,
+                initial_cwnd: 1.0,
+                ..base
+            },
+            2 => Timing { scan_delay: ms(400), max_parallelism: 1, initial_cwnd: 1.0, ..base },
+            3 => base,
+            4 => Timing {
+                initial_rtt: ms(500),
+                max_rtt: ms(1250),
+                max_retries: 6,
+                max_parallelism: 8192,
+                ..base
+            },
+            _ => Timing {
+                template: 5,
+                initial_rtt: ms(250),
+                min_rtt: ms(50),
+                max_rtt: ms(300),
+                max_retries: 2,
+                host_timeout: Some(s(900)),
+                max_parallelism: 16384,
+                ..base
+            },
+        }
+    }
+}
+
+/// Smoothed RTT and variance (RFC 6298), giving a probe timeout within the timing's bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct RttEstimator {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+}
+
+impl Default for RttEstimator {
+    fn default() -> Self {
+        RttEstimator { srtt: None, rttvar: Duration::ZERO }
+    }
+}
+
+impl RttEstimator {
+    /// Adds one measurement.
+    pub fn sample(&mut self, rtt: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = rtt / 2;
+            }
+            Some(srtt) => {
+                let diff = srtt.abs_diff(rtt);
+                self.rttvar = (self.rttvar * 3 + diff) / 4;
+                self.srtt = Some((srtt * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    /// The smoothed RTT, once measured.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    /// The probe timeout: `srtt + 4 rttvar` within `[min_rtt, max_rtt]`, or the initial RTT.
+    pub fn timeout(&self, t: &Timing) -> Duration {
+        match self.srtt {
+            None => t.initial_rtt,
+            Some(srtt) => (srtt + self.rttvar * 4).clamp(t.min_rtt, t.max_rtt),
+        }
+    }
+}
+
+/// The congestion window: slow start to `ssthresh`, then additive increase; halved on a
+/// confirmed drop (a retransmission answered where the first probe was not).
+#[derive(Debug, Clone, Copy)]
+pub struct Congestion {
+    cwnd: f64,
+    ssthresh: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Congestion {
+    /// A window for these timings, never above `max` (the descriptor budget).
+    pub fn new(t: &Timing, max: usize) -> Congestion {
+        let max = (t.max_parallelism.min(max)).max(1) as f64;
+        Congestion { cwnd: t.initial_cwnd.min(max), ssthresh: max, min: 1.0, max }
+    }
+
+    /// Probes that may be in flight now.
+    pub fn window(&self) -> usize {
+        self.cwnd.floor().max(self.min) as usize
+    }
+
+    /// An answered probe.
+    pub fn on_response(&mut self) {
+        if self.cwnd < self.ssthresh {
+            self.cwnd += 1.0;
+        } else {
+            self.cwnd += 1.0 / self.cwnd;
+        }
+        self.cwnd = self.cwnd.min(self.max);
+    }
+
+    /// A confirmed drop.
+    pub fn on_drop(&mut self) {
+        self.ssthresh = (self.cwnd / 2.0).max(2.0);
+        self.cwnd = self.ssthresh.max(self.min);
+    }
+}
+
+/// A token bucket: `rate` tokens a second, bursts of at most 1/100 s worth (at least one), so
+/// that no one-second window sees more than the rate plus that burst.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl TokenBucket {
+    /// A bucket for `rate` per second.
+    pub fn new(rate: f64) -> TokenBucket {
+        let burst = (rate / 100.0).max(1.0);
+        TokenBucket { rate, burst, tokens: 1.0, last: std::time::Instant::now() }
+    }
+
+    fn refill(&mut self, now: std::time::Instant) {
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+    }
+
+    /// Takes a token if one is there; otherwise says how long until one is.
+    pub fn take(&mut self, now: std::time::Instant) -> Result<(), Duration> {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_follow_nmap() {
+        let t4 = Timing::template(4);
+        assert_eq!(t4.initial_rtt, Duration::from_millis(500));
+        assert_eq!(t4.max_rtt, Duration::from_millis(1250));
+        assert_eq!(t4.max_retries, 6);
+        let t5 = Timing::template(5);
+        assert_eq!(t5.max_retries, 2);
+        assert_eq!(Timing::template(2).max_parallelism, 1);
+        assert_eq!(Timing::template(9).template, 5);
+    }
+
+    #[test]
+    fn rtt_timeout_is_bounded() {
+        let t = Timing::template(4);
+        let mut r = RttEstimator::default();
+        assert_eq!(r.timeout(&t), t.initial_rtt);
+        r.sample(Duration::from_micros(200));
+        assert_eq!(r.timeout(&t), t.min_rtt, "tiny RTTs use the floor");
+        for _ in 0..20 {
+            r.sample(Duration::from_secs(5));
+        }
+        assert_eq!(r.timeout(&t), t.max_rtt);
+    }
+
+    #[test]
+    fn window_grows_and_halves() {
+        let t = Timing::template(4);
+        let mut c = Congestion::new(&t, 100);
+        assert_eq!(c.window(), 10);
+        for _ in 0..200 {
+            c.on_response();
+        }
+        assert_eq!(c.window(), 100, "capped by the descriptor budget");
+        c.on_drop();
+        assert_eq!(c.window(), 50);
+    }
+
+    #[test]
+    fn bucket_caps_the_rate() {
+        let start = std::time::Instant::now();
+        let mut b = TokenBucket::new(1000.0);
+        let mut sent = 0;
+        let mut now = start;
+        // simulated clock: one second in 100 us steps
+        for _ in 0..10_000 {
+            now += Duration::from_micros(100);
+            while b.take(now).is_ok() {
+                sent += 1;
+            }
+        }
+        assert!((990..=1011).contains(&sent), "{sent}");
+    }
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Portolan's network lab: network namespaces joined by veth, addresses only in 198.18.0.0/15
+# and 2001:db8::/32. Bounded (listeners exit after LAB_TIMEOUT seconds), idempotent (`up`
+# removes leftovers of a crashed run first), cleaned by `down` (processes by pid, then the
+# namespaces).
+#
+#   lab.sh up            build it (needs root, ip, nft, tc, python3)
+#   lab.sh down          remove it
+#   lab.sh loss PCT      drop PCT % (e.g. 2, 0.5) of the packets the scanner sends; "off" stops it
+#                        (nftables numgen random: this kernel has no sch_netem; where netem
+#                        exists, `lab.sh netem SPEC` applies it to the scanner's links)
+#   lab.sh netem SPEC    tc netem on the scanner's links ("delay 5ms loss 1%"), or "off"
+#   lab.sh status        print the layout
+#
+# Layout (the scanner is namespace ptl-scan; run tools there with `ip netns exec ptl-scan`):
+#   ptl-h1  198.18.1.2  2001:db8:1::2  open 22,80,443,8080   closed (RST by nft) 23,3389
+#           dropped 135,139,445,5900   ICMP admin-prohibited 111,2049   everything else closed
+#   ptl-h2  198.18.2.2  2001:db8:2::2  open 21,22,25,3306    same firewall as h1
+#   ptl-h3  198.18.3.2  2001:db8:3::2  open 80,8443          same firewall as h1
+#   ptl-h4  198.18.4.2  2001:db8:4::2  open 22,80,443        every other TCP port dropped
+#   ptl-net 198.18.5.2  answers for all of 198.18.10.0/24 (local route); open 80,443
+set -euo pipefail
+
+SCAN=ptl-scan
+HOSTS=(ptl-h1 ptl-h2 ptl-h3 ptl-h4 ptl-net)
+RUN=/run/portolan-lab
+LAB_TIMEOUT=${LAB_TIMEOUT:-3600}
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+declare -A OPEN=([ptl-h1]=22,80,443,8080 [ptl-h2]=21,22,25,3306 [ptl-h3]=80,8443 [ptl-h4]=22,80,443 [ptl-net]=80,443)
+declare -A NUM=([ptl-h1]=1 [ptl-h2]=2 [ptl-h3]=3 [ptl-h4]=4 [ptl-net]=5)
+
+need() { command -v "$1" >/dev/null || { echo "lab.sh: $1 is missing (scripts/install-test-deps.sh installs it)" >&2; exit 1; }; }
+
+down() {
+  if [ -d "$RUN" ]; then
+    for f in "$RUN"/*.pid; do
+      [ -e "$f" ] || continue
+      pid=$(cat "$f" 2>/dev/null || true)
+      [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    done
+    rm -rf "$RUN"
+  fi
+  for ns in "$SCAN" "${HOSTS[@]}"; do
+    if ip netns list 2>/dev/null | grep -qw "^$ns"; then
+      # any process left inside (a crashed run) goes with its namespace
+      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+      ip netns del "$ns" 2>/dev/null || true
+    fi
+  done
+}
+
+firewall() {
+  local ns=$1
+  if [ "$ns" = ptl-h4 ]; then
+    ip netns exec "$ns" nft -f - <<EOF
+table inet lab {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    tcp dport != { ${OPEN[$ns]} } drop
+  }
+}
+EOF
+  elif [ "$ns" != ptl-net ]; then
+    ip netns exec "$ns" nft -f - <<'EOF'
+table inet lab {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    tcp dport { 23, 3389 } reject with tcp reset
+    tcp dport { 135, 139, 445, 5900 } drop
+    tcp dport { 111, 2049 } reject with icmpx type admin-prohibited
+  }
+}
+EOF
+  fi
+}
+
+up() {
+  for t in ip nft tc python3; do need "$t"; done
+  down
+  mkdir -p "$RUN"
+  ip netns add "$SCAN"
+  ip -n "$SCAN" link set lo up
+  ip netns exec "$SCAN" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+  for ns in "${HOSTS[@]}"; do
+    n=${NUM[$ns]}
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+    ip link add "s-h$n" netns "$SCAN" type veth peer name eth0 netns "$ns"
+    ip -n "$SCAN" addr add "198.18.$n.1/24" dev "s-h$n"
+    ip -n "$SCAN" addr add "2001:db8:$n::1/64" dev "s-h$n" nodad
+    ip -n "$SCAN" link set "s-h$n" up
+    ip -n "$ns" addr add "198.18.$n.2/24" dev eth0
+    ip -n "$ns" addr add "2001:db8:$n::2/64" dev eth0 nodad
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" route add default via "198.18.$n.1"
+    ip -n "$ns" -6 route add default via "2001:db8:$n::1"
+    firewall "$ns"
+    ip netns exec "$ns" python3 "$HERE/lablisten.py" --tcp "${OPEN[$ns]}" --timeout "$LAB_TIMEOUT" \
+      --pidfile "$RUN/$ns.pid" >/dev/null 2>&1 &
+  done
+  # ptl-net answers for a whole /24
+  ip -n ptl-net route add local 198.18.10.0/24 dev lo
+  ip -n "$SCAN" route add 198.18.10.0/24 via 198.18.5.2
+  # wait until every listener is ready (bounded)
+  for ns in "${HOSTS[@]}"; do
+    for _ in $(seq 1 100); do
+      [ -s "$RUN/$ns.pid" ] && break
+      sleep 0.05
+    done
+    [ -s "$RUN/$ns.pid" ] || { echo "lab.sh: listener in $ns did not start" >&2; down; exit 1; }
+  done
+  echo "lab up"
+}
+
+netem() {
+  for ns in "${HOSTS[@]}"; do
+    dev="s-h${NUM[$ns]}"
+    if [ "$*" = off ]; then
+      ip netns exec "$SCAN" tc qdisc del dev "$dev" root 2>/dev/null || true
+    else
+      # shellcheck disable=SC2068
+      ip netns exec "$SCAN" tc qdisc replace dev "$dev" root netem $@
+    fi
+  done
+}
+
+loss() {
+  ip netns exec "$SCAN" nft delete table inet labloss 2>/dev/null || true
+  [ "${1:-off}" = off ] && return 0
+  local per_mille
+  per_mille=$(python3 -c "import sys; v=float(sys.argv[1]); assert 0<=v<=100; print(int(round(v*10)))" "$1") \
+    || { echo "lab.sh: loss takes a percentage (0-100) or off" >&2; exit 2; }
+  ip netns exec "$SCAN" nft -f - <<NFT
+table inet labloss {
+  chain out {
+    type filter hook output priority 0; policy accept;
+    numgen random mod 1000 < $per_mille drop
+  }
+}
+NFT
+}
+
+case "${1:-}" in
+  up) up ;;
+  loss) shift; loss "$@" ;;
+  down) down ;;
+  netem) shift; netem "$@" ;;
+  status) ip netns list | grep -E '^ptl-(scan|h[0-9]|net)\b' || echo "lab down" ;;
+  *) echo "usage: lab.sh up|down|loss PCT|netem SPEC|status" >&2; exit 2 ;;
+esac
