@@ -1,28 +1,36 @@
-//! The connect-scan engine: a scheduler on one task that decides what to send, and one small
-//! task per probe on the runtime's workers.
+//! The connect-scan engine.
 //!
-//! - Hosts are taken lazily from the target set, `group_size` at a time; a host is reported as
-//!   soon as all of its ports are decided (results stream).
-//! - Ports are probed in a per-host random order (deterministic with a seed).
-//! - Parallelism follows a congestion window (slow start, additive increase, halving on a
-//!   confirmed drop — a retransmission answered where the first probe was not), capped by the
-//!   template and by the descriptor budget (RLIMIT_NOFILE, raised to its hard limit first).
-//! - `--max-rate` is a token bucket in front of every probe; `--min-rate` lets the scheduler
-//!   exceed the window to keep the rate up; `--scan-delay` spaces probes to one host.
-//! - Unanswered probes are retransmitted as nmap does: up to one more try than the highest
-//!   try that ever got an answer from that host, within `--max-retries`.
+//! One worker thread per CPU, each with its own epoll loop, congestion window, token bucket
+//! and share of every host's ports (port i of the host's shuffled list goes to worker
+//! i mod W). A coordinator takes hosts lazily from the target set, runs host discovery, hands
+//! out the port shares, merges the workers' parts of a host and reports the host as soon as
+//! every part is in (results stream).
+//!
+//! Why hand-rolled epoll rather than one tokio task per probe: measured on the 2-vCPU machine,
+//! 65,535 connects to closed ports took 1.2-1.6 s with tokio tasks (cross-thread wakeups, two
+//! epoll_ctl per socket), 0.55-0.65 s with one epoll loop per CPU and a fresh socket per probe,
+//! and 0.34-0.45 s when a socket whose connect was refused is reset (`connect(AF_UNSPEC)`) and
+//! reused: socket creation and teardown are most of the kernel's cost of a probe. A reused
+//! socket's error queue is emptied when its ICMP error is read, and an error left behind by a
+//! refusal (ICMP port-unreachable is not read) is recognised and drained when it surfaces.
+//!
+//! Per worker and host, as nmap: RTT is estimated (RFC 6298) and bounds the probe timeout;
+//! unanswered probes are retransmitted up to one more try than the highest try that ever got
+//! an answer, within `--max-retries`; the window grows on every answered (or silently expired)
+//! probe and halves on a confirmed drop (a retransmission answered where the first was not).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use portolan_model::{Host, HostState, Hostname, HostnameKind, Port, PortState, Reason, Service, Transport};
-use tokio::sync::mpsc;
 
-use crate::probe::{self, Outcome};
+use crate::probe::{reason_for_errno, reason_for_icmp};
+use crate::raw::{Epoll, Sock, Start};
 use crate::targets::TargetSet;
 use crate::timing::{Congestion, RttEstimator, Timing, TokenBucket};
 use crate::{Error, Result};
@@ -46,6 +54,9 @@ pub struct Config {
     pub report_down: bool,
     /// Names for each port's service (`unknown` when it names none); `None`: no service.
     pub service_names: Option<Arc<portolan_registry::Ranking>>,
+    /// Worker threads (default: the CPUs; always 1 when a scan delay or a parallelism of 1
+    /// asks for strict pacing).
+    pub workers: Option<usize>,
 }
 
 /// Live counters for a progress display.
@@ -84,10 +95,12 @@ pub struct Summary {
     pub sent: u64,
     /// Retransmissions among them.
     pub retransmissions: u64,
-    /// Peak probes in flight.
+    /// Peak probes in flight in one worker.
     pub peak_in_flight: usize,
     /// The descriptor budget used.
     pub fd_budget: usize,
+    /// Worker threads.
+    pub workers: usize,
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit and returns how many probes may be in
@@ -142,421 +155,313 @@ fn random_seed() -> u64 {
     t ^ (u64::from(std::process::id()) << 32)
 }
 
+/// Ports of the unprivileged host discovery (nmap's TCP connect ping).
+const PING_PORTS: [u16; 2] = [443, 80];
+/// Jobs one worker runs at the same time.
+const ACTIVE_JOBS: usize = 64;
+/// Probes a worker starts before it polls for answers again.
+const SEND_BATCH: usize = 128;
+/// Reset sockets a worker keeps for reuse at most.
+const POOL_MAX: usize = 4096;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+enum Kind {
     Discovery,
     Ports,
-    Done,
 }
 
-/// Ports used by the unprivileged host discovery (as nmap's TCP connect ping).
-const PING_PORTS: [u16; 2] = [443, 80];
-
-struct HostRun {
+/// A piece of work for a worker: some ports of one host.
+struct Job {
+    host: u64,
     addr: IpAddr,
-    name: Option<String>,
-    phase: Phase,
-    /// Ports of the current phase (the two ping ports during discovery).
     ports: Vec<u16>,
-    /// The shuffled port list, waiting while discovery runs.
-    later: Vec<u16>,
-    next: usize,
-    retries: VecDeque<(u16, u8)>,
-    outstanding: usize,
-    rtt: RttEstimator,
-    /// The current probe timeout in microseconds, read by probes while they wait.
-    timeout_us: Arc<std::sync::atomic::AtomicU64>,
-    max_ok_try: u8,
-    last_send: Option<Instant>,
-    start: Timestamp,
-    started: Instant,
-    status_reason: Reason,
-    up: bool,
-    results: Vec<Port>,
-    timed_out: bool,
+    kind: Kind,
 }
 
-struct Done {
-    host: usize,
-    serial: u64,
-    port: u16,
-    tryno: u8,
-    outcome: Outcome,
-    rtt: Option<Duration>,
+/// A worker's answer for a job.
+struct Part {
+    host: u64,
+    kind: Kind,
+    ports: Vec<Port>,
+    /// For discovery: why the host is up.
+    up: Option<Reason>,
+    srtt: Option<Duration>,
 }
 
-fn is_local(ip: IpAddr) -> bool {
-    ip.is_loopback()
+enum Msg {
+    Part(Part),
+    Failed(Error),
+}
+
+/// Counters shared by the workers.
+#[derive(Default)]
+struct Shared {
+    stop: AtomicBool,
+    done: AtomicU64,
+    open: AtomicU64,
+    sent: AtomicU64,
+    retrans: AtomicU64,
+    peak: AtomicU64,
 }
 
 /// Runs a connect scan, reporting each host to `obs` as it finishes. `stop` ends the scan
 /// early (Ctrl-C): hosts in progress are reported with what was decided.
 pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Result<Summary> {
+    let t = &cfg.timing;
     let budget = fd_budget();
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(Error::Engine)?;
-    rt.block_on(schedule(cfg, budget, stop, obs))
+    let strict = t.scan_delay > Duration::ZERO || t.max_parallelism <= 1;
+    let workers = if strict {
+        1
+    } else {
+        cfg.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .clamp(1, 16)
+    };
+    let shared = Arc::new(Shared::default());
+    let (res_tx, res_rx) = mpsc::channel::<Msg>();
+    let mut job_txs = Vec::new();
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let (tx, rx) = mpsc::channel::<Job>();
+        job_txs.push(tx);
+        let res_tx = res_tx.clone();
+        let shared = Arc::clone(&shared);
+        let timing = t.clone();
+        let names = cfg.service_names.clone();
+        let share = budget / workers;
+        let h = std::thread::Builder::new()
+            .name(format!("scan-{w}"))
+            .spawn(move || {
+                let mut wk = Worker::new(timing, share, workers, names, shared);
+                if let Err(e) = wk.run(rx, &res_tx) {
+                    let _ = res_tx.send(Msg::Failed(e));
+                }
+            })
+            .map_err(Error::Engine)?;
+        handles.push(h);
+    }
+    drop(res_tx);
+    let result = coordinate(cfg, &stop, obs, &shared, &job_txs, &res_rx, workers);
+    // stop the workers (on error or interruption) and wait for them
+    if result.is_err() || stop.load(Ordering::Relaxed) {
+        shared.stop.store(true, Ordering::Relaxed);
+    }
+    drop(job_txs);
+    for h in handles {
+        let _ = h.join();
+    }
+    let mut summary = result?;
+    summary.fd_budget = budget;
+    summary.workers = workers;
+    summary.sent = shared.sent.load(Ordering::Relaxed);
+    summary.retransmissions = shared.retrans.load(Ordering::Relaxed);
+    summary.peak_in_flight = shared.peak.load(Ordering::Relaxed) as usize;
+    Ok(summary)
 }
 
-async fn schedule(
-    cfg: &Config,
-    budget: usize,
-    stop: Arc<AtomicBool>,
-    obs: &mut dyn Observer,
-) -> Result<Summary> {
-    let t = &cfg.timing;
-    let mut cc = Congestion::new(t, budget);
-    let mut bucket = t.max_rate.map(TokenBucket::new);
-    let mut rng = Rng::new(cfg.seed.unwrap_or_else(random_seed));
-    let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
-    let mut targets = cfg.targets.iter();
-    let mut hosts: Vec<Option<HostRun>> = Vec::new();
-    let mut active = 0usize;
-    let mut in_flight = 0usize;
-    let mut serial = 0u64;
-    let mut summary = Summary { fd_budget: budget, ..Summary::default() };
-    let mut progress = Progress::default();
-    let mut last_progress = Instant::now();
-    let started = Instant::now();
-    let mut rr = 0usize;
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut exhausted = false;
+/// A host as the coordinator follows it.
+struct HostRec {
+    addr: IpAddr,
+    name: Option<String>,
+    ports: Vec<u16>,
+    up: Option<Reason>,
+    pending_parts: usize,
+    pending_pings: usize,
+    results: Vec<Port>,
+    srtt: Option<Duration>,
+    start: Timestamp,
+    started: bool,
+}
 
+impl HostRec {
+    fn finished(&self) -> bool {
+        self.started && self.pending_parts == 0 && self.pending_pings == 0
+    }
+}
+
+fn progress(shared: &Shared, total: u64) -> Progress {
+    Progress {
+        done: shared.done.load(Ordering::Relaxed),
+        total,
+        open: shared.open.load(Ordering::Relaxed),
+        sent: shared.sent.load(Ordering::Relaxed),
+    }
+}
+
+fn coordinate(
+    cfg: &Config,
+    stop: &AtomicBool,
+    obs: &mut dyn Observer,
+    shared: &Shared,
+    jobs: &[mpsc::Sender<Job>],
+    results: &mpsc::Receiver<Msg>,
+    workers: usize,
+) -> Result<Summary> {
+    let mut summary = Summary::default();
+    let mut rng = Rng::new(cfg.seed.unwrap_or_else(random_seed));
+    let mut targets = cfg.targets.iter();
+    let mut hosts: HashMap<u64, HostRec> = HashMap::new();
+    let mut next_id = 0u64;
+    let mut exhausted = false;
+    let mut total = 0u64;
+    let mut last_progress = Instant::now();
+    let group = cfg.group_size.max(1);
+    let send = |w: usize, job: Job| -> Result<()> {
+        jobs[w % jobs.len()]
+            .send(job)
+            .map_err(|_| Error::Engine(std::io::Error::other("a scan worker stopped")))
+    };
+    let dispatch_ports = |id: u64, h: &mut HostRec| -> Result<()> {
+        for w in 0..workers {
+            let share: Vec<u16> = h.ports.iter().skip(w).step_by(workers).copied().collect();
+            if !share.is_empty() {
+                send(w, Job { host: id, addr: h.addr, ports: share, kind: Kind::Ports })?;
+                h.pending_parts += 1;
+            }
+        }
+        h.started = true;
+        Ok(())
+    };
     loop {
         if stop.load(Ordering::Relaxed) {
             summary.interrupted = true;
             break;
         }
-        // take more hosts while the group has room
-        while active < cfg.group_size.max(1) && !exhausted {
-            match targets.next() {
-                Some(addr) => {
-                    summary.hosts_total += 1;
-                    let mut ports = cfg.ports.clone();
-                    rng.shuffle(&mut ports);
-                    progress.total += ports.len() as u64;
-                    let local = is_local(addr);
-                    let phase = if cfg.skip_discovery || local { Phase::Ports } else { Phase::Discovery };
-                    let status_reason = if cfg.skip_discovery {
-                        Reason::UserSet
-                    } else if local {
-                        Reason::LocalhostResponse
-                    } else {
-                        Reason::NoResponseHost
-                    };
-                    hosts.push(Some(HostRun {
-                        addr,
-                        name: cfg.targets.name_of(addr).map(str::to_string),
-                        phase,
-                        ports: if phase == Phase::Discovery { PING_PORTS.to_vec() } else { Vec::new() },
-                        later: ports,
-                        next: 0,
-                        retries: VecDeque::new(),
-                        outstanding: 0,
-                        rtt: RttEstimator::default(),
-                        timeout_us: Arc::new(std::sync::atomic::AtomicU64::new(
-                            t.initial_rtt.as_micros() as u64
-                        )),
-                        max_ok_try: 0,
-                        last_send: None,
-                        start: Timestamp::now(),
-                        started: Instant::now(),
-                        status_reason,
-                        up: phase == Phase::Ports,
-                        results: Vec::new(),
-                        timed_out: false,
-                    }));
-                    if let Some(Some(h)) = hosts.last_mut() {
-                        if h.phase == Phase::Ports {
-                            h.ports = std::mem::take(&mut h.later);
-                        }
-                    }
-                    active += 1;
-                }
-                None => exhausted = true,
+        // keep `group` hosts in progress
+        while hosts.len() < group && !exhausted {
+            let Some(addr) = targets.next() else {
+                exhausted = true;
+                break;
+            };
+            summary.hosts_total += 1;
+            let mut ports = cfg.ports.clone();
+            rng.shuffle(&mut ports);
+            total += ports.len() as u64;
+            let id = next_id;
+            next_id += 1;
+            let mut rec = HostRec {
+                addr,
+                name: cfg.targets.name_of(addr).map(str::to_string),
+                ports,
+                up: None,
+                pending_parts: 0,
+                pending_pings: 0,
+                results: Vec::new(),
+                srtt: None,
+                start: Timestamp::now(),
+                started: false,
+            };
+            if cfg.skip_discovery || addr.is_loopback() {
+                rec.up = Some(if cfg.skip_discovery { Reason::UserSet } else { Reason::LocalhostResponse });
+                dispatch_ports(id, &mut rec)?;
+            } else {
+                send(id as usize, Job { host: id, addr, ports: PING_PORTS.to_vec(), kind: Kind::Discovery })?;
+                rec.pending_pings = 1;
             }
+            hosts.insert(id, rec);
         }
-        if active == 0 && in_flight == 0 {
+        if hosts.is_empty() && exhausted {
             break;
         }
-
-        // send while the window (or --min-rate) allows
-        let now = Instant::now();
-        let mut wake: Option<Duration> = None;
-        let behind_min_rate =
-            t.min_rate.is_some_and(|r| (summary.sent as f64) < r * started.elapsed().as_secs_f64());
-        let limit = if behind_min_rate { budget } else { cc.window().min(budget) };
-        let n_hosts = hosts.len();
-        let mut idle_hosts = 0;
-        while in_flight < limit && n_hosts > 0 && idle_hosts < n_hosts {
-            rr = (rr + 1) % n_hosts;
-            let Some(h) = hosts[rr].as_mut() else {
-                idle_hosts += 1;
-                continue;
-            };
-            if h.phase == Phase::Done {
-                idle_hosts += 1;
-                continue;
+        let done: Vec<u64> = hosts.iter().filter(|(_, h)| h.finished()).map(|(k, _)| *k).collect();
+        for id in done {
+            if let Some(h) = hosts.remove(&id) {
+                report(h, cfg, &mut summary, obs);
             }
-            if let Some(ht) = t.host_timeout {
-                if h.started.elapsed() > ht {
-                    h.timed_out = true;
-                    h.retries.clear();
-                    h.next = h.ports.len();
-                    idle_hosts += 1;
-                    continue;
-                }
-            }
-            if let Some(last) = h.last_send {
-                let ready = last + t.scan_delay;
-                if t.scan_delay > Duration::ZERO && ready > now {
-                    wake = Some(wake.map_or(ready - now, |w| w.min(ready - now)));
-                    idle_hosts += 1;
-                    continue;
-                }
-            }
-            let next = if let Some(r) = h.retries.pop_front() {
-                Some(r)
-            } else if h.next < h.ports.len() {
-                h.next += 1;
-                Some((h.ports[h.next - 1], 0))
-            } else {
-                None
-            };
-            let Some((port, tryno)) = next else {
-                idle_hosts += 1;
-                continue;
-            };
-            if let Some(b) = bucket.as_mut() {
-                if let Err(w) = b.take(Instant::now()) {
-                    // put it back; wait for a token
-                    if tryno == 0 && h.retries.is_empty() && h.next > 0 && h.ports[h.next - 1] == port {
-                        h.next -= 1;
-                    } else {
-                        h.retries.push_front((port, tryno));
+        }
+        if hosts.is_empty() {
+            continue;
+        }
+        match results.recv_timeout(Duration::from_millis(100)) {
+            Ok(Msg::Part(part)) => {
+                if let Some(h) = hosts.get_mut(&part.host) {
+                    match part.kind {
+                        Kind::Discovery => {
+                            h.pending_pings -= 1;
+                            h.srtt = part.srtt;
+                            match part.up {
+                                Some(reason) => {
+                                    h.up = Some(reason);
+                                    dispatch_ports(part.host, h)?;
+                                }
+                                None => {
+                                    shared.done.fetch_add(h.ports.len() as u64, Ordering::Relaxed);
+                                    h.started = true;
+                                }
+                            }
+                        }
+                        Kind::Ports => {
+                            h.pending_parts -= 1;
+                            h.results.extend(part.ports);
+                            if let Some(s) = part.srtt {
+                                h.srtt = Some(h.srtt.map_or(s, |x| x.min(s)));
+                            }
+                        }
                     }
-                    wake = Some(wake.map_or(w, |x| x.min(w)));
-                    break;
-                }
-            }
-            idle_hosts = 0;
-            h.outstanding += 1;
-            h.last_send = Some(now);
-            in_flight += 1;
-            summary.peak_in_flight = summary.peak_in_flight.max(in_flight);
-            summary.sent += 1;
-            progress.sent += 1;
-            if tryno > 0 {
-                summary.retransmissions += 1;
-            }
-            serial += 1;
-            let addr = SocketAddr::new(h.addr, port);
-            let timeout = Arc::clone(&h.timeout_us);
-            let tx = tx.clone();
-            let host = rr;
-            let s = serial;
-            tasks.spawn(async move {
-                let (outcome, rtt) = probe::connect_adaptive(addr, &timeout).await;
-                let _ = tx.send(Done { host, serial: s, port, tryno, outcome, rtt });
-            });
-        }
-
-        // wait for a result (or a token, or a scan-delay slot)
-        let first = if in_flight > 0 {
-            match wake {
-                Some(w) => tokio::time::timeout(w, rx.recv()).await.ok().flatten(),
-                None => tokio::select! {
-                    d = rx.recv() => d,
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => None,
-                },
-            }
-        } else {
-            tokio::time::sleep(wake.unwrap_or(Duration::from_millis(1))).await;
-            None
-        };
-        let mut batch: Vec<Done> = first.into_iter().collect();
-        while let Ok(d) = rx.try_recv() {
-            batch.push(d);
-        }
-        while tasks.try_join_next().is_some() {}
-        for d in batch {
-            in_flight -= 1;
-            let _ = d.serial;
-            let Some(h) = hosts[d.host].as_mut() else { continue };
-            h.outstanding -= 1;
-            handle(h, d, t, &mut cc, &mut progress, &mut summary, &mut rng, cfg)?;
-        }
-
-        // report finished hosts
-        for slot in hosts.iter_mut() {
-            let finished = slot.as_ref().is_some_and(|h| {
-                h.outstanding == 0
-                    && h.retries.is_empty()
-                    && h.next >= h.ports.len()
-                    && h.phase != Phase::Discovery
-            });
-            if finished {
-                if let Some(h) = slot.take() {
-                    active -= 1;
-                    report(h, cfg, &mut summary, obs);
-                }
-            }
-        }
-        // discovery finished: move to the port phase or mark down
-        for h in hosts.iter_mut().flatten() {
-            {
-                if h.phase == Phase::Discovery
-                    && h.outstanding == 0
-                    && h.retries.is_empty()
-                    && h.next >= h.ports.len()
-                {
-                    if h.up {
-                        h.phase = Phase::Ports;
-                        h.ports = std::mem::take(&mut h.later);
-                        h.next = 0;
-                        h.max_ok_try = 0;
-                    } else {
-                        h.later.clear();
-                        progress.done += cfg.ports.len() as u64;
-                        h.phase = Phase::Done;
-                        h.ports.clear();
+                    if h.finished() {
+                        if let Some(h) = hosts.remove(&part.host) {
+                            report(h, cfg, &mut summary, obs);
+                        }
                     }
                 }
             }
-        }
-        for slot in hosts.iter_mut() {
-            if slot.as_ref().is_some_and(|h| h.phase == Phase::Done && h.outstanding == 0) {
-                if let Some(h) = slot.take() {
-                    active -= 1;
-                    report(h, cfg, &mut summary, obs);
-                }
+            Ok(Msg::Failed(e)) => return Err(e),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Error::Engine(std::io::Error::other("the scan workers stopped")));
             }
-        }
-        // compact the host table when it is mostly empty
-        if hosts.len() > 4 * cfg.group_size.max(1) && in_flight == 0 {
-            hosts.retain(Option::is_some);
-            rr = 0;
         }
         if last_progress.elapsed() > Duration::from_millis(100) {
-            obs.progress(&progress);
+            obs.progress(&progress(shared, total));
             last_progress = Instant::now();
         }
     }
-    // interrupted: abort what is in flight and report what was decided
-    tasks.abort_all();
-    for h in hosts.into_iter().flatten() {
-        if h.phase != Phase::Discovery || h.up {
-            report(h, cfg, &mut summary, obs);
+    if summary.interrupted {
+        // the workers send what they decided for the hosts in progress, then stop
+        shared.stop.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while hosts.values().any(|h| h.pending_parts > 0 || h.pending_pings > 0) && Instant::now() < deadline
+        {
+            match results.recv_timeout(Duration::from_millis(50)) {
+                Ok(Msg::Part(p)) => {
+                    if let Some(h) = hosts.get_mut(&p.host) {
+                        match p.kind {
+                            Kind::Discovery => h.pending_pings = h.pending_pings.saturating_sub(1),
+                            Kind::Ports => {
+                                h.pending_parts = h.pending_parts.saturating_sub(1);
+                                h.results.extend(p.ports);
+                            }
+                        }
+                    }
+                }
+                Ok(Msg::Failed(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let mut rest: Vec<(u64, HostRec)> = hosts.into_iter().collect();
+        rest.sort_by_key(|(k, _)| *k);
+        for (_, h) in rest {
+            if h.up.is_some() {
+                report(h, cfg, &mut summary, obs);
+            }
         }
     }
-    obs.progress(&progress);
+    obs.progress(&progress(shared, total));
     Ok(summary)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn handle(
-    h: &mut HostRun,
-    d: Done,
-    t: &Timing,
-    cc: &mut Congestion,
-    progress: &mut Progress,
-    summary: &mut Summary,
-    _rng: &mut Rng,
-    cfg: &Config,
-) -> Result<()> {
-    let _ = summary;
-    match d.outcome {
-        Outcome::State(state, reason) => {
-            if let Some(rtt) = d.rtt {
-                h.rtt.sample(rtt);
-                h.timeout_us.store(h.rtt.timeout(t).as_micros() as u64, Ordering::Relaxed);
-            }
-            if d.tryno > 0 {
-                // a retransmission was answered: the first try was lost
-                h.max_ok_try = h.max_ok_try.max(d.tryno);
-                cc.on_drop();
-            } else {
-                cc.on_response();
-            }
-            if h.phase == Phase::Discovery {
-                // any answer but "unreachable" proves the host is up
-                if matches!(state, PortState::Open | PortState::Closed) {
-                    h.up = true;
-                    h.status_reason =
-                        if state == PortState::Open { Reason::SynAck } else { Reason::ConnRefused };
-                    // the other ping needs no retry
-                    h.retries.clear();
-                    h.next = h.ports.len();
-                }
-                return Ok(());
-            }
-            progress.done += 1;
-            if state == PortState::Open {
-                progress.open += 1;
-            }
-            let service = table_service(cfg, d.port);
-            h.results.push(Port {
-                number: d.port,
-                transport: Transport::Tcp,
-                state,
-                reason,
-                reason_ttl: 0,
-                service,
-            });
-        }
-        Outcome::Timeout => {
-            // silence is not congestion: the slot is free, the window may grow
-            cc.on_response();
-            let allowed = t.max_retries.min(h.max_ok_try.saturating_add(1));
-            if d.tryno < allowed && !h.timed_out {
-                h.retries.push_back((d.port, d.tryno + 1));
-            } else if h.phase == Phase::Discovery {
-                // no answer to this ping
-            } else {
-                progress.done += 1;
-                let service = table_service(cfg, d.port);
-                h.results.push(Port {
-                    number: d.port,
-                    transport: Transport::Tcp,
-                    state: PortState::Filtered,
-                    reason: Reason::NoResponse,
-                    reason_ttl: 0,
-                    service,
-                });
-            }
-        }
-        Outcome::Again(_) => {
-            // a local shortage (descriptors, ephemeral ports): shrink and retry the same try
-            cc.on_drop();
-            h.retries.push_back((d.port, d.tryno));
-        }
-        Outcome::NoRoute(_) => return Err(Error::NoRoute { addr: h.addr }),
-        Outcome::Fatal(e) => return Err(Error::Engine(e)),
-    }
-    Ok(())
-}
-
-fn table_service(cfg: &Config, port: u16) -> Option<Service> {
-    let names = cfg.service_names.as_ref()?;
-    Some(Service::from_table(names.service_name(port, Transport::Tcp).unwrap_or("unknown")))
-}
-
-fn report(h: HostRun, cfg: &Config, summary: &mut Summary, obs: &mut dyn Observer) {
-    if !h.up {
+fn report(h: HostRec, cfg: &Config, summary: &mut Summary, obs: &mut dyn Observer) {
+    let up = h.up.is_some();
+    if up {
+        summary.hosts_up += 1;
+    } else {
         summary.hosts_down += 1;
         if !cfg.report_down {
             return;
         }
-    } else {
-        summary.hosts_up += 1;
     }
-    let mut host = Host::up(h.addr, h.status_reason.clone());
-    if !h.up {
+    let mut host = Host::up(h.addr, h.up.clone().unwrap_or(Reason::NoResponseHost));
+    if !up {
         host.status.state = HostState::Down;
     }
     if let Some(n) = h.name {
@@ -566,6 +471,523 @@ fn report(h: HostRun, cfg: &Config, summary: &mut Summary, obs: &mut dyn Observe
     host.sort_ports();
     host.start_time = Some(h.start);
     host.end_time = Some(Timestamp::now());
-    host.srtt_us = h.rtt.srtt().map(|d| d.as_micros() as u64);
+    host.srtt_us = h.srtt.map(|d| d.as_micros() as u64);
     obs.host(host);
+}
+
+/// One worker's state for one job.
+struct JobRun {
+    job: Job,
+    next: usize,
+    retries: VecDeque<(u16, u8)>,
+    outstanding: usize,
+    rtt: RttEstimator,
+    timeout: Duration,
+    max_ok_try: u8,
+    last_send: Option<Instant>,
+    started: Instant,
+    results: Vec<Port>,
+    up: Option<Reason>,
+    timed_out: bool,
+    /// Probes in flight, oldest first: (slot, generation). Timeouts are found at the front.
+    fifo: VecDeque<(usize, u32)>,
+}
+
+impl JobRun {
+    fn new(job: Job, t: &Timing) -> JobRun {
+        JobRun {
+            job,
+            next: 0,
+            retries: VecDeque::new(),
+            outstanding: 0,
+            rtt: RttEstimator::default(),
+            timeout: t.initial_rtt,
+            max_ok_try: 0,
+            last_send: None,
+            started: Instant::now(),
+            results: Vec::new(),
+            up: None,
+            timed_out: false,
+            fifo: VecDeque::new(),
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.outstanding == 0 && self.retries.is_empty() && self.next >= self.job.ports.len()
+    }
+
+    fn give_up_sending(&mut self) {
+        self.retries.clear();
+        self.next = self.job.ports.len();
+    }
+
+    fn part(self) -> Part {
+        Part {
+            host: self.job.host,
+            kind: self.job.kind,
+            srtt: self.rtt.srtt(),
+            ports: self.results,
+            up: self.up,
+        }
+    }
+}
+
+/// A probe in flight.
+struct Flight {
+    sock: Sock,
+    job: usize,
+    port: u16,
+    tryno: u8,
+    sent: Instant,
+    generation: u32,
+}
+
+struct Worker {
+    t: Timing,
+    cc: Congestion,
+    bucket: Option<TokenBucket>,
+    min_rate: Option<f64>,
+    names: Option<Arc<portolan_registry::Ranking>>,
+    shared: Arc<Shared>,
+    slots: Vec<Option<Flight>>,
+    free: Vec<usize>,
+    gens: Vec<u32>,
+    in_flight: usize,
+    started: Instant,
+    sent_here: u64,
+    /// Sockets whose connect was refused, reset for reuse: IPv4, IPv6.
+    pools: [Vec<Sock>; 2],
+}
+
+/// An errno that an ICMP error may stand behind.
+fn icmp_errno(errno: i32) -> bool {
+    matches!(errno, libc::EHOSTUNREACH | libc::ENETUNREACH | libc::ENOPROTOOPT | libc::EACCES)
+}
+
+impl Worker {
+    fn new(
+        t: Timing,
+        budget: usize,
+        workers: usize,
+        names: Option<Arc<portolan_registry::Ranking>>,
+        shared: Arc<Shared>,
+    ) -> Worker {
+        let mut tw = t.clone();
+        tw.max_parallelism = (t.max_parallelism / workers).max(1);
+        let cc = Congestion::new(&tw, budget.max(1));
+        let bucket = t.max_rate.map(|r| TokenBucket::new(r / workers as f64));
+        let min_rate = t.min_rate.map(|r| r / workers as f64);
+        Worker {
+            t,
+            cc,
+            bucket,
+            min_rate,
+            names,
+            shared,
+            slots: Vec::new(),
+            free: Vec::new(),
+            gens: Vec::new(),
+            in_flight: 0,
+            started: Instant::now(),
+            sent_here: 0,
+            pools: [Vec::new(), Vec::new()],
+        }
+    }
+
+    fn service(&self, port: u16) -> Option<Service> {
+        let n = self.names.as_ref()?;
+        Some(Service::from_table(n.service_name(port, Transport::Tcp).unwrap_or("unknown")))
+    }
+
+    /// Back to the pool when it can be reset.
+    fn recycle(&mut self, sock: Sock, v6: bool) {
+        if self.pools[usize::from(v6)].len() < POOL_MAX && sock.reset() {
+            self.pools[usize::from(v6)].push(sock);
+        }
+    }
+
+    /// A connect failed with `errno`: decide the port, or probe again for the ICMP detail.
+    fn failed(
+        &mut self,
+        j: &mut JobRun,
+        sock: Sock,
+        port: u16,
+        tryno: u8,
+        errno: i32,
+        rtt: Option<Duration>,
+    ) {
+        let v6 = j.job.addr.is_ipv6();
+        if icmp_errno(errno) {
+            // the socket queued the ICMP error (IP_RECVERR); reading it also empties the queue
+            // for reuse. Without it, the errno says what nmap's connect scan says.
+            if let Some((state, reason)) =
+                sock.latest_icmp().and_then(|(kind, code)| reason_for_icmp(v6, kind, code))
+            {
+                self.recycle(sock, v6);
+                self.decided(j, port, tryno, state, reason, rtt);
+                return;
+            }
+        }
+        match reason_for_errno(errno) {
+            Some((state, reason)) => {
+                self.recycle(sock, v6);
+                self.decided(j, port, tryno, state, reason, rtt);
+            }
+            None => {
+                // an errno that is no answer about the port: try again
+                self.cc.on_drop();
+                j.retries.push_back((port, tryno));
+            }
+        }
+    }
+
+    fn decided(
+        &mut self,
+        j: &mut JobRun,
+        port: u16,
+        tryno: u8,
+        state: PortState,
+        reason: Reason,
+        rtt: Option<Duration>,
+    ) {
+        if let Some(r) = rtt {
+            j.rtt.sample(r);
+            j.timeout = j.rtt.timeout(&self.t);
+        }
+        if tryno > 0 {
+            // a retransmission was answered: the first try was lost
+            j.max_ok_try = j.max_ok_try.max(tryno);
+            self.cc.on_drop();
+        } else {
+            self.cc.on_response();
+        }
+        match j.job.kind {
+            Kind::Discovery => {
+                if j.up.is_none() && matches!(state, PortState::Open | PortState::Closed) {
+                    j.up = Some(if state == PortState::Open { Reason::SynAck } else { Reason::ConnRefused });
+                    // the other ping needs no answer
+                    j.give_up_sending();
+                }
+            }
+            Kind::Ports => {
+                self.shared.done.fetch_add(1, Ordering::Relaxed);
+                if state == PortState::Open {
+                    self.shared.open.fetch_add(1, Ordering::Relaxed);
+                }
+                let service = self.service(port);
+                j.results.push(Port {
+                    number: port,
+                    transport: Transport::Tcp,
+                    state,
+                    reason,
+                    reason_ttl: 0,
+                    service,
+                });
+            }
+        }
+    }
+
+    fn take_jobs(&mut self, jobs: &mpsc::Receiver<Job>, active: &mut Vec<JobRun>, closed: &mut bool) {
+        while active.len() < ACTIVE_JOBS && !*closed {
+            let got = if active.is_empty() {
+                match jobs.recv_timeout(Duration::from_millis(50)) {
+                    Ok(j) => Some(j),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        *closed = true;
+                        None
+                    }
+                }
+            } else {
+                match jobs.try_recv() {
+                    Ok(j) => Some(j),
+                    Err(mpsc::TryRecvError::Empty) => None,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        *closed = true;
+                        None
+                    }
+                }
+            };
+            let Some(job) = got else { break };
+            active.push(JobRun::new(job, &self.t));
+        }
+    }
+
+    fn run(&mut self, jobs: mpsc::Receiver<Job>, out: &mpsc::Sender<Msg>) -> Result<()> {
+        let mut ep = Epoll::new(1024).map_err(Error::Engine)?;
+        let mut active: Vec<JobRun> = Vec::new();
+        let mut ready: Vec<(u64, u32)> = Vec::new();
+        let mut closed = false;
+        let mut rr = 0usize;
+        loop {
+            if self.shared.stop.load(Ordering::Relaxed) {
+                // report what is decided; what is in flight is dropped
+                self.slots.clear();
+                self.in_flight = 0;
+                for j in active.drain(..) {
+                    let _ = out.send(Msg::Part(j.part()));
+                }
+                return Ok(());
+            }
+            self.take_jobs(&jobs, &mut active, &mut closed);
+            if active.is_empty() {
+                if closed {
+                    return Ok(());
+                }
+                continue;
+            }
+            let (sent, mut wake) = self.send(&ep, &mut active, &mut rr)?;
+            // the nearest timeout among the jobs (their oldest probe)
+            for j in &active {
+                if let Some(&(slot, generation)) = j.fifo.front() {
+                    if let Some(f) = self.slots[slot].as_ref().filter(|f| f.generation == generation) {
+                        wake = wake.min((f.sent + j.timeout).saturating_duration_since(Instant::now()));
+                    }
+                }
+            }
+            let wait = if sent >= SEND_BATCH {
+                Duration::ZERO
+            } else if self.in_flight == 0 {
+                wake.min(Duration::from_millis(5))
+            } else {
+                wake
+            };
+            ep.wait(wait, &mut ready).map_err(Error::Engine)?;
+            for &(token, flags) in &ready {
+                self.on_event(&ep, &mut active, token as usize, flags)?;
+            }
+            self.expire(&mut active);
+            // a host found up needs no answer to its other ping
+            for (ji, j) in active.iter_mut().enumerate() {
+                if j.job.kind == Kind::Discovery && j.up.is_some() && j.outstanding > 0 {
+                    for (slot, f) in self.slots.iter_mut().enumerate() {
+                        if f.as_ref().is_some_and(|f| f.job == ji) {
+                            *f = None;
+                            self.free.push(slot);
+                            self.in_flight -= 1;
+                            j.outstanding -= 1;
+                        }
+                    }
+                }
+            }
+            // report finished jobs; probes in flight refer to jobs by position, so later ones
+            // move down when one is removed (a finished job has none in flight)
+            let mut i = 0;
+            while i < active.len() {
+                if active[i].finished() {
+                    let j = active.remove(i);
+                    for f in self.slots.iter_mut().flatten() {
+                        if f.job > i {
+                            f.job -= 1;
+                        }
+                    }
+                    let _ = out.send(Msg::Part(j.part()));
+                    continue;
+                }
+                i += 1;
+            }
+        }
+    }
+
+    /// Starts what the window, the rate and the pacing allow (at most a batch); returns how
+    /// many were started and when to look again.
+    fn send(&mut self, ep: &Epoll, active: &mut [JobRun], rr: &mut usize) -> Result<(usize, Duration)> {
+        let now = Instant::now();
+        let mut wake = Duration::from_millis(25);
+        let behind =
+            self.min_rate.is_some_and(|r| (self.sent_here as f64) < r * self.started.elapsed().as_secs_f64());
+        let limit = if behind { usize::MAX } else { self.cc.window() };
+        let n = active.len();
+        let mut idle = 0;
+        let mut sent = 0;
+        // Batches with polls between them: a burst of thousands of connects before reading any
+        // answer costs more kernel time per probe than a steady pipeline.
+        while self.in_flight < limit && idle < n && sent < SEND_BATCH {
+            *rr = (*rr + 1) % n;
+            let ji = *rr;
+            let j = &mut active[ji];
+            if let Some(ht) = self.t.host_timeout {
+                if !j.timed_out && j.started.elapsed() > ht {
+                    j.timed_out = true;
+                    j.give_up_sending();
+                }
+            }
+            if self.t.scan_delay > Duration::ZERO {
+                if let Some(last) = j.last_send {
+                    let at = last + self.t.scan_delay;
+                    if at > now {
+                        wake = wake.min(at - now);
+                        idle += 1;
+                        continue;
+                    }
+                }
+            }
+            let next = if let Some(&r) = j.retries.front() {
+                Some((r, true))
+            } else if j.next < j.job.ports.len() {
+                Some(((j.job.ports[j.next], 0), false))
+            } else {
+                None
+            };
+            let Some(((port, tryno), retry)) = next else {
+                idle += 1;
+                continue;
+            };
+            if let Some(b) = self.bucket.as_mut() {
+                if let Err(w) = b.take(Instant::now()) {
+                    wake = wake.min(w);
+                    break;
+                }
+            }
+            if retry {
+                j.retries.pop_front();
+            } else {
+                j.next += 1;
+            }
+            idle = 0;
+            sent += 1;
+            j.last_send = Some(now);
+            self.sent_here += 1;
+            self.shared.sent.fetch_add(1, Ordering::Relaxed);
+            if tryno > 0 && retry {
+                self.shared.retrans.fetch_add(1, Ordering::Relaxed);
+            }
+            let addr = SocketAddr::new(j.job.addr, port);
+            let v6 = addr.is_ipv6();
+            let pooled = self.pools[usize::from(v6)].pop();
+            let requeue = |j: &mut JobRun| j.retries.push_front((port, tryno));
+            let mut sock = match pooled {
+                Some(s) => s,
+                None => match Sock::new(v6) {
+                    Ok(s) => s,
+                    Err(Start::Fatal(e)) => return Err(Error::Engine(e)),
+                    Err(_) => {
+                        // out of descriptors: shrink and try the same probe again
+                        self.cc.on_drop();
+                        requeue(j);
+                        break;
+                    }
+                },
+            };
+            match sock.start(addr) {
+                Start::Pending => {
+                    let slot = self.free.pop().unwrap_or_else(|| {
+                        self.slots.push(None);
+                        self.gens.push(0);
+                        self.slots.len() - 1
+                    });
+                    self.gens[slot] = self.gens[slot].wrapping_add(1);
+                    let generation = self.gens[slot];
+                    if let Err(e) = ep.arm(&mut sock, slot as u64) {
+                        self.free.push(slot);
+                        return Err(Error::Engine(e));
+                    }
+                    self.slots[slot] = Some(Flight { sock, job: ji, port, tryno, sent: now, generation });
+                    j.outstanding += 1;
+                    j.fifo.push_back((slot, generation));
+                    self.in_flight += 1;
+                    self.shared.peak.fetch_max(self.in_flight as u64, Ordering::Relaxed);
+                }
+                Start::Open => {
+                    if sock.is_self_connect(addr) {
+                        j.retries.push_back((port, tryno));
+                    } else {
+                        sock.close_with_reset();
+                        self.decided(j, port, tryno, PortState::Open, Reason::SynAck, Some(Duration::ZERO));
+                    }
+                }
+                Start::Failed(errno) => self.failed(j, sock, port, tryno, errno, None),
+                Start::NoRoute => return Err(Error::NoRoute { addr: j.job.addr }),
+                Start::Again => {
+                    // out of ephemeral ports or buffers: shrink and retry the same try
+                    self.cc.on_drop();
+                    self.recycle(sock, v6);
+                    requeue(j);
+                    break;
+                }
+                Start::Fatal(e) => return Err(Error::Engine(e)),
+            }
+        }
+        Ok((sent, wake))
+    }
+
+    fn on_event(&mut self, ep: &Epoll, active: &mut [JobRun], slot: usize, flags: u32) -> Result<()> {
+        let Some(mut f) = self.slots.get_mut(slot).and_then(Option::take) else { return Ok(()) };
+        let addr = SocketAddr::new(active[f.job].job.addr, f.port);
+        match f.sock.so_error() {
+            Ok(None) if flags & libc::EPOLLOUT as u32 == 0 => {
+                // Not a connection: an ICMP error queued by an earlier use of this reused
+                // socket made it readable. Empty the queue and keep waiting.
+                f.sock.drain_errors();
+                ep.arm(&mut f.sock, slot as u64).map_err(Error::Engine)?;
+                self.slots[slot] = Some(f);
+            }
+            Ok(None) => {
+                self.free.push(slot);
+                self.in_flight -= 1;
+                let rtt = f.sent.elapsed();
+                let j = &mut active[f.job];
+                j.outstanding -= 1;
+                if f.sock.is_self_connect(addr) {
+                    j.retries.push_back((f.port, f.tryno));
+                } else {
+                    f.sock.close_with_reset();
+                    self.decided(j, f.port, f.tryno, PortState::Open, Reason::SynAck, Some(rtt));
+                }
+            }
+            Ok(Some(errno)) => {
+                self.free.push(slot);
+                self.in_flight -= 1;
+                let rtt = f.sent.elapsed();
+                let j = &mut active[f.job];
+                j.outstanding -= 1;
+                self.failed(j, f.sock, f.port, f.tryno, errno, Some(rtt));
+            }
+            Err(e) => return Err(Error::Engine(e)),
+        }
+        Ok(())
+    }
+
+    /// Probes past their job's timeout: retransmit or decide "filtered".
+    fn expire(&mut self, active: &mut [JobRun]) {
+        let now = Instant::now();
+        for (ji, j) in active.iter_mut().enumerate() {
+            while let Some(&(slot, generation)) = j.fifo.front() {
+                let live =
+                    self.slots[slot].as_ref().is_some_and(|f| f.generation == generation && f.job == ji);
+                if !live {
+                    j.fifo.pop_front();
+                    continue;
+                }
+                let due = self.slots[slot].as_ref().map_or(now, |f| f.sent + j.timeout);
+                if due > now {
+                    break;
+                }
+                j.fifo.pop_front();
+                let Some(f) = self.slots[slot].take() else { continue };
+                self.free.push(slot);
+                self.in_flight -= 1;
+                j.outstanding -= 1;
+                // a socket still connecting is closed, never reused
+                drop(f.sock);
+                // silence is not congestion: the slot is free, the window may grow
+                self.cc.on_response();
+                let allowed = self.t.max_retries.min(j.max_ok_try.saturating_add(1));
+                if f.tryno < allowed && !j.timed_out {
+                    j.retries.push_back((f.port, f.tryno + 1));
+                } else if j.job.kind == Kind::Ports {
+                    self.shared.done.fetch_add(1, Ordering::Relaxed);
+                    let service = self.service(f.port);
+                    j.results.push(Port {
+                        number: f.port,
+                        transport: Transport::Tcp,
+                        state: PortState::Filtered,
+                        reason: Reason::NoResponse,
+                        reason_ttl: 0,
+                        service,
+                    });
+                }
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ pub mod engine;
 mod error;
 pub mod ports;
 pub mod probe;
+mod raw;
 pub mod targets;
 pub mod timing;
 

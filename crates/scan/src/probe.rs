@@ -29,7 +29,7 @@ pub enum Outcome {
     Fatal(io::Error),
 }
 
-fn reason_for_errno(e: i32) -> Option<(PortState, Reason)> {
+pub(crate) fn reason_for_errno(e: i32) -> Option<(PortState, Reason)> {
     Some(match e {
         libc::ECONNREFUSED => (PortState::Closed, Reason::ConnRefused),
         libc::EHOSTUNREACH => (PortState::Filtered, Reason::HostUnreach),
@@ -43,7 +43,7 @@ fn reason_for_errno(e: i32) -> Option<(PortState, Reason)> {
 }
 
 /// nmap's reason for an ICMP (v4 type 3) or ICMPv6 (type 1) destination-unreachable code.
-fn reason_for_icmp(v6: bool, kind: u8, code: u8) -> Option<(PortState, Reason)> {
+pub(crate) fn reason_for_icmp(v6: bool, kind: u8, code: u8) -> Option<(PortState, Reason)> {
     let filtered = |r| Some((PortState::Filtered, r));
     if !v6 && kind == 3 {
         return match code {

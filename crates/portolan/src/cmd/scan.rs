@@ -217,6 +217,7 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         group_size: 64,
         report_down: args.show.verbose > 0,
         service_names: Some(Arc::clone(&ranking)),
+        workers: None,
     };
     let t0 = Instant::now();
     let mut live = Live { sinks: &mut sinks, bar, error: None, up: 0 };
