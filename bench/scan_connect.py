@@ -63,7 +63,7 @@ def open_from_rustscan(text):
 def case(name, targets, ports, runs, rustscan_ports):
     d = tempfile.mkdtemp()
     px, nx = os.path.join(d, "p.xml"), os.path.join(d, "n.xml")
-    tp, _ = timed([BIN, "scan", "-sT", "-Pn", "-n", "-T4", "-p", ports, "-oX", px, "-o", "json"] + targets, runs)
+    tp, _ = timed([BIN, "scan", "-sT", "-Pn", "-n", "-T4", "-p", ports, "-oX", px] + targets, runs)
     tn, _ = timed(["nmap", "-sT", "-Pn", "-n", "-T4", "-p", ports, "-oX", nx] + targets, max(1, runs if name != "B" else 1))
     po, ps = open_from_xml(px)
     no, ns = open_from_xml(nx)
