@@ -179,7 +179,8 @@ fn states_match_nmap_and_the_lab_with_and_without_loss() {
         }
     }
     // and nothing is open that was not
-    let open = |m: &States| m.iter().filter(|(_, s)| **s == PortState::Open).map(|(k, _)| *k).collect::<Vec<_>>();
+    let open =
+        |m: &States| m.iter().filter(|(_, s)| **s == PortState::Open).map(|(k, _)| *k).collect::<Vec<_>>();
     assert_eq!(open(&lossy), open(&ours));
     assert_eq!(lossy.len(), ours.len(), "every port has a state under loss");
 }
