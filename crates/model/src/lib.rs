@@ -31,7 +31,7 @@ pub use error::{Error, Result};
 pub use finding::{Finding, FindingTarget, Severity};
 pub use host::{Host, HostState, HostStatus, Hostname, HostnameKind};
 pub use local::{BindScope, LocalInventory, LocalSocket, Netns, Owner, SocketState};
-pub use port::{ExtraPorts, ExtraReason, Port, PortState, RangeClass, Transport};
+pub use port::{ExtraPorts, ExtraReason, Port, PortState, RangeClass, Transport, port_ranges};
 pub use reason::Reason;
 pub use run::{RunExit, RunStats, ScanInfo, ScanRun, ScanType};
 pub use service::{Service, ServiceMethod, Tunnel};

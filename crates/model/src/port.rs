@@ -164,6 +164,31 @@ impl fmt::Display for RangeClass {
     }
 }
 
+/// Sorted port numbers in nmap's range syntax: `1-21,23,25-79` (as in `<scaninfo services>`
+/// and `<extrareasons ports>`).
+pub fn port_ranges(sorted: &[u16]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end.wrapping_add(1) && sorted[i + 1] > end {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}-{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
 /// What was seen of one port of one host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Port {
@@ -240,6 +265,13 @@ mod tests {
             assert_eq!(serde_json::from_str::<PortState>(&j).unwrap(), s);
         }
         assert!("opened".parse::<PortState>().is_err());
+    }
+
+    #[test]
+    fn ranges_compress_runs() {
+        assert_eq!(port_ranges(&[1, 2, 3, 5, 7, 8, 65535]), "1-3,5,7-8,65535");
+        assert_eq!(port_ranges(&[]), "");
+        assert_eq!(port_ranges(&[0]), "0");
     }
 
     #[test]

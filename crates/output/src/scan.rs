@@ -12,7 +12,7 @@ mod xml;
 use std::io;
 
 use jiff::Timestamp;
-use portolan_model::{ExtraPorts, ExtraReason, Host, Port, PortState, ScanRun, Service};
+use portolan_model::{ExtraPorts, ExtraReason, Host, Port, PortState, ScanRun, Service, port_ranges};
 
 pub use grepable::GrepableSink;
 pub use human::NormalSink;
@@ -129,30 +129,6 @@ pub fn shown<'a>(host: &'a Host, opts: &ShowOptions) -> Shown<'a> {
     Shown { listed, extra }
 }
 
-/// Sorted port numbers in nmap's range syntax: `1-21,23,25-79`.
-pub fn port_ranges(sorted: &[u16]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let start = sorted[i];
-        let mut end = start;
-        while i + 1 < sorted.len() && sorted[i + 1] == end.wrapping_add(1) && sorted[i + 1] > end {
-            i += 1;
-            end = sorted[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}-{end}"));
-        }
-        i += 1;
-    }
-    out
-}
-
 /// nmap's VERSION column: `product version (extrainfo)`.
 pub fn version_text(s: &Service) -> String {
     let mut v = String::new();
@@ -206,13 +182,6 @@ mod tests {
 
     fn port(n: u16, state: PortState, reason: Reason) -> Port {
         Port { number: n, transport: Transport::Tcp, state, reason, reason_ttl: 0, service: None }
-    }
-
-    #[test]
-    fn ranges_compress_runs() {
-        assert_eq!(port_ranges(&[1, 2, 3, 5, 7, 8, 65535]), "1-3,5,7-8,65535");
-        assert_eq!(port_ranges(&[]), "");
-        assert_eq!(port_ranges(&[0]), "0");
     }
 
     #[test]

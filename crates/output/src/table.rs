@@ -249,28 +249,7 @@ impl Table {
         let n = self.headers.len().max(1);
         let mut buf: Vec<u8> = Vec::with_capacity(self.text.len() + self.ends.len() * 4 + 256);
         let emit = |buf: &mut Vec<u8>, i: usize, text: &str, style: Style| {
-            let pad = self.widths[i].saturating_sub(width(text));
-            let last = i + 1 == n;
-            let paint = color && style != Style::Plain;
-            if self.align[i] == Align::Right {
-                buf.resize(buf.len() + pad, b' ');
-            }
-            if paint {
-                buf.extend_from_slice(style.ansi().as_bytes());
-            }
-            buf.extend_from_slice(text.as_bytes());
-            if paint {
-                buf.extend_from_slice(b"\x1b[0m");
-            }
-            if !last {
-                let fill = if self.align[i] == Align::Right { 2 } else { pad + 2 };
-                buf.resize(buf.len() + fill, b' ');
-            } else {
-                while buf.last() == Some(&b' ') {
-                    buf.pop();
-                }
-                buf.push(b'\n');
-            }
+            emit_cell(buf, &self.widths, &self.align, i, text, style, color);
         };
         for (i, h) in self.headers.iter().enumerate() {
             emit(&mut buf, i, h, Style::Bold);
@@ -293,6 +272,41 @@ impl Table {
         let mut buf = Vec::new();
         let _ = self.render(&mut buf, false);
         String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+/// Writes one cell: padded to its column's width (left or right), styled when `color`; the
+/// last column ends the line without trailing spaces.
+fn emit_cell(
+    buf: &mut Vec<u8>,
+    widths: &[usize],
+    align: &[Align],
+    col: usize,
+    text: &str,
+    style: Style,
+    color: bool,
+) {
+    let pad = widths.get(col).copied().unwrap_or(0).saturating_sub(width(text));
+    let right = align.get(col) == Some(&Align::Right);
+    let paint = color && style != Style::Plain;
+    if right {
+        buf.resize(buf.len() + pad, b' ');
+    }
+    if paint {
+        buf.extend_from_slice(style.ansi().as_bytes());
+    }
+    buf.extend_from_slice(text.as_bytes());
+    if paint {
+        buf.extend_from_slice(b"\x1b[0m");
+    }
+    if col + 1 < widths.len() {
+        let fill = if right { 2 } else { pad + 2 };
+        buf.resize(buf.len() + fill, b' ');
+    } else {
+        while buf.last() == Some(&b' ') {
+            buf.pop();
+        }
+        buf.push(b'\n');
     }
 }
 
@@ -361,29 +375,7 @@ impl Columns {
     }
 
     fn emit(&self, buf: &mut Vec<u8>, col: usize, text: &str, style: Style, color: bool) {
-        let n = self.headers.len();
-        let pad = self.widths.get(col).copied().unwrap_or(0).saturating_sub(width(text));
-        let right = self.align.get(col) == Some(&Align::Right);
-        let paint = color && style != Style::Plain;
-        if right {
-            buf.resize(buf.len() + pad, b' ');
-        }
-        if paint {
-            buf.extend_from_slice(style.ansi().as_bytes());
-        }
-        buf.extend_from_slice(text.as_bytes());
-        if paint {
-            buf.extend_from_slice(b"\x1b[0m");
-        }
-        if col + 1 < n {
-            let fill = if right { 2 } else { pad + 2 };
-            buf.resize(buf.len() + fill, b' ');
-        } else {
-            while buf.last() == Some(&b' ') {
-                buf.pop();
-            }
-            buf.push(b'\n');
-        }
+        emit_cell(buf, &self.widths, &self.align, col, text, style, color);
     }
 
     /// Writes the header row (bold when `color`).

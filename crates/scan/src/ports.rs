@@ -146,26 +146,7 @@ impl PortSet {
 
     /// nmap's `services` text for `<scaninfo>`: `1-1024,8080`.
     pub fn ranges(ports: &[u16]) -> String {
-        let mut out = String::new();
-        let mut i = 0;
-        while i < ports.len() {
-            let start = ports[i];
-            let mut end = start;
-            while i + 1 < ports.len() && ports[i + 1] == end.wrapping_add(1) && ports[i + 1] > end {
-                i += 1;
-                end = ports[i];
-            }
-            if !out.is_empty() {
-                out.push(',');
-            }
-            if start == end {
-                out.push_str(&start.to_string());
-            } else {
-                out.push_str(&format!("{start}-{end}"));
-            }
-            i += 1;
-        }
-        out
+        portolan_model::port_ranges(ports)
     }
 }
 

@@ -87,38 +87,7 @@ fn enable_recverr(sock: &Socket, v6: bool) {
 
 /// Reads one queued ICMP error (type, code) from the socket's error queue, if any.
 fn icmp_from_errqueue(sock: &Socket, v6: bool) -> Option<(u8, u8)> {
-    let mut data = [0u8; 64];
-    let mut control = [0u64; 64]; // 512 bytes, 8-aligned for cmsghdr
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    // SAFETY: msghdr is plain data; zeroed is valid before we fill the fields below.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
-    // SAFETY: msg points at buffers that live for the call.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return None;
-    }
-    let (level, kind) =
-        if v6 { (libc::SOL_IPV6, libc::IPV6_RECVERR) } else { (libc::SOL_IP, libc::IP_RECVERR) };
-    // SAFETY: CMSG_* walk the control buffer the kernel filled, within msg_controllen.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == level && (*c).cmsg_type == kind {
-                let ee = libc::CMSG_DATA(c) as *const libc::sock_extended_err;
-                let ee = std::ptr::read_unaligned(ee);
-                let icmp_origin = if v6 { libc::SO_EE_ORIGIN_ICMP6 } else { libc::SO_EE_ORIGIN_ICMP };
-                if ee.ee_origin == icmp_origin {
-                    return Some((ee.ee_type, ee.ee_code));
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    None
+    crate::raw::icmp_from_errqueue(sock.as_raw_fd(), v6)
 }
 
 fn classify(err: io::Error, sock: &Socket, v6: bool) -> Outcome {

@@ -229,38 +229,7 @@ impl Sock {
 
     /// Reads one ICMP error (type, code) from the error queue, if one is there.
     pub fn icmp_from_errqueue(&self) -> Option<(u8, u8)> {
-        let mut data = [0u8; 64];
-        let mut control = [0u64; 64];
-        let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-        // SAFETY: msghdr is plain data; the fields are set to buffers that outlive the call.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
-        // SAFETY: msg points at valid buffers.
-        let n =
-            unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
-        if n < 0 {
-            return None;
-        }
-        let (level, kind) =
-            if self.v6 { (libc::SOL_IPV6, libc::IPV6_RECVERR) } else { (libc::SOL_IP, libc::IP_RECVERR) };
-        let origin = if self.v6 { libc::SO_EE_ORIGIN_ICMP6 } else { libc::SO_EE_ORIGIN_ICMP };
-        // SAFETY: the CMSG macros walk the control data the kernel wrote, within msg_controllen.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                if (*c).cmsg_level == level && (*c).cmsg_type == kind {
-                    let ee = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::sock_extended_err);
-                    if ee.ee_origin == origin {
-                        return Some((ee.ee_type, ee.ee_code));
-                    }
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
-            }
-        }
-        None
+        icmp_from_errqueue(self.fd.as_raw_fd(), self.v6)
     }
 
     /// Whether the socket connected to itself (a local port equal to the target, on loopback).
@@ -300,4 +269,39 @@ impl Sock {
             );
         }
     }
+}
+
+/// Reads one ICMP error (type, code) from the error queue of socket `fd`, if one is there.
+pub(crate) fn icmp_from_errqueue(fd: std::os::fd::RawFd, v6: bool) -> Option<(u8, u8)> {
+    let mut data = [0u8; 64];
+    let mut control = [0u64; 64];
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+    // SAFETY: msghdr is plain data; the fields are set to buffers that outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg points at valid buffers.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return None;
+    }
+    let (level, kind) =
+        if v6 { (libc::SOL_IPV6, libc::IPV6_RECVERR) } else { (libc::SOL_IP, libc::IP_RECVERR) };
+    let origin = if v6 { libc::SO_EE_ORIGIN_ICMP6 } else { libc::SO_EE_ORIGIN_ICMP };
+    // SAFETY: the CMSG macros walk the control data the kernel wrote, within msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == level && (*c).cmsg_type == kind {
+                let ee = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::sock_extended_err);
+                if ee.ee_origin == origin {
+                    return Some((ee.ee_type, ee.ee_code));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    None
 }
