@@ -6,8 +6,9 @@ use crate::{Finding, LocalInventory, ScanRun, Snapshot};
 
 /// `(file name, pretty JSON schema)` for every top-level document Portolan writes.
 ///
-/// The files live in `docs/schema/`; `cargo test -p portolan-model` fails when they are
-/// out of date, and `PORTOLAN_BLESS=1 cargo test -p portolan-model` rewrites them.
+/// The files live in `docs/schema/`; `cargo test -p portolan --test schema_docs` fails when
+/// they are out of date (it adds the documents of the judge crates), and `PORTOLAN_BLESS=1`
+/// rewrites them.
 pub fn all() -> Vec<(&'static str, String)> {
     vec![
         ("scan-run.schema.json", render::<ScanRun>()),

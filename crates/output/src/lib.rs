@@ -4,10 +4,12 @@
 //! - [`escape`]: every untrusted string passes through here before a terminal or document.
 //! - [`scan`]: streaming writers for scan results — human table, nmap normal (`-oN`),
 //!   grepable (`-oG`), nmap XML (`-oX`, valid against nmap's DTD), JSON, NDJSON and CSV.
+//! - [`diff`]: `portolan diff` as ndiff-like text.
 //! - [`records`]: JSON, NDJSON and CSV for any serialisable records.
 //!
 //! Writers never decide what to show: the caller passes options (`--open`, `--reason`, `-v`).
 
+pub mod diff;
 pub mod escape;
 pub mod table;
 

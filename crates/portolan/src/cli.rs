@@ -56,6 +56,31 @@ pub enum Command {
     Scan(Box<ScanArgs>),
     /// Is HOST:PORT open? The nc -vz answer with reason, latency, service and first bytes.
     Check(CheckArgs),
+    /// What changed between two scans (as nmap's ndiff): hosts up/down, ports opened/closed,
+    /// services and versions. Exit 0: no change; 1: changes.
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier scan: an nmap XML file, or a JSON scan written by `portolan scan -oJ`.
+    #[arg(value_name = "A")]
+    pub a: String,
+    /// The later scan.
+    #[arg(value_name = "B")]
+    pub b: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
+}
+
+/// Formats of `diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// ndiff-like text: `-` the earlier scan, `+` the later.
+    Text,
+    /// One JSON document (docs/schema/run-diff.schema.json).
+    Json,
 }
 
 /// `--scan-type` values (`-sT` on the command line).

@@ -1,6 +1,7 @@
 //! One module per command: each turns parsed arguments into library calls.
 
 mod check;
+mod diff;
 mod import;
 mod ls;
 mod port;
@@ -28,5 +29,6 @@ pub fn run(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
         Command::Ls(a) => ls::run(a, ctx),
         Command::Scan(a) => scan::run(*a, ctx),
         Command::Check(a) => check::run(a, ctx),
+        Command::Diff(a) => diff::run(a, ctx),
     }
 }
