@@ -214,11 +214,11 @@ impl<'a> Parser<'a> {
                         let ip = IpAddr::from_str(addr.trim()).map_err(|_| {
                             self.invalid(pos, format!("<address addr=\"{addr}\">: not an IP address"))
                         })?;
-                        if let Some(h) = &mut self.host {
-                            if !self.host_has_address {
-                                h.address = ip;
-                                self.host_has_address = true;
-                            }
+                        if let Some(h) = &mut self.host
+                            && !self.host_has_address
+                        {
+                            h.address = ip;
+                            self.host_has_address = true;
                         }
                     }
                     "mac" => {
@@ -237,10 +237,10 @@ impl<'a> Parser<'a> {
                     Some("PTR") => HostnameKind::Ptr,
                     _ => HostnameKind::User,
                 };
-                if let Some(h) = &mut self.host {
-                    if !n.is_empty() {
-                        h.hostnames.push(Hostname { name: n, kind });
-                    }
+                if let Some(h) = &mut self.host
+                    && !n.is_empty()
+                {
+                    h.hostnames.push(Hostname { name: n, kind });
                 }
             }
             ("extraports", Some("ports")) => {
@@ -359,7 +359,7 @@ impl<'a> Parser<'a> {
             }
             ("service", Some("port")) => {
                 if let (Some(s), Some(p)) = (self.service.take(), &mut self.port) {
-                    p.service = Some(s);
+                    p.service = Some(Box::new(s));
                 }
             }
             ("extraports", Some("ports")) => {

@@ -27,10 +27,10 @@ impl Users {
         let mut m = InodeMap::default();
         for line in text.lines() {
             let mut f = line.split(':');
-            if let (Some(name), Some(_), Some(uid)) = (f.next(), f.next(), f.next()) {
-                if let Ok(uid) = uid.parse::<u32>() {
-                    m.entry(u64::from(uid)).or_insert_with(|| Arc::from(name));
-                }
+            if let (Some(name), Some(_), Some(uid)) = (f.next(), f.next(), f.next())
+                && let Ok(uid) = uid.parse::<u32>()
+            {
+                m.entry(u64::from(uid)).or_insert_with(|| Arc::from(name));
             }
         }
         Users(m)

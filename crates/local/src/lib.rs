@@ -183,7 +183,8 @@ pub fn privileged() -> bool {
     sys::geteuid() == 0 || sys::has_capability(19)
 }
 
-fn hostname() -> String {
+/// This machine's host name (`/proc/sys/kernel/hostname`), empty when unreadable.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 

@@ -35,7 +35,7 @@ pub use port::{ExtraPorts, ExtraReason, Port, PortState, RangeClass, Transport, 
 pub use reason::Reason;
 pub use run::{RunExit, RunStats, ScanInfo, ScanRun, ScanType};
 pub use service::{Service, ServiceMethod, Tunnel};
-pub use snapshot::{Snapshot, Source};
+pub use snapshot::{Snapshot, SnapshotInfo, Source};
 
 /// Version of the JSON documents Portolan writes. Bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;

@@ -205,7 +205,7 @@ pub struct Port {
     pub reason_ttl: u8,
     /// Service on the port: from the registry (`method: table`) or identified (`probed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<Service>,
+    pub service: Option<Box<Service>>,
 }
 
 /// Ports of one state that were summarised rather than listed (nmap's `<extraports>`).

@@ -312,10 +312,9 @@ impl Netns {
                     .strip_prefix("ptl-")
                     .and_then(|r| r.split('-').next())
                     .and_then(|p| p.parse::<u32>().ok())
+                    && !Path::new(&format!("/proc/{pid}")).exists()
                 {
-                    if !Path::new(&format!("/proc/{pid}")).exists() {
-                        let _ = Command::new("ip").args(["netns", "del", &n]).status();
-                    }
+                    let _ = Command::new("ip").args(["netns", "del", &n]).status();
                 }
             }
         }

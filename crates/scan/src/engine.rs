@@ -398,10 +398,10 @@ fn coordinate(
                             }
                         }
                     }
-                    if h.finished() {
-                        if let Some(h) = hosts.remove(&part.host) {
-                            report(h, cfg, &mut summary, obs);
-                        }
+                    if h.finished()
+                        && let Some(h) = hosts.remove(&part.host)
+                    {
+                        report(h, cfg, &mut summary, obs);
                     }
                 }
             }
@@ -594,9 +594,9 @@ impl Worker {
         }
     }
 
-    fn service(&self, port: u16) -> Option<Service> {
+    fn service(&self, port: u16) -> Option<Box<Service>> {
         let n = self.names.as_ref()?;
-        Some(Service::from_table(n.service_name(port, Transport::Tcp).unwrap_or("unknown")))
+        Some(Box::new(Service::from_table(n.service_name(port, Transport::Tcp).unwrap_or("unknown"))))
     }
 
     /// Back to the pool when it can be reset.
@@ -739,10 +739,10 @@ impl Worker {
             let (sent, mut wake) = self.send(&ep, &mut active, &mut rr)?;
             // the nearest timeout among the jobs (their oldest probe)
             for j in &active {
-                if let Some(&(slot, generation)) = j.fifo.front() {
-                    if let Some(f) = self.slots[slot].as_ref().filter(|f| f.generation == generation) {
-                        wake = wake.min((f.sent + j.timeout).saturating_duration_since(Instant::now()));
-                    }
+                if let Some(&(slot, generation)) = j.fifo.front()
+                    && let Some(f) = self.slots[slot].as_ref().filter(|f| f.generation == generation)
+                {
+                    wake = wake.min((f.sent + j.timeout).saturating_duration_since(Instant::now()));
                 }
             }
             let wait = if sent >= SEND_BATCH {
@@ -806,20 +806,21 @@ impl Worker {
             *rr = (*rr + 1) % n;
             let ji = *rr;
             let j = &mut active[ji];
-            if let Some(ht) = self.t.host_timeout {
-                if !j.timed_out && j.started.elapsed() > ht {
-                    j.timed_out = true;
-                    j.give_up_sending();
-                }
+            if let Some(ht) = self.t.host_timeout
+                && !j.timed_out
+                && j.started.elapsed() > ht
+            {
+                j.timed_out = true;
+                j.give_up_sending();
             }
-            if self.t.scan_delay > Duration::ZERO {
-                if let Some(last) = j.last_send {
-                    let at = last + self.t.scan_delay;
-                    if at > now {
-                        wake = wake.min(at - now);
-                        idle += 1;
-                        continue;
-                    }
+            if self.t.scan_delay > Duration::ZERO
+                && let Some(last) = j.last_send
+            {
+                let at = last + self.t.scan_delay;
+                if at > now {
+                    wake = wake.min(at - now);
+                    idle += 1;
+                    continue;
                 }
             }
             let next = if let Some(&r) = j.retries.front() {
@@ -833,11 +834,11 @@ impl Worker {
                 idle += 1;
                 continue;
             };
-            if let Some(b) = self.bucket.as_mut() {
-                if let Err(w) = b.take(Instant::now()) {
-                    wake = wake.min(w);
-                    break;
-                }
+            if let Some(b) = self.bucket.as_mut()
+                && let Err(w) = b.take(Instant::now())
+            {
+                wake = wake.min(w);
+                break;
             }
             if retry {
                 j.retries.pop_front();

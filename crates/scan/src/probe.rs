@@ -97,12 +97,10 @@ fn classify(err: io::Error, sock: &Socket, v6: bool) -> Outcome {
     if matches!(
         code,
         libc::EHOSTUNREACH | libc::ENETUNREACH | libc::ECONNREFUSED | libc::ENOPROTOOPT | libc::EACCES
-    ) {
-        if let Some((kind, icmp_code)) = icmp_from_errqueue(sock, v6) {
-            if let Some((s, r)) = reason_for_icmp(v6, kind, icmp_code) {
-                return Outcome::State(s, r);
-            }
-        }
+    ) && let Some((kind, icmp_code)) = icmp_from_errqueue(sock, v6)
+        && let Some((s, r)) = reason_for_icmp(v6, kind, icmp_code)
+    {
+        return Outcome::State(s, r);
     }
     if let Some((s, r)) = reason_for_errno(code) {
         return Outcome::State(s, r);

@@ -123,7 +123,7 @@ impl<W: Write> ScanSink for NormalSink<W> {
                     row.push(Cell::new(format!("{}{ttl}", p.reason)));
                 }
                 if with_version {
-                    row.push(Cell::new(p.service.as_ref().map(version_text).unwrap_or_default()));
+                    row.push(Cell::new(p.service.as_deref().map(version_text).unwrap_or_default()));
                 }
                 t.row(row);
             }

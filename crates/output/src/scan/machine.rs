@@ -116,7 +116,7 @@ impl<W: Write> ScanSink for CsvSink<W> {
         let h = filtered(host, &self.opts);
         let name = h.hostnames.first().map(|n| n.name.clone()).unwrap_or_default();
         for p in &h.ports {
-            let svc = p.service.as_ref();
+            let svc = p.service.as_deref();
             self.out
                 .write_record([
                     h.address.to_string(),
