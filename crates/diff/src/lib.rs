@@ -1,4 +1,5 @@
-//! What changed between two scans, host by host and port by port.
+//! What changed between two scans, host by host and port by port ([`diff`]), and between two
+//! local inventories, listener by listener ([`diff_local`]).
 //!
 //! The comparison follows nmap's `ndiff`, so that users who gate on ndiff today get the same
 //! answer: hosts are paired by address (then host name); a host's state, addresses and names
@@ -20,6 +21,10 @@
 //! ```
 
 use std::net::IpAddr;
+
+mod local;
+
+pub use local::{InventoryRef, ListenerChange, ListenerDiff, LocalDiff, OwnerId, diff_local};
 
 use portolan_model::{Host, HostState, Port, PortState, ScanRun, Service, Transport};
 use schemars::JsonSchema;
@@ -165,10 +170,12 @@ fn extraports(h: Option<&Host>) -> Vec<(PortState, u32)> {
     v
 }
 
-fn host_id(h: &Host) -> (IpAddr, Option<String>) {
-    let mut names: Vec<&str> = h.hostnames.iter().map(|n| n.name.as_str()).collect();
-    names.sort_unstable();
-    (h.address, names.first().map(|s| s.to_string()))
+/// ndiff's host identity, which is also its order: the address as text padded to 40
+/// characters, then the first host name in sorted order (so 198.18.0.10 sorts before
+/// 198.18.0.2, as in ndiff's output).
+fn host_id(h: &Host) -> String {
+    let first = h.hostnames.iter().map(|n| n.name.as_str()).min().unwrap_or("");
+    format!("{:<40}{first}", h.address)
 }
 
 fn run_ref(r: &ScanRun) -> RunRef {
@@ -251,8 +258,8 @@ fn diff_host(a: Option<&Host>, b: Option<&Host>) -> (HostDiff, usize) {
         if sa != sb {
             c += 1;
         }
-        let service_changed = service_key(pa.and_then(|p| p.service.as_ref()))
-            != service_key(pb.and_then(|p| p.service.as_ref()));
+        let service_changed = service_key(pa.and_then(|p| p.service.as_deref()))
+            != service_key(pb.and_then(|p| p.service.as_deref()));
         if service_changed {
             c += 1;
         }
@@ -270,7 +277,8 @@ fn diff_host(a: Option<&Host>, b: Option<&Host>) -> (HostDiff, usize) {
         } else {
             Change::ServiceChanged
         };
-        let side = |p: Option<&Port>| p.map(|p| PortSide { state: p.state, service: p.service.clone() });
+        let side =
+            |p: Option<&Port>| p.map(|p| PortSide { state: p.state, service: p.service.as_deref().cloned() });
         ports.push(PortDiff { port: number, transport, a: side(pa), b: side(pb), change });
     }
     let (xa, xb) = (extraports(a), extraports(b));
@@ -298,12 +306,17 @@ fn diff_host(a: Option<&Host>, b: Option<&Host>) -> (HostDiff, usize) {
     )
 }
 
+fn keyed(r: &ScanRun) -> Vec<(String, &Host)> {
+    let mut v: Vec<(String, &Host)> = r.hosts.iter().map(|h| (host_id(h), h)).collect();
+    v.sort_by(|x, y| x.0.cmp(&y.0));
+    v
+}
+
 /// Compares two scans as ndiff does.
 pub fn diff(a: &ScanRun, b: &ScanRun) -> RunDiff {
-    let mut ha: Vec<&Host> = a.hosts.iter().collect();
-    let mut hb: Vec<&Host> = b.hosts.iter().collect();
-    ha.sort_by_key(|h| host_id(h));
-    hb.sort_by_key(|h| host_id(h));
+    let (ka, kb) = (keyed(a), keyed(b));
+    let ha: Vec<&Host> = ka.iter().map(|x| x.1).collect();
+    let hb: Vec<&Host> = kb.iter().map(|x| x.1).collect();
     let (mut i, mut j) = (0, 0);
     let mut hosts = Vec::new();
     let mut cost = 0;
@@ -315,7 +328,7 @@ pub fn diff(a: &ScanRun, b: &ScanRun) -> RunDiff {
         }
     };
     while i < ha.len() && j < hb.len() {
-        match host_id(ha[i]).cmp(&host_id(hb[j])) {
+        match ka[i].0.cmp(&kb[j].0) {
             std::cmp::Ordering::Less => {
                 push(Some(ha[i]), None);
                 i += 1;

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use jiff::Timestamp;
-use portolan_diff::{HostDiff, PortSide, RunDiff, RunRef};
+use portolan_diff::{HostDiff, ListenerChange, LocalDiff, OwnerId, PortSide, RunDiff, RunRef};
 
 use crate::escape::terminal;
 use crate::scan::version_text;
@@ -48,21 +48,24 @@ fn extraports_text(x: &[(portolan_model::PortState, u32)]) -> String {
     v.iter().map(|(c, s)| format!("{c} {s} ports")).collect::<Vec<_>>().join(", ")
 }
 
-/// ndiff's port table: a sign column glued to PORT, then STATE, SERVICE and VERSION, each as
-/// wide as its longest cell, trailing spaces trimmed.
-struct PortTable {
-    rows: Vec<[String; 5]>,
-    widths: [usize; 5],
+/// ndiff's tables: a sign column glued to the first column, then columns separated by one
+/// space, each as wide as its longest cell, trailing spaces trimmed.
+struct SignTable {
+    rows: Vec<Vec<String>>,
+    widths: Vec<usize>,
 }
 
-impl PortTable {
-    fn new(mark: char) -> PortTable {
-        let mut t = PortTable { rows: Vec::new(), widths: [0; 5] };
-        t.push([mark.to_string(), "PORT".into(), "STATE".into(), "SERVICE".into(), "VERSION".into()]);
+impl SignTable {
+    fn new(header: Vec<String>) -> SignTable {
+        let mut t = SignTable { rows: Vec::new(), widths: Vec::new() };
+        t.push(header);
         t
     }
 
-    fn push(&mut self, row: [String; 5]) {
+    fn push(&mut self, row: Vec<String>) {
+        if self.widths.len() < row.len() {
+            self.widths.resize(row.len(), 0);
+        }
         for (w, c) in self.widths.iter_mut().zip(&row) {
             *w = (*w).max(unicode_width::UnicodeWidthStr::width(c.as_str()));
         }
@@ -70,13 +73,14 @@ impl PortTable {
     }
 
     fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        let last = self.widths.len().saturating_sub(1);
         for r in &self.rows {
             let mut line = String::new();
-            for (i, (c, w)) in r.iter().zip(self.widths).enumerate() {
+            for (i, (c, w)) in r.iter().zip(&self.widths).enumerate() {
                 line.push_str(c);
                 let pad = w - unicode_width::UnicodeWidthStr::width(c.as_str());
                 line.extend(std::iter::repeat_n(' ', pad));
-                if i > 0 && i < 4 {
+                if i > 0 && i < last {
                     line.push(' ');
                 }
             }
@@ -143,7 +147,9 @@ pub fn write_text(out: &mut dyn Write, d: &RunDiff) -> io::Result<()> {
             (_, None) => '-',
             _ => ' ',
         };
-        let mut table = PortTable::new(mark);
+        let mut table = SignTable::new(
+            [mark.to_string(), "PORT".into(), "STATE".into(), "SERVICE".into(), "VERSION".into()].into(),
+        );
         for p in &h.ports {
             let spec = format!("{}/{}", p.port, p.transport);
             let (a, b) = (columns(&spec, p.a.as_ref()), columns(&spec, p.b.as_ref()));
@@ -155,7 +161,7 @@ pub fn write_text(out: &mut dyn Write, d: &RunDiff) -> io::Result<()> {
             {
                 if !hidden {
                     let [c0, c1, c2, c3] = cols;
-                    table.push([sign.to_string(), c0, c1, c2, c3]);
+                    table.push(vec![sign.to_string(), c0, c1, c2, c3]);
                 }
             }
         }
@@ -164,4 +170,64 @@ pub fn write_text(out: &mut dyn Write, d: &RunDiff) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+fn local_banner(r: &portolan_diff::InventoryRef) -> String {
+    let when = Timestamp::from_second(r.taken_at)
+        .map(|t| {
+            t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%a %b %d %H:%M:%S %Y").to_string()
+        })
+        .unwrap_or_default();
+    format!("Listeners of {} at {when}", terminal(&r.machine))
+}
+
+fn owners_text(v: &[OwnerId]) -> String {
+    v.iter()
+        .map(|o| match &o.user {
+            Some(u) => format!("{} ({})", terminal(&o.process), terminal(u)),
+            None => terminal(&o.process).into_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes the differences between two local inventories in the same style: `-` the earlier,
+/// `+` the later, one row per listener that changed.
+pub fn write_local_text(out: &mut dyn Write, d: &LocalDiff) -> io::Result<()> {
+    writeln!(out, "-{}", local_banner(&d.a))?;
+    writeln!(out, "+{}", local_banner(&d.b))?;
+    if d.listeners.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    let mut t =
+        SignTable::new(vec![" ".into(), "LISTENER".into(), "NETNS".into(), "CHANGE".into(), "OWNERS".into()]);
+    for l in &d.listeners {
+        let addr = match l.address {
+            std::net::IpAddr::V6(a) => format!("[{a}]:{}", l.port),
+            a => format!("{a}:{}", l.port),
+        };
+        let what = format!("{} {addr}", l.transport);
+        let ns = terminal(&l.netns).into_owned();
+        match l.change {
+            ListenerChange::Opened => {
+                t.push(vec!["+".into(), what, ns, "opened".into(), owners_text(&l.owners_b)]);
+            }
+            ListenerChange::Closed => {
+                t.push(vec!["-".into(), what, ns, "closed".into(), owners_text(&l.owners_a)]);
+            }
+            ListenerChange::OwnersChanged => {
+                t.push(vec!["-".into(), what.clone(), ns.clone(), "owners".into(), owners_text(&l.owners_a)]);
+                t.push(vec!["+".into(), what, ns, "owners".into(), owners_text(&l.owners_b)]);
+            }
+            ListenerChange::DeviceChanged => {
+                let dev = |d: &Option<String>| {
+                    d.as_deref().map_or("(any)".to_string(), |d| terminal(d).into_owned())
+                };
+                t.push(vec!["-".into(), what.clone(), ns.clone(), "device".into(), dev(&l.device_a)]);
+                t.push(vec!["+".into(), what, ns, "device".into(), dev(&l.device_b)]);
+            }
+        }
+    }
+    t.write(out)
 }
