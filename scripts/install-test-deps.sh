@@ -18,6 +18,9 @@ have lsof || need+=(lsof)
 have netstat || need+=(net-tools)
 have ncat || need+=(ncat)
 [ -x /usr/bin/time ] || need+=(time)
+# the PostgreSQL server for the store tests (scripts/pg.sh runs a throwaway cluster)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+have psql || need+=(postgresql-client)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -1,0 +1,184 @@
+//! Portolan's memory: every snapshot (`--save` on `ls`, `scan`, `import`, `audit`) kept in a
+//! database, listed by `portolan snapshots` and compared by `portolan diff`.
+//!
+//! The default is an embedded SQLite file (no server) at [`default_path`]; `--db PATH` picks
+//! another, and `--db postgres://…` a shared PostgreSQL database for a team, through the same
+//! interface. A snapshot is written in one transaction: it is all there or not there, whatever
+//! happens to the process. The schema is versioned and migrated on open (`docs/store.md`).
+//!
+//! ```
+//! # let dir = std::env::temp_dir().join(format!("portolan-store-doc-{}", std::process::id()));
+//! use portolan_model::{ScanRun, Snapshot, Source};
+//! let mut store = portolan_store::Store::open(dir.join("p.db").to_str().unwrap()).unwrap();
+//! let run = ScanRun::new("portolan", "0.1.0", "portolan scan 198.18.1.2", jiff::Timestamp::now());
+//! let id = store.save(&Snapshot::of_scan(Source::Scan, run, "lab", "0.1.0")).unwrap();
+//! assert_eq!(store.resolve(&"last".parse().unwrap()).unwrap(), id);
+//! assert_eq!(store.load(id).unwrap().scan.unwrap().args, "portolan scan 198.18.1.2");
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! ```
+
+mod codec;
+mod error;
+mod postgres;
+mod sqlite;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use portolan_model::{Snapshot, SnapshotInfo};
+
+pub use error::{Error, Result};
+
+/// The newest schema version this build knows (see `docs/store.md`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// A way to name a snapshot: `12`, `last`, `last~1` (the one before last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotRef {
+    /// By identifier.
+    Id(i64),
+    /// The n-th newest (0: the newest).
+    Last(u32),
+}
+
+impl FromStr for SnapshotRef {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::BadReference { given: s.to_string() };
+        if let Some(rest) = s.strip_prefix("last") {
+            if rest.is_empty() {
+                return Ok(SnapshotRef::Last(0));
+            }
+            let n = rest.strip_prefix('~').ok_or_else(bad)?;
+            return n.parse().map(SnapshotRef::Last).map_err(|_| bad());
+        }
+        match s.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(SnapshotRef::Id(id)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for SnapshotRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotRef::Id(id) => write!(f, "{id}"),
+            SnapshotRef::Last(0) => f.write_str("last"),
+            SnapshotRef::Last(n) => write!(f, "last~{n}"),
+        }
+    }
+}
+
+/// What a backend does; [`Store`] adds what is common.
+trait Backend {
+    fn save(&mut self, s: &Snapshot) -> Result<i64>;
+    /// Every snapshot, newest first.
+    fn list(&mut self) -> Result<Vec<SnapshotInfo>>;
+    /// The id of the n-th newest snapshot.
+    fn nth_last(&mut self, n: u32) -> Result<Option<i64>>;
+    fn exists(&mut self, id: i64) -> Result<bool>;
+    fn load(&mut self, id: i64) -> Result<Snapshot>;
+    /// Deletes these snapshots in one transaction; returns how many existed.
+    fn delete(&mut self, ids: &[i64]) -> Result<usize>;
+}
+
+/// The snapshot database.
+pub struct Store {
+    backend: Box<dyn Backend>,
+    location: String,
+}
+
+/// The default database: `$PORTOLAN_DB`, else `$XDG_DATA_HOME/portolan/portolan.db`, else
+/// `~/.local/share/portolan/portolan.db`, else `./portolan.db`.
+pub fn default_location() -> String {
+    if let Some(db) = std::env::var_os("PORTOLAN_DB").filter(|v| !v.is_empty()) {
+        return db.to_string_lossy().into_owned();
+    }
+    let base = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()).map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".local/share"))
+    });
+    match base {
+        Some(b) => b.join("portolan/portolan.db").to_string_lossy().into_owned(),
+        None => "portolan.db".to_string(),
+    }
+}
+
+impl Store {
+    /// Opens (creating and migrating when needed) the database at `location`: a file path, or
+    /// a `postgres://` / `postgresql://` URL.
+    pub fn open(location: &str) -> Result<Store> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            let backend: Box<dyn Backend> = Box::new(postgres::Db::open(location)?);
+            return Ok(Store { backend, location: postgres::redact(location) });
+        }
+        let backend: Box<dyn Backend> = Box::new(sqlite::Db::open(location)?);
+        Ok(Store { backend, location: location.to_string() })
+    }
+
+    /// Where the database is (a path or a URL without its password).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Saves a snapshot in one transaction and returns its id.
+    pub fn save(&mut self, s: &Snapshot) -> Result<i64> {
+        self.backend.save(s)
+    }
+
+    /// Every snapshot, newest first.
+    pub fn list(&mut self) -> Result<Vec<SnapshotInfo>> {
+        self.backend.list()
+    }
+
+    /// The id a reference names.
+    pub fn resolve(&mut self, r: &SnapshotRef) -> Result<i64> {
+        let found = match *r {
+            SnapshotRef::Id(id) => self.backend.exists(id)?.then_some(id),
+            SnapshotRef::Last(n) => self.backend.nth_last(n)?,
+        };
+        match found {
+            Some(id) => Ok(id),
+            None => {
+                let all = self.backend.list()?;
+                let hint = match (all.last(), all.first()) {
+                    (Some(lo), Some(hi)) => {
+                        format!(
+                            "it holds {} snapshot(s), ids {}..{}; see portolan snapshots",
+                            all.len(),
+                            lo.id,
+                            hi.id
+                        )
+                    }
+                    _ => "it holds no snapshots yet: save one with --save".to_string(),
+                };
+                Err(Error::NotFound { reference: r.to_string(), location: self.location.clone(), hint })
+            }
+        }
+    }
+
+    /// Loads a snapshot by id.
+    pub fn load(&mut self, id: i64) -> Result<Snapshot> {
+        self.backend.load(id)
+    }
+
+    /// Deletes snapshots by id; returns how many existed.
+    pub fn delete(&mut self, ids: &[i64]) -> Result<usize> {
+        self.backend.delete(ids)
+    }
+
+    /// Retention: deletes every snapshot beyond the `keep` newest and every snapshot taken
+    /// before `older_than`. Returns the deleted ids.
+    pub fn prune(&mut self, keep: Option<usize>, older_than: Option<Timestamp>) -> Result<Vec<i64>> {
+        let all = self.backend.list()?;
+        let doomed: Vec<i64> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| keep.is_some_and(|k| *i >= k) || older_than.is_some_and(|t| s.taken_at < t))
+            .map(|(_, s)| s.id)
+            .collect();
+        self.backend.delete(&doomed)?;
+        Ok(doomed)
+    }
+}

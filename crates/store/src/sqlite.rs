@@ -1,0 +1,431 @@
+//! The embedded backend: one SQLite file in WAL mode. Writers take the write lock up front
+//! (`BEGIN IMMEDIATE`) and wait for each other (busy timeout), so two processes saving at once
+//! both succeed; a killed writer leaves no trace (the WAL is rolled back on next open).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use portolan_model::{Finding, Host, LocalInventory, LocalSocket, ScanRun, Snapshot, SnapshotInfo, Source};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::codec;
+use crate::{Error, Result, SCHEMA_VERSION};
+
+/// Schema migrations, in order; `MIGRATIONS[i]` brings the schema to version `i + 1`.
+const MIGRATIONS: [&str; 1] = [r#"
+CREATE TABLE snapshot (
+    id INTEGER PRIMARY KEY,
+    taken_at INTEGER NOT NULL,          -- nanoseconds since 1970-01-01 UTC
+    source TEXT NOT NULL,               -- local | scan | import | audit
+    machine TEXT NOT NULL,
+    tool_version TEXT NOT NULL,
+    scanner TEXT,
+    scanner_version TEXT,
+    args TEXT,
+    host_count INTEGER NOT NULL,
+    port_count INTEGER NOT NULL,
+    open_count INTEGER NOT NULL,
+    socket_count INTEGER NOT NULL,
+    finding_count INTEGER NOT NULL,
+    scan_meta TEXT,                     -- JSON: the ScanRun without hosts
+    local_meta TEXT                     -- JSON: the LocalInventory without sockets
+);
+CREATE INDEX snapshot_taken_at ON snapshot (taken_at);
+CREATE TABLE host (
+    snapshot_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    state TEXT NOT NULL,
+    hostname TEXT,
+    open_count INTEGER NOT NULL,
+    detail TEXT NOT NULL,               -- JSON: the Host without its ports
+    ports TEXT NOT NULL,                -- JSON: [[number, transport, state, reason, reason_ttl, service?], ...]
+    PRIMARY KEY (snapshot_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE socket (
+    snapshot_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    transport TEXT NOT NULL,
+    state TEXT NOT NULL,
+    address TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    process TEXT,
+    scope TEXT NOT NULL,
+    detail TEXT NOT NULL,               -- JSON: the LocalSocket
+    PRIMARY KEY (snapshot_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE finding (
+    snapshot_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    title TEXT NOT NULL,
+    address TEXT,
+    port INTEGER,
+    transport TEXT,
+    detail TEXT NOT NULL,               -- JSON: the Finding
+    PRIMARY KEY (snapshot_id, seq)
+) WITHOUT ROWID;
+"#];
+
+pub struct Db {
+    conn: Connection,
+    location: String,
+}
+
+impl Db {
+    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        |source| Error::Sqlite { location: self.location.clone(), source }
+    }
+
+    pub fn open(location: &str) -> Result<Db> {
+        let path = PathBuf::from(location);
+        let open_err =
+            |source: Box<dyn std::error::Error + Send + Sync>| Error::Open { path: path.clone(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(|e| open_err(Box::new(e)))?;
+        }
+        let existed = path.exists();
+        let conn = Connection::open(&path).map_err(|e| open_err(Box::new(e)))?;
+        if !existed {
+            // the inventory of a network is sensitive: only the owner reads it
+            set_private(&path);
+        }
+        let db = Db { conn, location: location.to_string() };
+        db.conn.busy_timeout(Duration::from_secs(300)).map_err(db.err())?;
+        let mode: String = db
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| open_err(Box::new(e)))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_err(format!("cannot switch to WAL mode (got {mode})").into()));
+        }
+        db.conn
+            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768;")
+            .map_err(db.err())?;
+        let mut db = db;
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let location = self.location.clone();
+        let err = |source| Error::Sqlite { location: location.clone(), source };
+        // a database already at this version is only read: opening never takes the write lock
+        let current: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0))
+            .optional()
+            .ok()
+            .flatten()
+            .flatten();
+        if current == Some(SCHEMA_VERSION) {
+            return Ok(());
+        }
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .map_err(err)?;
+        let found: i64 = tx
+            .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+            .map_err(err)?;
+        if found > SCHEMA_VERSION {
+            return Err(Error::TooNew { location, found, known: SCHEMA_VERSION });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tx.execute_batch(sql).map_err(err)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![i as i64 + 1, codec::nanos(jiff::Timestamp::now())],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn corrupt(&self, snapshot: i64, what: impl Into<String>) -> Error {
+        Error::Corrupt { location: self.location.clone(), snapshot, what: what.into() }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+impl crate::Backend for Db {
+    fn save(&mut self, s: &Snapshot) -> Result<i64> {
+        let location = self.location.clone();
+        let err = |source| Error::Sqlite { location: location.clone(), source };
+        let counts = codec::counts(s);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        tx.execute(
+            "INSERT INTO snapshot (taken_at, source, machine, tool_version, scanner, scanner_version, args,
+                host_count, port_count, open_count, socket_count, finding_count, scan_meta, local_meta)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![
+                codec::nanos(s.taken_at),
+                s.source.as_str(),
+                s.machine,
+                s.tool_version,
+                s.scan.as_ref().map(|r| r.scanner.as_str()),
+                s.scan.as_ref().map(|r| r.scanner_version.as_str()),
+                s.scan.as_ref().map(|r| r.args.as_str()),
+                counts.hosts,
+                counts.ports,
+                counts.open,
+                counts.sockets,
+                counts.findings,
+                s.scan.as_ref().map(codec::scan_meta),
+                s.local.as_ref().map(codec::local_meta),
+            ],
+        )
+        .map_err(err)?;
+        let id = tx.last_insert_rowid();
+        if let Some(run) = &s.scan {
+            let mut host = tx
+                .prepare_cached(
+                    "INSERT INTO host (snapshot_id, seq, address, state, hostname, open_count, detail, ports)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(err)?;
+            let mut buf = Vec::new();
+            for (seq, h) in run.hosts.iter().enumerate() {
+                buf.clear();
+                codec::ports_json(h, &mut buf);
+                host.execute(params![
+                    id,
+                    seq as i64,
+                    h.address.to_string(),
+                    h.status.state.as_str(),
+                    h.hostnames.first().map(|n| n.name.as_str()),
+                    codec::open_count(h),
+                    codec::host_detail(h),
+                    std::str::from_utf8(&buf).unwrap_or("[]"),
+                ])
+                .map_err(err)?;
+            }
+        }
+        if let Some(inv) = &s.local {
+            let mut sock = tx
+                .prepare_cached(
+                    "INSERT INTO socket (snapshot_id, seq, transport, state, address, port, process, scope, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(err)?;
+            for (seq, so) in inv.sockets.iter().enumerate() {
+                sock.execute(params![
+                    id,
+                    seq as i64,
+                    so.transport.as_str(),
+                    so.state.as_str(),
+                    so.local_address.to_string(),
+                    i64::from(so.local_port),
+                    so.owners.first().map(|o| &*o.comm),
+                    so.scope.as_str(),
+                    codec::socket_detail(so),
+                ])
+                .map_err(err)?;
+            }
+        }
+        {
+            let mut fnd = tx
+                .prepare_cached(
+                    "INSERT INTO finding (snapshot_id, seq, rule, severity, title, address, port, transport, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(err)?;
+            for (seq, f) in s.findings.iter().enumerate() {
+                let t = f.target.as_ref();
+                fnd.execute(params![
+                    id,
+                    seq as i64,
+                    f.rule,
+                    f.severity.as_str(),
+                    f.title,
+                    t.and_then(|t| t.address).map(|a| a.to_string()),
+                    t.and_then(|t| t.port).map(i64::from),
+                    t.and_then(|t| t.transport).map(|x| x.as_str()),
+                    codec::finding_detail(f),
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(id)
+    }
+
+    fn list(&mut self) -> Result<Vec<SnapshotInfo>> {
+        let err = self.err();
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, taken_at, source, machine, tool_version, scanner, args, host_count, port_count,
+                    open_count, socket_count, finding_count FROM snapshot ORDER BY id DESC",
+            )
+            .map_err(&err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    SnapshotInfo {
+                        id: r.get(0)?,
+                        taken_at: jiff::Timestamp::UNIX_EPOCH,
+                        source: Source::Scan,
+                        machine: r.get(3)?,
+                        tool_version: r.get(4)?,
+                        scanner: r.get(5)?,
+                        args: r.get(6)?,
+                        hosts: r.get(7)?,
+                        ports: r.get(8)?,
+                        open: r.get(9)?,
+                        sockets: r.get(10)?,
+                        findings: r.get(11)?,
+                    },
+                ))
+            })
+            .map_err(&err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, taken, source, mut info) = row.map_err(&err)?;
+            info.taken_at =
+                codec::from_nanos(taken).ok_or_else(|| self.corrupt(id, "taken_at out of range"))?;
+            info.source = source.parse().map_err(|e| self.corrupt(id, format!("{e}")))?;
+            out.push(info);
+        }
+        Ok(out)
+    }
+
+    fn nth_last(&mut self, n: u32) -> Result<Option<i64>> {
+        self.conn
+            .query_row("SELECT id FROM snapshot ORDER BY id DESC LIMIT 1 OFFSET ?1", [i64::from(n)], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.err())
+    }
+
+    fn exists(&mut self, id: i64) -> Result<bool> {
+        self.conn
+            .query_row("SELECT 1 FROM snapshot WHERE id = ?1", [id], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(self.err())
+    }
+
+    fn load(&mut self, id: i64) -> Result<Snapshot> {
+        let err = self.err();
+        // one read transaction, so that the snapshot is read as one
+        let tx = self.conn.unchecked_transaction().map_err(&err)?;
+        type Head = (i64, String, String, String, Option<String>, Option<String>);
+        let head: Option<Head> = tx
+            .query_row(
+                "SELECT taken_at, source, machine, tool_version, scan_meta, local_meta FROM snapshot WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .optional()
+            .map_err(&err)?;
+        let Some((taken, source, machine, tool_version, scan_meta, local_meta)) = head else {
+            return Err(Error::NotFound {
+                reference: id.to_string(),
+                location: self.location.clone(),
+                hint: "see portolan snapshots".into(),
+            });
+        };
+        let bad = |what: String| Error::Corrupt { location: self.location.clone(), snapshot: id, what };
+        let mut scan: Option<ScanRun> = match scan_meta {
+            Some(j) => Some(serde_json::from_str(&j).map_err(|e| bad(format!("scan_meta: {e}")))?),
+            None => None,
+        };
+        if let Some(run) = scan.as_mut() {
+            let mut st = tx
+                .prepare("SELECT seq, detail, ports FROM host WHERE snapshot_id = ?1 ORDER BY seq")
+                .map_err(&err)?;
+            let mut rows = st.query([id]).map_err(&err)?;
+            while let Some(r) = rows.next().map_err(&err)? {
+                let seq: i64 = r.get(0).map_err(&err)?;
+                // as_str checks UTF-8 once; from_str then skips serde_json's per-string check
+                let detail =
+                    r.get_ref(1).map_err(&err)?.as_str().map_err(|e| bad(format!("host {seq}: {e}")))?;
+                let mut h: Host =
+                    serde_json::from_str(detail).map_err(|e| bad(format!("host {seq}: {e}")))?;
+                let ports =
+                    r.get_ref(2).map_err(&err)?.as_str().map_err(|e| bad(format!("host {seq}: {e}")))?;
+                h.ports = codec::ports_from_json(ports).map_err(|e| bad(format!("host {seq} ports: {e}")))?;
+                if seq as usize != run.hosts.len() {
+                    return Err(bad(format!("host {seq} out of sequence")));
+                }
+                run.hosts.push(h);
+            }
+        }
+        let mut local: Option<LocalInventory> = match local_meta {
+            Some(j) => Some(serde_json::from_str(&j).map_err(|e| bad(format!("local_meta: {e}")))?),
+            None => None,
+        };
+        if let Some(inv) = local.as_mut() {
+            let mut st = tx
+                .prepare("SELECT seq, detail FROM socket WHERE snapshot_id = ?1 ORDER BY seq")
+                .map_err(&err)?;
+            let rows =
+                st.query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).map_err(&err)?;
+            for row in rows {
+                let (seq, detail) = row.map_err(&err)?;
+                let s: LocalSocket =
+                    serde_json::from_str(&detail).map_err(|e| bad(format!("socket {seq}: {e}")))?;
+                inv.sockets.push(s);
+            }
+        }
+        let mut findings = Vec::new();
+        {
+            let mut st = tx
+                .prepare("SELECT seq, detail FROM finding WHERE snapshot_id = ?1 ORDER BY seq")
+                .map_err(&err)?;
+            let rows =
+                st.query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).map_err(&err)?;
+            for row in rows {
+                let (seq, detail) = row.map_err(&err)?;
+                let f: Finding =
+                    serde_json::from_str(&detail).map_err(|e| bad(format!("finding {seq}: {e}")))?;
+                findings.push(f);
+            }
+        }
+        tx.finish().map_err(&err)?;
+        Ok(Snapshot {
+            id: Some(id),
+            taken_at: codec::from_nanos(taken).ok_or_else(|| bad("taken_at out of range".into()))?,
+            source: source.parse().map_err(|e| bad(format!("{e}")))?,
+            machine,
+            tool_version,
+            scan,
+            local,
+            findings,
+        })
+    }
+
+    fn delete(&mut self, ids: &[i64]) -> Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let location = self.location.clone();
+        let err = |source| Error::Sqlite { location: location.clone(), source };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let mut n = 0;
+        for id in ids {
+            for table in ["host", "socket", "finding"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE snapshot_id = ?1"), [id]).map_err(err)?;
+            }
+            n += tx.execute("DELETE FROM snapshot WHERE id = ?1", [id]).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(n)
+    }
+}

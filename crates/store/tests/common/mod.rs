@@ -1,0 +1,68 @@
+//! Backends for the store tests: a fresh SQLite file, and a fresh PostgreSQL database when
+//! `PORTOLAN_TEST_POSTGRES` is set (an admin URL; each test creates its own database).
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::PathBuf;
+
+use portolan_store::Store;
+
+pub struct Backend {
+    pub name: &'static str,
+    pub location: String,
+}
+
+impl Backend {
+    pub fn open(&self) -> Store {
+        Store::open(&self.location).unwrap_or_else(|e| panic!("{}: {e}", self.name))
+    }
+
+    /// Runs SQL on the database directly (to damage it, or to fake a newer schema).
+    pub fn raw(&self, sql: &str) {
+        if self.name == "sqlite" {
+            let c = rusqlite::Connection::open(&self.location).unwrap();
+            c.execute_batch(sql).unwrap();
+        } else {
+            let mut c = postgres::Client::connect(&self.location, postgres::NoTls).unwrap();
+            c.batch_execute(sql).unwrap();
+        }
+    }
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let d = std::env::temp_dir().join(format!("portolan-store-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The backends to run a test on, each empty.
+pub fn backends(test: &str) -> Vec<Backend> {
+    let mut v = vec![Backend {
+        name: "sqlite",
+        location: temp_dir(test).join("portolan.db").to_string_lossy().into_owned(),
+    }];
+    match std::env::var("PORTOLAN_TEST_POSTGRES") {
+        Ok(admin) if !admin.is_empty() => {
+            let db = format!("ptl_{}_{}", test.to_ascii_lowercase(), std::process::id());
+            let mut c = postgres::Client::connect(&admin, postgres::NoTls)
+                .unwrap_or_else(|e| panic!("PORTOLAN_TEST_POSTGRES={admin}: {e}"));
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).unwrap();
+            c.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+            let location = match admin.rsplit_once('/') {
+                Some((base, _)) => format!("{base}/{db}"),
+                None => panic!("PORTOLAN_TEST_POSTGRES must end in /DATABASE"),
+            };
+            v.push(Backend { name: "postgres", location });
+        }
+        _ => {
+            if std::env::var_os("PORTOLAN_REQUIRE_TOOLS").is_some() {
+                panic!(
+                    "PORTOLAN_TEST_POSTGRES is not set: scripts/test.sh starts a PostgreSQL server for the store tests"
+                );
+            }
+            eprintln!("SKIPPED postgres backend of {test}: PORTOLAN_TEST_POSTGRES is not set");
+        }
+    }
+    v
+}
