@@ -18,3 +18,4 @@ pub mod local;
 pub mod lookup;
 pub mod records;
 pub mod scan;
+pub mod snapshots;

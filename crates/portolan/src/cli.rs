@@ -56,19 +56,26 @@ pub enum Command {
     Scan(Box<ScanArgs>),
     /// Is HOST:PORT open? The nc -vz answer with reason, latency, service and first bytes.
     Check(CheckArgs),
-    /// What changed between two scans (as nmap's ndiff): hosts up/down, ports opened/closed,
-    /// services and versions. Exit 0: no change; 1: changes.
+    /// What changed between two scans or snapshots (as nmap's ndiff): hosts up/down, ports
+    /// opened/closed, services and versions, owners of local listeners. Exit 0: no change; 1:
+    /// changes.
     Diff(DiffArgs),
+    /// List, show, delete and prune the snapshots saved with --save.
+    Snapshots(SnapshotsArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The earlier scan: an nmap XML file, or a JSON scan written by `portolan scan -oJ`.
+    /// The earlier side: an nmap XML file, a JSON scan (`portolan scan -oJ`), or a snapshot
+    /// (an id, last, last~N; see `portolan snapshots`).
     #[arg(value_name = "A")]
     pub a: String,
-    /// The later scan.
+    /// The later side.
     #[arg(value_name = "B")]
     pub b: String,
+    /// Snapshot database, for snapshot references.
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = DiffFormat::Text)]
     pub format: DiffFormat,
@@ -169,6 +176,8 @@ pub struct ScanArgs {
     pub files: OutputFiles,
     #[command(flatten)]
     pub show: ShowArgs,
+    #[command(flatten)]
+    pub store: SaveArgs,
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +246,8 @@ pub struct LsArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = RecordFormat::Table)]
     pub format: RecordFormat,
+    #[command(flatten)]
+    pub store: SaveArgs,
 }
 
 /// Formats for records (`-o`).
@@ -348,6 +359,42 @@ pub struct ImportArgs {
     pub files: OutputFiles,
     #[command(flatten)]
     pub show: ShowArgs,
+    #[command(flatten)]
+    pub store: SaveArgs,
+}
+
+/// `--save` and `--db`, on every command that observes.
+#[derive(Debug, Args, Default)]
+pub struct SaveArgs {
+    /// Record what was observed as a snapshot in the database (see `portolan snapshots`).
+    #[arg(long)]
+    pub save: bool,
+    /// Snapshot database: a file (default: $PORTOLAN_DB, else ~/.local/share/portolan/portolan.db)
+    /// or a postgres:// URL.
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// Snapshot database (default: $PORTOLAN_DB, else ~/.local/share/portolan/portolan.db).
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<String>,
+    /// Print one snapshot in full (an id, last, last~N) instead of the list.
+    #[arg(long, value_name = "REF", conflicts_with_all = ["delete", "keep", "older_than"])]
+    pub show: Option<String>,
+    /// Delete these snapshots (ids, last, last~N).
+    #[arg(long, value_name = "REF", num_args = 1.., conflicts_with_all = ["keep", "older_than"])]
+    pub delete: Vec<String>,
+    /// Retention: keep only the N newest snapshots, deleting the rest.
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+    /// Retention: delete snapshots older than AGE (90d, 12h, 2w).
+    #[arg(long, value_name = "AGE")]
+    pub older_than: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = RecordFormat::Table)]
+    pub format: RecordFormat,
 }
 
 /// nmap's scan-type flags Portolan does not implement yet, with their names.

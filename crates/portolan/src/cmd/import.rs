@@ -1,12 +1,14 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use portolan_model::{Snapshot, Source};
 
 use super::Context;
 use crate::cli::ImportArgs;
 use crate::outputs;
 
 pub fn run(args: ImportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let mut store = if args.store.save { Some(super::open_store(args.store.db.as_deref())?) } else { None };
     let run = portolan_import::read_file(&args.file)?;
     let mut sinks = outputs::open(args.format, &args.files, &args.show, true, ctx)?;
     sinks.begin(&run).context("writing output")?;
@@ -14,5 +16,10 @@ pub fn run(args: ImportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         sinks.host(h).context("writing output")?;
     }
     sinks.end(&run).context("writing output")?;
+    drop(sinks);
+    if let Some(store) = store.as_mut() {
+        let snap = Snapshot::of_scan(Source::Import, run, &portolan_local::hostname(), super::VERSION);
+        super::save_snapshot(store, &snap, ctx)?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -26,6 +26,7 @@ pub fn run(args: LsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         force_procfs: args.procfs,
         threads: args.threads,
     };
+    let mut store = if args.store.save { Some(super::open_store(args.store.db.as_deref())?) } else { None };
     let t0 = std::time::Instant::now();
     let inv = portolan_local::inventory(&opts)?;
     let t_inv = t0.elapsed();
@@ -49,6 +50,9 @@ pub fn run(args: LsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         for n in &inv.notes {
             eprintln!("portolan: note: {}", portolan_output::escape::terminal(n));
         }
+    }
+    if let Some(store) = store.as_mut() {
+        super::save_snapshot(store, &portolan_model::Snapshot::of_local(inv, super::VERSION), ctx)?;
     }
     Ok(ExitCode::SUCCESS)
 }

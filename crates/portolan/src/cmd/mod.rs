@@ -6,6 +6,7 @@ mod import;
 mod ls;
 mod port;
 mod scan;
+mod snapshots;
 
 use std::process::ExitCode;
 
@@ -30,5 +31,34 @@ pub fn run(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
         Command::Scan(a) => scan::run(*a, ctx),
         Command::Check(a) => check::run(a, ctx),
         Command::Diff(a) => diff::run(a, ctx),
+        Command::Snapshots(a) => snapshots::run(a, ctx),
     }
 }
+
+/// Opens the snapshot database `--db` names, or the default one.
+pub fn open_store(db: Option<&str>) -> anyhow::Result<portolan_store::Store> {
+    let location = db.map_or_else(portolan_store::default_location, str::to_string);
+    Ok(portolan_store::Store::open(&location)?)
+}
+
+/// Saves a snapshot and says where (unless `--quiet`).
+pub fn save_snapshot(
+    store: &mut portolan_store::Store,
+    snapshot: &portolan_model::Snapshot,
+    ctx: &Context,
+) -> anyhow::Result<i64> {
+    let t0 = std::time::Instant::now();
+    let id = store.save(snapshot)?;
+    if std::env::var_os("PORTOLAN_TIMING").is_some() {
+        let n = snapshot.scan.as_ref().map_or(0, |r| r.hosts.iter().map(|h| h.ports.len()).sum::<usize>())
+            + snapshot.local.as_ref().map_or(0, |l| l.sockets.len());
+        eprintln!("timing: saved {n} observations in {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+    }
+    if !ctx.quiet {
+        eprintln!("portolan: saved snapshot {id} in {}", portolan_output::escape::terminal(store.location()));
+    }
+    Ok(id)
+}
+
+/// Portolan's version, recorded in snapshots.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use jiff::Timestamp;
-use portolan_model::{Host, RunExit, ScanInfo, ScanRun, ScanType, Transport};
+use portolan_model::{Host, RunExit, ScanInfo, ScanRun, ScanType, Snapshot, Source, Transport};
 use portolan_registry::Ranking;
 use portolan_scan::{Config, Observer, PortSet, Progress, TargetSet, Timing, targets};
 
@@ -70,16 +70,16 @@ fn timing(args: &ScanArgs) -> anyhow::Result<Timing> {
         t.max_parallelism = p;
     }
     for (flag, v) in [("--min-rate", args.min_rate), ("--max-rate", args.max_rate)] {
-        if let Some(r) = v {
-            if !(r.is_finite() && r > 0.0) {
-                bail!("{flag} {r}: expected a number of probes a second above 0");
-            }
+        if let Some(r) = v
+            && !(r.is_finite() && r > 0.0)
+        {
+            bail!("{flag} {r}: expected a number of probes a second above 0");
         }
     }
-    if let (Some(lo), Some(hi)) = (args.min_rate, args.max_rate) {
-        if lo > hi {
-            bail!("--min-rate {lo} is above --max-rate {hi}");
-        }
+    if let (Some(lo), Some(hi)) = (args.min_rate, args.max_rate)
+        && lo > hi
+    {
+        bail!("--min-rate {lo} is above --max-rate {hi}");
     }
     t.min_rate = args.min_rate;
     t.max_rate = args.max_rate;
@@ -145,6 +145,8 @@ fn ports(args: &ScanArgs, ranking: &Ranking) -> anyhow::Result<PortSet> {
 
 struct Live<'a> {
     sinks: &'a mut Sinks,
+    /// Hosts kept for the snapshot (`--save`).
+    keep: Option<Vec<Host>>,
     bar: Option<indicatif::ProgressBar>,
     error: Option<io::Error>,
     up: u32,
@@ -155,10 +157,13 @@ impl Observer for Live<'_> {
         if host.status.state == portolan_model::HostState::Up {
             self.up += 1;
         }
-        if self.error.is_none() {
-            if let Err(e) = self.sinks.host(&host) {
-                self.error = Some(e);
-            }
+        if self.error.is_none()
+            && let Err(e) = self.sinks.host(&host)
+        {
+            self.error = Some(e);
+        }
+        if let Some(keep) = self.keep.as_mut() {
+            keep.push(host);
         }
     }
     fn progress(&mut self, p: &Progress) {
@@ -185,6 +190,8 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         services: PortSet::ranges(&ports.tcp),
     });
     let mut sinks = outputs::open(args.format, &args.files, &args.show, false, ctx)?;
+    // a bad --db fails before any packet is sent
+    let mut store = if args.store.save { Some(super::open_store(args.store.db.as_deref())?) } else { None };
     sinks.begin(&run).context("writing output")?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -220,7 +227,7 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         workers: None,
     };
     let t0 = Instant::now();
-    let mut live = Live { sinks: &mut sinks, bar, error: None, up: 0 };
+    let mut live = Live { sinks: &mut sinks, keep: store.is_some().then(Vec::new), bar, error: None, up: 0 };
     let result = portolan_scan::engine::run(&cfg, Arc::clone(&stop), &mut live);
     if let Some(b) = &live.bar {
         b.finish_and_clear();
@@ -228,6 +235,7 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     if let Some(e) = live.error.take() {
         return Err(anyhow::Error::new(e).context("writing output"));
     }
+    let kept = live.keep.take();
     run.stats.finished = Some(Timestamp::now());
     run.stats.elapsed_secs = t0.elapsed().as_secs_f64();
     let summary = match result {
@@ -256,6 +264,12 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         );
     }
     io::stdout().flush().context("writing to standard output")?;
+    drop(sinks);
+    if let (Some(store), Some(hosts)) = (store.as_mut(), kept) {
+        run.hosts = hosts;
+        let snap = Snapshot::of_scan(Source::Scan, run, &portolan_local::hostname(), super::VERSION);
+        super::save_snapshot(store, &snap, ctx)?;
+    }
     Ok(if summary.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
 }
 

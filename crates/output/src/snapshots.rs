@@ -1,0 +1,96 @@
+//! Rendering of `portolan snapshots`: the list for people, and CSV rows.
+
+use std::io::{self, Write};
+
+use portolan_model::SnapshotInfo;
+
+use crate::table::{Align, Cell, Style, Table};
+
+fn local_time(t: jiff::Timestamp) -> String {
+    t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn what(s: &SnapshotInfo) -> String {
+    match (&s.scanner, &s.args) {
+        (Some(sc), Some(a)) if !a.is_empty() => format!("{sc}: {a}"),
+        (Some(sc), _) => sc.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The list, newest first, for people.
+pub fn write_human(
+    out: &mut dyn Write,
+    list: &[SnapshotInfo],
+    location: &str,
+    color: bool,
+) -> io::Result<()> {
+    if list.is_empty() {
+        return writeln!(
+            out,
+            "No snapshots in {location} yet: save one with `portolan ls --save` (or scan, import, audit)."
+        );
+    }
+    let mut t = Table::new([
+        "ID", "TAKEN", "SOURCE", "MACHINE", "HOSTS", "PORTS", "OPEN", "SOCKETS", "FINDINGS", "WHAT",
+    ])
+    .align(0, Align::Right)
+    .align(4, Align::Right)
+    .align(5, Align::Right)
+    .align(6, Align::Right)
+    .align(7, Align::Right)
+    .align(8, Align::Right);
+    for s in list {
+        let findings =
+            if s.findings > 0 { Cell::styled(s.findings.to_string(), Style::Yellow) } else { Cell::new("0") };
+        t.row(vec![
+            Cell::new(s.id.to_string()),
+            Cell::new(local_time(s.taken_at)),
+            Cell::new(s.source.as_str()),
+            Cell::new(&s.machine),
+            Cell::new(s.hosts.to_string()),
+            Cell::new(s.ports.to_string()),
+            Cell::new(s.open.to_string()),
+            Cell::new(s.sockets.to_string()),
+            findings,
+            Cell::new(what(s)),
+        ]);
+    }
+    t.render(out, color)
+}
+
+/// CSV header of the list.
+pub const CSV_HEADER: [&str; 12] = [
+    "id",
+    "taken_at",
+    "source",
+    "machine",
+    "tool_version",
+    "hosts",
+    "ports",
+    "open",
+    "sockets",
+    "findings",
+    "scanner",
+    "args",
+];
+
+/// CSV rows of the list.
+pub fn csv_rows(list: &[SnapshotInfo]) -> impl Iterator<Item = Vec<String>> + '_ {
+    list.iter().map(|s| {
+        vec![
+            s.id.to_string(),
+            s.taken_at.to_string(),
+            s.source.to_string(),
+            s.machine.clone(),
+            s.tool_version.clone(),
+            s.hosts.to_string(),
+            s.ports.to_string(),
+            s.open.to_string(),
+            s.sockets.to_string(),
+            s.findings.to_string(),
+            s.scanner.clone().unwrap_or_default(),
+            s.args.clone().unwrap_or_default(),
+        ]
+    })
+}
