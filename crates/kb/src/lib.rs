@@ -26,7 +26,7 @@ pub use lookup::{Lookup, RegistryRow, lookup, search};
 use std::fmt;
 use std::net::IpAddr;
 
-use portolan_model::{Finding, FindingTarget, Severity, Transport};
+use portolan_model::{BindScope, Finding, FindingTarget, Severity, Transport};
 use serde::{Serialize, Serializer};
 
 /// What kind of service an entry is.
@@ -167,6 +167,33 @@ pub enum Reach {
 }
 
 impl Reach {
+    /// How far a listener bound with `scope` to `addr` reaches: a specific public address is
+    /// the internet, another specific address or a device one network.
+    pub fn of(scope: BindScope, addr: IpAddr) -> Reach {
+        match scope {
+            BindScope::Loopback => Reach::Loopback,
+            BindScope::AllInterfaces => Reach::AllInterfaces,
+            BindScope::Address if is_public(addr) => Reach::Internet,
+            BindScope::Address | BindScope::Device => Reach::LocalNetwork,
+        }
+    }
+
+    /// How far a port that answered a scan of `addr` reaches: loopback, the internet for a
+    /// public address, else the scanned network.
+    pub fn of_scanned(addr: IpAddr) -> Reach {
+        let loopback = match addr {
+            IpAddr::V4(a) => a.is_loopback(),
+            IpAddr::V6(a) => a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        };
+        if loopback {
+            Reach::Loopback
+        } else if is_public(addr) {
+            Reach::Internet
+        } else {
+            Reach::LocalNetwork
+        }
+    }
+
     /// Words for people.
     pub fn describe(self) -> &'static str {
         match self {
@@ -225,6 +252,7 @@ impl Entry {
             remediation,
             references: self.references.iter().map(|s| s.to_string()).collect(),
             attack: self.attack.iter().map(|s| s.to_string()).collect(),
+            location: None,
         }
     }
 }
@@ -282,4 +310,31 @@ pub fn for_service_name(name: &str) -> Vec<&'static Entry> {
         }
     }
     out
+}
+
+/// A routable public address (not private, shared, link-local, documentation or benchmark).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            !(a.is_private()
+                || a.is_loopback()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || a.is_multicast()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 198 && (18..20).contains(&o[1]))
+                || o[0] == 0
+                || o[0] >= 240)
+        }
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = a.segments();
+            (s[0] & 0xe000) == 0x2000 && !(s[0] == 0x2001 && s[1] == 0x0db8)
+        }
+    }
 }

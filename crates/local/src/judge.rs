@@ -88,33 +88,6 @@ fn is_unspecified(ip: IpAddr) -> bool {
     }
 }
 
-/// A routable public address (not private, shared, link-local, documentation or benchmark).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            !(a.is_private()
-                || a.is_loopback()
-                || a.is_link_local()
-                || a.is_unspecified()
-                || a.is_broadcast()
-                || a.is_documentation()
-                || a.is_multicast()
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || (o[0] == 198 && (18..20).contains(&o[1]))
-                || o[0] == 0
-                || o[0] >= 240)
-        }
-        IpAddr::V6(a) => {
-            if let Some(v4) = a.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = a.segments();
-            (s[0] & 0xe000) == 0x2000 && !(s[0] == 0x2001 && s[1] == 0x0db8)
-        }
-    }
-}
-
 /// Bind scope of a socket.
 pub fn scope(s: &RawSocket, device: Option<&str>) -> BindScope {
     if is_loopback(s.src) || device == Some("lo") {
@@ -125,16 +98,6 @@ pub fn scope(s: &RawSocket, device: Option<&str>) -> BindScope {
         BindScope::AllInterfaces
     } else {
         BindScope::Address
-    }
-}
-
-/// How far a listener reaches, for the knowledge base.
-pub fn reach(scope: BindScope, addr: IpAddr) -> Reach {
-    match scope {
-        BindScope::Loopback => Reach::Loopback,
-        BindScope::AllInterfaces => Reach::AllInterfaces,
-        BindScope::Address if is_public(addr) => Reach::Internet,
-        BindScope::Address | BindScope::Device => Reach::LocalNetwork,
     }
 }
 
@@ -196,7 +159,7 @@ impl<'a> Judge<'a> {
         } else {
             None
         };
-        let risk = kb.map(|e| e.risk(reach(scope, s.src)));
+        let risk = kb.map(|e| e.risk(Reach::of(scope, s.src)));
         let connected = !listener && !s.bound_inactive;
         LocalSocket {
             transport: s.transport,
@@ -263,7 +226,7 @@ pub fn findings(sockets: &[LocalSocket]) -> Vec<Finding> {
             continue;
         }
         let Some(entry) = portolan_kb::by_id(id) else { continue };
-        let reach = reach(s.scope, s.local_address);
+        let reach = Reach::of(s.scope, s.local_address);
         let mut f = entry.exposure_finding(reach, Some(s.local_address), s.local_port, s.transport);
         f.rule = "local.exposed-listener".into();
         if let Some(o) = s.owners.first() {
@@ -297,7 +260,7 @@ mod tests {
             ("fd00::1", false),
             ("::ffff:8.8.8.8", true),
         ] {
-            assert_eq!(is_public(a.parse().unwrap()), public, "{a}");
+            assert_eq!(portolan_kb::is_public(a.parse().unwrap()), public, "{a}");
         }
     }
 

@@ -95,6 +95,20 @@ pub struct Finding {
     /// MITRE ATT&CK technique IDs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attack: Vec<String>,
+    /// The line of a file the finding comes from (a policy entry, a firewall rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<SourceLocation>,
+}
+
+/// A place in a text file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SourceLocation {
+    /// The file, as it was named.
+    pub file: String,
+    /// Line, from 1.
+    pub line: u32,
+    /// Column, from 1.
+    pub column: u32,
 }
 
 /// The host, port and transport a finding is about; each part optional.

@@ -16,6 +16,7 @@
 //! assert_eq!(RangeClass::of(3389), RangeClass::Registered);
 //! ```
 
+mod audit;
 mod error;
 mod finding;
 mod host;
@@ -27,11 +28,14 @@ pub mod schema;
 mod service;
 mod snapshot;
 
+pub use audit::{AuditReport, AuditSummary};
 pub use error::{Error, Result};
-pub use finding::{Finding, FindingTarget, Severity};
+pub use finding::{Finding, FindingTarget, Severity, SourceLocation};
 pub use host::{Host, HostState, HostStatus, Hostname, HostnameKind};
 pub use local::{BindScope, LocalInventory, LocalSocket, Netns, Owner, SocketState};
-pub use port::{ExtraPorts, ExtraReason, Port, PortState, RangeClass, Transport, port_ranges};
+pub use port::{
+    ExtraPorts, ExtraReason, Port, PortState, RangeClass, Transport, port_ranges, port_ranges_parse,
+};
 pub use reason::Reason;
 pub use run::{RunExit, RunStats, ScanInfo, ScanRun, ScanType};
 pub use service::{Service, ServiceMethod, Tunnel};

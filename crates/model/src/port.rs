@@ -189,6 +189,21 @@ pub fn port_ranges(sorted: &[u16]) -> String {
     out
 }
 
+/// The ranges of a [`port_ranges`] string (`1-21,23` → `[(1, 21), (23, 23)]`); parts that are
+/// not ports or ranges are skipped.
+pub fn port_ranges_parse(text: &str) -> Vec<(u16, u16)> {
+    text.split(',')
+        .filter_map(|part| {
+            let part = part.trim();
+            match part.split_once('-') {
+                Some((a, b)) => Some((a.trim().parse().ok()?, b.trim().parse().ok()?)),
+                None => part.parse().ok().map(|n| (n, n)),
+            }
+        })
+        .filter(|(lo, hi)| lo <= hi)
+        .collect()
+}
+
 /// What was seen of one port of one host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Port {

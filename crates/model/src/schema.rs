@@ -2,7 +2,7 @@
 
 use schemars::{JsonSchema, generate::SchemaSettings};
 
-use crate::{Finding, LocalInventory, ScanRun, Snapshot};
+use crate::{AuditReport, Finding, LocalInventory, ScanRun, Snapshot};
 
 /// `(file name, pretty JSON schema)` for every top-level document Portolan writes.
 ///
@@ -15,6 +15,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("finding.schema.json", render::<Finding>()),
         ("snapshot.schema.json", render::<Snapshot>()),
         ("local-inventory.schema.json", render::<LocalInventory>()),
+        ("audit-report.schema.json", render::<AuditReport>()),
     ]
 }
 

@@ -9,6 +9,7 @@
 //!
 //! Writers never decide what to show: the caller passes options (`--open`, `--reason`, `-v`).
 
+pub mod audit;
 pub mod diff;
 pub mod escape;
 pub mod table;

@@ -62,6 +62,105 @@ pub enum Command {
     Diff(DiffArgs),
     /// List, show, delete and prune the snapshots saved with --save.
     Snapshots(SnapshotsArgs),
+    /// Judge what is observed against an approved-port policy: this machine's listeners (the
+    /// default), a live scan (TARGETs and scan flags), an nmap XML file or a snapshot. Exit 0:
+    /// clean; 1: findings at or above --fail-on; 2: error.
+    Audit(Box<AuditArgs>),
+    /// Write a starting policy from what is observed now (init), or validate one (check).
+    Policy(PolicyArgs),
+}
+
+/// Where `audit` and `policy init` get their observations: this machine's listeners unless a
+/// file, a snapshot or scan targets are given.
+#[derive(Debug, Args)]
+pub struct ObserveArgs {
+    /// An nmap XML file (nmap, masscan, Portolan) or a Portolan JSON scan (-oJ).
+    #[arg(long, value_name = "FILE", conflicts_with = "snapshot")]
+    pub xml: Option<PathBuf>,
+    /// A stored snapshot: an id, last, last~N (see `portolan snapshots`).
+    #[arg(long, value_name = "REF")]
+    pub snapshot: Option<String>,
+    /// Snapshot database (for --snapshot and --save; default: $PORTOLAN_DB, else
+    /// ~/.local/share/portolan/portolan.db) or a postgres:// URL.
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<String>,
+    #[command(flatten)]
+    pub scan: ScanSpec,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The policy (TOML; see docs/policy.md).
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+    #[command(flatten)]
+    pub from: ObserveArgs,
+    /// Exit 1 when a finding is at or above SEVERITY: info (any finding; the default), low,
+    /// medium, high, critical; or never.
+    #[arg(long, value_name = "SEVERITY", default_value = "info")]
+    pub fail_on: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditFormat::Table)]
+    pub format: AuditFormat,
+    /// Record the observations and findings as a snapshot (see `portolan snapshots`).
+    #[arg(long)]
+    pub save: bool,
+}
+
+/// Formats of `audit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    /// Findings with evidence and remedies, for people.
+    Table,
+    /// One JSON document (docs/schema/audit-report.schema.json).
+    Json,
+    /// One finding per line as JSON.
+    Ndjson,
+    /// One finding per line as CSV.
+    Csv,
+    /// SARIF 2.1.0, for code-scanning dashboards.
+    Sarif,
+    /// JUnit XML, for CI test reports.
+    Junit,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub action: PolicyAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Validate a policy and its includes: exit 0 when valid (warnings on stderr), 2 with every
+    /// problem as FILE:LINE:COL: FIELD: message.
+    Check(PolicyCheckArgs),
+    /// Write a starting policy that approves what is observed now (this machine's listeners
+    /// unless --xml, --snapshot or scan targets are given), owners and purposes left TODO.
+    Init(Box<PolicyInitArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyCheckArgs {
+    /// The policy file.
+    pub file: PathBuf,
+    /// The previous version of the policy: only entries not in it must have dates from today on
+    /// (without it, every entry must).
+    #[arg(long, value_name = "FILE")]
+    pub base: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyInitArgs {
+    #[command(flatten)]
+    pub from: ObserveArgs,
+    /// Write the policy to FILE instead of standard output (never over an existing file unless
+    /// --force).
+    #[arg(long = "write", short = 'w', value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Replace FILE if it exists.
+    #[arg(long, requires = "write")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +198,22 @@ pub enum ScanType {
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
+    #[command(flatten)]
+    pub spec: ScanSpec,
+    /// Format on standard output.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ScanFormat::Table)]
+    pub format: ScanFormat,
+    #[command(flatten)]
+    pub files: OutputFiles,
+    #[command(flatten)]
+    pub show: ShowArgs,
+    #[command(flatten)]
+    pub store: SaveArgs,
+}
+
+/// What to scan and how fast: shared by `scan`, `audit` and `policy init`.
+#[derive(Debug, Args)]
+pub struct ScanSpec {
     /// Targets: addresses, CIDRs (198.18.0.0/24, 2001:db8::/120), ranges (198.18.0.1-20,
     /// 198.18.0-3.1) and host names.
     #[arg(value_name = "TARGET")]
@@ -169,15 +284,6 @@ pub struct ScanArgs {
     /// Scan more than 65,536 hosts.
     #[arg(long)]
     pub yes: bool,
-    /// Format on standard output.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = ScanFormat::Table)]
-    pub format: ScanFormat,
-    #[command(flatten)]
-    pub files: OutputFiles,
-    #[command(flatten)]
-    pub show: ShowArgs,
-    #[command(flatten)]
-    pub store: SaveArgs,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,10 @@ pub struct Sinks {
 }
 
 impl Sinks {
+    /// No output at all (a scan whose result another command judges).
+    pub fn none() -> Sinks {
+        Sinks { sinks: Vec::new() }
+    }
     pub fn begin(&mut self, run: &ScanRun) -> io::Result<()> {
         self.sinks.iter_mut().try_for_each(|s| s.begin(run))
     }

@@ -11,6 +11,7 @@ fn checked_in_schemas_match_the_types() {
     let mut stale = Vec::new();
     let mut docs = portolan_model::schema::all();
     docs.push(("run-diff.schema.json", portolan_model::schema::render::<portolan_diff::RunDiff>()));
+    docs.push(("local-diff.schema.json", portolan_model::schema::render::<portolan_diff::LocalDiff>()));
     for (name, text) in docs {
         let path = dir.join(name);
         // Every schema is a real JSON Schema document for an object.

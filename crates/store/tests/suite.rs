@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use portolan_model::{
     BindScope, ExtraPorts, ExtraReason, Finding, FindingTarget, Host, HostState, HostStatus, Hostname,
     HostnameKind, LocalInventory, LocalSocket, Netns, Owner, Port, PortState, Reason, ScanRun, Service,
-    ServiceMethod, Severity, Snapshot, SocketState, Source, Transport, Tunnel,
+    ServiceMethod, Severity, Snapshot, SocketState, Source, SourceLocation, Transport, Tunnel,
 };
 use portolan_store::{Error, SnapshotRef, Store};
 
@@ -123,6 +123,7 @@ fn finding(n: u16) -> Finding {
         remediation: "approve it or close it".into(),
         references: vec!["NIST SP 800-41".into()],
         attack: vec!["T1046".into()],
+        location: Some(SourceLocation { file: "policy.toml".into(), line: 12, column: 1 }),
     }
 }
 

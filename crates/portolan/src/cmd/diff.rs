@@ -17,7 +17,7 @@ enum Side {
 }
 
 /// Reads a file: nmap XML, or Portolan's JSON scan document (`-oJ`).
-fn read_file(spec: &str) -> anyhow::Result<ScanRun> {
+pub(super) fn read_file(spec: &str) -> anyhow::Result<ScanRun> {
     let path = Path::new(spec);
     let head = {
         use std::io::Read;

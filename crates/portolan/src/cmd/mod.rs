@@ -1,9 +1,11 @@
 //! One module per command: each turns parsed arguments into library calls.
 
+mod audit;
 mod check;
 mod diff;
 mod import;
 mod ls;
+mod policy;
 mod port;
 mod scan;
 mod snapshots;
@@ -32,6 +34,8 @@ pub fn run(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
         Command::Check(a) => check::run(a, ctx),
         Command::Diff(a) => diff::run(a, ctx),
         Command::Snapshots(a) => snapshots::run(a, ctx),
+        Command::Audit(a) => audit::run(*a, ctx),
+        Command::Policy(a) => policy::run(a, ctx),
     }
 }
 

@@ -11,7 +11,7 @@ use portolan_registry::Ranking;
 use portolan_scan::{Config, Observer, PortSet, Progress, TargetSet, Timing, targets};
 
 use super::Context;
-use crate::cli::ScanArgs;
+use crate::cli::{ScanArgs, ScanSpec};
 use crate::outputs::{self, Sinks};
 
 /// More hosts than this needs `--yes`: a /16.
@@ -39,7 +39,7 @@ pub fn parse_time(flag: &str, s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(v * mult))
 }
 
-fn timing(args: &ScanArgs) -> anyhow::Result<Timing> {
+fn timing(args: &ScanSpec) -> anyhow::Result<Timing> {
     let mut t = Timing::template(args.timing);
     let time = |flag: &str, v: &Option<String>| v.as_deref().map(|s| parse_time(flag, s)).transpose();
     if let Some(d) = time("--host-timeout", &args.host_timeout)? {
@@ -86,7 +86,7 @@ fn timing(args: &ScanArgs) -> anyhow::Result<Timing> {
     Ok(t)
 }
 
-fn targets(args: &ScanArgs) -> anyhow::Result<TargetSet> {
+fn targets(args: &ScanSpec) -> anyhow::Result<TargetSet> {
     let mut set = targets::parse_list(args.targets.iter().map(String::as_str), false)?;
     if let Some(f) = &args.input_list {
         set = merge(set, targets::read_file(f)?);
@@ -120,7 +120,7 @@ fn merge(a: TargetSet, b: TargetSet) -> TargetSet {
     a
 }
 
-fn ports(args: &ScanArgs, ranking: &Ranking) -> anyhow::Result<PortSet> {
+fn ports(args: &ScanSpec, ranking: &Ranking) -> anyhow::Result<PortSet> {
     let tcp = [Transport::Tcp];
     let mut set = if let Some(p) = &args.ports {
         PortSet::parse(p, &tcp)?
@@ -176,10 +176,40 @@ impl Observer for Live<'_> {
 }
 
 pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let timing = timing(&args)?;
-    let targets = targets(&args)?;
+    let mut sinks = outputs::open(args.format, &args.files, &args.show, false, ctx)?;
+    // a bad --db fails before any packet is sent
+    let mut store = if args.store.save { Some(super::open_store(args.store.db.as_deref())?) } else { None };
+    let (run, interrupted) = execute(&args.spec, &mut sinks, store.is_some(), args.show.verbose, ctx)?;
+    drop(sinks);
+    if let Some(store) = store.as_mut() {
+        let snap = Snapshot::of_scan(Source::Scan, run, &portolan_local::hostname(), super::VERSION);
+        super::save_snapshot(store, &snap, ctx)?;
+    }
+    Ok(if interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}
+
+/// Scans without printing (for `audit` and `policy init`): the run with every host.
+pub fn observe(spec: &ScanSpec, ctx: &Context) -> anyhow::Result<ScanRun> {
+    let (run, interrupted) = execute(spec, &mut Sinks::none(), true, 0, ctx)?;
+    if interrupted {
+        bail!("the scan was interrupted; nothing was judged");
+    }
+    Ok(run)
+}
+
+/// Runs a scan into `sinks`; with `keep`, the returned run holds every host (else none).
+/// Returns whether Ctrl-C cut it short.
+fn execute(
+    spec: &ScanSpec,
+    sinks: &mut Sinks,
+    keep: bool,
+    verbose: u8,
+    ctx: &Context,
+) -> anyhow::Result<(ScanRun, bool)> {
+    let timing = timing(spec)?;
+    let targets = targets(spec)?;
     let ranking = Arc::new(Ranking::discover()?);
-    let ports = ports(&args, &ranking)?;
+    let ports = ports(spec, &ranking)?;
     let argv: Vec<String> = std::env::args().collect();
     let start = Timestamp::now();
     let mut run = ScanRun::new("portolan", env!("CARGO_PKG_VERSION"), &argv.join(" "), start);
@@ -189,9 +219,6 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         num_services: ports.tcp.len() as u32,
         services: PortSet::ranges(&ports.tcp),
     });
-    let mut sinks = outputs::open(args.format, &args.files, &args.show, false, ctx)?;
-    // a bad --db fails before any packet is sent
-    let mut store = if args.store.save { Some(super::open_store(args.store.db.as_deref())?) } else { None };
     sinks.begin(&run).context("writing output")?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -219,15 +246,15 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         targets,
         ports: ports.tcp.clone(),
         timing,
-        skip_discovery: args.skip_discovery,
-        seed: args.seed,
+        skip_discovery: spec.skip_discovery,
+        seed: spec.seed,
         group_size: 64,
-        report_down: args.show.verbose > 0,
+        report_down: verbose > 0,
         service_names: Some(Arc::clone(&ranking)),
         workers: None,
     };
     let t0 = Instant::now();
-    let mut live = Live { sinks: &mut sinks, keep: store.is_some().then(Vec::new), bar, error: None, up: 0 };
+    let mut live = Live { sinks, keep: keep.then(Vec::new), bar, error: None, up: 0 };
     let result = portolan_scan::engine::run(&cfg, Arc::clone(&stop), &mut live);
     if let Some(b) = &live.bar {
         b.finish_and_clear();
@@ -257,20 +284,17 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         run.stats.error_message = Some("interrupted by the user; results are partial".into());
     }
     sinks.end(&run).context("writing output")?;
-    if !ctx.quiet && args.show.verbose > 0 {
+    if !ctx.quiet && verbose > 0 {
         eprintln!(
             "portolan: {} probes ({} retransmitted), at most {} in flight (descriptor budget {})",
             summary.sent, summary.retransmissions, summary.peak_in_flight, summary.fd_budget
         );
     }
     io::stdout().flush().context("writing to standard output")?;
-    drop(sinks);
-    if let (Some(store), Some(hosts)) = (store.as_mut(), kept) {
+    if let Some(hosts) = kept {
         run.hosts = hosts;
-        let snap = Snapshot::of_scan(Source::Scan, run, &portolan_local::hostname(), super::VERSION);
-        super::save_snapshot(store, &snap, ctx)?;
     }
-    Ok(if summary.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+    Ok((run, summary.interrupted))
 }
 
 /// Runs `f` on SIGINT (and SIGTERM) from a small watcher thread.
