@@ -18,7 +18,9 @@ hosts="${HOSTS:-1000}"
 ports="${PORTS:-1000}"
 runs="${RUNS:-3}"
 out=$(mktemp -d)
-pgdir="$out/pg"
+# the server runs as the unprivileged postgres user: its directory cannot be inside mktemp's
+# 0700 one
+pgdir="${TMPDIR:-/tmp}/portolan-bench-pg"
 trap 'bash scripts/pg.sh stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$out"' EXIT
 
 python3 bench/nmapxml.py --hosts "$hosts" --ports "$ports" >"$out/a.xml"
@@ -53,7 +55,7 @@ hyperfine -N --warmup 1 --runs "$runs" --export-json "$out/r.json" -i \
   -n "ndiff" "ndiff $out/a.xml $out/b.xml" >/dev/null
 
 pg=""
-if eval "$(bash scripts/pg.sh start "$pgdir" 2>/dev/null)"; then
+if pgenv=$(bash scripts/pg.sh start "$pgdir") && eval "$pgenv" && [ -n "${PORTOLAN_TEST_POSTGRES:-}" ]; then
   url="${PORTOLAN_TEST_POSTGRES%/postgres}"
   for i in $(seq "$runs"); do psql -q "$PORTOLAN_TEST_POSTGRES" -c "CREATE DATABASE bench$i" >/dev/null; done
   pgms=$(save_rate "$url/bench")
