@@ -52,7 +52,8 @@ pub enum Command {
     Import(ImportArgs),
     /// List this machine's listening sockets with their owners, scope and risk (like ss -tulpen).
     Ls(LsArgs),
-    /// Scan hosts' TCP ports with connect() (nmap -sT): targets, ports and timing as in nmap.
+    /// Scan hosts' TCP ports, SYN (-sS, as root) or connect() (-sT): targets, ports and timing
+    /// as in nmap.
     Scan(Box<ScanArgs>),
     /// Is HOST:PORT open? The nc -vz answer with reason, latency, service and first bytes.
     Check(CheckArgs),
@@ -194,6 +195,8 @@ pub enum DiffFormat {
 pub enum ScanType {
     /// TCP connect() scan, unprivileged (-sT).
     Connect,
+    /// TCP SYN scan with raw sockets: root or CAP_NET_RAW (-sS).
+    Syn,
 }
 
 #[derive(Debug, Args)]
@@ -239,9 +242,10 @@ pub struct ScanSpec {
     /// Ports to leave out.
     #[arg(long, value_name = "PORTS")]
     pub exclude_ports: Option<String>,
-    /// Scan type (-sT: connect).
-    #[arg(long = "scan-type", value_enum, default_value_t = ScanType::Connect)]
-    pub scan_type: ScanType,
+    /// Scan type: -sS (SYN, needs root or CAP_NET_RAW) or -sT (connect). Default: -sS when
+    /// privileged, else -sT.
+    #[arg(long = "scan-type", value_enum)]
+    pub scan_type: Option<ScanType>,
     /// Treat every host as up; skip discovery (-Pn).
     #[arg(long = "skip-discovery")]
     pub skip_discovery: bool,
@@ -504,8 +508,7 @@ pub struct SnapshotsArgs {
 }
 
 /// nmap's scan-type flags Portolan does not implement yet, with their names.
-pub const UNSUPPORTED_SCAN_TYPES: [(&str, &str); 8] = [
-    ("-sS", "SYN scan"),
+pub const UNSUPPORTED_SCAN_TYPES: [(&str, &str); 7] = [
     ("-sU", "UDP scan"),
     ("-sA", "ACK scan"),
     ("-sN", "NULL scan"),
@@ -516,7 +519,7 @@ pub const UNSUPPORTED_SCAN_TYPES: [(&str, &str); 8] = [
 ];
 
 /// Turns nmap's multi-letter short flags into long ones so that what nmap users type works:
-/// `-oN FILE` → `--output-normal FILE`, `-sT` → `--scan-type=connect`, `-Pn` →
+/// `-oN FILE` → `--output-normal FILE`, `-sT`/`-sS` → `--scan-type=connect|syn`, `-Pn` →
 /// `--skip-discovery`, `-iL FILE` → `--input-list FILE`, `-p-` → `--ports=-`.
 pub fn rewrite_nmap_output_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let map = [
@@ -543,6 +546,10 @@ pub fn rewrite_nmap_output_flags(args: impl IntoIterator<Item = OsString>) -> Ve
         match s.as_ref() {
             "-sT" => {
                 out.push(OsString::from("--scan-type=connect"));
+                continue;
+            }
+            "-sS" => {
+                out.push(OsString::from("--scan-type=syn"));
                 continue;
             }
             "-Pn" => {

@@ -225,19 +225,22 @@ fn no_packet_leaves_for_an_address_outside_the_targets() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let o = run(lab.in_scanner(BIN).args([
-        "scan",
-        "-sT",
-        "-T4",
-        "-p",
-        "22,80,443,8080",
-        "--exclude",
-        "198.18.1.2,198.18.10.5",
-        "198.18.1.0/29",
-        "198.18.10.0/28",
-        "2001:db8:2::2",
-    ]));
-    assert!(o.status.success(), "{}", stderr(&o));
+    // both probe kinds, with their host discovery: connect and raw SYN
+    for kind in ["-sT", "-sS"] {
+        let o = run(lab.in_scanner(BIN).args([
+            "scan",
+            kind,
+            "-T4",
+            "-p",
+            "22,80,443,8080",
+            "--exclude",
+            "198.18.1.2,198.18.10.5",
+            "198.18.1.0/29",
+            "198.18.10.0/28",
+            "2001:db8:2::2",
+        ]));
+        assert!(o.status.success(), "{kind}: {}", stderr(&o));
+    }
     std::thread::sleep(Duration::from_millis(300));
     let _ = Command::new("kill").arg("-INT").arg(dump.id().to_string()).status();
     let _ = dump.wait();
@@ -263,6 +266,13 @@ fn no_packet_leaves_for_an_address_outside_the_targets() {
         assert!(allowed(dst), "packet from {src} to {dst}, outside the declared targets");
     }
     assert!(sent.iter().any(|(_, d)| d == "198.18.10.9"), "targets were scanned");
+    // the SYN scan's raw probes were in the capture too (a connect probe's SYN carries
+    // options a raw probe does not: window 1024 is the raw one's)
+    let o = run(Command::new("tcpdump")
+        .args(["-nn", "-r"])
+        .arg(&pcap)
+        .arg("tcp[tcpflags] == tcp-syn and tcp[14:2] == 1024"));
+    assert!(stdout(&o).lines().count() > 10, "no raw SYN probes in the capture");
 }
 
 #[test]
@@ -352,7 +362,7 @@ fn bad_input_is_a_clear_error_with_exit_2() {
         (vec!["-Pn".into(), "-p".into(), "22".into(), "198.18.99.1".into()], "no route to 198.18.99.1"),
         (vec!["198.18.0.0/8".into()], "--yes"),
         (vec!["198.18.1.2".into(), "--exclude".into(), "198.18.1.2".into()], "excluded"),
-        (vec!["-sS".into(), "198.18.1.2".into()], "use -sT"),
+        (vec!["-sU".into(), "198.18.1.2".into()], "use -sT"),
         (vec!["-T9".into(), "198.18.1.2".into()], "9"),
         (vec!["--host-timeout".into(), "soon".into(), "198.18.1.2".into()], "--host-timeout"),
         (vec![], "no targets"),

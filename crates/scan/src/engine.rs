@@ -35,9 +35,21 @@ use crate::targets::TargetSet;
 use crate::timing::{Congestion, RttEstimator, Timing, TokenBucket};
 use crate::{Error, Result};
 
+/// How ports are probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Probe {
+    /// `connect()` (-sT): no privilege needed.
+    #[default]
+    Connect,
+    /// Raw SYN (-sS): needs root or CAP_NET_RAW.
+    Syn,
+}
+
 /// What to scan and how.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Connect or SYN probes.
+    pub probe: Probe,
     /// Hosts.
     pub targets: TargetSet,
     /// TCP ports.
@@ -165,43 +177,43 @@ const SEND_BATCH: usize = 128;
 const POOL_MAX: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Discovery,
     Ports,
 }
 
 /// A piece of work for a worker: some ports of one host.
-struct Job {
-    host: u64,
-    addr: IpAddr,
-    ports: Vec<u16>,
-    kind: Kind,
+pub(crate) struct Job {
+    pub(crate) host: u64,
+    pub(crate) addr: IpAddr,
+    pub(crate) ports: Vec<u16>,
+    pub(crate) kind: Kind,
 }
 
 /// A worker's answer for a job.
-struct Part {
-    host: u64,
-    kind: Kind,
-    ports: Vec<Port>,
+pub(crate) struct Part {
+    pub(crate) host: u64,
+    pub(crate) kind: Kind,
+    pub(crate) ports: Vec<Port>,
     /// For discovery: why the host is up.
-    up: Option<Reason>,
-    srtt: Option<Duration>,
+    pub(crate) up: Option<Reason>,
+    pub(crate) srtt: Option<Duration>,
 }
 
-enum Msg {
+pub(crate) enum Msg {
     Part(Part),
     Failed(Error),
 }
 
 /// Counters shared by the workers.
 #[derive(Default)]
-struct Shared {
-    stop: AtomicBool,
-    done: AtomicU64,
-    open: AtomicU64,
-    sent: AtomicU64,
-    retrans: AtomicU64,
-    peak: AtomicU64,
+pub(crate) struct Shared {
+    pub(crate) stop: AtomicBool,
+    pub(crate) done: AtomicU64,
+    pub(crate) open: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) retrans: AtomicU64,
+    pub(crate) peak: AtomicU64,
 }
 
 /// Runs a connect scan, reporting each host to `obs` as it finishes. `stop` ends the scan
@@ -210,6 +222,9 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Resul
     let t = &cfg.timing;
     let budget = fd_budget();
     let strict = t.scan_delay > Duration::ZERO || t.max_parallelism <= 1;
+    if cfg.probe == Probe::Syn && !crate::syn::privileged(false) && !crate::syn::privileged(true) {
+        return Err(Error::NeedsRawSockets);
+    }
     let workers = if strict {
         1
     } else {
@@ -221,7 +236,32 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Resul
     let (res_tx, res_rx) = mpsc::channel::<Msg>();
     let mut job_txs = Vec::new();
     let mut handles = Vec::new();
+    if cfg.probe == Probe::Syn {
+        // one thread sends and receives for every host: raw sockets see every answer, and
+        // one sender keeps the rate cap exact
+        let (tx, rx) = mpsc::channel::<Job>();
+        job_txs.push(tx);
+        let res_tx = res_tx.clone();
+        let mut wk = crate::syn::SynWorker::new(
+            t.clone(),
+            cfg.service_names.clone(),
+            Arc::clone(&shared),
+            cfg.seed.unwrap_or_else(random_seed) ^ random_seed(),
+        );
+        let h = std::thread::Builder::new()
+            .name("syn".into())
+            .spawn(move || {
+                if let Err(e) = wk.run(rx, &res_tx) {
+                    let _ = res_tx.send(Msg::Failed(e));
+                }
+            })
+            .map_err(Error::Engine)?;
+        handles.push(h);
+    }
     for w in 0..workers {
+        if cfg.probe == Probe::Syn {
+            break;
+        }
         let (tx, rx) = mpsc::channel::<Job>();
         job_txs.push(tx);
         let res_tx = res_tx.clone();
@@ -241,7 +281,8 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Resul
         handles.push(h);
     }
     drop(res_tx);
-    let result = coordinate(cfg, &stop, obs, &shared, &job_txs, &res_rx, workers);
+    let lanes = if cfg.probe == Probe::Syn { 1 } else { workers };
+    let result = coordinate(cfg, &stop, obs, &shared, &job_txs, &res_rx, lanes);
     // stop the workers (on error or interruption) and wait for them
     if result.is_err() || stop.load(Ordering::Relaxed) {
         shared.stop.store(true, Ordering::Relaxed);

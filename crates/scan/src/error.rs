@@ -58,6 +58,9 @@ pub enum Error {
         /// The target.
         addr: std::net::IpAddr,
     },
+    /// A SYN scan without the privilege to open raw sockets.
+    #[error("the SYN scan (-sS) needs root or CAP_NET_RAW; run it with sudo, or use -sT (connect scan)")]
+    NeedsRawSockets,
     /// The scan engine could not start (runtime, sockets).
     #[error("scan engine: {0}")]
     Engine(#[source] std::io::Error),

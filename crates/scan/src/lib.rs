@@ -6,17 +6,20 @@
 //! - [`timing`]: `-T0`..`-T5`, RTT estimation, the congestion window, the rate cap.
 //! - [`probe`]: one TCP connect probe with nmap's states and reasons (ICMP details from the
 //!   socket's error queue).
+//! - [`syn`]: the SYN scan's worker (raw sockets, keyed cookies, rounds, the rate cap).
 //! - [`engine`]: the scheduler; results stream to an [`engine::Observer`] and never print.
 
 pub mod engine;
 mod error;
+mod packet;
 pub mod ports;
 pub mod probe;
 mod raw;
+pub mod syn;
 pub mod targets;
 pub mod timing;
 
-pub use engine::{Config, Observer, Progress, Summary};
+pub use engine::{Config, Observer, Probe, Progress, Summary};
 pub use error::{Error, Result};
 pub use ports::PortSet;
 pub use targets::TargetSet;

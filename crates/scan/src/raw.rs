@@ -3,7 +3,7 @@
 //! the engine is here.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -304,4 +304,140 @@ pub(crate) fn icmp_from_errqueue(fd: std::os::fd::RawFd, v6: bool) -> Option<(u8
         }
     }
     None
+}
+
+/// A non-blocking raw socket of one IP protocol (TCP for probes and answers, ICMP or ICMPv6
+/// for errors), used by the SYN scan. Needs root or CAP_NET_RAW.
+pub struct RawSock {
+    sock: socket2::Socket,
+}
+
+/// Classic BPF opcodes (linux/filter.h).
+mod bpf {
+    pub const LD_H_ABS: u16 = 0x28;
+    pub const LD_H_IND: u16 = 0x48;
+    pub const LDX_B_MSH: u16 = 0xb1;
+    pub const JEQ_K: u16 = 0x15;
+    pub const RET_K: u16 = 0x06;
+}
+
+impl RawSock {
+    /// Opens a raw socket; `PermissionDenied` without the privilege.
+    pub fn open(v6: bool, protocol: i32) -> io::Result<RawSock> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(protocol)))?;
+        sock.set_nonblocking(true)?;
+        // answers arrive in bursts at high rates; a large buffer loses fewer (as root the
+        // FORCE variant passes rmem_max)
+        let want: libc::c_int = 8 << 20;
+        // SAFETY: setsockopt with a valid int for its length; failure is harmless.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&want as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        Ok(RawSock { sock })
+    }
+
+    /// Keeps only TCP segments to `port` (IPv4 raw sockets see the IP header first).
+    pub fn filter_tcp_dport(&self, v6: bool, port: u16) -> io::Result<()> {
+        use socket2::SockFilter;
+        let prog: Vec<SockFilter> = if v6 {
+            vec![
+                SockFilter::new(bpf::LD_H_ABS, 0, 0, 2),
+                SockFilter::new(bpf::JEQ_K, 0, 1, u32::from(port)),
+                SockFilter::new(bpf::RET_K, 0, 0, 0xffff),
+                SockFilter::new(bpf::RET_K, 0, 0, 0),
+            ]
+        } else {
+            vec![
+                SockFilter::new(bpf::LDX_B_MSH, 0, 0, 0),
+                SockFilter::new(bpf::LD_H_IND, 0, 0, 2),
+                SockFilter::new(bpf::JEQ_K, 0, 1, u32::from(port)),
+                SockFilter::new(bpf::RET_K, 0, 0, 0xffff),
+                SockFilter::new(bpf::RET_K, 0, 0, 0),
+            ]
+        };
+        self.sock.attach_filter(&prog)?;
+        // what arrived before the filter was attached
+        let mut buf = [0u8; 256];
+        while let Ok(Some(_)) = self.recv_from(&mut buf) {}
+        Ok(())
+    }
+
+    /// Sends one datagram (the kernel adds the IP header).
+    pub fn send_to(&self, data: &[u8], dst: IpAddr) -> io::Result<()> {
+        let addr = socket2::SockAddr::from(SocketAddr::new(dst, 0));
+        self.sock.send_to(data, &addr).map(|_| ())
+    }
+
+    /// One datagram and its sender, `None` when there is none waiting.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, IpAddr)>> {
+        // SAFETY: an initialised byte buffer is a valid MaybeUninit buffer; recv only writes.
+        let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+        match self.sock.recv_from(uninit) {
+            Ok((n, from)) => Ok(from.as_socket().map(|a| (n, a.ip()))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The descriptor, for poll.
+    pub fn fd(&self) -> i32 {
+        self.sock.as_raw_fd()
+    }
+}
+
+/// Waits until one of `fds` is readable or `timeout` passes.
+pub fn poll_readable(fds: &[i32], timeout: Duration) -> io::Result<()> {
+    let mut p: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: the pollfd array is valid for its length.
+    let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
+    if n < 0 {
+        let e = last();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// A TCP port bound (not listening) on this host so that no local connection takes it while
+/// the SYN scan uses it as its source port. The kernel answers SYN-ACKs to it with a reset.
+pub fn reserve_port(v6: bool) -> io::Result<(socket2::Socket, u16)> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(if v6 { Domain::IPV6 } else { Domain::IPV4 }, Type::STREAM, None)?;
+    if v6 {
+        sock.set_only_v6(true)?;
+    }
+    let any: SocketAddr = if v6 {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    sock.bind(&any.into())?;
+    let port = sock.local_addr()?.as_socket().map_or(0, |a| a.port());
+    Ok((sock, port))
+}
+
+/// The source address the kernel would use towards `dst` (a connected UDP socket; nothing is
+/// sent).
+pub fn source_for(dst: IpAddr) -> io::Result<IpAddr> {
+    let bind: SocketAddr = if dst.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let s = std::net::UdpSocket::bind(bind)?;
+    s.connect(SocketAddr::new(dst, 9))?;
+    Ok(s.local_addr()?.ip())
 }

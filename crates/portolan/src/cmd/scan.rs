@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use jiff::Timestamp;
 use portolan_model::{Host, RunExit, ScanInfo, ScanRun, ScanType, Snapshot, Source, Transport};
 use portolan_registry::Ranking;
-use portolan_scan::{Config, Observer, PortSet, Progress, TargetSet, Timing, targets};
+use portolan_scan::{Config, Observer, PortSet, Probe, Progress, TargetSet, Timing, targets};
 
 use super::Context;
 use crate::cli::{ScanArgs, ScanSpec};
@@ -210,11 +210,29 @@ fn execute(
     let targets = targets(spec)?;
     let ranking = Arc::new(Ranking::discover()?);
     let ports = ports(spec, &ranking)?;
+    let probe = match spec.scan_type {
+        Some(crate::cli::ScanType::Syn) => Probe::Syn,
+        Some(crate::cli::ScanType::Connect) => Probe::Connect,
+        None => {
+            let syn = portolan_scan::syn::privileged(false);
+            if !ctx.quiet {
+                eprintln!(
+                    "portolan: {}",
+                    if syn {
+                        "SYN scan (-sS): raw sockets are available; -sT for a connect scan"
+                    } else {
+                        "connect scan (-sT): a SYN scan (-sS) needs root or CAP_NET_RAW"
+                    }
+                );
+            }
+            if syn { Probe::Syn } else { Probe::Connect }
+        }
+    };
     let argv: Vec<String> = std::env::args().collect();
     let start = Timestamp::now();
     let mut run = ScanRun::new("portolan", env!("CARGO_PKG_VERSION"), &argv.join(" "), start);
     run.scan_info.push(ScanInfo {
-        scan_type: ScanType::Connect,
+        scan_type: if probe == Probe::Syn { ScanType::Syn } else { ScanType::Connect },
         transport: Transport::Tcp,
         num_services: ports.tcp.len() as u32,
         services: PortSet::ranges(&ports.tcp),
@@ -243,6 +261,7 @@ fn execute(
         b
     });
     let cfg = Config {
+        probe,
         targets,
         ports: ports.tcp.clone(),
         timing,

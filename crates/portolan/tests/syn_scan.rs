@@ -1,0 +1,244 @@
+//! `portolan scan -sS` on the project's lab: the same states and reasons as `nmap -sS` in the
+//! same run (IPv4 and IPv6), the rate cap measured on the wire, and the privilege rules (an
+//! explicit -sS without raw sockets is a clear error; no scan type picks what works and says
+//! so).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portolan_model::ScanRun;
+use portolan_testkit::{Lab, TempDir, require_root, require_tool, run, stderr, stdout};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portolan");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ready(test: &str) -> bool {
+    require_root(test)
+        && require_tool(test, "nmap")
+        && require_tool(test, "nft")
+        && require_tool(test, "tcpdump")
+}
+
+const V4: [&str; 4] = ["198.18.1.2", "198.18.2.2", "198.18.3.2", "198.18.4.2"];
+const V6: [&str; 4] = ["2001:db8:1::2", "2001:db8:2::2", "2001:db8:3::2", "2001:db8:4::2"];
+/// Open, closed (RST by nft and by the stack), dropped and ICMP-prohibited ports of the lab.
+const PORTS: &str = "20-26,80,111,135,139,443,445,2049,3306,3389,5900,8080,8443";
+
+/// (address, port) → (state, reason), extraports included.
+type Seen = BTreeMap<(IpAddr, u16), (String, String)>;
+
+fn seen(run: &ScanRun) -> Seen {
+    let mut m = Seen::new();
+    for h in &run.hosts {
+        for p in &h.ports {
+            m.insert((h.address, p.number), (p.state.as_str().to_string(), p.reason.as_str().to_string()));
+        }
+        for x in &h.extra_ports {
+            for r in &x.reasons {
+                for (lo, hi) in portolan_model::port_ranges_parse(r.ports.as_deref().unwrap_or("")) {
+                    for p in lo..=hi {
+                        m.insert(
+                            (h.address, p),
+                            (x.state.as_str().to_string(), r.reason.as_str().to_string()),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn states_and_reasons_match_nmap_syn_scan_v4_and_v6() {
+    let t = "syn_states_match_nmap";
+    if !ready(t) || !require_tool(t, "xmllint") {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let dir = TempDir::new("syn-vs-nmap");
+    for (tag, hosts) in [("v4", &V4), ("v6", &V6)] {
+        let nmap_xml = dir.join(&format!("nmap-{tag}.xml"));
+        let ours_xml = dir.join(&format!("ours-{tag}.xml"));
+        let mut nmap = lab.in_scanner("nmap");
+        nmap.args(["-sS", "-Pn", "-n", "-T4", "--reason", "-p", PORTS, "-oX"]).arg(&nmap_xml);
+        if tag == "v6" {
+            nmap.arg("-6");
+        }
+        let o = run(nmap.args(hosts));
+        assert!(o.status.success(), "nmap: {}", stderr(&o));
+        let o = run(lab
+            .in_scanner(BIN)
+            .args(["scan", "-sS", "-Pn", "-n", "-T4", "-p", PORTS, "-oX"])
+            .arg(&ours_xml)
+            .args(hosts));
+        assert!(o.status.success(), "portolan: {}", stderr(&o));
+        let theirs = seen(&portolan_import::read_file(&nmap_xml).unwrap());
+        let ours = seen(&portolan_import::read_file(&ours_xml).unwrap());
+        assert_eq!(ours.len(), 4 * 19, "every port of every host has a state");
+        let differ: Vec<_> = ours.iter().filter(|(k, v)| theirs.get(*k) != Some(*v)).collect();
+        assert!(
+            differ.is_empty(),
+            "{tag}: states or reasons differ from nmap -sS: {differ:?}\nnmap: {theirs:?}"
+        );
+        let o = run(Command::new("xmllint")
+            .args(["--noout", "--dtdvalid", "/usr/share/nmap/nmap.dtd"])
+            .arg(&ours_xml));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = std::fs::read_to_string(&ours_xml).unwrap();
+        assert!(text.contains(r#"<scaninfo type="syn""#), "{text}");
+    }
+}
+
+#[test]
+fn discovery_with_syn_probes_finds_the_live_hosts() {
+    let t = "syn_discovery";
+    if !ready(t) {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    // 198.18.1.0/29: only .2 answers (and the scanner's own .1); the routed /24 answers everywhere
+    let o = run(lab.in_scanner(BIN).args([
+        "scan",
+        "-sS",
+        "-T4",
+        "-p",
+        "22,80",
+        "-o",
+        "json",
+        "198.18.1.2-7",
+        "198.18.10.1-3",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: ScanRun = serde_json::from_slice(&o.stdout).unwrap();
+    let up: Vec<String> = r.hosts.iter().map(|h| h.address.to_string()).collect();
+    assert_eq!(up, ["198.18.1.2", "198.18.10.1", "198.18.10.2", "198.18.10.3"], "{}", stdout(&o));
+    for h in &r.hosts {
+        assert!(matches!(h.status.reason.as_str(), "syn-ack" | "reset"), "{:?}", h.status);
+    }
+}
+
+/// Timestamps (seconds) of the SYNs a capture holds.
+fn syn_times(pcap: &Path) -> Vec<f64> {
+    let o = run(Command::new("tcpdump").args(["-tt", "-nn", "-r"]).arg(pcap));
+    stdout(&o)
+        .lines()
+        .filter(|l| l.contains("Flags [S]"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_max_rate_is_never_exceeded_on_the_wire() {
+    let t = "syn_max_rate";
+    if !ready(t) {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let dir = TempDir::new("syn-rate");
+    let pcap = dir.join("rate.pcap");
+    let mut dump = lab
+        .in_scanner("tcpdump")
+        .args(["-i", "any", "-nn", "-U", "-B", "16384", "-w"])
+        .arg(&pcap)
+        .arg("tcp and dst host 198.18.4.2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !pcap.exists() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // h4 drops all but three ports: every other port is retransmitted, so the scan lasts
+    let o = run(lab.in_scanner(BIN).args([
+        "scan",
+        "-sS",
+        "-Pn",
+        "-n",
+        "--max-rate",
+        "10000",
+        "-p",
+        "1-25000",
+        "-o",
+        "json",
+        "198.18.4.2",
+    ]));
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = Command::new("kill").arg("-INT").arg(dump.id().to_string()).status();
+    let _ = dump.wait();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: ScanRun = serde_json::from_slice(&o.stdout).unwrap();
+    let open: Vec<u16> = r.hosts[0]
+        .ports
+        .iter()
+        .filter(|p| p.state == portolan_model::PortState::Open)
+        .map(|p| p.number)
+        .collect();
+    assert_eq!(open, [22, 80, 443]);
+    let times = syn_times(&pcap);
+    assert!(times.len() >= 25_000, "the capture saw the scan ({} SYNs)", times.len());
+    // every one-second window, starting at every packet
+    let mut worst = 0usize;
+    let mut j = 0usize;
+    for i in 0..times.len() {
+        while j < times.len() && times[j] < times[i] + 1.0 {
+            j += 1;
+        }
+        worst = worst.max(j - i);
+    }
+    eprintln!("busiest one-second window: {worst} SYNs (cap 10000)");
+    assert!(worst <= 10_500, "{worst} SYNs in one second: more than 5 % over --max-rate 10000");
+    assert!(worst >= 8_000, "only {worst} SYNs in the busiest second: the cap is not being used");
+}
+
+#[test]
+fn privilege_rules() {
+    let t = "syn_privilege";
+    if !require_root(t) || !require_tool(t, "setpriv") {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let as_nobody = |args: &[&str]| {
+        run(Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--",
+            ])
+            .arg(BIN)
+            .args(args)
+            .env("CI", "true"))
+    };
+    let o = as_nobody(&["scan", "-sS", "-Pn", "127.0.0.1", "-p", &port]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("needs root or CAP_NET_RAW") && err.contains("-sT"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    assert!(!err.contains("panicked"));
+    // no scan type: the connect scan, said so
+    let o = as_nobody(&["scan", "-Pn", "127.0.0.1", "-p", &port, "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("connect scan (-sT)"), "{}", stderr(&o));
+    let r: ScanRun = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r.hosts[0].ports[0].reason.as_str(), "syn-ack");
+    // as root: the SYN scan, said so
+    let o = run(Command::new(BIN).args(["scan", "-Pn", "127.0.0.1", "-p", &port, "-o", "xml"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("SYN scan (-sS)"), "{}", stderr(&o));
+    assert!(stdout(&o).contains(r#"<scaninfo type="syn""#), "{}", stdout(&o));
+    drop(listener);
+}
