@@ -18,7 +18,7 @@
 #   ptl-h2  198.18.2.2  2001:db8:2::2  open 21,22,25,3306    same firewall as h1
 #   ptl-h3  198.18.3.2  2001:db8:3::2  open 80,8443          same firewall as h1
 #   ptl-h4  198.18.4.2  2001:db8:4::2  open 22,80,443        every other TCP port dropped
-#   ptl-net 198.18.5.2  answers for all of 198.18.10.0/24 (local route); open 80,443
+#   ptl-net 198.18.5.2  answers for all of 198.18.10.0/24 and 198.19.0.0/16 (local routes); open 80,443
 set -euo pipefail
 
 SCAN=ptl-scan
@@ -100,9 +100,11 @@ up() {
     ip netns exec "$ns" python3 "$HERE/lablisten.py" --tcp "${OPEN[$ns]}" --timeout "$LAB_TIMEOUT" \
       --pidfile "$RUN/$ns.pid" >/dev/null 2>&1 &
   done
-  # ptl-net answers for a whole /24
+  # ptl-net answers for a whole /24, and for the /16 198.19.0.0/16 (sweeps of one port)
   ip -n ptl-net route add local 198.18.10.0/24 dev lo
   ip -n "$SCAN" route add 198.18.10.0/24 via 198.18.5.2
+  ip -n ptl-net route add local 198.19.0.0/16 dev lo
+  ip -n "$SCAN" route add 198.19.0.0/16 via 198.18.5.2
   # wait until every listener is ready (bounded)
   for ns in "${HOSTS[@]}"; do
     for _ in $(seq 1 100); do

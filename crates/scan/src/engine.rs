@@ -248,6 +248,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Resul
             Arc::clone(&shared),
             cfg.seed.unwrap_or_else(random_seed) ^ random_seed(),
         );
+        wk.max_jobs = crate::syn::SynWorker::hosts_in_flight(cfg.ports.len());
         let h = std::thread::Builder::new()
             .name("syn".into())
             .spawn(move || {
@@ -346,7 +347,11 @@ fn coordinate(
     let mut exhausted = false;
     let mut total = 0u64;
     let mut last_progress = Instant::now();
-    let group = cfg.group_size.max(1);
+    let group = if cfg.probe == Probe::Syn {
+        crate::syn::SynWorker::hosts_in_flight(cfg.ports.len()).max(cfg.group_size)
+    } else {
+        cfg.group_size.max(1)
+    };
     let send = |w: usize, job: Job| -> Result<()> {
         jobs[w % jobs.len()]
             .send(job)
@@ -403,12 +408,6 @@ fn coordinate(
         }
         if hosts.is_empty() && exhausted {
             break;
-        }
-        let done: Vec<u64> = hosts.iter().filter(|(_, h)| h.finished()).map(|(k, _)| *k).collect();
-        for id in done {
-            if let Some(h) = hosts.remove(&id) {
-                report(h, cfg, &mut summary, obs);
-            }
         }
         if hosts.is_empty() {
             continue;

@@ -15,7 +15,8 @@
 //! a retransmission round is answered (the first probes were lost) and regrown by a quarter
 //! after every round that lost nothing.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -30,8 +31,8 @@ use crate::raw::{RawSock, poll_readable, reserve_port, source_for};
 use crate::timing::{RttEstimator, Timing, TokenBucket};
 use crate::{Error, Result};
 
-/// Hosts in progress at the same time.
-const ACTIVE_JOBS: usize = 64;
+/// Port probes of the hosts in progress at most (what they cost: about 16 bytes a port).
+const PROBES_IN_PROGRESS: usize = 4 << 20;
 
 /// Opens a raw TCP socket to see whether SYN scanning is possible here.
 pub fn privileged(v6: bool) -> bool {
@@ -45,9 +46,9 @@ fn template_rate(t: &Timing) -> f64 {
     }
     match t.template {
         0..=2 => 10.0,
-        3 => 20_000.0,
-        4 => 50_000.0,
-        _ => 150_000.0,
+        3 => 200_000.0,
+        4 => 500_000.0,
+        _ => 1_000_000.0,
     }
 }
 
@@ -109,6 +110,8 @@ struct SynJob {
     up: Option<Reason>,
     /// Discovery: an ICMP error said the host is unreachable.
     unreachable: bool,
+    /// Ports not decided yet.
+    left: usize,
 }
 
 impl SynJob {
@@ -117,7 +120,7 @@ impl SynJob {
     }
 
     fn undecided(&self) -> usize {
-        self.state.iter().filter(|&&s| s == UNDECIDED).count()
+        self.left
     }
 }
 
@@ -138,9 +141,17 @@ pub(crate) struct SynWorker {
     reasons: Vec<(PortState, Reason)>,
     by_addr: HashMap<IpAddr, usize>,
     buf: Vec<u8>,
+    /// Hosts in flight at most.
+    pub(crate) max_jobs: usize,
 }
 
 impl SynWorker {
+    /// Hosts a SYN scan of `ports` ports a host keeps in flight: many when each has few
+    /// ports (a sweep of one port over a /16 waits on timeouts, not on sending).
+    pub(crate) fn hosts_in_flight(ports: usize) -> usize {
+        (PROBES_IN_PROGRESS / ports.max(1)).clamp(64, 65_536)
+    }
+
     pub(crate) fn new(
         t: Timing,
         names: Option<Arc<portolan_registry::Ranking>>,
@@ -168,6 +179,7 @@ impl SynWorker {
             reasons: vec![(PortState::Open, Reason::SynAck), (PortState::Closed, Reason::Reset)],
             by_addr: HashMap::new(),
             buf: vec![0u8; 2048],
+            max_jobs: 64,
         }
     }
 
@@ -229,6 +241,7 @@ impl SynWorker {
             timeout: self.t.initial_rtt,
             up: None,
             unreachable: false,
+            left: n,
             job,
         })
     }
@@ -238,11 +251,19 @@ impl SynWorker {
         Some(Box::new(Service::from_table(n.service_name(port, Transport::Tcp).unwrap_or("unknown"))))
     }
 
-    /// Records an answer for port index `i` of job `j`.
-    fn decide(&mut self, j: &mut SynJob, i: usize, outcome: (PortState, Reason), ttl: u8, now: Instant) {
+    /// Records an answer for port index `i` of job `j`; true when that finishes the job.
+    fn decide(
+        &mut self,
+        j: &mut SynJob,
+        i: usize,
+        outcome: (PortState, Reason),
+        ttl: u8,
+        now: Instant,
+    ) -> bool {
         if j.state[i] != UNDECIDED {
-            return;
+            return false;
         }
+        j.left -= 1;
         let code = match self.reasons.iter().position(|r| *r == outcome) {
             Some(c) => c,
             None => {
@@ -272,11 +293,13 @@ impl SynWorker {
                 }
             }
         }
+        j.left == 0 || (j.job.kind == Kind::Discovery && (j.up.is_some() || j.unreachable))
     }
 
-    /// Reads every waiting answer.
-    fn receive(&mut self, jobs: &mut [SynJob]) -> Result<()> {
+    /// Reads every waiting answer; returns the slots of hosts that are now fully decided.
+    fn receive(&mut self, jobs: &mut [Option<SynJob>]) -> Result<Vec<usize>> {
         let now = Instant::now();
+        let mut finished = Vec::new();
         for v6 in [false, true] {
             for icmp in [false, true] {
                 for _ in 0..4096 {
@@ -293,19 +316,21 @@ impl SynWorker {
                             if v6 { packet::parse_icmp_v6(from, pkt) } else { packet::parse_icmp_v4(pkt) };
                         let Some(e) = e else { continue };
                         let Some(&ji) = self.by_addr.get(&e.target) else { continue };
-                        let j = &mut jobs[ji];
+                        let Some(j) = jobs[ji].as_mut() else { continue };
                         if e.sport != sport || e.seq != self.cookie.of(j.src, e.target, sport, e.dport) {
                             continue;
                         }
                         if let Some(i) = j.index_of(e.dport) {
                             let reason = icmp_reason(v6, e.kind, e.code);
-                            self.decide(j, i, (PortState::Filtered, reason), 0, now);
+                            if self.decide(j, i, (PortState::Filtered, reason), 0, now) {
+                                finished.push(ji);
+                            }
                         }
                     } else {
                         let r = if v6 { packet::parse_tcp_v6(from, pkt) } else { packet::parse_tcp_v4(pkt) };
                         let Some(r) = r else { continue };
                         let Some(&ji) = self.by_addr.get(&r.from) else { continue };
-                        let j = &mut jobs[ji];
+                        let Some(j) = jobs[ji].as_mut() else { continue };
                         if r.dport != sport
                             || r.ack != self.cookie.of(j.src, r.from, sport, r.sport).wrapping_add(1)
                         {
@@ -316,13 +341,15 @@ impl SynWorker {
                                 Answer::SynAck => (PortState::Open, Reason::SynAck),
                                 Answer::Reset => (PortState::Closed, Reason::Reset),
                             };
-                            self.decide(j, i, outcome, r.ttl, now);
+                            if self.decide(j, i, outcome, r.ttl, now) {
+                                finished.push(ji);
+                            }
                         }
                     }
                 }
             }
         }
-        Ok(())
+        Ok(finished)
     }
 
     /// Sends the next probe of job `j`; false when its round has nothing left to send.
@@ -349,11 +376,19 @@ impl SynWorker {
         if let Some(fam) = fam {
             match fam.tcp.send_to(&seg, j.job.addr) {
                 Ok(()) => {}
-                // a full socket buffer or a neighbour not resolved yet: the round will retry
+                // a full socket buffer, a neighbour not resolved yet, or a local firewall that
+                // dropped the packet (EPERM): lost like any other probe; the round will retry
                 Err(e)
                     if matches!(
                         e.raw_os_error(),
-                        Some(libc::ENOBUFS | libc::EAGAIN | libc::EHOSTUNREACH | libc::ENETUNREACH)
+                        Some(
+                            libc::ENOBUFS
+                                | libc::EAGAIN
+                                | libc::EHOSTUNREACH
+                                | libc::ENETUNREACH
+                                | libc::EPERM
+                                | libc::EACCES
+                        )
                     ) => {}
                 Err(e) => return Err(Error::Engine(e)),
             }
@@ -427,19 +462,31 @@ impl SynWorker {
     }
 
     pub(crate) fn run(&mut self, jobs_rx: mpsc::Receiver<Job>, out: &mpsc::Sender<Msg>) -> Result<()> {
-        let mut active: Vec<SynJob> = Vec::new();
+        // hosts in flight live in a slab; `ready` holds the ones with probes left in their
+        // round, `waiting` the ones whose round is out, by deadline. Entries carry the slot's
+        // generation so that a host finished early is skipped lazily.
+        let mut slab: Vec<Option<SynJob>> = Vec::new();
+        let mut gens: Vec<u32> = Vec::new();
+        let mut free: Vec<usize> = Vec::new();
+        let mut ready: VecDeque<(usize, u32)> = VecDeque::new();
+        let mut waiting: BinaryHeap<Reverse<(Instant, usize, u32)>> = BinaryHeap::new();
+        let mut live = 0usize;
         let mut closed = false;
-        let mut rr = 0usize;
+        let send_part = |w: &SynWorker, j: SynJob| {
+            out.send(Msg::Part(w.part(j)))
+                .map_err(|_| Error::Engine(std::io::Error::other("the scan coordinator stopped")))
+        };
         loop {
             if self.shared.stop.load(Ordering::Relaxed) {
                 // report what was decided for the hosts in progress
-                for j in active.drain(..) {
+                for j in slab.iter_mut().filter_map(Option::take) {
                     let _ = out.send(Msg::Part(self.part(j)));
                 }
                 return Ok(());
             }
-            while active.len() < ACTIVE_JOBS && !closed {
-                let got = if active.is_empty() {
+            // take new hosts
+            while live < self.max_jobs && !closed {
+                let got = if live == 0 {
                     match jobs_rx.recv_timeout(Duration::from_millis(50)) {
                         Ok(j) => Some(j),
                         Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -460,65 +507,109 @@ impl SynWorker {
                 };
                 let Some(job) = got else { break };
                 let sj = self.start(job)?;
-                active.push(sj);
+                let slot = free.pop().unwrap_or_else(|| {
+                    slab.push(None);
+                    gens.push(0);
+                    slab.len() - 1
+                });
+                gens[slot] = gens[slot].wrapping_add(1);
+                self.by_addr.insert(sj.job.addr, slot);
+                slab[slot] = Some(sj);
+                ready.push_back((slot, gens[slot]));
+                live += 1;
             }
-            if active.is_empty() {
+            if live == 0 {
                 if closed {
                     return Ok(());
                 }
                 continue;
             }
-            self.by_addr.clear();
-            for (i, j) in active.iter().enumerate() {
-                self.by_addr.insert(j.job.addr, i);
-            }
-            // send what the bucket allows, round-robin over hosts, up to a batch
+            // send what the bucket allows, one probe per host in turn
             let mut wait = Duration::from_millis(5);
-            for _ in 0..256 {
-                match self.bucket.take(Instant::now()) {
-                    Ok(()) => {}
-                    Err(d) => {
-                        wait = wait.min(d);
-                        break;
-                    }
+            for _ in 0..512 {
+                let Some(&(slot, g)) = ready.front() else { break };
+                if gens[slot] != g || slab[slot].is_none() {
+                    ready.pop_front();
+                    continue;
                 }
-                let n = active.len();
-                let mut sent = false;
-                for k in 0..n {
-                    let idx = (rr + k) % n;
-                    if self.send_one(&mut active[idx])? {
-                        rr = idx + 1;
-                        sent = true;
-                        break;
-                    }
-                }
-                if !sent {
-                    // nothing to send: give the token back by not counting it (the bucket
-                    // refills anyway), and wait for answers or timeouts
+                if let Err(d) = self.bucket.take(Instant::now()) {
+                    wait = wait.min(d);
                     break;
                 }
-            }
-            self.receive(&mut active)?;
-            let now = Instant::now();
-            let mut i = 0;
-            while i < active.len() {
-                if self.advance(&mut active[i], now) {
-                    let j = active.swap_remove(i);
-                    out.send(Msg::Part(self.part(j)))
-                        .map_err(|_| Error::Engine(std::io::Error::other("the scan coordinator stopped")))?;
-                } else {
-                    i += 1;
+                ready.pop_front();
+                let Some(j) = slab[slot].as_mut() else { continue };
+                let more = self.send_one(j)?;
+                match (more, j.round_done) {
+                    (true, None) => ready.push_back((slot, g)),
+                    (_, Some(done)) => waiting.push(Reverse((done + j.timeout, slot, g))),
+                    (false, None) => waiting.push(Reverse((Instant::now(), slot, g))),
                 }
             }
-            // nothing to send right now: wait for answers (or the next token)
-            let sending = active.iter().any(|j| j.round_done.is_none());
+            // answers; hosts whose every port is decided finish at once
+            let finished = self.receive(&mut slab)?;
+            for slot in finished {
+                if let Some(j) = retire(&mut slab, &mut gens, &mut free, &mut live, slot) {
+                    self.by_addr.remove(&j.job.addr);
+                    send_part(self, j)?;
+                }
+            }
+            // rounds that timed out: the next round, or the end
+            let now = Instant::now();
+            while let Some(&Reverse((deadline, slot, g))) = waiting.peek() {
+                if gens[slot] != g || slab[slot].is_none() {
+                    waiting.pop();
+                    continue;
+                }
+                if deadline > now {
+                    break;
+                }
+                waiting.pop();
+                let Some(j) = slab[slot].as_mut() else { continue };
+                let due = j.round_done.map_or(now, |d| d + j.timeout);
+                if due > now {
+                    // the timeout shrank or grew since: wait until the real deadline
+                    waiting.push(Reverse((due, slot, g)));
+                    continue;
+                }
+                if self.advance(j, now) {
+                    if let Some(j) = retire(&mut slab, &mut gens, &mut free, &mut live, slot) {
+                        self.by_addr.remove(&j.job.addr);
+                        send_part(self, j)?;
+                    }
+                } else {
+                    ready.push_back((slot, g));
+                }
+            }
             let fds: Vec<i32> = [self.v4.as_ref(), self.v6.as_ref()]
                 .into_iter()
                 .flatten()
                 .flat_map(|f| [f.tcp.fd(), f.icmp.fd()])
                 .collect();
-            let timeout = if sending { wait.min(Duration::from_millis(1)) } else { Duration::from_millis(5) };
+            let timeout = if !ready.is_empty() {
+                wait.min(Duration::from_millis(1))
+            } else {
+                let next = waiting
+                    .peek()
+                    .map_or(Duration::from_millis(5), |Reverse((d, _, _))| d.saturating_duration_since(now));
+                next.clamp(Duration::from_micros(100), Duration::from_millis(5))
+            };
             poll_readable(&fds, timeout).map_err(Error::Engine)?;
         }
     }
+}
+
+/// Takes a finished host out of its slot; the slot's generation changes, so queue entries that
+/// still name it are skipped.
+fn retire(
+    slab: &mut [Option<SynJob>],
+    gens: &mut [u32],
+    free: &mut Vec<usize>,
+    live: &mut usize,
+    slot: usize,
+) -> Option<SynJob> {
+    let j = slab[slot].take()?;
+    gens[slot] = gens[slot].wrapping_add(1);
+    free.push(slot);
+    *live -= 1;
+    Some(j)
 }
