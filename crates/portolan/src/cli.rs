@@ -282,9 +282,13 @@ pub struct ScanSpec {
     /// Probes in flight at most.
     #[arg(long, value_name = "N")]
     pub max_parallelism: Option<usize>,
-    /// Seed of the random port order (same seed, same order).
+    /// Seed of the random port order (same seed, same order), and of the --shard split.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Scan only shard I of N of the target x port space (a keyed permutation: N machines
+    /// with the same targets, ports and --seed cover it exactly once).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
     /// Scan more than 65,536 hosts.
     #[arg(long)]
     pub yes: bool,

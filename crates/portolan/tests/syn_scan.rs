@@ -254,3 +254,52 @@ fn privilege_rules() {
     assert!(stdout(&o).contains(r#"<scaninfo type="syn""#), "{}", stdout(&o));
     drop(listener);
 }
+
+#[test]
+fn shards_cover_the_space_exactly_once() {
+    let t = "syn_shards";
+    if !ready(t) {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let scan = |extra: &[&str]| {
+        let o = run(lab
+            .in_scanner(BIN)
+            .args([
+                "scan",
+                "-sS",
+                "-Pn",
+                "-n",
+                "-T4",
+                "--seed",
+                "7",
+                "-p",
+                "1-100",
+                "-o",
+                "json",
+                "198.18.10.0/28",
+            ])
+            .args(extra));
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        seen(&serde_json::from_slice(&o.stdout).unwrap())
+    };
+    let whole = scan(&[]);
+    assert_eq!(whole.len(), 16 * 100);
+    let mut union = Seen::new();
+    let mut sizes = Vec::new();
+    for i in 1..=3 {
+        let part = scan(&["--shard", &format!("{i}/3")]);
+        sizes.push(part.len());
+        for (k, v) in part {
+            assert!(union.insert(k, v).is_none(), "{k:?} scanned by two shards");
+        }
+    }
+    assert_eq!(union, whole, "the shards' union is the unsharded scan");
+    let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+    assert!(hi - lo <= 1, "shards are balanced: {sizes:?}");
+    // a shard without a seed is refused
+    let o =
+        run(lab.in_scanner(BIN).args(["scan", "-sS", "-Pn", "--shard", "1/2", "-p", "80", "198.18.10.1"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--seed"), "{}", stderr(&o));
+}

@@ -50,6 +50,8 @@ pub enum Probe {
 pub struct Config {
     /// Connect or SYN probes.
     pub probe: Probe,
+    /// Only this shard of the target x port space (needs `seed`, the same on every shard).
+    pub shard: Option<crate::shard::Shard>,
     /// Hosts.
     pub targets: TargetSet,
     /// TCP ports.
@@ -341,6 +343,16 @@ fn coordinate(
 ) -> Result<Summary> {
     let mut summary = Summary::default();
     let mut rng = Rng::new(cfg.seed.unwrap_or_else(random_seed));
+    let sharder = match cfg.shard {
+        Some(sh) => {
+            let seed = cfg
+                .seed
+                .ok_or(Error::BadShard { given: format!("{}/{} without --seed", sh.index, sh.count) })?;
+            Some(crate::shard::Sharder::new(sh, cfg.targets.len(), cfg.ports.len(), seed)?)
+        }
+        None => None,
+    };
+    let mut skipped = 0u64;
     let mut targets = cfg.targets.iter();
     let mut hosts: HashMap<u64, HostRec> = HashMap::new();
     let mut next_id = 0u64;
@@ -379,8 +391,23 @@ fn coordinate(
                 exhausted = true;
                 break;
             };
+            let host_index = summary.hosts_total as u64 + skipped;
+            let mut ports = match &sharder {
+                Some(s) => cfg
+                    .ports
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| s.mine(host_index, *i))
+                    .map(|(_, p)| *p)
+                    .collect(),
+                None => cfg.ports.clone(),
+            };
+            if ports.is_empty() {
+                // none of this host's pairs is in this shard
+                skipped += 1;
+                continue;
+            }
             summary.hosts_total += 1;
-            let mut ports = cfg.ports.clone();
             rng.shuffle(&mut ports);
             total += ports.len() as u64;
             let id = next_id;

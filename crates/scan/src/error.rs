@@ -58,6 +58,14 @@ pub enum Error {
         /// The target.
         addr: std::net::IpAddr,
     },
+    /// A `--shard` that is not `I/N` with 1 ≤ I ≤ N, or a space too large to shard.
+    #[error(
+        "bad --shard {given:?}: expected I/N with 1 <= I <= N (e.g. 2/3), the same --seed on every shard"
+    )]
+    BadShard {
+        /// What was given.
+        given: String,
+    },
     /// A SYN scan without the privilege to open raw sockets.
     #[error("the SYN scan (-sS) needs root or CAP_NET_RAW; run it with sudo, or use -sT (connect scan)")]
     NeedsRawSockets,

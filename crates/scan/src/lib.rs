@@ -6,6 +6,7 @@
 //! - [`timing`]: `-T0`..`-T5`, RTT estimation, the congestion window, the rate cap.
 //! - [`probe`]: one TCP connect probe with nmap's states and reasons (ICMP details from the
 //!   socket's error queue).
+//! - [`shard`]: `--shard I/N`, a keyed permutation of the target x port space.
 //! - [`syn`]: the SYN scan's worker (raw sockets, keyed cookies, rounds, the rate cap).
 //! - [`engine`]: the scheduler; results stream to an [`engine::Observer`] and never print.
 
@@ -15,6 +16,7 @@ mod packet;
 pub mod ports;
 pub mod probe;
 mod raw;
+pub mod shard;
 pub mod syn;
 pub mod targets;
 pub mod timing;

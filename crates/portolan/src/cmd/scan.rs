@@ -207,6 +207,10 @@ fn execute(
     ctx: &Context,
 ) -> anyhow::Result<(ScanRun, bool)> {
     let timing = timing(spec)?;
+    let shard = spec.shard.as_deref().map(str::parse::<portolan_scan::shard::Shard>).transpose()?;
+    if shard.is_some() && spec.seed.is_none() {
+        bail!("--shard needs --seed, the same on every shard, so that the shards agree on the split");
+    }
     let targets = targets(spec)?;
     let ranking = Arc::new(Ranking::discover()?);
     let ports = ports(spec, &ranking)?;
@@ -262,6 +266,7 @@ fn execute(
     });
     let cfg = Config {
         probe,
+        shard,
         targets,
         ports: ports.tcp.clone(),
         timing,
