@@ -128,8 +128,11 @@ impl Observations {
         for h in run.hosts.iter().filter(|h| h.status.state == portolan_model::HostState::Up) {
             let idx = out.hosts.len();
             let mut cov = covered.clone();
-            // ports a host lists in any state were looked at, whatever the scan info says
-            cov.extend(h.ports.iter().map(|p| (p.transport, p.number, p.number)));
+            if cov.is_empty() {
+                // no scan info (some importers leave it out): the ports the host lists, in any
+                // state, are the ones that were looked at
+                cov.extend(h.ports.iter().map(|p| (p.transport, p.number, p.number)));
+            }
             out.hosts.push(ObservedHost {
                 address: Some(h.address),
                 names: h.hostnames.iter().map(|n| n.name.to_ascii_lowercase()).collect(),
@@ -448,11 +451,17 @@ pub fn audit(policy: &Policy, obs: &Observations, opts: &AuditOptions) -> Vec<Fi
     }
 
     // required entries: every host they name that was observed must have the port open
+    let mut by_host: Vec<Vec<&ObservedPort>> = vec![Vec::new(); obs.hosts.len()];
+    for p in &obs.ports {
+        if let Some(v) = by_host.get_mut(p.host) {
+            v.push(p);
+        }
+    }
     for (i, e) in policy.entries.iter().enumerate() {
         if !e.required || expired(e) {
             continue;
         }
-        for host in &obs.hosts {
+        for (hidx, host) in obs.hosts.iter().enumerate() {
             if !entry_matches_host(e, host, host.address) {
                 continue;
             }
@@ -460,11 +469,8 @@ pub fn audit(policy: &Policy, obs: &Observations, opts: &AuditOptions) -> Vec<Fi
                 if !(lo..=hi).any(|port| host.covers(e.transport, port)) {
                     continue;
                 }
-                let hidx = obs.hosts.iter().position(|h| h == host).unwrap_or(0);
-                let present = obs
-                    .ports
-                    .iter()
-                    .any(|p| p.host == hidx && p.transport == e.transport && (lo..=hi).contains(&p.port));
+                let present =
+                    by_host[hidx].iter().any(|p| p.transport == e.transport && (lo..=hi).contains(&p.port));
                 used[i] = true;
                 if present {
                     continue;
