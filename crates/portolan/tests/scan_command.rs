@@ -210,21 +210,7 @@ fn no_packet_leaves_for_an_address_outside_the_targets() {
     let lab = Lab::up(&repo());
     let dir = TempDir::new("scope");
     let pcap = dir.join("scan.pcap");
-    let mut dump = lab
-        .in_scanner("tcpdump")
-        .args(["-i", "any", "-nn", "-U", "-w"])
-        .arg(&pcap)
-        .arg("ip or ip6 or arp")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // give tcpdump a moment to open the capture (bounded)
-    let t0 = Instant::now();
-    while !pcap.exists() && t0.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let dump = lab.capture(&pcap, "ip or ip6 or arp");
     // both probe kinds, with their host discovery: connect and raw SYN
     for kind in ["-sT", "-sS"] {
         let o = run(lab.in_scanner(BIN).args([
@@ -241,9 +227,7 @@ fn no_packet_leaves_for_an_address_outside_the_targets() {
         ]));
         assert!(o.status.success(), "{kind}: {}", stderr(&o));
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = Command::new("kill").arg("-INT").arg(dump.id().to_string()).status();
-    let _ = dump.wait();
+    dump.stop();
     let scanner: Vec<&str> =
         vec!["198.18.1.1", "198.18.2.1", "198.18.3.1", "198.18.4.1", "198.18.5.1", "2001:db8:2::1"];
     let allowed = |d: &str| -> bool {

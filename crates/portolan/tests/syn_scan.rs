@@ -8,8 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use portolan_model::ScanRun;
 use portolan_testkit::{Lab, TempDir, require_root, require_tool, run, stderr, stdout};
@@ -157,20 +156,7 @@ fn the_max_rate_is_never_exceeded_on_the_wire() {
     let lab = Lab::up(&repo());
     let dir = TempDir::new("syn-rate");
     let pcap = dir.join("rate.pcap");
-    let mut dump = lab
-        .in_scanner("tcpdump")
-        .args(["-i", "any", "-nn", "-U", "-B", "16384", "-w"])
-        .arg(&pcap)
-        .arg("tcp and dst host 198.18.4.2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !pcap.exists() && t0.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let dump = lab.capture(&pcap, "tcp and dst host 198.18.4.2");
     // h4 drops all but three ports: every other port is retransmitted, so the scan lasts
     let o = run(lab.in_scanner(BIN).args([
         "scan",
@@ -185,9 +171,7 @@ fn the_max_rate_is_never_exceeded_on_the_wire() {
         "json",
         "198.18.4.2",
     ]));
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = Command::new("kill").arg("-INT").arg(dump.id().to_string()).status();
-    let _ = dump.wait();
+    dump.stop();
     assert!(o.status.success(), "{}", stderr(&o));
     let r: ScanRun = serde_json::from_slice(&o.stdout).unwrap();
     let open: Vec<u16> = r.hosts[0]

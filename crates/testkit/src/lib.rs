@@ -133,6 +133,55 @@ impl Lab {
     }
 }
 
+/// A tcpdump capture in the scanner namespace, written to a pcap file; stopped (and the file
+/// flushed) by [`Capture::stop`] or when dropped.
+pub struct Capture {
+    child: Option<std::process::Child>,
+}
+
+impl Lab {
+    /// Starts `tcpdump -i any` in the scanner namespace with a BPF `filter`, and returns once
+    /// it writes (bounded: 5 s).
+    pub fn capture(&self, pcap: &Path, filter: &str) -> Capture {
+        let child = self
+            .in_scanner("tcpdump")
+            .args(["-i", "any", "-nn", "-U", "-B", "16384", "-w"])
+            .arg(pcap)
+            .arg(filter)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start tcpdump: {e}"));
+        let t0 = std::time::Instant::now();
+        while !pcap.exists() && t0.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Capture { child: Some(child) }
+    }
+}
+
+impl Capture {
+    /// Lets the last packets in, then stops tcpdump with SIGINT so that it flushes the file.
+    pub fn stop(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = Command::new("bash").arg(&self.script).arg("down").status();
