@@ -18,6 +18,11 @@ have lsof || need+=(lsof)
 have netstat || need+=(net-tools)
 have ncat || need+=(ncat)
 [ -x /usr/bin/time ] || need+=(time)
+# real UDP services in the scan lab (scripts/lab.sh); Debian's policy-rc.d keeps them from
+# starting on the machine itself when a service manager is present
+have dnsmasq || need+=(dnsmasq-base)
+have chronyd || need+=(chrony)
+have snmpd || need+=(snmpd)
 # the PostgreSQL server for the store tests (scripts/pg.sh runs a throwaway cluster)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 have psql || need+=(postgresql-client)

@@ -203,6 +203,13 @@ pub enum ScanType {
 pub struct ScanArgs {
     #[command(flatten)]
     pub spec: ScanSpec,
+    /// Continue an interrupted scan from the resume file it wrote (Ctrl-C writes one): the
+    /// same options, the finished hosts not scanned again, the output complete.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+    /// Where an interrupted scan writes its resume file (default: portolan.resume.json).
+    #[arg(long, value_name = "FILE")]
+    pub resume_file: Option<PathBuf>,
     /// Format on standard output.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ScanFormat::Table)]
     pub format: ScanFormat,
@@ -246,6 +253,13 @@ pub struct ScanSpec {
     /// privileged, else -sT.
     #[arg(long = "scan-type", value_enum)]
     pub scan_type: Option<ScanType>,
+    /// UDP scan (-sU): protocol payloads for the common services; no root needed. Alone it
+    /// scans UDP only; with -sS or -sT, both.
+    #[arg(long)]
+    pub udp: bool,
+    /// Host discovery only (-sn): which hosts are up, no port scan.
+    #[arg(long = "ping-only", conflicts_with_all = ["ports", "top_ports", "fast", "udp", "scan_type"])]
+    pub ping_only: bool,
     /// Treat every host as up; skip discovery (-Pn).
     #[arg(long = "skip-discovery")]
     pub skip_discovery: bool,
@@ -512,14 +526,12 @@ pub struct SnapshotsArgs {
 }
 
 /// nmap's scan-type flags Portolan does not implement yet, with their names.
-pub const UNSUPPORTED_SCAN_TYPES: [(&str, &str); 7] = [
-    ("-sU", "UDP scan"),
+pub const UNSUPPORTED_SCAN_TYPES: [(&str, &str); 5] = [
     ("-sA", "ACK scan"),
     ("-sN", "NULL scan"),
     ("-sF", "FIN scan"),
     ("-sX", "Xmas scan"),
     ("-sV", "version detection"),
-    ("-sn", "ping-only scan"),
 ];
 
 /// Turns nmap's multi-letter short flags into long ones so that what nmap users type works:
@@ -554,6 +566,14 @@ pub fn rewrite_nmap_output_flags(args: impl IntoIterator<Item = OsString>) -> Ve
             }
             "-sS" => {
                 out.push(OsString::from("--scan-type=syn"));
+                continue;
+            }
+            "-sU" => {
+                out.push(OsString::from("--udp"));
+                continue;
+            }
+            "-sn" | "-sP" => {
+                out.push(OsString::from("--ping-only"));
                 continue;
             }
             "-Pn" => {

@@ -60,7 +60,8 @@ impl<W: Write> ScanSink for GrepableSink<W> {
             HostState::Skipped => "Skipped",
         };
         writeln!(self.out, "{head}\tStatus: {status}")?;
-        if host.status.state == HostState::Up {
+        // a discovery-only scan (-sn) has no Ports line, as in nmap
+        if host.status.state == HostState::Up && (!host.ports.is_empty() || !host.extra_ports.is_empty()) {
             let s = shown(host, &self.opts);
             let ports: Vec<String> = s
                 .listed

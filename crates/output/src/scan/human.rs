@@ -71,6 +71,9 @@ impl<W: Write> ScanSink for NormalSink<W> {
         let title = format!("Portolan scan report for {label}");
         writeln!(o, "{}", Style::Bold.paint(&title, self.color))?;
         match host.srtt_us {
+            Some(us) if self.opts.reason => {
+                writeln!(o, "Host is up, received {} ({:.5}s latency).", host.status.reason, us as f64 / 1e6)?
+            }
             Some(us) => writeln!(o, "Host is up ({:.5}s latency).", us as f64 / 1e6)?,
             None if self.opts.reason => writeln!(o, "Host is up, received {}.", host.status.reason)?,
             None => writeln!(o, "Host is up.")?,
