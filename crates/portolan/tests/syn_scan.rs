@@ -294,3 +294,69 @@ fn shards_cover_the_space_exactly_once() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--seed"), "{}", stderr(&o));
 }
+
+#[test]
+fn an_interrupted_scan_resumes_to_the_uninterrupted_result() {
+    let t = "scan_resume";
+    if !ready(t) || !require_tool(t, "xmllint") {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let dir = TempDir::new("resume");
+    // 256 hosts x 20 ports at 2,000 probes a second: about 2.6 s, interrupted after 1.2 s
+    // (a connect scan finishes hosts in groups, so some are done by then)
+    let args = ["scan", "-sT", "-Pn", "-n", "-p", "1-20", "--max-rate", "2000", "198.18.10.0/24"];
+    let full = run(lab.in_scanner(BIN).args(args).args(["-o", "json"]));
+    assert!(full.status.success(), "{}", stderr(&full));
+    let full: ScanRun = serde_json::from_slice(&full.stdout).unwrap();
+    let xml = dir.join("part.xml");
+    let resume = dir.join("scan.resume.json");
+    let child = lab
+        .in_scanner(BIN)
+        .args(args)
+        .arg("-oX")
+        .arg(&xml)
+        .arg("--resume-file")
+        .arg(&resume)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    run(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+    // the partial output is valid nmap XML that says it was interrupted
+    let v =
+        run(Command::new("xmllint").args(["--noout", "--dtdvalid", "/usr/share/nmap/nmap.dtd"]).arg(&xml));
+    assert!(v.status.success(), "{}", stderr(&v));
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&resume).unwrap()).unwrap();
+    let done: Vec<String> =
+        saved["done"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    assert!(!done.is_empty() && done.len() < 256, "interrupted mid-way: {} hosts finished", done.len());
+    // resume, watching the wire: no probe to a host that was finished
+    let pcap = dir.join("resume.pcap");
+    let dump = lab.capture(&pcap, "tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0");
+    let o = run(lab.in_scanner(BIN).args(["scan", "--resume"]).arg(&resume));
+    dump.stop();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cap = run(Command::new("tcpdump").args(["-nn", "-r"]).arg(&pcap));
+    for line in stdout(&cap).lines() {
+        for d in &done {
+            assert!(!line.contains(&format!("> {d}.")), "a finished host was probed again: {line}");
+        }
+    }
+    assert!(stdout(&cap).lines().count() > 100, "the rest was scanned");
+    // the resumed run rewrote the original -oX file with every host: the full result
+    let resumed = portolan_import::read_file(&xml).unwrap();
+    let s = seen(&resumed);
+    assert_eq!(s.len(), 256 * 20, "every port of every host");
+    let f = seen(&full);
+    // the same state for every port as the uninterrupted run
+    assert_eq!(
+        s.iter().map(|(k, v)| (*k, v.0.clone())).collect::<Vec<_>>(),
+        f.iter().map(|(k, v)| (*k, v.0.clone())).collect::<Vec<_>>()
+    );
+    assert_eq!(resumed.stats.hosts_total, 256);
+}
