@@ -244,6 +244,26 @@ fn privilege_rules() {
     assert!(stderr(&o).contains("SYN scan (-sS)"), "{}", stderr(&o));
     assert!(stdout(&o).contains(r#"<scaninfo type="syn""#), "{}", stdout(&o));
     drop(listener);
+    // -sU needs no privilege: an answering and a closed loopback UDP port, as nobody
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let open = server.local_addr().unwrap().port();
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let echo = std::thread::spawn(move || {
+        server.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 512];
+        if let Ok((_, from)) = server.recv_from(&mut buf) {
+            server.send_to(b"hello", from).unwrap();
+        }
+    });
+    let ports = format!("{open},{closed}");
+    let o = as_nobody(&["scan", "-sU", "-Pn", "127.0.0.1", "-p", &ports, "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: ScanRun = serde_json::from_slice(&o.stdout).unwrap();
+    let got: Vec<(u16, &str)> = r.hosts[0].ports.iter().map(|p| (p.number, p.state.as_str())).collect();
+    let mut want = vec![(open, "open"), (closed, "closed")];
+    want.sort();
+    assert_eq!(got, want);
+    echo.join().unwrap();
 }
 
 #[test]
