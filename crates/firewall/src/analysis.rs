@@ -8,10 +8,10 @@
 //! - Packets are the first packet of a new connection: rules that only match ESTABLISHED or
 //!   RELATED never match; `--syn`/`tcp flags` are evaluated for a SYN; traffic is unicast to
 //!   one of this machine's addresses (`addrtype --dst-type LOCAL` holds).
-//! - Conditions on state the analysis cannot see (rate limits, recent lists, marks, fib,
-//!   sockets...) are taken as the outcome a first packet from a fresh source gets: a rule that
-//!   accepts (or jumps, or translates) matches, a rule that drops, rejects or returns does
-//!   not. Exposure is therefore an upper bound: never less than the kernel lets through.
+//! - A condition on state the analysis cannot see (rate limits, recent lists, marks, fib,
+//!   sockets, random load balancing...) is resolved in favour of the packet: the rule takes
+//!   effect where that lets the packet through (accepts or translates it) and not elsewhere.
+//!   Exposure is therefore an upper bound: never less than the kernel can let through.
 //! - Base chains on one hook run in priority order; accept in one passes the packet to the
 //!   next, drop and reject end it. A hook with no chain accepts.
 
@@ -119,6 +119,28 @@ impl Ifaces {
     pub fn not_lo(&self) -> IntervalSet {
         IntervalSet::full(self.max()).minus(&IntervalSet::single(self.lo()), self.max())
     }
+    /// The atoms internet (and private-range) traffic can arrive on: all but loopback and
+    /// interfaces that look like container or VM bridges and veths (docker*, br-*, veth*,
+    /// cni*, virbr*, cali*, flannel*, lxc*, lxdbr*, podman*, kube-*, vxlan.calico, weave),
+    /// unless `external` names the external interfaces.
+    pub fn external(&self, external: &[String]) -> IntervalSet {
+        if !external.is_empty() {
+            let v = external.iter().map(|n| self.atom(Some(n))).map(|a| (a, a)).collect();
+            return IntervalSet::from_intervals(v);
+        }
+        const INTERNAL: [&str; 14] = [
+            "docker", "br-", "veth", "cni", "virbr", "cali", "flannel", "lxc", "lxdbr", "podman", "kube-", "vxlan.calico", "weave", "tunl0",
+        ];
+        let v = self
+            .atoms
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| *i == 0 || (a.as_str() != "lo" && !INTERNAL.iter().any(|p| a.starts_with(p))))
+            .map(|(i, _)| (i as u128, i as u128))
+            .collect();
+        IntervalSet::from_intervals(v)
+    }
+
     /// A real interface name that stands for an atom (for `verify`): the name itself, the
     /// prefix plus `x0` for a prefix atom, `pfwx0` for the "other" atom.
     pub fn sample_name(&self, atom: u128) -> String {
@@ -191,18 +213,15 @@ fn dims_max(ifaces: &Ifaces, f: Family) -> [u128; NDIMS] {
     [ifaces.max(), ifaces.max(), a, a, 255, 65535, 65535]
 }
 
-/// Whether a stateful (unmodelled) rule is taken to match: yes for rules that let packets
-/// on or through, no for rules that stop them.
-pub fn stateful_matches(a: &Action) -> bool {
-    matches!(
-        a,
-        Action::Accept
-            | Action::Jump(_)
-            | Action::Goto(_)
-            | Action::Dnat { .. }
-            | Action::Redirect { .. }
-            | Action::Queue
-    )
+/// What a rule does at its place in a chain: `ite(m, act, next)`, or for a rule with a
+/// condition the analysis cannot see, the verdict that favours the packet.
+pub fn step(dd: &mut Dd, r: &Rule, m: Id, act: Id, next: Id) -> Id {
+    if r.stateful.is_empty() {
+        dd.ite(m, act, next)
+    } else {
+        let best = dd.favour(act, next);
+        dd.ite(m, best, next)
+    }
 }
 
 impl<'r> Analysis<'r> {
@@ -314,11 +333,6 @@ impl<'r> Analysis<'r> {
         m
     }
 
-    /// Whether the analysis takes a rule to match its packets (see the module docs).
-    pub fn effective(r: &Rule) -> bool {
-        r.stateful.is_empty() || stateful_matches(&r.action)
-    }
-
     fn compile_chain(
         &mut self,
         dd: &mut Dd,
@@ -346,7 +360,7 @@ impl<'r> Analysis<'r> {
         stack.push(ci);
         let mut d = CONTINUE;
         for (ri, r) in chain.rules.iter().enumerate().rev() {
-            if !Analysis::effective(r) || matches!(r.action, Action::Continue) {
+            if matches!(r.action, Action::Continue) {
                 continue;
             }
             let m = self.rule_match(dd, r, f);
@@ -371,7 +385,7 @@ impl<'r> Analysis<'r> {
                 Action::Goto(c) => self.compile_chain(dd, si, ti, *c, f, memo, stack)?,
                 Action::Continue => continue,
             };
-            d = dd.ite(m, act, d);
+            d = step(dd, r, m, act, d);
         }
         if chain.hook.is_some() {
             let rid = self.rule_id(RuleRef { set: si, table: ti, chain: ci, rule: None });
@@ -489,6 +503,16 @@ pub struct Class {
     pub v4: IntervalSet,
     /// IPv6 addresses.
     pub v6: IntervalSet,
+}
+
+/// Unicast destinations (not multicast or broadcast).
+pub fn unicast(f: Family) -> IntervalSet {
+    let max = addr_max(f.is_v6());
+    let (m, l) = if f.is_v6() { ("ff00::", 8) } else { ("224.0.0.0", 3) };
+    match m.parse::<IpAddr>() {
+        Ok(ip) => prefix(ip, l).complement(max),
+        Err(_) => IntervalSet::full(max),
+    }
 }
 
 /// IPv4 addresses that `portolan_kb::is_public` calls public.
@@ -642,8 +666,15 @@ impl Analysis<'_> {
     /// Exposure of every scope and family for the classes (input view, and the forward view
     /// where a forward chain has rules). `dst`: only traffic to this address.
     pub fn exposure(&mut self, classes: &[Class], dst: Option<IpAddr>, forward: bool) -> Vec<Exposure> {
+        self.exposure_on(classes, dst, forward, &[])
+    }
+
+    /// [`Analysis::exposure`] for traffic arriving on the named interfaces (empty: every
+    /// interface but loopback and container bridges, see [`Ifaces::external`]).
+    pub fn exposure_on(&mut self, classes: &[Class], dst: Option<IpAddr>, forward: bool, external: &[String]) -> Vec<Exposure> {
         let mut out = Vec::new();
         let ifaces = self.ifaces.clone();
+        let iif_set = ifaces.external(external);
         for sc in &mut self.scopes {
             for f in Family::BOTH {
                 let Some(ff) = sc.fams[f as usize].as_mut() else { continue };
@@ -658,11 +689,11 @@ impl Analysis<'_> {
                         }
                         root = ff.dd.cofactor(root, dd::DST, ip_to_u128(d));
                     }
-                    let oif = match view {
-                        View::Input => IntervalSet::single(0),
-                        View::Forward => ifaces.not_lo(),
-                    };
-                    let rows = exposure_rows(&mut ff.dd, root, classes, f, &ifaces.not_lo(), &oif);
+                    // the output interface of a routed (or DNATed) packet is the route's, which
+                    // the rule file does not say: any but loopback (and the best of them is
+                    // taken for translated packets, below)
+                    let oif = ifaces.not_lo();
+                    let rows = exposure_rows(&mut ff.dd, root, classes, f, &iif_set, &oif);
                     out.push(Exposure {
                         scope: sc.name.clone(),
                         family: f,
@@ -699,6 +730,7 @@ fn collect_upper(
     src: &IntervalSet,
     iif: &IntervalSet,
     oif: &IntervalSet,
+    dst: &IntervalSet,
     acc: &mut HashMap<Id, IntervalSet>,
 ) {
     if src.is_empty() {
@@ -711,19 +743,24 @@ fn collect_upper(
                 match d {
                     dd::IIF => {
                         if !r.intersect(iif).is_empty() {
-                            collect_upper(dd, k, src, iif, oif, acc);
+                            collect_upper(dd, k, src, iif, oif, dst, acc);
                         }
                     }
                     dd::OIF => {
                         if !r.intersect(oif).is_empty() {
-                            collect_upper(dd, k, src, iif, oif, acc);
+                            collect_upper(dd, k, src, iif, oif, dst, acc);
                         }
                     }
                     dd::SRC => {
                         let s = src.intersect(&r);
-                        collect_upper(dd, k, &s, iif, oif, acc);
+                        collect_upper(dd, k, &s, iif, oif, dst, acc);
                     }
-                    _ => collect_upper(dd, k, src, iif, oif, acc),
+                    dd::DST => {
+                        if !r.intersect(dst).is_empty() {
+                            collect_upper(dd, k, src, iif, oif, dst, acc);
+                        }
+                    }
+                    _ => collect_upper(dd, k, src, iif, oif, dst, acc),
                 }
             }
         }
@@ -790,7 +827,8 @@ fn exposure_rows(
     for c in classes {
         let src = if f.is_v6() { &c.v6 } else { &c.v4 };
         let mut acc = HashMap::new();
-        collect_upper(dd, root, src, iif, oif, &mut acc);
+        let unicast = unicast(f);
+        collect_upper(dd, root, src, iif, oif, &unicast, &mut acc);
         per_class.push(acc);
     }
     let mut parts_cache: HashMap<Id, Vec<((u8, u8), Vec<(u128, u128, Vec<Id>)>)>> = HashMap::new();
@@ -851,6 +889,24 @@ fn exposure_rows(
                             *e = e.union(srcs);
                         }
                     }
+                }
+                // a translated source accepted through some output interface is accepted
+                let acc_via = parts
+                    .iter()
+                    .filter(|(id, _)| {
+                        let t = dd.term_of(**id);
+                        t.via != NONE && t.kind == Kind::Accept
+                    })
+                    .fold(IntervalSet::empty(), |a, (_, s)| a.union(s));
+                if !acc_via.is_empty() {
+                    let max = addr_max(f.is_v6());
+                    for (id, s) in parts.iter_mut() {
+                        let t = dd.term_of(*id);
+                        if t.via != NONE && t.kind != Kind::Accept {
+                            *s = s.minus(&acc_via, max);
+                        }
+                    }
+                    parts.retain(|_, s| !s.is_empty());
                 }
                 cls.push(parts);
             }
@@ -1043,55 +1099,104 @@ impl Analysis<'_> {
         path: &mut Vec<Step>,
         depth: usize,
     ) -> (Kind, Option<RuleRef>) {
+        self.walk_from(set, ti, ci, 0, f, p, path, depth)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn walk_from(
+        &self,
+        set: usize,
+        ti: usize,
+        ci: usize,
+        from: usize,
+        f: Family,
+        p: &Packet,
+        path: &mut Vec<Step>,
+        depth: usize,
+    ) -> (Kind, Option<RuleRef>) {
         let rs = self.sets[set];
         let chain = &rs.tables[ti].chains[ci];
         if depth > 64 {
             return (Kind::Drop, None);
         }
-        for (ri, r) in chain.rules.iter().enumerate() {
-            if !Analysis::effective(r) || !r.cubes(f).iter().any(|c| c.matches(p)) {
+        for ri in from..chain.rules.len() {
+            let r = &chain.rules[ri];
+            if matches!(r.action, Action::Continue) || !r.cubes(f).iter().any(|c| c.matches(p)) {
                 continue;
             }
             let rr = RuleRef { set, table: ti, chain: ci, rule: Some(ri) };
-            let step = |what: &str| Step { rule: rr, what: what.to_string() };
-            match &r.action {
-                Action::Continue => {
-                    path.push(step("matched, continues"));
+            let mut with_path = Vec::new();
+            let with = self.act(set, ti, ci, ri, f, p, &mut with_path, depth);
+            if !r.stateful.is_empty() {
+                // resolved in favour of the packet (see the module docs)
+                let through = |k: Kind| matches!(k, Kind::Accept | Kind::Nat);
+                let mut without_path = Vec::new();
+                let without = self.walk_from(set, ti, ci, ri + 1, f, p, &mut without_path, depth);
+                if through(without.0) || !through(with.0) {
+                    path.push(Step { rule: rr, what: "condition not seen by the analysis: taken as not matching".into() });
+                    path.extend(without_path);
+                    return without;
                 }
-                Action::Accept | Action::Queue | Action::Snat => {
-                    path.push(step("accept"));
-                    return (Kind::Accept, Some(rr));
-                }
-                Action::Drop => {
-                    path.push(step("drop"));
-                    return (Kind::Drop, Some(rr));
-                }
-                Action::Reject => {
-                    path.push(step("reject"));
-                    return (Kind::Reject, Some(rr));
-                }
-                Action::Return => {
-                    path.push(step("return"));
-                    return (Kind::Continue, None);
-                }
-                Action::Dnat { .. } | Action::Redirect { .. } => {
-                    path.push(step("translate"));
-                    return (Kind::Nat, Some(rr));
-                }
-                Action::Jump(c) => {
-                    path.push(step(&format!("jump {}", rs.tables[ti].chains[*c].name)));
-                    let (k, x) = self.walk_chain(set, ti, *c, f, p, path, depth + 1);
-                    if k != Kind::Continue {
-                        return (k, x);
-                    }
-                }
-                Action::Goto(c) => {
-                    path.push(step(&format!("goto {}", rs.tables[ti].chains[*c].name)));
-                    return self.walk_chain(set, ti, *c, f, p, path, depth + 1);
-                }
+                path.push(Step { rule: rr, what: "condition not seen by the analysis: taken as matching".into() });
             }
+            path.extend(with_path);
+            return with;
         }
         (Kind::Continue, None)
+    }
+
+    /// The outcome of a matching rule and of the rest of its chain.
+    #[allow(clippy::too_many_arguments)]
+    fn act(
+        &self,
+        set: usize,
+        ti: usize,
+        ci: usize,
+        ri: usize,
+        f: Family,
+        p: &Packet,
+        path: &mut Vec<Step>,
+        depth: usize,
+    ) -> (Kind, Option<RuleRef>) {
+        let rs = self.sets[set];
+        let r = &rs.tables[ti].chains[ci].rules[ri];
+        let rr = RuleRef { set, table: ti, chain: ci, rule: Some(ri) };
+        let step = |what: &str| Step { rule: rr, what: what.to_string() };
+        match &r.action {
+            Action::Continue => self.walk_from(set, ti, ci, ri + 1, f, p, path, depth),
+            Action::Accept | Action::Queue | Action::Snat => {
+                path.push(step("accept"));
+                (Kind::Accept, Some(rr))
+            }
+            Action::Drop => {
+                path.push(step("drop"));
+                (Kind::Drop, Some(rr))
+            }
+            Action::Reject => {
+                path.push(step("reject"));
+                (Kind::Reject, Some(rr))
+            }
+            Action::Return => {
+                path.push(step("return"));
+                (Kind::Continue, None)
+            }
+            Action::Dnat { .. } | Action::Redirect { .. } => {
+                path.push(step("translate"));
+                (Kind::Nat, Some(rr))
+            }
+            Action::Jump(c) => {
+                path.push(step(&format!("jump {}", rs.tables[ti].chains[*c].name)));
+                let (k, x) = self.walk_chain(set, ti, *c, f, p, path, depth + 1);
+                if k != Kind::Continue {
+                    return (k, x);
+                }
+                self.walk_from(set, ti, ci, ri + 1, f, p, path, depth)
+            }
+            Action::Goto(c) => {
+                path.push(step(&format!("goto {}", rs.tables[ti].chains[*c].name)));
+                self.walk_chain(set, ti, *c, f, p, path, depth + 1)
+            }
+        }
     }
 }
 

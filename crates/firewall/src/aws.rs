@@ -167,6 +167,7 @@ fn permission(file: &Arc<str>, p: &Json, path: &str) -> Result<Vec<Rule>> {
             action: Action::Accept,
             stateful: Vec::new(),
             state_only: false,
+            assumed: false,
         };
         if unresolved {
             r.stateful.push(format!("source {what} is not an address range (not resolvable from this file)"));

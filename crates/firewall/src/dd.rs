@@ -267,6 +267,26 @@ impl Dd {
         })
     }
 
+    /// Per packet, `b` if `b` lets the packet through (accepts or translates it), else `a`
+    /// if `a` does, else `b`: how a rule whose condition the analysis cannot see is resolved
+    /// (`a`: the rule took effect; `b`: it did not).
+    pub fn favour(&mut self, a: Id, b: Id) -> Id {
+        let mut memo = HashMap::new();
+        let through = |t: Term| matches!(t.kind, Kind::Accept | Kind::Nat);
+        self.apply([a, b], &mut memo, &mut |dd, [a, b]| {
+            if a == b {
+                return Some(b);
+            }
+            if Dd::is_term(b) && through(dd.term_of(b)) {
+                return Some(b);
+            }
+            if Dd::is_term(a) && Dd::is_term(b) {
+                return Some(if through(dd.term_of(a)) { a } else { b });
+            }
+            None
+        })
+    }
+
     /// Boolean and.
     pub fn and(&mut self, a: Id, b: Id) -> Id {
         self.ite(a, b, FALSE)

@@ -336,6 +336,7 @@ struct Acc {
     never: bool,
     stateful: Vec<String>,
     state_only: bool,
+    assumed: bool,
     comment: Option<String>,
 }
 
@@ -770,8 +771,10 @@ fn parse_rule(
                     // the analysis is of unicast traffic to one of this machine's addresses
                     let local = v.s.split(',').any(|x| x.eq_ignore_ascii_case("LOCAL"));
                     let unicast = v.s.split(',').any(|x| x.eq_ignore_ascii_case("UNICAST"));
+                    acc.assumed = true;
                     if (local || unicast) == neg {
                         acc.never = true;
+                        acc.state_only = true;
                     }
                 } else {
                     acc.stateful.push(format!("addrtype --src-type {}", v.s));
@@ -780,8 +783,10 @@ fn parse_rule(
             ("addrtype", "--limit-iface-in" | "--limit-iface-out") => consumed = 1,
             ("pkttype", "--pkt-type") => {
                 let v = val_or_err()?;
+                acc.assumed = true;
                 if v.s.eq_ignore_ascii_case("unicast") == neg {
                     acc.never = true;
+                    acc.state_only = true;
                 }
             }
             (m, _) if STATEFUL.contains(&m) => {
@@ -1101,6 +1106,7 @@ fn finish_table(
             action,
             stateful: acc.stateful,
             state_only: acc.state_only,
+            assumed: acc.assumed,
         });
     }
     Ok(Table { name: pt.name, families: vec![family], chains })

@@ -127,6 +127,44 @@ fn reachable(rs: &Ruleset, ti: usize, hooks: &[Hook]) -> HashSet<usize> {
     seen
 }
 
+fn open_cube(c: &Cube, f: Family) -> bool {
+    c.src.as_ref().is_none_or(|s| s.is_full(crate::sets::addr_max(f.is_v6())))
+        && c.proto.is_none()
+        && c.dport.is_none()
+        && c.sport.is_none()
+        && c.dst.is_none()
+}
+
+/// Chains every packet can enter: base chains, and user chains whose every caller is such a
+/// chain jumping without conditions (so that an accept-all rule there accepts all).
+fn entered_by_all(t: &Table, f: Family) -> HashSet<usize> {
+    let mut out: HashSet<usize> = t.chains.iter().enumerate().filter(|(_, c)| c.hook.is_some()).map(|(i, _)| i).collect();
+    loop {
+        let mut grew = false;
+        for (ci, _) in t.chains.iter().enumerate() {
+            if out.contains(&ci) {
+                continue;
+            }
+            let callers: Vec<(usize, &Rule)> = t
+                .chains
+                .iter()
+                .enumerate()
+                .flat_map(|(k, c)| c.rules.iter().map(move |r| (k, r)))
+                .filter(|(_, r)| matches!(r.action, Action::Jump(n) | Action::Goto(n) if n == ci))
+                .collect();
+            if !callers.is_empty()
+                && callers.iter().all(|(k, r)| out.contains(k) && r.stateful.is_empty() && r.cubes(f).iter().any(|c| open_cube(c, f)))
+            {
+                out.insert(ci);
+                grew = true;
+            }
+        }
+        if !grew {
+            return out;
+        }
+    }
+}
+
 fn rule_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
     let rs = a.sets[0];
     let lo_only = |c: &Cube| {
@@ -152,11 +190,7 @@ fn rule_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
                             "The analysis cannot tell which addresses this source holds; it counts for neither the internet nor private ranges. Check what the group or list contains.",
                         ));
                     } else {
-                        let how = if crate::analysis::stateful_matches(&r.action) {
-                            "analysed as matching (an accept that may fire counts as exposure)"
-                        } else {
-                            "analysed as not matching (a first packet from a fresh source passes it)"
-                        };
+                        let how = "resolved in favour of the packet: the rule takes effect where that lets the packet through";
                         out.push(finding(
                             "fw.stateful-rule",
                             Severity::Info,
@@ -173,19 +207,16 @@ fn rule_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
                 if r.action != Action::Accept || !r.stateful.is_empty() {
                     continue;
                 }
+                let _ = ci;
                 let in_path = inbound.contains(&ci);
                 let fwd_path = forward.contains(&ci);
                 if !in_path && !fwd_path {
                     continue;
                 }
                 for f in &t.families {
+                    let entered = entered_by_all(t, *f);
                     for cube in r.cubes(*f) {
-                        let open =
-                            cube.src.as_ref().is_none_or(|s| s.is_full(crate::sets::addr_max(f.is_v6())))
-                                && cube.proto.is_none()
-                                && cube.dport.is_none()
-                                && cube.sport.is_none()
-                                && cube.dst.is_none();
+                        let open = open_cube(cube, *f) && entered.contains(&ci);
                         if open && !lo_only(cube) && (in_path || cube.iif.is_empty()) {
                             let on_iface = !cube.iif.is_empty();
                             let sev = if in_path && !on_iface { Severity::High } else { Severity::Medium };
@@ -317,11 +348,11 @@ fn chain_checks(a: &mut Analysis, si: usize, ti: usize, ci: usize, f: Family, ou
     for i in (0..n).rev() {
         let r = &chain.rules[i];
         tail[i] = tail[i + 1];
-        if !Analysis::effective(r) || ms[i] == FALSE {
+        if ms[i] == FALSE {
             continue;
         }
         if let Some(act) = action_of(a, dd, &ff.chains, i, tail[i + 1]) {
-            tail[i] = dd.ite(ms[i], act, tail[i + 1]);
+            tail[i] = crate::analysis::step(dd, r, ms[i], act, tail[i + 1]);
         }
     }
     let mut reach = TRUE;
@@ -349,6 +380,7 @@ fn chain_checks(a: &mut Analysis, si: usize, ti: usize, ci: usize, f: Family, ou
         if m == FALSE || !r.stateful.is_empty() {
             continue;
         }
+        let assumed = r.assumed;
         let hit = dd.and(reach, m);
         if hit == FALSE {
             let mut by = Vec::new();
@@ -417,7 +449,7 @@ fn chain_checks(a: &mut Analysis, si: usize, ti: usize, ci: usize, f: Family, ou
             },
             _ => m,
         };
-        if decided != FALSE {
+        if decided != FALSE && !assumed {
             deciders.push(i);
             let nd = dd.not(decided);
             reach = dd.and(reach, nd);
@@ -668,7 +700,7 @@ fn listener_checks(a: &Analysis, e: &Exposure, ls: &[Listener], out: &mut Vec<Fi
 }
 
 fn path_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
-    let not_lo = a.ifaces.not_lo();
+    let not_lo = a.ifaces.external(&[]);
     for si in 0..a.scopes.len() {
         if a.scopes[si].set != 0 {
             continue;
@@ -756,13 +788,14 @@ fn path_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
                 let terms = dd.terminals(view);
                 let all_accept = terms.iter().all(|&t| t == FALSE || dd.term_of(t).kind == Kind::Accept);
                 if all_accept {
-                    let first = terms.iter().find(|&&t| t != FALSE).map(|&t| dd.term_of(t));
-                    let loc = match first {
-                        Some(t) if t.rule != NONE => a.location(a.refs[t.rule as usize]).clone(),
-                        _ => {
-                            Location { file: a.sets[0].file.as_str().into(), line: 1, column: 1, path: None }
-                        }
-                    };
+                    let loc = terms
+                        .iter()
+                        .filter(|&&t| t != FALSE)
+                        .map(|&t| dd.term_of(t))
+                        .filter(|t| t.rule != NONE)
+                        .map(|t| a.location(a.refs[t.rule as usize]).clone())
+                        .min_by_key(|l| (l.line, l.column))
+                        .unwrap_or_else(|| Location { file: a.sets[0].file.as_str().into(), line: 1, column: 1, path: None });
                     out.push(finding(
                         "fw.unrestricted-egress",
                         Severity::Low,

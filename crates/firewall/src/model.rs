@@ -339,9 +339,13 @@ pub struct Rule {
     /// Conditions on state the analysis does not model (rate limits, recent lists, marks):
     /// see [`crate::analysis`] for how they are treated.
     pub stateful: Vec<String>,
-    /// It can only match packets of existing connections (ESTABLISHED/RELATED), never the
-    /// first packet of a new one.
+    /// It matches only traffic outside the analysis' scope: packets of existing (or
+    /// invalid) connections, broadcast or multicast.
     pub state_only: bool,
+    /// Part of its condition is fixed by an assumption of the analysis (unicast traffic to a
+    /// local address: `addrtype --dst-type LOCAL`, `pkttype unicast`); lint does not count
+    /// it as deciding packets when it judges later rules shadowed.
+    pub assumed: bool,
 }
 
 impl Rule {

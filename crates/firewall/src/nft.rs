@@ -955,6 +955,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 action,
                 stateful: b.stateful.clone(),
                 state_only: b.state_only,
+                assumed: false,
             });
         };
         for (j, e) in exprs.iter().enumerate() {
