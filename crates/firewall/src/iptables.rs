@@ -359,8 +359,12 @@ fn ctstate_allows_new(cx: &Ctx, t: &Tok, neg: bool, acc: &mut Acc) -> Result<()>
             _ => return Err(cx.err(t, format!("unknown conntrack state {s:?}"))),
         }
     }
-    if virt {
-        acc.stateful.push(format!("conntrack state {}", t.s));
+    if virt && !has_new {
+        // DNAT/SNAT: only translated flows; the analysis' packets are untranslated
+        if !neg {
+            acc.never = true;
+            acc.state_only = true;
+        }
         return Ok(());
     }
     if has_new == neg {

@@ -492,7 +492,13 @@ fn exposure_checks(a: &mut Analysis, exps: &[Exposure], opts: &Options, out: &mu
             }
             let accepted = inet.accepted();
             let limited = accepted.count() < total_public.count();
-            let decider = inet.parts.iter().find(|(t, _)| t.kind == Kind::Accept).map(|(t, _)| *t);
+            // the accepting rule that comes first in the file
+            let decider = inet
+                .parts
+                .iter()
+                .filter(|(t, _)| t.kind == Kind::Accept)
+                .map(|(t, _)| *t)
+                .min_by_key(|t| if t.rule == NONE { (0, 0) } else { let l = a.location(a.refs[t.rule as usize]); (l.line, l.column) });
             for entry in portolan_kb::all() {
                 for span in entry.ports {
                     if span.transport != tr || span.hi < ports.0 || span.lo > ports.1 {

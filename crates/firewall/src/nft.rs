@@ -28,6 +28,8 @@ enum Field {
     Nfproto,
     CtState,
     CtDirection,
+    /// `ct status` (dnat, snat, ...): only translated flows carry dnat/snat.
+    CtStatus,
     TcpFlags,
     /// Something the analysis does not see (marks, fib, sockets, ...).
     Opaque,
@@ -136,6 +138,7 @@ fn field_of(cx: &Cx, j: &Json, path: &str) -> Result<Field> {
             Ok(match key {
                 "state" => Field::CtState,
                 "direction" => Field::CtDirection,
+                "status" => Field::CtStatus,
                 _ => Field::Opaque,
             })
         }
@@ -312,7 +315,7 @@ fn scalar(cx: &Cx, f: Field, j: &Json, path: &str, fam: Family) -> Result<Interv
             }
             IntervalSet::single(v)
         }
-        Field::Iif | Field::Oif | Field::Opaque => {
+        Field::Iif | Field::Oif | Field::Opaque | Field::CtStatus => {
             return Err(err(cx, j, path, "internal: not a numeric field"));
         }
     })
@@ -549,6 +552,21 @@ fn apply_match(cx: &Cx, b: &mut Build, m: &Json, path: &str) -> Result<()> {
             let s = values(cx, f, right, &format!("{path}.right"), Family::V4, 0)?;
             if s.contains(0) == neg {
                 b.never();
+            }
+            Ok(())
+        }
+        Field::CtStatus => {
+            let words: Vec<String> = match &right.v {
+                Value::String(s) => vec![s.clone()],
+                Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                _ => Vec::new(),
+            };
+            if !neg && words.iter().any(|w| w == "dnat" || w == "snat") {
+                // the analysis' packets are untranslated
+                b.never();
+                b.state_only = true;
+            } else {
+                b.stateful.push(format!("ct status {}", words.join(",")));
             }
             Ok(())
         }
