@@ -505,14 +505,17 @@ pub struct Class {
     pub v6: IntervalSet,
 }
 
-/// Unicast destinations (not multicast or broadcast).
+/// Destinations traffic from another machine can have: unicast, not loopback.
 pub fn unicast(f: Family) -> IntervalSet {
     let max = addr_max(f.is_v6());
-    let (m, l) = if f.is_v6() { ("ff00::", 8) } else { ("224.0.0.0", 3) };
-    match m.parse::<IpAddr>() {
-        Ok(ip) => prefix(ip, l).complement(max),
-        Err(_) => IntervalSet::full(max),
+    let excluded: &[(&str, u8)] = if f.is_v6() { &[("ff00::", 8), ("::1", 128)] } else { &[("224.0.0.0", 3), ("127.0.0.0", 8)] };
+    let mut s = IntervalSet::empty();
+    for (a, l) in excluded {
+        if let Ok(ip) = a.parse::<IpAddr>() {
+            s = s.union(&prefix(ip, *l));
+        }
     }
+    s.complement(max)
 }
 
 /// IPv4 addresses that `portolan_kb::is_public` calls public.

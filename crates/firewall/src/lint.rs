@@ -174,9 +174,6 @@ fn rule_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
         let inbound = reachable(rs, ti, &[Hook::Input, Hook::Prerouting]);
         let forward = reachable(rs, ti, &[Hook::Forward]);
         for (ci, c) in t.chains.iter().enumerate() {
-            if c.kind != ChainKind::Filter {
-                continue;
-            }
             for r in &c.rules {
                 // stateful and unresolved conditions
                 for s in &r.stateful {
@@ -204,7 +201,7 @@ fn rule_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
                         ));
                     }
                 }
-                if r.action != Action::Accept || !r.stateful.is_empty() {
+                if c.kind != ChainKind::Filter || r.action != Action::Accept || !r.stateful.is_empty() {
                     continue;
                 }
                 let _ = ci;

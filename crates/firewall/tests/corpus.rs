@@ -89,9 +89,9 @@ struct Computed {
     exps: Vec<Exposure>,
 }
 
-fn compute(a: &mut Analysis) -> Computed {
+fn compute(a: &mut Analysis, iif: &[String]) -> Computed {
     let classes = standard_classes();
-    let exps = a.exposure(&classes, None, false);
+    let exps = a.exposure_on(&classes, None, false, iif);
     let mut sets = BTreeMap::new();
     for e in &exps {
         if e.view != View::Input {
@@ -133,7 +133,13 @@ fn outcome<'e>(c: &'e Computed, scope: &str, fam: &str, proto: u8, port: u16, cl
 fn check_exposure(file: &Path, rs: &Ruleset, a: &mut Analysis) -> Vec<String> {
     let exp_path = corpus().join(format!("{}.exposure", stem(file)));
     let text = std::fs::read_to_string(&exp_path).unwrap_or_else(|_| panic!("missing {}", exp_path.display()));
-    let c = compute(a);
+    // `iif NAME...`: the interfaces internet traffic arrives on
+    let iif: Vec<String> = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("iif "))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let c = compute(a, &iif);
     let mut errors = Vec::new();
     let mut expected: BTreeMap<(String, String, String, String, String), String> = BTreeMap::new();
     for key in c.sets.keys() {
@@ -146,6 +152,9 @@ fn check_exposure(file: &Path, rs: &Ruleset, a: &mut Analysis) -> Vec<String> {
             continue;
         }
         let w: Vec<&str> = line.split_whitespace().collect();
+        if w[0] == "iif" {
+            continue;
+        }
         if w[0] == "scope" {
             scope = w[1..].join(" ");
             continue;

@@ -148,6 +148,10 @@ pub struct FwShowArgs {
     /// Only traffic to this destination address.
     #[arg(long, value_name = "ADDR")]
     pub dst: Option<std::net::IpAddr>,
+    /// The interfaces internet traffic arrives on (repeatable; default: every interface but
+    /// loopback and container bridges such as docker0, br-*, veth*, cni*).
+    #[arg(long, value_name = "NAME")]
+    pub iif: Vec<String>,
     /// Only rows where some source is accepted.
     #[arg(long)]
     pub open: bool,

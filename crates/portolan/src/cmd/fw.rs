@@ -30,7 +30,7 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 classes.push(analysis::named_class(f).map_err(anyhow::Error::msg)?);
             }
             let mut an = Analysis::new(&[&rs])?;
-            let exps = an.exposure(&classes, a.dst, true);
+            let exps = an.exposure_on(&classes, a.dst, true, &a.iif);
             let mut out = io::BufWriter::new(io::stdout().lock());
             match a.output {
                 FwOutput::Json => records::json(&mut out, &show_json(&an, &rs, &exps, a.open))?,
