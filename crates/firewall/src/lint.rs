@@ -243,9 +243,7 @@ fn rule_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
                             ));
                             break;
                         }
-                        if let Some(src) = &cube.src
-                            && (cube.dport.is_some() || cube.proto.is_some())
-                        {
+                        if let Some(src) = &cube.src {
                             let public = if f.is_v6() { public_v6() } else { public_v4() };
                             let n = src.intersect(&public).count();
                             let broad = if f.is_v6() { 1u128 << 96 } else { 1u128 << 16 };
