@@ -7,6 +7,10 @@ fn main() {
     let ff = a.scopes[0].fams[0].as_ref().unwrap();
     for t in ff.dd.terminals(ff.output) {
         let t = ff.dd.term_of(t);
-        println!("{:?} {}", t.kind, if t.rule == u32::MAX { "-".into() } else { a.describe(a.refs[t.rule as usize]) });
+        println!(
+            "{:?} {}",
+            t.kind,
+            if t.rule == u32::MAX { "-".into() } else { a.describe(a.refs[t.rule as usize]) }
+        );
     }
 }

@@ -15,7 +15,7 @@
 //! - Base chains on one hook run in priority order; accept in one passes the packet to the
 //!   next, drop and reject end it. A hook with no chain accepts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::dd::{self, CONTINUE, Dd, FALSE, Id, Kind, NDIMS, NONE, TRUE, Term};
@@ -129,7 +129,20 @@ impl Ifaces {
             return IntervalSet::from_intervals(v);
         }
         const INTERNAL: [&str; 14] = [
-            "docker", "br-", "veth", "cni", "virbr", "cali", "flannel", "lxc", "lxdbr", "podman", "kube-", "vxlan.calico", "weave", "tunl0",
+            "docker",
+            "br-",
+            "veth",
+            "cni",
+            "virbr",
+            "cali",
+            "flannel",
+            "lxc",
+            "lxdbr",
+            "podman",
+            "kube-",
+            "vxlan.calico",
+            "weave",
+            "tunl0",
         ];
         let v = self
             .atoms
@@ -398,14 +411,37 @@ impl<'r> Analysis<'r> {
         Ok(d)
     }
 
-    fn pipeline(dd: &mut Dd, chains: &[(i32, usize, Id)]) -> Id {
+    fn pipeline(dd: &mut Dd, policies: &HashSet<u32>, chains: &[(i32, usize, Id)]) -> Id {
         let mut sorted = chains.to_vec();
         sorted.sort_by_key(|c| (c.0, c.1));
         let mut acc: Option<Id> = None;
         for &(_, _, c) in sorted.iter().rev() {
             acc = Some(match acc {
                 None => c,
-                Some(next) => dd.replace(c, next, &|t| t.kind == Kind::Accept),
+                Some(next) => {
+                    // a packet a rule accepted and a later chain's policy lets pass was
+                    // decided by that rule
+                    let mut out = c;
+                    for tid in dd.terminals(c) {
+                        let t = dd.term_of(tid);
+                        if t.kind != Kind::Accept {
+                            continue;
+                        }
+                        let then = if t.rule != NONE && !policies.contains(&t.rule) {
+                            dd.map(next, &mut |dd, x| {
+                                if x.kind == Kind::Accept && policies.contains(&x.rule) {
+                                    tid
+                                } else {
+                                    dd.term(x)
+                                }
+                            })
+                        } else {
+                            next
+                        };
+                        out = dd.replace(out, then, &|x| x == t);
+                    }
+                    out
+                }
             });
         }
         acc.unwrap_or_else(|| dd.term(Term { kind: Kind::Accept, rule: NONE, via: NONE }))
@@ -439,24 +475,37 @@ impl<'r> Analysis<'r> {
             }
         }
         let get = |h: Hook, k: ChainKind| by_hook.get(&(h, k)).cloned().unwrap_or_default();
+        // the rule ids of base chains' policies
+        let policies: HashSet<u32> = self
+            .refs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.set == si && r.rule.is_none())
+            .map(|(i, _)| i as u32)
+            .collect();
         let mut pre = get(Hook::Prerouting, ChainKind::Filter);
         // prerouting filter chains run before input and forward chains (priorities are
         // per hook, so offset them)
         for c in &mut pre {
             c.0 = c.0.saturating_sub(1 << 20);
         }
-        let input_filter =
-            Analysis::pipeline(&mut dd, &[pre.clone(), get(Hook::Input, ChainKind::Filter)].concat());
-        let forward = Analysis::pipeline(&mut dd, &[pre, get(Hook::Forward, ChainKind::Filter)].concat());
+        let input_filter = Analysis::pipeline(
+            &mut dd,
+            &policies,
+            &[pre.clone(), get(Hook::Input, ChainKind::Filter)].concat(),
+        );
+        let forward =
+            Analysis::pipeline(&mut dd, &policies, &[pre, get(Hook::Forward, ChainKind::Filter)].concat());
         let output = Analysis::pipeline(
             &mut dd,
+            &policies,
             &[get(Hook::Output, ChainKind::Filter), get(Hook::Postrouting, ChainKind::Filter)].concat(),
         );
         let nat_chains = get(Hook::Prerouting, ChainKind::Nat);
         let nat = if nat_chains.is_empty() {
             dd.term(Term { kind: Kind::Accept, rule: NONE, via: NONE })
         } else {
-            Analysis::pipeline(&mut dd, &nat_chains)
+            Analysis::pipeline(&mut dd, &policies, &nat_chains)
         };
         // the exposure view: NAT first, then input (or forward for translated packets)
         let mut input =
@@ -508,7 +557,8 @@ pub struct Class {
 /// Destinations traffic from another machine can have: unicast, not loopback.
 pub fn unicast(f: Family) -> IntervalSet {
     let max = addr_max(f.is_v6());
-    let excluded: &[(&str, u8)] = if f.is_v6() { &[("ff00::", 8), ("::1", 128)] } else { &[("224.0.0.0", 3), ("127.0.0.0", 8)] };
+    let excluded: &[(&str, u8)] =
+        if f.is_v6() { &[("ff00::", 8), ("::1", 128)] } else { &[("224.0.0.0", 3), ("127.0.0.0", 8)] };
     let mut s = IntervalSet::empty();
     for (a, l) in excluded {
         if let Ok(ip) = a.parse::<IpAddr>() {
@@ -674,7 +724,13 @@ impl Analysis<'_> {
 
     /// [`Analysis::exposure`] for traffic arriving on the named interfaces (empty: every
     /// interface but loopback and container bridges, see [`Ifaces::external`]).
-    pub fn exposure_on(&mut self, classes: &[Class], dst: Option<IpAddr>, forward: bool, external: &[String]) -> Vec<Exposure> {
+    pub fn exposure_on(
+        &mut self,
+        classes: &[Class],
+        dst: Option<IpAddr>,
+        forward: bool,
+        external: &[String],
+    ) -> Vec<Exposure> {
         let mut out = Vec::new();
         let ifaces = self.ifaces.clone();
         let iif_set = ifaces.external(external);
@@ -1136,11 +1192,17 @@ impl Analysis<'_> {
                 let mut without_path = Vec::new();
                 let without = self.walk_from(set, ti, ci, ri + 1, f, p, &mut without_path, depth);
                 if through(without.0) || !through(with.0) {
-                    path.push(Step { rule: rr, what: "condition not seen by the analysis: taken as not matching".into() });
+                    path.push(Step {
+                        rule: rr,
+                        what: "condition not seen by the analysis: taken as not matching".into(),
+                    });
                     path.extend(without_path);
                     return without;
                 }
-                path.push(Step { rule: rr, what: "condition not seen by the analysis: taken as matching".into() });
+                path.push(Step {
+                    rule: rr,
+                    what: "condition not seen by the analysis: taken as matching".into(),
+                });
             }
             path.extend(with_path);
             return with;

@@ -138,7 +138,8 @@ fn open_cube(c: &Cube, f: Family) -> bool {
 /// Chains every packet can enter: base chains, and user chains whose every caller is such a
 /// chain jumping without conditions (so that an accept-all rule there accepts all).
 fn entered_by_all(t: &Table, f: Family) -> HashSet<usize> {
-    let mut out: HashSet<usize> = t.chains.iter().enumerate().filter(|(_, c)| c.hook.is_some()).map(|(i, _)| i).collect();
+    let mut out: HashSet<usize> =
+        t.chains.iter().enumerate().filter(|(_, c)| c.hook.is_some()).map(|(i, _)| i).collect();
     loop {
         let mut grew = false;
         for (ci, _) in t.chains.iter().enumerate() {
@@ -153,7 +154,9 @@ fn entered_by_all(t: &Table, f: Family) -> HashSet<usize> {
                 .filter(|(_, r)| matches!(r.action, Action::Jump(n) | Action::Goto(n) if n == ci))
                 .collect();
             if !callers.is_empty()
-                && callers.iter().all(|(k, r)| out.contains(k) && r.stateful.is_empty() && r.cubes(f).iter().any(|c| open_cube(c, f)))
+                && callers.iter().all(|(k, r)| {
+                    out.contains(k) && r.stateful.is_empty() && r.cubes(f).iter().any(|c| open_cube(c, f))
+                })
             {
                 out.insert(ci);
                 grew = true;
@@ -488,12 +491,15 @@ fn exposure_checks(a: &mut Analysis, exps: &[Exposure], opts: &Options, out: &mu
             let accepted = inet.accepted();
             let limited = accepted.count() < total_public.count();
             // the accepting rule that comes first in the file
-            let decider = inet
-                .parts
-                .iter()
-                .filter(|(t, _)| t.kind == Kind::Accept)
-                .map(|(t, _)| *t)
-                .min_by_key(|t| if t.rule == NONE { (0, 0) } else { let l = a.location(a.refs[t.rule as usize]); (l.line, l.column) });
+            let decider =
+                inet.parts.iter().filter(|(t, _)| t.kind == Kind::Accept).map(|(t, _)| *t).min_by_key(|t| {
+                    if t.rule == NONE {
+                        (0, 0)
+                    } else {
+                        let l = a.location(a.refs[t.rule as usize]);
+                        (l.line, l.column)
+                    }
+                });
             for entry in portolan_kb::all() {
                 for span in entry.ports {
                     if span.transport != tr || span.hi < ports.0 || span.lo > ports.1 {
@@ -796,7 +802,12 @@ fn path_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
                         .filter(|t| t.rule != NONE)
                         .map(|t| a.location(a.refs[t.rule as usize]).clone())
                         .min_by_key(|l| (l.line, l.column))
-                        .unwrap_or_else(|| Location { file: a.sets[0].file.as_str().into(), line: 1, column: 1, path: None });
+                        .unwrap_or_else(|| Location {
+                            file: a.sets[0].file.as_str().into(),
+                            line: 1,
+                            column: 1,
+                            path: None,
+                        });
                     out.push(finding(
                         "fw.unrestricted-egress",
                         Severity::Low,

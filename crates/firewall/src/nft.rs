@@ -1036,6 +1036,11 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 "ct count" => b.stateful.push("ct count".into()),
                 _ => match verdict(&cx, e, &ep, &cindex[ti])? {
                     Some(a) => {
+                        // a NAT statement to an address translates only that address' family
+                        if let Action::Dnat { to: Some(addr), .. } = &a {
+                            let keep = if addr.is_ipv6() { 1 } else { 0 };
+                            b.fam[1 - keep] = None;
+                        }
                         if matches!(a, Action::Dnat { .. } | Action::Redirect { .. } | Action::Snat)
                             && tables[ti].chains[ci].hook.is_some()
                             && tables[ti].chains[ci].kind != ChainKind::Nat

@@ -24,7 +24,10 @@ pub fn rule_files() -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let n = p.file_name().unwrap().to_string_lossy().into_owned();
-            n.ends_with(".rules") || n.ends_with(".rules6") || n.ends_with(".nft.json") || n.ends_with(".aws.json")
+            n.ends_with(".rules")
+                || n.ends_with(".rules6")
+                || n.ends_with(".nft.json")
+                || n.ends_with(".aws.json")
         })
         .collect();
     v.sort();
@@ -44,7 +47,8 @@ fn stem(p: &Path) -> String {
 fn load(p: &Path) -> Ruleset {
     let ipset = corpus().join(format!("{}.ipset", stem(p)));
     let ipsets = ipset.exists().then(|| portolan_firewall::load_ipsets(&ipset).unwrap());
-    portolan_firewall::load(p, None, &LoadOptions { family: None, ipsets }).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    portolan_firewall::load(p, None, &LoadOptions { family: None, ipsets })
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 /// Ports as `22,80,1000-2000` (or `-`).
@@ -62,7 +66,11 @@ fn port_list(v: &[(u16, u16)]) -> String {
         }
         merged.push((a, b));
     }
-    merged.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect::<Vec<_>>().join(",")
+    merged
+        .iter()
+        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn norm_ports(s: &str) -> String {
@@ -115,7 +123,16 @@ fn compute(a: &mut Analysis, iif: &[String]) -> Computed {
                 }
                 let pn = if proto == 6 { "tcp" } else { "udp" };
                 for (kind, v) in [("open", open), ("partial", partial)] {
-                    sets.insert((e.scope.clone(), e.family.as_str().to_string(), pn.to_string(), cname.clone(), kind.to_string()), port_list(&v));
+                    sets.insert(
+                        (
+                            e.scope.clone(),
+                            e.family.as_str().to_string(),
+                            pn.to_string(),
+                            cname.clone(),
+                            kind.to_string(),
+                        ),
+                        port_list(&v),
+                    );
                 }
             }
         }
@@ -123,16 +140,27 @@ fn compute(a: &mut Analysis, iif: &[String]) -> Computed {
     Computed { sets, exps }
 }
 
-fn outcome<'e>(c: &'e Computed, scope: &str, fam: &str, proto: u8, port: u16, class: &str) -> Option<&'e Outcome> {
+fn outcome<'e>(
+    c: &'e Computed,
+    scope: &str,
+    fam: &str,
+    proto: u8,
+    port: u16,
+    class: &str,
+) -> Option<&'e Outcome> {
     let e = c.exps.iter().find(|e| e.scope == scope && e.family.as_str() == fam && e.view == View::Input)?;
     let ci = e.classes.iter().position(|n| n == class)?;
-    let r = e.rows.iter().find(|r| r.proto == (proto, proto) && r.ports.is_some_and(|p| p.0 <= port && port <= p.1))?;
+    let r = e
+        .rows
+        .iter()
+        .find(|r| r.proto == (proto, proto) && r.ports.is_some_and(|p| p.0 <= port && port <= p.1))?;
     Some(&r.classes[ci])
 }
 
 fn check_exposure(file: &Path, rs: &Ruleset, a: &mut Analysis) -> Vec<String> {
     let exp_path = corpus().join(format!("{}.exposure", stem(file)));
-    let text = std::fs::read_to_string(&exp_path).unwrap_or_else(|_| panic!("missing {}", exp_path.display()));
+    let text =
+        std::fs::read_to_string(&exp_path).unwrap_or_else(|_| panic!("missing {}", exp_path.display()));
     // `iif NAME...`: the interfaces internet traffic arrives on
     let iif: Vec<String> = text
         .lines()
@@ -162,7 +190,8 @@ fn check_exposure(file: &Path, rs: &Ruleset, a: &mut Analysis) -> Vec<String> {
         let at = format!("{}:{}", exp_path.display(), n + 1);
         match w.as_slice() {
             [fam, proto, class, kind @ ("open" | "partial"), ports] => {
-                let key = (scope.clone(), fam.to_string(), proto.to_string(), class.to_string(), kind.to_string());
+                let key =
+                    (scope.clone(), fam.to_string(), proto.to_string(), class.to_string(), kind.to_string());
                 if !c.sets.contains_key(&key) {
                     errors.push(format!("{at}: no such exposure ({key:?})"));
                 }
@@ -224,10 +253,18 @@ fn check_exposure(file: &Path, rs: &Ruleset, a: &mut Analysis) -> Vec<String> {
 
 fn detail(f: &portolan_model::Finding) -> String {
     match f.rule.as_str() {
-        "fw.exposed-service" | "fw.unintended-exposure" => {
-            f.target.as_ref().map(|t| format!("{}/{}", t.port.unwrap_or(0), t.transport.map_or("?", Transport::as_str))).unwrap_or_default()
+        "fw.exposed-service" | "fw.unintended-exposure" => f
+            .target
+            .as_ref()
+            .map(|t| format!("{}/{}", t.port.unwrap_or(0), t.transport.map_or("?", Transport::as_str)))
+            .unwrap_or_default(),
+        "fw.no-default-deny" => {
+            if f.title.contains("forward path") {
+                "forward".into()
+            } else {
+                "input".into()
+            }
         }
-        "fw.no-default-deny" => if f.title.contains("forward path") { "forward".into() } else { "input".into() },
         _ => String::new(),
     }
 }
@@ -247,11 +284,14 @@ fn read_listeners(p: &Path) -> Option<Vec<Listener>> {
 
 fn check_lint(file: &Path, a: &mut Analysis) -> Vec<String> {
     let lint_path = corpus().join(format!("{}.lint", stem(file)));
-    let text = std::fs::read_to_string(&lint_path).unwrap_or_else(|_| panic!("missing {}", lint_path.display()));
+    let text =
+        std::fs::read_to_string(&lint_path).unwrap_or_else(|_| panic!("missing {}", lint_path.display()));
     let listeners = read_listeners(&corpus().join(format!("{}.listeners", stem(file))));
     let findings = lint::lint(a, &lint::Options { listeners });
-    let got: Vec<(String, u32, String)> =
-        findings.iter().map(|f| (f.rule.clone(), f.location.as_ref().map_or(0, |l| l.line), detail(f))).collect();
+    let got: Vec<(String, u32, String)> = findings
+        .iter()
+        .map(|f| (f.rule.clone(), f.location.as_ref().map_or(0, |l| l.line), detail(f)))
+        .collect();
     let mut ignore = BTreeSet::new();
     let mut want: Vec<(String, u32, String)> = Vec::new();
     let mut has: Vec<(String, u32, String)> = Vec::new();
@@ -280,7 +320,15 @@ fn check_lint(file: &Path, a: &mut Analysis) -> Vec<String> {
         errors.push(format!(
             "{}: lint differs\n  unexpected: {extra:?}\n  missing:    {missing:?}\n  all: {}",
             lint_path.display(),
-            findings.iter().map(|f| format!("\n    {} {} {}", f.rule, f.location.as_ref().map_or(0, |l| l.line), f.title)).collect::<String>()
+            findings
+                .iter()
+                .map(|f| format!(
+                    "\n    {} {} {}",
+                    f.rule,
+                    f.location.as_ref().map_or(0, |l| l.line),
+                    f.title
+                ))
+                .collect::<String>()
         ));
     }
     for h in has {
@@ -338,7 +386,12 @@ fn diagrams_agree_with_walking_the_chains() {
                 for c in cubes.iter() {
                     if let Some(d) = &c.dport {
                         for &(lo, hi) in d.intervals() {
-                            ports.extend([lo as u16, hi as u16, (lo as u16).wrapping_sub(1), (hi as u16).wrapping_add(1)]);
+                            ports.extend([
+                                lo as u16,
+                                hi as u16,
+                                (lo as u16).wrapping_sub(1),
+                                (hi as u16).wrapping_add(1),
+                            ]);
                         }
                     }
                     if let Some(s) = &c.src {
@@ -350,8 +403,14 @@ fn diagrams_agree_with_walking_the_chains() {
                 }
             }
         }
-        let ifaces: Vec<Option<String>> =
-            a.ifaces.atoms.iter().enumerate().map(|(i, _)| Some(a.ifaces.sample_name(i as u128))).chain([None]).collect();
+        let ifaces: Vec<Option<String>> = a
+            .ifaces
+            .atoms
+            .iter()
+            .enumerate()
+            .map(|(i, _)| Some(a.ifaces.sample_name(i as u128)))
+            .chain([None])
+            .collect();
         for scope in 0..a.scopes.len() {
             for fam in Family::BOTH {
                 if a.scopes[scope].fams[fam as usize].is_none() {
@@ -360,19 +419,48 @@ fn diagrams_agree_with_walking_the_chains() {
                 for _ in 0..3000 {
                     let pick = |v: &[u128], r: u64| v[(r % v.len() as u64) as usize];
                     let src = if fam == Family::V4 {
-                        std::net::IpAddr::V4(std::net::Ipv4Addr::from(if next() % 4 == 0 { next() as u32 } else { pick(&v4, next()) as u32 }))
+                        std::net::IpAddr::V4(std::net::Ipv4Addr::from(if next() % 4 == 0 {
+                            next() as u32
+                        } else {
+                            pick(&v4, next()) as u32
+                        }))
                     } else {
-                        std::net::IpAddr::V6(std::net::Ipv6Addr::from(if next() % 4 == 0 { u128::from(next()) << 64 } else { pick(&v6, next()) }))
+                        std::net::IpAddr::V6(std::net::Ipv6Addr::from(if next() % 4 == 0 {
+                            u128::from(next()) << 64
+                        } else {
+                            pick(&v6, next())
+                        }))
                     };
-                    let dst = if fam == Family::V4 { "192.0.2.10".parse().unwrap() } else { "2001:db8::10".parse().unwrap() };
+                    let dst = if fam == Family::V4 {
+                        "192.0.2.10".parse().unwrap()
+                    } else {
+                        "2001:db8::10".parse().unwrap()
+                    };
                     let proto = [6u8, 17, 1, 58, 47][(next() % 5) as usize];
-                    let dport = if next() % 3 == 0 { next() as u16 } else { ports[(next() % ports.len() as u64) as usize] };
+                    let dport = if next() % 3 == 0 {
+                        next() as u16
+                    } else {
+                        ports[(next() % ports.len() as u64) as usize]
+                    };
                     let iif = ifaces[(next() % ifaces.len() as u64) as usize].clone();
-                    let p = portolan_firewall::model::Packet { src, dst, proto, dport, sport: 40000, iif, oif: None };
+                    let p = portolan_firewall::model::Packet {
+                        src,
+                        dst,
+                        proto,
+                        dport,
+                        sport: 40000,
+                        iif,
+                        oif: None,
+                    };
                     let diagram = a.verdict(scope, &p).unwrap();
                     let mut path = Vec::new();
                     let (walked, _) = a.walk(scope, fam, &p, false, &mut path);
-                    assert_eq!(diagram.kind, walked, "{}: {p:?}: diagram {diagram:?} walk {walked:?} path {path:?}", f.display());
+                    assert_eq!(
+                        diagram.kind,
+                        walked,
+                        "{}: {p:?}: diagram {diagram:?} walk {walked:?} path {path:?}",
+                        f.display()
+                    );
                 }
             }
         }
