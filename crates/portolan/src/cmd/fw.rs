@@ -492,6 +492,74 @@ fn lint_cmd(a: crate::cli::FwLintArgs, ctx: &Context) -> anyhow::Result<ExitCode
 }
 
 fn verify_cmd(a: crate::cli::FwVerifyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let _ = (a, ctx);
-    bail!("fw verify: not built yet")
+    let rs = load(&a.file, &a.input)?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("fw verify makes network namespaces and loads kernel firewall rules: run it as root");
+    }
+    let text =
+        std::fs::read_to_string(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let ipset_text = match &a.input.ipset {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?),
+        None => None,
+    };
+    let opts = portolan_firewall::verify::Options { samples: a.samples, seed: a.seed, ..Default::default() };
+    let report = portolan_firewall::verify::run(&rs, &text, ipset_text.as_deref(), &opts)?;
+    let bad: Vec<_> = report.disagreements().collect();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match a.output {
+        FwOutput::Json => {
+            let checks: Vec<Value> = report
+                .checks
+                .iter()
+                .map(|c| {
+                    json!({
+                        "family": c.family.as_str(), "interface": c.iif, "source": c.src.to_string(),
+                        "protocol": proto_name(c.proto), "port": c.port, "expected": kind_word(c.expected),
+                        "rule": c.rule, "observed": kind_word(c.observed), "detail": c.detail,
+                        "agree": c.expected == c.observed,
+                    })
+                })
+                .collect();
+            records::json(
+                &mut out,
+                &json!({"file": rs.file, "loads": report.loads, "checks": checks, "disagreements": bad.len(),
+                        "skipped": report.skipped, "elapsed_secs": report.elapsed.as_secs_f64()}),
+            )?;
+        }
+        FwOutput::Table => {
+            if !bad.is_empty() {
+                let mut t = Table::new(["FAMILY", "IFACE", "SOURCE", "PORT", "COMPUTED", "OBSERVED", "RULE"]);
+                for c in &bad {
+                    t.row(vec![
+                        Cell::new(c.family.as_str()),
+                        Cell::new(terminal(&c.iif)),
+                        Cell::new(c.src.to_string()),
+                        Cell::new(format!("{}/{}", c.port, proto_name(c.proto))),
+                        Cell::new(kind_word(c.expected)),
+                        Cell::styled(format!("{} ({})", kind_word(c.observed), c.detail), Style::Red),
+                        Cell::new(terminal(&c.rule)),
+                    ]);
+                }
+                t.render(&mut out, ctx.color)?;
+            }
+            let agree = report.checks.len() - bad.len();
+            writeln!(
+                out,
+                "{}: {} of {} checks agree with the kernel ({} rule set loads, {:.1} s){}",
+                terminal(&rs.file),
+                agree,
+                report.checks.len(),
+                report.loads,
+                report.elapsed.as_secs_f64(),
+                if report.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} not verified (translated)", report.skipped.len())
+                }
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
