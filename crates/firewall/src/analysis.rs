@@ -346,6 +346,7 @@ impl<'r> Analysis<'r> {
         m
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn compile_chain(
         &mut self,
         dd: &mut Dd,
@@ -893,9 +894,8 @@ fn exposure_rows(
     let mut parts_cache: HashMap<Id, Vec<((u8, u8), Vec<(u128, u128, Vec<Id>)>)>> = HashMap::new();
     for acc in &per_class {
         for &p in acc.keys() {
-            if !parts_cache.contains_key(&p) {
-                let v = port_partition(dd, p);
-                parts_cache.insert(p, v);
+            if let std::collections::hash_map::Entry::Vacant(e) = parts_cache.entry(p) {
+                e.insert(port_partition(dd, p));
             }
         }
     }

@@ -584,8 +584,7 @@ fn apply_match(cx: &Cx, b: &mut Build, m: &Json, path: &str) -> Result<()> {
                 // plain `tcp flags syn` (flag membership)
                 want.intervals().iter().any(|&(a, _)| a & 2 != 0) || want.contains(2)
             };
-            let mut c = Cube::default();
-            c.proto = Some(IntervalSet::single(6));
+            let c = Cube { proto: Some(IntervalSet::single(6)), ..Cube::default() };
             b.and_all(None, &c);
             if hit == neg {
                 b.never();

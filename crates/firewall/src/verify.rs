@@ -345,7 +345,7 @@ fn rewrite_nft(text: &str, m: &Mapping) -> Result<String> {
         return Err(Error::Verify("no nftables array".into()));
     };
     for it in items.iter_mut() {
-        if let Some(set) = it.get_mut("set").or_else(|| None) {
+        if let Some(set) = it.get_mut("set") {
             let ty = set.get("type").cloned().unwrap_or(V::Null);
             let types: Vec<String> = match &ty {
                 V::String(s) => vec![s.clone()],
@@ -369,7 +369,7 @@ fn rewrite_nft(text: &str, m: &Mapping) -> Result<String> {
                 let fam_v6 = addr_pos[0].1;
                 let mm = Mapping { v6: fam_v6, ..*m };
                 let union = nft_addr_set(&V::Array(elems.clone()), fam_v6).unwrap_or_default();
-                let has = union.contains(mm.p) && fam_v6 == v6 || union.contains(mm.d) && fam_v6 == v6;
+                let has = fam_v6 == v6 && (union.contains(mm.p) || union.contains(mm.d));
                 *elems = if has {
                     vec![nft_lab_value(&union, &mm)]
                 } else {
@@ -419,7 +419,7 @@ fn rewrite_nft(text: &str, m: &Mapping) -> Result<String> {
                         *right = nft_lab_value(&set, m);
                     }
                 }
-                if let Some(d) = e.get_mut("dnat").or_else(|| None)
+                if let Some(d) = e.get_mut("dnat")
                     && let Some(o) = d.as_object_mut()
                     && o.contains_key("addr")
                 {
