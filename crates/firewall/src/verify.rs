@@ -712,6 +712,8 @@ fn probe(ns: &str, target: IpAddr, tcp: Vec<u16>, udp: Vec<u16>) -> Result<Vec<(
                 shard: None,
                 targets,
                 ports: tcp,
+                udp_ports: Vec::new(),
+                ping_only: false,
                 timing,
                 skip_discovery: true,
                 seed: Some(7),
@@ -719,6 +721,7 @@ fn probe(ns: &str, target: IpAddr, tcp: Vec<u16>, udp: Vec<u16>) -> Result<Vec<(
                 report_down: true,
                 service_names: None,
                 workers: Some(1),
+                done: None,
             };
             struct Collect(Vec<portolan_model::Host>);
             impl portolan_scan::Observer for Collect {
