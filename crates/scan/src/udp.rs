@@ -111,15 +111,15 @@ const IKE_SA_INIT: &[u8] = &[
     0x02, // exchange: identity protection (main mode)
     0x00, // flags
     0, 0, 0, 0, // message id
-    0, 0, 0, 0x50, // length 80
+    0, 0, 0, 0x54, // length 84
     // SA payload
-    0x00, 0x00, 0x00, 0x34, // last payload, length 52
+    0x00, 0x00, 0x00, 0x38, // last payload, length 56
     0, 0, 0, 1, // DOI IPsec
     0, 0, 0, 1, // situation: identity only
     // proposal
-    0x00, 0x00, 0x00, 0x28, 0x01, 0x01, 0x00, 0x01, // last, len 40, #1, ISAKMP, spi 0, 1 transform
+    0x00, 0x00, 0x00, 0x2c, 0x01, 0x01, 0x00, 0x01, // last, len 44, #1, ISAKMP, spi 0, 1 transform
     // transform
-    0x00, 0x00, 0x00, 0x20, 0x01, 0x01, 0x00, 0x00, // last, len 32, #1, KEY_IKE
+    0x00, 0x00, 0x00, 0x24, 0x01, 0x01, 0x00, 0x00, // last, len 36, #1, KEY_IKE
     0x80, 0x01, 0x00, 0x07, // encryption: AES-CBC
     0x80, 0x0e, 0x00, 0x80, // key length 128
     0x80, 0x02, 0x00, 0x02, // hash: SHA1
@@ -313,6 +313,9 @@ mod tests {
         let len = u32::from_be_bytes([IKE_SA_INIT[24], IKE_SA_INIT[25], IKE_SA_INIT[26], IKE_SA_INIT[27]]);
         assert_eq!(len as usize, IKE_SA_INIT.len());
         assert_eq!(u16::from_be_bytes([IKE_SA_INIT[30], IKE_SA_INIT[31]]) as usize, IKE_SA_INIT.len() - 28);
+        // proposal (after the SA payload's 12 bytes) and transform (after the proposal's 8)
+        assert_eq!(usize::from(IKE_SA_INIT[43]), IKE_SA_INIT.len() - 40);
+        assert_eq!(usize::from(IKE_SA_INIT[51]), IKE_SA_INIT.len() - 48);
         // NTP: 48 bytes, client mode
         assert_eq!(NTP_CLIENT.len(), 48);
         assert_eq!(NTP_CLIENT[0] & 7, 3);
