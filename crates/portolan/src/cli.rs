@@ -69,6 +69,41 @@ pub enum Command {
     Audit(Box<AuditArgs>),
     /// Write a starting policy from what is observed now (init), or validate one (check).
     Policy(PolicyArgs),
+    /// Which application really answers on HOST:PORT: service, product and version (banner,
+    /// probes, TLS inspection), and whether it is the one the port promises.
+    Identify(IdentifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdentifyArgs {
+    /// HOST:PORT, [IPv6]:PORT or NAME:PORT; add /udp for UDP (198.18.0.1:53/udp).
+    #[arg(value_name = "HOST:PORT", required = true)]
+    pub endpoints: Vec<String>,
+    #[command(flatten)]
+    pub version: VersionArgs,
+    /// Do not upgrade SMTP, IMAP, POP3 or FTP sessions with STARTTLS to read their certificate.
+    #[arg(long)]
+    pub no_starttls: bool,
+    /// Exit 1 when a finding is at or above SEVERITY (info, low, medium, high, critical).
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = RecordFormat::Table)]
+    pub format: RecordFormat,
+}
+
+/// Version detection (`-sV`) and its bounds.
+#[derive(Debug, Args, Default, Clone)]
+pub struct VersionArgs {
+    /// Identify the service on every open port (-sV): banner, probes, TLS inspection.
+    #[arg(long = "service-version")]
+    pub enabled: bool,
+    /// 0 (only the probes likeliest for the port) to 9 (every probe); default 7.
+    #[arg(long, value_name = "0-9", value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub version_intensity: Option<u8>,
+    /// Time budget of one port, all probes included (TIME: 6s, 500ms).
+    #[arg(long, value_name = "TIME")]
+    pub version_timeout: Option<String>,
 }
 
 /// Where `audit` and `policy init` get their observations: this machine's listeners unless a
@@ -292,6 +327,8 @@ pub struct ScanSpec {
     /// Scan more than 65,536 hosts.
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub version: VersionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -512,13 +549,12 @@ pub struct SnapshotsArgs {
 }
 
 /// nmap's scan-type flags Portolan does not implement yet, with their names.
-pub const UNSUPPORTED_SCAN_TYPES: [(&str, &str); 7] = [
+pub const UNSUPPORTED_SCAN_TYPES: [(&str, &str); 6] = [
     ("-sU", "UDP scan"),
     ("-sA", "ACK scan"),
     ("-sN", "NULL scan"),
     ("-sF", "FIN scan"),
     ("-sX", "Xmas scan"),
-    ("-sV", "version detection"),
     ("-sn", "ping-only scan"),
 ];
 
@@ -558,6 +594,10 @@ pub fn rewrite_nmap_output_flags(args: impl IntoIterator<Item = OsString>) -> Ve
             }
             "-Pn" => {
                 out.push(OsString::from("--skip-discovery"));
+                continue;
+            }
+            "-sV" => {
+                out.push(OsString::from("--service-version"));
                 continue;
             }
             "-p-" => {

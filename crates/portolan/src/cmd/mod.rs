@@ -3,6 +3,7 @@
 mod audit;
 mod check;
 mod diff;
+mod identify;
 mod import;
 mod ls;
 mod policy;
@@ -36,6 +37,7 @@ pub fn run(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
         Command::Snapshots(a) => snapshots::run(a, ctx),
         Command::Audit(a) => audit::run(*a, ctx),
         Command::Policy(a) => policy::run(a, ctx),
+        Command::Identify(a) => identify::run(a, ctx),
     }
 }
 
