@@ -50,9 +50,8 @@ fn parse_target(s: &str) -> anyhow::Result<Target> {
         _ => (s, Transport::Tcp),
     };
     let (_, addr): (String, SocketAddr) = super::check::endpoint(text)?;
-    let host = text.strip_prefix('[').map_or_else(|| text.rsplit_once(':').map_or(text, |(h, _)| h), |r| r);
-    let name =
-        (host.parse::<std::net::IpAddr>().is_err() && !text.starts_with('[')).then(|| host.to_string());
+    let host = if text.starts_with('[') { "" } else { text.rsplit_once(':').map_or(text, |(h, _)| h) };
+    let name = (!host.is_empty() && host.parse::<std::net::IpAddr>().is_err()).then(|| host.to_string());
     Ok(Target { addr, transport, name })
 }
 
