@@ -31,6 +31,10 @@ use crate::{Error, Identified, Options, Status, Target, http, tls};
 /// Bytes a TLS handshake may read at most (a hostile chain is cut here).
 const TLS_HANDSHAKE_LIMIT: usize = 256 * 1024;
 
+/// How long a TLS handshake may take: a server that does not speak TLS usually waits for
+/// more bytes in silence, so this bounds the cost of asking.
+const TLS_WAIT: Duration = Duration::from_secs(2);
+
 struct Shared {
     data: &'static Data,
     opts: Options,
@@ -318,9 +322,19 @@ fn plan<'a>(
         Some(s) => s.server_first,
         None => true,
     };
+    // ... and TLS leads where the port promises it
+    let tls_port =
+        sh.data.probes.iter().any(|p| p.builtin.as_deref() == Some("tls") && p.ports.contains(&port));
+    let tls_first = !in_tls && (expect_tls || tls_port);
     for s in &mut scored {
         if s.2.name == "null" {
-            s.0 = if server_first || in_tls { 0 } else { 2 };
+            s.0 = if tls_first {
+                2
+            } else if server_first || in_tls {
+                0
+            } else {
+                2
+            };
         }
     }
     scored.sort_by_key(|(score, i, _)| (*score, *i));
@@ -455,6 +469,13 @@ async fn tcp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
     let mut queue: std::collections::VecDeque<&Probe> = plan.into_iter().collect();
     let mut tried: HashSet<&str> = HashSet::new();
     let want_first = exp.as_ref().and_then(|e| e.service.as_deref()).and_then(|w| sh.data.service(w));
+    // where silence is all the expected service ever shows (discard), a little asking is enough
+    let deadline = if want_first.is_some_and(|s| s.silent) {
+        deadline.min(start + sh.opts.banner_wait * 2)
+    } else {
+        deadline
+    };
+    let mut plain_asked = false;
     while let Some(p) = queue.pop_front() {
         if Instant::now() >= deadline || !tried.insert(p.name.as_str()) {
             if Instant::now() >= deadline {
@@ -467,6 +488,10 @@ async fn tcp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
             && p.name != "null"
             && !p.services.iter().any(|s| s == soft)
         {
+            continue;
+        }
+        // a service that speaks first has already shown its banner to an earlier question
+        if p.name == "null" && plain_asked {
             continue;
         }
         let stream = match connect(t.addr, &sh.opts, deadline).await {
@@ -486,7 +511,7 @@ async fn tcp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
         st.connected = true;
         st.probes.push(p.name.clone());
         if p.builtin.as_deref() == Some("tls") {
-            let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(4));
+            let wait = deadline.saturating_duration_since(Instant::now()).min(TLS_WAIT);
             match tls::handshake(&sh.tls, stream, server_name(t), wait, TLS_HANDSHAKE_LIMIT, sh.now).await {
                 Ok((s, info)) => {
                     st.tls = Some(info);
@@ -520,7 +545,7 @@ async fn tcp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
         let first_wait = if p.name == "null" {
             // a port whose service speaks first is worth the whole wait
             if want_first.is_some_and(|s| s.server_first) {
-                deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(p.wait_ms))
+                (sh.opts.banner_wait * 2).min(Duration::from_millis(p.wait_ms))
             } else {
                 sh.opts.banner_wait
             }
@@ -530,6 +555,7 @@ async fn tcp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
         let ans =
             exchange(&mut stream, &send, first_wait, deadline, &sh.opts, quick(sh, p, Transport::Tcp)).await;
         drop(stream);
+        plain_asked = true;
         let found = evaluate(sh, p, Transport::Tcp, &ans.bytes);
         let tlsish = looks_like_tls(&ans.bytes) || contains(&ans.bytes, b"sent to HTTPS port");
         if st.take(&ans.bytes, found) {
@@ -597,7 +623,7 @@ async fn inner(
             Some(s) => s,
             None => {
                 let Connect::Ok(tcp) = connect(t.addr, &sh.opts, deadline).await else { break };
-                let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(4));
+                let wait = deadline.saturating_duration_since(Instant::now()).min(TLS_WAIT);
                 match tls::handshake(&sh.tls, tcp, server_name(t), wait, TLS_HANDSHAKE_LIMIT, sh.now).await {
                     Ok((s, _)) => s,
                     Err(_) => break,
@@ -669,7 +695,7 @@ async fn starttls(sh: &Shared, t: &Target, st: &mut State, d: Dialogue, deadline
         }
     }
     st.probes.push(format!("starttls/{}", d.name.to_ascii_lowercase().replace(' ', "-")));
-    let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(4));
+    let wait = deadline.saturating_duration_since(Instant::now()).min(TLS_WAIT);
     if let Ok((_, mut info)) =
         tls::handshake(&sh.tls, s, server_name(t), wait, TLS_HANDSHAKE_LIMIT, sh.now).await
     {

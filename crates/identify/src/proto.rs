@@ -702,7 +702,8 @@ fn mysql_parse(resp: &[u8]) -> Option<Found> {
 // --- RFC 868 time: four bytes, seconds since 1900, then close ---
 
 fn time_parse(resp: &[u8], now_unix: i64) -> Option<Found> {
-    if resp.len() != 4 {
+    // four bytes; some servers (inetutils) pad them to eight with zeros
+    if !(resp.len() == 4 || (resp.len() == 8 && resp[4..] == [0, 0, 0, 0])) {
         return None;
     }
     let t = i64::from(be32(resp, 0)?) - 2_208_988_800;
