@@ -494,6 +494,62 @@ async fn tcp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
         if p.name == "null" && plain_asked {
             continue;
         }
+        // the banner wait and the next question at once: a service that waits for the client
+        // does not cost the whole banner wait (the question starts at once where the port
+        // promises nothing, after a short stagger where a talkative service is expected)
+        if p.name == "null"
+            && let Some(next) = queue
+                .iter()
+                .copied()
+                .find(|q| q.builtin.as_deref() != Some("tls") && !tried.contains(q.name.as_str()))
+            && st.soft_service().is_none()
+        {
+            let stagger = if want_first.is_some() { STAGGER } else { Duration::ZERO };
+            let null_wait = if want_first.is_some_and(|s| s.server_first) {
+                (sh.opts.banner_wait * 2).min(Duration::from_millis(p.wait_ms))
+            } else {
+                sh.opts.banner_wait
+            };
+            match race(sh, t, p, next, null_wait, stagger, deadline).await {
+                Race::Refused => {
+                    st.closed = true;
+                    st.error = Some("connection refused".into());
+                    break;
+                }
+                Race::Failed(e) => {
+                    st.error = Some(e);
+                    break;
+                }
+                Race::Done(results) => {
+                    st.connected = true;
+                    plain_asked = true;
+                    let mut over = false;
+                    for (probe, ans) in results {
+                        tried.insert(probe.name.as_str());
+                        queue.retain(|q| q.name != probe.name);
+                        st.probes.push(probe.name.clone());
+                        let found = evaluate(sh, probe, Transport::Tcp, &ans.bytes);
+                        let tlsish =
+                            looks_like_tls(&ans.bytes) || contains(&ans.bytes, b"sent to HTTPS port");
+                        if st.take(&ans.bytes, found) {
+                            over = true;
+                            break;
+                        }
+                        if tlsish
+                            && !tried.contains("tls")
+                            && let Some(tp) =
+                                sh.data.probes.iter().find(|x| x.builtin.as_deref() == Some("tls"))
+                        {
+                            queue.push_front(tp);
+                        }
+                    }
+                    if over {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        }
         let stream = match connect(t.addr, &sh.opts, deadline).await {
             Connect::Ok(s) => s,
             Connect::Refused => {
@@ -577,6 +633,75 @@ async fn tcp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
     {
         starttls(sh, t, st, dialogue, deadline).await;
     }
+}
+
+/// How long a banner may take before the next question is asked alongside.
+const STAGGER: Duration = Duration::from_millis(500);
+
+enum Race<'a> {
+    Done(Vec<(&'a Probe, Answer)>),
+    Refused,
+    Failed(String),
+}
+
+/// Waits for a banner on one connection while asking `next` on another (after `stagger`).
+/// Stops as soon as either answer names the service; answers come back banner first.
+async fn race<'a>(
+    sh: &'a Shared,
+    t: &Target,
+    null: &'a Probe,
+    next: &'a Probe,
+    null_wait: Duration,
+    stagger: Duration,
+    deadline: Instant,
+) -> Race<'a> {
+    let mut s1 = match connect(t.addr, &sh.opts, deadline).await {
+        Connect::Ok(s) => s,
+        Connect::Refused => return Race::Refused,
+        Connect::Failed(e) => return Race::Failed(e),
+    };
+    let banner = async {
+        let a = exchange(&mut s1, b"", null_wait, deadline, &sh.opts, quick(sh, null, Transport::Tcp)).await;
+        let hard = evaluate(sh, null, Transport::Tcp, &a.bytes).is_some_and(|f| !f.soft);
+        (a, hard)
+    };
+    let question = async {
+        tokio::time::sleep(stagger).await;
+        let Connect::Ok(mut s2) = connect(t.addr, &sh.opts, deadline).await else {
+            return (Answer { bytes: Vec::new(), closed: true }, false);
+        };
+        let send = payload(next, t);
+        let first_wait = Duration::from_millis(next.wait_ms);
+        let a =
+            exchange(&mut s2, &send, first_wait, deadline, &sh.opts, quick(sh, next, Transport::Tcp)).await;
+        let hard = evaluate(sh, next, Transport::Tcp, &a.bytes).is_some_and(|f| !f.soft);
+        (a, hard)
+    };
+    tokio::pin!(banner, question);
+    let (mut ra, mut rb): (Option<(Answer, bool)>, Option<(Answer, bool)>) = (None, None);
+    loop {
+        tokio::select! {
+            r = &mut banner, if ra.is_none() => ra = Some(r),
+            r = &mut question, if rb.is_none() => rb = Some(r),
+        }
+        let a_hard = ra.as_ref().is_some_and(|r| r.1);
+        let b_hard = rb.as_ref().is_some_and(|r| r.1);
+        // a banner that names the service ends it; so does an answer while the banner is empty
+        if a_hard
+            || (b_hard && ra.as_ref().is_none_or(|r| r.0.bytes.is_empty()))
+            || (ra.is_some() && rb.is_some())
+        {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    if let Some((a, _)) = ra {
+        out.push((null, a));
+    }
+    if let Some((b, _)) = rb {
+        out.push((next, b));
+    }
+    Race::Done(out)
 }
 
 /// Identification inside a TLS session: the banner (or the expected service's probe) on the
