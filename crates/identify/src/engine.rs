@@ -635,6 +635,9 @@ async fn tcp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
     }
 }
 
+/// An answer and whether it names the service outright.
+type Judged = (Answer, bool);
+
 /// How long a banner may take before the next question is asked alongside.
 const STAGGER: Duration = Duration::from_millis(500);
 
@@ -678,7 +681,7 @@ async fn race<'a>(
         (a, hard)
     };
     tokio::pin!(banner, question);
-    let (mut ra, mut rb): (Option<(Answer, bool)>, Option<(Answer, bool)>) = (None, None);
+    let (mut ra, mut rb): (Option<Judged>, Option<Judged>) = (None, None);
     loop {
         tokio::select! {
             r = &mut banner, if ra.is_none() => ra = Some(r),
