@@ -386,7 +386,7 @@ manifest() {
       "$STD" 53 tcp domain no dnsmasq "$V_DNSMASQ" no \
       "$STD" 79 tcp finger no - - no \
       "$STD" 80 tcp http no nginx "$V_NGINX" no \
-      "$STD" 88 tcp kerberos-sec no - - no \
+      "$STD" 88 tcp kerberos-sec no "MIT Kerberos" - no \
       "$STD" 110 tcp pop3 no Dovecot - no \
       "$STD" 111 tcp rpcbind no - 2-4 no \
       "$STD" 143 tcp imap no Dovecot - no \
@@ -408,7 +408,7 @@ manifest() {
       "$STD" 8888 tcp http-proxy no Tinyproxy "$V_TINYPROXY" no \
       "$STD" 11211 tcp memcached no Memcached "$V_MEMCACHED" no \
       "$STD" 53 udp domain no dnsmasq "$V_DNSMASQ" no \
-      "$STD" 88 udp kerberos-sec no - - no \
+      "$STD" 88 udp kerberos-sec no "MIT Kerberos" - no \
       "$STD" 123 udp ntp no - - no \
       "$STD" 161 udp snmp no net-snmp - no \
       "$ALT" 22 tcp http no nginx "$V_NGINX" yes \

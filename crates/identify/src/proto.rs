@@ -460,6 +460,19 @@ fn kerberos_parse(resp: &[u8]) -> Option<Found> {
                         }
                     }
                     (0xa9, Some(t)) => info.push(format!("realm: {}", String::from_utf8_lossy(t.value))),
+                    (0xab, Some(t)) => {
+                        // MIT's KDC puts its status name (CLIENT_NOT_FOUND, NEEDED_PREAUTH) in
+                        // e-text; other KDCs write sentences
+                        let text = String::from_utf8_lossy(t.value).into_owned();
+                        if !text.is_empty()
+                            && text.len() <= 40
+                            && text.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+                        {
+                            f.product = Some("MIT Kerberos".into());
+                            f.cpe.push("cpe:/a:mit:kerberos".into());
+                        }
+                        info.push(format!("e-text: {}", text.chars().take(80).collect::<String>()));
+                    }
                     _ => {}
                 }
             }
