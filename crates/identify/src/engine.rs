@@ -674,7 +674,8 @@ async fn race<'a>(
             return (Answer { bytes: Vec::new(), closed: true }, false);
         };
         let send = payload(next, t);
-        let first_wait = Duration::from_millis(next.wait_ms);
+        // no longer than the banner wait: a silent answer to a guess sends us to the next guess
+        let first_wait = Duration::from_millis(next.wait_ms).min(null_wait.max(sh.opts.banner_wait));
         let a =
             exchange(&mut s2, &send, first_wait, deadline, &sh.opts, quick(sh, next, Transport::Tcp)).await;
         let hard = evaluate(sh, next, Transport::Tcp, &a.bytes).is_some_and(|f| !f.soft);
@@ -688,7 +689,8 @@ async fn race<'a>(
             r = &mut question, if rb.is_none() => rb = Some(r),
         }
         let a_hard = ra.as_ref().is_some_and(|r| r.1);
-        let b_hard = rb.as_ref().is_some_and(|r| r.1);
+        // an answer in TLS means the banner will not come: the tunnel is the next question
+        let b_hard = rb.as_ref().is_some_and(|r| r.1 || looks_like_tls(&r.0.bytes));
         // a banner that names the service ends it; so does an answer while the banner is empty
         if a_hard
             || (b_hard && ra.as_ref().is_none_or(|r| r.0.bytes.is_empty()))
@@ -763,7 +765,7 @@ async fn inner(
             if want_server_first == Some(true) {
                 Duration::from_millis(p.wait_ms)
             } else {
-                sh.opts.banner_wait.min(Duration::from_millis(800))
+                sh.opts.banner_wait.min(Duration::from_millis(500))
             }
         } else {
             Duration::from_millis(p.wait_ms)

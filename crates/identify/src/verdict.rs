@@ -216,3 +216,89 @@ fn cert_findings(r: &Identified, t: &TlsInfo, now: Timestamp) -> Vec<Finding> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{Identified, Status};
+    use portolan_model::ServiceMethod;
+
+    fn probed(name: &str, tunnel: bool) -> Service {
+        Service {
+            name: name.into(),
+            method: ServiceMethod::Probed,
+            confidence: 10,
+            tunnel: tunnel.then_some(Tunnel::Ssl),
+            ..Service::default()
+        }
+    }
+
+    fn result(port: u16, service: Service) -> Identified {
+        let data = crate::data::builtin().unwrap();
+        Identified {
+            address: "198.18.210.2".parse().unwrap(),
+            port,
+            transport: Transport::Tcp,
+            status: Status::Identified,
+            service: Some(service),
+            expected: expectation(data, port, Transport::Tcp),
+            tls: None,
+            http: None,
+            banner: None,
+            probes: vec![],
+            findings: vec![],
+            elapsed_ms: 0,
+            error: None,
+        }
+    }
+
+    fn rules(port: u16, s: Service) -> Vec<String> {
+        let data = crate::data::builtin().unwrap();
+        judge(data, &result(port, s), Timestamp::now()).into_iter().map(|f| f.rule).collect()
+    }
+
+    #[test]
+    fn expectations_come_from_the_registry_and_the_data() {
+        let data = crate::data::builtin().unwrap();
+        let e = expectation(data, 443, Transport::Tcp).unwrap();
+        assert_eq!((e.registered.as_str(), e.service.as_deref(), e.tls), ("https", Some("http"), true));
+        let e = expectation(data, 8080, Transport::Tcp).unwrap();
+        assert_eq!(e.service.as_deref(), Some("http"));
+        assert!(!e.tls);
+        assert_eq!(expectation(data, 22, Transport::Tcp).unwrap().service.as_deref(), Some("ssh"));
+        // a registered name identification does not know promises nothing checkable
+        assert_eq!(expectation(data, 8888, Transport::Tcp).unwrap().service, None);
+    }
+
+    #[test]
+    fn the_wrong_application_is_called_out() {
+        assert_eq!(rules(443, probed("ssh", false)), ["identify.wrong-service"]);
+        assert_eq!(rules(22, probed("http", false)), ["identify.wrong-service"]);
+        let r = rules(8080, probed("redis", false));
+        assert!(
+            r.contains(&"identify.wrong-service".to_string())
+                && r.contains(&"identify.cleartext".to_string())
+        );
+        // the promised service, or a compatible one, is fine
+        assert!(rules(443, probed("http", true)).is_empty());
+        assert!(rules(8080, probed("http-proxy", false)).is_empty());
+        assert!(rules(22, probed("ssh", false)).is_empty());
+        // nothing is promised on 8888: no verdict on the name
+        assert!(rules(8888, probed("http", false)).is_empty());
+        // http in cleartext where TLS is promised
+        assert_eq!(rules(443, probed("http", false)), ["identify.tls-expected"]);
+        // a risky service on another's port is more severe
+        let data = crate::data::builtin().unwrap();
+        let f = judge(data, &result(80, probed("telnet", false)), Timestamp::now());
+        assert_eq!(f[0].severity, Severity::High, "{f:?}");
+        assert_eq!(f[0].attack, ["T1571"]);
+    }
+
+    #[test]
+    fn table_guesses_are_not_judged() {
+        let data = crate::data::builtin().unwrap();
+        let r = result(443, Service::from_table("ssh"));
+        assert!(judge(data, &r, Timestamp::now()).is_empty());
+    }
+}

@@ -290,3 +290,21 @@ fn a_malformed_certificate_chain_is_refused_cleanly() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(v[0]["tls"].is_null(), "a failed handshake reports no TLS session: {v}");
 }
+
+#[test]
+fn bad_targets_and_bounds_are_refused_with_a_clear_error() {
+    let bin = env!("CARGO_BIN_EXE_portolan");
+    for (args, want) in [
+        (vec!["identify", "198.18.210.2"], "expected HOST:PORT"),
+        (vec!["identify", "198.18.210.2:70000"], "is not 0-65535"),
+        (vec!["identify", "198.18.210.2:53/sctp"], "is not tcp or udp"),
+        (vec!["identify", "--version-timeout", "soon", "198.18.210.2:22"], "--version-timeout"),
+        (vec!["identify", "--version-intensity", "12", "198.18.210.2:22"], "12"),
+        (vec!["scan", "-sV", "--version-intensity", "10", "198.18.210.2"], "10"),
+    ] {
+        let o = Command::new(bin).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
