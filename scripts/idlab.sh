@@ -30,7 +30,8 @@ LIFETIME="${IDLAB_LIFETIME:-1800}"
 
 PACKAGES=(openssh-server nginx-light lighttpd vsftpd opensmtpd dovecot-imapd dovecot-pop3d dnsmasq-base
   chrony snmpd slapd mariadb-server redis-server memcached mosquitto rsync ngircd krb5-kdc
-  rpcbind inetutils-inetd inetutils-telnetd fingerd finger tinyproxy openssl iproute2)
+  rpcbind inetutils-inetd inetutils-telnetd fingerd finger tinyproxy samba xrdp tigervnc-standalone-server
+  openssl iproute2)
 
 log() { echo "idlab: $*" >&2; }
 
@@ -307,6 +308,26 @@ Allow $HOST_IP
 LogLevel Error
 MaxClients 20
 EOF
+  mkdir -p "$D/samba/run" "$D/samba/lock" "$D/samba/state" "$D/samba/cache" "$D/samba/private" "$D/samba/ncalrpc"
+  cat >"$D/smb.conf" <<EOF
+[global]
+  workgroup = LAB
+  server role = standalone server
+  interfaces = $STD
+  bind interfaces only = yes
+  smb ports = 445
+  disable netbios = yes
+  pid directory = $D/samba/run
+  lock directory = $D/samba/lock
+  state directory = $D/samba/state
+  cache directory = $D/samba/cache
+  private dir = $D/samba/private
+  ncalrpc dir = $D/samba/ncalrpc
+  log file = $D/log/samba.log
+  map to guest = bad user
+EOF
+  # xrdp: the packaged configuration, listening on the lab address, in the foreground
+  sed -e "s|^port=3389\$|port=tcp://$STD:3389|" -e 's|^fork=true|fork=false|' /etc/xrdp/xrdp.ini >"$D/xrdp.ini"
   # MariaDB and PostgreSQL data directories
   mariadb-install-db --no-defaults --datadir="$D/mysql" --user=root --auth-root-authentication-method=normal \
     --skip-test-db >"$D/log/mariadb-install.log" 2>&1
@@ -353,6 +374,9 @@ daemons() {
   start rpcbind /usr/sbin/rpcbind -f -w
   start inetd /usr/sbin/inetutils-inetd -d "$D/inetd.conf"
   start tinyproxy /usr/bin/tinyproxy -d -c "$D/tinyproxy.conf"
+  start smbd /usr/sbin/smbd --foreground --no-process-group --debug-stdout -s "$D/smb.conf"
+  start xrdp /usr/sbin/xrdp --nodaemon --config "$D/xrdp.ini"
+  start xvnc /usr/bin/Xvnc :57 -rfbport 5901 -interface "$STD" -SecurityTypes None -nolisten tcp
 }
 
 # upstream versions, from the daemons themselves
@@ -407,6 +431,9 @@ manifest() {
       "$STD" 8883 tcp mqtt yes Mosquitto "$V_MOSQUITTO" no \
       "$STD" 8888 tcp http-proxy no Tinyproxy "$V_TINYPROXY" no \
       "$STD" 11211 tcp memcached no Memcached "$V_MEMCACHED" no \
+      "$STD" 445 tcp microsoft-ds no - - no \
+      "$STD" 3389 tcp ms-wbt-server no - - no \
+      "$STD" 5901 tcp vnc no - - no \
       "$STD" 53 udp domain no dnsmasq "$V_DNSMASQ" no \
       "$STD" 88 udp kerberos-sec no "MIT Kerberos" - no \
       "$STD" 123 udp ntp no - - no \

@@ -233,6 +233,13 @@ pub fn enrich(hosts: &mut [Host], v: &VersionArgs, ctx: &Context) -> anyhow::Res
     if targets.is_empty() {
         return Ok(());
     }
+    if !ctx.quiet {
+        eprintln!(
+            "portolan: identifying {} open port{} (-sV)",
+            targets.len(),
+            if targets.len() == 1 { "" } else { "s" }
+        );
+    }
     let results = portolan_identify::identify(&targets, &opts)?;
     let mut err = io::stderr().lock();
     for ((hi, pi), r) in at.into_iter().zip(results) {
