@@ -77,6 +77,8 @@ struct RawMatch {
     cpe: Vec<String>,
     #[serde(default)]
     soft: bool,
+    #[serde(default)]
+    noauth: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +147,8 @@ pub struct Matcher {
     pub cpe: Vec<String>,
     /// A soft match names the service but keeps probing for the product.
     pub soft: bool,
+    /// The answer shows the service served a question without authentication.
+    pub noauth: bool,
     /// Line in the data file, for diagnostics.
     pub line: usize,
 }
@@ -359,6 +363,7 @@ pub fn parse(file: &str, text: &str) -> Result<Data, Error> {
             device: m.device,
             cpe: m.cpe,
             soft: m.soft,
+            noauth: m.noauth,
             line,
         });
     }

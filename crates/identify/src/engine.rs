@@ -105,6 +105,7 @@ fn blank(sh: &Shared, t: &Target) -> Identified {
         banner: None,
         probes: Vec::new(),
         findings: Vec::new(),
+        unauthenticated: false,
         elapsed_ms: 0,
         error: None,
     }
@@ -137,6 +138,7 @@ async fn one(sh: &Shared, t: &Target) -> Identified {
         if f.service == "http" || f.service == "http-proxy" {
             r.http = st.http;
         }
+        r.unauthenticated = f.noauth;
         r.service = Some(service_of(f, st.tunnel));
     } else if r.status == Status::Silent
         && let Some(exp) = &r.expected
@@ -239,6 +241,7 @@ fn evaluate(sh: &Shared, probe: &Probe, transport: Transport, bytes: &[u8]) -> O
             device: fill(&m.device),
             cpe: m.cpe.iter().map(|c| data::fill(c, &caps)).collect(),
             soft: m.soft,
+            noauth: m.noauth,
         };
         if m.soft {
             if soft.is_none() {
@@ -275,6 +278,7 @@ fn merge(mut a: Found, b: &Found) -> Found {
     if a.cpe.is_empty() {
         a.cpe.clone_from(&b.cpe);
     }
+    a.noauth |= b.noauth;
     a
 }
 
@@ -917,6 +921,15 @@ mod tests {
         assert_eq!(f.service, "ssh");
         assert_eq!(f.product.as_deref(), Some("OpenSSH"));
         assert_eq!(f.version.as_deref(), Some("9.2p1"));
+        // VNC: the security types after the version say whether a password is needed
+        let vnc = sh.data.probe("vnc-version").unwrap();
+        let f = evaluate(&sh, vnc, Transport::Tcp, b"RFB 003.008\n\x02\x02\x01").unwrap();
+        assert!(f.noauth && !f.soft, "{f:?}");
+        let f = evaluate(&sh, vnc, Transport::Tcp, b"RFB 003.008\n\x01\x02").unwrap();
+        assert!(!f.noauth && !f.soft, "{f:?}");
+        assert_eq!(f.info.as_deref(), Some("protocol 3.8"));
+        let f = evaluate(&sh, null, Transport::Tcp, b"RFB 003.008\n").unwrap();
+        assert!(f.soft, "a bare version asks for the security types: {f:?}");
         let get = sh.data.probe("http-get").unwrap();
         let f =
             evaluate(&sh, get, Transport::Tcp, b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n\r\n").unwrap();

@@ -163,6 +163,11 @@ pub struct Identified {
     /// The verdict's findings.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// The service answered a question that needs authentication where authentication is
+    /// enabled (Redis INFO, an MQTT `$SYS` subscription, memcached, VNC security type None,
+    /// SNMP community `public`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unauthenticated: bool,
     /// Time spent on the port.
     pub elapsed_ms: u64,
     /// Why identification stopped short, when it did.

@@ -29,6 +29,8 @@ pub struct Found {
     pub cpe: Vec<String>,
     /// Only the service is known: keep asking its own probes for more.
     pub soft: bool,
+    /// The service answered a question that needs authentication where it is enabled.
+    pub noauth: bool,
 }
 
 impl Found {
@@ -310,6 +312,8 @@ fn snmp_parse(resp: &[u8]) -> Option<Found> {
         _ => "SNMP",
     };
     let mut info = format!("{v}; community {}", String::from_utf8_lossy(community.value));
+    // the well-known community was accepted: default credentials
+    f.noauth = status == 0 && community.value == b"public";
     if status != 0 {
         info.push_str(&format!("; error-status {status}"));
     }

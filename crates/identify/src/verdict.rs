@@ -144,10 +144,14 @@ pub fn judge(data: &Data, r: &Identified, now: Timestamp) -> Vec<Finding> {
                 severity: sev,
                 title: format!("cleartext {} on {pt}", s.name),
                 target: target(r),
-                evidence: vec![format!("{} answered without TLS and offered no STARTTLS upgrade that worked", describe(s))],
+                evidence: vec![if matches!(s.name.as_str(), "smtp" | "imap" | "pop3" | "ftp") {
+                    format!("{} answered without TLS, and no STARTTLS upgrade worked", describe(s))
+                } else {
+                    format!("{} answered without TLS", describe(s))
+                }],
                 remediation: format!(
-                    "Require TLS for {}: its implicit-TLS port or STARTTLS with the cleartext form refused, or replace it \
-                     with an encrypted alternative.",
+                    "Carry {} inside TLS (its TLS port, or STARTTLS with the cleartext form refused) or an encrypted \
+                     tunnel, or replace it with an encrypted alternative.",
                     s.name
                 ),
                 references: vec!["NIST SP 800-52r2".into()],
@@ -155,6 +159,39 @@ pub fn judge(data: &Data, r: &Identified, now: Timestamp) -> Vec<Finding> {
                 location: None,
             });
         }
+    }
+    if r.unauthenticated
+        && let Some(s) = &r.service
+    {
+        let reach = portolan_kb::Reach::of_scanned(r.address);
+        out.push(Finding {
+            rule: "identify.no-authentication".into(),
+            severity: if reach == portolan_kb::Reach::Loopback { Severity::Low } else { Severity::High },
+            title: format!("{} on {pt} answers without authentication", s.name),
+            target: target(r),
+            evidence: vec![
+                format!("{} served a question that needs credentials where they are required", describe(s)),
+                match reach {
+                    portolan_kb::Reach::Internet => "the address is public: anyone on the internet can do the same".into(),
+                    portolan_kb::Reach::Loopback => "the address is loopback: only local users can do the same".into(),
+                    _ => "anyone on the scanned network can do the same".to_string(),
+                },
+            ],
+            remediation: format!(
+                "{} Allow only the clients that need it to reach {pt}.",
+                match s.name.as_str() {
+                    "redis" => "Require authentication (requirepass or ACL users) and keep protected mode on.",
+                    "mqtt" => "Set allow_anonymous false and give clients passwords or certificates.",
+                    "memcached" => "Bind memcached to loopback or enable SASL (which turns the text protocol off).",
+                    "vnc" => "Set a VNC password (security type VncAuth or better), or reach VNC only through SSH.",
+                    "snmp" => "Remove the public community; use SNMPv3 users with authentication and privacy.",
+                    _ => "Require authentication.",
+                }
+            ),
+            references: vec!["CIS Controls v8 4.7".into()],
+            attack: vec!["T1078.001".into()],
+            location: None,
+        });
     }
     if let Some(t) = &r.tls {
         out.extend(cert_findings(r, t, now));
@@ -248,6 +285,7 @@ mod tests {
             banner: None,
             probes: vec![],
             findings: vec![],
+            unauthenticated: false,
             elapsed_ms: 0,
             error: None,
         }
@@ -293,6 +331,23 @@ mod tests {
         let f = judge(data, &result(80, probed("telnet", false)), Timestamp::now());
         assert_eq!(f[0].severity, Severity::High, "{f:?}");
         assert_eq!(f[0].attack, ["T1571"]);
+    }
+
+    #[test]
+    fn unauthenticated_access_is_high_unless_on_loopback() {
+        let data = crate::data::builtin().unwrap();
+        let mut r = result(6379, probed("redis", false));
+        r.unauthenticated = true;
+        let f = judge(data, &r, Timestamp::now());
+        let na = f.iter().find(|f| f.rule == "identify.no-authentication").unwrap();
+        assert_eq!(na.severity, Severity::High);
+        assert!(na.remediation.contains("requirepass"), "{}", na.remediation);
+        r.address = "127.0.0.1".parse().unwrap();
+        let f = judge(data, &r, Timestamp::now());
+        assert_eq!(
+            f.iter().find(|f| f.rule == "identify.no-authentication").unwrap().severity,
+            Severity::Low
+        );
     }
 
     #[test]

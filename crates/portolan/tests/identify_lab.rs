@@ -281,6 +281,23 @@ fn identification_matches_the_lab_and_beats_nmap() {
             r["target"]
         );
     }
+    // services that serve anyone are called out (Xvnc with security type None, Redis without
+    // requirepass, Mosquitto with anonymous clients)
+    let open_doors: Vec<String> = truth
+        .iter()
+        .filter(|t| !t.udp && !t.nonstandard && matches!(t.service.as_str(), "vnc" | "redis" | "mqtt"))
+        .map(|t| format!("{}:{}", t.addr, t.port))
+        .collect();
+    assert!(open_doors.len() >= 5, "{open_doors:?}");
+    let o = run(Command::new(bin).arg("identify").args(&open_doors).args(["-o", "json"]));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    for r in &rows {
+        let rules: Vec<&str> = r["findings"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|f| f["rule"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(rules.contains(&"identify.no-authentication"), "{}: {rules:?}", r["target"]);
+    }
     // and the human table says it too, escaped
     let o = run(Command::new(bin).arg("identify").args(&odd));
     let table = stdout(&o);
