@@ -80,6 +80,8 @@ down() {
   fi
   ip link del "$HOST_IF" 2>/dev/null || true
   rm -rf /etc/netns/"$NS"
+  # Xvnc's display lock and socket, should it have been killed before it could remove them
+  rm -f /tmp/.X57-lock /tmp/.X11-unix/X57
   rm -rf "$D"
 }
 

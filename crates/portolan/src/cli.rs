@@ -53,7 +53,7 @@ pub enum Command {
     /// List this machine's listening sockets with their owners, scope and risk (like ss -tulpen).
     Ls(LsArgs),
     /// Scan hosts' TCP ports, SYN (-sS, as root) or connect() (-sT): targets, ports and timing
-    /// as in nmap.
+    /// as in nmap; -sV identifies the service on every open port.
     Scan(Box<ScanArgs>),
     /// Is HOST:PORT open? The nc -vz answer with reason, latency, service and first bytes.
     Check(CheckArgs),
