@@ -747,6 +747,22 @@ mod tests {
     }
 
     #[test]
+    fn mssql_prelogin_answer_gives_the_version() {
+        // a PRELOGIN response (MS-TDS 2.2.6.5): VERSION 15.0.2000, ENCRYPTION off, terminator
+        let opts = [0x00, 0x00, 0x0b, 0x00, 0x06, 0x01, 0x00, 0x11, 0x00, 0x01, 0xff];
+        let data = [15, 0, 0x07, 0xd0, 0, 0, 0x02];
+        let mut p = vec![0x04, 0x01, 0, 0, 0, 0, 1, 0];
+        p.extend_from_slice(&opts);
+        p.extend_from_slice(&data);
+        let len = p.len() as u16;
+        p[2..4].copy_from_slice(&len.to_be_bytes());
+        let f = mssql_parse(&p).unwrap();
+        assert_eq!(f.service, "ms-sql-s");
+        assert_eq!(f.version.as_deref(), Some("15.00.2000.00"));
+        assert!(mssql_parse(&p[..12]).is_none());
+    }
+
+    #[test]
     fn requests_are_well_formed() {
         // BER requests parse back as what they claim to be
         let l = ldap_request();

@@ -101,3 +101,100 @@ fn inspects_the_session_and_the_certificate_and_names_what_is_inside() {
     assert_eq!(f.severity, portolan_model::Severity::Medium);
     assert!(f.evidence.iter().any(|e| e.contains("CN=inspect.example")), "{:?}", f.evidence);
 }
+
+/// A minimal SMTP server that offers STARTTLS and switches to TLS (Python's ssl module).
+const SMTP_STARTTLS: &str = r#"
+import socket, ssl, sys
+cert, key, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port))
+srv.listen(8)
+srv.settimeout(30)
+for _ in range(8):
+    try:
+        c, _ = srv.accept()
+    except socket.timeout:
+        break
+    c.settimeout(5)
+    try:
+        c.sendall(b"220 mx.inspect.example ESMTP Postfix (Debian/GNU)\r\n")
+        f = c.makefile("rb")
+        while True:
+            line = f.readline()
+            if not line or line.upper().startswith(b"QUIT"):
+                break
+            if line.upper().startswith(b"EHLO"):
+                c.sendall(b"250-mx.inspect.example\r\n250-PIPELINING\r\n250 STARTTLS\r\n")
+            elif line.upper().startswith(b"STARTTLS"):
+                c.sendall(b"220 2.0.0 Ready to start TLS\r\n")
+                t = ctx.wrap_socket(c, server_side=True)
+                t.recv(1)
+                break
+            else:
+                c.sendall(b"502 5.5.2 Error\r\n")
+    except Exception:
+        pass
+    finally:
+        c.close()
+"#;
+
+#[test]
+fn smtp_starttls_is_upgraded_to_read_the_certificate() {
+    if !require_tool("smtp_starttls_is_upgraded_to_read_the_certificate", "openssl")
+        || !require_tool("smtp_starttls_is_upgraded_to_read_the_certificate", "python3")
+    {
+        return;
+    }
+    let dir = TempDir::new("tls-starttls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let o = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "90",
+        ])
+        .args(["-subj", "/CN=mx.inspect.example"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("python3")
+        .args(["-c", SMTP_STARTTLS])
+        .arg(&cert)
+        .arg(&key)
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(child);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let t0 = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the SMTP server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = &identify(&[Target::new(addr, Transport::Tcp)], &Options::default()).unwrap()[0];
+    let s = r.service.as_ref().unwrap();
+    assert_eq!((s.name.as_str(), s.product.as_deref()), ("smtp", Some("Postfix smtpd")), "{r:?}");
+    assert_eq!(s.tunnel, None, "STARTTLS is not a tunnel");
+    let tls = r.tls.as_ref().expect("the STARTTLS upgrade shows the certificate");
+    assert_eq!(tls.starttls.as_deref(), Some("STARTTLS"));
+    assert_eq!(tls.certificate.as_ref().unwrap().common_name.as_deref(), Some("mx.inspect.example"));
+    // upgraded: no cleartext finding, but the self-signed certificate is one
+    let rules = rules(r);
+    assert!(!rules.contains(&"identify.cleartext"), "{rules:?}");
+    assert!(rules.contains(&"identify.cert-self-signed"), "{rules:?}");
+}
