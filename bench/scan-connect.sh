@@ -11,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
 cargo build --release --locked -q -p portolan
-BIN="$PWD/${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/portolan"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+case $TARGET_DIR in /*) ;; *) TARGET_DIR="$PWD/$TARGET_DIR" ;; esac
+BIN="$TARGET_DIR/x86_64-unknown-linux-gnu/release/portolan"
 TOOLS="${HOME:-/root}/.cache/portolan-bench-tools"
 RUSTSCAN="${RUSTSCAN:-$TOOLS/bin/rustscan}"
 if [ ! -x "$RUSTSCAN" ]; then

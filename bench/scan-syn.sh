@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
 command -v masscan >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q masscan >/dev/null
 cargo build --release --locked -q -p portolan
-BIN="$PWD/${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/portolan"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+case $TARGET_DIR in /*) ;; *) TARGET_DIR="$PWD/$TARGET_DIR" ;; esac
+BIN="$TARGET_DIR/x86_64-unknown-linux-gnu/release/portolan"
 export BIN RUNS="${RUNS:-3}" RATE="${RATE:-100000}"
 trap 'bash scripts/lab.sh down >/dev/null 2>&1 || true' EXIT
 bash scripts/lab.sh up >/dev/null

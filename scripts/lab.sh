@@ -10,15 +10,20 @@
 #                        (nftables numgen random: this kernel has no sch_netem; where netem
 #                        exists, `lab.sh netem SPEC` applies it to the scanner's links)
 #   lab.sh netem SPEC    tc netem on the scanner's links ("delay 5ms loss 1%"), or "off"
+#   lab.sh icmp-ratelimit MS   the hosts' ICMP error rate limit per peer (Linux default 1000:
+#                        a burst of 6, then one a second; 0 turns it off), IPv4 and IPv6
 #   lab.sh status        print the layout
 #
 # Layout (the scanner is namespace ptl-scan; run tools there with `ip netns exec ptl-scan`):
 #   ptl-h1  198.18.1.2  2001:db8:1::2  open 22,80,443,8080   closed (RST by nft) 23,3389
-#           dropped 135,139,445,5900   ICMP admin-prohibited 111,2049   everything else closed
-#   ptl-h2  198.18.2.2  2001:db8:2::2  open 21,22,25,3306    same firewall as h1
+#           dropped 135,139,445,5900   ICMP admin-prohibited 111,2049 (TCP and UDP)
+#           UDP: dnsmasq 53, chronyd 123, snmpd 161 (community public); dropped 137,138
+#           everything else closed
+#   ptl-h2  198.18.2.2  2001:db8:2::2  open 21,22,25,3306    same firewall as h1; UDP: snmpd 161
 #   ptl-h3  198.18.3.2  2001:db8:3::2  open 80,8443          same firewall as h1
 #   ptl-h4  198.18.4.2  2001:db8:4::2  open 22,80,443        every other TCP port dropped
 #   ptl-net 198.18.5.2  answers for all of 198.18.10.0/24 and 198.19.0.0/16 (local routes); open 80,443
+#           198.18.11.0/24 is routed to it too, but nothing there answers (down hosts)
 set -euo pipefail
 
 SCAN=ptl-scan
@@ -68,7 +73,8 @@ table inet lab {
     type filter hook input priority 0; policy accept;
     tcp dport { 23, 3389 } reject with tcp reset
     tcp dport { 135, 139, 445, 5900 } drop
-    tcp dport { 111, 2049 } reject with icmpx type admin-prohibited
+    meta l4proto { tcp, udp } th dport { 111, 2049 } reject with icmpx type admin-prohibited
+    udp dport { 137, 138 } drop
   }
 }
 EOF
@@ -100,11 +106,16 @@ up() {
     ip netns exec "$ns" python3 "$HERE/lablisten.py" --tcp "${OPEN[$ns]}" --timeout "$LAB_TIMEOUT" \
       --pidfile "$RUN/$ns.pid" >/dev/null 2>&1 &
   done
+  # real UDP services (scripts/install-test-deps.sh installs them)
+  udp_services ptl-h1 dnsmasq chronyd snmpd
+  udp_services ptl-h2 snmpd
   # ptl-net answers for a whole /24, and for the /16 198.19.0.0/16 (sweeps of one port)
   ip -n ptl-net route add local 198.18.10.0/24 dev lo
   ip -n "$SCAN" route add 198.18.10.0/24 via 198.18.5.2
   ip -n ptl-net route add local 198.19.0.0/16 dev lo
   ip -n "$SCAN" route add 198.19.0.0/16 via 198.18.5.2
+  # a routed /24 where nothing answers (ptl-net does not forward): hosts that are down
+  ip -n "$SCAN" route add 198.18.11.0/24 via 198.18.5.2
   # wait until every listener is ready (bounded)
   for ns in "${HOSTS[@]}"; do
     for _ in $(seq 1 100); do
@@ -113,7 +124,64 @@ up() {
     done
     [ -s "$RUN/$ns.pid" ] || { echo "lab.sh: listener in $ns did not start" >&2; down; exit 1; }
   done
+  wait_udp ptl-h1 53
+  wait_udp ptl-h1 123
+  wait_udp ptl-h1 161
+  wait_udp ptl-h2 161
   echo "lab up"
+}
+
+# Starts real UDP daemons in namespace $1 (each in the foreground, pid recorded for `down`,
+# configuration under $RUN): dnsmasq (DNS 53), chronyd (NTP 123), snmpd (SNMP 161).
+udp_services() {
+  local ns=$1 n=${NUM[$1]} d="$RUN/$1" svc
+  shift
+  mkdir -p "$d"
+  for svc in "$@"; do
+    need "$svc"
+    case $svc in
+      dnsmasq)
+        ip netns exec "$ns" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+          --port=53 --listen-address="198.18.$n.2" --listen-address="2001:db8:$n::2" --bind-interfaces \
+          --user=root --group=root --pid-file="$d/dnsmasq.pidfile" >/dev/null 2>&1 &
+        ;;
+      chronyd)
+        cat >"$d/chrony.conf" <<EOF
+allow all
+local stratum 10
+cmdport 0
+bindcmdaddress /
+pidfile $d/chronyd.pidfile
+user root
+EOF
+        ip netns exec "$ns" chronyd -d -x -f "$d/chrony.conf" >/dev/null 2>&1 &
+        ;;
+      snmpd)
+        cat >"$d/snmpd.conf" <<EOF
+agentaddress udp:161,udp6:161
+rocommunity public default
+rocommunity6 public default
+sysDescr Portolan lab $ns
+EOF
+        mkdir -p "$d/snmp"
+        SNMP_PERSISTENT_DIR="$d/snmp" MIBS="" ip netns exec "$ns" snmpd -f -Lo -C -c "$d/snmpd.conf" \
+          -p "$d/snmpd.pidfile" >/dev/null 2>&1 &
+        ;;
+    esac
+    echo $! >"$RUN/$ns-$svc.pid"
+  done
+}
+
+# Waits (bounded) until UDP port $2 is bound in namespace $1.
+wait_udp() {
+  local ns=$1 port=$2
+  for _ in $(seq 1 100); do
+    ip netns exec "$ns" ss -Hlun "sport = :$port" | grep -q . && return 0
+    sleep 0.05
+  done
+  echo "lab.sh: UDP port $port in $ns did not open" >&2
+  down
+  exit 1
 }
 
 netem() {
@@ -144,11 +212,20 @@ table inet labloss {
 NFT
 }
 
+icmp_ratelimit() {
+  local ms=${1:-}
+  [[ "$ms" =~ ^[0-9]+$ ]] || { echo "lab.sh: icmp-ratelimit takes milliseconds (0 = off)" >&2; exit 2; }
+  for ns in "${HOSTS[@]}"; do
+    ip netns exec "$ns" sysctl -qw "net.ipv4.icmp_ratelimit=$ms" "net.ipv6.icmp.ratelimit=$ms"
+  done
+}
+
 case "${1:-}" in
   up) up ;;
+  icmp-ratelimit) shift; icmp_ratelimit "$@" ;;
   loss) shift; loss "$@" ;;
   down) down ;;
   netem) shift; netem "$@" ;;
   status) ip netns list | grep -E '^ptl-(scan|h[0-9]|net)\b' || echo "lab down" ;;
-  *) echo "usage: lab.sh up|down|loss PCT|netem SPEC|status" >&2; exit 2 ;;
+  *) echo "usage: lab.sh up|down|loss PCT|netem SPEC|icmp-ratelimit MS|status" >&2; exit 2 ;;
 esac

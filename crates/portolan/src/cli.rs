@@ -72,6 +72,181 @@ pub enum Command {
     /// Which application really answers on HOST:PORT: service, product and version (banner,
     /// probes, TLS inspection), and whether it is the one the port promises.
     Identify(IdentifyArgs),
+    /// Firewall rule sets (iptables-save, nft -j list ruleset, AWS security groups): exact
+    /// exposure (show), one packet (query), changes (diff), problems (lint), and proof on a
+    /// kernel firewall in a network namespace (verify).
+    Fw(FwArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FwArgs {
+    #[command(subcommand)]
+    pub action: FwAction,
+}
+
+/// How to read a rule file.
+#[derive(Debug, Args)]
+pub struct FwInput {
+    /// Format: auto (detected from the content), iptables (iptables-save / ip6tables-save),
+    /// nft (nft -j list ruleset), aws (aws ec2 describe-security-groups).
+    #[arg(long, value_enum, default_value_t = FwFormat::Auto)]
+    pub format: FwFormat,
+    /// iptables-save files: the address family (default: from the header or the addresses).
+    #[arg(long, value_name = "4|6")]
+    pub family: Option<u8>,
+    /// iptables-save files: the `ipset save` output that -m set rules refer to.
+    #[arg(long, value_name = "FILE")]
+    pub ipset: Option<PathBuf>,
+}
+
+/// `--format` of `fw`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FwFormat {
+    /// Detect.
+    Auto,
+    /// iptables-save text.
+    Iptables,
+    /// nftables JSON.
+    Nft,
+    /// AWS security groups JSON.
+    Aws,
+}
+
+/// Output of `fw show`, `query`, `diff`, `verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FwOutput {
+    /// A table for people.
+    Table,
+    /// JSON.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FwAction {
+    /// The exposure of every port: the verdict for traffic from the internet, from private
+    /// ranges and from --from sources, with the deciding rule, computed exactly.
+    Show(FwShowArgs),
+    /// The verdict for one packet, the rule that decides it and the chain path.
+    Query(FwQueryArgs),
+    /// The packet classes whose verdict differs between two rule sets. Exit 0: none; 1: some.
+    Diff(FwDiffArgs),
+    /// Problems: any-to-any, risky services open to the internet, shadowed and redundant
+    /// rules, no default deny, ...; joined with listeners (--listeners, --xml). Exit codes as
+    /// audit.
+    Lint(FwLintArgs),
+    /// Load the rule set into a kernel firewall in a fresh network namespace (root), scan it
+    /// from a peer namespace, and compare what answers with the computed verdicts.
+    Verify(FwVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FwShowArgs {
+    /// The rule file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub input: FwInput,
+    /// Also show the verdict for these sources (CIDR, address or A-B; repeatable).
+    #[arg(long, value_name = "SOURCES")]
+    pub from: Vec<String>,
+    /// Only traffic to this destination address.
+    #[arg(long, value_name = "ADDR")]
+    pub dst: Option<std::net::IpAddr>,
+    /// The interfaces internet traffic arrives on (repeatable; default: every interface but
+    /// loopback and container bridges such as docker0, br-*, veth*, cni*).
+    #[arg(long, value_name = "NAME")]
+    pub iif: Vec<String>,
+    /// Only rows where some source is accepted.
+    #[arg(long)]
+    pub open: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = FwOutput::Table)]
+    pub output: FwOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct FwQueryArgs {
+    /// The rule file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub input: FwInput,
+    /// Source address.
+    #[arg(long)]
+    pub src: std::net::IpAddr,
+    /// Destination address.
+    #[arg(long)]
+    pub dst: std::net::IpAddr,
+    /// Protocol (tcp, udp, icmp, a number).
+    #[arg(short = 'p', long = "proto", default_value = "tcp")]
+    pub proto: String,
+    /// Destination port (ICMP: the type).
+    #[arg(long, default_value_t = 0)]
+    pub dport: u16,
+    /// Source port.
+    #[arg(long, default_value_t = 40000)]
+    pub sport: u16,
+    /// Input interface.
+    #[arg(long)]
+    pub iif: Option<String>,
+    /// Output interface (with --forward).
+    #[arg(long)]
+    pub oif: Option<String>,
+    /// A routed packet (the forward path) instead of one to this machine.
+    #[arg(long)]
+    pub forward: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = FwOutput::Table)]
+    pub output: FwOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct FwDiffArgs {
+    /// The rule set before.
+    pub old: PathBuf,
+    /// The rule set after.
+    pub new: PathBuf,
+    #[command(flatten)]
+    pub input: FwInput,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = FwOutput::Table)]
+    pub output: FwOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct FwLintArgs {
+    /// The rule file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub input: FwInput,
+    /// Join with this machine's listening sockets (as `portolan ls` sees them).
+    #[arg(long, conflicts_with = "xml")]
+    pub listeners: bool,
+    /// Join with the open ports of a scan (nmap XML or Portolan JSON).
+    #[arg(long, value_name = "FILE")]
+    pub xml: Option<PathBuf>,
+    /// Exit 1 when a finding is at or above SEVERITY: info, low, medium, high, critical; or
+    /// never.
+    #[arg(long, value_name = "SEVERITY", default_value = "low")]
+    pub fail_on: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditFormat::Table)]
+    pub output: AuditFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct FwVerifyArgs {
+    /// The rule file (iptables-save or nftables JSON).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub input: FwInput,
+    /// Ports sampled at random per protocol, besides every range's boundaries.
+    #[arg(long, default_value_t = 24)]
+    pub samples: usize,
+    /// Seed of the sampling.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = FwOutput::Table)]
+    pub output: FwOutput,
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +413,13 @@ pub enum ScanType {
 pub struct ScanArgs {
     #[command(flatten)]
     pub spec: ScanSpec,
+    /// Continue an interrupted scan from the resume file it wrote (Ctrl-C writes one): the
+    /// same options, the finished hosts not scanned again, the output complete.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+    /// Where an interrupted scan writes its resume file (default: portolan.resume.json).
+    #[arg(long, value_name = "FILE")]
+    pub resume_file: Option<PathBuf>,
     /// Format on standard output.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ScanFormat::Table)]
     pub format: ScanFormat,
@@ -281,6 +463,13 @@ pub struct ScanSpec {
     /// privileged, else -sT.
     #[arg(long = "scan-type", value_enum)]
     pub scan_type: Option<ScanType>,
+    /// UDP scan (-sU): protocol payloads for the common services; no root needed. Alone it
+    /// scans UDP only; with -sS or -sT, both.
+    #[arg(long)]
+    pub udp: bool,
+    /// Host discovery only (-sn): which hosts are up, no port scan.
+    #[arg(long = "ping-only", conflicts_with_all = ["ports", "top_ports", "fast", "udp", "scan_type"])]
+    pub ping_only: bool,
     /// Treat every host as up; skip discovery (-Pn).
     #[arg(long = "skip-discovery")]
     pub skip_discovery: bool,
@@ -549,14 +738,8 @@ pub struct SnapshotsArgs {
 }
 
 /// nmap's scan-type flags Portolan does not implement yet, with their names.
-pub const UNSUPPORTED_SCAN_TYPES: [(&str, &str); 6] = [
-    ("-sU", "UDP scan"),
-    ("-sA", "ACK scan"),
-    ("-sN", "NULL scan"),
-    ("-sF", "FIN scan"),
-    ("-sX", "Xmas scan"),
-    ("-sn", "ping-only scan"),
-];
+pub const UNSUPPORTED_SCAN_TYPES: [(&str, &str); 4] =
+    [("-sA", "ACK scan"), ("-sN", "NULL scan"), ("-sF", "FIN scan"), ("-sX", "Xmas scan")];
 
 /// Turns nmap's multi-letter short flags into long ones so that what nmap users type works:
 /// `-oN FILE` → `--output-normal FILE`, `-sT`/`-sS` → `--scan-type=connect|syn`, `-Pn` →
@@ -590,6 +773,14 @@ pub fn rewrite_nmap_output_flags(args: impl IntoIterator<Item = OsString>) -> Ve
             }
             "-sS" => {
                 out.push(OsString::from("--scan-type=syn"));
+                continue;
+            }
+            "-sU" => {
+                out.push(OsString::from("--udp"));
+                continue;
+            }
+            "-sn" | "-sP" => {
+                out.push(OsString::from("--ping-only"));
                 continue;
             }
             "-Pn" => {

@@ -164,14 +164,20 @@ fn identification_matches_the_lab_and_beats_nmap() {
     }
     let nmap_secs = t0.elapsed().as_secs_f64();
 
-    // portolan scan -sV (TCP) and identify (UDP, until scan has UDP)
+    // portolan scan -sV on the same ports, TCP and UDP
     let mut ours: HashMap<Key, Service> = HashMap::new();
     let t0 = Instant::now();
     for h in &hosts {
         let xml = tmp.join(&format!("portolan-{h}.xml"));
-        let o = run(Command::new(bin)
-            .args(["scan", "-sV", "-sT", "-Pn", "-p", &ports_of(&truth, h, false), h, "-oX"])
-            .arg(&xml));
+        let (tcp, udp) = (ports_of(&truth, h, false), ports_of(&truth, h, true));
+        let mut spec = format!("T:{tcp}");
+        let mut c = Command::new(bin);
+        c.args(["scan", "-sV", "-sS", "-Pn"]);
+        if !udp.is_empty() {
+            spec.push_str(&format!(",U:{udp}"));
+            c.arg("-sU");
+        }
+        let o = run(c.args(["-p", &spec, h, "-oX"]).arg(&xml));
         assert!(o.status.success(), "portolan scan -sV: {}", stderr(&o));
         let dtd = run(Command::new("xmllint")
             .args(["--noout", "--dtdvalid", "/usr/share/nmap/nmap.dtd"])
@@ -180,20 +186,6 @@ fn identification_matches_the_lab_and_beats_nmap() {
         let text = std::fs::read_to_string(&xml).unwrap();
         assert!(text.contains("method=\"probed\""), "no probed service in {text}");
         ours.extend(services(&portolan_import::read_file(&xml).unwrap()));
-    }
-    let udp: Vec<String> =
-        truth.iter().filter(|t| t.udp).map(|t| format!("{}:{}/udp", t.addr, t.port)).collect();
-    let o = run(Command::new(bin).arg("identify").args(&udp).args(["-o", "json"]));
-    assert!(o.status.success(), "identify: {}", stderr(&o));
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
-    for r in rows {
-        if let Some(s) = r.get("service") {
-            let s: Service = serde_json::from_value(s.clone()).unwrap();
-            ours.insert(
-                (r["address"].as_str().unwrap().to_string(), r["port"].as_u64().unwrap() as u16, true),
-                s,
-            );
-        }
     }
     let ours_secs = t0.elapsed().as_secs_f64();
 

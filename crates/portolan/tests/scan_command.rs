@@ -185,17 +185,41 @@ fn states_match_nmap_and_the_lab_with_and_without_loss() {
     assert_eq!(lossy.len(), ours.len(), "every port has a state under loss");
 }
 
+/// (sender, destination) of every IP packet of a capture; for ARP requests and IPv6 neighbour
+/// solicitations, (sender, the address asked for).
 fn pcap_senders_and_destinations(pcap: &Path) -> Vec<(String, String)> {
-    let o = run(Command::new("tcpdump").args(["-nn", "-r"]).arg(pcap).arg("ip or ip6"));
+    let o = run(Command::new("tcpdump").args(["-nn", "-r"]).arg(pcap));
     let mut out = Vec::new();
+    // "198.18.1.1.40000" and "2001:db8::1.443" carry a port; "198.18.1.1" and "2001:db8::1"
+    // (ICMP) do not
+    let strip = |s: &str| {
+        let s = s.trim_end_matches(':').trim_end_matches(',');
+        let has_port = if s.contains(':') { s.contains('.') } else { s.matches('.').count() == 4 };
+        if has_port {
+            s.rsplit_once('.').map(|(a, _)| a.to_string()).unwrap_or_default()
+        } else {
+            s.to_string()
+        }
+    };
     for line in stdout(&o).lines() {
+        // "12:00:00.000000 ARP, Request who-has 198.18.1.3 tell 198.18.1.1, length 28"
+        if let Some(rest) = line.split("Request who-has ").nth(1) {
+            let mut it = rest.split_whitespace();
+            if let (Some(asked), Some("tell"), Some(from)) = (it.next(), it.next(), it.next()) {
+                out.push((strip(from), strip(asked)));
+            }
+            continue;
+        }
         // "12:00:00.000000 IP 198.18.1.1.40000 > 198.18.1.2.22: Flags [S], ..."
         let Some(rest) = line.split(" IP ").nth(1).or_else(|| line.split(" IP6 ").nth(1)) else { continue };
         let mut it = rest.split_whitespace();
         let (Some(src), Some(">"), Some(dst)) = (it.next(), it.next(), it.next()) else { continue };
-        let strip = |s: &str| {
-            s.trim_end_matches(':').rsplit_once('.').map(|(a, _)| a.to_string()).unwrap_or_default()
-        };
+        // "... > ff02::1:ff00:2: ICMP6, neighbor solicitation, who has 2001:db8:2::2, length 32"
+        if let Some(asked) = rest.split("neighbor solicitation, who has ").nth(1) {
+            let asked = asked.split(',').next().unwrap_or_default();
+            out.push((strip(src), asked.to_string()));
+            continue;
+        }
         out.push((strip(src), strip(dst)));
     }
     out
@@ -211,14 +235,19 @@ fn no_packet_leaves_for_an_address_outside_the_targets() {
     let dir = TempDir::new("scope");
     let pcap = dir.join("scan.pcap");
     let dump = lab.capture(&pcap, "ip or ip6 or arp");
-    // both probe kinds, with their host discovery: connect and raw SYN
-    for kind in ["-sT", "-sS"] {
-        let o = run(lab.in_scanner(BIN).args([
-            "scan",
-            kind,
-            "-T4",
-            "-p",
-            "22,80,443,8080",
+    // closed UDP ports answer at once (the ICMP rate limit is not what this test is about)
+    lab.icmp_ratelimit(0);
+    // every probe kind, with its host discovery: connect, raw SYN, UDP, discovery only (raw
+    // discovery: ARP and neighbour discovery on the links, ICMP, SYN, ACK beyond)
+    for (kind, ports) in
+        [("-sT", "22,80,443,8080"), ("-sS", "22,80,443,8080"), ("-sU", "53,161,40000"), ("-sn", "")]
+    {
+        let mut cmd = lab.in_scanner(BIN);
+        cmd.args(["scan", kind, "-T4"]);
+        if !ports.is_empty() {
+            cmd.args(["-p", ports]);
+        }
+        let o = run(cmd.args([
             "--exclude",
             "198.18.1.2,198.18.10.5",
             "198.18.1.0/29",
@@ -227,10 +256,27 @@ fn no_packet_leaves_for_an_address_outside_the_targets() {
         ]));
         assert!(o.status.success(), "{kind}: {}", stderr(&o));
     }
+    lab.icmp_ratelimit(1000);
     dump.stop();
-    let scanner: Vec<&str> =
-        vec!["198.18.1.1", "198.18.2.1", "198.18.3.1", "198.18.4.1", "198.18.5.1", "2001:db8:2::1"];
+    // the scanner's addresses, its link-local ones (neighbour discovery) among them
+    let o = run(Command::new("ip").args(["-n", "ptl-scan", "-6", "-o", "addr", "show", "scope", "link"]));
+    let link_local: Vec<String> = stdout(&o)
+        .split_whitespace()
+        .filter(|w| w.starts_with("fe80:"))
+        .map(|w| w.split('/').next().unwrap_or_default().to_string())
+        .collect();
+    assert!(!link_local.is_empty(), "the scanner's link-local addresses");
+    let ours = |s: &str| {
+        ["198.18.1.1", "198.18.2.1", "198.18.3.1", "198.18.4.1", "198.18.5.1", "2001:db8:2::1"].contains(&s)
+            || link_local.iter().any(|l| l == s)
+    };
     let allowed = |d: &str| -> bool {
+        // the kernel resolves the router towards the routed targets (the one address asked
+        // for that is not a target) and keeps its link-local neighbours fresh (IPv6 neighbour
+        // unreachability detection, and MLD reports to link-scope groups, which stay on the link)
+        if d == "198.18.5.2" || d.starts_with("fe80:") || d.starts_with("ff02:") {
+            return true;
+        }
         let Ok(ip) = d.parse::<IpAddr>() else { return false };
         match ip {
             IpAddr::V4(a) => {
@@ -243,13 +289,17 @@ fn no_packet_leaves_for_an_address_outside_the_targets() {
         }
     };
     let packets = pcap_senders_and_destinations(&pcap);
-    let sent: Vec<&(String, String)> =
-        packets.iter().filter(|(s, _)| scanner.contains(&s.as_str())).collect();
+    let sent: Vec<&(String, String)> = packets.iter().filter(|(s, _)| ours(s)).collect();
     assert!(sent.len() > 20, "the capture saw the scan ({} packets)", sent.len());
     for (src, dst) in &sent {
         assert!(allowed(dst), "packet from {src} to {dst}, outside the declared targets");
     }
     assert!(sent.iter().any(|(_, d)| d == "198.18.10.9"), "targets were scanned");
+    // raw discovery asked the link for the on-link targets (ARP), and UDP probes went out
+    let arp = run(Command::new("tcpdump").args(["-nn", "-r"]).arg(&pcap).arg("arp"));
+    assert!(stdout(&arp).contains("who-has 198.18.1.3"), "no ARP discovery in the capture");
+    let udp = run(Command::new("tcpdump").args(["-nn", "-r"]).arg(&pcap).arg("udp dst port 40000"));
+    assert!(stdout(&udp).lines().count() >= 3, "no UDP probes in the capture");
     // the SYN scan's raw probes were in the capture too (a connect probe's SYN carries
     // options a raw probe does not: window 1024 is the raw one's)
     let o = run(Command::new("tcpdump")
@@ -346,7 +396,10 @@ fn bad_input_is_a_clear_error_with_exit_2() {
         (vec!["-Pn".into(), "-p".into(), "22".into(), "198.18.99.1".into()], "no route to 198.18.99.1"),
         (vec!["198.18.0.0/8".into()], "--yes"),
         (vec!["198.18.1.2".into(), "--exclude".into(), "198.18.1.2".into()], "excluded"),
-        (vec!["-sU".into(), "198.18.1.2".into()], "use -sT"),
+        (vec!["-sA".into(), "198.18.1.2".into()], "use -sT"),
+        (vec!["--resume".into(), dir.join("missing.resume").display().to_string()], "cannot read"),
+        (vec!["--resume".into(), empty.display().to_string()], "not a Portolan resume file"),
+        (vec!["-p".into(), "U:53".into(), "198.18.1.2".into()], "add -sU"),
         (vec!["-T9".into(), "198.18.1.2".into()], "9"),
         (vec!["--host-timeout".into(), "soon".into(), "198.18.1.2".into()], "--host-timeout"),
         (vec![], "no targets"),

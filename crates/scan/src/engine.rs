@@ -56,6 +56,10 @@ pub struct Config {
     pub targets: TargetSet,
     /// TCP ports.
     pub ports: Vec<u16>,
+    /// UDP ports (-sU).
+    pub udp_ports: Vec<u16>,
+    /// Host discovery only (-sn): no port is scanned.
+    pub ping_only: bool,
     /// Timing.
     pub timing: Timing,
     /// `-Pn`: treat every host as up.
@@ -71,6 +75,9 @@ pub struct Config {
     /// Worker threads (default: the CPUs; always 1 when a scan delay or a parallelism of 1
     /// asks for strict pacing).
     pub workers: Option<usize>,
+    /// Hosts an earlier, interrupted run finished (`--resume`): skipped, but still counted
+    /// in the target order, so that a shard stays the same shard.
+    pub done: Option<Arc<std::collections::HashSet<IpAddr>>>,
 }
 
 /// Live counters for a progress display.
@@ -92,6 +99,9 @@ pub trait Observer {
     fn host(&mut self, host: Host);
     /// Counters changed (called at most every 100 ms).
     fn progress(&mut self, _p: &Progress) {}
+    /// A host is completely scanned (up or down, reported or not): what a resume file records.
+    /// Hosts cut short by an interruption are reported with what was decided but not finished.
+    fn finished(&mut self, _addr: IpAddr) {}
 }
 
 /// Totals of a finished (or interrupted) scan.
@@ -188,8 +198,10 @@ pub(crate) enum Kind {
 pub(crate) struct Job {
     pub(crate) host: u64,
     pub(crate) addr: IpAddr,
+    /// Ports, or for raw discovery the discovery probes (`syn::PING_*`).
     pub(crate) ports: Vec<u16>,
     pub(crate) kind: Kind,
+    pub(crate) transport: Transport,
 }
 
 /// A worker's answer for a job.
@@ -238,11 +250,15 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Resul
     let (res_tx, res_rx) = mpsc::channel::<Msg>();
     let mut job_txs = Vec::new();
     let mut handles = Vec::new();
-    if cfg.probe == Probe::Syn {
-        // one thread sends and receives for every host: raw sockets see every answer, and
-        // one sender keeps the rate cap exact
+    let mut packet_tx = None;
+    // discovery uses raw probes (ICMP, SYN, ACK, ARP) whenever raw sockets open, as nmap does
+    // as root; otherwise nmap's unprivileged connect ping
+    let raw_ping = !cfg.skip_discovery && crate::syn::privileged(false);
+    if cfg.probe == Probe::Syn || !cfg.udp_ports.is_empty() || raw_ping {
+        // one thread sends and receives every SYN, UDP and raw discovery probe: the sockets
+        // see every answer, and one sender keeps the rate cap exact
         let (tx, rx) = mpsc::channel::<Job>();
-        job_txs.push(tx);
+        packet_tx = Some(tx);
         let res_tx = res_tx.clone();
         let mut wk = crate::syn::SynWorker::new(
             t.clone(),
@@ -250,7 +266,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Resul
             Arc::clone(&shared),
             cfg.seed.unwrap_or_else(random_seed) ^ random_seed(),
         );
-        wk.max_jobs = crate::syn::SynWorker::hosts_in_flight(cfg.ports.len());
+        wk.max_jobs = crate::syn::SynWorker::hosts_in_flight(cfg.ports.len() + cfg.udp_ports.len());
         let h = std::thread::Builder::new()
             .name("syn".into())
             .spawn(move || {
@@ -284,13 +300,14 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Resul
         handles.push(h);
     }
     drop(res_tx);
-    let lanes = if cfg.probe == Probe::Syn { 1 } else { workers };
-    let result = coordinate(cfg, &stop, obs, &shared, &job_txs, &res_rx, lanes);
+    let lanes = Lanes { connect: &job_txs, packet: packet_tx.as_ref(), raw_ping };
+    let result = coordinate(cfg, &stop, obs, &shared, &lanes, &res_rx);
     // stop the workers (on error or interruption) and wait for them
     if result.is_err() || stop.load(Ordering::Relaxed) {
         shared.stop.store(true, Ordering::Relaxed);
     }
     drop(job_txs);
+    drop(packet_tx);
     for h in handles {
         let _ = h.join();
     }
@@ -303,11 +320,34 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Resul
     Ok(summary)
 }
 
+/// Where jobs go: the connect workers (none in a SYN scan) and the packet worker (SYN, UDP,
+/// raw discovery).
+struct Lanes<'a> {
+    connect: &'a [mpsc::Sender<Job>],
+    packet: Option<&'a mpsc::Sender<Job>>,
+    /// Discovery by raw probes in the packet worker.
+    raw_ping: bool,
+}
+
+impl Lanes<'_> {
+    /// Sends a job to the packet worker (`raw`) or to connect worker `lane`.
+    fn send(&self, lane: usize, job: Job, raw: bool) -> Result<()> {
+        let stopped = || Error::Engine(std::io::Error::other("a scan worker stopped"));
+        let tx = if raw || self.connect.is_empty() {
+            self.packet
+        } else {
+            self.connect.get(lane % self.connect.len())
+        };
+        tx.ok_or_else(stopped)?.send(job).map_err(|_| stopped())
+    }
+}
+
 /// A host as the coordinator follows it.
 struct HostRec {
     addr: IpAddr,
     name: Option<String>,
     ports: Vec<u16>,
+    udp: Vec<u16>,
     up: Option<Reason>,
     pending_parts: usize,
     pending_pings: usize,
@@ -337,10 +377,10 @@ fn coordinate(
     stop: &AtomicBool,
     obs: &mut dyn Observer,
     shared: &Shared,
-    jobs: &[mpsc::Sender<Job>],
+    lanes: &Lanes<'_>,
     results: &mpsc::Receiver<Msg>,
-    workers: usize,
 ) -> Result<Summary> {
+    let workers = lanes.connect.len().max(1);
     let mut summary = Summary::default();
     let mut rng = Rng::new(cfg.seed.unwrap_or_else(random_seed));
     let sharder = match cfg.shard {
@@ -348,7 +388,8 @@ fn coordinate(
             let seed = cfg
                 .seed
                 .ok_or(Error::BadShard { given: format!("{}/{} without --seed", sh.index, sh.count) })?;
-            Some(crate::shard::Sharder::new(sh, cfg.targets.len(), cfg.ports.len(), seed)?)
+            let ports = cfg.ports.len() + cfg.udp_ports.len();
+            Some(crate::shard::Sharder::new(sh, cfg.targets.len(), ports, seed)?)
         }
         None => None,
     };
@@ -359,23 +400,37 @@ fn coordinate(
     let mut exhausted = false;
     let mut total = 0u64;
     let mut last_progress = Instant::now();
-    let group = if cfg.probe == Probe::Syn {
-        crate::syn::SynWorker::hosts_in_flight(cfg.ports.len()).max(cfg.group_size)
+    let group = if lanes.packet.is_some() {
+        crate::syn::SynWorker::hosts_in_flight(cfg.ports.len() + cfg.udp_ports.len()).max(cfg.group_size)
     } else {
         cfg.group_size.max(1)
     };
-    let send = |w: usize, job: Job| -> Result<()> {
-        jobs[w % jobs.len()]
-            .send(job)
-            .map_err(|_| Error::Engine(std::io::Error::other("a scan worker stopped")))
-    };
+    let tcp_lanes = if cfg.probe == Probe::Syn { 1 } else { workers };
     let dispatch_ports = |id: u64, h: &mut HostRec| -> Result<()> {
-        for w in 0..workers {
-            let share: Vec<u16> = h.ports.iter().skip(w).step_by(workers).copied().collect();
+        for w in 0..tcp_lanes {
+            let share: Vec<u16> = h.ports.iter().skip(w).step_by(tcp_lanes).copied().collect();
             if !share.is_empty() {
-                send(w, Job { host: id, addr: h.addr, ports: share, kind: Kind::Ports })?;
+                let job = Job {
+                    host: id,
+                    addr: h.addr,
+                    ports: share,
+                    kind: Kind::Ports,
+                    transport: Transport::Tcp,
+                };
+                lanes.send(w, job, cfg.probe == Probe::Syn)?;
                 h.pending_parts += 1;
             }
+        }
+        if !h.udp.is_empty() {
+            let job = Job {
+                host: id,
+                addr: h.addr,
+                ports: h.udp.clone(),
+                kind: Kind::Ports,
+                transport: Transport::Udp,
+            };
+            lanes.send(0, job, true)?;
+            h.pending_parts += 1;
         }
         h.started = true;
         Ok(())
@@ -392,30 +447,44 @@ fn coordinate(
                 break;
             };
             let host_index = summary.hosts_total as u64 + skipped;
-            let mut ports = match &sharder {
-                Some(s) => cfg
-                    .ports
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| s.mine(host_index, *i))
-                    .map(|(_, p)| *p)
-                    .collect(),
-                None => cfg.ports.clone(),
+            if cfg.done.as_ref().is_some_and(|d| d.contains(&addr)) {
+                skipped += 1;
+                continue;
+            }
+            let (mut ports, mut udp) = match &sharder {
+                Some(s) => {
+                    let t = cfg.ports.len();
+                    let mine = |base: usize, list: &[u16]| -> Vec<u16> {
+                        list.iter()
+                            .enumerate()
+                            .filter(|(i, _)| s.mine(host_index, base + *i))
+                            .map(|(_, p)| *p)
+                            .collect()
+                    };
+                    (mine(0, &cfg.ports), mine(t, &cfg.udp_ports))
+                }
+                None => (cfg.ports.clone(), cfg.udp_ports.clone()),
             };
-            if ports.is_empty() {
+            if ports.is_empty() && udp.is_empty() && !cfg.ping_only {
                 // none of this host's pairs is in this shard
                 skipped += 1;
                 continue;
             }
             summary.hosts_total += 1;
             rng.shuffle(&mut ports);
-            total += ports.len() as u64;
+            rng.shuffle(&mut udp);
+            if cfg.ping_only {
+                ports.clear();
+                udp.clear();
+            }
+            total += (ports.len() + udp.len()) as u64;
             let id = next_id;
             next_id += 1;
             let mut rec = HostRec {
                 addr,
                 name: cfg.targets.name_of(addr).map(str::to_string),
                 ports,
+                udp,
                 up: None,
                 pending_parts: 0,
                 pending_pings: 0,
@@ -428,7 +497,12 @@ fn coordinate(
                 rec.up = Some(if cfg.skip_discovery { Reason::UserSet } else { Reason::LocalhostResponse });
                 dispatch_ports(id, &mut rec)?;
             } else {
-                send(id as usize, Job { host: id, addr, ports: PING_PORTS.to_vec(), kind: Kind::Discovery })?;
+                // raw discovery (ICMP, SYN, ACK, ARP) when the packet worker runs with the
+                // privilege; otherwise nmap's unprivileged connect ping
+                let raw = lanes.raw_ping;
+                let ports = if raw { Vec::new() } else { PING_PORTS.to_vec() };
+                let job = Job { host: id, addr, ports, kind: Kind::Discovery, transport: Transport::Tcp };
+                lanes.send(id as usize, job, raw)?;
                 rec.pending_pings = 1;
             }
             hosts.insert(id, rec);
@@ -468,6 +542,7 @@ fn coordinate(
                     if h.finished()
                         && let Some(h) = hosts.remove(&part.host)
                     {
+                        obs.finished(h.addr);
                         report(h, cfg, &mut summary, obs);
                     }
                 }

@@ -20,6 +20,7 @@ pub mod shard;
 pub mod syn;
 pub mod targets;
 pub mod timing;
+pub mod udp;
 
 pub use engine::{Config, Observer, Probe, Progress, Summary};
 pub use error::{Error, Result};

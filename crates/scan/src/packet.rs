@@ -100,12 +100,32 @@ pub fn tcp_checksum(src: IpAddr, dst: IpAddr, segment: &[u8]) -> u16 {
 /// Writes a SYN probe into `buf`: ports, the cookie as sequence number, window 1024, MSS 1460,
 /// and the checksum.
 pub fn write_syn(buf: &mut [u8; SYN_LEN], src: IpAddr, dst: IpAddr, sport: u16, dport: u16, seq: u32) {
+    write_tcp(buf, src, dst, sport, dport, seq, 0, SYN);
+}
+
+/// Writes an ACK probe (host discovery's ACK to port 80) with the cookie as acknowledgement
+/// number: the reset it draws carries it back as its sequence number (RFC 9293 3.10.7.1).
+pub fn write_ack(buf: &mut [u8; SYN_LEN], src: IpAddr, dst: IpAddr, sport: u16, dport: u16, ack: u32) {
+    write_tcp(buf, src, dst, sport, dport, 0, ack, ACK);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_tcp(
+    buf: &mut [u8; SYN_LEN],
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+) {
     buf[0..2].copy_from_slice(&sport.to_be_bytes());
     buf[2..4].copy_from_slice(&dport.to_be_bytes());
     buf[4..8].copy_from_slice(&seq.to_be_bytes());
-    buf[8..12].fill(0);
+    buf[8..12].copy_from_slice(&ack.to_be_bytes());
     buf[12] = ((SYN_LEN / 4) as u8) << 4;
-    buf[13] = SYN;
+    buf[13] = flags;
     buf[14..16].copy_from_slice(&1024u16.to_be_bytes());
     buf[16..18].fill(0);
     buf[18..20].fill(0);
@@ -135,6 +155,8 @@ pub struct TcpReply {
     pub dport: u16,
     /// Acknowledgement number.
     pub ack: u32,
+    /// Sequence number (an ACK probe's cookie, in the reset it draws).
+    pub seq: u32,
     /// SYN-ACK or RST.
     pub answer: Answer,
     /// TTL (IPv4) or 0.
@@ -158,6 +180,7 @@ fn tcp_reply(from: IpAddr, ttl: u8, t: &[u8]) -> Option<TcpReply> {
         sport: u16::from_be_bytes([t[0], t[1]]),
         dport: u16::from_be_bytes([t[2], t[3]]),
         ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
+        seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
         answer,
         ttl,
     })
@@ -245,6 +268,55 @@ pub fn parse_icmp_v6(reporter: IpAddr, icmp: &[u8]) -> Option<IcmpError> {
         kind: icmp[0],
         code: icmp[1],
     })
+}
+
+/// ICMP echo request (IPv4 type 8, IPv6 type 128).
+pub const ECHO: u8 = 8;
+/// ICMP timestamp request (IPv4 only).
+pub const TIMESTAMP: u8 = 13;
+/// Length of the ICMP discovery probes written by [`write_icmp_query`].
+pub const ICMP_QUERY_LEN: usize = 20;
+
+/// Writes an ICMP echo or timestamp request (IPv4, checksummed) or an ICMPv6 echo request
+/// (the kernel fills its checksum) with the cookie as identifier and sequence number.
+pub fn write_icmp_query(buf: &mut [u8; ICMP_QUERY_LEN], v6: bool, kind: u8, cookie: u32) -> usize {
+    buf.fill(0);
+    buf[0] = if v6 { 128 } else { kind };
+    buf[4..8].copy_from_slice(&cookie.to_be_bytes());
+    let len = if kind == TIMESTAMP && !v6 { 20 } else { 8 };
+    if !v6 {
+        let c = finish(sum16(0, &buf[..len]));
+        buf[2..4].copy_from_slice(&c.to_be_bytes());
+    }
+    len
+}
+
+/// An ICMP echo or timestamp reply: who sent it, its type (IPv4 0 or 14, IPv6 129) and the
+/// identifier and sequence number (our cookie).
+pub fn parse_icmp_reply(v6: bool, from: IpAddr, pkt: &[u8]) -> Option<(IpAddr, u8, u32)> {
+    let (from, icmp) = if v6 {
+        (from, pkt)
+    } else {
+        if pkt.len() < 20 || pkt[0] >> 4 != 4 || pkt[9] != 1 {
+            return None;
+        }
+        let ihl = usize::from(pkt[0] & 0x0f) * 4;
+        (IpAddr::from([pkt[12], pkt[13], pkt[14], pkt[15]]), pkt.get(ihl..)?)
+    };
+    if icmp.len() < 8 || !matches!((v6, icmp[0]), (false, 0 | 14) | (true, 129)) {
+        return None;
+    }
+    Some((from, icmp[0], u32::from_be_bytes([icmp[4], icmp[5], icmp[6], icmp[7]])))
+}
+
+/// The target address of an ICMPv6 neighbour advertisement (type 136).
+pub fn parse_neighbour_advert(icmp: &[u8]) -> Option<IpAddr> {
+    if icmp.len() < 24 || icmp[0] != 136 {
+        return None;
+    }
+    let mut t = [0u8; 16];
+    t.copy_from_slice(&icmp[8..24]);
+    Some(IpAddr::from(t))
 }
 
 #[cfg(test)]

@@ -26,13 +26,33 @@ use std::time::{Duration, Instant};
 use portolan_model::{Port, PortState, Reason, Service, Transport};
 
 use crate::engine::{Job, Kind, Msg, Part, Shared};
-use crate::packet::{self, Answer, Cookie, SYN_LEN};
-use crate::raw::{RawSock, poll_readable, reserve_port, source_for};
+use crate::packet::{self, Answer, Cookie, ICMP_QUERY_LEN, SYN_LEN};
+use crate::raw::{ArpSock, Link, RawSock, on_link, poll_readable, reserve_port, source_for};
 use crate::timing::{RttEstimator, Timing, TokenBucket};
+use crate::udp::UdpSock;
 use crate::{Error, Result};
 
 /// Port probes of the hosts in progress at most (what they cost: about 16 bytes a port).
 const PROBES_IN_PROGRESS: usize = 4 << 20;
+
+/// Host discovery probes, as a raw discovery job's `ports`: ICMP echo request.
+pub(crate) const PING_ECHO: u16 = 0;
+/// TCP SYN to port 443.
+pub(crate) const PING_SYN: u16 = 1;
+/// TCP ACK to port 80.
+pub(crate) const PING_ACK: u16 = 2;
+/// ICMP timestamp request (IPv4).
+pub(crate) const PING_TIMESTAMP: u16 = 3;
+/// ARP request (IPv4 targets on a directly connected Ethernet).
+pub(crate) const PING_ARP: u16 = 4;
+/// Neighbour solicitation (IPv6 targets on a directly connected Ethernet).
+pub(crate) const PING_ND: u16 = 5;
+
+/// The first delay between two UDP probes to a host that limits its ICMP errors.
+const UDP_MIN_GAP: Duration = Duration::from_millis(100);
+/// The longest: Linux sends one ICMP error a second to a peer once a burst of six is spent
+/// (`net.ipv4.icmp_ratelimit` = 1000 ms), so at one probe a second every closed port answers.
+const UDP_MAX_GAP: Duration = Duration::from_secs(1);
 
 /// Opens a raw TCP socket to see whether SYN scanning is possible here.
 pub fn privileged(v6: bool) -> bool {
@@ -112,9 +132,27 @@ struct SynJob {
     unreachable: bool,
     /// Ports not decided yet.
     left: usize,
+    /// UDP: ports answered by an ICMP error in the current round, and in all.
+    closed_in_round: usize,
+    icmp_total: usize,
+    /// UDP: the host limits its ICMP errors; probes to it are spaced by `gap`, across rounds
+    /// too (from `last_sent`).
+    limited: bool,
+    gap: Duration,
+    last_sent: Instant,
+    /// Discovery of a target on a directly connected link: ARP or neighbour discovery.
+    link: Option<Link>,
 }
 
 impl SynJob {
+    fn next_round(&mut self) {
+        self.round = self.round.saturating_add(1);
+        self.cursor = 0;
+        self.round_done = None;
+        self.answered_in_round = 0;
+        self.closed_in_round = 0;
+    }
+
     fn index_of(&self, port: u16) -> Option<usize> {
         self.index.binary_search_by_key(&port, |e| e.0).ok().map(|i| self.index[i].1 as usize)
     }
@@ -139,7 +177,12 @@ pub(crate) struct SynWorker {
     bucket: TokenBucket,
     /// Decided outcomes other than open and closed (ICMP reasons), interned.
     reasons: Vec<(PortState, Reason)>,
-    by_addr: HashMap<IpAddr, usize>,
+    /// Hosts in flight by (address, UDP job).
+    by_addr: HashMap<(IpAddr, bool), usize>,
+    /// UDP sockets: IPv4, IPv6.
+    udp: [Option<UdpSock>; 2],
+    /// ARP, for discovery on a directly connected Ethernet.
+    arp: Option<ArpSock>,
     buf: Vec<u8>,
     /// Hosts in flight at most.
     pub(crate) max_jobs: usize,
@@ -178,6 +221,8 @@ impl SynWorker {
             cap,
             reasons: vec![(PortState::Open, Reason::SynAck), (PortState::Closed, Reason::Reset)],
             by_addr: HashMap::new(),
+            udp: [None, None],
+            arp: None,
             buf: vec![0u8; 2048],
             max_jobs: 64,
         }
@@ -210,6 +255,14 @@ impl SynWorker {
         Ok(())
     }
 
+    fn udp_family(&mut self, v6: bool) -> Result<()> {
+        let slot = &mut self.udp[usize::from(v6)];
+        if slot.is_none() {
+            *slot = Some(UdpSock::open(v6).map_err(Error::Engine)?);
+        }
+        Ok(())
+    }
+
     fn set_rate(&mut self, rate: f64) {
         let r = rate.clamp(self.floor, self.cap);
         if (r - self.rate).abs() > f64::EPSILON {
@@ -218,10 +271,29 @@ impl SynWorker {
         }
     }
 
-    fn start(&mut self, job: Job) -> Result<SynJob> {
+    fn start(&mut self, mut job: Job) -> Result<SynJob> {
         let v6 = job.addr.is_ipv6();
-        self.family(v6)?;
+        if job.transport == Transport::Udp {
+            self.udp_family(v6)?;
+        } else {
+            self.family(v6)?;
+        }
         let src = source_for(job.addr).map_err(|_| Error::NoRoute { addr: job.addr })?;
+        let mut link = None;
+        if job.kind == Kind::Discovery && job.ports.is_empty() {
+            // nmap's default discovery as root: ARP or neighbour discovery on a directly
+            // connected Ethernet; elsewhere echo, SYN to 443, ACK to 80, timestamp (IPv4)
+            link = on_link(job.addr);
+            if link.is_some() && !v6 && self.arp.is_none() {
+                self.arp = Some(ArpSock::open().map_err(Error::Engine)?);
+            }
+            job.ports = match (link.is_some(), v6) {
+                (true, false) => vec![PING_ARP],
+                (true, true) => vec![PING_ND],
+                (false, true) => vec![PING_ECHO, PING_SYN, PING_ACK],
+                (false, false) => vec![PING_ECHO, PING_SYN, PING_ACK, PING_TIMESTAMP],
+            };
+        }
         let n = job.ports.len();
         let mut index: Vec<(u16, u32)> = job.ports.iter().enumerate().map(|(i, &p)| (p, i as u32)).collect();
         index.sort_unstable();
@@ -242,13 +314,32 @@ impl SynWorker {
             up: None,
             unreachable: false,
             left: n,
+            closed_in_round: 0,
+            icmp_total: 0,
+            limited: false,
+            gap: Duration::ZERO,
+            last_sent: Instant::now(),
+            link,
             job,
         })
     }
 
-    fn service(&self, port: u16) -> Option<Box<Service>> {
+    fn service(&self, port: u16, transport: Transport) -> Option<Box<Service>> {
         let n = self.names.as_ref()?;
-        Some(Box::new(Service::from_table(n.service_name(port, Transport::Tcp).unwrap_or("unknown"))))
+        Some(Box::new(Service::from_table(n.service_name(port, transport).unwrap_or("unknown"))))
+    }
+
+    /// A discovery answer: the host is up; true (the job is finished).
+    fn ping_answer(&mut self, j: &mut SynJob, code: u16, reason: Reason, ttl: u8, now: Instant) -> bool {
+        if j.up.is_none() {
+            if let Some(i) = j.index_of(code) {
+                let sent = j.t0 + Duration::from_millis(u64::from(j.sent_ms[i]));
+                j.rtt.sample(now.saturating_duration_since(sent));
+                j.ttl[i] = ttl;
+            }
+            j.up = Some(reason);
+        }
+        true
     }
 
     /// Records an answer for port index `i` of job `j`; true when that finishes the job.
@@ -278,6 +369,10 @@ impl SynWorker {
         j.timeout = j.rtt.timeout(&self.t);
         j.max_ok_round = j.max_ok_round.max(j.round);
         j.answered_in_round += 1;
+        if outcome.0 != PortState::Open {
+            j.closed_in_round += 1;
+            j.icmp_total += 1;
+        }
         match j.job.kind {
             Kind::Discovery => {
                 if matches!(outcome.0, PortState::Open | PortState::Closed) && j.up.is_none() {
@@ -301,7 +396,7 @@ impl SynWorker {
         let now = Instant::now();
         let mut finished = Vec::new();
         for v6 in [false, true] {
-            for icmp in [false, true] {
+            for icmp in [true, false] {
                 for _ in 0..4096 {
                     let fam = if v6 { self.v6.as_ref() } else { self.v4.as_ref() };
                     let Some(fam) = fam else { break };
@@ -311,11 +406,43 @@ impl SynWorker {
                     };
                     let pkt = &self.buf[..n];
                     let sport = self.sport[usize::from(v6)];
+                    if icmp
+                        && v6
+                        && let Some(target) = packet::parse_neighbour_advert(pkt)
+                    {
+                        // a neighbour advertisement for a target being discovered
+                        let Some(&ji) = self.by_addr.get(&(target, false)) else { continue };
+                        let Some(j) = jobs[ji].as_mut() else { continue };
+                        if j.job.kind == Kind::Discovery
+                            && j.link.is_some()
+                            && self.ping_answer(j, PING_ND, Reason::NdResponse, 0, now)
+                        {
+                            finished.push(ji);
+                        }
+                        continue;
+                    }
+                    if icmp && let Some((from, kind, id)) = packet::parse_icmp_reply(v6, from, pkt) {
+                        // an echo or timestamp reply to a discovery probe
+                        let Some(&ji) = self.by_addr.get(&(from, false)) else { continue };
+                        let Some(j) = jobs[ji].as_mut() else { continue };
+                        let (code, reason) = if kind == 14 {
+                            (PING_TIMESTAMP, Reason::TimestampReply)
+                        } else {
+                            (PING_ECHO, Reason::EchoReply)
+                        };
+                        if j.job.kind == Kind::Discovery
+                            && id == self.cookie.of(j.src, from, 0, code)
+                            && self.ping_answer(j, code, reason, 0, now)
+                        {
+                            finished.push(ji);
+                        }
+                        continue;
+                    }
                     if icmp {
                         let e =
                             if v6 { packet::parse_icmp_v6(from, pkt) } else { packet::parse_icmp_v4(pkt) };
                         let Some(e) = e else { continue };
-                        let Some(&ji) = self.by_addr.get(&e.target) else { continue };
+                        let Some(&ji) = self.by_addr.get(&(e.target, false)) else { continue };
                         let Some(j) = jobs[ji].as_mut() else { continue };
                         if e.sport != sport || e.seq != self.cookie.of(j.src, e.target, sport, e.dport) {
                             continue;
@@ -329,8 +456,25 @@ impl SynWorker {
                     } else {
                         let r = if v6 { packet::parse_tcp_v6(from, pkt) } else { packet::parse_tcp_v4(pkt) };
                         let Some(r) = r else { continue };
-                        let Some(&ji) = self.by_addr.get(&r.from) else { continue };
+                        let Some(&ji) = self.by_addr.get(&(r.from, false)) else { continue };
                         let Some(j) = jobs[ji].as_mut() else { continue };
+                        if j.job.kind == Kind::Discovery {
+                            // a SYN-ACK or reset from 443 to the SYN, or a reset from 80 to the ACK
+                            let syn = r.sport == 443
+                                && r.ack == self.cookie.of(j.src, r.from, sport, 443).wrapping_add(1);
+                            let ack = r.sport == 80
+                                && r.answer == Answer::Reset
+                                && r.seq == self.cookie.of(j.src, r.from, sport, 80);
+                            if r.dport == sport && (syn || ack) {
+                                let reason =
+                                    if r.answer == Answer::SynAck { Reason::SynAck } else { Reason::Reset };
+                                let code = if syn { PING_SYN } else { PING_ACK };
+                                if self.ping_answer(j, code, reason, r.ttl, now) {
+                                    finished.push(ji);
+                                }
+                            }
+                            continue;
+                        }
                         if r.dport != sport
                             || r.ack != self.cookie.of(j.src, r.from, sport, r.sport).wrapping_add(1)
                         {
@@ -348,8 +492,66 @@ impl SynWorker {
                     }
                 }
             }
+            self.receive_udp(v6, jobs, now, &mut finished)?;
+        }
+        for _ in 0..4096 {
+            let Some(from) = self.arp.as_ref().and_then(ArpSock::reply) else { break };
+            let Some(&ji) = self.by_addr.get(&(from, false)) else { continue };
+            let Some(j) = jobs[ji].as_mut() else { continue };
+            if j.job.kind == Kind::Discovery
+                && j.link.is_some()
+                && self.ping_answer(j, PING_ARP, Reason::ArpResponse, 0, now)
+            {
+                finished.push(ji);
+            }
         }
         Ok(finished)
+    }
+
+    /// Reads the UDP socket of one family: replies (open) and queued ICMP errors.
+    fn receive_udp(
+        &mut self,
+        v6: bool,
+        jobs: &mut [Option<SynJob>],
+        now: Instant,
+        finished: &mut Vec<usize>,
+    ) -> Result<()> {
+        for _ in 0..4096 {
+            let Some(sock) = self.udp[usize::from(v6)].as_ref() else { return Ok(()) };
+            let Some((_, from)) = sock.recv_from(&mut self.buf).map_err(Error::Engine)? else { break };
+            let Some(&ji) = self.by_addr.get(&(from.ip(), true)) else { continue };
+            let Some(j) = jobs[ji].as_mut() else { continue };
+            if let Some(i) = j.index_of(from.port())
+                && self.decide(j, i, (PortState::Open, Reason::UdpResponse), 0, now)
+            {
+                finished.push(ji);
+            }
+        }
+        for _ in 0..4096 {
+            let Some(sock) = self.udp[usize::from(v6)].as_ref() else { return Ok(()) };
+            let Some(e) = sock.recv_error() else { break };
+            let Some(reporter) = e.reporter else { continue };
+            let Some(&ji) = self.by_addr.get(&(e.target.ip(), true)) else { continue };
+            let Some(j) = jobs[ji].as_mut() else { continue };
+            let unreachable = if v6 { e.kind == 1 } else { e.kind == 3 };
+            if !unreachable {
+                continue;
+            }
+            let port_unreach = if v6 { e.code == 4 } else { e.code == 3 };
+            // port unreachable from the target itself: closed; any other unreachable (or one
+            // from a router on the way): filtered, as nmap reads them
+            let outcome = if port_unreach && reporter == e.target.ip() {
+                (PortState::Closed, Reason::PortUnreach)
+            } else {
+                (PortState::Filtered, icmp_reason(v6, e.kind, e.code))
+            };
+            if let Some(i) = j.index_of(e.target.port())
+                && self.decide(j, i, outcome, 0, now)
+            {
+                finished.push(ji);
+            }
+        }
+        Ok(())
     }
 
     /// Sends the next probe of job `j`; false when its round has nothing left to send.
@@ -366,34 +568,26 @@ impl SynWorker {
         }
         let i = j.cursor;
         j.cursor += 1;
-        let v6 = j.job.addr.is_ipv6();
-        let sport = self.sport[usize::from(v6)];
-        let dport = j.job.ports[i];
-        let seq = self.cookie.of(j.src, j.job.addr, sport, dport);
-        let mut seg = [0u8; SYN_LEN];
-        packet::write_syn(&mut seg, j.src, j.job.addr, sport, dport, seq);
-        let fam = if v6 { self.v6.as_ref() } else { self.v4.as_ref() };
-        if let Some(fam) = fam {
-            match fam.tcp.send_to(&seg, j.job.addr) {
-                Ok(()) => {}
-                // a full socket buffer, a neighbour not resolved yet, or a local firewall that
-                // dropped the packet (EPERM): lost like any other probe; the round will retry
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(
-                            libc::ENOBUFS
-                                | libc::EAGAIN
-                                | libc::EHOSTUNREACH
-                                | libc::ENETUNREACH
-                                | libc::EPERM
-                                | libc::EACCES
-                        )
-                    ) => {}
-                Err(e) => return Err(Error::Engine(e)),
-            }
+        match self.transmit(j, j.job.ports[i]) {
+            Ok(()) => {}
+            // a full socket buffer, a neighbour not resolved yet, or a local firewall that
+            // dropped the packet (EPERM): lost like any other probe; the round will retry
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(
+                        libc::ENOBUFS
+                            | libc::EAGAIN
+                            | libc::EHOSTUNREACH
+                            | libc::ENETUNREACH
+                            | libc::EPERM
+                            | libc::EACCES
+                    )
+                ) => {}
+            Err(e) => return Err(Error::Engine(e)),
         }
-        j.sent_ms[i] = j.t0.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
+        j.last_sent = Instant::now();
+        j.sent_ms[i] = j.last_sent.duration_since(j.t0).as_millis().min(u128::from(u32::MAX)) as u32;
         self.shared.sent.fetch_add(1, Ordering::Relaxed);
         if j.round > 0 {
             self.shared.retrans.fetch_add(1, Ordering::Relaxed);
@@ -404,24 +598,95 @@ impl SynWorker {
         Ok(true)
     }
 
+    /// Sends one probe of job `j`: a SYN, a UDP datagram, or a discovery probe.
+    fn transmit(&self, j: &SynJob, port: u16) -> std::io::Result<()> {
+        let v6 = j.job.addr.is_ipv6();
+        let dst = j.job.addr;
+        if j.job.transport == Transport::Udp {
+            let Some(sock) = self.udp[usize::from(v6)].as_ref() else { return Ok(()) };
+            let to = std::net::SocketAddr::new(dst, port);
+            // a send fails with the pending ICMP error of an earlier probe (which is then
+            // cleared, its details stay in the error queue) and is not sent: send again
+            let mut r = sock.send_to(crate::udp::payload(port), to);
+            for _ in 0..4 {
+                match &r {
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(
+                                libc::ECONNREFUSED
+                                    | libc::EHOSTUNREACH
+                                    | libc::ENETUNREACH
+                                    | libc::EACCES
+                                    | libc::EPROTO
+                            )
+                        ) =>
+                    {
+                        r = sock.send_to(crate::udp::payload(port), to);
+                    }
+                    _ => break,
+                }
+            }
+            return r;
+        }
+        let Some(fam) = (if v6 { self.v6.as_ref() } else { self.v4.as_ref() }) else { return Ok(()) };
+        let sport = self.sport[usize::from(v6)];
+        let mut seg = [0u8; SYN_LEN];
+        if j.job.kind == Kind::Discovery {
+            return match port {
+                PING_SYN => {
+                    packet::write_syn(
+                        &mut seg,
+                        j.src,
+                        dst,
+                        sport,
+                        443,
+                        self.cookie.of(j.src, dst, sport, 443),
+                    );
+                    fam.tcp.send_to(&seg, dst)
+                }
+                PING_ACK => {
+                    packet::write_ack(&mut seg, j.src, dst, sport, 80, self.cookie.of(j.src, dst, sport, 80));
+                    fam.tcp.send_to(&seg, dst)
+                }
+                PING_ARP | PING_ND => match (j.link.as_ref(), dst) {
+                    (Some(link), IpAddr::V4(d)) => self.arp.as_ref().map_or(Ok(()), |a| a.request(link, d)),
+                    (Some(link), IpAddr::V6(d)) => crate::raw::neighbour_solicit(fam.icmp.fd(), link, d),
+                    (None, _) => Ok(()),
+                },
+                code => {
+                    let kind = if code == PING_TIMESTAMP { packet::TIMESTAMP } else { packet::ECHO };
+                    let mut q = [0u8; ICMP_QUERY_LEN];
+                    let n = packet::write_icmp_query(&mut q, v6, kind, self.cookie.of(j.src, dst, 0, code));
+                    fam.icmp.send_to(&q[..n], dst)
+                }
+            };
+        }
+        packet::write_syn(&mut seg, j.src, dst, sport, port, self.cookie.of(j.src, dst, sport, port));
+        fam.tcp.send_to(&seg, dst)
+    }
+
     fn part(&self, j: SynJob) -> Part {
         let srtt = j.rtt.srtt();
         if j.job.kind == Kind::Discovery {
             return Part { host: j.job.host, kind: Kind::Discovery, ports: Vec::new(), up: j.up, srtt };
         }
         let mut ports = Vec::with_capacity(j.job.ports.len());
+        let transport = j.job.transport;
+        // no answer: filtered (TCP), open|filtered (UDP)
+        let silent = if transport == Transport::Udp { PortState::OpenFiltered } else { PortState::Filtered };
         for (i, &p) in j.job.ports.iter().enumerate() {
             let (state, reason) = match j.state[i] {
-                UNDECIDED => (PortState::Filtered, Reason::NoResponse),
+                UNDECIDED => (silent, Reason::NoResponse),
                 c => self.reasons[usize::from(c) - 1].clone(),
             };
             ports.push(Port {
                 number: p,
-                transport: Transport::Tcp,
+                transport,
                 state,
                 reason,
                 reason_ttl: j.ttl[i],
-                service: self.service(p),
+                service: self.service(p, transport),
             });
         }
         Part { host: j.job.host, kind: Kind::Ports, ports, up: None, srtt }
@@ -439,6 +704,9 @@ impl SynWorker {
         if now < done + j.timeout {
             return false;
         }
+        if j.job.transport == Transport::Udp {
+            return self.advance_udp(j, now);
+        }
         // answers to a retransmission mean first probes were lost: slow down
         if j.round > 0 && j.answered_in_round > 0 {
             self.set_rate(self.rate / 2.0);
@@ -454,10 +722,43 @@ impl SynWorker {
         {
             return true;
         }
-        j.round += 1;
-        j.cursor = 0;
-        j.round_done = None;
-        j.answered_in_round = 0;
+        j.next_round();
+        false
+    }
+
+    /// The end of a UDP round. A port-unreachable to a retransmitted probe means the host
+    /// dropped its first answer: it limits its ICMP errors (Linux: a burst of six, then one a
+    /// second to each peer). Then its probes are spaced, the gap doubling each round up to one
+    /// second, and the rounds go on while they find closed ports; a round at the longest gap
+    /// that finds nothing ends the host. A host that sent ICMP errors and then fell silent
+    /// while ports are undecided is treated the same way (its limiter may have swallowed every
+    /// retransmission). So a closed port is never left as open|filtered because its answer
+    /// was rate-limited away; the price is time, as in nmap.
+    fn advance_udp(&mut self, j: &mut SynJob, now: Instant) -> bool {
+        if j.round > 0 && j.closed_in_round > 0 {
+            j.limited = true;
+        }
+        if let Some(limit) = self.t.host_timeout
+            && now.duration_since(j.t0) > limit
+        {
+            return true;
+        }
+        if j.limited {
+            if j.answered_in_round == 0 && j.gap >= UDP_MAX_GAP {
+                return true;
+            }
+            j.gap = (j.gap * 2).clamp(UDP_MIN_GAP, UDP_MAX_GAP);
+        } else {
+            let allowed = j.max_ok_round.saturating_add(1).max(2).min(self.t.max_retries);
+            if j.round >= allowed {
+                if j.icmp_total == 0 {
+                    return true;
+                }
+                j.limited = true;
+                j.gap = UDP_MIN_GAP;
+            }
+        }
+        j.next_round();
         false
     }
 
@@ -513,7 +814,7 @@ impl SynWorker {
                     slab.len() - 1
                 });
                 gens[slot] = gens[slot].wrapping_add(1);
-                self.by_addr.insert(sj.job.addr, slot);
+                self.by_addr.insert((sj.job.addr, sj.job.transport == Transport::Udp), slot);
                 slab[slot] = Some(sj);
                 ready.push_back((slot, gens[slot]));
                 live += 1;
@@ -532,6 +833,15 @@ impl SynWorker {
                     ready.pop_front();
                     continue;
                 }
+                if let Some(j) = slab[slot].as_ref()
+                    && j.gap > Duration::ZERO
+                    && j.last_sent + j.gap > Instant::now()
+                {
+                    // a host that limits its ICMP errors: its next probe after the gap
+                    ready.pop_front();
+                    waiting.push(Reverse((j.last_sent + j.gap, slot, g)));
+                    continue;
+                }
                 if let Err(d) = self.bucket.take(Instant::now()) {
                     wait = wait.min(d);
                     break;
@@ -540,6 +850,9 @@ impl SynWorker {
                 let Some(j) = slab[slot].as_mut() else { continue };
                 let more = self.send_one(j)?;
                 match (more, j.round_done) {
+                    (true, None) if j.gap > Duration::ZERO => {
+                        waiting.push(Reverse((j.last_sent + j.gap, slot, g)))
+                    }
                     (true, None) => ready.push_back((slot, g)),
                     (_, Some(done)) => waiting.push(Reverse((done + j.timeout, slot, g))),
                     (false, None) => waiting.push(Reverse((Instant::now(), slot, g))),
@@ -549,7 +862,7 @@ impl SynWorker {
             let finished = self.receive(&mut slab)?;
             for slot in finished {
                 if let Some(j) = retire(&mut slab, &mut gens, &mut free, &mut live, slot) {
-                    self.by_addr.remove(&j.job.addr);
+                    self.by_addr.remove(&(j.job.addr, j.job.transport == Transport::Udp));
                     send_part(self, j)?;
                 }
             }
@@ -573,7 +886,7 @@ impl SynWorker {
                 }
                 if self.advance(j, now) {
                     if let Some(j) = retire(&mut slab, &mut gens, &mut free, &mut live, slot) {
-                        self.by_addr.remove(&j.job.addr);
+                        self.by_addr.remove(&(j.job.addr, j.job.transport == Transport::Udp));
                         send_part(self, j)?;
                     }
                 } else {
@@ -584,6 +897,8 @@ impl SynWorker {
                 .into_iter()
                 .flatten()
                 .flat_map(|f| [f.tcp.fd(), f.icmp.fd()])
+                .chain(self.udp.iter().flatten().map(UdpSock::fd))
+                .chain(self.arp.iter().map(ArpSock::fd))
                 .collect();
             let timeout = if !ready.is_empty() {
                 wait.min(Duration::from_millis(1))

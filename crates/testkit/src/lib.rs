@@ -125,6 +125,13 @@ impl Lab {
         assert!(o.status.success(), "lab.sh loss {arg}: {}", stderr(&o));
     }
 
+    /// The hosts' ICMP error rate limit per peer, in milliseconds (Linux's default is 1000; 0
+    /// turns it off).
+    pub fn icmp_ratelimit(&self, ms: u32) {
+        let o = run(Command::new("bash").arg(&self.script).arg("icmp-ratelimit").arg(ms.to_string()));
+        assert!(o.status.success(), "lab.sh icmp-ratelimit {ms}: {}", stderr(&o));
+    }
+
     /// A command that runs `program` inside the scanner namespace.
     pub fn in_scanner(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("ip");

@@ -60,13 +60,18 @@ impl<W: Write> ScanSink for GrepableSink<W> {
             HostState::Skipped => "Skipped",
         };
         writeln!(self.out, "{head}\tStatus: {status}")?;
-        if host.status.state == HostState::Up {
+        // a discovery-only scan (-sn) has no Ports line, as in nmap
+        if host.status.state == HostState::Up && (!host.ports.is_empty() || !host.extra_ports.is_empty()) {
             let s = shown(host, &self.opts);
             let ports: Vec<String> = s
                 .listed
                 .iter()
                 .map(|p| {
                     let (name, version) = match &p.service {
+                        // nmap's grepable output names a tunnelled service ssl|NAME
+                        Some(v) if v.tunnel.is_some() => {
+                            (format!("ssl|{}", field(&v.name)), field(&version_text(v)))
+                        }
                         Some(v) => (field(&v.name), field(&version_text(v))),
                         None => (String::new(), String::new()),
                     };

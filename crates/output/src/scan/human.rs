@@ -71,6 +71,9 @@ impl<W: Write> ScanSink for NormalSink<W> {
         let title = format!("Portolan scan report for {label}");
         writeln!(o, "{}", Style::Bold.paint(&title, self.color))?;
         match host.srtt_us {
+            Some(us) if self.opts.reason => {
+                writeln!(o, "Host is up, received {} ({:.5}s latency).", host.status.reason, us as f64 / 1e6)?
+            }
             Some(us) => writeln!(o, "Host is up ({:.5}s latency).", us as f64 / 1e6)?,
             None if self.opts.reason => writeln!(o, "Host is up, received {}.", host.status.reason)?,
             None => writeln!(o, "Host is up.")?,
@@ -116,7 +119,14 @@ impl<W: Write> ScanSink for NormalSink<W> {
                         p.state.as_str(),
                         if self.color { state_style(p.state) } else { Style::Plain },
                     ),
-                    Cell::new(p.service.as_ref().map_or("unknown", |v| v.name.as_str())),
+                    // nmap's normal output names a tunnelled service ssl/NAME
+                    Cell::new(p.service.as_ref().map_or_else(
+                        || "unknown".to_string(),
+                        |v| match v.tunnel {
+                            Some(portolan_model::Tunnel::Ssl) => format!("ssl/{}", v.name),
+                            None => v.name.clone(),
+                        },
+                    )),
                 ];
                 if self.opts.reason {
                     let ttl = if p.reason_ttl > 0 { format!(" ttl {}", p.reason_ttl) } else { String::new() };

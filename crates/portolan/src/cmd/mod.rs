@@ -3,6 +3,7 @@
 mod audit;
 mod check;
 mod diff;
+mod fw;
 mod identify;
 mod import;
 mod ls;
@@ -38,6 +39,7 @@ pub fn run(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
         Command::Audit(a) => audit::run(*a, ctx),
         Command::Policy(a) => policy::run(a, ctx),
         Command::Identify(a) => identify::run(a, ctx),
+        Command::Fw(a) => fw::run(a, ctx),
     }
 }
 

@@ -120,31 +120,92 @@ fn merge(a: TargetSet, b: TargetSet) -> TargetSet {
     a
 }
 
+/// The ports to scan: `-sU` alone scans UDP ports, with `-sS`/`-sT` both (nmap's rules: a
+/// port without a `T:`/`U:` prefix counts for every transport scanned).
 fn ports(args: &ScanSpec, ranking: &Ranking) -> anyhow::Result<PortSet> {
-    let tcp = [Transport::Tcp];
+    if args.ping_only {
+        return Ok(PortSet::default());
+    }
+    let transports: &[Transport] = match (args.udp, args.scan_type.is_some()) {
+        (true, false) => &[Transport::Udp],
+        (true, true) => &[Transport::Tcp, Transport::Udp],
+        (false, _) => &[Transport::Tcp],
+    };
     let mut set = if let Some(p) = &args.ports {
-        PortSet::parse(p, &tcp)?
+        PortSet::parse(p, transports)?
     } else {
         let n = if args.fast { 100 } else { args.top_ports.unwrap_or(1000) };
         if n == 0 {
             bail!("--top-ports must be at least 1");
         }
-        PortSet::top(ranking, n, &tcp)
+        PortSet::top(ranking, n, transports)
     };
     if let Some(x) = &args.exclude_ports {
-        set.exclude(&PortSet::parse(x, &tcp)?);
+        set.exclude(&PortSet::parse(x, transports)?);
     }
-    if !set.udp.is_empty() {
-        bail!("UDP ports (U:...) need a UDP scan, which this version does not have; use T: ports");
+    if !set.udp.is_empty() && !args.udp {
+        bail!("UDP ports (U:...) need a UDP scan: add -sU");
     }
-    if set.tcp.is_empty() {
+    if !set.tcp.is_empty() && !transports.contains(&Transport::Tcp) {
+        bail!("TCP ports (T:...) need a TCP scan: add -sS or -sT to -sU");
+    }
+    if set.is_empty() {
         bail!("no ports left to scan");
     }
     Ok(set)
 }
 
+/// What an interrupted scan leaves for `--resume`: its arguments and the hosts it finished.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ResumeFile {
+    /// Format marker.
+    portolan_resume: u32,
+    /// The interrupted run's arguments (after the program name).
+    args: Vec<String>,
+    /// Every host it finished, up or down.
+    done: Vec<std::net::IpAddr>,
+    /// The finished hosts it reported, re-emitted by the resumed run.
+    hosts: Vec<Host>,
+}
+
+/// A resumed run's inheritance.
+#[derive(Default)]
+struct Resumed {
+    done: Vec<std::net::IpAddr>,
+    hosts: Vec<Host>,
+}
+
+const RESUME_VERSION: u32 = 1;
+
+fn read_resume(path: &std::path::Path) -> anyhow::Result<ResumeFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let r: ResumeFile = serde_json::from_str(&text).with_context(|| {
+        format!("{}: not a Portolan resume file (written when a scan is interrupted)", path.display())
+    })?;
+    if r.portolan_resume != RESUME_VERSION {
+        bail!(
+            "{}: resume file version {} (this Portolan reads {RESUME_VERSION})",
+            path.display(),
+            r.portolan_resume
+        );
+    }
+    Ok(r)
+}
+
+/// Writes the resume file atomically (a temporary file renamed over it).
+fn write_resume(path: &std::path::Path, r: &ResumeFile) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let json = serde_json::to_vec(r).context("encoding the resume file")?;
+    std::fs::write(&tmp, json).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 struct Live<'a> {
     sinks: &'a mut Sinks,
+    /// Hosts finished (for a resume file), and the finished ones reported.
+    done: Vec<std::net::IpAddr>,
+    done_hosts: Vec<Host>,
     /// Hosts kept for the snapshot (`--save`).
     keep: Option<Vec<Host>>,
     bar: Option<indicatif::ProgressBar>,
@@ -155,6 +216,9 @@ struct Live<'a> {
 }
 
 impl Observer for Live<'_> {
+    fn finished(&mut self, addr: std::net::IpAddr) {
+        self.done.push(addr);
+    }
     fn host(&mut self, host: Host) {
         if let Some(d) = self.deferred.as_mut() {
             d.push(host);
@@ -162,6 +226,10 @@ impl Observer for Live<'_> {
         }
         if host.status.state == portolan_model::HostState::Up {
             self.up += 1;
+        }
+        // `finished` comes just before the report of a finished host
+        if self.done.last() == Some(&host.address) {
+            self.done_hosts.push(host.clone());
         }
         if self.error.is_none()
             && let Err(e) = self.sinks.host(&host)
@@ -182,11 +250,52 @@ impl Observer for Live<'_> {
 }
 
 pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    // --resume FILE: the interrupted run's own arguments, and what it finished
+    let (args, resumed, argv) = match &args.resume {
+        Some(path) => {
+            let sp = &args.spec;
+            if !sp.targets.is_empty()
+                || sp.input_list.is_some()
+                || sp.ports.is_some()
+                || sp.scan_type.is_some()
+                || sp.udp
+            {
+                bail!("--resume takes no targets, ports or scan type: they come from the resume file");
+            }
+            let file = read_resume(path)?;
+            let mut line = vec![std::ffi::OsString::from("portolan")];
+            line.extend(file.args.iter().map(std::ffi::OsString::from));
+            let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(
+                crate::cli::rewrite_nmap_output_flags(line),
+            )
+            .map_err(|e| anyhow::anyhow!("{}: its arguments no longer parse: {e}", path.display()))?;
+            let crate::cli::Command::Scan(mut original) = cli.command else {
+                bail!("{}: not the resume file of a scan", path.display());
+            };
+            original.resume_file = args.resume_file.clone().or(Some(path.clone()));
+            (*original, Resumed { done: file.done, hosts: file.hosts }, file.args)
+        }
+        None => (args, Resumed::default(), std::env::args().skip(1).collect()),
+    };
     let mut sinks = outputs::open(args.format, &args.files, &args.show, false, ctx)?;
     // a bad --db fails before any packet is sent
     let mut store = if args.store.save { Some(super::open_store(args.store.db.as_deref())?) } else { None };
-    let (run, interrupted) = execute(&args.spec, &mut sinks, store.is_some(), args.show.verbose, ctx)?;
+    let resume_path = args.resume_file.clone().unwrap_or_else(|| "portolan.resume.json".into());
+    let (run, interrupted, left) =
+        execute_resumable(&args.spec, &mut sinks, store.is_some(), args.show.verbose, resumed, ctx)?;
     drop(sinks);
+    if interrupted {
+        let file =
+            ResumeFile { portolan_resume: RESUME_VERSION, args: argv, done: left.done, hosts: left.hosts };
+        write_resume(&resume_path, &file)?;
+        if !ctx.quiet {
+            eprintln!(
+                "portolan: interrupted; {} hosts finished. Continue with: portolan scan --resume {}",
+                file.done.len(),
+                resume_path.display()
+            );
+        }
+    }
     if let Some(store) = store.as_mut() {
         let snap = Snapshot::of_scan(Source::Scan, run, &portolan_local::hostname(), super::VERSION);
         super::save_snapshot(store, &snap, ctx)?;
@@ -196,7 +305,8 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
 
 /// Scans without printing (for `audit` and `policy init`): the run with every host.
 pub fn observe(spec: &ScanSpec, ctx: &Context) -> anyhow::Result<ScanRun> {
-    let (run, interrupted) = execute(spec, &mut Sinks::none(), true, 0, ctx)?;
+    let (run, interrupted, _) =
+        execute_resumable(spec, &mut Sinks::none(), true, 0, Resumed::default(), ctx)?;
     if interrupted {
         bail!("the scan was interrupted; nothing was judged");
     }
@@ -204,14 +314,16 @@ pub fn observe(spec: &ScanSpec, ctx: &Context) -> anyhow::Result<ScanRun> {
 }
 
 /// Runs a scan into `sinks`; with `keep`, the returned run holds every host (else none).
-/// Returns whether Ctrl-C cut it short.
-fn execute(
+/// Returns whether Ctrl-C cut it short, and every host finished so far (those of `resumed`
+/// included, which are re-emitted first and not scanned again).
+fn execute_resumable(
     spec: &ScanSpec,
     sinks: &mut Sinks,
     keep: bool,
     verbose: u8,
+    resumed: Resumed,
     ctx: &Context,
-) -> anyhow::Result<(ScanRun, bool)> {
+) -> anyhow::Result<(ScanRun, bool, Resumed)> {
     let timing = timing(spec)?;
     let shard = spec.shard.as_deref().map(str::parse::<portolan_scan::shard::Shard>).transpose()?;
     if shard.is_some() && spec.seed.is_none() {
@@ -223,6 +335,14 @@ fn execute(
     let probe = match spec.scan_type {
         Some(crate::cli::ScanType::Syn) => Probe::Syn,
         Some(crate::cli::ScanType::Connect) => Probe::Connect,
+        // UDP only, or discovery only: no TCP port is probed
+        None if ports.tcp.is_empty() => {
+            if portolan_scan::syn::privileged(false) {
+                Probe::Syn
+            } else {
+                Probe::Connect
+            }
+        }
         None => {
             let syn = portolan_scan::syn::privileged(false);
             if !ctx.quiet {
@@ -241,13 +361,30 @@ fn execute(
     let argv: Vec<String> = std::env::args().collect();
     let start = Timestamp::now();
     let mut run = ScanRun::new("portolan", env!("CARGO_PKG_VERSION"), &argv.join(" "), start);
-    run.scan_info.push(ScanInfo {
-        scan_type: if probe == Probe::Syn { ScanType::Syn } else { ScanType::Connect },
-        transport: Transport::Tcp,
-        num_services: ports.tcp.len() as u32,
-        services: PortSet::ranges(&ports.tcp),
-    });
+    if !ports.tcp.is_empty() {
+        run.scan_info.push(ScanInfo {
+            scan_type: if probe == Probe::Syn { ScanType::Syn } else { ScanType::Connect },
+            transport: Transport::Tcp,
+            num_services: ports.tcp.len() as u32,
+            services: PortSet::ranges(&ports.tcp),
+        });
+    }
+    if !ports.udp.is_empty() {
+        run.scan_info.push(ScanInfo {
+            scan_type: ScanType::Udp,
+            transport: Transport::Udp,
+            num_services: ports.udp.len() as u32,
+            services: PortSet::ranges(&ports.udp),
+        });
+    }
     sinks.begin(&run).context("writing output")?;
+    let resumed_up =
+        resumed.hosts.iter().filter(|h| h.status.state == portolan_model::HostState::Up).count() as u32;
+    let resumed_total = resumed.done.len() as u32;
+    let resumed_reported = resumed.hosts.len();
+    for h in &resumed.hosts {
+        sinks.host(h).context("writing output")?;
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -275,6 +412,8 @@ fn execute(
         shard,
         targets,
         ports: ports.tcp.clone(),
+        udp_ports: ports.udp.clone(),
+        ping_only: spec.ping_only,
         timing,
         skip_discovery: spec.skip_discovery,
         seed: spec.seed,
@@ -282,10 +421,19 @@ fn execute(
         report_down: verbose > 0,
         service_names: Some(Arc::clone(&ranking)),
         workers: None,
+        done: (!resumed.done.is_empty()).then(|| Arc::new(resumed.done.iter().copied().collect())),
     };
     let t0 = Instant::now();
-    let deferred = spec.version.enabled.then(Vec::new);
-    let mut live = Live { sinks, keep: keep.then(Vec::new), bar, error: None, up: 0, deferred };
+    let mut live = Live {
+        sinks,
+        done: resumed.done,
+        done_hosts: resumed.hosts,
+        keep: keep.then(Vec::new),
+        bar,
+        error: None,
+        up: 0,
+        deferred: spec.version.enabled.then(Vec::new),
+    };
     let result = portolan_scan::engine::run(&cfg, Arc::clone(&stop), &mut live);
     if let Some(b) = &live.bar {
         b.finish_and_clear();
@@ -297,7 +445,13 @@ fn execute(
     if let Some(e) = live.error.take() {
         return Err(anyhow::Error::new(e).context("writing output"));
     }
-    let kept = live.keep.take();
+    let kept = live.keep.take().map(|mut k| {
+        // the re-emitted hosts belong to the run too
+        let mut all: Vec<Host> = live.done_hosts.iter().take(resumed_reported).cloned().collect();
+        all.append(&mut k);
+        all
+    });
+    let left = Resumed { done: std::mem::take(&mut live.done), hosts: std::mem::take(&mut live.done_hosts) };
     run.stats.finished = Some(Timestamp::now());
     run.stats.elapsed_secs = t0.elapsed().as_secs_f64();
     let summary = match result {
@@ -311,9 +465,9 @@ fn execute(
         }
     };
     run.stats.elapsed_secs = t0.elapsed().as_secs_f64();
-    run.stats.hosts_up = summary.hosts_up;
-    run.stats.hosts_down = summary.hosts_down;
-    run.stats.hosts_total = summary.hosts_total;
+    run.stats.hosts_up = summary.hosts_up + resumed_up;
+    run.stats.hosts_down = summary.hosts_down + (resumed_total - resumed_up.min(resumed_total));
+    run.stats.hosts_total = summary.hosts_total + resumed_total;
     if summary.interrupted {
         run.stats.exit = RunExit::Interrupted;
         run.stats.error_message = Some("interrupted by the user; results are partial".into());
@@ -329,7 +483,7 @@ fn execute(
     if let Some(hosts) = kept {
         run.hosts = hosts;
     }
-    Ok((run, summary.interrupted))
+    Ok((run, summary.interrupted, left))
 }
 
 /// Runs `f` on SIGINT (and SIGTERM) from a small watcher thread.

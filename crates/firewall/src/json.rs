@@ -1,0 +1,343 @@
+//! A small JSON reader that keeps where every value starts (line and column), so that a
+//! finding or an error about an nftables or AWS rule can name its place in the file.
+//! `serde_json::Value` forgets positions; this keeps them, with a bounded nesting depth.
+
+use std::fmt;
+
+/// Where a value starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    /// Line, from 1.
+    pub line: u32,
+    /// Column (in characters), from 1.
+    pub column: u32,
+}
+
+/// A JSON value with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Json {
+    /// Where it starts.
+    pub pos: Pos,
+    /// What it is.
+    pub v: Value,
+}
+
+/// The value itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `null`.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// A number, as written.
+    Number(String),
+    /// A string.
+    String(String),
+    /// An array.
+    Array(Vec<Json>),
+    /// An object, keys in file order.
+    Object(Vec<(String, Json)>),
+}
+
+/// A syntax error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// Where.
+    pub pos: Pos,
+    /// What.
+    pub message: String,
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+const MAX_DEPTH: usize = 128;
+
+impl Json {
+    /// The member `key` of an object.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match &self.v {
+            Value::Object(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+    /// The string, if it is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.v {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// The elements, if an array.
+    pub fn as_array(&self) -> Option<&[Json]> {
+        match &self.v {
+            Value::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+    /// The members, if an object.
+    pub fn as_object(&self) -> Option<&[(String, Json)]> {
+        match &self.v {
+            Value::Object(m) => Some(m),
+            _ => None,
+        }
+    }
+    /// The number as an integer, if it is one.
+    pub fn as_i64(&self) -> Option<i64> {
+        match &self.v {
+            Value::Number(n) => n.parse().ok(),
+            _ => None,
+        }
+    }
+    /// What kind of value it is, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self.v {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        }
+    }
+}
+
+/// Parses a whole document.
+pub fn parse(text: &str) -> Result<Json, SyntaxError> {
+    let mut p = Parser { s: text.as_bytes(), i: 0, line: 1, col: 1, text };
+    p.ws();
+    let v = p.value(0)?;
+    p.ws();
+    if p.i < p.s.len() {
+        return Err(p.err("unexpected text after the JSON document"));
+    }
+    Ok(v)
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+    line: u32,
+    col: u32,
+    text: &'a str,
+}
+
+impl Parser<'_> {
+    fn pos(&self) -> Pos {
+        Pos { line: self.line, column: self.col }
+    }
+    fn err(&self, m: &str) -> SyntaxError {
+        let found = match self.text.get(self.i..).and_then(|r| r.chars().next()) {
+            Some(c) => format!(" (found {c:?})"),
+            None => " (found the end of the file: is it truncated?)".to_string(),
+        };
+        SyntaxError { pos: self.pos(), message: format!("{m}{found}") }
+    }
+    fn bump(&mut self) -> Option<u8> {
+        let c = *self.s.get(self.i)?;
+        self.i += 1;
+        if c == b'\n' {
+            self.line += 1;
+            self.col = 1;
+        } else if c & 0xc0 != 0x80 {
+            self.col += 1;
+        }
+        Some(c)
+    }
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.bump();
+        }
+    }
+    fn expect(&mut self, c: u8, what: &str) -> Result<(), SyntaxError> {
+        if self.peek() == Some(c) {
+            self.bump();
+            Ok(())
+        } else {
+            Err(self.err(&format!("expected {what}")))
+        }
+    }
+    fn value(&mut self, depth: usize) -> Result<Json, SyntaxError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("JSON nested too deeply"));
+        }
+        let pos = self.pos();
+        let v = match self.peek() {
+            Some(b'{') => {
+                self.bump();
+                let mut m = Vec::new();
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.bump();
+                } else {
+                    loop {
+                        self.ws();
+                        if self.peek() != Some(b'"') {
+                            return Err(self.err("expected a string key"));
+                        }
+                        let k = self.string()?;
+                        self.ws();
+                        self.expect(b':', "':'")?;
+                        self.ws();
+                        let v = self.value(depth + 1)?;
+                        m.push((k, v));
+                        self.ws();
+                        match self.peek() {
+                            Some(b',') => {
+                                self.bump();
+                            }
+                            Some(b'}') => {
+                                self.bump();
+                                break;
+                            }
+                            _ => return Err(self.err("expected ',' or '}'")),
+                        }
+                    }
+                }
+                Value::Object(m)
+            }
+            Some(b'[') => {
+                self.bump();
+                let mut a = Vec::new();
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.bump();
+                } else {
+                    loop {
+                        self.ws();
+                        a.push(self.value(depth + 1)?);
+                        self.ws();
+                        match self.peek() {
+                            Some(b',') => {
+                                self.bump();
+                            }
+                            Some(b']') => {
+                                self.bump();
+                                break;
+                            }
+                            _ => return Err(self.err("expected ',' or ']'")),
+                        }
+                    }
+                }
+                Value::Array(a)
+            }
+            Some(b'"') => Value::String(self.string()?),
+            Some(b't') => self.word("true", Value::Bool(true))?,
+            Some(b'f') => self.word("false", Value::Bool(false))?,
+            Some(b'n') => self.word("null", Value::Null)?,
+            Some(b'-' | b'0'..=b'9') => {
+                let start = self.i;
+                while matches!(self.peek(), Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')) {
+                    self.bump();
+                }
+                let n = &self.text[start..self.i];
+                if n.parse::<f64>().is_err() {
+                    return Err(SyntaxError { pos, message: format!("bad number {n:?}") });
+                }
+                Value::Number(n.to_string())
+            }
+            _ => return Err(self.err("expected a JSON value")),
+        };
+        Ok(Json { pos, v })
+    }
+    fn word(&mut self, w: &str, v: Value) -> Result<Value, SyntaxError> {
+        if self.s[self.i..].starts_with(w.as_bytes()) {
+            for _ in 0..w.len() {
+                self.bump();
+            }
+            Ok(v)
+        } else {
+            Err(self.err("expected a JSON value"))
+        }
+    }
+    fn hex4(&mut self) -> Result<u32, SyntaxError> {
+        let mut v = 0u32;
+        for _ in 0..4 {
+            let d = self
+                .peek()
+                .and_then(|c| (c as char).to_digit(16))
+                .ok_or_else(|| self.err("bad \\u escape"))?;
+            self.bump();
+            v = v * 16 + d;
+        }
+        Ok(v)
+    }
+    fn string(&mut self) -> Result<String, SyntaxError> {
+        self.expect(b'"', "'\"'")?;
+        let mut out = String::new();
+        loop {
+            let start = self.i;
+            while let Some(c) = self.peek() {
+                if c == b'"' || c == b'\\' || c < 0x20 {
+                    break;
+                }
+                self.bump();
+            }
+            out.push_str(&self.text[start..self.i]);
+            match self.peek() {
+                Some(b'"') => {
+                    self.bump();
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.bump();
+                    let c = self.bump().ok_or_else(|| self.err("unterminated string"))?;
+                    match c {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let mut cp = self.hex4()?;
+                            if (0xd800..0xdc00).contains(&cp) {
+                                if self.peek() == Some(b'\\') {
+                                    self.bump();
+                                    self.expect(b'u', "a low surrogate")?;
+                                    let lo = self.hex4()?;
+                                    if !(0xdc00..0xe000).contains(&lo) {
+                                        return Err(self.err("bad surrogate pair"));
+                                    }
+                                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                                } else {
+                                    return Err(self.err("lone surrogate in \\u escape"));
+                                }
+                            }
+                            out.push(char::from_u32(cp).ok_or_else(|| self.err("bad \\u escape"))?);
+                        }
+                        _ => return Err(self.err("bad escape in string")),
+                    }
+                }
+                Some(_) => return Err(self.err("control character in string")),
+                None => return Err(self.err("unterminated string")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn positions_and_values() {
+        let j = parse("{\"a\": [1, \"x\\u00e9\"],\n \"b\": {\"c\": null}}").unwrap();
+        let a = j.get("a").unwrap();
+        assert_eq!(a.pos, Pos { line: 1, column: 7 });
+        assert_eq!(a.as_array().unwrap()[1].as_str(), Some("xé"));
+        let c = j.get("b").unwrap().get("c").unwrap();
+        assert_eq!(c.pos, Pos { line: 2, column: 13 });
+        assert!(parse("{\"a\": ").unwrap_err().message.contains("truncated"));
+        assert!(parse(&"[".repeat(1000)).is_err());
+    }
+}

@@ -1,0 +1,824 @@
+//! Lint: what is wrong or risky in a rule set, as the shared model's [`Finding`]s, each with
+//! the rule's place in the file.
+//!
+//! | rule | what |
+//! |---|---|
+//! | `fw.any-to-any` | an accept rule that matches every source, protocol and port |
+//! | `fw.exposed-service` | a knowledge-base service (risky ports) reachable from the internet |
+//! | `fw.broad-source` | an accept rule for specific ports whose sources span more than a /16 (IPv4) or /32 (IPv6) of public addresses |
+//! | `fw.shadowed` | a rule no packet reaches: earlier rules decide everything it matches |
+//! | `fw.redundant` | a rule whose removal changes no verdict |
+//! | `fw.never-matches` | a rule that cannot match the first packet of a connection |
+//! | `fw.no-default-deny` | the input (or forward) path accepts what no rule accepts |
+//! | `fw.unfiltered-family` | no chain filters one address family at all |
+//! | `fw.unrestricted-egress` | every new outbound connection to the internet is accepted |
+//! | `fw.published-port` | a DNAT rule publishes a port to another address |
+//! | `fw.stateful-rule` | a rule depends on state the analysis does not see |
+//! | `fw.unresolved-source` | a source that is not an address (security group, prefix list) |
+//! | `fw.no-listener` | an allow rule with no listener behind its ports |
+//! | `fw.unintended-exposure` | a listener reachable from the internet through a rule that does not name its port |
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+
+use portolan_kb::Reach;
+use portolan_model::{Finding, FindingTarget, Severity, Transport};
+
+use crate::analysis::{Analysis, Class, Exposure, RuleRef, View, public_v4, public_v6, standard_classes};
+use crate::dd::{self, CONTINUE, Dd, FALSE, Id, Kind, NDIMS, NONE, TRUE, Term};
+use crate::model::*;
+use crate::sets::{IntervalSet, cidrs};
+
+/// A listening socket observed on the machine (or an open port seen by a scan).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Transport.
+    pub transport: Transport,
+    /// Port.
+    pub port: u16,
+    /// Bound address (`None`: unknown, e.g. from a scan).
+    pub address: Option<IpAddr>,
+}
+
+/// What lint knows beyond the rule set.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Observed listeners (`None`: not joined).
+    pub listeners: Option<Vec<Listener>>,
+}
+
+const NIST: &str = "NIST SP 800-41 Rev. 1, Guidelines on Firewalls and Firewall Policy";
+
+fn finding(
+    rule: &str,
+    severity: Severity,
+    title: String,
+    loc: &Location,
+    evidence: Vec<String>,
+    remediation: &str,
+) -> Finding {
+    let mut evidence = evidence;
+    if let Some(p) = &loc.path {
+        evidence.push(format!("at {p}"));
+    }
+    Finding {
+        rule: rule.to_string(),
+        severity,
+        title,
+        target: None,
+        evidence,
+        remediation: remediation.to_string(),
+        references: vec![NIST.to_string()],
+        attack: Vec::new(),
+        location: Some(loc.to_model()),
+    }
+}
+
+fn transport_of(p: u8) -> Option<Transport> {
+    match p {
+        6 => Some(Transport::Tcp),
+        17 => Some(Transport::Udp),
+        _ => None,
+    }
+}
+
+fn scope_prefix(scope: &str, f: Family) -> String {
+    if scope.is_empty() { format!("{}: ", f.as_str()) } else { format!("{scope} {}: ", f.as_str()) }
+}
+
+/// Lints an analysed rule set (rule set 0 of the analysis).
+pub fn lint(a: &mut Analysis, opts: &Options) -> Vec<Finding> {
+    let mut out = Vec::new();
+    rule_checks(a, &mut out);
+    let classes: Vec<Class> = standard_classes();
+    let exposures = a.exposure(&classes, None, false);
+    exposure_checks(a, &exposures, opts, &mut out);
+    path_checks(a, &mut out);
+    out.sort_by(|x, y| {
+        let lx = x.location.as_ref().map(|l| (l.line, l.column));
+        let ly = y.location.as_ref().map(|l| (l.line, l.column));
+        y.severity.cmp(&x.severity).then(lx.cmp(&ly)).then(x.rule.cmp(&y.rule)).then(x.title.cmp(&y.title))
+    });
+    out.dedup();
+    out
+}
+
+/// Chains reachable (by jumps) from base chains on these hooks.
+fn reachable(rs: &Ruleset, ti: usize, hooks: &[Hook]) -> HashSet<usize> {
+    let t = &rs.tables[ti];
+    let mut seen = HashSet::new();
+    let mut stack: Vec<usize> = t
+        .chains
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.hook.is_some_and(|h| hooks.contains(&h)))
+        .map(|(i, _)| i)
+        .collect();
+    while let Some(c) = stack.pop() {
+        if !seen.insert(c) {
+            continue;
+        }
+        for r in &t.chains[c].rules {
+            if let Action::Jump(n) | Action::Goto(n) = r.action {
+                stack.push(n);
+            }
+        }
+    }
+    seen
+}
+
+fn open_cube(c: &Cube, f: Family) -> bool {
+    c.src.as_ref().is_none_or(|s| s.is_full(crate::sets::addr_max(f.is_v6())))
+        && c.proto.is_none()
+        && c.dport.is_none()
+        && c.sport.is_none()
+        && c.dst.is_none()
+}
+
+/// Chains every packet can enter: base chains, and user chains whose every caller is such a
+/// chain jumping without conditions (so that an accept-all rule there accepts all).
+fn entered_by_all(t: &Table, f: Family) -> HashSet<usize> {
+    let mut out: HashSet<usize> =
+        t.chains.iter().enumerate().filter(|(_, c)| c.hook.is_some()).map(|(i, _)| i).collect();
+    loop {
+        let mut grew = false;
+        for (ci, _) in t.chains.iter().enumerate() {
+            if out.contains(&ci) {
+                continue;
+            }
+            let callers: Vec<(usize, &Rule)> = t
+                .chains
+                .iter()
+                .enumerate()
+                .flat_map(|(k, c)| c.rules.iter().map(move |r| (k, r)))
+                .filter(|(_, r)| matches!(r.action, Action::Jump(n) | Action::Goto(n) if n == ci))
+                .collect();
+            if !callers.is_empty()
+                && callers.iter().all(|(k, r)| {
+                    out.contains(k) && r.stateful.is_empty() && r.cubes(f).iter().any(|c| open_cube(c, f))
+                })
+            {
+                out.insert(ci);
+                grew = true;
+            }
+        }
+        if !grew {
+            return out;
+        }
+    }
+}
+
+fn rule_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
+    let rs = a.sets[0];
+    let lo_only = |c: &Cube| {
+        c.iif.iter().any(|m| !m.negated && m.any_of.iter().all(|p| *p == IfacePattern::Exact("lo".into())))
+    };
+    for (ti, t) in rs.tables.iter().enumerate() {
+        let inbound = reachable(rs, ti, &[Hook::Input, Hook::Prerouting]);
+        let forward = reachable(rs, ti, &[Hook::Forward]);
+        for (ci, c) in t.chains.iter().enumerate() {
+            for r in &c.rules {
+                // stateful and unresolved conditions
+                for s in &r.stateful {
+                    if s.starts_with("source ") {
+                        out.push(finding(
+                            "fw.unresolved-source",
+                            Severity::Info,
+                            format!("{}: {s}", t.name),
+                            &r.location,
+                            vec![format!("rule: {}", r.text)],
+                            "The analysis cannot tell which addresses this source holds; it counts for neither the internet nor private ranges. Check what the group or list contains.",
+                        ));
+                    } else {
+                        let how = "resolved in favour of the packet: the rule takes effect where that lets the packet through";
+                        out.push(finding(
+                            "fw.stateful-rule",
+                            Severity::Info,
+                            format!(
+                                "{} {}: rule depends on state the analysis does not see ({s})",
+                                t.name, c.name
+                            ),
+                            &r.location,
+                            vec![format!("rule: {}", r.text), how.to_string()],
+                            "Nothing to fix; know that its effect depends on rates, marks or history.",
+                        ));
+                    }
+                }
+                if c.kind != ChainKind::Filter || r.action != Action::Accept || !r.stateful.is_empty() {
+                    continue;
+                }
+                let _ = ci;
+                let in_path = inbound.contains(&ci);
+                let fwd_path = forward.contains(&ci);
+                if !in_path && !fwd_path {
+                    continue;
+                }
+                for f in &t.families {
+                    let entered = entered_by_all(t, *f);
+                    for cube in r.cubes(*f) {
+                        let open = open_cube(cube, *f) && entered.contains(&ci);
+                        if open && !lo_only(cube) && (in_path || cube.iif.is_empty()) {
+                            let on_iface = !cube.iif.is_empty();
+                            let sev = if in_path && !on_iface { Severity::High } else { Severity::Medium };
+                            let ifs: Vec<String> = cube
+                                .iif
+                                .iter()
+                                .map(|m| {
+                                    format!(
+                                        "{}{}",
+                                        if m.negated { "not " } else { "" },
+                                        m.any_of.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("|")
+                                    )
+                                })
+                                .collect();
+                            out.push(finding(
+                                "fw.any-to-any",
+                                sev,
+                                format!(
+                                    "{} {}: accepts any source, any protocol, any port{}",
+                                    t.name,
+                                    c.name,
+                                    if on_iface { format!(" on interface {}", ifs.join(", ")) } else { String::new() }
+                                ),
+                                &r.location,
+                                vec![format!("rule: {}", r.text), format!("family: {}", f.as_str())],
+                                "A rule that allows any to any is not policy, it is exposure: name the sources, protocols and ports this traffic needs and drop the rest.",
+                            ));
+                            break;
+                        }
+                        if let Some(src) = &cube.src {
+                            let public = if f.is_v6() { public_v6() } else { public_v4() };
+                            let n = src.intersect(&public).count();
+                            let broad = if f.is_v6() { 1u128 << 96 } else { 1u128 << 16 };
+                            if n > broad && !src.contains_set(&public) {
+                                out.push(finding(
+                                    "fw.broad-source",
+                                    Severity::Medium,
+                                    format!(
+                                        "{} {}: accepts from a broad source range ({} public addresses)",
+                                        t.name, c.name, n
+                                    ),
+                                    &r.location,
+                                    vec![
+                                        format!("rule: {}", r.text),
+                                        format!("sources: {}", cidrs(src, f.is_v6(), 6).join(", ")),
+                                    ],
+                                    "Narrow the source to the networks that need this service.",
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // shadowed, redundant and never-matching rules, chain by chain
+    let nscopes = a.scopes.len();
+    for si in 0..nscopes {
+        if a.scopes[si].set != 0 {
+            continue;
+        }
+        for f in Family::BOTH {
+            if a.scopes[si].fams[f as usize].is_none() {
+                continue;
+            }
+            let tables = a.scopes[si].tables.clone();
+            for ti in tables {
+                if !rs.tables[ti].families.contains(&f) {
+                    continue;
+                }
+                for ci in 0..rs.tables[ti].chains.len() {
+                    chain_checks(a, si, ti, ci, f, out);
+                }
+            }
+        }
+    }
+}
+
+fn chain_checks(a: &mut Analysis, si: usize, ti: usize, ci: usize, f: Family, out: &mut Vec<Finding>) {
+    let rs = a.sets[0];
+    let chain = &rs.tables[ti].chains[ci];
+    let n = chain.rules.len();
+    if n == 0 {
+        return;
+    }
+    let Some(mut ff) = a.scopes[si].fams[f as usize].take() else { return };
+    let dd = &mut ff.dd;
+    // matches and actions
+    let mut ms: Vec<Id> = Vec::with_capacity(n);
+    for r in &chain.rules {
+        ms.push(a.rule_match(dd, r, f));
+    }
+    let action_of = |a: &mut Analysis,
+                     dd: &mut Dd,
+                     chains: &std::collections::HashMap<(usize, usize, usize), Id>,
+                     ri: usize,
+                     next: Id|
+     -> Option<Id> {
+        let r = &chain.rules[ri];
+        let rr = RuleRef { set: 0, table: ti, chain: ci, rule: Some(ri) };
+        let _ = a;
+        Some(match &r.action {
+            Action::Accept | Action::Queue | Action::Snat => {
+                dd.term(Term { kind: Kind::Accept, rule: rid(a, rr), via: NONE })
+            }
+            Action::Drop => dd.term(Term { kind: Kind::Drop, rule: rid(a, rr), via: NONE }),
+            Action::Reject => dd.term(Term { kind: Kind::Reject, rule: rid(a, rr), via: NONE }),
+            Action::Return => CONTINUE,
+            Action::Dnat { .. } | Action::Redirect { .. } => {
+                dd.term(Term { kind: Kind::Nat, rule: rid(a, rr), via: NONE })
+            }
+            Action::Jump(c) => {
+                let sub = *chains.get(&(0, ti, *c))?;
+                dd.seq(sub, next)
+            }
+            Action::Goto(c) => *chains.get(&(0, ti, *c))?,
+            Action::Continue => return None,
+        })
+    };
+    // suffixes: what the rules from i+1 on decide
+    let mut tail = vec![CONTINUE; n + 1];
+    if chain.hook.is_some() {
+        let rr = RuleRef { set: 0, table: ti, chain: ci, rule: None };
+        let kind = if chain.policy == Some(Policy::Drop) { Kind::Drop } else { Kind::Accept };
+        tail[n] = dd.term(Term { kind, rule: rid(a, rr), via: NONE });
+    }
+    for i in (0..n).rev() {
+        let r = &chain.rules[i];
+        tail[i] = tail[i + 1];
+        if ms[i] == FALSE {
+            continue;
+        }
+        if let Some(act) = action_of(a, dd, &ff.chains, i, tail[i + 1]) {
+            tail[i] = crate::analysis::step(dd, r, ms[i], act, tail[i + 1]);
+        }
+    }
+    let mut reach = TRUE;
+    let mut deciders: Vec<usize> = Vec::new();
+    for i in 0..n {
+        let r = &chain.rules[i];
+        let m = ms[i];
+        if r.v4.is_empty()
+            && r.v6.is_empty()
+            && !r.state_only
+            && r.stateful.is_empty()
+            && rs.tables[ti].families.contains(&f)
+            && f == rs.tables[ti].families[0]
+            && !matches!(r.action, Action::Continue)
+        {
+            out.push(finding(
+                "fw.never-matches",
+                Severity::Low,
+                format!("{} {}: rule {} can never match the first packet of a connection", rs.tables[ti].name, chain.name, i + 1),
+                &r.location,
+                vec![format!("rule: {}", r.text)],
+                "Its conditions contradict each other or exclude new connections (e.g. ! --syn, -f); remove it or fix the conditions.",
+            ));
+        }
+        if m == FALSE || !r.stateful.is_empty() {
+            continue;
+        }
+        let assumed = r.assumed;
+        let hit = dd.and(reach, m);
+        if hit == FALSE {
+            let mut by = Vec::new();
+            for &j in deciders.iter() {
+                if dd.and(ms[j], m) != FALSE {
+                    by.push(format!("rule {} ({})", j + 1, chain.rules[j].location));
+                }
+                if by.len() == 3 {
+                    break;
+                }
+            }
+            out.push(finding(
+                "fw.shadowed",
+                Severity::Medium,
+                format!(
+                    "{} {} {}: rule {} is shadowed: no packet reaches it",
+                    rs.tables[ti].name,
+                    chain.name,
+                    f.as_str(),
+                    i + 1
+                ),
+                &r.location,
+                vec![
+                    format!("rule: {}", r.text),
+                    format!("earlier rules decide every packet it matches: {}", by.join(", ")),
+                ],
+                "Remove it, or move it above the rules that shadow it if it was meant to take effect.",
+            ));
+            continue;
+        }
+        let act_kind = match r.action {
+            Action::Accept | Action::Queue => Some(Kind::Accept),
+            Action::Drop => Some(Kind::Drop),
+            Action::Reject => Some(Kind::Reject),
+            _ => None,
+        };
+        if let Some(k) = act_kind {
+            let rest = dd.ite(hit, tail[i + 1], FALSE);
+            let same = dd.terminals(rest).into_iter().all(|t| t == FALSE || dd.term_of(t).kind == k);
+            if same {
+                out.push(finding(
+                    "fw.redundant",
+                    Severity::Low,
+                    format!(
+                        "{} {} {}: rule {} is redundant: later rules or the policy give the same verdict",
+                        rs.tables[ti].name,
+                        chain.name,
+                        f.as_str(),
+                        i + 1
+                    ),
+                    &r.location,
+                    vec![format!("rule: {}", r.text)],
+                    "Remove it: the rule set means the same without it.",
+                ));
+            }
+        }
+        // what this rule decides leaves the chain
+        let decided = match &r.action {
+            Action::Continue => FALSE,
+            Action::Jump(c) => match ff.chains.get(&(0, ti, *c)) {
+                Some(&sub) => {
+                    let dec = dd.map(sub, &mut |_, t| if t.kind == Kind::Continue { FALSE } else { TRUE });
+                    dd.and(m, dec)
+                }
+                None => FALSE,
+            },
+            _ => m,
+        };
+        if decided != FALSE && !assumed {
+            deciders.push(i);
+            let nd = dd.not(decided);
+            reach = dd.and(reach, nd);
+        }
+    }
+    a.scopes[si].fams[f as usize] = Some(ff);
+}
+
+fn rid(a: &mut Analysis, r: RuleRef) -> u32 {
+    // the analysis interns rule references; reuse its table
+    a.intern(r)
+}
+
+fn ports_text(p: (u16, u16)) -> String {
+    if p.0 == p.1 { p.0.to_string() } else { format!("{}-{}", p.0, p.1) }
+}
+
+fn exposure_checks(a: &mut Analysis, exps: &[Exposure], opts: &Options, out: &mut Vec<Finding>) {
+    let mut seen: HashSet<(String, Family, &'static str)> = HashSet::new();
+    let mut published: BTreeMap<(String, Family, u32), Vec<(u8, (u16, u16), bool)>> = BTreeMap::new();
+    for e in exps {
+        if e.view != View::Input {
+            continue;
+        }
+        let total_public = if e.family.is_v6() { public_v6() } else { public_v4() };
+        for row in &e.rows {
+            let (Some(ports), Some(tr)) = (row.ports, transport_of(row.proto.0)) else { continue };
+            let inet = &row.classes[0];
+            for (t, _) in &inet.parts {
+                if t.via != NONE {
+                    published.entry((e.scope.clone(), e.family, t.via)).or_default().push((
+                        row.proto.0,
+                        ports,
+                        t.kind == Kind::Accept,
+                    ));
+                }
+            }
+            if !inet.any_accept() {
+                continue;
+            }
+            let accepted = inet.accepted();
+            let limited = accepted.count() < total_public.count();
+            // the accepting rule that comes first in the file
+            let decider =
+                inet.parts.iter().filter(|(t, _)| t.kind == Kind::Accept).map(|(t, _)| *t).min_by_key(|t| {
+                    if t.rule == NONE {
+                        (0, 0)
+                    } else {
+                        let l = a.location(a.refs[t.rule as usize]);
+                        (l.line, l.column)
+                    }
+                });
+            for entry in portolan_kb::all() {
+                for span in entry.ports {
+                    if span.transport != tr || span.hi < ports.0 || span.lo > ports.1 {
+                        continue;
+                    }
+                    if !seen.insert((e.scope.clone(), e.family, entry.id)) {
+                        continue;
+                    }
+                    let port = span.lo.max(ports.0);
+                    let mut fd = entry.exposure_finding(Reach::Internet, None, port, tr);
+                    fd.rule = "fw.exposed-service".into();
+                    fd.title = format!(
+                        "{}{} ({port}/{tr}) is open to the internet",
+                        scope_prefix(&e.scope, e.family),
+                        entry.name
+                    );
+                    if limited {
+                        fd.severity = fd.severity.lower();
+                        fd.evidence.insert(
+                            0,
+                            format!(
+                                "accepted only from {} public addresses: {}",
+                                accepted.count(),
+                                cidrs(&accepted, e.family.is_v6(), 6).join(", ")
+                            ),
+                        );
+                    }
+                    if let Some(t) = decider {
+                        if t.rule != NONE {
+                            let r = a.refs[t.rule as usize];
+                            fd.location = Some(a.location(r).to_model());
+                            fd.evidence.insert(0, format!("accepted by {}", a.describe(r)));
+                        }
+                        if t.via != NONE {
+                            fd.evidence
+                                .push(format!("published by DNAT: {}", a.describe(a.refs[t.via as usize])));
+                        }
+                    }
+                    out.push(fd);
+                }
+            }
+        }
+        if let Some(ls) = &opts.listeners {
+            listener_checks(a, e, ls, out);
+        }
+    }
+    for ((scope, f, via), rows) in published {
+        let r = a.refs[via as usize];
+        let Some(rule) = a.rule(r) else { continue };
+        let accepted: Vec<String> = rows
+            .iter()
+            .filter(|x| x.2)
+            .map(|(p, ports, _)| format!("{}/{}", ports_text(*ports), proto_name(*p)))
+            .collect();
+        let all: Vec<String> =
+            rows.iter().map(|(p, ports, _)| format!("{}/{}", ports_text(*ports), proto_name(*p))).collect();
+        let target = match &rule.action {
+            Action::Dnat { to, ports } => format!(
+                "{}{}",
+                to.map_or("this machine".to_string(), |a| a.to_string()),
+                ports.map_or(String::new(), |p| format!(":{}", p.0))
+            ),
+            Action::Redirect { ports } => {
+                format!("local port {}", ports.map_or("?".to_string(), |p| p.0.to_string()))
+            }
+            _ => String::new(),
+        };
+        let mut all_d = all.clone();
+        all_d.dedup();
+        out.push(finding(
+            "fw.published-port",
+            if accepted.is_empty() { Severity::Info } else { Severity::Medium },
+            format!(
+                "{}{} from the internet is translated to {target}",
+                scope_prefix(&scope, f),
+                all_d.join(", ")
+            ),
+            a.location(r),
+            vec![
+                format!("rule: {}", rule.text),
+                if accepted.is_empty() {
+                    "the forward path drops the translated traffic".to_string()
+                } else {
+                    format!("the translated traffic is accepted: {}", accepted.join(", "))
+                },
+            ],
+            "Publish only what must be reachable from outside, and restrict the sources where possible.",
+        ));
+    }
+}
+
+fn listener_checks(a: &Analysis, e: &Exposure, ls: &[Listener], out: &mut Vec<Finding>) {
+    let relevant = |l: &Listener| match l.address {
+        None => true,
+        Some(IpAddr::V4(x)) => !x.is_loopback() && !e.family.is_v6(),
+        Some(IpAddr::V6(x)) => !x.is_loopback() && (e.family.is_v6() || x.is_unspecified()),
+    };
+    let listening = |tr: Transport, p: (u16, u16)| {
+        ls.iter().any(|l| relevant(l) && l.transport == tr && (p.0..=p.1).contains(&l.port))
+    };
+    // allow rules with no listener behind them
+    let mut by_rule: BTreeMap<u32, Vec<(Transport, (u16, u16))>> = BTreeMap::new();
+    for row in &e.rows {
+        let (Some(ports), Some(tr)) = (row.ports, transport_of(row.proto.0)) else { continue };
+        for class in &row.classes {
+            for (t, _) in &class.parts {
+                if t.kind == Kind::Accept && t.rule != NONE && t.via == NONE {
+                    by_rule.entry(t.rule).or_default().push((tr, ports));
+                }
+            }
+        }
+    }
+    for (rule_id, spans) in by_rule {
+        let r = a.refs[rule_id as usize];
+        let Some(rule) = a.rule(r) else { continue };
+        let specific =
+            rule.cubes(e.family).iter().all(|c| c.dport.as_ref().is_some_and(|d| d.count() <= 1024));
+        if !specific || rule.cubes(e.family).is_empty() {
+            continue;
+        }
+        let mut spans = spans;
+        spans.sort();
+        spans.dedup();
+        if spans.iter().any(|(tr, p)| listening(*tr, *p)) {
+            continue;
+        }
+        let what: Vec<String> = spans.iter().map(|(tr, p)| format!("{}/{tr}", ports_text(*p))).collect();
+        out.push(finding(
+            "fw.no-listener",
+            Severity::Low,
+            format!("{}allow rule for {} has no listener behind it", scope_prefix(&e.scope, e.family), what.join(", ")),
+            &rule.location,
+            vec![format!("rule: {}", rule.text), "no observed listener on these ports".into()],
+            "Remove the rule if the service is gone; an open hole waits for the next thing that listens there.",
+        ));
+    }
+    // listeners the rule set exposes without naming their port
+    let mut done = HashSet::new();
+    for l in ls {
+        if !relevant(l) || !done.insert((l.transport, l.port)) {
+            continue;
+        }
+        let proto = match l.transport {
+            Transport::Tcp => 6,
+            Transport::Udp => 17,
+            _ => continue,
+        };
+        let Some(row) = e
+            .rows
+            .iter()
+            .find(|r| r.proto.0 == proto && r.ports.is_some_and(|p| (p.0..=p.1).contains(&l.port)))
+        else {
+            continue;
+        };
+        let inet = &row.classes[0];
+        let Some((t, _)) = inet.parts.iter().find(|(t, _)| t.kind == Kind::Accept && t.via == NONE) else {
+            continue;
+        };
+        let (names_port, loc, why) = if t.rule == NONE {
+            (false, None, "no chain filters this traffic".to_string())
+        } else {
+            let r = a.refs[t.rule as usize];
+            match a.rule(r) {
+                Some(rule) => (
+                    rule.cubes(e.family).iter().all(|c| c.dport.as_ref().is_some_and(|d| d.count() <= 16)),
+                    Some(rule.location.clone()),
+                    format!("accepted by {}", a.describe(r)),
+                ),
+                None => (false, Some(a.location(r).clone()), format!("accepted by {}", a.describe(r))),
+            }
+        };
+        if names_port {
+            continue;
+        }
+        let kb = portolan_kb::for_port(l.port, l.transport).next();
+        let severity = kb.map_or(Severity::Medium, |k| k.risk(Reach::Internet).max(Severity::Medium));
+        let mut fd = Finding {
+            rule: "fw.unintended-exposure".into(),
+            severity,
+            title: format!(
+                "{}listener on {}/{}{} is reachable from the internet through a rule that does not name its port",
+                scope_prefix(&e.scope, e.family),
+                l.port,
+                l.transport,
+                kb.map_or(String::new(), |k| format!(" ({})", k.name))
+            ),
+            target: Some(FindingTarget {
+                address: l.address,
+                port: Some(l.port),
+                transport: Some(l.transport),
+            }),
+            evidence: vec![why],
+            remediation:
+                "Allow only the ports that are meant to be public, by number, and drop the rest by default."
+                    .into(),
+            references: vec![NIST.to_string()],
+            attack: kb.map(|k| k.attack.iter().map(|s| s.to_string()).collect()).unwrap_or_default(),
+            location: loc.map(|l| l.to_model()),
+        };
+        if fd.location.is_none() {
+            fd.evidence.push("the rule set has no chain on the input hook for this family".into());
+        }
+        out.push(fd);
+    }
+}
+
+fn path_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
+    let not_lo = a.ifaces.external(&[]);
+    for si in 0..a.scopes.len() {
+        if a.scopes[si].set != 0 {
+            continue;
+        }
+        let scope = a.scopes[si].name.clone();
+        let has_family: Vec<Family> =
+            Family::BOTH.into_iter().filter(|f| a.scopes[si].fams[*f as usize].is_some()).collect();
+        // a host rule set that filters only one family
+        if scope.is_empty() && has_family.len() == 1 && a.sets[0].format == Format::NftJson {
+            let missing = if has_family[0] == Family::V4 { Family::V6 } else { Family::V4 };
+            let loc = Location { file: a.sets[0].file.as_str().into(), line: 1, column: 1, path: None };
+            out.push(finding(
+                "fw.unfiltered-family",
+                Severity::High,
+                format!(
+                    "no table filters {}: every {} packet is accepted",
+                    missing.as_str(),
+                    missing.as_str()
+                ),
+                &loc,
+                vec![format!(
+                    "tables: {}",
+                    a.sets[0].tables.iter().map(|t| t.name.clone()).collect::<Vec<_>>().join(", ")
+                )],
+                "Use an inet table (both families) or add the same policy for the other family.",
+            ));
+        }
+        for f in has_family {
+            let Some(mut ff) = a.scopes[si].fams[f as usize].take() else { continue };
+            let dd = &mut ff.dd;
+            let mut sets: [Option<IntervalSet>; NDIMS] = Default::default();
+            sets[dd::IIF] = Some(not_lo.clone());
+            let ext = dd.cube(&sets);
+            for (root, hook, sev) in [
+                (ff.input_filter, "input", Severity::High),
+                (ff.forward, "forward", if ff.forward_used { Severity::Medium } else { Severity::Low }),
+            ] {
+                if hook == "forward" && a.sets[0].format == Format::Aws {
+                    continue;
+                }
+                let view = dd.ite(ext, root, FALSE);
+                for tid in dd.terminals(view) {
+                    if tid == FALSE {
+                        continue;
+                    }
+                    let t: Term = dd.term_of(tid);
+                    if t.kind != Kind::Accept {
+                        continue;
+                    }
+                    let policy = t.rule != NONE && a.refs[t.rule as usize].rule.is_none();
+                    if !(policy || t.rule == NONE) {
+                        continue;
+                    }
+                    let (loc, why) = if t.rule == NONE {
+                        (
+                            Location { file: a.sets[0].file.as_str().into(), line: 1, column: 1, path: None },
+                            format!("no chain on the {hook} hook"),
+                        )
+                    } else {
+                        let r = a.refs[t.rule as usize];
+                        (a.location(r).clone(), format!("{} has policy accept", a.chain(r).name))
+                    };
+                    out.push(finding(
+                        "fw.no-default-deny",
+                        sev,
+                        format!("{}the {hook} path accepts packets no rule accepts ({why})", scope_prefix(&scope, f)),
+                        &loc,
+                        vec![if hook == "forward" {
+                            "matters when this machine routes (net.ipv4.ip_forward=1)".to_string()
+                        } else {
+                            "anything that starts listening is reachable at once".to_string()
+                        }],
+                        "Set the policy to drop (or end the chain with a drop rule) and accept only what is needed.",
+                    ));
+                    break;
+                }
+            }
+            // egress
+            if a.sets[0].format != Format::Aws || !scope.is_empty() {
+                let public = if f.is_v6() { public_v6() } else { public_v4() };
+                let mut s2: [Option<IntervalSet>; NDIMS] = Default::default();
+                s2[dd::DST] = Some(public);
+                let m = dd.cube(&s2);
+                let view = dd.ite(m, ff.output, FALSE);
+                let terms = dd.terminals(view);
+                let all_accept = terms.iter().all(|&t| t == FALSE || dd.term_of(t).kind == Kind::Accept);
+                if all_accept {
+                    let loc = terms
+                        .iter()
+                        .filter(|&&t| t != FALSE)
+                        .map(|&t| dd.term_of(t))
+                        .filter(|t| t.rule != NONE)
+                        .map(|t| a.location(a.refs[t.rule as usize]).clone())
+                        .min_by_key(|l| (l.line, l.column))
+                        .unwrap_or_else(|| Location {
+                            file: a.sets[0].file.as_str().into(),
+                            line: 1,
+                            column: 1,
+                            path: None,
+                        });
+                    out.push(finding(
+                        "fw.unrestricted-egress",
+                        Severity::Low,
+                        format!("{}every new outbound connection to the internet is accepted", scope_prefix(&scope, f)),
+                        &loc,
+                        vec!["malware and data exfiltration leave as easily as updates".into()],
+                        "Restrict outbound traffic to the destinations and ports the machine needs (package mirrors, DNS, NTP, ...).",
+                    ));
+                }
+            }
+            a.scopes[si].fams[f as usize] = Some(ff);
+        }
+    }
+}

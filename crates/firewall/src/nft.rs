@@ -1,0 +1,1158 @@
+//! nftables JSON (`nft -j list ruleset`): tables, base chains with hooks, priorities and
+//! policies, rules with payload/meta/ct matches, anonymous and named sets (prefixes,
+//! ranges, intervals, concatenations), verdict maps, jumps and gotos, NAT statements.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::json::{self, Json, Value};
+use crate::model::*;
+use crate::sets::{IntervalSet, addr_max, ip_to_u128, prefix};
+
+/// A packet field a match compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Src(Family),
+    Dst(Family),
+    /// IP protocol (ip protocol / ip6 nexthdr / meta l4proto).
+    Proto(Option<Family>),
+    /// tcp/udp/... dport: implies the protocol (`None`: th, any port protocol).
+    Dport(Option<u8>),
+    Sport(Option<u8>),
+    IcmpType(Family),
+    IcmpCode(Family),
+    Iif,
+    Oif,
+    Nfproto,
+    CtState,
+    CtDirection,
+    /// `ct status` (dnat, snat, ...): only translated flows carry dnat/snat.
+    CtStatus,
+    TcpFlags,
+    /// Something the analysis does not see (marks, fib, sockets, ...).
+    Opaque,
+}
+
+struct Cx<'a> {
+    file: Arc<str>,
+    sets: &'a HashMap<(String, String, String), &'a Json>,
+    table: (String, String),
+}
+
+fn loc(file: &Arc<str>, j: &Json, path: &str) -> Location {
+    Location { file: file.clone(), line: j.pos.line, column: j.pos.column, path: Some(path.to_string()) }
+}
+
+fn err(cx: &Cx, j: &Json, path: &str, m: impl Into<String>) -> Error {
+    Error::at(loc(&cx.file, j, path), m.into())
+}
+
+/// The value's text for messages (short).
+fn show(j: &Json) -> String {
+    let s = match &j.v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Number(n) => n.clone(),
+        Value::Object(m) => {
+            format!("{{{}}}", m.iter().map(|(k, _)| format!("{k:?}")).collect::<Vec<_>>().join(","))
+        }
+        Value::Array(a) => format!("[{} elements]", a.len()),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".into(),
+    };
+    s.chars().take(60).collect()
+}
+
+fn field_of(cx: &Cx, j: &Json, path: &str) -> Result<Field> {
+    let one = j.as_object().filter(|m| m.len() == 1).map(|m| (&m[0].0, &m[0].1));
+    let Some((k, v)) = one else {
+        return Err(err(cx, j, path, format!("expected a match expression, found {}", show(j))));
+    };
+    match k.as_str() {
+        "payload" => {
+            let proto = v.get("protocol").and_then(Json::as_str);
+            let fieldn = v.get("field").and_then(Json::as_str);
+            let (Some(p), Some(f)) = (proto, fieldn) else {
+                return Err(err(
+                    cx,
+                    v,
+                    &format!("{path}.payload"),
+                    "raw payload expressions (base/offset/len) are not supported",
+                ));
+            };
+            Ok(match (p, f) {
+                ("ip", "saddr") => Field::Src(Family::V4),
+                ("ip", "daddr") => Field::Dst(Family::V4),
+                ("ip6", "saddr") => Field::Src(Family::V6),
+                ("ip6", "daddr") => Field::Dst(Family::V6),
+                ("ip", "protocol") => Field::Proto(Some(Family::V4)),
+                ("ip6", "nexthdr") => Field::Proto(Some(Family::V6)),
+                ("th", "dport") => Field::Dport(None),
+                ("th", "sport") => Field::Sport(None),
+                ("tcp" | "udp" | "sctp" | "udplite" | "dccp", "dport") => Field::Dport(proto_number(p)),
+                ("tcp" | "udp" | "sctp" | "udplite" | "dccp", "sport") => Field::Sport(proto_number(p)),
+                ("icmp", "type") => Field::IcmpType(Family::V4),
+                ("icmp", "code") => Field::IcmpCode(Family::V4),
+                ("icmpv6", "type") => Field::IcmpType(Family::V6),
+                ("icmpv6", "code") => Field::IcmpCode(Family::V6),
+                ("tcp", "flags") => Field::TcpFlags,
+                (
+                    "ip" | "ip6" | "tcp" | "udp" | "icmp" | "icmpv6" | "ether" | "vlan" | "arp",
+                    "length" | "ttl" | "hoplimit" | "dscp" | "ecn" | "id" | "frag-off" | "flowlabel"
+                    | "checksum" | "window" | "urgptr" | "sequence" | "ackseq" | "doff" | "saddr" | "daddr"
+                    | "type" | "id6",
+                ) => Field::Opaque,
+                _ => {
+                    return Err(err(
+                        cx,
+                        v,
+                        &format!("{path}.payload"),
+                        format!("payload field {p} {f} is not supported"),
+                    ));
+                }
+            })
+        }
+        "meta" => {
+            let key = v.get("key").and_then(Json::as_str).unwrap_or("");
+            Ok(match key {
+                "l4proto" => Field::Proto(None),
+                "nfproto" => Field::Nfproto,
+                "iifname" | "iif" => Field::Iif,
+                "oifname" | "oif" => Field::Oif,
+                "mark" | "skuid" | "skgid" | "cgroup" | "pkttype" | "iiftype" | "oiftype" | "priority"
+                | "length" | "rtclassid" | "cpu" | "iifgroup" | "oifgroup" | "secmark" | "random"
+                | "ipsec" | "iifkind" | "oifkind" | "time" | "day" | "hour" | "protocol" => Field::Opaque,
+                _ => {
+                    return Err(err(
+                        cx,
+                        v,
+                        &format!("{path}.meta"),
+                        format!("meta key {key:?} is not supported"),
+                    ));
+                }
+            })
+        }
+        "ct" => {
+            let key = v.get("key").and_then(Json::as_str).unwrap_or("");
+            Ok(match key {
+                "state" => Field::CtState,
+                "direction" => Field::CtDirection,
+                "status" => Field::CtStatus,
+                _ => Field::Opaque,
+            })
+        }
+        "fib" | "socket" | "osf" | "rt" | "exthdr" | "tcp option" | "ipsec" | "numgen" | "jhash"
+        | "symhash" | "sctp chunk" | "dccp option" | "ip option" => Ok(Field::Opaque),
+        "&" | "|" | "^" => {
+            let Some(a) = v.as_array().and_then(|a| a.first()) else {
+                return Err(err(cx, v, path, "binary operation needs operands"));
+            };
+            let inner = field_of(cx, a, &format!("{path}.{k}[0]"))?;
+            Ok(if inner == Field::TcpFlags && k == "&" { Field::TcpFlags } else { Field::Opaque })
+        }
+        "concat" => Err(err(cx, j, path, "internal: concat handled by the caller")),
+        other => Err(err(cx, j, path, format!("expression {other:?} is not supported"))),
+    }
+}
+
+/// A value as an integer set for a field.
+fn values(cx: &Cx, f: Field, j: &Json, path: &str, fam: Family, depth: usize) -> Result<IntervalSet> {
+    if depth > 16 {
+        return Err(err(cx, j, path, "sets nest too deeply"));
+    }
+    if let Some(s) = j.as_str()
+        && let Some(name) = s.strip_prefix('@')
+    {
+        let key = (cx.table.0.clone(), cx.table.1.clone(), name.to_string());
+        let set = cx.sets.get(&key).ok_or_else(|| {
+            err(cx, j, path, format!("set @{name} is not defined in table {} {}", cx.table.0, cx.table.1))
+        })?;
+        let mut out = IntervalSet::empty();
+        if let Some(elems) = set.get("elem").and_then(Json::as_array) {
+            for (i, e) in elems.iter().enumerate() {
+                out = out.union(&values(cx, f, e, &format!("set {name} elem[{i}]"), fam, depth + 1)?);
+            }
+        }
+        return Ok(out);
+    }
+    match &j.v {
+        Value::Array(a) => {
+            let mut out = IntervalSet::empty();
+            for (i, e) in a.iter().enumerate() {
+                out = out.union(&values(cx, f, e, &format!("{path}[{i}]"), fam, depth + 1)?);
+            }
+            return Ok(out);
+        }
+        Value::Object(m) if m.len() == 1 => {
+            let (k, v) = (&m[0].0, &m[0].1);
+            match k.as_str() {
+                "set" => return values(cx, f, v, &format!("{path}.set"), fam, depth + 1),
+                "elem" => {
+                    let val = v.get("val").ok_or_else(|| err(cx, v, path, "elem without val"))?;
+                    return values(cx, f, val, &format!("{path}.elem.val"), fam, depth + 1);
+                }
+                "prefix" => {
+                    let a = v
+                        .get("addr")
+                        .and_then(Json::as_str)
+                        .ok_or_else(|| err(cx, v, path, "prefix needs addr"))?;
+                    let len = v
+                        .get("len")
+                        .and_then(Json::as_i64)
+                        .ok_or_else(|| err(cx, v, path, "prefix needs len"))?;
+                    let ip: IpAddr = a.parse().map_err(|_| err(cx, v, path, format!("bad address {a:?}")))?;
+                    let bits = if ip.is_ipv6() { 128 } else { 32 };
+                    if !(0..=bits).contains(&len) {
+                        return Err(err(cx, v, path, format!("bad prefix length {len}")));
+                    }
+                    check_fam(cx, v, path, ip, fam)?;
+                    return Ok(prefix(ip, len as u8));
+                }
+                "range" => {
+                    let r = v
+                        .as_array()
+                        .filter(|r| r.len() == 2)
+                        .ok_or_else(|| err(cx, v, path, "range needs [first, last]"))?;
+                    let a = values(cx, f, &r[0], &format!("{path}.range[0]"), fam, depth + 1)?;
+                    let b = values(cx, f, &r[1], &format!("{path}.range[1]"), fam, depth + 1)?;
+                    let (Some(a), Some(b)) = (a.first(), b.first()) else { return Ok(IntervalSet::empty()) };
+                    return Ok(IntervalSet::range(a, b));
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+    scalar(cx, f, j, path, fam)
+}
+
+fn check_fam(cx: &Cx, j: &Json, path: &str, ip: IpAddr, fam: Family) -> Result<()> {
+    if ip.is_ipv6() != fam.is_v6() {
+        return Err(err(cx, j, path, format!("{ip} is not an {} address", fam.as_str())));
+    }
+    Ok(())
+}
+
+fn scalar(cx: &Cx, f: Field, j: &Json, path: &str, fam: Family) -> Result<IntervalSet> {
+    let text = match &j.v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.clone(),
+        _ => return Err(err(cx, j, path, format!("expected a value, found {}", show(j)))),
+    };
+    let bad = |what: &str| err(cx, j, path, format!("bad {what} {text:?}"));
+    Ok(match f {
+        Field::Src(_) | Field::Dst(_) => {
+            let (a, l) = text.split_once('/').map_or((text.as_str(), None), |(a, l)| (a, Some(l)));
+            let ip: IpAddr = a.parse().map_err(|_| bad("address"))?;
+            check_fam(cx, j, path, ip, fam)?;
+            let bits = if ip.is_ipv6() { 128 } else { 32 };
+            let len = match l {
+                Some(l) => l.parse::<u8>().ok().filter(|&n| n <= bits).ok_or_else(|| bad("prefix"))?,
+                None => bits,
+            };
+            prefix(ip, len)
+        }
+        Field::Proto(_) => {
+            IntervalSet::single(u128::from(proto_number(&text).ok_or_else(|| bad("protocol"))?))
+        }
+        Field::Dport(_) | Field::Sport(_) => {
+            let p = match text.parse::<u16>() {
+                Ok(p) => p,
+                Err(_) => portolan_registry::by_name(&text)
+                    .into_iter()
+                    .find_map(|e| e.ports())
+                    .map(|(lo, _)| lo)
+                    .ok_or_else(|| bad("port"))?,
+            };
+            IntervalSet::single(u128::from(p))
+        }
+        Field::IcmpType(fm) => {
+            let (t, c) = match text.parse::<u8>() {
+                Ok(n) => (n, None),
+                Err(_) => icmp_type(&text, fm.is_v6()).ok_or_else(|| bad("ICMP type"))?,
+            };
+            icmp_span(t, c)
+        }
+        Field::IcmpCode(_) => {
+            let c: u8 = text.parse().map_err(|_| bad("ICMP code"))?;
+            // any type with this code
+            IntervalSet::from_intervals(
+                (0..=255u128).map(|t| (t * 256 + u128::from(c), t * 256 + u128::from(c))).collect(),
+            )
+        }
+        Field::Nfproto => match text.as_str() {
+            "ipv4" => IntervalSet::single(4),
+            "ipv6" => IntervalSet::single(6),
+            _ => return Err(bad("nfproto")),
+        },
+        Field::CtState => {
+            let bit = match text.as_str() {
+                "new" => 1,
+                "established" => 2,
+                "related" => 4,
+                "invalid" => 8,
+                "untracked" => 16,
+                _ => return Err(bad("ct state")),
+            };
+            IntervalSet::single(bit)
+        }
+        Field::CtDirection => IntervalSet::single(u128::from(text != "original")),
+        Field::TcpFlags => {
+            let mut v = 0u128;
+            for fl in text.split('|') {
+                v |= match fl.trim() {
+                    "fin" => 1,
+                    "syn" => 2,
+                    "rst" => 4,
+                    "psh" => 8,
+                    "ack" => 16,
+                    "urg" => 32,
+                    "ecn" => 64,
+                    "cwr" => 128,
+                    n => n.parse::<u128>().map_err(|_| bad("TCP flag"))?,
+                };
+            }
+            IntervalSet::single(v)
+        }
+        Field::Iif | Field::Oif | Field::Opaque | Field::CtStatus => {
+            return Err(err(cx, j, path, "internal: not a numeric field"));
+        }
+    })
+}
+
+/// Interface names of a right-hand side.
+fn names(cx: &Cx, j: &Json, path: &str, depth: usize) -> Result<Vec<IfacePattern>> {
+    if depth > 16 {
+        return Err(err(cx, j, path, "sets nest too deeply"));
+    }
+    match &j.v {
+        Value::String(s) if s.starts_with('@') => {
+            let name = &s[1..];
+            let key = (cx.table.0.clone(), cx.table.1.clone(), name.to_string());
+            let set =
+                cx.sets.get(&key).ok_or_else(|| err(cx, j, path, format!("set @{name} is not defined")))?;
+            let mut out = Vec::new();
+            if let Some(elems) = set.get("elem").and_then(Json::as_array) {
+                for e in elems {
+                    out.extend(names(cx, e, path, depth + 1)?);
+                }
+            }
+            Ok(out)
+        }
+        Value::String(s) => Ok(vec![IfacePattern::parse(s)]),
+        Value::Array(a) => {
+            let mut out = Vec::new();
+            for e in a {
+                out.extend(names(cx, e, path, depth + 1)?);
+            }
+            Ok(out)
+        }
+        Value::Object(m) if m.len() == 1 && (m[0].0 == "set" || m[0].0 == "elem") => {
+            let inner = if m[0].0 == "elem" { m[0].1.get("val").unwrap_or(&m[0].1) } else { &m[0].1 };
+            names(cx, inner, path, depth + 1)
+        }
+        _ => Err(err(cx, j, path, format!("expected an interface name, found {}", show(j)))),
+    }
+}
+
+/// The conditions built up by a rule's statements, per family.
+#[derive(Clone)]
+struct Build {
+    /// Disjunction per family (`None`: the family cannot match).
+    fam: [Option<Vec<Cube>>; 2],
+    stateful: Vec<String>,
+    state_only: bool,
+}
+
+impl Build {
+    fn new(fams: &[Family]) -> Build {
+        let mut fam = [None, None];
+        for f in fams {
+            fam[*f as usize] = Some(vec![Cube::default()]);
+        }
+        Build { fam, stateful: Vec::new(), state_only: false }
+    }
+    fn and_all(&mut self, f: Option<Family>, c: &Cube) {
+        for (i, slot) in self.fam.iter_mut().enumerate() {
+            if f.is_some_and(|f| f as usize != i) {
+                *slot = None;
+                continue;
+            }
+            if let Some(v) = slot {
+                for x in v.iter_mut() {
+                    *x = x.and(c);
+                }
+                v.retain(|x| !x.is_void());
+            }
+        }
+    }
+    fn and_alts(&mut self, per_fam: [Option<Vec<Cube>>; 2]) {
+        for (i, slot) in self.fam.iter_mut().enumerate() {
+            let Some(v) = slot.take() else { continue };
+            let Some(alts) = &per_fam[i] else { continue };
+            let mut out = Vec::new();
+            for a in v {
+                for b in alts {
+                    let c = a.and(b);
+                    if !c.is_void() {
+                        out.push(c);
+                    }
+                }
+            }
+            *slot = Some(out);
+        }
+    }
+    fn never(&mut self) {
+        for v in self.fam.iter_mut().flatten() {
+            v.clear();
+        }
+    }
+}
+
+fn field_cube(f: Field, s: IntervalSet) -> (Option<Family>, Cube) {
+    let mut c = Cube::default();
+    let fam = match f {
+        Field::Src(fm) => {
+            c.src = Some(s);
+            Some(fm)
+        }
+        Field::Dst(fm) => {
+            c.dst = Some(s);
+            Some(fm)
+        }
+        Field::Proto(fm) => {
+            c.proto = Some(s);
+            fm
+        }
+        Field::Dport(p) | Field::Sport(p) => {
+            c.proto = Some(match p {
+                Some(p) => IntervalSet::single(u128::from(p)),
+                None => IntervalSet::from_intervals(
+                    PORT_PROTOS.iter().map(|&p| (u128::from(p), u128::from(p))).collect(),
+                ),
+            });
+            if matches!(f, Field::Dport(_)) {
+                c.dport = Some(s);
+            } else {
+                c.sport = Some(s);
+            }
+            None
+        }
+        Field::IcmpType(fm) | Field::IcmpCode(fm) => {
+            c.proto = Some(IntervalSet::single(if fm.is_v6() { 58 } else { 1 }));
+            c.dport = Some(s);
+            Some(fm)
+        }
+        _ => None,
+    };
+    (fam, c)
+}
+
+fn field_max(f: Field, fam: Family) -> u128 {
+    match f {
+        Field::Src(_) | Field::Dst(_) => addr_max(fam.is_v6()),
+        Field::Proto(_) => 255,
+        _ => 65535,
+    }
+}
+
+fn field_family(f: Field) -> Option<Family> {
+    match f {
+        Field::Src(x) | Field::Dst(x) | Field::IcmpType(x) | Field::IcmpCode(x) => Some(x),
+        Field::Proto(x) => x,
+        _ => None,
+    }
+}
+
+/// Applies one `match` statement.
+fn apply_match(cx: &Cx, b: &mut Build, m: &Json, path: &str) -> Result<()> {
+    let op = m.get("op").and_then(Json::as_str).unwrap_or("==");
+    let left = m.get("left").ok_or_else(|| err(cx, m, path, "match without left"))?;
+    let right = m.get("right").ok_or_else(|| err(cx, m, path, "match without right"))?;
+    let neg = match op {
+        "==" | "in" => false,
+        "!=" => true,
+        "<" | ">" | "<=" | ">=" => false,
+        _ => return Err(err(cx, m, path, format!("match operator {op:?} is not supported"))),
+    };
+    // concatenations: alternatives
+    if let Some(parts) = left.get("concat").and_then(Json::as_array) {
+        if neg {
+            return Err(err(cx, m, path, "a negated concatenation match is not supported"));
+        }
+        let fields: Vec<Field> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| field_of(cx, p, &format!("{path}.left.concat[{i}]")))
+            .collect::<Result<_>>()?;
+        let elems = concat_elements(cx, right, &format!("{path}.right"))?;
+        let mut per_fam: [Option<Vec<Cube>>; 2] = [Some(Vec::new()), Some(Vec::new())];
+        for (fi, fam) in Family::BOTH.iter().enumerate() {
+            if fields.iter().any(|f| field_family(*f).is_some_and(|x| x != *fam)) {
+                per_fam[fi] = Some(Vec::new());
+                continue;
+            }
+            let mut alts = Vec::new();
+            for (vals, vpath) in &elems {
+                if vals.len() != fields.len() {
+                    return Err(err(
+                        cx,
+                        right,
+                        vpath,
+                        "element has a different number of parts than the concatenation",
+                    ));
+                }
+                let mut c = Cube::default();
+                for (f, v) in fields.iter().zip(vals) {
+                    if matches!(f, Field::Iif | Field::Oif) {
+                        let im = IfaceMatch { negated: false, any_of: names(cx, v, vpath, 0)? };
+                        if *f == Field::Iif { c.iif.push(im) } else { c.oif.push(im) }
+                    } else if *f == Field::Opaque {
+                        b.stateful.push("concatenation with a field the analysis does not model".into());
+                    } else {
+                        let s = values(cx, *f, v, vpath, *fam, 0)?;
+                        c = c.and(&field_cube(*f, s).1);
+                    }
+                }
+                alts.push(c);
+            }
+            per_fam[fi] = Some(alts);
+        }
+        b.and_alts(per_fam);
+        return Ok(());
+    }
+    let f = field_of(cx, left, &format!("{path}.left"))?;
+    match f {
+        Field::Opaque => {
+            b.stateful.push(format!("match on {}", show(left)));
+            Ok(())
+        }
+        Field::Iif | Field::Oif => {
+            let im = IfaceMatch { negated: neg, any_of: names(cx, right, &format!("{path}.right"), 0)? };
+            let mut c = Cube::default();
+            if f == Field::Iif {
+                c.iif.push(im)
+            } else {
+                c.oif.push(im)
+            }
+            b.and_all(None, &c);
+            Ok(())
+        }
+        Field::CtState => {
+            let s = values(cx, f, right, &format!("{path}.right"), Family::V4, 0)?;
+            let new = s.contains(1);
+            if new == neg {
+                b.never();
+                b.state_only = true;
+            }
+            Ok(())
+        }
+        Field::CtDirection => {
+            let s = values(cx, f, right, &format!("{path}.right"), Family::V4, 0)?;
+            if s.contains(0) == neg {
+                b.never();
+            }
+            Ok(())
+        }
+        Field::CtStatus => {
+            let words: Vec<String> = match &right.v {
+                Value::String(s) => vec![s.clone()],
+                Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                _ => Vec::new(),
+            };
+            if !neg && words.iter().any(|w| w == "dnat" || w == "snat") {
+                // the analysis' packets are untranslated
+                b.never();
+                b.state_only = true;
+            } else {
+                b.stateful.push(format!("ct status {}", words.join(",")));
+            }
+            Ok(())
+        }
+        Field::TcpFlags => {
+            // `tcp flags & (a|b) == c` or `tcp flags syn`: evaluated for the first packet (SYN)
+            let mask = left.get("&").and_then(Json::as_array).and_then(|a| a.get(1));
+            let mask = match mask {
+                Some(mj) => values(cx, f, mj, path, Family::V4, 0)?.first().unwrap_or(0xff),
+                None => 0xff,
+            };
+            let want = values(cx, f, right, &format!("{path}.right"), Family::V4, 0)?;
+            let hit = if left.get("&").is_some() || op == "==" && want.count() > 1 {
+                want.contains(2 & mask)
+            } else {
+                // plain `tcp flags syn` (flag membership)
+                want.intervals().iter().any(|&(a, _)| a & 2 != 0) || want.contains(2)
+            };
+            let c = Cube { proto: Some(IntervalSet::single(6)), ..Cube::default() };
+            b.and_all(None, &c);
+            if hit == neg {
+                b.never();
+            }
+            Ok(())
+        }
+        Field::Nfproto => {
+            let s = values(cx, f, right, &format!("{path}.right"), Family::V4, 0)?;
+            for (i, fam) in Family::BOTH.iter().enumerate() {
+                let v = if fam.is_v6() { 6 } else { 4 };
+                if s.contains(v) == neg {
+                    b.fam[i] = None;
+                }
+            }
+            Ok(())
+        }
+        _ => {
+            let restrict = field_family(f);
+            let mut per_fam: [Option<Vec<Cube>>; 2] = [None, None];
+            for (i, fam) in Family::BOTH.iter().enumerate() {
+                if restrict.is_some_and(|r| r != *fam) || b.fam[i].is_none() {
+                    continue;
+                }
+                let mut s = values(cx, f, right, &format!("{path}.right"), *fam, 0)?;
+                let max = field_max(f, *fam);
+                if let Some(v) = s.first() {
+                    s = match op {
+                        "<" => IntervalSet::range(0, v.saturating_sub(1))
+                            .intersect(&IntervalSet::range(0, if v == 0 { 0 } else { max })),
+                        "<=" => IntervalSet::range(0, v),
+                        ">" => IntervalSet::range(v + 1, max),
+                        ">=" => IntervalSet::range(v, max),
+                        _ => s,
+                    };
+                    if op == "<" && v == 0 {
+                        s = IntervalSet::empty();
+                    }
+                }
+                if neg {
+                    s = s.complement(max);
+                }
+                let (_, c) = field_cube(f, s);
+                per_fam[i] = Some(vec![c]);
+            }
+            b.and_alts(per_fam);
+            Ok(())
+        }
+    }
+}
+
+/// The elements of a set used with a concatenation: each a list of part values.
+fn concat_elements<'a>(cx: &'a Cx, right: &'a Json, path: &str) -> Result<Vec<(Vec<Json>, String)>> {
+    let mut out = Vec::new();
+    let list: Vec<&Json> = if let Some(s) = right.as_str().and_then(|s| s.strip_prefix('@')) {
+        let key = (cx.table.0.clone(), cx.table.1.clone(), s.to_string());
+        let set =
+            cx.sets.get(&key).ok_or_else(|| err(cx, right, path, format!("set @{s} is not defined")))?;
+        set.get("elem").and_then(Json::as_array).map(|a| a.iter().collect()).unwrap_or_default()
+    } else if let Some(a) = right.get("set").and_then(Json::as_array) {
+        a.iter().collect()
+    } else {
+        vec![right]
+    };
+    for (i, e) in list.into_iter().enumerate() {
+        let e = e.get("elem").and_then(|x| x.get("val")).unwrap_or(e);
+        let parts = e
+            .get("concat")
+            .and_then(Json::as_array)
+            .ok_or_else(|| err(cx, e, path, "expected a concatenated element"))?;
+        out.push((parts.to_vec(), format!("{path}[{i}]")));
+    }
+    Ok(out)
+}
+
+/// A verdict statement.
+fn verdict(cx: &Cx, j: &Json, path: &str, chains: &HashMap<String, usize>) -> Result<Option<Action>> {
+    let Some(m) = j.as_object().filter(|m| m.len() == 1) else {
+        return Err(err(cx, j, path, format!("expected a statement, found {}", show(j))));
+    };
+    let (k, v) = (&m[0].0, &m[0].1);
+    let target = |what: &str| -> Result<usize> {
+        let t = v
+            .get("target")
+            .and_then(Json::as_str)
+            .ok_or_else(|| err(cx, v, path, format!("{what} needs a target")))?;
+        chains.get(t).copied().ok_or_else(|| {
+            err(
+                cx,
+                v,
+                path,
+                format!("{what} to chain {t:?}, which table {} {} does not have", cx.table.0, cx.table.1),
+            )
+        })
+    };
+    Ok(Some(match k.as_str() {
+        "accept" => Action::Accept,
+        "drop" => Action::Drop,
+        "reject" => Action::Reject,
+        "return" => Action::Return,
+        "continue" => Action::Continue,
+        "queue" => Action::Queue,
+        "jump" => Action::Jump(target("jump")?),
+        "goto" => Action::Goto(target("goto")?),
+        "masquerade" | "snat" => Action::Snat,
+        "dnat" => {
+            let to = match v.get("addr") {
+                Some(a) => match a.as_str().map(str::parse::<IpAddr>) {
+                    Some(Ok(ip)) => Some(ip),
+                    _ => {
+                        return Err(err(
+                            cx,
+                            a,
+                            path,
+                            "dnat to a computed address (map) is not supported; use a literal address",
+                        ));
+                    }
+                },
+                None => None,
+            };
+            let ports = match v.get("port") {
+                Some(p) => match p.as_i64().and_then(|n| u16::try_from(n).ok()) {
+                    Some(n) => Some((n, n)),
+                    None => {
+                        return Err(err(
+                            cx,
+                            p,
+                            path,
+                            "dnat to a computed port is not supported; use a literal port",
+                        ));
+                    }
+                },
+                None => None,
+            };
+            Action::Dnat { to, ports }
+        }
+        "redirect" => {
+            let ports =
+                v.get("port").and_then(Json::as_i64).and_then(|n| u16::try_from(n).ok()).map(|n| (n, n));
+            Action::Redirect { ports }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+const NEUTRAL: &[&str] = &[
+    "counter",
+    "log",
+    "comment",
+    "mangle",
+    "notrack",
+    "ct helper",
+    "ct timeout",
+    "ct expectation",
+    "xt",
+    "set",
+    "meta",
+    "quota",
+    "limit",
+    "flow",
+    "fwd",
+    "dup",
+    "tproxy",
+    "synproxy",
+    "secmark",
+    "ct count",
+    "last",
+];
+
+/// Parses `nft -j list ruleset` output.
+pub fn parse(text: &str, file: &str) -> Result<Ruleset> {
+    let file_arc: Arc<str> = Arc::from(file);
+    let doc = json::parse(text).map_err(|e| {
+        Error::at(
+            Location { file: file_arc.clone(), line: e.pos.line, column: e.pos.column, path: None },
+            format!("JSON syntax: {}", e.message),
+        )
+    })?;
+    parse_doc(&doc, file_arc)
+}
+
+/// Parses an already-read JSON document.
+pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
+    let items = doc.get("nftables").and_then(Json::as_array).ok_or_else(|| {
+        Error::at(
+            loc(&file, doc, "$"),
+            format!(
+                "expected an object with an \"nftables\" array (nft -j list ruleset), found {}",
+                doc.kind()
+            ),
+        )
+    })?;
+    // pass 1: tables, chains and sets
+    let mut tables: Vec<Table> = Vec::new();
+    let mut tindex: HashMap<(String, String), usize> = HashMap::new();
+    let mut cindex: Vec<HashMap<String, usize>> = Vec::new();
+    let mut sets: HashMap<(String, String, String), &Json> = HashMap::new();
+    let mut notes = Vec::new();
+    let fams_of = |f: &str| -> Option<Vec<Family>> {
+        match f {
+            "ip" => Some(vec![Family::V4]),
+            "ip6" => Some(vec![Family::V6]),
+            "inet" => Some(vec![Family::V4, Family::V6]),
+            _ => None,
+        }
+    };
+    for (i, it) in items.iter().enumerate() {
+        let path = format!("$.nftables[{i}]");
+        let Some(obj) = it.as_object().filter(|m| m.len() == 1) else {
+            return Err(err_at(
+                &file,
+                it,
+                &path,
+                format!("expected an object with one key (table, chain, rule, set, ...), found {}", show(it)),
+            ));
+        };
+        let (k, v) = (&obj[0].0, &obj[0].1);
+        let p = format!("{path}.{k}");
+        let s = |key: &str| -> Result<String> {
+            v.get(key)
+                .and_then(Json::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| err_at(&file, v, &p, format!("{k} needs a string \"{key}\"")))
+        };
+        match k.as_str() {
+            "metainfo" => {}
+            "table" => {
+                let fam = s("family")?;
+                let name = s("name")?;
+                match fams_of(&fam) {
+                    Some(fams) => {
+                        tindex.insert((fam.clone(), name.clone()), tables.len());
+                        tables.push(Table {
+                            name: format!("{fam} {name}"),
+                            families: fams,
+                            chains: Vec::new(),
+                        });
+                        cindex.push(HashMap::new());
+                    }
+                    None => notes.push(format!("table {fam} {name} is not analysed (family {fam})")),
+                }
+            }
+            "chain" => {
+                let fam = s("family")?;
+                let tname = s("table")?;
+                let name = s("name")?;
+                let Some(&ti) = tindex.get(&(fam.clone(), tname.clone())) else {
+                    if fams_of(&fam).is_some() {
+                        return Err(err_at(
+                            &file,
+                            v,
+                            &p,
+                            format!("chain {name} of table {fam} {tname}, which is not declared before it"),
+                        ));
+                    }
+                    continue;
+                };
+                let hook = match v.get("hook").and_then(Json::as_str) {
+                    None => None,
+                    Some("prerouting") => Some(Hook::Prerouting),
+                    Some("input") => Some(Hook::Input),
+                    Some("forward") => Some(Hook::Forward),
+                    Some("output") => Some(Hook::Output),
+                    Some("postrouting") => Some(Hook::Postrouting),
+                    Some(other) => {
+                        notes.push(format!("chain {name} on hook {other} is not analysed"));
+                        None
+                    }
+                };
+                let kind = match v.get("type").and_then(Json::as_str) {
+                    Some("nat") => ChainKind::Nat,
+                    _ => ChainKind::Filter,
+                };
+                let prio = match v.get("prio") {
+                    None => 0,
+                    Some(pj) => match pj.as_i64() {
+                        Some(n) => n as i32,
+                        None => match pj.as_str() {
+                            Some("raw") => -300,
+                            Some("mangle") => -150,
+                            Some("dstnat") => -100,
+                            Some("filter") => 0,
+                            Some("security") => 50,
+                            Some("srcnat") => 100,
+                            _ => {
+                                return Err(err_at(
+                                    &file,
+                                    pj,
+                                    &format!("{p}.prio"),
+                                    "chain priority must be a number or a standard name",
+                                ));
+                            }
+                        },
+                    },
+                };
+                let policy = if hook.is_some() {
+                    match v.get("policy").and_then(Json::as_str) {
+                        None | Some("accept") => Some(Policy::Accept),
+                        Some("drop") => Some(Policy::Drop),
+                        Some(other) => {
+                            return Err(err_at(
+                                &file,
+                                v,
+                                &p,
+                                format!("chain policy {other:?}: expected accept or drop"),
+                            ));
+                        }
+                    }
+                } else {
+                    None
+                };
+                if cindex[ti].contains_key(&name) {
+                    return Err(err_at(&file, v, &p, format!("chain {name} is declared twice")));
+                }
+                cindex[ti].insert(name.clone(), tables[ti].chains.len());
+                tables[ti].chains.push(Chain {
+                    name,
+                    hook,
+                    kind,
+                    priority: prio,
+                    policy,
+                    rules: Vec::new(),
+                    location: loc(&file, it, &path),
+                });
+            }
+            "set" | "map" => {
+                let fam = s("family")?;
+                let tname = s("table")?;
+                let name = s("name")?;
+                sets.insert((fam, tname, name), v);
+            }
+            "rule" | "element" | "flowtable" | "counter" | "quota" | "ct helper" | "limit" | "ct timeout"
+            | "ct expectation" | "secmark" | "synproxy" => {}
+            other => {
+                return Err(err_at(
+                    &file,
+                    it,
+                    &path,
+                    format!("unknown object {other:?} (expected table, chain, rule, set, map, ...)"),
+                ));
+            }
+        }
+    }
+    // pass 2: rules
+    for (i, it) in items.iter().enumerate() {
+        let Some(v) = it.get("rule") else { continue };
+        let path = format!("$.nftables[{i}].rule");
+        let s = |key: &str| -> Result<String> {
+            v.get(key)
+                .and_then(Json::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| err_at(&file, v, &path, format!("rule needs a string \"{key}\"")))
+        };
+        let fam = s("family")?;
+        let tname = s("table")?;
+        let cname = s("chain")?;
+        let Some(&ti) = tindex.get(&(fam.clone(), tname.clone())) else { continue };
+        let Some(&ci) = cindex[ti].get(&cname) else {
+            return Err(err_at(
+                &file,
+                v,
+                &path,
+                format!("rule in chain {cname}, which table {fam} {tname} does not declare"),
+            ));
+        };
+        let cx = Cx { file: file.clone(), sets: &sets, table: (fam.clone(), tname.clone()) };
+        let exprs = v
+            .get("expr")
+            .and_then(Json::as_array)
+            .ok_or_else(|| err_at(&file, v, &path, "rule needs an \"expr\" array"))?;
+        let fams = tables[ti].families.clone();
+        let comment = v.get("comment").and_then(Json::as_str).map(str::to_string);
+        let handle = v.get("handle").and_then(Json::as_i64);
+        let text = render_rule(exprs);
+        let mut b = Build::new(&fams);
+        let mut done = false;
+        let rule_loc = loc(&file, it, &path);
+        let push = |b: &Build, action: Action, l: Location, text: String, chains: &mut Vec<Chain>| {
+            let [v4, v6] = b.fam.clone();
+            chains[ci].rules.push(Rule {
+                location: l,
+                text,
+                comment: comment.clone(),
+                v4: v4.unwrap_or_default(),
+                v6: v6.unwrap_or_default(),
+                action,
+                stateful: b.stateful.clone(),
+                state_only: b.state_only,
+                assumed: false,
+            });
+        };
+        for (j, e) in exprs.iter().enumerate() {
+            let ep = format!("{path}.expr[{j}]");
+            if done {
+                return Err(err(&cx, e, &ep, "statement after the rule's verdict"));
+            }
+            let Some(obj) = e.as_object().filter(|m| m.len() == 1) else {
+                return Err(err(&cx, e, &ep, format!("expected a statement object, found {}", show(e))));
+            };
+            let (k, sv) = (&obj[0].0, &obj[0].1);
+            match k.as_str() {
+                "match" => apply_match(&cx, &mut b, sv, &format!("{ep}.match"))?,
+                "vmap" => {
+                    let key = sv.get("key").ok_or_else(|| err(&cx, sv, &ep, "vmap needs a key"))?;
+                    let data = sv.get("data").ok_or_else(|| err(&cx, sv, &ep, "vmap needs data"))?;
+                    let elems: Vec<&Json> = if let Some(name) =
+                        data.as_str().and_then(|d| d.strip_prefix('@'))
+                    {
+                        let key = (fam.clone(), tname.clone(), name.to_string());
+                        let m = sets
+                            .get(&key)
+                            .ok_or_else(|| err(&cx, data, &ep, format!("map @{name} is not defined")))?;
+                        m.get("elem").and_then(Json::as_array).map(|a| a.iter().collect()).unwrap_or_default()
+                    } else {
+                        data.get("set").and_then(Json::as_array).map(|a| a.iter().collect()).ok_or_else(
+                            || err(&cx, data, &ep, "vmap data must be a set of [key, verdict] pairs or @map"),
+                        )?
+                    };
+                    for (n, pair) in elems.iter().enumerate() {
+                        let pp = format!("{ep}.vmap.data[{n}]");
+                        let pr = pair
+                            .as_array()
+                            .filter(|a| a.len() == 2)
+                            .ok_or_else(|| err(&cx, pair, &pp, "vmap element must be [key, verdict]"))?;
+                        let action = verdict(&cx, &pr[1], &pp, &cindex[ti])?
+                            .ok_or_else(|| err(&cx, &pr[1], &pp, "vmap value must be a verdict"))?;
+                        let synthetic = Json {
+                            pos: pair.pos,
+                            v: Value::Object(vec![
+                                ("op".into(), Json { pos: pair.pos, v: Value::String("==".into()) }),
+                                ("left".into(), key.clone()),
+                                ("right".into(), pr[0].clone()),
+                            ]),
+                        };
+                        let mut bb = b.clone();
+                        apply_match(&cx, &mut bb, &synthetic, &pp)?;
+                        let l = loc(&file, pair, &pp);
+                        push(
+                            &bb,
+                            action,
+                            l,
+                            format!("{} (vmap element {})", text, show(&pr[0])),
+                            &mut tables[ti].chains,
+                        );
+                    }
+                    done = true;
+                }
+                "limit" | "quota" => b.stateful.push(format!("{k} statement")),
+                "ct count" => b.stateful.push("ct count".into()),
+                _ => match verdict(&cx, e, &ep, &cindex[ti])? {
+                    Some(a) => {
+                        // a NAT statement to an address translates only that address' family
+                        if let Action::Dnat { to: Some(addr), .. } = &a {
+                            let keep = if addr.is_ipv6() { 1 } else { 0 };
+                            b.fam[1 - keep] = None;
+                        }
+                        if matches!(a, Action::Dnat { .. } | Action::Redirect { .. } | Action::Snat)
+                            && tables[ti].chains[ci].hook.is_some()
+                            && tables[ti].chains[ci].kind != ChainKind::Nat
+                        {
+                            return Err(err(&cx, e, &ep, "NAT statement in a chain that is not type nat"));
+                        }
+                        push(&b, a, rule_loc.clone(), text.clone(), &mut tables[ti].chains);
+                        done = true;
+                    }
+                    None if NEUTRAL.contains(&k.as_str()) => {}
+                    None => return Err(err(&cx, e, &ep, format!("statement {k:?} is not supported"))),
+                },
+            }
+        }
+        if !done {
+            push(&b, Action::Continue, rule_loc, text, &mut tables[ti].chains);
+        }
+        let _ = handle;
+    }
+    if tables.is_empty() && notes.is_empty() {
+        return Err(err_at(&file, doc, "$.nftables", "no tables: the rule set is empty"));
+    }
+    Ok(Ruleset { file: file.to_string(), format: Format::NftJson, tables, separate_tables: false, notes })
+}
+
+fn err_at(file: &Arc<str>, j: &Json, path: &str, m: impl Into<String>) -> Error {
+    Error::at(loc(file, j, path), m)
+}
+
+/// A short rendering of a rule's expressions, in nft's words where easy.
+fn render_rule(exprs: &[Json]) -> String {
+    fn val(j: &Json) -> String {
+        match &j.v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.clone(),
+            Value::Array(a) => format!("{{ {} }}", a.iter().map(val).collect::<Vec<_>>().join(", ")),
+            Value::Object(m) if m.len() == 1 => {
+                let (k, v) = (&m[0].0, &m[0].1);
+                match k.as_str() {
+                    "payload" => format!(
+                        "{} {}",
+                        v.get("protocol").and_then(Json::as_str).unwrap_or("?"),
+                        v.get("field").and_then(Json::as_str).unwrap_or("?")
+                    ),
+                    "meta" => format!("meta {}", v.get("key").and_then(Json::as_str).unwrap_or("?")),
+                    "ct" => format!("ct {}", v.get("key").and_then(Json::as_str).unwrap_or("?")),
+                    "prefix" => format!(
+                        "{}/{}",
+                        v.get("addr").and_then(Json::as_str).unwrap_or("?"),
+                        v.get("len").and_then(Json::as_i64).unwrap_or(0)
+                    ),
+                    "range" => {
+                        v.as_array().map_or("?".into(), |r| r.iter().map(val).collect::<Vec<_>>().join("-"))
+                    }
+                    "set" => val(v),
+                    "concat" => {
+                        v.as_array().map_or("?".into(), |r| r.iter().map(val).collect::<Vec<_>>().join(" . "))
+                    }
+                    "jump" | "goto" => {
+                        format!("{k} {}", v.get("target").and_then(Json::as_str).unwrap_or("?"))
+                    }
+                    _ => k.clone(),
+                }
+            }
+            _ => "?".into(),
+        }
+    }
+    let mut out = Vec::new();
+    for e in exprs {
+        let Some(m) = e.as_object().filter(|m| m.len() == 1) else { continue };
+        let (k, v) = (&m[0].0, &m[0].1);
+        match k.as_str() {
+            "match" => {
+                let op = v.get("op").and_then(Json::as_str).unwrap_or("==");
+                let l = v.get("left").map(val).unwrap_or_default();
+                let r = v.get("right").map(val).unwrap_or_default();
+                if op == "==" || op == "in" {
+                    out.push(format!("{l} {r}"))
+                } else {
+                    out.push(format!("{l} {op} {r}"))
+                }
+            }
+            "counter" => {}
+            "vmap" => out.push(format!(
+                "{} vmap {}",
+                v.get("key").map(val).unwrap_or_default(),
+                v.get("data").map(val).unwrap_or_default()
+            )),
+            "dnat" => out.push(format!(
+                "dnat to {}{}",
+                v.get("addr").map(val).unwrap_or_default(),
+                v.get("port").map(|p| format!(":{}", val(p))).unwrap_or_default()
+            )),
+            _ => out.push(val(e)),
+        }
+    }
+    out.join(" ")
+}
+
+/// Reads an `ip saddr`-style address in `a.b.c.d` form for rewriting (used by `verify`).
+pub fn addr_value(s: &str) -> Option<IntervalSet> {
+    let (a, l) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
+    let ip: IpAddr = a.parse().ok()?;
+    let len = match l {
+        Some(l) => l.parse().ok()?,
+        None => {
+            if ip.is_ipv6() {
+                128
+            } else {
+                32
+            }
+        }
+    };
+    let _ = ip_to_u128(ip);
+    Some(prefix(ip, len))
+}

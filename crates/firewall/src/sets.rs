@@ -1,0 +1,225 @@
+//! Sets of integers as sorted, disjoint, non-adjacent inclusive intervals: addresses (as
+//! `u128`, IPv4 in the low 32 bits), ports, protocol numbers and interface atoms all use it.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A set of integers in `0..=max`, as sorted disjoint inclusive intervals.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct IntervalSet {
+    /// Sorted, disjoint, non-adjacent.
+    iv: Vec<(u128, u128)>,
+}
+
+impl IntervalSet {
+    /// The empty set.
+    pub fn empty() -> IntervalSet {
+        IntervalSet { iv: Vec::new() }
+    }
+    /// `lo..=hi` (empty when `lo > hi`).
+    pub fn range(lo: u128, hi: u128) -> IntervalSet {
+        if lo > hi { IntervalSet::empty() } else { IntervalSet { iv: vec![(lo, hi)] } }
+    }
+    /// One value.
+    pub fn single(v: u128) -> IntervalSet {
+        IntervalSet::range(v, v)
+    }
+    /// Every value of `0..=max`.
+    pub fn full(max: u128) -> IntervalSet {
+        IntervalSet::range(0, max)
+    }
+    /// From any intervals (normalised).
+    pub fn from_intervals(mut v: Vec<(u128, u128)>) -> IntervalSet {
+        v.retain(|(a, b)| a <= b);
+        v.sort_unstable();
+        let mut out: Vec<(u128, u128)> = Vec::with_capacity(v.len());
+        for (a, b) in v {
+            if let Some(last) = out.last_mut()
+                && (a <= last.1 || a == last.1.saturating_add(1))
+            {
+                last.1 = last.1.max(b);
+                continue;
+            }
+            out.push((a, b));
+        }
+        IntervalSet { iv: out }
+    }
+    /// The intervals.
+    pub fn intervals(&self) -> &[(u128, u128)] {
+        &self.iv
+    }
+    /// No value.
+    pub fn is_empty(&self) -> bool {
+        self.iv.is_empty()
+    }
+    /// Every value of `0..=max`.
+    pub fn is_full(&self, max: u128) -> bool {
+        self.iv.len() == 1 && self.iv[0] == (0, max)
+    }
+    /// Whether `v` is in the set.
+    pub fn contains(&self, v: u128) -> bool {
+        let i = self.iv.partition_point(|&(_, b)| b < v);
+        i < self.iv.len() && self.iv[i].0 <= v
+    }
+    /// Number of values (saturating).
+    pub fn count(&self) -> u128 {
+        self.iv.iter().fold(0u128, |n, (a, b)| n.saturating_add(b - a).saturating_add(1))
+    }
+    /// Union.
+    pub fn union(&self, o: &IntervalSet) -> IntervalSet {
+        let mut v = self.iv.clone();
+        v.extend_from_slice(&o.iv);
+        IntervalSet::from_intervals(v)
+    }
+    /// Intersection.
+    pub fn intersect(&self, o: &IntervalSet) -> IntervalSet {
+        let (mut i, mut j) = (0, 0);
+        let mut out = Vec::new();
+        while i < self.iv.len() && j < o.iv.len() {
+            let (a1, b1) = self.iv[i];
+            let (a2, b2) = o.iv[j];
+            let lo = a1.max(a2);
+            let hi = b1.min(b2);
+            if lo <= hi {
+                out.push((lo, hi));
+            }
+            if b1 < b2 { i += 1 } else { j += 1 }
+        }
+        IntervalSet { iv: out }
+    }
+    /// Complement within `0..=max`.
+    pub fn complement(&self, max: u128) -> IntervalSet {
+        let mut out = Vec::new();
+        let mut next: Option<u128> = Some(0);
+        for &(a, b) in &self.iv {
+            if let Some(n) = next
+                && a > n
+            {
+                out.push((n, a - 1));
+            }
+            next = b.checked_add(1);
+        }
+        if let Some(n) = next
+            && n <= max
+        {
+            out.push((n, max));
+        }
+        IntervalSet { iv: out }
+    }
+    /// Difference.
+    pub fn minus(&self, o: &IntervalSet, max: u128) -> IntervalSet {
+        self.intersect(&o.complement(max))
+    }
+    /// Whether `o` is a subset of `self`.
+    pub fn contains_set(&self, o: &IntervalSet) -> bool {
+        &self.intersect(o) == o
+    }
+    /// The smallest value.
+    pub fn first(&self) -> Option<u128> {
+        self.iv.first().map(|i| i.0)
+    }
+}
+
+/// The largest address of a family (IPv4 in the low 32 bits of a `u128`).
+pub fn addr_max(v6: bool) -> u128 {
+    if v6 { u128::MAX } else { u32::MAX as u128 }
+}
+
+/// An address as the analysis' integer.
+pub fn ip_to_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u32::from(a) as u128,
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// The analysis' integer as an address of a family.
+pub fn u128_to_ip(v: u128, v6: bool) -> IpAddr {
+    if v6 { IpAddr::V6(Ipv6Addr::from(v)) } else { IpAddr::V4(Ipv4Addr::from(v as u32)) }
+}
+
+/// The addresses of a CIDR prefix.
+pub fn prefix(ip: IpAddr, len: u8) -> IntervalSet {
+    let bits: u32 = if ip.is_ipv4() { 32 } else { 128 };
+    let len = u32::from(len).min(bits);
+    let v = ip_to_u128(ip);
+    let host = bits - len;
+    let mask = if host == 128 { u128::MAX } else { (1u128 << host) - 1 };
+    IntervalSet::range(v & !mask, v | mask)
+}
+
+/// An address set as CIDR prefixes (at most `limit`; the rest is summarised by `+N more`).
+pub fn cidrs(set: &IntervalSet, v6: bool, limit: usize) -> Vec<String> {
+    let bits: u32 = if v6 { 128 } else { 32 };
+    let mut out = Vec::new();
+    let mut more = 0usize;
+    for &(a, b) in set.intervals() {
+        let mut lo = a;
+        loop {
+            // the largest aligned block starting at lo and ending at or before b
+            let mut size_bits = if lo == 0 { bits } else { lo.trailing_zeros().min(bits) };
+            while size_bits > 0 {
+                let span = if size_bits >= 128 { u128::MAX } else { (1u128 << size_bits) - 1 };
+                if lo.checked_add(span).is_some_and(|end| end <= b) {
+                    break;
+                }
+                size_bits -= 1;
+            }
+            if out.len() < limit {
+                let ip = u128_to_ip(lo, v6);
+                out.push(format!("{ip}/{}", bits - size_bits));
+            } else {
+                more += 1;
+            }
+            let span = if size_bits >= 128 { u128::MAX } else { (1u128 << size_bits) - 1 };
+            match lo.checked_add(span) {
+                Some(end) if end < b => lo = end + 1,
+                _ => break,
+            }
+        }
+    }
+    if more > 0 {
+        out.push(format!("+{more} more"));
+    }
+    out
+}
+
+impl fmt::Display for IntervalSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> =
+            self.iv.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn arithmetic() {
+        let a = IntervalSet::from_intervals(vec![(1, 5), (10, 20), (6, 6)]);
+        assert_eq!(a.intervals(), &[(1, 6), (10, 20)]);
+        let b = IntervalSet::range(4, 12);
+        assert_eq!(a.intersect(&b).intervals(), &[(4, 6), (10, 12)]);
+        assert_eq!(a.complement(30).intervals(), &[(0, 0), (7, 9), (21, 30)]);
+        assert_eq!(a.minus(&b, 30).intervals(), &[(1, 3), (13, 20)]);
+        assert!(a.contains(15) && !a.contains(8));
+        assert_eq!(IntervalSet::full(u128::MAX).complement(u128::MAX), IntervalSet::empty());
+    }
+
+    #[test]
+    fn prefixes() {
+        let p = prefix("10.0.0.0".parse().unwrap(), 8);
+        assert_eq!(p.intervals(), &[(0x0a00_0000, 0x0aff_ffff)]);
+        assert_eq!(cidrs(&p, false, 8), vec!["10.0.0.0/8"]);
+        let r = IntervalSet::range(
+            ip_to_u128("10.0.0.1".parse().unwrap()),
+            ip_to_u128("10.0.0.6".parse().unwrap()),
+        );
+        assert_eq!(cidrs(&r, false, 8), vec!["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]);
+        assert_eq!(cidrs(&IntervalSet::full(u32::MAX as u128), false, 4), vec!["0.0.0.0/0"]);
+        assert_eq!(cidrs(&IntervalSet::full(u128::MAX), true, 4), vec!["::/0"]);
+    }
+}

@@ -1,0 +1,565 @@
+//! `portolan fw`: firewall rule sets — exposure, queries, diffs, lint and kernel verification.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use jiff::Timestamp;
+use portolan_firewall::analysis::{self, Analysis, Class, Exposure, Outcome, View};
+use portolan_firewall::dd::{Kind, NONE, Term};
+use portolan_firewall::lint::{self, Listener};
+use portolan_firewall::model::{Packet, proto_name, proto_number};
+use portolan_firewall::sets::cidrs;
+use portolan_firewall::{Family, Format, LoadOptions, Ruleset};
+use portolan_model::{AuditReport, AuditSummary, FindingTarget, PortState, Severity, Transport};
+use portolan_output::audit as render;
+use portolan_output::escape::terminal;
+use portolan_output::records;
+use portolan_output::table::{Cell, Style, Table};
+use serde_json::{Value, json};
+
+use super::Context;
+use crate::cli::{AuditFormat, FwAction, FwArgs, FwFormat, FwInput, FwOutput};
+
+pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    match args.action {
+        FwAction::Show(a) => {
+            let rs = load(&a.file, &a.input)?;
+            let mut classes = analysis::standard_classes();
+            for f in &a.from {
+                classes.push(analysis::named_class(f).map_err(anyhow::Error::msg)?);
+            }
+            let mut an = Analysis::new(&[&rs])?;
+            let exps = an.exposure_on(&classes, a.dst, true, &a.iif);
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            match a.output {
+                FwOutput::Json => records::json(&mut out, &show_json(&an, &rs, &exps, a.open))?,
+                FwOutput::Table => show_table(&mut out, &an, &rs, &exps, &classes, a.open, ctx.color)?,
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        FwAction::Query(a) => {
+            let rs = load(&a.file, &a.input)?;
+            if a.src.is_ipv6() != a.dst.is_ipv6() {
+                bail!("--src and --dst must both be IPv4 or both IPv6");
+            }
+            let proto = proto_number(&a.proto)
+                .with_context(|| format!("-p {:?}: a protocol name or number", a.proto))?;
+            let p = Packet {
+                src: a.src,
+                dst: a.dst,
+                proto,
+                dport: a.dport,
+                sport: a.sport,
+                iif: a.iif.clone(),
+                oif: a.oif.clone(),
+            };
+            let an = Analysis::new(&[&rs])?;
+            let answers = an.query(&p, a.forward);
+            if answers.is_empty() {
+                bail!(
+                    "{}: no table filters {} packets",
+                    rs.file,
+                    if a.src.is_ipv6() { "IPv6" } else { "IPv4" }
+                );
+            }
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            match a.output {
+                FwOutput::Json => {
+                    let v: Vec<Value> = answers
+                        .iter()
+                        .map(|ans| {
+                            json!({
+                                "scope": ans.scope,
+                                "verdict": kind_word(ans.kind),
+                                "rule": ans.rule.map(|r| an.describe(r)),
+                                "location": ans.rule.map(|r| an.location(r).to_string()),
+                                "translated_by": ans.via.map(|r| an.describe(r)),
+                                "path": ans.path.iter().map(|s| json!({"rule": an.describe(s.rule), "what": s.what})).collect::<Vec<_>>(),
+                            })
+                        })
+                        .collect();
+                    records::json(&mut out, &v)?;
+                }
+                FwOutput::Table => {
+                    for ans in &answers {
+                        let head =
+                            if ans.scope.is_empty() { String::new() } else { format!("{}: ", ans.scope) };
+                        writeln!(
+                            out,
+                            "{}{} {} -> {} {}/{}: {}",
+                            terminal(&head),
+                            if a.forward { "forwarded" } else { "to this machine" },
+                            a.src,
+                            a.dst,
+                            a.dport,
+                            proto_name(proto),
+                            paint_kind(ans.kind, ctx.color)
+                        )?;
+                        match ans.rule {
+                            Some(r) => writeln!(out, "  decided by {}", terminal(&an.describe(r)))?,
+                            None => writeln!(out, "  decided by: no chain on this hook (accepted)")?,
+                        }
+                        if let Some(v) = ans.via {
+                            writeln!(out, "  translated by {}", terminal(&an.describe(v)))?;
+                        }
+                        writeln!(out, "  path:")?;
+                        for s in &ans.path {
+                            let text = an.rule(s.rule).map_or(String::new(), |r| format!("  {}", r.text));
+                            writeln!(
+                                out,
+                                "    {} -> {}{}",
+                                terminal(&an.describe(s.rule)),
+                                s.what,
+                                terminal(&text)
+                            )?;
+                        }
+                    }
+                }
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        FwAction::Diff(a) => {
+            let old = load(&a.old, &a.input)?;
+            let new = load(&a.new, &a.input)?;
+            let mut an = Analysis::new(&[&old, &new])?;
+            let changes = an.diff(10_000)?;
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            match a.output {
+                FwOutput::Json => {
+                    let v: Vec<Value> = changes
+                        .iter()
+                        .map(|c| {
+                            json!({
+                                "scope": c.scope,
+                                "family": c.family.as_str(),
+                                "protocol": proto_text(c.proto),
+                                "ports": ports_text(c.ports),
+                                "sources": source_text(&c.sources, c.family, 8),
+                                "in_interfaces": c.iif,
+                                "old": term_json(&an, c.old),
+                                "new": term_json(&an, c.new),
+                            })
+                        })
+                        .collect();
+                    records::json(&mut out, &v)?;
+                }
+                FwOutput::Table => {
+                    if changes.is_empty() {
+                        writeln!(out, "No packet changes verdict.")?;
+                    } else {
+                        let mut t = Table::new(["FAMILY", "PROTO", "PORTS", "SOURCES", "OLD", "NEW"]);
+                        for c in &changes {
+                            t.row(vec![
+                                Cell::new(c.family.as_str()),
+                                Cell::new(proto_text(c.proto)),
+                                Cell::new(ports_text(c.ports)),
+                                Cell::new(terminal(&source_text(&c.sources, c.family, 3).join(" "))),
+                                Cell::new(terminal(&term_text(&an, c.old))),
+                                Cell::new(terminal(&term_text(&an, c.new))),
+                            ]);
+                        }
+                        t.render(&mut out, ctx.color)?;
+                        writeln!(
+                            out,
+                            "{} packet class{} changed verdict",
+                            changes.len(),
+                            if changes.len() == 1 { "" } else { "es" }
+                        )?;
+                    }
+                }
+            }
+            out.flush()?;
+            Ok(if changes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        FwAction::Lint(a) => lint_cmd(a, ctx),
+        FwAction::Verify(a) => verify_cmd(a, ctx),
+    }
+}
+
+fn load(path: &std::path::Path, input: &FwInput) -> anyhow::Result<Ruleset> {
+    let format = match input.format {
+        FwFormat::Auto => None,
+        FwFormat::Iptables => Some(Format::Iptables),
+        FwFormat::Nft => Some(Format::NftJson),
+        FwFormat::Aws => Some(Format::Aws),
+    };
+    let family = match input.family {
+        None => None,
+        Some(4) => Some(Family::V4),
+        Some(6) => Some(Family::V6),
+        Some(n) => bail!("--family {n}: 4 or 6"),
+    };
+    let ipsets = match &input.ipset {
+        Some(p) => Some(portolan_firewall::load_ipsets(p)?),
+        None => None,
+    };
+    Ok(portolan_firewall::load(path, format, &LoadOptions { family, ipsets })?)
+}
+
+fn kind_word(k: Kind) -> &'static str {
+    match k {
+        Kind::Accept => "accept",
+        Kind::Drop => "drop",
+        Kind::Reject => "reject",
+        Kind::Nat => "translate",
+        Kind::Continue => "continue",
+        Kind::Changed => "changed",
+        Kind::True | Kind::False => "-",
+    }
+}
+
+fn paint_kind(k: Kind, color: bool) -> String {
+    let style = match k {
+        Kind::Accept => Style::Red,
+        Kind::Drop | Kind::Reject => Style::Green,
+        _ => Style::Dim,
+    };
+    style.paint(kind_word(k), color)
+}
+
+fn proto_text(p: (u8, u8)) -> String {
+    if p.0 == p.1 {
+        proto_name(p.0)
+    } else if p == (0, 255) {
+        "any".into()
+    } else {
+        format!("{}..{}", proto_name(p.0), proto_name(p.1))
+    }
+}
+
+fn ports_text(p: (u16, u16)) -> String {
+    if p.0 == p.1 { p.0.to_string() } else { format!("{}-{}", p.0, p.1) }
+}
+
+fn source_text(s: &portolan_firewall::sets::IntervalSet, f: Family, limit: usize) -> Vec<String> {
+    let publ = if f.is_v6() { analysis::public_v6() } else { analysis::public_v4() };
+    if s.contains_set(&publ) && s.count() > publ.count() / 2 && s.intersect(&publ) == publ {
+        let rest = s.minus(&publ, portolan_firewall::sets::addr_max(f.is_v6()));
+        let mut v = vec!["internet".to_string()];
+        v.extend(cidrs(&rest, f.is_v6(), limit));
+        return v;
+    }
+    cidrs(s, f.is_v6(), limit)
+}
+
+fn term_text(an: &Analysis, t: Term) -> String {
+    let mut s = kind_word(t.kind).to_string();
+    if t.rule != NONE {
+        s.push_str(&format!(" ({})", an.location(an.refs[t.rule as usize])));
+    }
+    if t.via != NONE {
+        s.push_str(&format!(" via DNAT {}", an.location(an.refs[t.via as usize])));
+    }
+    s
+}
+
+fn term_json(an: &Analysis, t: Term) -> Value {
+    json!({
+        "verdict": kind_word(t.kind),
+        "rule": (t.rule != NONE).then(|| an.describe(an.refs[t.rule as usize])),
+        "location": (t.rule != NONE).then(|| an.location(an.refs[t.rule as usize]).to_string()),
+        "dnat": (t.via != NONE).then(|| an.describe(an.refs[t.via as usize])),
+    })
+}
+
+/// A class's outcome in a word: accept, drop, reject, or partial.
+fn outcome_word(o: &Outcome) -> String {
+    let kinds: std::collections::BTreeSet<Kind> = o.parts.iter().map(|(t, _)| t.kind).collect();
+    let published = o.parts.iter().any(|(t, _)| t.via != NONE && t.kind == Kind::Accept);
+    let w = match kinds.len() {
+        0 => "-".to_string(),
+        1 => kind_word(o.parts[0].0.kind).to_string(),
+        _ if o.any_accept() => "partial".to_string(),
+        _ => "deny".to_string(),
+    };
+    if published { format!("{w} (published)") } else { w }
+}
+
+fn service(proto: (u8, u8), ports: Option<(u16, u16)>) -> String {
+    let (Some((lo, hi)), Some(tr)) = (
+        ports,
+        match proto.0 {
+            6 => Some(Transport::Tcp),
+            17 => Some(Transport::Udp),
+            _ => None,
+        },
+    ) else {
+        return String::new();
+    };
+    if lo != hi {
+        return String::new();
+    }
+    let kb = portolan_kb::for_port(lo, tr).next();
+    match (portolan_registry::service_name(lo, tr), kb) {
+        (Some(n), Some(k)) if k.id != n => format!("{n} / {}", k.id),
+        (Some(n), _) => n.to_string(),
+        (None, Some(k)) => k.id.to_string(),
+        (None, None) => String::new(),
+    }
+}
+
+fn show_table(
+    out: &mut dyn Write,
+    an: &Analysis,
+    rs: &Ruleset,
+    exps: &[Exposure],
+    classes: &[Class],
+    open_only: bool,
+    color: bool,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "Exposure of {} ({}, {} rules), first packets of new connections:",
+        terminal(&rs.file),
+        rs.format.as_str(),
+        rs.rule_count()
+    )?;
+    for n in &rs.notes {
+        writeln!(out, "note: {}", terminal(n))?;
+    }
+    for e in exps {
+        writeln!(out)?;
+        let scope = if e.scope.is_empty() { String::new() } else { format!("{} ", e.scope) };
+        writeln!(
+            out,
+            "{}{} {}:",
+            terminal(&scope),
+            e.family.as_str(),
+            match e.view {
+                View::Input => "to this machine",
+                View::Forward => "routed through this machine",
+            }
+        )?;
+        let mut headers = vec!["PROTO".to_string(), "PORTS".into(), "SERVICE".into()];
+        headers.extend(classes.iter().map(|c| c.name.to_uppercase()));
+        headers.push("DECIDED BY".into());
+        let mut t = Table::new(headers);
+        for row in &e.rows {
+            if open_only && !row.classes.iter().any(Outcome::any_accept) {
+                continue;
+            }
+            let mut cells = vec![
+                Cell::new(proto_text(row.proto)),
+                Cell::new(row.ports.map_or("-".to_string(), ports_text)),
+                Cell::new(service(row.proto, row.ports)),
+            ];
+            for o in &row.classes {
+                let w = outcome_word(o);
+                let style = if o.all_accept() {
+                    Style::Red
+                } else if o.any_accept() {
+                    Style::Yellow
+                } else {
+                    Style::Plain
+                };
+                cells.push(Cell::styled(w, style));
+            }
+            // the rules that decide, internet first
+            let mut rules: Vec<String> = Vec::new();
+            for o in &row.classes {
+                for (tm, _) in &o.parts {
+                    let s = if tm.rule == NONE {
+                        "no chain".to_string()
+                    } else {
+                        let r = an.refs[tm.rule as usize];
+                        let l = an.location(r);
+                        match r.rule {
+                            Some(_) => format!("line {}", l.line),
+                            None => format!("{} policy", an.chain(r).name),
+                        }
+                    };
+                    if !rules.contains(&s) {
+                        rules.push(s);
+                    }
+                }
+            }
+            cells.push(Cell::new(terminal(&rules.join(", "))));
+            t.row(cells);
+        }
+        t.render(out, color)?;
+    }
+    Ok(())
+}
+
+fn show_json(an: &Analysis, rs: &Ruleset, exps: &[Exposure], open_only: bool) -> Value {
+    let list: Vec<Value> = exps
+        .iter()
+        .map(|e| {
+            let rows: Vec<Value> = e
+                .rows
+                .iter()
+                .filter(|r| !open_only || r.classes.iter().any(Outcome::any_accept))
+                .map(|r| {
+                    let mut classes = serde_json::Map::new();
+                    for (name, o) in e.classes.iter().zip(&r.classes) {
+                        let parts: Vec<Value> = o
+                            .parts
+                            .iter()
+                            .map(|(t, s)| {
+                                let mut v = term_json(an, *t);
+                                v["sources"] = json!(source_text(s, e.family, 16));
+                                v
+                            })
+                            .collect();
+                        classes.insert(name.clone(), json!({"verdict": outcome_word(o), "parts": parts}));
+                    }
+                    json!({
+                        "protocol": proto_text(r.proto),
+                        "ports": r.ports.map(ports_text),
+                        "service": service(r.proto, r.ports),
+                        "classes": classes,
+                    })
+                })
+                .collect();
+            json!({
+                "scope": e.scope,
+                "family": e.family.as_str(),
+                "view": match e.view { View::Input => "input", View::Forward => "forward" },
+                "rows": rows,
+            })
+        })
+        .collect();
+    json!({"file": rs.file, "format": rs.format.as_str(), "rules": rs.rule_count(), "notes": rs.notes, "exposure": list})
+}
+
+fn fail_on(s: &str) -> anyhow::Result<Option<Severity>> {
+    match s.to_ascii_lowercase().as_str() {
+        "never" | "none" => Ok(None),
+        "any" => Ok(Some(Severity::Info)),
+        other => other.parse::<Severity>().map(Some).with_context(|| format!("--fail-on {s:?}")),
+    }
+}
+
+fn lint_cmd(a: crate::cli::FwLintArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let threshold = fail_on(&a.fail_on)?;
+    let rs = load(&a.file, &a.input)?;
+    let (listeners, source) = if a.listeners {
+        let inv = portolan_local::inventory(&portolan_local::Options::default())?;
+        let ls: Vec<Listener> = inv
+            .sockets
+            .iter()
+            .filter(|s| s.state == portolan_model::SocketState::Listen || s.transport == Transport::Udp)
+            .map(|s| Listener { transport: s.transport, port: s.local_port, address: Some(s.local_address) })
+            .collect();
+        (Some(ls), format!("firewall rule set {} with the listeners of {}", rs.file, inv.machine))
+    } else if let Some(x) = &a.xml {
+        let name = x.to_string_lossy().into_owned();
+        let run = super::diff::read_file(&name)?;
+        let ls: Vec<Listener> = run
+            .hosts
+            .iter()
+            .flat_map(|h| h.ports.iter())
+            .filter(|p| p.state == PortState::Open)
+            .map(|p| Listener { transport: p.transport, port: p.number, address: None })
+            .collect();
+        (Some(ls), format!("firewall rule set {} with the open ports of {name}", rs.file))
+    } else {
+        (None, format!("firewall rule set {}", rs.file))
+    };
+    let mut an = Analysis::new(&[&rs])?;
+    let findings = lint::lint(&mut an, &lint::Options { listeners: listeners.clone() });
+    let report = AuditReport {
+        format_version: portolan_model::FORMAT_VERSION,
+        taken_at: Timestamp::now(),
+        machine: portolan_local::hostname(),
+        tool_version: super::VERSION.to_string(),
+        policy: vec![rs.file.clone()],
+        source,
+        hosts: u32::from(listeners.is_some()),
+        observed: listeners
+            .unwrap_or_default()
+            .iter()
+            .map(|l| FindingTarget { address: l.address, port: Some(l.port), transport: Some(l.transport) })
+            .collect(),
+        summary: AuditSummary::of(&findings),
+        findings,
+    };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match a.output {
+        AuditFormat::Table => render::write_human(&mut out, &report, ctx.color)?,
+        AuditFormat::Json => records::json(&mut out, &report)?,
+        AuditFormat::Ndjson => records::ndjson(&mut out, &report.findings)?,
+        AuditFormat::Csv => records::csv(&mut out, &render::CSV_HEADER, render::csv_rows(&report))?,
+        AuditFormat::Sarif => render::sarif(&mut out, &report)?,
+        AuditFormat::Junit => render::junit(&mut out, &report)?,
+    }
+    out.flush().context("writing to standard output")?;
+    let failing = threshold.is_some_and(|t| report.findings.iter().any(|f| f.severity >= t));
+    Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn verify_cmd(a: crate::cli::FwVerifyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let rs = load(&a.file, &a.input)?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("fw verify makes network namespaces and loads kernel firewall rules: run it as root");
+    }
+    let text =
+        std::fs::read_to_string(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let ipset_text = match &a.input.ipset {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?),
+        None => None,
+    };
+    let opts = portolan_firewall::verify::Options { samples: a.samples, seed: a.seed, ..Default::default() };
+    let report = portolan_firewall::verify::run(&rs, &text, ipset_text.as_deref(), &opts)?;
+    let bad: Vec<_> = report.disagreements().collect();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match a.output {
+        FwOutput::Json => {
+            let checks: Vec<Value> = report
+                .checks
+                .iter()
+                .map(|c| {
+                    json!({
+                        "family": c.family.as_str(), "interface": c.iif, "source": c.src.to_string(),
+                        "protocol": proto_name(c.proto), "port": c.port, "expected": kind_word(c.expected),
+                        "rule": c.rule, "observed": kind_word(c.observed), "detail": c.detail,
+                        "agree": c.expected == c.observed,
+                    })
+                })
+                .collect();
+            records::json(
+                &mut out,
+                &json!({"file": rs.file, "loads": report.loads, "checks": checks, "disagreements": bad.len(),
+                        "skipped": report.skipped, "elapsed_secs": report.elapsed.as_secs_f64()}),
+            )?;
+        }
+        FwOutput::Table => {
+            if !bad.is_empty() {
+                let mut t = Table::new(["FAMILY", "IFACE", "SOURCE", "PORT", "COMPUTED", "OBSERVED", "RULE"]);
+                for c in &bad {
+                    t.row(vec![
+                        Cell::new(c.family.as_str()),
+                        Cell::new(terminal(&c.iif)),
+                        Cell::new(c.src.to_string()),
+                        Cell::new(format!("{}/{}", c.port, proto_name(c.proto))),
+                        Cell::new(kind_word(c.expected)),
+                        Cell::styled(format!("{} ({})", kind_word(c.observed), c.detail), Style::Red),
+                        Cell::new(terminal(&c.rule)),
+                    ]);
+                }
+                t.render(&mut out, ctx.color)?;
+            }
+            let agree = report.checks.len() - bad.len();
+            writeln!(
+                out,
+                "{}: {} of {} checks agree with the kernel ({} rule set loads, {:.1} s){}",
+                terminal(&rs.file),
+                agree,
+                report.checks.len(),
+                report.loads,
+                report.elapsed.as_secs_f64(),
+                if report.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} not verified (translated)", report.skipped.len())
+                }
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
