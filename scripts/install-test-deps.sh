@@ -20,6 +20,7 @@ have tcpdump || need+=(tcpdump)
 have lsof || need+=(lsof)
 have netstat || need+=(net-tools)
 have ncat || need+=(ncat)
+have openssl || need+=(openssl)
 [ -x /usr/bin/time ] || need+=(time)
 # real UDP services in the scan lab (scripts/lab.sh); Debian's policy-rc.d keeps them from
 # starting on the machine itself when a service manager is present

@@ -53,7 +53,7 @@ pub enum Command {
     /// List this machine's listening sockets with their owners, scope and risk (like ss -tulpen).
     Ls(LsArgs),
     /// Scan hosts' TCP ports, SYN (-sS, as root) or connect() (-sT): targets, ports and timing
-    /// as in nmap.
+    /// as in nmap; -sV identifies the service on every open port.
     Scan(Box<ScanArgs>),
     /// Is HOST:PORT open? The nc -vz answer with reason, latency, service and first bytes.
     Check(CheckArgs),
@@ -69,6 +69,9 @@ pub enum Command {
     Audit(Box<AuditArgs>),
     /// Write a starting policy from what is observed now (init), or validate one (check).
     Policy(PolicyArgs),
+    /// Which application really answers on HOST:PORT: service, product and version (banner,
+    /// probes, TLS inspection), and whether it is the one the port promises.
+    Identify(IdentifyArgs),
     /// Firewall rule sets (iptables-save, nft -j list ruleset, AWS security groups): exact
     /// exposure (show), one packet (query), changes (diff), problems (lint), and proof on a
     /// kernel firewall in a network namespace (verify).
@@ -244,6 +247,38 @@ pub struct FwVerifyArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = FwOutput::Table)]
     pub output: FwOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentifyArgs {
+    /// HOST:PORT, [IPv6]:PORT or NAME:PORT; add /udp for UDP (198.18.0.1:53/udp).
+    #[arg(value_name = "HOST:PORT", required = true)]
+    pub endpoints: Vec<String>,
+    #[command(flatten)]
+    pub version: VersionArgs,
+    /// Do not upgrade SMTP, IMAP, POP3 or FTP sessions with STARTTLS to read their certificate.
+    #[arg(long)]
+    pub no_starttls: bool,
+    /// Exit 1 when a finding is at or above SEVERITY (info, low, medium, high, critical).
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = RecordFormat::Table)]
+    pub format: RecordFormat,
+}
+
+/// Version detection (`-sV`) and its bounds.
+#[derive(Debug, Args, Default, Clone)]
+pub struct VersionArgs {
+    /// Identify the service on every open port (-sV): banner, probes, TLS inspection.
+    #[arg(long = "service-version")]
+    pub enabled: bool,
+    /// 0 (only the probes likeliest for the port) to 9 (every probe); default 7.
+    #[arg(long, value_name = "0-9", value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub version_intensity: Option<u8>,
+    /// Time budget of one port, all probes included (TIME: 6s, 500ms).
+    #[arg(long, value_name = "TIME")]
+    pub version_timeout: Option<String>,
 }
 
 /// Where `audit` and `policy init` get their observations: this machine's listeners unless a
@@ -481,6 +516,8 @@ pub struct ScanSpec {
     /// Scan more than 65,536 hosts.
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub version: VersionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -701,13 +738,8 @@ pub struct SnapshotsArgs {
 }
 
 /// nmap's scan-type flags Portolan does not implement yet, with their names.
-pub const UNSUPPORTED_SCAN_TYPES: [(&str, &str); 5] = [
-    ("-sA", "ACK scan"),
-    ("-sN", "NULL scan"),
-    ("-sF", "FIN scan"),
-    ("-sX", "Xmas scan"),
-    ("-sV", "version detection"),
-];
+pub const UNSUPPORTED_SCAN_TYPES: [(&str, &str); 4] =
+    [("-sA", "ACK scan"), ("-sN", "NULL scan"), ("-sF", "FIN scan"), ("-sX", "Xmas scan")];
 
 /// Turns nmap's multi-letter short flags into long ones so that what nmap users type works:
 /// `-oN FILE` → `--output-normal FILE`, `-sT`/`-sS` → `--scan-type=connect|syn`, `-Pn` →
@@ -753,6 +785,10 @@ pub fn rewrite_nmap_output_flags(args: impl IntoIterator<Item = OsString>) -> Ve
             }
             "-Pn" => {
                 out.push(OsString::from("--skip-discovery"));
+                continue;
+            }
+            "-sV" => {
+                out.push(OsString::from("--service-version"));
                 continue;
             }
             "-p-" => {

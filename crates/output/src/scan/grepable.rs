@@ -68,6 +68,10 @@ impl<W: Write> ScanSink for GrepableSink<W> {
                 .iter()
                 .map(|p| {
                     let (name, version) = match &p.service {
+                        // nmap's grepable output names a tunnelled service ssl|NAME
+                        Some(v) if v.tunnel.is_some() => {
+                            (format!("ssl|{}", field(&v.name)), field(&version_text(v)))
+                        }
                         Some(v) => (field(&v.name), field(&version_text(v))),
                         None => (String::new(), String::new()),
                     };

@@ -119,7 +119,14 @@ impl<W: Write> ScanSink for NormalSink<W> {
                         p.state.as_str(),
                         if self.color { state_style(p.state) } else { Style::Plain },
                     ),
-                    Cell::new(p.service.as_ref().map_or("unknown", |v| v.name.as_str())),
+                    // nmap's normal output names a tunnelled service ssl/NAME
+                    Cell::new(p.service.as_ref().map_or_else(
+                        || "unknown".to_string(),
+                        |v| match v.tunnel {
+                            Some(portolan_model::Tunnel::Ssl) => format!("ssl/{}", v.name),
+                            None => v.name.clone(),
+                        },
+                    )),
                 ];
                 if self.opts.reason {
                     let ttl = if p.reason_ttl > 0 { format!(" ttl {}", p.reason_ttl) } else { String::new() };

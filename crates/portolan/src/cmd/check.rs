@@ -31,7 +31,7 @@ struct Answer {
 }
 
 /// `HOST:PORT`, `[V6]:PORT`, `NAME:PORT` → address (resolved once) and port.
-fn endpoint(s: &str) -> anyhow::Result<(String, SocketAddr)> {
+pub(super) fn endpoint(s: &str) -> anyhow::Result<(String, SocketAddr)> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, p) = rest.split_once("]:").with_context(|| format!("{s:?}: expected [IPv6]:PORT"))?;
         (h, p)

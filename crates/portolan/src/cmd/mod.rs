@@ -4,6 +4,7 @@ mod audit;
 mod check;
 mod diff;
 mod fw;
+mod identify;
 mod import;
 mod ls;
 mod policy;
@@ -37,6 +38,7 @@ pub fn run(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
         Command::Snapshots(a) => snapshots::run(a, ctx),
         Command::Audit(a) => audit::run(*a, ctx),
         Command::Policy(a) => policy::run(a, ctx),
+        Command::Identify(a) => identify::run(a, ctx),
         Command::Fw(a) => fw::run(a, ctx),
     }
 }

@@ -211,6 +211,8 @@ struct Live<'a> {
     bar: Option<indicatif::ProgressBar>,
     error: Option<io::Error>,
     up: u32,
+    /// With -sV: hosts held until their open ports are identified.
+    deferred: Option<Vec<Host>>,
 }
 
 impl Observer for Live<'_> {
@@ -218,6 +220,10 @@ impl Observer for Live<'_> {
         self.done.push(addr);
     }
     fn host(&mut self, host: Host) {
+        if let Some(d) = self.deferred.as_mut() {
+            d.push(host);
+            return;
+        }
         if host.status.state == portolan_model::HostState::Up {
             self.up += 1;
         }
@@ -426,10 +432,15 @@ fn execute_resumable(
         bar,
         error: None,
         up: 0,
+        deferred: spec.version.enabled.then(Vec::new),
     };
     let result = portolan_scan::engine::run(&cfg, Arc::clone(&stop), &mut live);
     if let Some(b) = &live.bar {
         b.finish_and_clear();
+    }
+    if let Some(mut hosts) = live.deferred.take() {
+        super::identify::enrich(&mut hosts, &spec.version, ctx)?;
+        hosts.into_iter().for_each(|h| live.host(h));
     }
     if let Some(e) = live.error.take() {
         return Err(anyhow::Error::new(e).context("writing output"));
