@@ -355,6 +355,8 @@ fn an_interrupted_scan_still_writes_valid_xml() {
         .in_scanner(BIN)
         .args(["scan", "-sT", "-Pn", "-T3", "--max-parallelism", "8", "-p", "1-2000", "-oX"])
         .arg(&xml)
+        .arg("--resume-file")
+        .arg(dir.join("partial.resume.json"))
         .args(["198.18.4.2", "198.18.1.2"])
         .stdout(Stdio::null())
         .spawn()

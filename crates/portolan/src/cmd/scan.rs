@@ -206,6 +206,8 @@ struct Live<'a> {
     /// Hosts finished (for a resume file), and the finished ones reported.
     done: Vec<std::net::IpAddr>,
     done_hosts: Vec<Host>,
+    /// Finished hosts whose report has not come yet (with -sV it comes after the scan).
+    unreported: std::collections::HashSet<std::net::IpAddr>,
     /// Hosts kept for the snapshot (`--save`).
     keep: Option<Vec<Host>>,
     bar: Option<indicatif::ProgressBar>,
@@ -218,6 +220,7 @@ struct Live<'a> {
 impl Observer for Live<'_> {
     fn finished(&mut self, addr: std::net::IpAddr) {
         self.done.push(addr);
+        self.unreported.insert(addr);
     }
     fn host(&mut self, host: Host) {
         if let Some(d) = self.deferred.as_mut() {
@@ -227,8 +230,8 @@ impl Observer for Live<'_> {
         if host.status.state == portolan_model::HostState::Up {
             self.up += 1;
         }
-        // `finished` comes just before the report of a finished host
-        if self.done.last() == Some(&host.address) {
+        // a finished host's report (a host cut short by Ctrl-C is reported but not finished)
+        if self.unreported.remove(&host.address) {
             self.done_hosts.push(host.clone());
         }
         if self.error.is_none()
@@ -428,6 +431,7 @@ fn execute_resumable(
         sinks,
         done: resumed.done,
         done_hosts: resumed.hosts,
+        unreported: Default::default(),
         keep: keep.then(Vec::new),
         bar,
         error: None,
