@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
-use crate::dd::{self, CONTINUE, Dd, FALSE, Id, Kind, NDIMS, NONE, TRUE, Term};
+use crate::dd::{self, CONTINUE, Dd, FALSE, HOLE, Id, Kind, NDIMS, NONE, TRUE, Term};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::sets::{IntervalSet, addr_max, ip_to_u128, prefix};
@@ -226,6 +226,21 @@ fn dims_max(ifaces: &Ifaces, f: Family) -> [u128; NDIMS] {
     [ifaces.max(), ifaces.max(), a, a, 255, 65535, 65535]
 }
 
+/// First match over rule functions in order (each with HOLE where it does not decide), as a
+/// balanced tree of fills.
+fn combine(dd: &mut Dd, fs: &[Id]) -> Id {
+    match fs.len() {
+        0 => HOLE,
+        1 => fs[0],
+        n => {
+            let (a, b) = fs.split_at(n / 2);
+            let left = combine(dd, a);
+            let right = combine(dd, b);
+            dd.replace(left, right, &|t| t.kind == Kind::Hole)
+        }
+    }
+}
+
 /// What a rule does at its place in a chain: `ite(m, act, next)`, or for a rule with a
 /// condition the analysis cannot see, the verdict that favours the packet.
 pub fn step(dd: &mut Dd, r: &Rule, m: Id, act: Id, next: Id) -> Id {
@@ -372,7 +387,22 @@ impl<'r> Analysis<'r> {
             return Err(Error::at(chain.location.clone(), "jumps nest deeper than 64 chains"));
         }
         stack.push(ci);
+        // Rules are combined as a balanced tree: each rule is `ite(match, action, HOLE)`, and
+        // two neighbouring runs combine by filling the first's HOLE with the second; a run of
+        // n rules costs O(n log n) rather than the O(n^2) of adding rules one by one to a
+        // growing function. Rules with conditions the analysis cannot see depend on what
+        // follows them and are applied one at a time.
         let mut d = CONTINUE;
+        let mut run: Vec<Id> = Vec::new();
+        let flush = |dd: &mut Dd, run: &mut Vec<Id>, d: Id| -> Id {
+            if run.is_empty() {
+                return d;
+            }
+            run.reverse();
+            let f = combine(dd, run);
+            run.clear();
+            dd.replace(f, d, &|t| t.kind == Kind::Hole)
+        };
         for (ri, r) in chain.rules.iter().enumerate().rev() {
             if matches!(r.action, Action::Continue) {
                 continue;
@@ -382,6 +412,12 @@ impl<'r> Analysis<'r> {
                 continue;
             }
             let rid = self.rule_id(RuleRef { set: si, table: ti, chain: ci, rule: Some(ri) });
+            let stateful = !r.stateful.is_empty();
+            if stateful {
+                d = flush(dd, &mut run, d);
+            }
+            // what follows the rule: the rest of the chain (HOLE while batching)
+            let next = if stateful { d } else { HOLE };
             let act = match &r.action {
                 Action::Accept | Action::Queue | Action::Snat => {
                     dd.term(Term { kind: Kind::Accept, rule: rid, via: NONE })
@@ -394,13 +430,19 @@ impl<'r> Analysis<'r> {
                 }
                 Action::Jump(c) => {
                     let sub = self.compile_chain(dd, si, ti, *c, f, memo, stack)?;
-                    dd.seq(sub, d)
+                    dd.replace(sub, next, &|t| t.kind == Kind::Continue)
                 }
                 Action::Goto(c) => self.compile_chain(dd, si, ti, *c, f, memo, stack)?,
                 Action::Continue => continue,
             };
-            d = step(dd, r, m, act, d);
+            if stateful {
+                d = step(dd, r, m, act, d);
+            } else {
+                let leaf = dd.ite(m, act, HOLE);
+                run.push(leaf);
+            }
         }
+        d = flush(dd, &mut run, d);
         if chain.hook.is_some() {
             let rid = self.rule_id(RuleRef { set: si, table: ti, chain: ci, rule: None });
             let kind = if chain.policy == Some(Policy::Drop) { Kind::Drop } else { Kind::Accept };
@@ -508,9 +550,10 @@ impl<'r> Analysis<'r> {
         } else {
             Analysis::pipeline(&mut dd, &policies, &nat_chains)
         };
-        // the exposure view: NAT first, then input (or forward for translated packets)
-        let mut input =
-            dd.replace(nat, input_filter, &|t| t.kind == Kind::Accept || t.kind == Kind::Continue);
+        // the exposure view: NAT first, then input (or forward for translated packets). The
+        // translated branches are put into the (small) NAT function first, and the input
+        // path last, in one pass over it.
+        let mut input = nat;
         for tid in dd.terminals(nat) {
             let t = dd.term_of(tid);
             if t.kind != Kind::Nat {
@@ -539,6 +582,9 @@ impl<'r> Analysis<'r> {
             let tagged = dd.map(target, &mut |dd, x| dd.term(Term { via, ..x }));
             input = dd.replace(input, tagged, &|x| x == t);
         }
+        let input = dd.replace(input, input_filter, &|t| {
+            (t.kind == Kind::Accept || t.kind == Kind::Continue) && t.via == NONE
+        });
         let chains = memo.into_iter().filter(|((s, _, _), _)| *s == si).collect();
         Ok(FamilyFns { dd, input, input_filter, forward, output, nat, chains, forward_used })
     }
@@ -933,7 +979,8 @@ fn exposure_rows(
             let hi = bs.get(j + 1).map_or(65535, |&n| n - 1);
             let mut cls: Vec<Parts> = Vec::new();
             for acc in &per_class {
-                let mut parts: Parts = BTreeMap::new();
+                // the intervals of each terminal, gathered and merged once
+                let mut gathered: BTreeMap<Id, Vec<(u128, u128)>> = BTreeMap::new();
                 for (p, srcs) in acc {
                     let Some(v) = parts_cache.get(p) else { continue };
                     let Some((_, ports)) =
@@ -944,11 +991,12 @@ fn exposure_rows(
                     let k = ports.partition_point(|x| x.1 < lo);
                     if let Some((_, _, terms)) = ports.get(k) {
                         for &t in terms {
-                            let e = parts.entry(t).or_default();
-                            *e = e.union(srcs);
+                            gathered.entry(t).or_default().extend_from_slice(srcs.intervals());
                         }
                     }
                 }
+                let mut parts: Parts =
+                    gathered.into_iter().map(|(t, v)| (t, IntervalSet::from_intervals(v))).collect();
                 // a translated source accepted through some output interface is accepted
                 let acc_via = parts
                     .iter()

@@ -8,7 +8,45 @@
 //! (`ite`, `seq`, `map`) cost in proportion to the diagrams' sizes, not to the 2^300 packets.
 //! Every answer is exact: no sampling.
 
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A fast multiplicative hasher for node ids and interval bounds (the keys are not chosen by
+/// an adversary who could profit from collisions: they are the analysis' own ids).
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.write_u64(v as u64);
+        self.write_u64((v >> 64) as u64);
+    }
+}
+
+/// Hash maps keyed by ids.
+pub type HashMap<K, V> = StdHashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 use crate::sets::IntervalSet;
 
@@ -53,6 +91,8 @@ pub enum Kind {
     Nat,
     /// A pair of verdicts that differ (diff).
     Changed,
+    /// Not decided by the rules combined so far (while a chain is compiled).
+    Hole,
 }
 
 /// A terminal: a verdict, the rule (or policy) that decides it, and, for traffic translated
@@ -95,18 +135,20 @@ pub const FALSE: Id = TERM;
 pub const TRUE: Id = TERM | 1;
 /// Continue.
 pub const CONTINUE: Id = TERM | 2;
+/// Not decided yet (while a chain is compiled).
+pub const HOLE: Id = TERM | 3;
 
 impl Dd {
     /// A store for dimensions with these largest values.
     pub fn new(max: [u128; NDIMS]) -> Dd {
         let mut d = Dd {
             nodes: Vec::new(),
-            unique: HashMap::new(),
+            unique: HashMap::default(),
             terms: Vec::new(),
-            term_ids: HashMap::new(),
+            term_ids: HashMap::default(),
             max,
         };
-        for k in [Kind::False, Kind::True, Kind::Continue] {
+        for k in [Kind::False, Kind::True, Kind::Continue, Kind::Hole] {
             d.term(Term { kind: k, rule: NONE, via: NONE });
         }
         d
@@ -232,7 +274,7 @@ impl Dd {
 
     /// If `m` (boolean) then `a` else `b`.
     pub fn ite(&mut self, m: Id, a: Id, b: Id) -> Id {
-        let mut memo = HashMap::new();
+        let mut memo = HashMap::default();
         self.apply([m, a, b], &mut memo, &mut |_, [m, a, b]| {
             if m == TRUE {
                 Some(a)
@@ -247,7 +289,7 @@ impl Dd {
     /// `a` with its `Continue` leaves replaced by `b` (run `a`, and where it does not
     /// decide, `b`).
     pub fn seq(&mut self, a: Id, b: Id) -> Id {
-        let mut memo = HashMap::new();
+        let mut memo = HashMap::default();
         self.apply([a, b], &mut memo, &mut |_, [a, b]| {
             if a == CONTINUE {
                 Some(b)
@@ -261,7 +303,7 @@ impl Dd {
 
     /// `a` with the leaves `pick` selects replaced by `b`.
     pub fn replace(&mut self, a: Id, b: Id, pick: &dyn Fn(Term) -> bool) -> Id {
-        let mut memo = HashMap::new();
+        let mut memo = HashMap::default();
         self.apply([a, b], &mut memo, &mut |dd, [a, b]| {
             if Dd::is_term(a) { Some(if pick(dd.term_of(a)) { b } else { a }) } else { None }
         })
@@ -271,7 +313,7 @@ impl Dd {
     /// if `a` does, else `b`: how a rule whose condition the analysis cannot see is resolved
     /// (`a`: the rule took effect; `b`: it did not).
     pub fn favour(&mut self, a: Id, b: Id) -> Id {
-        let mut memo = HashMap::new();
+        let mut memo = HashMap::default();
         let through = |t: Term| matches!(t.kind, Kind::Accept | Kind::Nat);
         self.apply([a, b], &mut memo, &mut |dd, [a, b]| {
             if a == b {
@@ -302,7 +344,7 @@ impl Dd {
 
     /// Every terminal replaced by `f(term)`.
     pub fn map(&mut self, a: Id, f: &mut dyn FnMut(&mut Dd, Term) -> Id) -> Id {
-        let mut memo: HashMap<Id, Id> = HashMap::new();
+        let mut memo: HashMap<Id, Id> = HashMap::default();
         self.map_rec(a, f, &mut memo)
     }
 
@@ -363,7 +405,7 @@ impl Dd {
 
     /// `a` with dimension `dim` fixed to `v`.
     pub fn cofactor(&mut self, a: Id, dim: usize, v: u128) -> Id {
-        let mut memo: HashMap<Id, Id> = HashMap::new();
+        let mut memo: HashMap<Id, Id> = HashMap::default();
         self.cofactor_rec(a, dim, v, &mut memo)
     }
 
@@ -414,7 +456,7 @@ impl Dd {
 
     /// `a` copied from another store with the same dimensions.
     pub fn import(&mut self, from: &Dd, a: Id) -> Id {
-        let mut memo: HashMap<Id, Id> = HashMap::new();
+        let mut memo: HashMap<Id, Id> = HashMap::default();
         self.import_rec(from, a, &mut memo)
     }
 
@@ -435,7 +477,7 @@ impl Dd {
     /// `TRUE` where `a` and `b` reach terminals that `same` calls equal, else a `Changed`
     /// terminal whose `rule` is `b`'s terminal id and `via` is `a`'s.
     pub fn pair(&mut self, a: Id, b: Id, same: &dyn Fn(Term, Term) -> bool) -> Id {
-        let mut memo = HashMap::new();
+        let mut memo = HashMap::default();
         self.apply([a, b], &mut memo, &mut |dd, [a, b]| {
             if Dd::is_term(a) && Dd::is_term(b) {
                 let (ta, tb) = (dd.term_of(a), dd.term_of(b));

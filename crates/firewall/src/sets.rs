@@ -67,9 +67,32 @@ impl IntervalSet {
     }
     /// Union.
     pub fn union(&self, o: &IntervalSet) -> IntervalSet {
-        let mut v = self.iv.clone();
-        v.extend_from_slice(&o.iv);
-        IntervalSet::from_intervals(v)
+        if o.iv.is_empty() {
+            return self.clone();
+        }
+        if self.iv.is_empty() {
+            return o.clone();
+        }
+        // merge two sorted lists
+        let mut out: Vec<(u128, u128)> = Vec::with_capacity(self.iv.len() + o.iv.len());
+        let (mut i, mut j) = (0, 0);
+        while i < self.iv.len() || j < o.iv.len() {
+            let next = if j >= o.iv.len() || (i < self.iv.len() && self.iv[i].0 <= o.iv[j].0) {
+                i += 1;
+                self.iv[i - 1]
+            } else {
+                j += 1;
+                o.iv[j - 1]
+            };
+            if let Some(last) = out.last_mut()
+                && (next.0 <= last.1 || next.0 == last.1.saturating_add(1))
+            {
+                last.1 = last.1.max(next.1);
+                continue;
+            }
+            out.push(next);
+        }
+        IntervalSet { iv: out }
     }
     /// Intersection.
     pub fn intersect(&self, o: &IntervalSet) -> IntervalSet {

@@ -170,11 +170,15 @@ pub struct FwQueryArgs {
     #[command(flatten)]
     pub input: FwInput,
     /// Source address.
-    #[arg(long)]
-    pub src: std::net::IpAddr,
+    #[arg(long, required_unless_present = "batch")]
+    pub src: Option<std::net::IpAddr>,
     /// Destination address.
-    #[arg(long)]
-    pub dst: std::net::IpAddr,
+    #[arg(long, required_unless_present = "batch")]
+    pub dst: Option<std::net::IpAddr>,
+    /// Many packets, one per line: `SRC DST PROTO DPORT [IIF]`; prints one verdict and
+    /// deciding rule per line (no path).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["src", "dst"])]
+    pub batch: Option<PathBuf>,
     /// Protocol (tcp, udp, icmp, a number).
     #[arg(short = 'p', long = "proto", default_value = "tcp")]
     pub proto: String,

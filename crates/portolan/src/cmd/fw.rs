@@ -41,14 +41,20 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
         FwAction::Query(a) => {
             let rs = load(&a.file, &a.input)?;
-            if a.src.is_ipv6() != a.dst.is_ipv6() {
+            if let Some(batch) = &a.batch {
+                return query_batch(&rs, batch);
+            }
+            let (Some(src), Some(dst)) = (a.src, a.dst) else {
+                bail!("--src and --dst are needed (or --batch FILE)")
+            };
+            if src.is_ipv6() != dst.is_ipv6() {
                 bail!("--src and --dst must both be IPv4 or both IPv6");
             }
             let proto = proto_number(&a.proto)
                 .with_context(|| format!("-p {:?}: a protocol name or number", a.proto))?;
             let p = Packet {
-                src: a.src,
-                dst: a.dst,
+                src,
+                dst,
                 proto,
                 dport: a.dport,
                 sport: a.sport,
@@ -61,7 +67,7 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 bail!(
                     "{}: no table filters {} packets",
                     rs.file,
-                    if a.src.is_ipv6() { "IPv6" } else { "IPv4" }
+                    if src.is_ipv6() { "IPv6" } else { "IPv4" }
                 );
             }
             let mut out = io::BufWriter::new(io::stdout().lock());
@@ -91,8 +97,8 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                             "{}{} {} -> {} {}/{}: {}",
                             terminal(&head),
                             if a.forward { "forwarded" } else { "to this machine" },
-                            a.src,
-                            a.dst,
+                            src,
+                            dst,
                             a.dport,
                             proto_name(proto),
                             paint_kind(ans.kind, ctx.color)
@@ -179,6 +185,74 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `fw query --batch`: one packet per line, answered from the decision diagrams.
+fn query_batch(rs: &Ruleset, batch: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(batch).with_context(|| format!("cannot read {}", batch.display()))?;
+    let mut packets = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if w.is_empty() || w[0].starts_with('#') {
+            continue;
+        }
+        let at = || format!("{}:{}", batch.display(), n + 1);
+        if w.len() < 4 {
+            bail!("{}: expected `SRC DST PROTO DPORT [IIF]`", at());
+        }
+        let src: std::net::IpAddr =
+            w[0].parse().with_context(|| format!("{}: bad source {:?}", at(), w[0]))?;
+        let dst: std::net::IpAddr =
+            w[1].parse().with_context(|| format!("{}: bad destination {:?}", at(), w[1]))?;
+        let proto = proto_number(w[2]).with_context(|| format!("{}: bad protocol {:?}", at(), w[2]))?;
+        let dport: u16 = w[3].parse().with_context(|| format!("{}: bad port {:?}", at(), w[3]))?;
+        packets.push(Packet {
+            src,
+            dst,
+            proto,
+            dport,
+            sport: 40000,
+            iif: w.get(4).map(|s| s.to_string()),
+            oif: None,
+        });
+    }
+    let an = Analysis::new(&[rs])?;
+    let t0 = std::time::Instant::now();
+    let verdicts: Vec<Option<Term>> = packets.iter().map(|p| an.verdict(0, p)).collect();
+    let elapsed = t0.elapsed();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    for (p, v) in packets.iter().zip(&verdicts) {
+        match v {
+            Some(t) => {
+                let loc = if t.rule == NONE {
+                    "-".to_string()
+                } else {
+                    an.location(an.refs[t.rule as usize]).to_string()
+                };
+                writeln!(
+                    out,
+                    "{} {} {} {} {} {}",
+                    p.src,
+                    p.dst,
+                    proto_name(p.proto),
+                    p.dport,
+                    kind_word(t.kind),
+                    terminal(&loc)
+                )?;
+            }
+            None => writeln!(out, "{} {} {} {} unfiltered -", p.src, p.dst, proto_name(p.proto), p.dport)?,
+        }
+    }
+    out.flush()?;
+    if std::env::var_os("PORTOLAN_TIMING").is_some() {
+        eprintln!(
+            "timing: {} queries in {:.3} ms ({:.0} queries/s)",
+            packets.len(),
+            elapsed.as_secs_f64() * 1e3,
+            packets.len() as f64 / elapsed.as_secs_f64().max(1e-9)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn load(path: &std::path::Path, input: &FwInput) -> anyhow::Result<Ruleset> {
     let format = match input.format {
         FwFormat::Auto => None,
@@ -207,6 +281,7 @@ fn kind_word(k: Kind) -> &'static str {
         Kind::Nat => "translate",
         Kind::Continue => "continue",
         Kind::Changed => "changed",
+        Kind::Hole => "-",
         Kind::True | Kind::False => "-",
     }
 }

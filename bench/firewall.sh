@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Firewall analysis against the kernel tools merely checking the same rule set.
+#
+# Generates a rule set of RULES rules (default 10,000) as iptables-save text and nftables
+# JSON (bench/fw_ruleset_gen.py: a blocklist, per-customer (source, port) allows, service
+# ports, multiport and interface rules, DNAT), then times with hyperfine:
+#   - `iptables-restore --test` and `nft -c -j -f` on them, inside a throwaway network
+#     namespace (they only check: parse, resolve, and for nft build the netlink batch);
+#   - `portolan fw show FILE -o json`: parse + full exposure analysis, written out;
+# and `portolan fw query --batch` on 100,000 random packets (queries/s from the diagrams).
+# Prints the ratios. Needs root (namespaces), hyperfine, iptables, nftables, python3.
+#
+# Usage: bench/firewall.sh [RULES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-10000}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+cargo build --release -p portolan -q
+BIN="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/portolan"
+D="$(mktemp -d /tmp/portolan-fwbench.XXXXXX)"
+NS="pfw-bench-$$"
+cleanup() { ip netns del "$NS" 2>/dev/null || true; rm -rf "$D"; }
+trap cleanup EXIT
+# leftovers of crashed runs
+for ns in $(ip netns list | awk '{print $1}' | grep '^pfw-bench-' || true); do
+  pid="${ns#pfw-bench-}"; [ -d "/proc/$pid" ] || ip netns del "$ns" || true
+done
+ip netns add "$NS"
+
+python3 bench/fw_ruleset_gen.py "$N" "$D/rules.v4" "$D/rules.nft.json"
+python3 - "$D/queries.txt" <<'PY'
+import random, sys
+r = random.Random(7)
+with open(sys.argv[1], "w") as f:
+    for _ in range(100000):
+        src = f"{r.randrange(1, 224)}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(256)}"
+        f.write(f"{src} 192.0.2.1 {r.choice(['tcp', 'udp'])} {r.randrange(1, 65536)} {r.choice(['eth0', 'eth1', 'wg0'])}\n")
+PY
+
+hyperfine --warmup 1 --runs 5 --export-json "$D/kernel.json" \
+  -n iptables-restore-test "ip netns exec $NS iptables-restore --test < $D/rules.v4" \
+  -n nft-check "ip netns exec $NS nft -c -j -f $D/rules.nft.json"
+hyperfine --warmup 0 --runs "${PORTOLAN_RUNS:-1}" --export-json "$D/portolan.json" \
+  -n portolan-iptables "$BIN fw show $D/rules.v4 -o json > /dev/null" \
+  -n portolan-nft "$BIN fw show $D/rules.nft.json -o json > /dev/null"
+
+QPS="$(PORTOLAN_TIMING=1 "$BIN" fw query "$D/rules.v4" --batch "$D/queries.txt" 2>&1 >/dev/null | sed -n 's/.*(\([0-9]*\) queries\/s).*/\1/p')"
+
+python3 - "$D/kernel.json" "$D/portolan.json" "$QPS" "$N" <<'PY'
+import json, sys
+k = {r["command"]: r["mean"] for r in json.load(open(sys.argv[1]))["results"]}
+p = {r["command"]: r["mean"] for r in json.load(open(sys.argv[2]))["results"]}
+qps = int(sys.argv[3] or 0)
+print(f"\n{sys.argv[4]} rules")
+for ours, theirs in (("portolan-iptables", "iptables-restore-test"), ("portolan-nft", "nft-check")):
+    ratio = p[ours] / k[theirs]
+    verdict = "met" if ratio <= 1 else "NOT met"
+    print(f"{ours:18} {p[ours]*1000:10.1f} ms   {theirs:22} {k[theirs]*1000:8.1f} ms   ratio {ratio:8.2f}  (target <= 1: {verdict})")
+print(f"exposure queries: {qps} queries/s (target >= 10,000: {'met' if qps >= 10000 else 'NOT met'})")
+PY
