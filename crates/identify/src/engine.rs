@@ -941,6 +941,8 @@ mod tests {
         assert_eq!((f.product.as_deref(), f.soft), (Some("TigerVNC"), false), "{f:?}");
         let f = evaluate(&sh, newer, Transport::Tcp, b"RFB 003.008\n\x00\x00\x00\x00\x07go away").unwrap();
         assert_eq!((f.product, f.soft), (None, false));
+        // the greeting alone does not end the wait for the refusal
+        assert!(evaluate(&sh, newer, Transport::Tcp, b"RFB 003.008\n").is_none_or(|f| f.soft));
         // the soft match's security types survive the hard one
         let mut st = State::default();
         assert!(!st.take(b"x", evaluate(&sh, vnc, Transport::Tcp, b"RFB 003.008\n\x01\x01")));
@@ -950,6 +952,11 @@ mod tests {
         assert_eq!(best.product.as_deref(), Some("TigerVNC"));
         assert_eq!(best.info.as_deref(), Some("protocol 3.8; security type None"));
         assert!(best.noauth && !best.soft);
+        // TigerVNC's blacklist answer names it too, to any probe
+        let f =
+            evaluate(&sh, null, Transport::Tcp, b"RFB 003.003\n\0\0\0\0\0\0\0\x1aToo many security failures")
+                .unwrap();
+        assert_eq!((f.product.as_deref(), f.soft), (Some("TigerVNC"), false), "{f:?}");
         // BSD finger's empty list
         let finger = sh.data.probe("finger-list").unwrap();
         let f = evaluate(&sh, finger, Transport::Tcp, b"No one logged on.\r\n").unwrap();
