@@ -200,14 +200,20 @@ impl State {
         }
         let Some(f) = found else { return false };
         let hard = !f.soft;
-        match &self.best {
-            Some(b) if !b.soft => return true,
-            Some(b) if b.soft && f.soft && b.service == f.service => {
-                // two soft answers: keep the one that says more
-                if f.info.is_some() && b.info.is_none() {
-                    self.best = Some(f);
-                }
+        match self.best.take() {
+            Some(b) if !b.soft => {
+                self.best = Some(b);
+                return true;
             }
+            Some(b) if f.soft && b.service == f.service => {
+                // two soft answers: keep the one that says more, with what the other adds
+                let says = |x: &Found| (x.noauth, x.info.as_ref().map_or(0, String::len));
+                let (keep, other) = if says(&f) > says(&b) { (f, b) } else { (b, f) };
+                self.best = Some(merge(keep, &other));
+            }
+            // a hard answer after a soft one for the same service keeps the soft one's details
+            // (VNC's security types, then its product)
+            Some(b) if b.service == f.service => self.best = Some(merge(f, &b)),
             _ => self.best = Some(f),
         }
         hard
@@ -924,10 +930,37 @@ mod tests {
         // VNC: the security types after the version say whether a password is needed
         let vnc = sh.data.probe("vnc-version").unwrap();
         let f = evaluate(&sh, vnc, Transport::Tcp, b"RFB 003.008\n\x02\x02\x01").unwrap();
-        assert!(f.noauth && !f.soft, "{f:?}");
+        assert!(f.noauth && f.soft, "{f:?}");
         let f = evaluate(&sh, vnc, Transport::Tcp, b"RFB 003.008\n\x01\x02").unwrap();
-        assert!(!f.noauth && !f.soft, "{f:?}");
+        assert!(!f.noauth && f.soft, "{f:?}");
         assert_eq!(f.info.as_deref(), Some("protocol 3.8"));
+        // ... and the refusal of a newer version names TigerVNC (Xvnc 1.12's words)
+        let newer = sh.data.probe("vnc-newer-version").unwrap();
+        let said = b"RFB 003.008\n\x00\x00\x00\x001Client needs protocol version 4.1, server has 3.8";
+        let f = evaluate(&sh, newer, Transport::Tcp, said).unwrap();
+        assert_eq!((f.product.as_deref(), f.soft), (Some("TigerVNC"), false), "{f:?}");
+        let f = evaluate(&sh, newer, Transport::Tcp, b"RFB 003.008\n\x00\x00\x00\x00\x07go away").unwrap();
+        assert_eq!((f.product, f.soft), (None, false));
+        // the greeting alone does not end the wait for the refusal
+        assert!(evaluate(&sh, newer, Transport::Tcp, b"RFB 003.008\n").is_none_or(|f| f.soft));
+        // the soft match's security types survive the hard one
+        let mut st = State::default();
+        assert!(!st.take(b"x", evaluate(&sh, vnc, Transport::Tcp, b"RFB 003.008\n\x01\x01")));
+        assert!(!st.take(b"x", evaluate(&sh, null, Transport::Tcp, b"RFB 003.008\n")));
+        assert!(st.take(b"x", evaluate(&sh, newer, Transport::Tcp, said)));
+        let best = st.best.unwrap();
+        assert_eq!(best.product.as_deref(), Some("TigerVNC"));
+        assert_eq!(best.info.as_deref(), Some("protocol 3.8; security type None"));
+        assert!(best.noauth && !best.soft);
+        // TigerVNC's blacklist answer names it too, to any probe
+        let f =
+            evaluate(&sh, null, Transport::Tcp, b"RFB 003.003\n\0\0\0\0\0\0\0\x1aToo many security failures")
+                .unwrap();
+        assert_eq!((f.product.as_deref(), f.soft), (Some("TigerVNC"), false), "{f:?}");
+        // BSD finger's empty list
+        let finger = sh.data.probe("finger-list").unwrap();
+        let f = evaluate(&sh, finger, Transport::Tcp, b"No one logged on.\r\n").unwrap();
+        assert_eq!(f.product.as_deref(), Some("BSD fingerd"));
         let f = evaluate(&sh, null, Transport::Tcp, b"RFB 003.008\n").unwrap();
         assert!(f.soft, "a bare version asks for the security types: {f:?}");
         let get = sh.data.probe("http-get").unwrap();

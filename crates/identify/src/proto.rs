@@ -154,6 +154,11 @@ fn smb_parse(resp: &[u8]) -> Option<Found> {
                 f.info = Some(format!("SMB dialect {name}"));
             }
         }
+        if let Some(name) = body.get(64 + 8..64 + 24).and_then(samba_guid) {
+            f.product = Some("Samba smbd".into());
+            f.hostname = Some(name);
+            f.cpe.push("cpe:/a:samba:samba".into());
+        }
         return Some(f);
     }
     if body.starts_with(b"\xffSMB") {
@@ -162,6 +167,18 @@ fn smb_parse(resp: &[u8]) -> Option<Found> {
         return Some(f);
     }
     None
+}
+
+/// Samba fills the negotiate response's ServerGuid with its NetBIOS name in lower case,
+/// NUL-padded (observed on Samba 4.17 with two names); Windows sends a random GUID. A GUID
+/// that is one to fifteen name characters followed only by zeros is Samba's.
+fn samba_guid(guid: &[u8]) -> Option<String> {
+    let len = guid.iter().position(|b| *b == 0)?;
+    let name = &guid[..len];
+    let ok = (1..=15).contains(&len)
+        && guid[len..].iter().all(|b| *b == 0)
+        && name.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.$".contains(b));
+    ok.then(|| String::from_utf8_lossy(name).into_owned())
 }
 
 // --- LDAP rootDSE (RFC 4511 4.5.1, RFC 4512 5.1) ---
@@ -409,6 +426,13 @@ fn rdp_parse(resp: &[u8]) -> Option<Found> {
         };
         if !info.is_empty() {
             f.info = Some(info.into());
+        }
+        // Offered TLS, CredSSP and RDSTLS, a Windows server (Vista and later) selects CredSSP
+        // and sets several flags in RDP_NEG_RSP; xrdp, which has no CredSSP, selects TLS with
+        // only EXTENDED_CLIENT_DATA_SUPPORTED (0x01) set (observed on xrdp 0.9.21)
+        if ty == 0x02 && resp.get(12) == Some(&0x01) && resp.get(15) == Some(&1) {
+            f.product = Some("xrdp".into());
+            f.cpe.push("cpe:/a:neutrinolabs:xrdp".into());
         }
     }
     Some(f)
@@ -760,6 +784,39 @@ mod tests {
         assert_eq!(f.service, "ms-sql-s");
         assert_eq!(f.version.as_deref(), Some("15.00.2000.00"));
         assert!(mssql_parse(&p[..12]).is_none());
+    }
+
+    #[test]
+    fn samba_is_told_by_its_server_guid() {
+        // Samba 4.17's answer in the lab (header, negotiate response up to the GUID)
+        let mut r = vec![0, 0, 0, 0xca];
+        r.extend_from_slice(b"\xfeSMB");
+        r.resize(4 + 64, 0);
+        r.extend_from_slice(&[0x41, 0, 1, 0, 0xff, 0x02, 0, 0]);
+        let at = r.len();
+        r.extend_from_slice(b"vm\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+        let f = smb_parse(&r).unwrap();
+        assert_eq!(f.product.as_deref(), Some("Samba smbd"));
+        assert_eq!(f.hostname.as_deref(), Some("vm"));
+        assert_eq!(f.info.as_deref(), Some("SMB dialect 2.x"));
+        // a random GUID (Windows) names no product
+        r[at..at + 16]
+            .copy_from_slice(&[0x9a, 0x1c, 0x44, 0x05, 0xe2, 0x7b, 0x4d, 0x11, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(smb_parse(&r).unwrap().product, None);
+        r[at..at + 16].copy_from_slice(&[0; 16]);
+        assert_eq!(smb_parse(&r).unwrap().product, None);
+    }
+
+    #[test]
+    fn xrdp_is_told_by_its_negotiation_response() {
+        let xrdp = [0x03, 0, 0, 0x13, 0x0e, 0xd0, 0, 0, 0x12, 0x34, 0, 0x02, 0x01, 0x08, 0, 0x01, 0, 0, 0];
+        let f = rdp_parse(&xrdp).unwrap();
+        assert_eq!((f.product.as_deref(), f.info.as_deref()), (Some("xrdp"), Some("TLS")));
+        // CredSSP selected, several flags: not xrdp
+        let mut win = xrdp;
+        win[12] = 0x1f;
+        win[15] = 0x02;
+        assert_eq!(rdp_parse(&win).unwrap().product, None);
     }
 
     #[test]

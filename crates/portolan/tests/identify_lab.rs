@@ -106,7 +106,7 @@ fn product_right(t: &Truth, s: Option<&Service>) -> bool {
         Some(p) => {
             s.product.as_deref().is_some_and(|x| x.to_ascii_lowercase().contains(&p.to_ascii_lowercase()))
         }
-        None => true,
+        None => false,
     };
     let v_ok = match &t.version {
         Some(v) => s.version.as_deref().is_some_and(|x| x.starts_with(v.as_str())),
@@ -202,7 +202,7 @@ fn identification_matches_the_lab_and_beats_nmap() {
         })
     };
     let (mut right, mut wrong_where_nmap_right, mut nmap_right) = (0, Vec::new(), 0);
-    let (mut prod_n, mut prod_right) = (0, 0);
+    let (mut prod_n, mut prod_right, mut no_truth) = (0, 0, Vec::new());
     for t in &truth {
         let key = (t.addr.clone(), t.port, t.udp);
         let (n, p) = (nmap.get(&key), ours.get(&key));
@@ -212,8 +212,12 @@ fn identification_matches_the_lab_and_beats_nmap() {
         if nr && !pr {
             wrong_where_nmap_right.push(format!("{}:{}", t.addr, t.port));
         }
-        let nmap_names_product = n.is_some_and(|s| s.product.is_some());
-        let counted = nmap_names_product && t.product.is_some();
+        // every port where nmap names a product counts; the manifest must then name it too
+        // (a port without a product in the truth cannot be judged, so it fails the test)
+        let counted = n.is_some_and(|s| s.product.is_some());
+        if counted && t.product.is_none() {
+            no_truth.push(format!("{}:{}/{}", t.addr, t.port, if t.udp { "udp" } else { "tcp" }));
+        }
         if counted {
             prod_n += 1;
             prod_right += usize::from(product_right(t, p));
@@ -244,6 +248,7 @@ fn identification_matches_the_lab_and_beats_nmap() {
         truth.len(),
         prod_share * 100.0
     );
+    assert!(no_truth.is_empty(), "nmap names a product where the manifest names none: {no_truth:?}");
     assert!(share >= 0.95, "service name right on only {:.1} % of ports", share * 100.0);
     assert!(wrong_where_nmap_right.is_empty(), "wrong where nmap is right: {wrong_where_nmap_right:?}");
     assert!(
