@@ -383,6 +383,19 @@ struct Answer {
     closed: bool,
 }
 
+/// What the bytes read so far say about reading on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Enough {
+    /// A certain answer: stop reading.
+    Yes,
+    /// Part of an answer the probe expects more of (a soft match, as MQTT's CONNACK before the
+    /// retained message it subscribed to): wait for the rest up to the probe's own wait, not
+    /// just the idle pause.
+    Partly,
+    /// Nothing known yet: stop when the server pauses.
+    No,
+}
+
 /// Sends `send`, then reads until `done` says so, the server pauses for `idle` after
 /// speaking, closes, `max` bytes arrived, `first_wait` passes in silence, or `deadline`.
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
@@ -391,7 +404,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     first_wait: Duration,
     deadline: Instant,
     opts: &Options,
-    mut done: impl FnMut(&[u8]) -> bool,
+    mut done: impl FnMut(&[u8]) -> Enough,
 ) -> Answer {
     let mut out = Answer { bytes: Vec::new(), closed: false };
     if !send.is_empty() {
@@ -407,9 +420,15 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let first_until = (Instant::now() + first_wait).min(deadline);
     let mut buf = vec![0u8; 4096];
+    let mut partly = false;
     loop {
-        let until =
-            if out.bytes.is_empty() { first_until } else { (Instant::now() + opts.idle).min(deadline) };
+        let until = if out.bytes.is_empty() {
+            first_until
+        } else if partly {
+            (Instant::now() + opts.idle).max(first_until).min(deadline)
+        } else {
+            (Instant::now() + opts.idle).min(deadline)
+        };
         let room = opts.max_bytes.saturating_sub(out.bytes.len()).min(buf.len());
         if room == 0 {
             break;
@@ -422,8 +441,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Ok(Ok(n)) => {
                 out.bytes.extend_from_slice(&buf[..n]);
-                if done(&out.bytes) {
-                    break;
+                match done(&out.bytes) {
+                    Enough::Yes => break,
+                    Enough::Partly => partly = true,
+                    Enough::No => partly = false,
                 }
             }
             Ok(Err(_)) => {
@@ -469,8 +490,12 @@ fn server_name(t: &Target) -> ServerName<'static> {
         .unwrap_or_else(|| ServerName::IpAddress(t.addr.ip().into()))
 }
 
-fn quick(sh: &Shared, p: &Probe, transport: Transport) -> impl FnMut(&[u8]) -> bool {
-    move |b: &[u8]| evaluate(sh, p, transport, b).is_some_and(|f| !f.soft)
+fn quick(sh: &Shared, p: &Probe, transport: Transport) -> impl FnMut(&[u8]) -> Enough {
+    move |b: &[u8]| match evaluate(sh, p, transport, b) {
+        Some(f) if !f.soft => Enough::Yes,
+        Some(_) => Enough::Partly,
+        None => Enough::No,
+    }
 }
 
 async fn tcp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, start: Instant) {
@@ -824,12 +849,13 @@ fn has_line(b: &[u8], prefix: &str) -> bool {
 async fn starttls(sh: &Shared, t: &Target, st: &mut State, d: Dialogue, deadline: Instant) {
     let Connect::Ok(mut s) = connect(t.addr, &sh.opts, deadline).await else { return };
     let wait = Duration::from_secs(3);
-    let g = exchange(&mut s, b"", wait, deadline, &sh.opts, |b| has_line(b, d.greeting)).await;
+    let line = |b: &[u8], want| if has_line(b, want) { Enough::Yes } else { Enough::No };
+    let g = exchange(&mut s, b"", wait, deadline, &sh.opts, |b| line(b, d.greeting)).await;
     if !has_line(&g.bytes, d.greeting) {
         return;
     }
     for (cmd, reply) in d.steps {
-        let a = exchange(&mut s, cmd.as_bytes(), wait, deadline, &sh.opts, |b| has_line(b, reply)).await;
+        let a = exchange(&mut s, cmd.as_bytes(), wait, deadline, &sh.opts, |b| line(b, reply)).await;
         if !has_line(&a.bytes, reply) {
             return;
         }
