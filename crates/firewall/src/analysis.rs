@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::dd::{self, CONTINUE, Dd, FALSE, HOLE, Id, Kind, NDIMS, NONE, TRUE, Term};
 use crate::error::{Error, Result};
@@ -709,28 +710,43 @@ pub enum View {
     Forward,
 }
 
+/// A set of sources, shared between the rows that give it the same verdict (a large rule
+/// set's "every public address but the blocklist" is one set, not one copy per port).
+pub type Sources = Arc<IntervalSet>;
+
 /// The verdicts a class of sources gets for one row, with the sources each applies to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// (terminal, the sources of the class that get it).
-    pub parts: Vec<(Term, IntervalSet)>,
+    /// (terminal, the sources of the class that get it) that depend on this row's protocol
+    /// and port.
+    pub parts: Vec<(Term, Sources)>,
+    /// The class's verdicts that are the same on every row (decided before protocol and
+    /// port matter: source blocklists, trusted networks): shared with
+    /// [`Exposure::everywhere`].
+    pub everywhere: Arc<[(Term, Sources)]>,
 }
 
 impl Outcome {
+    /// Every (terminal, sources) of the row: the port-independent ones, then the row's own.
+    pub fn all(&self) -> impl Iterator<Item = &(Term, Sources)> {
+        self.everywhere.iter().chain(self.parts.iter())
+    }
     /// Whether every source of the class is accepted (published ports count).
     pub fn all_accept(&self) -> bool {
-        !self.parts.is_empty() && self.parts.iter().all(|(t, _)| t.kind == Kind::Accept)
+        self.all().next().is_some() && self.all().all(|(t, _)| t.kind == Kind::Accept)
     }
     /// Whether some source is accepted.
     pub fn any_accept(&self) -> bool {
-        self.parts.iter().any(|(t, _)| t.kind == Kind::Accept)
+        self.all().any(|(t, _)| t.kind == Kind::Accept)
     }
     /// The accepted sources.
     pub fn accepted(&self) -> IntervalSet {
-        self.parts
-            .iter()
+        let v: Vec<(u128, u128)> = self
+            .all()
             .filter(|(t, _)| t.kind == Kind::Accept)
-            .fold(IntervalSet::empty(), |a, (_, s)| a.union(s))
+            .flat_map(|(_, s)| s.intervals().iter().copied())
+            .collect();
+        IntervalSet::from_intervals(v)
     }
 }
 
@@ -756,11 +772,14 @@ pub struct Exposure {
     pub view: View,
     /// Class names.
     pub classes: Vec<String>,
+    /// Per class: the verdicts that do not depend on protocol or port (also in every row's
+    /// [`Outcome::everywhere`]).
+    pub everywhere: Vec<Arc<[(Term, Sources)]>>,
     /// Rows, by protocol then port.
     pub rows: Vec<Row>,
 }
 
-type Parts = BTreeMap<Id, IntervalSet>;
+type Parts = BTreeMap<Id, Sources>;
 
 impl Analysis<'_> {
     /// Exposure of every scope and family for the classes (input view, and the forward view
@@ -799,7 +818,12 @@ impl Analysis<'_> {
                     // the rule file does not say: any but loopback (and the best of them is
                     // taken for translated packets, below)
                     let oif = ifaces.not_lo();
-                    let rows = exposure_rows(&mut ff.dd, root, classes, f, &iif_set, &oif);
+                    let (every, rows) = exposure_rows(&mut ff.dd, root, classes, f, &iif_set, &oif);
+                    let dd = &ff.dd;
+                    let everywhere: Vec<Arc<[(Term, Sources)]>> = every
+                        .into_iter()
+                        .map(|p| p.into_iter().map(|(id, s)| (dd.term_of(id), s)).collect())
+                        .collect();
                     out.push(Exposure {
                         scope: sc.name.clone(),
                         family: f,
@@ -812,12 +836,15 @@ impl Analysis<'_> {
                                 ports,
                                 classes: cls
                                     .into_iter()
-                                    .map(|p| Outcome {
-                                        parts: p.into_iter().map(|(id, s)| (ff.dd.term_of(id), s)).collect(),
+                                    .zip(&everywhere)
+                                    .map(|(p, e)| Outcome {
+                                        parts: p.into_iter().map(|(id, s)| (dd.term_of(id), s)).collect(),
+                                        everywhere: e.clone(),
                                     })
                                     .collect(),
                             })
                             .collect(),
+                        everywhere,
                     });
                 }
             }
@@ -920,6 +947,14 @@ fn port_partition(dd: &mut Dd, p: Id) -> Vec<((u8, u8), Vec<(u128, u128, Vec<Id>
     out
 }
 
+/// The exposure of one function for the classes: per class, the verdicts that do not depend
+/// on protocol or port, and the rows of the rest.
+///
+/// The walk above the protocol (interfaces, addresses) ends, for each class, in a map from
+/// port-diagrams (or terminals, decided whatever the port) to the sources that reach them.
+/// A row's parts per terminal are the union of the sources of the port-diagrams that give
+/// it at that port; the unions are memoised by their contributors and shared, so a large
+/// blocklist in front of many port rules costs one set, not one per port.
 fn exposure_rows(
     dd: &mut Dd,
     root: Id,
@@ -927,27 +962,40 @@ fn exposure_rows(
     f: Family,
     iif: &IntervalSet,
     oif: &IntervalSet,
-) -> Vec<RawRow> {
-    // per class: port-diagram -> sources
-    let mut per_class: Vec<HashMap<Id, IntervalSet>> = Vec::new();
+) -> (Vec<Parts>, Vec<RawRow>) {
+    // per class: port-diagram -> sources, and the terminals reached whatever the port
+    let mut per_class: Vec<Vec<(Id, Sources)>> = Vec::new();
+    let mut everywhere: Vec<Parts> = Vec::new();
+    let unicast = unicast(f);
     for c in classes {
         let src = if f.is_v6() { &c.v6 } else { &c.v4 };
         let mut acc = HashMap::new();
-        let unicast = unicast(f);
         collect_upper(dd, root, src, iif, oif, &unicast, &mut acc);
-        per_class.push(acc);
+        let mut varying: Vec<(Id, Sources)> = Vec::new();
+        let mut fixed = Parts::new();
+        for (id, s) in acc {
+            // translated packets are judged per row (see the via adjustment below)
+            if Dd::is_term(id) && dd.term_of(id).via == NONE {
+                fixed.insert(id, Arc::new(s));
+            } else {
+                varying.push((id, Arc::new(s)));
+            }
+        }
+        varying.sort_unstable_by_key(|x| x.0);
+        per_class.push(varying);
+        everywhere.push(fixed);
     }
     let mut parts_cache: HashMap<Id, Vec<((u8, u8), Vec<(u128, u128, Vec<Id>)>)>> = HashMap::new();
     for acc in &per_class {
-        for &p in acc.keys() {
-            if let std::collections::hash_map::Entry::Vacant(e) = parts_cache.entry(p) {
-                e.insert(port_partition(dd, p));
+        for (p, _) in acc {
+            if let std::collections::hash_map::Entry::Vacant(e) = parts_cache.entry(*p) {
+                e.insert(port_partition(dd, *p));
             }
         }
     }
     // protocol boundaries across all partitions
-    let mut pbounds: BTreeSet<u128> = BTreeSet::new();
-    pbounds.insert(0);
+    // (TCP and UDP always get rows of their own, even when every verdict is port-independent)
+    let mut pbounds: BTreeSet<u128> = BTreeSet::from([0, 6, 7, 17, 18]);
     for v in parts_cache.values() {
         for ((a, b), _) in v {
             pbounds.insert(u128::from(*a));
@@ -955,22 +1003,29 @@ fn exposure_rows(
         }
     }
     let pb: Vec<u128> = pbounds.into_iter().filter(|&x| x <= 255).collect();
+    // unions of several port-diagrams' sources, by class and contributors
+    let mut unions: HashMap<(usize, Vec<u32>), Sources> = HashMap::new();
     let mut rows: Vec<RawRow> = Vec::new();
     for (i, &plo) in pb.iter().enumerate() {
         let phi = pb.get(i + 1).map_or(255, |&n| n - 1);
         let port_proto = plo == phi && (plo == 6 || plo == 17);
+        // each port-diagram's partition for this protocol
+        let mut slices: HashMap<Id, &[(u128, u128, Vec<Id>)]> = HashMap::new();
+        for (p, v) in &parts_cache {
+            if let Some((_, ports)) =
+                v.iter().find(|((a, b), _)| u128::from(*a) <= plo && plo <= u128::from(*b))
+            {
+                slices.insert(*p, ports);
+            }
+        }
         // port boundaries
         let mut bset: BTreeSet<u128> = BTreeSet::new();
         bset.insert(0);
         if port_proto {
-            for v in parts_cache.values() {
-                for ((a, _), ports) in v {
-                    if u128::from(*a) == plo {
-                        for (l, h, _) in ports {
-                            bset.insert(*l);
-                            bset.insert(h + 1);
-                        }
-                    }
+            for ports in slices.values() {
+                for (l, h, _) in ports.iter() {
+                    bset.insert(*l);
+                    bset.insert(h + 1);
                 }
             }
         }
@@ -978,25 +1033,37 @@ fn exposure_rows(
         for (j, &lo) in bs.iter().enumerate() {
             let hi = bs.get(j + 1).map_or(65535, |&n| n - 1);
             let mut cls: Vec<Parts> = Vec::new();
-            for acc in &per_class {
-                // the intervals of each terminal, gathered and merged once
-                let mut gathered: BTreeMap<Id, Vec<(u128, u128)>> = BTreeMap::new();
-                for (p, srcs) in acc {
-                    let Some(v) = parts_cache.get(p) else { continue };
-                    let Some((_, ports)) =
-                        v.iter().find(|((a, b), _)| u128::from(*a) <= plo && plo <= u128::from(*b))
-                    else {
-                        continue;
-                    };
-                    let k = ports.partition_point(|x| x.1 < lo);
-                    if let Some((_, _, terms)) = ports.get(k) {
+            for (ci, acc) in per_class.iter().enumerate() {
+                // which port-diagrams give each terminal here
+                let mut contributors: BTreeMap<Id, Vec<u32>> = BTreeMap::new();
+                for (k, (p, _)) in acc.iter().enumerate() {
+                    let Some(ports) = slices.get(p) else { continue };
+                    let at = ports.partition_point(|x| x.1 < lo);
+                    if let Some((_, _, terms)) = ports.get(at) {
                         for &t in terms {
-                            gathered.entry(t).or_default().extend_from_slice(srcs.intervals());
+                            contributors.entry(t).or_default().push(k as u32);
                         }
                     }
                 }
-                let mut parts: Parts =
-                    gathered.into_iter().map(|(t, v)| (t, IntervalSet::from_intervals(v))).collect();
+                let mut parts: Parts = contributors
+                    .into_iter()
+                    .map(|(t, ks)| {
+                        let s = match ks.as_slice() {
+                            [one] => acc[*one as usize].1.clone(),
+                            _ => unions
+                                .entry((ci, ks))
+                                .or_insert_with_key(|(_, ks)| {
+                                    let v: Vec<(u128, u128)> = ks
+                                        .iter()
+                                        .flat_map(|&k| acc[k as usize].1.intervals().iter().copied())
+                                        .collect();
+                                    Arc::new(IntervalSet::from_intervals(v))
+                                })
+                                .clone(),
+                        };
+                        (t, s)
+                    })
+                    .collect();
                 // a translated source accepted through some output interface is accepted
                 let acc_via = parts
                     .iter()
@@ -1010,7 +1077,7 @@ fn exposure_rows(
                     for (id, s) in parts.iter_mut() {
                         let t = dd.term_of(*id);
                         if t.via != NONE && t.kind != Kind::Accept {
-                            *s = s.minus(&acc_via, max);
+                            *s = Arc::new(s.minus(&acc_via, max));
                         }
                     }
                     parts.retain(|_, s| !s.is_empty());
@@ -1037,7 +1104,7 @@ fn exposure_rows(
             rows.push((proto, ports, cls));
         }
     }
-    rows
+    (everywhere, rows)
 }
 
 /// One step of a packet's way through the chains.

@@ -476,7 +476,7 @@ fn exposure_checks(a: &mut Analysis, exps: &[Exposure], opts: &Options, out: &mu
         for row in &e.rows {
             let (Some(ports), Some(tr)) = (row.ports, transport_of(row.proto.0)) else { continue };
             let inet = &row.classes[0];
-            for (t, _) in &inet.parts {
+            for (t, _) in inet.all() {
                 if t.via != NONE {
                     published.entry((e.scope.clone(), e.family, t.via)).or_default().push((
                         row.proto.0,
@@ -492,7 +492,7 @@ fn exposure_checks(a: &mut Analysis, exps: &[Exposure], opts: &Options, out: &mu
             let limited = accepted.count() < total_public.count();
             // the accepting rule that comes first in the file
             let decider =
-                inet.parts.iter().filter(|(t, _)| t.kind == Kind::Accept).map(|(t, _)| *t).min_by_key(|t| {
+                inet.all().filter(|(t, _)| t.kind == Kind::Accept).map(|(t, _)| *t).min_by_key(|t| {
                     if t.rule == NONE {
                         (0, 0)
                     } else {
@@ -605,7 +605,7 @@ fn listener_checks(a: &Analysis, e: &Exposure, ls: &[Listener], out: &mut Vec<Fi
     for row in &e.rows {
         let (Some(ports), Some(tr)) = (row.ports, transport_of(row.proto.0)) else { continue };
         for class in &row.classes {
-            for (t, _) in &class.parts {
+            for (t, _) in class.all() {
                 if t.kind == Kind::Accept && t.rule != NONE && t.via == NONE {
                     by_rule.entry(t.rule).or_default().push((tr, ports));
                 }
@@ -655,7 +655,7 @@ fn listener_checks(a: &Analysis, e: &Exposure, ls: &[Listener], out: &mut Vec<Fi
             continue;
         };
         let inet = &row.classes[0];
-        let Some((t, _)) = inet.parts.iter().find(|(t, _)| t.kind == Kind::Accept && t.via == NONE) else {
+        let Some((t, _)) = inet.all().find(|(t, _)| t.kind == Kind::Accept && t.via == NONE) else {
             continue;
         };
         let (names_port, loc, why) = if t.rule == NONE {

@@ -204,8 +204,8 @@ fn check_exposure(file: &Path, rs: &Ruleset, a: &mut Analysis) -> Vec<String> {
                     errors.push(format!("{at}: no row for {fam} {proto} {port} {class}"));
                     continue;
                 };
-                let kinds: BTreeSet<Kind> = o.parts.iter().map(|(t, _)| t.kind).collect();
-                let published = o.parts.iter().any(|(t, _)| t.via != NONE);
+                let kinds: BTreeSet<Kind> = o.all().map(|(t, _)| t.kind).collect();
+                let published = o.all().any(|(t, _)| t.via != NONE);
                 let ok = match *verdict {
                     "accept" => kinds == BTreeSet::from([Kind::Accept]) && !published,
                     "published" => kinds == BTreeSet::from([Kind::Accept]) && published,
@@ -221,8 +221,7 @@ fn check_exposure(file: &Path, rs: &Ruleset, a: &mut Analysis) -> Vec<String> {
                 if let Some(line_s) = rest.first() {
                     let want: u32 = line_s.parse().unwrap();
                     let lines: Vec<u32> = o
-                        .parts
-                        .iter()
+                        .all()
                         .filter(|(t, _)| t.rule != NONE)
                         .map(|(t, _)| a.location(a.refs[t.rule as usize]).line)
                         .collect();

@@ -342,11 +342,11 @@ fn term_json(an: &Analysis, t: Term) -> Value {
 
 /// A class's outcome in a word: accept, drop, reject, or partial.
 fn outcome_word(o: &Outcome) -> String {
-    let kinds: std::collections::BTreeSet<Kind> = o.parts.iter().map(|(t, _)| t.kind).collect();
-    let published = o.parts.iter().any(|(t, _)| t.via != NONE && t.kind == Kind::Accept);
-    let w = match kinds.len() {
-        0 => "-".to_string(),
-        1 => kind_word(o.parts[0].0.kind).to_string(),
+    let kinds: std::collections::BTreeSet<Kind> = o.all().map(|(t, _)| t.kind).collect();
+    let published = o.all().any(|(t, _)| t.via != NONE && t.kind == Kind::Accept);
+    let w = match kinds.first() {
+        None => "-".to_string(),
+        Some(k) if kinds.len() == 1 => kind_word(*k).to_string(),
         _ if o.any_accept() => "partial".to_string(),
         _ => "deny".to_string(),
     };
@@ -374,6 +374,76 @@ fn service(proto: (u8, u8), ports: Option<(u16, u16)>) -> String {
         (None, Some(k)) => k.id.to_string(),
         (None, None) => String::new(),
     }
+}
+
+/// `line N` for a rule, `CHAIN policy` for a policy, `no chain` for none.
+fn rule_label(an: &Analysis, t: Term) -> String {
+    if t.rule == NONE {
+        return "no chain".to_string();
+    }
+    let r = an.refs[t.rule as usize];
+    let l = an.location(r);
+    match r.rule {
+        Some(_) => format!("line {}", l.line),
+        None => format!("{} policy", an.chain(r).name),
+    }
+}
+
+/// The rules of a list of terminals for people: each line when few, else a count and the
+/// span of lines.
+fn rules_text(an: &Analysis, terms: &[Term]) -> String {
+    let mut labels: Vec<String> = Vec::new();
+    for t in terms {
+        let s = rule_label(an, *t);
+        if !labels.contains(&s) {
+            labels.push(s);
+        }
+    }
+    if labels.len() <= 6 {
+        return labels.join(", ");
+    }
+    let lines: Vec<u32> =
+        terms.iter().filter(|t| t.rule != NONE).map(|t| an.location(an.refs[t.rule as usize]).line).collect();
+    let (lo, hi) = (lines.iter().min().copied().unwrap_or(0), lines.iter().max().copied().unwrap_or(0));
+    format!("{} rules, lines {lo}-{hi}", labels.len())
+}
+
+/// The verdicts each class gets whatever the protocol and port (source blocklists, trusted
+/// networks), once per exposure rather than on every row.
+fn everywhere_table(out: &mut dyn Write, an: &Analysis, e: &Exposure, color: bool) -> anyhow::Result<()> {
+    if e.everywhere.iter().all(|p| p.is_empty()) {
+        return Ok(());
+    }
+    writeln!(out, "decided by source alone, for every protocol and port:")?;
+    let mut t = Table::new(["CLASS", "VERDICT", "SOURCES", "DECIDED BY"]);
+    for (name, parts) in e.classes.iter().zip(&e.everywhere) {
+        // per verdict: the deciding terminals and their sources' intervals
+        type Gathered = (Vec<Term>, Vec<(u128, u128)>);
+        let mut by_kind: std::collections::BTreeMap<Kind, Gathered> = std::collections::BTreeMap::new();
+        for (tm, srcs) in parts.iter() {
+            let k = by_kind.entry(tm.kind).or_default();
+            k.0.push(*tm);
+            k.1.extend_from_slice(srcs.intervals());
+        }
+        for (kind, (terms, ivs)) in by_kind {
+            let set = portolan_firewall::sets::IntervalSet::from_intervals(ivs);
+            let mut src = source_text(&set, e.family, 3);
+            let n = cidrs(&set, e.family.is_v6(), usize::MAX).len();
+            if n > 3 {
+                src.truncate(3);
+                src.push(format!("... ({n} blocks)"));
+            }
+            t.row(vec![
+                Cell::new(name.clone()),
+                Cell::new(kind_word(kind)),
+                Cell::new(terminal(&src.join(", "))),
+                Cell::new(terminal(&rules_text(an, &terms))),
+            ]);
+        }
+    }
+    t.render(out, color)?;
+    writeln!(out, "per protocol and port (rules above not repeated):")?;
+    Ok(())
 }
 
 fn show_table(
@@ -408,6 +478,7 @@ fn show_table(
                 View::Forward => "routed through this machine",
             }
         )?;
+        everywhere_table(out, an, e, color)?;
         let mut headers = vec!["PROTO".to_string(), "PORTS".into(), "SERVICE".into()];
         headers.extend(classes.iter().map(|c| c.name.to_uppercase()));
         headers.push("DECIDED BY".into());
@@ -432,26 +503,11 @@ fn show_table(
                 };
                 cells.push(Cell::styled(w, style));
             }
-            // the rules that decide, internet first
-            let mut rules: Vec<String> = Vec::new();
-            for o in &row.classes {
-                for (tm, _) in &o.parts {
-                    let s = if tm.rule == NONE {
-                        "no chain".to_string()
-                    } else {
-                        let r = an.refs[tm.rule as usize];
-                        let l = an.location(r);
-                        match r.rule {
-                            Some(_) => format!("line {}", l.line),
-                            None => format!("{} policy", an.chain(r).name),
-                        }
-                    };
-                    if !rules.contains(&s) {
-                        rules.push(s);
-                    }
-                }
-            }
-            cells.push(Cell::new(terminal(&rules.join(", "))));
+            // the rules that decide this row, internet first
+            let terms: Vec<Term> =
+                row.classes.iter().flat_map(|o| o.parts.iter().map(|(tm, _)| *tm)).collect();
+            let rules = rules_text(an, &terms);
+            cells.push(Cell::new(terminal(&rules)));
             t.row(cells);
         }
         t.render(out, color)?;
@@ -460,9 +516,27 @@ fn show_table(
 }
 
 fn show_json(an: &Analysis, rs: &Ruleset, exps: &[Exposure], open_only: bool) -> Value {
+    // a shared source set is written out once per exposure, not once per row
+    let mut memo: std::collections::HashMap<*const portolan_firewall::sets::IntervalSet, Value> =
+        std::collections::HashMap::new();
+    let mut terms: std::collections::HashMap<Term, Value> = std::collections::HashMap::new();
     let list: Vec<Value> = exps
         .iter()
         .map(|e| {
+            memo.clear();
+            let mut part_json = |t: &Term, s: &analysis::Sources| {
+                let mut v = terms.entry(*t).or_insert_with(|| term_json(an, *t)).clone();
+                v["sources"] = memo
+                    .entry(std::sync::Arc::as_ptr(s))
+                    .or_insert_with(|| json!(source_text(s, e.family, 16)))
+                    .clone();
+                v
+            };
+            let mut everywhere = serde_json::Map::new();
+            for (name, parts) in e.classes.iter().zip(&e.everywhere) {
+                let v: Vec<Value> = parts.iter().map(|(t, s)| part_json(t, s)).collect();
+                everywhere.insert(name.clone(), json!(v));
+            }
             let rows: Vec<Value> = e
                 .rows
                 .iter()
@@ -470,15 +544,7 @@ fn show_json(an: &Analysis, rs: &Ruleset, exps: &[Exposure], open_only: bool) ->
                 .map(|r| {
                     let mut classes = serde_json::Map::new();
                     for (name, o) in e.classes.iter().zip(&r.classes) {
-                        let parts: Vec<Value> = o
-                            .parts
-                            .iter()
-                            .map(|(t, s)| {
-                                let mut v = term_json(an, *t);
-                                v["sources"] = json!(source_text(s, e.family, 16));
-                                v
-                            })
-                            .collect();
+                        let parts: Vec<Value> = o.parts.iter().map(|(t, s)| part_json(t, s)).collect();
                         classes.insert(name.clone(), json!({"verdict": outcome_word(o), "parts": parts}));
                     }
                     json!({
@@ -493,6 +559,7 @@ fn show_json(an: &Analysis, rs: &Ruleset, exps: &[Exposure], open_only: bool) ->
                 "scope": e.scope,
                 "family": e.family.as_str(),
                 "view": match e.view { View::Input => "input", View::Forward => "forward" },
+                "everywhere": everywhere,
                 "rows": rows,
             })
         })
