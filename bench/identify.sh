@@ -13,8 +13,11 @@ case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$PWD/$TARGET_DIR" ;; esac
 BIN="$TARGET_DIR/x86_64-unknown-linux-gnu/release/portolan"
 RUNS="${RUNS:-3}"
 export IDLAB_DIR="${IDLAB_DIR:-/tmp/pid-idlab-bench}"
+# the lab is single-instance: take turns with test runs (they take the same lock)
+exec 9>"${TMPDIR:-/tmp}/portolan-idlab.lock"
+flock -w 1800 9 || { echo "the idlab lab stayed busy for 30 minutes" >&2; exit 1; }
 trap 'bash scripts/idlab.sh down >/dev/null 2>&1 || true' EXIT
-bash scripts/idlab.sh up
+bash scripts/idlab.sh up 9>&-
 M="$IDLAB_DIR/manifest.tsv"
 OUT=$(mktemp -d)
 trap 'bash scripts/idlab.sh down >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT

@@ -21,6 +21,9 @@ if [ ! -x "$RUSTSCAN" ]; then
   cargo install rustscan --version 2.4.1 --locked --root "$TOOLS" >/dev/null 2>&1 || RUSTSCAN=""
 fi
 export BIN RUSTSCAN RUNS="${RUNS:-3}"
+# the lab is single-instance: take turns with test runs (they take the same lock)
+exec 9>"${TMPDIR:-/tmp}/portolan-lab.lock"
+flock -w 1800 9 || { echo "the lab stayed busy for 30 minutes" >&2; exit 1; }
 trap 'bash scripts/lab.sh down >/dev/null 2>&1 || true' EXIT
-bash scripts/lab.sh up >/dev/null
+bash scripts/lab.sh up >/dev/null 9>&-
 exec python3 bench/scan_connect.py

@@ -16,6 +16,9 @@ TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 case $TARGET_DIR in /*) ;; *) TARGET_DIR="$PWD/$TARGET_DIR" ;; esac
 BIN="$TARGET_DIR/x86_64-unknown-linux-gnu/release/portolan"
 export BIN RUNS="${RUNS:-3}" RATE="${RATE:-100000}"
+# the lab is single-instance: take turns with test runs (they take the same lock)
+exec 9>"${TMPDIR:-/tmp}/portolan-lab.lock"
+flock -w 1800 9 || { echo "the lab stayed busy for 30 minutes" >&2; exit 1; }
 trap 'bash scripts/lab.sh down >/dev/null 2>&1 || true' EXIT
-bash scripts/lab.sh up >/dev/null
+bash scripts/lab.sh up >/dev/null 9>&-
 exec python3 bench/scan_syn.py

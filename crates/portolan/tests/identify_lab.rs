@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use portolan_model::{ScanRun, Service, Tunnel};
 use portolan_testkit::{TempDir, require_root, require_tool, run, stderr, stdout};
@@ -24,10 +24,12 @@ fn repo() -> PathBuf {
 struct IdLab {
     script: PathBuf,
     dir: PathBuf,
+    _host: portolan_testkit::HostLock,
 }
 
 impl IdLab {
     fn up(dir: &Path) -> IdLab {
+        let host = portolan_testkit::host_lock("idlab", Duration::from_secs(1800));
         let script = repo().join("scripts/idlab.sh");
         let t0 = Instant::now();
         let o = run(Command::new("bash")
@@ -37,7 +39,7 @@ impl IdLab {
             .env("IDLAB_LIFETIME", "900"));
         assert!(o.status.success(), "idlab.sh up failed:\n{}{}", stdout(&o), stderr(&o));
         eprintln!("lab up in {:.1} s", t0.elapsed().as_secs_f64());
-        IdLab { script, dir: dir.to_path_buf() }
+        IdLab { script, dir: dir.to_path_buf(), _host: host }
     }
 }
 

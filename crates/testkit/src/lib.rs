@@ -98,11 +98,47 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A lab held across processes: an exclusive `flock` on `/tmp/portolan-NAME.lock`, released
+/// when dropped (or when the holder dies). The labs are single-instance (fixed namespace
+/// names), so a test run and a benchmark, or two test runs, take turns instead of tearing
+/// down each other's lab. Waiting is bounded (`wait`); then the test fails and says so.
+pub struct HostLock {
+    _file: std::fs::File,
+}
+
+/// Takes the machine-wide lock of lab `name`, waiting at most `wait`.
+pub fn host_lock(name: &str, wait: std::time::Duration) -> HostLock {
+    let path = std::env::temp_dir().join(format!("portolan-{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    let t0 = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return HostLock { _file: file },
+            Err(std::fs::TryLockError::WouldBlock) if t0.elapsed() < wait => {
+                if !said {
+                    eprintln!("waiting for the {name} lab (held by another run: {})", path.display());
+                    said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            Err(e) => panic!("the {name} lab stayed busy for {:?} ({}): {e}", wait, path.display()),
+        }
+    }
+}
+
 /// The project's network lab (`scripts/lab.sh`): namespaces with addresses in 198.18.0.0/15
-/// and 2001:db8::/32. One test at a time holds it; it is torn down when the guard drops.
+/// and 2001:db8::/32. One test at a time holds it (in this process by a mutex, across
+/// processes by [`host_lock`]); it is torn down when the guard drops.
 pub struct Lab {
     script: PathBuf,
     _lock: std::sync::MutexGuard<'static, ()>,
+    _host: HostLock,
 }
 
 static LAB_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -112,10 +148,11 @@ impl Lab {
     /// repository root.
     pub fn up(repo: &Path) -> Lab {
         let lock = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let host = host_lock("lab", std::time::Duration::from_secs(1800));
         let script = repo.join("scripts/lab.sh");
         let o = run(Command::new("bash").arg(&script).arg("up"));
         assert!(o.status.success(), "lab.sh up failed:\n{}{}", stdout(&o), stderr(&o));
-        Lab { script, _lock: lock }
+        Lab { script, _lock: lock, _host: host }
     }
 
     /// Drops `pct` % of the packets the scanner sends (`None`: no loss).
@@ -192,5 +229,28 @@ impl Drop for Capture {
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = Command::new("bash").arg(&self.script).arg("down").status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_held_lab_makes_the_next_holder_wait() {
+        let name = format!("selftest-{}", std::process::id());
+        let first = host_lock(&name, Duration::from_secs(1));
+        // a second holder (another open file, as another process would have) waits, then fails
+        let n = name.clone();
+        let t0 = std::time::Instant::now();
+        let second = std::thread::spawn(move || host_lock(&n, Duration::from_millis(700))).join();
+        assert!(second.is_err(), "the lock was taken twice");
+        assert!(t0.elapsed() >= Duration::from_millis(700));
+        drop(first);
+        let third = host_lock(&name, Duration::from_secs(1));
+        drop(third);
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("portolan-{name}.lock")));
     }
 }
