@@ -11,6 +11,7 @@ import tempfile
 import time
 
 BIN = os.environ["BIN"]
+FLOOR = os.environ.get("FLOOR", "")
 RUNS = int(os.environ.get("RUNS", "3"))
 RATE = int(os.environ.get("RATE", "100000"))
 NS = ["ip", "netns", "exec", "ptl-scan"]
@@ -60,7 +61,13 @@ def case_a(d):
         print(f"  portolan scan -sS -T4               {tp:8.2f} s")
         print(f"  nmap -sS -T4                        {t1:8.2f} s   {t1 / tp:6.2f}x portolan's time")
         print(f"  nmap -sS --min-rate 50000           {t2:8.2f} s   {t2 / tp:6.2f}x portolan's time (open ports missed: {miss2})")
-        rows.append((what, t1 / tp, t2 / tp))
+        floor = FLOOR and what == "closed"
+        if floor:
+            # the kernels' own cost of this case: bench/syn_floor.c sends the same 65,535 SYNs
+            # from two threads and only counts the answers; no scanner can finish sooner here
+            tf = timed([FLOOR, host, "2"], RUNS)
+            print(f"  kernel floor (bench/syn_floor.c)    {tf:8.2f} s   {t1 / tf:6.2f}x nmap -T4 is the most any scanner can reach here")
+        rows.append((what, t1 / tp, t2 / tp, (t1 / tf) if floor else None))
     return rows
 
 
@@ -89,7 +96,13 @@ def case_b(d, tag):
     px, mx = os.path.join(d, f"p-{tag}.xml"), os.path.join(d, f"m-{tag}.xml")
     tp = timed([BIN, "scan", "-sS", "-Pn", "-n", "-T4", "--max-rate", str(RATE), "-p", "80", "-oX", px, "198.19.0.0/16"], RUNS)
     tm = timed_masscan(masscan_cmd(mx))
-    po, mo = opened(px), (opened(mx) if os.path.exists(mx) and os.path.getsize(mx) > 0 else set())
+    po, mo = opened(px), set()
+    if os.path.exists(mx) and os.path.getsize(mx) > 0:
+        try:
+            mo = opened(mx)
+        except subprocess.CalledProcessError:
+            # masscan cut off by the 120 s bound leaves its XML unfinished: count what it found as nothing
+            print("  (masscan's XML is unfinished: it was cut off at 120 s)")
     total = 65536
     print(f"\n== {tag}: port 80 across 198.19.0.0/16 (65,536 addresses, all open), --rate {RATE} for both")
     print(f"  portolan -sS --max-rate {RATE:<9}   {tp:8.2f} s   {total / tp:9.0f} addresses/s   open found {len(po)}")
@@ -107,8 +120,9 @@ def main():
     finally:
         subprocess.run(["bash", os.path.join(HERE, "..", "scripts", "lab.sh"), "loss", "off"], capture_output=True)
     print("\n== targets")
-    for what, r1, r2 in a:
-        print(f"  a/{what}: {r1:.2f}x faster than nmap -sS -T4 (target >= 10x), {r2:.2f}x nmap --min-rate 50000")
+    for what, r1, r2, best in a:
+        limit = f"; the kernel floor allows {best:.2f}x at most" if best else ""
+        print(f"  a/{what}: {r1:.2f}x faster than nmap -sS -T4 (target >= 10x{limit}), {r2:.2f}x nmap --min-rate 50000")
     print(f"  b: {b[1] / b[0]:.2f}x masscan's wall time at equal rate (target >= 1x); open {b[2]} vs {b[3]} of 65536")
     print(f"  c: under 1 % loss portolan found {c[2]} of 65536 (target: all), masscan {c[3]}")
 

@@ -27,13 +27,22 @@ use portolan_model::{Port, PortState, Reason, Service, Transport};
 
 use crate::engine::{Job, Kind, Msg, Part, Shared};
 use crate::packet::{self, Answer, Cookie, ICMP_QUERY_LEN, SYN_LEN};
-use crate::raw::{ArpSock, Link, RawSock, on_link, poll_readable, reserve_port, source_for};
+use crate::raw::{
+    ArpSock, Link, RawSock, RxBatch, Transmitter, TxBatch, on_link, poll_readable, reserve_port, source_for,
+};
 use crate::timing::{RttEstimator, Timing, TokenBucket};
 use crate::udp::UdpSock;
 use crate::{Error, Result};
 
 /// Port probes of the hosts in progress at most (what they cost: about 16 bytes a port).
 const PROBES_IN_PROGRESS: usize = 4 << 20;
+
+/// Threads that send SYNs, at most (no more than the CPUs).
+const TX_THREADS: usize = 2;
+
+/// Hosts with this many ports or more find an answer's port in a table of every port number
+/// (256 KiB) instead of by binary search.
+const DENSE_INDEX: usize = 4096;
 
 /// Host discovery probes, as a raw discovery job's `ports`: ICMP echo request.
 pub(crate) const PING_ECHO: u16 = 0;
@@ -99,6 +108,10 @@ fn icmp_reason(v6: bool, kind: u8, code: u8) -> Reason {
 struct Family {
     tcp: RawSock,
     icmp: RawSock,
+    /// Sends the port probes (SYNs) in batches from a thread of its own.
+    tx: Transmitter,
+    /// Port probes waiting for the next batch.
+    pending: TxBatch,
     /// Holds the source port for the scan's lifetime.
     _reserved: socket2::Socket,
 }
@@ -111,6 +124,9 @@ struct SynJob {
     src: IpAddr,
     /// (port, index into `job.ports`), sorted by port, for answers.
     index: Vec<(u16, u32)>,
+    /// For a host with many ports: 1 + index into `job.ports` of every port number (0: not
+    /// probed), so that an answer finds its port without a search.
+    dense: Vec<u32>,
     /// Outcome per port: UNDECIDED, or 1 + index into `outcomes`.
     state: Vec<u8>,
     ttl: Vec<u8>,
@@ -154,6 +170,12 @@ impl SynJob {
     }
 
     fn index_of(&self, port: u16) -> Option<usize> {
+        if !self.dense.is_empty() {
+            return match self.dense.get(usize::from(port)) {
+                Some(&i) if i > 0 => Some(i as usize - 1),
+                _ => None,
+            };
+        }
         self.index.binary_search_by_key(&port, |e| e.0).ok().map(|i| self.index[i].1 as usize)
     }
 
@@ -184,6 +206,8 @@ pub(crate) struct SynWorker {
     /// ARP, for discovery on a directly connected Ethernet.
     arp: Option<ArpSock>,
     buf: Vec<u8>,
+    /// Buffers for reading answers from the raw sockets in batches.
+    rx: RxBatch,
     /// Hosts in flight at most.
     pub(crate) max_jobs: usize,
 }
@@ -224,6 +248,7 @@ impl SynWorker {
             udp: [None, None],
             arp: None,
             buf: vec![0u8; 2048],
+            rx: RxBatch::default(),
             max_jobs: 64,
         }
     }
@@ -245,7 +270,9 @@ impl SynWorker {
         tcp.filter_tcp_dport(v6, port).map_err(Error::Engine)?;
         let icmp =
             RawSock::open(v6, if v6 { libc::IPPROTO_ICMPV6 } else { libc::IPPROTO_ICMP }).map_err(need)?;
-        let fam = Family { tcp, icmp, _reserved: reserved };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(TX_THREADS);
+        let tx = Transmitter::start(&tcp, v6, threads).map_err(Error::Engine)?;
+        let fam = Family { tcp, icmp, tx, pending: TxBatch::default(), _reserved: reserved };
         self.sport[usize::from(v6)] = port;
         if v6 {
             self.v6 = Some(fam);
@@ -297,9 +324,17 @@ impl SynWorker {
         let n = job.ports.len();
         let mut index: Vec<(u16, u32)> = job.ports.iter().enumerate().map(|(i, &p)| (p, i as u32)).collect();
         index.sort_unstable();
+        let mut dense = Vec::new();
+        if n >= DENSE_INDEX {
+            dense = vec![0u32; 1 << 16];
+            for &(p, i) in &index {
+                dense[usize::from(p)] = i + 1;
+            }
+        }
         Ok(SynJob {
             src,
             index,
+            dense,
             state: vec![UNDECIDED; n],
             ttl: vec![0; n],
             sent_ms: vec![0; n],
@@ -395,105 +430,34 @@ impl SynWorker {
     fn receive(&mut self, jobs: &mut [Option<SynJob>]) -> Result<Vec<usize>> {
         let now = Instant::now();
         let mut finished = Vec::new();
+        let mut rx = std::mem::take(&mut self.rx);
         for v6 in [false, true] {
             for icmp in [true, false] {
-                for _ in 0..4096 {
+                for _ in 0..64 {
                     let fam = if v6 { self.v6.as_ref() } else { self.v4.as_ref() };
                     let Some(fam) = fam else { break };
                     let sock = if icmp { &fam.icmp } else { &fam.tcp };
-                    let Some((n, from)) = sock.recv_from(&mut self.buf).map_err(Error::Engine)? else {
-                        break;
+                    let n = match sock.recv_batch(&mut rx) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            self.rx = rx;
+                            return Err(Error::Engine(e));
+                        }
                     };
-                    let pkt = &self.buf[..n];
-                    let sport = self.sport[usize::from(v6)];
-                    if icmp
-                        && v6
-                        && let Some(target) = packet::parse_neighbour_advert(pkt)
-                    {
-                        // a neighbour advertisement for a target being discovered
-                        let Some(&ji) = self.by_addr.get(&(target, false)) else { continue };
-                        let Some(j) = jobs[ji].as_mut() else { continue };
-                        if j.job.kind == Kind::Discovery
-                            && j.link.is_some()
-                            && self.ping_answer(j, PING_ND, Reason::NdResponse, 0, now)
-                        {
-                            finished.push(ji);
+                    for k in 0..n {
+                        let (pkt, from) = rx.get(k);
+                        if let Some(from) = from {
+                            self.answer(v6, icmp, pkt, from, jobs, now, &mut finished);
                         }
-                        continue;
                     }
-                    if icmp && let Some((from, kind, id)) = packet::parse_icmp_reply(v6, from, pkt) {
-                        // an echo or timestamp reply to a discovery probe
-                        let Some(&ji) = self.by_addr.get(&(from, false)) else { continue };
-                        let Some(j) = jobs[ji].as_mut() else { continue };
-                        let (code, reason) = if kind == 14 {
-                            (PING_TIMESTAMP, Reason::TimestampReply)
-                        } else {
-                            (PING_ECHO, Reason::EchoReply)
-                        };
-                        if j.job.kind == Kind::Discovery
-                            && id == self.cookie.of(j.src, from, 0, code)
-                            && self.ping_answer(j, code, reason, 0, now)
-                        {
-                            finished.push(ji);
-                        }
-                        continue;
-                    }
-                    if icmp {
-                        let e =
-                            if v6 { packet::parse_icmp_v6(from, pkt) } else { packet::parse_icmp_v4(pkt) };
-                        let Some(e) = e else { continue };
-                        let Some(&ji) = self.by_addr.get(&(e.target, false)) else { continue };
-                        let Some(j) = jobs[ji].as_mut() else { continue };
-                        if e.sport != sport || e.seq != self.cookie.of(j.src, e.target, sport, e.dport) {
-                            continue;
-                        }
-                        if let Some(i) = j.index_of(e.dport) {
-                            let reason = icmp_reason(v6, e.kind, e.code);
-                            if self.decide(j, i, (PortState::Filtered, reason), 0, now) {
-                                finished.push(ji);
-                            }
-                        }
-                    } else {
-                        let r = if v6 { packet::parse_tcp_v6(from, pkt) } else { packet::parse_tcp_v4(pkt) };
-                        let Some(r) = r else { continue };
-                        let Some(&ji) = self.by_addr.get(&(r.from, false)) else { continue };
-                        let Some(j) = jobs[ji].as_mut() else { continue };
-                        if j.job.kind == Kind::Discovery {
-                            // a SYN-ACK or reset from 443 to the SYN, or a reset from 80 to the ACK
-                            let syn = r.sport == 443
-                                && r.ack == self.cookie.of(j.src, r.from, sport, 443).wrapping_add(1);
-                            let ack = r.sport == 80
-                                && r.answer == Answer::Reset
-                                && r.seq == self.cookie.of(j.src, r.from, sport, 80);
-                            if r.dport == sport && (syn || ack) {
-                                let reason =
-                                    if r.answer == Answer::SynAck { Reason::SynAck } else { Reason::Reset };
-                                let code = if syn { PING_SYN } else { PING_ACK };
-                                if self.ping_answer(j, code, reason, r.ttl, now) {
-                                    finished.push(ji);
-                                }
-                            }
-                            continue;
-                        }
-                        if r.dport != sport
-                            || r.ack != self.cookie.of(j.src, r.from, sport, r.sport).wrapping_add(1)
-                        {
-                            continue;
-                        }
-                        if let Some(i) = j.index_of(r.sport) {
-                            let outcome = match r.answer {
-                                Answer::SynAck => (PortState::Open, Reason::SynAck),
-                                Answer::Reset => (PortState::Closed, Reason::Reset),
-                            };
-                            if self.decide(j, i, outcome, r.ttl, now) {
-                                finished.push(ji);
-                            }
-                        }
+                    if n < crate::raw::BATCH {
+                        break;
                     }
                 }
             }
             self.receive_udp(v6, jobs, now, &mut finished)?;
         }
+        self.rx = rx;
         for _ in 0..4096 {
             let Some(from) = self.arp.as_ref().and_then(ArpSock::reply) else { break };
             let Some(&ji) = self.by_addr.get(&(from, false)) else { continue };
@@ -506,6 +470,102 @@ impl SynWorker {
             }
         }
         Ok(finished)
+    }
+
+    /// Handles one packet read from a raw socket of the family `v6` (its ICMP or its TCP
+    /// socket), sent by `from`.
+    #[allow(clippy::too_many_arguments)]
+    fn answer(
+        &mut self,
+        v6: bool,
+        icmp: bool,
+        pkt: &[u8],
+        from: IpAddr,
+        jobs: &mut [Option<SynJob>],
+        now: Instant,
+        finished: &mut Vec<usize>,
+    ) {
+        let sport = self.sport[usize::from(v6)];
+        if icmp
+            && v6
+            && let Some(target) = packet::parse_neighbour_advert(pkt)
+        {
+            // a neighbour advertisement for a target being discovered
+            let Some(&ji) = self.by_addr.get(&(target, false)) else { return };
+            let Some(j) = jobs[ji].as_mut() else { return };
+            if j.job.kind == Kind::Discovery
+                && j.link.is_some()
+                && self.ping_answer(j, PING_ND, Reason::NdResponse, 0, now)
+            {
+                finished.push(ji);
+            }
+            return;
+        }
+        if icmp && let Some((from, kind, id)) = packet::parse_icmp_reply(v6, from, pkt) {
+            // an echo or timestamp reply to a discovery probe
+            let Some(&ji) = self.by_addr.get(&(from, false)) else { return };
+            let Some(j) = jobs[ji].as_mut() else { return };
+            let (code, reason) = if kind == 14 {
+                (PING_TIMESTAMP, Reason::TimestampReply)
+            } else {
+                (PING_ECHO, Reason::EchoReply)
+            };
+            if j.job.kind == Kind::Discovery
+                && id == self.cookie.of(j.src, from, 0, code)
+                && self.ping_answer(j, code, reason, 0, now)
+            {
+                finished.push(ji);
+            }
+            return;
+        }
+        if icmp {
+            let e = if v6 { packet::parse_icmp_v6(from, pkt) } else { packet::parse_icmp_v4(pkt) };
+            let Some(e) = e else { return };
+            let Some(&ji) = self.by_addr.get(&(e.target, false)) else { return };
+            let Some(j) = jobs[ji].as_mut() else { return };
+            if e.sport != sport || e.seq != self.cookie.of(j.src, e.target, sport, e.dport) {
+                return;
+            }
+            if let Some(i) = j.index_of(e.dport) {
+                let reason = icmp_reason(v6, e.kind, e.code);
+                if self.decide(j, i, (PortState::Filtered, reason), 0, now) {
+                    finished.push(ji);
+                }
+            }
+        } else {
+            let r = if v6 { packet::parse_tcp_v6(from, pkt) } else { packet::parse_tcp_v4(pkt) };
+            let Some(r) = r else { return };
+            let Some(&ji) = self.by_addr.get(&(r.from, false)) else { return };
+            let Some(j) = jobs[ji].as_mut() else { return };
+            if j.job.kind == Kind::Discovery {
+                // a SYN-ACK or reset from 443 to the SYN, or a reset from 80 to the ACK
+                let syn =
+                    r.sport == 443 && r.ack == self.cookie.of(j.src, r.from, sport, 443).wrapping_add(1);
+                let ack = r.sport == 80
+                    && r.answer == Answer::Reset
+                    && r.seq == self.cookie.of(j.src, r.from, sport, 80);
+                if r.dport == sport && (syn || ack) {
+                    let reason = if r.answer == Answer::SynAck { Reason::SynAck } else { Reason::Reset };
+                    let code = if syn { PING_SYN } else { PING_ACK };
+                    if self.ping_answer(j, code, reason, r.ttl, now) {
+                        finished.push(ji);
+                    }
+                }
+                return;
+            }
+            if r.dport != sport || r.ack != self.cookie.of(j.src, r.from, sport, r.sport).wrapping_add(1) {
+                return;
+            }
+            if let Some(i) = j.index_of(r.sport) {
+                let outcome = match r.answer {
+                    Answer::SynAck => (PortState::Open, Reason::SynAck),
+                    Answer::Reset => (PortState::Closed, Reason::Reset),
+                };
+                if self.decide(j, i, outcome, r.ttl, now) {
+                    finished.push(ji);
+                }
+            }
+        }
     }
 
     /// Reads the UDP socket of one family: replies (open) and queued ICMP errors.
@@ -599,7 +659,7 @@ impl SynWorker {
     }
 
     /// Sends one probe of job `j`: a SYN, a UDP datagram, or a discovery probe.
-    fn transmit(&self, j: &SynJob, port: u16) -> std::io::Result<()> {
+    fn transmit(&mut self, j: &SynJob, port: u16) -> std::io::Result<()> {
         let v6 = j.job.addr.is_ipv6();
         let dst = j.job.addr;
         if j.job.transport == Transport::Udp {
@@ -629,41 +689,50 @@ impl SynWorker {
             }
             return r;
         }
-        let Some(fam) = (if v6 { self.v6.as_ref() } else { self.v4.as_ref() }) else { return Ok(()) };
+        let cookie = self.cookie;
+        let arp = self.arp.as_ref();
         let sport = self.sport[usize::from(v6)];
+        let Some(fam) = (if v6 { self.v6.as_mut() } else { self.v4.as_mut() }) else { return Ok(()) };
         let mut seg = [0u8; SYN_LEN];
         if j.job.kind == Kind::Discovery {
             return match port {
                 PING_SYN => {
-                    packet::write_syn(
-                        &mut seg,
-                        j.src,
-                        dst,
-                        sport,
-                        443,
-                        self.cookie.of(j.src, dst, sport, 443),
-                    );
+                    packet::write_syn(&mut seg, j.src, dst, sport, 443, cookie.of(j.src, dst, sport, 443));
                     fam.tcp.send_to(&seg, dst)
                 }
                 PING_ACK => {
-                    packet::write_ack(&mut seg, j.src, dst, sport, 80, self.cookie.of(j.src, dst, sport, 80));
+                    packet::write_ack(&mut seg, j.src, dst, sport, 80, cookie.of(j.src, dst, sport, 80));
                     fam.tcp.send_to(&seg, dst)
                 }
                 PING_ARP | PING_ND => match (j.link.as_ref(), dst) {
-                    (Some(link), IpAddr::V4(d)) => self.arp.as_ref().map_or(Ok(()), |a| a.request(link, d)),
+                    (Some(link), IpAddr::V4(d)) => arp.map_or(Ok(()), |a| a.request(link, d)),
                     (Some(link), IpAddr::V6(d)) => crate::raw::neighbour_solicit(fam.icmp.fd(), link, d),
                     (None, _) => Ok(()),
                 },
                 code => {
                     let kind = if code == PING_TIMESTAMP { packet::TIMESTAMP } else { packet::ECHO };
                     let mut q = [0u8; ICMP_QUERY_LEN];
-                    let n = packet::write_icmp_query(&mut q, v6, kind, self.cookie.of(j.src, dst, 0, code));
+                    let n = packet::write_icmp_query(&mut q, v6, kind, cookie.of(j.src, dst, 0, code));
                     fam.icmp.send_to(&q[..n], dst)
                 }
             };
         }
-        packet::write_syn(&mut seg, j.src, dst, sport, port, self.cookie.of(j.src, dst, sport, port));
-        fam.tcp.send_to(&seg, dst)
+        packet::write_syn(&mut seg, j.src, dst, sport, port, cookie.of(j.src, dst, sport, port));
+        fam.pending.push(seg, j.src, dst);
+        if fam.pending.len() >= crate::raw::BATCH {
+            fam.tx.send(std::mem::take(&mut fam.pending))?;
+        }
+        Ok(())
+    }
+
+    /// Hands the port probes waiting in batches to the sender threads.
+    fn flush(&mut self) -> Result<()> {
+        for fam in [self.v4.as_mut(), self.v6.as_mut()].into_iter().flatten() {
+            if !fam.pending.is_empty() {
+                fam.tx.send(std::mem::take(&mut fam.pending)).map_err(Error::Engine)?;
+            }
+        }
+        Ok(())
     }
 
     fn part(&self, j: SynJob) -> Part {
@@ -675,7 +744,9 @@ impl SynWorker {
         let transport = j.job.transport;
         // no answer: filtered (TCP), open|filtered (UDP)
         let silent = if transport == Transport::Udp { PortState::OpenFiltered } else { PortState::Filtered };
-        for (i, &p) in j.job.ports.iter().enumerate() {
+        // in port order (the probes went out shuffled): the host's ports need no sort then
+        for &(p, i) in &j.index {
+            let i = i as usize;
             let (state, reason) = match j.state[i] {
                 UNDECIDED => (silent, Reason::NoResponse),
                 c => self.reasons[usize::from(c) - 1].clone(),
@@ -858,6 +929,7 @@ impl SynWorker {
                     (false, None) => waiting.push(Reverse((Instant::now(), slot, g))),
                 }
             }
+            self.flush()?;
             // answers; hosts whose every port is decided finish at once
             let finished = self.receive(&mut slab)?;
             for slot in finished {

@@ -205,11 +205,13 @@ struct Live<'a> {
     sinks: &'a mut Sinks,
     /// Hosts finished (for a resume file), and the finished ones reported.
     done: Vec<std::net::IpAddr>,
-    done_hosts: Vec<Host>,
+    /// Shared with `keep`: a host of all ports of a closed machine has 65,535 of them, and a
+    /// copy of it was the largest cost of the scan after its packets.
+    done_hosts: Vec<Arc<Host>>,
     /// Finished hosts whose report has not come yet (with -sV it comes after the scan).
     unreported: std::collections::HashSet<std::net::IpAddr>,
     /// Hosts kept for the snapshot (`--save`).
-    keep: Option<Vec<Host>>,
+    keep: Option<Vec<Arc<Host>>>,
     bar: Option<indicatif::ProgressBar>,
     error: Option<io::Error>,
     up: u32,
@@ -230,9 +232,10 @@ impl Observer for Live<'_> {
         if host.status.state == portolan_model::HostState::Up {
             self.up += 1;
         }
+        let host = Arc::new(host);
         // a finished host's report (a host cut short by Ctrl-C is reported but not finished)
         if self.unreported.remove(&host.address) {
-            self.done_hosts.push(host.clone());
+            self.done_hosts.push(Arc::clone(&host));
         }
         if self.error.is_none()
             && let Err(e) = self.sinks.host(&host)
@@ -430,7 +433,7 @@ fn execute_resumable(
     let mut live = Live {
         sinks,
         done: resumed.done,
-        done_hosts: resumed.hosts,
+        done_hosts: resumed.hosts.into_iter().map(Arc::new).collect(),
         unreported: Default::default(),
         keep: keep.then(Vec::new),
         bar,
@@ -449,13 +452,14 @@ fn execute_resumable(
     if let Some(e) = live.error.take() {
         return Err(anyhow::Error::new(e).context("writing output"));
     }
-    let kept = live.keep.take().map(|mut k| {
+    let kept = live.keep.take().map(|k| {
         // the re-emitted hosts belong to the run too
-        let mut all: Vec<Host> = live.done_hosts.iter().take(resumed_reported).cloned().collect();
-        all.append(&mut k);
+        let mut all: Vec<Arc<Host>> = live.done_hosts.iter().take(resumed_reported).cloned().collect();
+        all.extend(k);
         all
     });
-    let left = Resumed { done: std::mem::take(&mut live.done), hosts: std::mem::take(&mut live.done_hosts) };
+    let done = std::mem::take(&mut live.done);
+    let done_hosts = std::mem::take(&mut live.done_hosts);
     run.stats.finished = Some(Timestamp::now());
     run.stats.elapsed_secs = t0.elapsed().as_secs_f64();
     let summary = match result {
@@ -484,8 +488,19 @@ fn execute_resumable(
         );
     }
     io::stdout().flush().context("writing to standard output")?;
+    // the finished hosts are wanted for a resume file only: without one each kept host is
+    // moved, not copied
+    let left = Resumed {
+        done,
+        hosts: if summary.interrupted {
+            done_hosts.iter().map(|h| Host::clone(h)).collect()
+        } else {
+            Vec::new()
+        },
+    };
+    drop(done_hosts);
     if let Some(hosts) = kept {
-        run.hosts = hosts;
+        run.hosts = hosts.into_iter().map(Arc::unwrap_or_clone).collect();
     }
     Ok((run, summary.interrupted, left))
 }
