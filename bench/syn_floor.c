@@ -116,6 +116,12 @@ static void *receiver(void *arg) {
 
 int main(int argc, char **argv) {
   if (argc < 2 || !inet_aton(argv[1], &dst)) { fprintf(stderr, "usage: syn_floor DST [THREADS]\n"); return 2; }
+  /* network safety: lab (198.18.0.0/15) or loopback addresses only */
+  uint32_t d = ntohl(dst.s_addr);
+  if ((d & 0xFFFE0000u) != 0xC6120000u && (d >> 24) != 127) {
+    fprintf(stderr, "syn_floor: %s is outside 198.18.0.0/15 and 127.0.0.0/8; refusing\n", argv[1]);
+    return 2;
+  }
   int threads = argc > 2 ? atoi(argv[2]) : 2;
   if (threads < 1 || threads > 16) threads = 2;
   /* the source address towards DST, and a source port held by a bound socket */
