@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -120,6 +121,18 @@ int main(int argc, char **argv) {
   uint32_t d = ntohl(dst.s_addr);
   if ((d & 0xFFFE0000u) != 0xC6120000u && (d >> 24) != 127) {
     fprintf(stderr, "syn_floor: %s is outside 198.18.0.0/15 and 127.0.0.0/8; refusing\n", argv[1]);
+    return 2;
+  }
+  /* and only from the lab's scanner namespace (ptl-scan, or the one named by
+   * SYN_FLOOR_NETNS): never from the machine's own network namespace, whose routes lead off
+   * the machine */
+  const char *ns = getenv("SYN_FLOOR_NETNS");
+  char path[256];
+  snprintf(path, sizeof path, "/run/netns/%s", ns && *ns && !strchr(ns, '/') ? ns : "ptl-scan");
+  struct stat self_ns, lab_ns;
+  if (stat("/proc/self/ns/net", &self_ns) != 0 || stat(path, &lab_ns) != 0 ||
+      self_ns.st_ino != lab_ns.st_ino || self_ns.st_dev != lab_ns.st_dev) {
+    fprintf(stderr, "syn_floor: run it inside the lab's scanner namespace (ip netns exec ptl-scan ...)\n");
     return 2;
   }
   int threads = argc > 2 ? atoi(argv[2]) : 2;
