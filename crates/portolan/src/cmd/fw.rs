@@ -392,20 +392,25 @@ fn rule_label(an: &Analysis, t: Term) -> String {
 /// The rules of a list of terminals for people: each line when few, else a count and the
 /// span of lines.
 fn rules_text(an: &Analysis, terms: &[Term]) -> String {
-    let mut labels: Vec<String> = Vec::new();
-    for t in terms {
-        let s = rule_label(an, *t);
-        if !labels.contains(&s) {
-            labels.push(s);
+    // distinct rules in order of appearance (a row can name thousands: no quadratic search)
+    let mut seen = std::collections::HashSet::new();
+    let uniq: Vec<Term> = terms.iter().filter(|t| seen.insert(t.rule)).copied().collect();
+    if uniq.len() <= 6 {
+        let mut labels: Vec<String> = Vec::new();
+        for t in &uniq {
+            let s = rule_label(an, *t);
+            if !labels.contains(&s) {
+                labels.push(s);
+            }
         }
-    }
-    if labels.len() <= 6 {
         return labels.join(", ");
     }
-    let lines: Vec<u32> =
-        terms.iter().filter(|t| t.rule != NONE).map(|t| an.location(an.refs[t.rule as usize]).line).collect();
-    let (lo, hi) = (lines.iter().min().copied().unwrap_or(0), lines.iter().max().copied().unwrap_or(0));
-    format!("{} rules, lines {lo}-{hi}", labels.len())
+    let lines = uniq.iter().filter(|t| t.rule != NONE).map(|t| an.location(an.refs[t.rule as usize]).line);
+    let (lo, hi) = lines.fold((u32::MAX, 0), |(lo, hi), l| (lo.min(l), hi.max(l)));
+    if lo > hi {
+        return format!("{} rules", uniq.len());
+    }
+    format!("{} rules, lines {lo}-{hi}", uniq.len())
 }
 
 /// The verdicts each class gets whatever the protocol and port (source blocklists, trusted
