@@ -1,5 +1,7 @@
 //! `portolan fw`: firewall rule sets — exposure, queries, diffs, lint and kernel verification.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
@@ -16,6 +18,8 @@ use portolan_output::audit as render;
 use portolan_output::escape::terminal;
 use portolan_output::records;
 use portolan_output::table::{Cell, Style, Table};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 
 use super::Context;
@@ -520,56 +524,114 @@ fn show_table(
     Ok(())
 }
 
-fn show_json(an: &Analysis, rs: &Ruleset, exps: &[Exposure], open_only: bool) -> Value {
-    // a shared source set is written out once per exposure, not once per row
-    let mut memo: std::collections::HashMap<*const portolan_firewall::sets::IntervalSet, Value> =
-        std::collections::HashMap::new();
-    let mut terms: std::collections::HashMap<Term, Value> = std::collections::HashMap::new();
-    let list: Vec<Value> = exps
-        .iter()
-        .map(|e| {
-            memo.clear();
-            let mut part_json = |t: &Term, s: &analysis::Sources| {
-                let mut v = terms.entry(*t).or_insert_with(|| term_json(an, *t)).clone();
-                v["sources"] = memo
-                    .entry(std::sync::Arc::as_ptr(s))
-                    .or_insert_with(|| json!(source_text(s, e.family, 16)))
-                    .clone();
-                v
-            };
-            let mut everywhere = serde_json::Map::new();
-            for (name, parts) in e.classes.iter().zip(&e.everywhere) {
-                let v: Vec<Value> = parts.iter().map(|(t, s)| part_json(t, s)).collect();
-                everywhere.insert(name.clone(), json!(v));
-            }
-            let rows: Vec<Value> = e
-                .rows
-                .iter()
-                .filter(|r| !open_only || r.classes.iter().any(Outcome::any_accept))
-                .map(|r| {
-                    let mut classes = serde_json::Map::new();
-                    for (name, o) in e.classes.iter().zip(&r.classes) {
-                        let parts: Vec<Value> = o.parts.iter().map(|(t, s)| part_json(t, s)).collect();
-                        classes.insert(name.clone(), json!({"verdict": outcome_word(o), "parts": parts}));
-                    }
-                    json!({
-                        "protocol": proto_text(r.proto),
-                        "ports": r.ports.map(ports_text),
-                        "service": service(r.proto, r.ports),
-                        "classes": classes,
-                    })
-                })
-                .collect();
-            json!({
-                "scope": e.scope,
-                "family": e.family.as_str(),
-                "view": match e.view { View::Input => "input", View::Forward => "forward" },
-                "everywhere": everywhere,
-                "rows": rows,
-            })
+/// `fw show -o json`, written as it is serialised: one row's JSON at a time, so a large rule
+/// set's answer is never held in memory whole (the keys keep serde_json's sorted order).
+struct ShowJson<'a> {
+    an: &'a Analysis<'a>,
+    rs: &'a Ruleset,
+    exps: &'a [Exposure],
+    open_only: bool,
+    // a shared source set and a terminal are rendered once per exposure, not once per row
+    sources: RefCell<HashMap<*const portolan_firewall::sets::IntervalSet, Value>>,
+    terms: RefCell<HashMap<Term, Value>>,
+}
+
+impl ShowJson<'_> {
+    fn part(&self, e: &Exposure, t: &Term, s: &analysis::Sources) -> Value {
+        let mut v = self.terms.borrow_mut().entry(*t).or_insert_with(|| term_json(self.an, *t)).clone();
+        v["sources"] = self
+            .sources
+            .borrow_mut()
+            .entry(std::sync::Arc::as_ptr(s))
+            .or_insert_with(|| json!(source_text(s, e.family, 16)))
+            .clone();
+        v
+    }
+
+    fn row(&self, e: &Exposure, r: &analysis::Row) -> Value {
+        let mut classes = serde_json::Map::new();
+        for (name, o) in e.classes.iter().zip(&r.classes) {
+            let parts: Vec<Value> = o.parts.iter().map(|(t, s)| self.part(e, t, s)).collect();
+            classes.insert(name.clone(), json!({"verdict": outcome_word(o), "parts": parts}));
+        }
+        json!({
+            "protocol": proto_text(r.proto),
+            "ports": r.ports.map(ports_text),
+            "service": service(r.proto, r.ports),
+            "classes": classes,
         })
-        .collect();
-    json!({"file": rs.file, "format": rs.format.as_str(), "rules": rs.rule_count(), "notes": rs.notes, "exposure": list})
+    }
+}
+
+struct ExposureJson<'a>(&'a ShowJson<'a>, &'a Exposure);
+struct RowsJson<'a>(&'a ShowJson<'a>, &'a Exposure);
+struct ExposuresJson<'a>(&'a ShowJson<'a>);
+
+impl Serialize for RowsJson<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let (sj, e) = (self.0, self.1);
+        let mut seq = ser.serialize_seq(None)?;
+        for r in e.rows.iter().filter(|r| !sj.open_only || r.classes.iter().any(Outcome::any_accept)) {
+            seq.serialize_element(&sj.row(e, r))?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for ExposureJson<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let (sj, e) = (self.0, self.1);
+        sj.sources.borrow_mut().clear();
+        let mut everywhere = serde_json::Map::new();
+        for (name, parts) in e.classes.iter().zip(&e.everywhere) {
+            let v: Vec<Value> = parts.iter().map(|(t, s)| sj.part(e, t, s)).collect();
+            everywhere.insert(name.clone(), json!(v));
+        }
+        let mut m = ser.serialize_map(Some(5))?;
+        m.serialize_entry("everywhere", &everywhere)?;
+        m.serialize_entry("family", e.family.as_str())?;
+        m.serialize_entry("rows", &RowsJson(sj, e))?;
+        m.serialize_entry("scope", &e.scope)?;
+        m.serialize_entry(
+            "view",
+            match e.view {
+                View::Input => "input",
+                View::Forward => "forward",
+            },
+        )?;
+        m.end()
+    }
+}
+
+impl Serialize for ExposuresJson<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut seq = ser.serialize_seq(Some(self.0.exps.len()))?;
+        for e in self.0.exps {
+            seq.serialize_element(&ExposureJson(self.0, e))?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for ShowJson<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(5))?;
+        m.serialize_entry("exposure", &ExposuresJson(self))?;
+        m.serialize_entry("file", &self.rs.file)?;
+        m.serialize_entry("format", self.rs.format.as_str())?;
+        m.serialize_entry("notes", &self.rs.notes)?;
+        m.serialize_entry("rules", &self.rs.rule_count())?;
+        m.end()
+    }
+}
+
+fn show_json<'a>(
+    an: &'a Analysis<'a>,
+    rs: &'a Ruleset,
+    exps: &'a [Exposure],
+    open_only: bool,
+) -> ShowJson<'a> {
+    ShowJson { an, rs, exps, open_only, sources: RefCell::default(), terms: RefCell::default() }
 }
 
 fn fail_on(s: &str) -> anyhow::Result<Option<Severity>> {
