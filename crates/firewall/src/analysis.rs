@@ -283,6 +283,35 @@ impl<'r> Analysis<'r> {
         Ok(a)
     }
 
+    /// The rule sets' scopes and interface atoms, without compiling the diagrams: enough for
+    /// [`Analysis::exposure_flow`] and for naming rules (queries, diffs and lint need
+    /// [`Analysis::new`]).
+    pub fn outline(sets: &[&'r Ruleset]) -> Analysis<'r> {
+        let mut a = Analysis {
+            sets: sets.to_vec(),
+            ifaces: Ifaces::new(sets),
+            refs: Vec::new(),
+            ref_ids: HashMap::new(),
+            scopes: Vec::new(),
+        };
+        for (si, rs) in sets.iter().enumerate() {
+            if rs.separate_tables {
+                for (i, t) in rs.tables.iter().enumerate() {
+                    a.scopes.push(Scope {
+                        name: t.name.clone(),
+                        set: si,
+                        tables: vec![i],
+                        fams: [None, None],
+                    });
+                }
+            } else {
+                let tables = (0..rs.tables.len()).collect();
+                a.scopes.push(Scope { name: String::new(), set: si, tables, fams: [None, None] });
+            }
+        }
+        a
+    }
+
     /// The terminal rule index of a reference (interned).
     pub fn intern(&mut self, r: RuleRef) -> u32 {
         self.rule_id(r)
@@ -724,20 +753,33 @@ pub struct Outcome {
     /// port matter: source blocklists, trusted networks): shared with
     /// [`Exposure::everywhere`].
     pub everywhere: Arc<[(Term, Sources)]>,
+    /// The verdicts of `everywhere` ([`kind_mask`]), so a row's verdict word does not walk a
+    /// long blocklist once per row.
+    pub every_kinds: u16,
+}
+
+/// The verdicts among parts, one bit per [`Kind`].
+pub fn kind_mask(parts: &[(Term, Sources)]) -> u16 {
+    parts.iter().fold(0, |m, (t, _)| m | 1 << t.kind as u16)
 }
 
 impl Outcome {
+    /// The verdicts of the row for the class (the port-independent ones too), one bit per
+    /// [`Kind`].
+    pub fn kinds(&self) -> u16 {
+        self.every_kinds | kind_mask(&self.parts)
+    }
     /// Every (terminal, sources) of the row: the port-independent ones, then the row's own.
     pub fn all(&self) -> impl Iterator<Item = &(Term, Sources)> {
         self.everywhere.iter().chain(self.parts.iter())
     }
     /// Whether every source of the class is accepted (published ports count).
     pub fn all_accept(&self) -> bool {
-        self.all().next().is_some() && self.all().all(|(t, _)| t.kind == Kind::Accept)
+        self.kinds() == 1 << Kind::Accept as u16
     }
     /// Whether some source is accepted.
     pub fn any_accept(&self) -> bool {
-        self.all().any(|(t, _)| t.kind == Kind::Accept)
+        self.kinds() & 1 << Kind::Accept as u16 != 0
     }
     /// The accepted sources.
     pub fn accepted(&self) -> IntervalSet {
@@ -840,6 +882,7 @@ impl Analysis<'_> {
                                     .map(|(p, e)| Outcome {
                                         parts: p.into_iter().map(|(id, s)| (dd.term_of(id), s)).collect(),
                                         everywhere: e.clone(),
+                                        every_kinds: kind_mask(e),
                                     })
                                     .collect(),
                             })

@@ -23,6 +23,7 @@ pub mod analysis;
 pub mod aws;
 pub mod dd;
 mod error;
+pub mod flow;
 pub mod ipset;
 pub mod iptables;
 pub mod json;

@@ -96,6 +96,21 @@ impl IntervalSet {
     }
     /// Intersection.
     pub fn intersect(&self, o: &IntervalSet) -> IntervalSet {
+        // a few intervals against many: binary search for each of the few
+        let (small, big) = if self.iv.len() <= o.iv.len() { (self, o) } else { (o, self) };
+        if small.iv.len() * 16 < big.iv.len() {
+            let mut out = Vec::new();
+            for &(a, b) in &small.iv {
+                let from = big.iv.partition_point(|x| x.1 < a);
+                for &(c, d) in &big.iv[from..] {
+                    if c > b {
+                        break;
+                    }
+                    out.push((a.max(c), b.min(d)));
+                }
+            }
+            return IntervalSet { iv: out };
+        }
         let (mut i, mut j) = (0, 0);
         let mut out = Vec::new();
         while i < self.iv.len() && j < o.iv.len() {
@@ -131,7 +146,49 @@ impl IntervalSet {
     }
     /// Difference.
     pub fn minus(&self, o: &IntervalSet, max: u128) -> IntervalSet {
-        self.intersect(&o.complement(max))
+        let _ = max;
+        self.without(o)
+    }
+    /// Difference (`self` without the values of `o`), in one pass over both.
+    pub fn without(&self, o: &IntervalSet) -> IntervalSet {
+        let mut out = Vec::with_capacity(self.iv.len() + 1);
+        let mut j = 0;
+        for &(a, b) in &self.iv {
+            let mut lo = a;
+            // skip the removed intervals that end before this one
+            while j < o.iv.len() && o.iv[j].1 < lo {
+                j += 1;
+            }
+            let mut k = j;
+            let mut done = false;
+            while k < o.iv.len() && o.iv[k].0 <= b {
+                let (c, d) = o.iv[k];
+                if c > lo {
+                    out.push((lo, c - 1));
+                }
+                match d.checked_add(1) {
+                    Some(n) if d < b => lo = n,
+                    _ => {
+                        done = true;
+                        break;
+                    }
+                }
+                k += 1;
+            }
+            if !done {
+                out.push((lo, b));
+            }
+            j = k.saturating_sub(1).max(j);
+        }
+        IntervalSet { iv: out }
+    }
+    /// Whether the two sets share a value.
+    pub fn meets(&self, o: &IntervalSet) -> bool {
+        let (small, big) = if self.iv.len() <= o.iv.len() { (self, o) } else { (o, self) };
+        small.iv.iter().any(|&(a, b)| {
+            let i = big.iv.partition_point(|x| x.1 < a);
+            i < big.iv.len() && big.iv[i].0 <= b
+        })
     }
     /// Whether `o` is a subset of `self`.
     pub fn contains_set(&self, o: &IntervalSet) -> bool {
@@ -180,14 +237,12 @@ pub fn cidrs(set: &IntervalSet, v6: bool, limit: usize) -> Vec<String> {
         let mut lo = a;
         loop {
             // the largest aligned block starting at lo and ending at or before b
-            let mut size_bits = if lo == 0 { bits } else { lo.trailing_zeros().min(bits) };
-            while size_bits > 0 {
-                let span = if size_bits >= 128 { u128::MAX } else { (1u128 << size_bits) - 1 };
-                if lo.checked_add(span).is_some_and(|end| end <= b) {
-                    break;
-                }
-                size_bits -= 1;
-            }
+            let align = if lo == 0 { bits } else { lo.trailing_zeros().min(bits) };
+            let fit = match (b - lo).checked_add(1) {
+                Some(len) => 127 - len.leading_zeros(),
+                None => 128,
+            };
+            let size_bits = align.min(fit).min(bits);
             if out.len() < limit {
                 let ip = u128_to_ip(lo, v6);
                 out.push(format!("{ip}/{}", bits - size_bits));
@@ -230,6 +285,47 @@ mod tests {
         assert_eq!(a.minus(&b, 30).intervals(), &[(1, 3), (13, 20)]);
         assert!(a.contains(15) && !a.contains(8));
         assert_eq!(IntervalSet::full(u128::MAX).complement(u128::MAX), IntervalSet::empty());
+        assert_eq!(
+            IntervalSet::full(u128::MAX).without(&IntervalSet::single(u128::MAX)).intervals(),
+            &[(0, u128::MAX - 1)]
+        );
+        assert!(a.meets(&b) && !a.meets(&IntervalSet::range(7, 9)));
+    }
+
+    #[test]
+    fn set_operations_agree_with_a_bitmap() {
+        // every operation against the obvious bitmap over 0..1024, on pseudo-random sets of
+        // very different sizes (so the binary-search paths run too)
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        const N: usize = 1024;
+        let set = |m: &[bool]| {
+            IntervalSet::from_intervals((0..N).filter(|&i| m[i]).map(|i| (i as u128, i as u128)).collect())
+        };
+        let bits = |s: &IntervalSet| (0..N).map(|i| s.contains(i as u128)).collect::<Vec<bool>>();
+        for round in 0..300 {
+            let density = [2u64, 50, 500, 990][round % 4];
+            let sparse = [1u64, 3, 20][round % 3];
+            let ma: Vec<bool> = (0..N).map(|_| next() % 1000 < density).collect();
+            let mb: Vec<bool> = (0..N).map(|_| next() % 1000 < sparse).collect();
+            let (a, b) = (set(&ma), set(&mb));
+            let and: Vec<bool> = (0..N).map(|i| ma[i] && mb[i]).collect();
+            assert_eq!(bits(&a.intersect(&b)), and);
+            assert_eq!(bits(&b.intersect(&a)), and);
+            assert_eq!(bits(&a.without(&b)), (0..N).map(|i| ma[i] && !mb[i]).collect::<Vec<_>>());
+            assert_eq!(bits(&b.without(&a)), (0..N).map(|i| mb[i] && !ma[i]).collect::<Vec<_>>());
+            assert_eq!(bits(&a.union(&b)), (0..N).map(|i| ma[i] || mb[i]).collect::<Vec<_>>());
+            assert_eq!(a.meets(&b), and.iter().any(|&x| x));
+            // results are normalised: sorted, disjoint, not adjacent
+            for s in [a.intersect(&b), a.without(&b), b.without(&a)] {
+                assert!(s.intervals().windows(2).all(|w| w[0].1 + 1 < w[1].0));
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::rc::Rc;
 
 use anyhow::{Context as _, bail};
 use jiff::Timestamp;
@@ -33,8 +34,9 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             for f in &a.from {
                 classes.push(analysis::named_class(f).map_err(anyhow::Error::msg)?);
             }
-            let mut an = Analysis::new(&[&rs])?;
-            let exps = an.exposure_on(&classes, a.dst, true, &a.iif);
+            // by propagation: the diagrams are not needed for the exposure
+            let mut an = Analysis::outline(&[&rs]);
+            let exps = an.exposure_flow(&classes, a.dst, true, &a.iif)?;
             let mut out = io::BufWriter::new(io::stdout().lock());
             match a.output {
                 FwOutput::Json => records::json(&mut out, &show_json(&an, &rs, &exps, a.open))?,
@@ -313,12 +315,21 @@ fn ports_text(p: (u16, u16)) -> String {
     if p.0 == p.1 { p.0.to_string() } else { format!("{}-{}", p.0, p.1) }
 }
 
+/// A source set for people: CIDR blocks (at most `limit`, then `+N more`), or, for a set
+/// holding most of the internet, `internet` with the public blocks it lacks
+/// (`except 192.0.2.7/32`) and the other blocks it has.
 fn source_text(s: &portolan_firewall::sets::IntervalSet, f: Family, limit: usize) -> Vec<String> {
     let publ = if f.is_v6() { analysis::public_v6() } else { analysis::public_v4() };
-    if s.contains_set(&publ) && s.count() > publ.count() / 2 && s.intersect(&publ) == publ {
-        let rest = s.minus(&publ, portolan_firewall::sets::addr_max(f.is_v6()));
+    let inside = s.intersect(&publ);
+    if inside.count() > publ.count() / 2 {
         let mut v = vec!["internet".to_string()];
-        v.extend(cidrs(&rest, f.is_v6(), limit));
+        for c in cidrs(&publ.without(&inside), f.is_v6(), limit) {
+            v.push(match c.strip_prefix('+') {
+                Some(more) => format!("+{more} exceptions"),
+                None => format!("except {c}"),
+            });
+        }
+        v.extend(cidrs(&s.without(&publ), f.is_v6(), limit));
         return v;
     }
     cidrs(s, f.is_v6(), limit)
@@ -346,8 +357,23 @@ fn term_json(an: &Analysis, t: Term) -> Value {
 
 /// A class's outcome in a word: accept, drop, reject, or partial.
 fn outcome_word(o: &Outcome) -> String {
-    let kinds: std::collections::BTreeSet<Kind> = o.all().map(|(t, _)| t.kind).collect();
-    let published = o.all().any(|(t, _)| t.via != NONE && t.kind == Kind::Accept);
+    let mask = o.kinds();
+    let kinds: std::collections::BTreeSet<Kind> = [
+        Kind::False,
+        Kind::True,
+        Kind::Continue,
+        Kind::Accept,
+        Kind::Drop,
+        Kind::Reject,
+        Kind::Nat,
+        Kind::Changed,
+        Kind::Hole,
+    ]
+    .into_iter()
+    .filter(|k| mask & 1 << *k as u16 != 0)
+    .collect();
+    // the parts shown once for every row never come from a translation
+    let published = o.parts.iter().any(|(t, _)| t.via != NONE && t.kind == Kind::Accept);
     let w = match kinds.first() {
         None => "-".to_string(),
         Some(k) if kinds.len() == 1 => kind_word(*k).to_string(),
@@ -532,34 +558,75 @@ struct ShowJson<'a> {
     exps: &'a [Exposure],
     open_only: bool,
     // a shared source set and a terminal are rendered once per exposure, not once per row
-    sources: RefCell<HashMap<*const portolan_firewall::sets::IntervalSet, Value>>,
-    terms: RefCell<HashMap<Term, Value>>,
+    sources: RefCell<HashMap<*const portolan_firewall::sets::IntervalSet, Rc<Value>>>,
+    terms: RefCell<HashMap<Term, Rc<Value>>>,
+}
+
+/// One part: the terminal's fields and the sources (keys in sorted order).
+struct PartJson(Rc<Value>, Rc<Value>);
+
+impl Serialize for PartJson {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(5))?;
+        m.serialize_entry("dnat", &self.0["dnat"])?;
+        m.serialize_entry("location", &self.0["location"])?;
+        m.serialize_entry("rule", &self.0["rule"])?;
+        m.serialize_entry("sources", &*self.1)?;
+        m.serialize_entry("verdict", &self.0["verdict"])?;
+        m.end()
+    }
+}
+
+struct ClassJson(Vec<PartJson>, String);
+
+impl Serialize for ClassJson {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(2))?;
+        m.serialize_entry("parts", &self.0)?;
+        m.serialize_entry("verdict", &self.1)?;
+        m.end()
+    }
+}
+
+/// A row (keys in sorted order, classes by name).
+struct RowJson<'a>(std::collections::BTreeMap<&'a str, ClassJson>, &'a analysis::Row);
+
+impl Serialize for RowJson<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let r = self.1;
+        let mut m = ser.serialize_map(Some(4))?;
+        m.serialize_entry("classes", &self.0)?;
+        m.serialize_entry("ports", &r.ports.map(ports_text))?;
+        m.serialize_entry("protocol", &proto_text(r.proto))?;
+        m.serialize_entry("service", &service(r.proto, r.ports))?;
+        m.end()
+    }
 }
 
 impl ShowJson<'_> {
-    fn part(&self, e: &Exposure, t: &Term, s: &analysis::Sources) -> Value {
-        let mut v = self.terms.borrow_mut().entry(*t).or_insert_with(|| term_json(self.an, *t)).clone();
-        v["sources"] = self
+    fn part(&self, e: &Exposure, t: &Term, s: &analysis::Sources) -> PartJson {
+        let term =
+            self.terms.borrow_mut().entry(*t).or_insert_with(|| Rc::new(term_json(self.an, *t))).clone();
+        let src = self
             .sources
             .borrow_mut()
             .entry(std::sync::Arc::as_ptr(s))
-            .or_insert_with(|| json!(source_text(s, e.family, 16)))
+            .or_insert_with(|| Rc::new(json!(source_text(s, e.family, 16))))
             .clone();
-        v
+        PartJson(term, src)
     }
 
-    fn row(&self, e: &Exposure, r: &analysis::Row) -> Value {
-        let mut classes = serde_json::Map::new();
-        for (name, o) in e.classes.iter().zip(&r.classes) {
-            let parts: Vec<Value> = o.parts.iter().map(|(t, s)| self.part(e, t, s)).collect();
-            classes.insert(name.clone(), json!({"verdict": outcome_word(o), "parts": parts}));
-        }
-        json!({
-            "protocol": proto_text(r.proto),
-            "ports": r.ports.map(ports_text),
-            "service": service(r.proto, r.ports),
-            "classes": classes,
-        })
+    fn row<'e>(&self, e: &'e Exposure, r: &'e analysis::Row) -> RowJson<'e> {
+        let classes = e
+            .classes
+            .iter()
+            .zip(&r.classes)
+            .map(|(name, o)| {
+                let parts = o.parts.iter().map(|(t, s)| self.part(e, t, s)).collect();
+                (name.as_str(), ClassJson(parts, outcome_word(o)))
+            })
+            .collect();
+        RowJson(classes, r)
     }
 }
 
@@ -584,7 +651,10 @@ impl Serialize for ExposureJson<'_> {
         sj.sources.borrow_mut().clear();
         let mut everywhere = serde_json::Map::new();
         for (name, parts) in e.classes.iter().zip(&e.everywhere) {
-            let v: Vec<Value> = parts.iter().map(|(t, s)| sj.part(e, t, s)).collect();
+            let v: Vec<Value> = parts
+                .iter()
+                .map(|(t, s)| serde_json::to_value(sj.part(e, t, s)).unwrap_or(Value::Null))
+                .collect();
             everywhere.insert(name.clone(), json!(v));
         }
         let mut m = ser.serialize_map(Some(5))?;

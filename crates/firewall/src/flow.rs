@@ -1,0 +1,1335 @@
+//! Exposure by first-match propagation (header-space style), the way `fw show` computes it.
+//!
+//! The decision diagrams of [`crate::analysis`] hold the whole function of a rule set; when
+//! many (source, port) rules meet many port rules, that function is as large as their
+//! product. The exposure does not need the function, only what each (protocol, port) gets from
+//! each source. So here the packet space is cut in two:
+//!
+//! - **atoms**: the (protocol, destination port) cells that every rule's protocol and port sets
+//!   are unions of (the rows of the table, before equal neighbours merge);
+//! - **regions**: what is left of the other dimensions (input and output interface, source,
+//!   destination, source port) as a union of disjoint boxes.
+//!
+//! Packets flow through the chains rule by rule: each atom carries the regions that reach the
+//! rule (a *state*, shared by every atom that fares the same, so a rule is applied once per
+//! state, not once per atom); a rule splits what it matches off and records a *decision*
+//! (verdict, rule, region) for the atoms it touched. A source blocklist — a run of rules that
+//! differ only in their sources — is applied as one sweep. Jumps, gotos, returns, several base
+//! chains on one hook, DNAT into the input or forward path and rules with conditions the
+//! analysis cannot see follow the same semantics as the diagrams (docs/firewall.md), and the
+//! two are compared on the whole corpus by the tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::analysis::{Analysis, Class, Exposure, Outcome, Row, RuleRef, Sources, View, unicast};
+use crate::dd::{Kind, NONE, Term};
+use crate::error::Error;
+use crate::model::{Action, ChainKind, Family, Hook, Policy, Rule};
+use crate::sets::{IntervalSet, addr_max, ip_to_u128};
+
+const IIF: usize = 0;
+const OIF: usize = 1;
+const SRC: usize = 2;
+const DST: usize = 3;
+const SPORT: usize = 4;
+const ND: usize = 5;
+/// The order a box is cut in when a cube is taken out of it: the large source set last, so
+/// only one piece copies it.
+const CUT_ORDER: [usize; ND] = [IIF, OIF, SPORT, DST, SRC];
+
+type Set = Arc<IntervalSet>;
+
+/// A box: one set per dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Bx([Set; ND]);
+
+/// A union of disjoint boxes.
+type Region = Arc<Vec<Bx>>;
+
+/// A rule cube's conditions outside (protocol, port).
+type Conds = [Option<IntervalSet>; ND];
+
+type Res<T> = crate::error::Result<T>;
+
+fn meet(a: &Set, s: &IntervalSet) -> Set {
+    let x = a.intersect(s);
+    if x.intervals().len() == a.intervals().len() && x == **a { a.clone() } else { Arc::new(x) }
+}
+
+fn box_and(b: &Bx, c: &Conds) -> Option<Bx> {
+    let mut out = b.clone();
+    for (d, cond) in c.iter().enumerate() {
+        if let Some(s) = cond {
+            let x = meet(&b.0[d], s);
+            if x.is_empty() {
+                return None;
+            }
+            out.0[d] = x;
+        }
+    }
+    Some(out)
+}
+
+/// Splits a region into the part a cube matches and the rest.
+fn split(r: &[Bx], c: &Conds) -> (Vec<Bx>, Vec<Bx>) {
+    let mut inside = Vec::new();
+    let mut rest = Vec::new();
+    for b in r {
+        let Some(hit) = box_and(b, c) else {
+            rest.push(b.clone());
+            continue;
+        };
+        let mut cur = b.clone();
+        for d in CUT_ORDER {
+            if let Some(s) = &c[d] {
+                let outside = cur.0[d].without(s);
+                if !outside.is_empty() {
+                    let mut p = cur.clone();
+                    p.0[d] = Arc::new(outside);
+                    rest.push(p);
+                }
+                cur.0[d] = hit.0[d].clone();
+            }
+        }
+        inside.push(hit);
+    }
+    (inside, rest)
+}
+
+/// The (protocol, port) cells of one run: sorted by protocol range, then port; several cells
+/// may share a key (translated packets). Every rule's protocol and port sets are unions of
+/// whole cells.
+struct Space {
+    keys: Vec<((u8, u8), (u16, u16))>,
+    /// The row (cell of the main space) each cell reports to.
+    orig: Vec<u32>,
+    /// (protocol range, first cell, end).
+    groups: Vec<(u8, u8, usize, usize)>,
+}
+
+impl Space {
+    fn new(mut cells: Vec<(((u8, u8), (u16, u16)), u32)>) -> Space {
+        cells.sort_by_key(|c| c.0);
+        let mut groups: Vec<(u8, u8, usize, usize)> = Vec::new();
+        for (i, ((p, _), _)) in cells.iter().enumerate() {
+            match groups.last_mut() {
+                Some(g) if (g.0, g.1) == *p => g.3 = i + 1,
+                _ => groups.push((p.0, p.1, i, i + 1)),
+            }
+        }
+        Space { keys: cells.iter().map(|c| c.0).collect(), orig: cells.iter().map(|c| c.1).collect(), groups }
+    }
+
+    /// The cells a protocol and port condition covers, as index ranges.
+    fn cells(&self, proto: &Option<IntervalSet>, dport: &Option<IntervalSet>, out: &mut Vec<(usize, usize)>) {
+        for &(plo, phi, s, e) in &self.groups {
+            if let Some(p) = proto
+                && !p.meets(&IntervalSet::range(u128::from(plo), u128::from(phi)))
+            {
+                continue;
+            }
+            match dport {
+                None => out.push((s, e)),
+                Some(d) => {
+                    let keys = &self.keys[s..e];
+                    for &(ql, qh) in d.intervals() {
+                        let a = s + keys.partition_point(|k| u128::from(k.1.0) < ql);
+                        let b = s + keys.partition_point(|k| u128::from(k.1.0) <= qh);
+                        if a < b {
+                            out.push((a, b));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What reaches a point of the chains: a region, the accept an earlier chain of the hook
+/// gave it, and the DNAT rule that translated it.
+#[derive(Debug, Clone)]
+struct St {
+    region: Region,
+    pending: Option<Term>,
+    via: u32,
+}
+
+/// How a packet leaves a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Exit {
+    /// Back to the caller (or, in a base chain, to the policy).
+    Return,
+    /// A verdict.
+    Term(Term),
+    /// Verdicts of a swept run of rules, each for its part of the region.
+    Pieces(u32),
+}
+
+/// A recorded verdict for some cells.
+enum Dec {
+    One(Term, Region),
+    Pieces(u32),
+}
+
+const EMPTY: u32 = u32::MAX;
+
+struct Engine<'a, 'r> {
+    an: &'a mut Analysis<'r>,
+    si: usize,
+    f: Family,
+    states: Vec<St>,
+    interned: HashMap<u64, Vec<u32>>,
+    pieces: Vec<Arc<Vec<(Term, Region)>>>,
+    decs: Vec<Dec>,
+    dec_memo: HashMap<(u32, Term), u32>,
+    /// Per row (cell of the main space): the decisions that concern it.
+    log: Vec<Vec<u32>>,
+    space: Space,
+    /// (table, chain, rule) -> end of the sweepable run that starts there (or none).
+    sweeps: HashMap<(usize, usize, usize), Option<usize>>,
+    /// The decision of each swept run's pieces.
+    piece_decs: HashMap<u32, u32>,
+}
+
+fn terminal_kind(a: &Action) -> Option<Kind> {
+    match a {
+        Action::Accept | Action::Queue | Action::Snat => Some(Kind::Accept),
+        Action::Drop => Some(Kind::Drop),
+        Action::Reject => Some(Kind::Reject),
+        Action::Dnat { .. } | Action::Redirect { .. } => Some(Kind::Nat),
+        _ => None,
+    }
+}
+
+fn through(k: Kind) -> bool {
+    matches!(k, Kind::Accept | Kind::Nat)
+}
+
+impl<'r> Engine<'_, 'r> {
+    fn rule(&self, ti: usize, ci: usize, ri: usize) -> &'r Rule {
+        let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+        &rs.tables[ti].chains[ci].rules[ri]
+    }
+
+    fn rid(&mut self, ti: usize, ci: usize, ri: Option<usize>) -> u32 {
+        self.an.intern(RuleRef { set: self.si, table: ti, chain: ci, rule: ri })
+    }
+
+    /// The id of a state; states with the same region (small sets by content, large ones by
+    /// identity) share one, so what follows is worked out once for all of them.
+    fn state(&mut self, s: St) -> u32 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut mix = |x: u64| h = (h ^ x).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
+        mix(u64::from(s.via));
+        if let Some(t) = s.pending {
+            mix(t.kind as u64 + 1);
+            mix(u64::from(t.rule) << 32 | u64::from(t.via));
+        }
+        for b in s.region.iter() {
+            for set in &b.0 {
+                if set.intervals().len() <= 8 {
+                    for &(a, z) in set.intervals() {
+                        mix(a as u64 ^ (a >> 64) as u64);
+                        mix(z as u64 ^ (z >> 64) as u64);
+                    }
+                    mix(0xff);
+                } else {
+                    mix(Arc::as_ptr(set) as u64);
+                }
+            }
+        }
+        let same = self.interned.entry(h).or_default();
+        for &id in same.iter() {
+            let o = &self.states[id as usize];
+            if o.via == s.via && o.pending == s.pending && o.region == s.region {
+                return id;
+            }
+        }
+        self.states.push(s);
+        let id = (self.states.len() - 1) as u32;
+        same.push(id);
+        id
+    }
+
+    fn conds(&self, c: &crate::model::Cube) -> Conds {
+        let sets = self.an.cube_sets(c);
+        [sets[0].clone(), sets[1].clone(), sets[2].clone(), sets[3].clone(), sets[6].clone()]
+    }
+
+    fn log_dec(&mut self, cell: u32, d: u32) {
+        let row = self.space.orig[cell as usize] as usize;
+        self.log[row].push(d);
+    }
+
+    fn decide(&mut self, cell: u32, s: u32, t: Term) {
+        let d = match self.dec_memo.get(&(s, t)) {
+            Some(&d) => d,
+            None => {
+                self.decs.push(Dec::One(t, self.states[s as usize].region.clone()));
+                let d = (self.decs.len() - 1) as u32;
+                self.dec_memo.insert((s, t), d);
+                d
+            }
+        };
+        self.log_dec(cell, d);
+    }
+
+    /// The end of a run of rules that differ only in their (disjoint) sources and end in a
+    /// verdict, starting at `ri` (at least 4 rules), which is applied as one sweep.
+    fn sweep_end(&mut self, ti: usize, ci: usize, ri: usize) -> Option<usize> {
+        if let Some(&e) = self.sweeps.get(&(ti, ci, ri)) {
+            return e;
+        }
+        let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+        let rules = &rs.tables[ti].chains[ci].rules;
+        let f = self.f;
+        let simple = |r: &'r Rule| -> Option<&'r IntervalSet> {
+            if !r.stateful.is_empty() || !matches!(r.action, Action::Accept | Action::Drop | Action::Reject) {
+                return None;
+            }
+            let [c] = r.cubes(f) else { return None };
+            if c.proto.is_some()
+                || c.dport.is_some()
+                || c.sport.is_some()
+                || c.dst.is_some()
+                || !c.iif.is_empty()
+                || !c.oif.is_empty()
+            {
+                return None;
+            }
+            c.src.as_ref().filter(|s| !s.is_empty())
+        };
+        let mut end = ri;
+        let mut all: Vec<(u128, u128)> = Vec::new();
+        while end < rules.len() {
+            match simple(&rules[end]) {
+                Some(s) => all.extend_from_slice(s.intervals()),
+                None => break,
+            }
+            end += 1;
+        }
+        all.sort_unstable();
+        let disjoint = all.windows(2).all(|w| w[0].1 < w[1].0);
+        let e = (end - ri >= 4 && disjoint).then_some(end);
+        self.sweeps.insert((ti, ci, ri), e);
+        e
+    }
+
+    fn run_sweep(
+        &mut self,
+        ti: usize,
+        ci: usize,
+        from: usize,
+        to: usize,
+        flow: &mut [(u32, u32)],
+        outs: &mut Vec<(u32, u32, Exit)>,
+    ) {
+        let mut sweep: Vec<(u128, u128, usize)> = Vec::new();
+        for ri in from..to {
+            let r = self.rule(ti, ci, ri);
+            if let Some(s) = r.cubes(self.f)[0].src.as_ref() {
+                sweep.extend(s.intervals().iter().map(|&(a, b)| (a, b, ri)));
+            }
+        }
+        sweep.sort_unstable();
+        let union = Arc::new(IntervalSet::from_intervals(sweep.iter().map(|x| (x.0, x.1)).collect()));
+        let mut memo: HashMap<u32, (Option<u32>, u32)> = HashMap::new();
+        for e in flow.iter_mut() {
+            if e.1 == EMPTY {
+                continue;
+            }
+            let (pid, rest) = match memo.get(&e.1) {
+                Some(&x) => x,
+                None => {
+                    let st = self.states[e.1 as usize].clone();
+                    let mut by_rule: BTreeMap<usize, Vec<Bx>> = BTreeMap::new();
+                    let mut rest: Vec<Bx> = Vec::new();
+                    for b in st.region.iter() {
+                        let src = &b.0[SRC];
+                        // walk the box's sources against the run's
+                        let mut j = 0;
+                        let mut per: BTreeMap<usize, Vec<(u128, u128)>> = BTreeMap::new();
+                        for &(a, z) in src.intervals() {
+                            while j < sweep.len() && sweep[j].1 < a {
+                                j += 1;
+                            }
+                            let mut k = j;
+                            while k < sweep.len() && sweep[k].0 <= z {
+                                per.entry(sweep[k].2)
+                                    .or_default()
+                                    .push((a.max(sweep[k].0), z.min(sweep[k].1)));
+                                k += 1;
+                            }
+                        }
+                        for (ri, v) in per {
+                            let mut p = b.clone();
+                            p.0[SRC] = Arc::new(IntervalSet::from_intervals(v));
+                            by_rule.entry(ri).or_default().push(p);
+                        }
+                        let left = src.without(&union);
+                        if !left.is_empty() {
+                            let mut p = b.clone();
+                            p.0[SRC] = if left.intervals().len() == src.intervals().len() && left == **src {
+                                src.clone()
+                            } else {
+                                Arc::new(left)
+                            };
+                            rest.push(p);
+                        }
+                    }
+                    let mut ps = Vec::new();
+                    for (ri, boxes) in by_rule {
+                        let kind = terminal_kind(&self.rule(ti, ci, ri).action).unwrap_or(Kind::Drop);
+                        let rule = self.rid(ti, ci, Some(ri));
+                        ps.push((Term { kind, rule, via: st.via }, Arc::new(boxes)));
+                    }
+                    let pid = if ps.is_empty() {
+                        None
+                    } else {
+                        self.pieces.push(Arc::new(ps));
+                        Some((self.pieces.len() - 1) as u32)
+                    };
+                    let rest = if rest.is_empty() {
+                        EMPTY
+                    } else if pid.is_none() {
+                        e.1
+                    } else {
+                        self.state(St { region: Arc::new(rest), ..st })
+                    };
+                    memo.insert(e.1, (pid, rest));
+                    (pid, rest)
+                }
+            };
+            if let Some(p) = pid {
+                outs.push((e.0, e.1, Exit::Pieces(p)));
+            }
+            e.1 = rest;
+        }
+    }
+
+    fn run_chain(
+        &mut self,
+        ti: usize,
+        ci: usize,
+        flow: Vec<(u32, u32)>,
+        stack: &mut Vec<usize>,
+    ) -> Res<Vec<(u32, u32, Exit)>> {
+        let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+        let chain = &rs.tables[ti].chains[ci];
+        if stack.contains(&ci) {
+            return Err(Error::at(
+                chain.location.clone(),
+                format!("chain {} jumps back into itself (a loop the kernel refuses)", chain.name),
+            ));
+        }
+        if stack.len() > 64 {
+            return Err(Error::at(chain.location.clone(), "jumps nest deeper than 64 chains"));
+        }
+        stack.push(ci);
+        let out = self.run_rules(ti, ci, 0, flow, stack);
+        stack.pop();
+        out
+    }
+
+    /// Runs rules `from..` of a chain on a flow; what falls off the end returns.
+    fn run_rules(
+        &mut self,
+        ti: usize,
+        ci: usize,
+        from: usize,
+        mut flow: Vec<(u32, u32)>,
+        stack: &mut Vec<usize>,
+    ) -> Res<Vec<(u32, u32, Exit)>> {
+        let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+        let rules = &rs.tables[ti].chains[ci].rules;
+        let mut outs: Vec<(u32, u32, Exit)> = Vec::new();
+        let mut ri = from;
+        let mut empties = 0usize;
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        while ri < rules.len() {
+            if empties * 2 > flow.len() {
+                flow.retain(|e| e.1 != EMPTY);
+                empties = 0;
+            }
+            if flow.is_empty() {
+                break;
+            }
+            if let Some(end) = self.sweep_end(ti, ci, ri) {
+                self.run_sweep(ti, ci, ri, end, &mut flow, &mut outs);
+                empties = flow.iter().filter(|e| e.1 == EMPTY).count();
+                ri = end;
+                continue;
+            }
+            let r = &rules[ri];
+            let cubes = r.cubes(self.f);
+            if matches!(r.action, Action::Continue) || cubes.is_empty() {
+                ri += 1;
+                continue;
+            }
+            let stateful = !r.stateful.is_empty();
+            let tk = terminal_kind(&r.action);
+            if stateful {
+                match &r.action {
+                    Action::Jump(_) | Action::Goto(_) => {}
+                    // a condition resolved in favour of the packet: a rule that would not let
+                    // it through never takes effect
+                    _ if !tk.is_some_and(through) => {
+                        ri += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            // the flow entries each cube covers
+            let mut hits: Vec<(usize, u16)> = Vec::new();
+            for (k, c) in cubes.iter().enumerate() {
+                if c.is_void() {
+                    continue;
+                }
+                ranges.clear();
+                self.space.cells(&c.proto, &c.dport, &mut ranges);
+                for &(a, b) in &ranges {
+                    let lo = flow.partition_point(|e| (e.0 as usize) < a);
+                    for (i, e) in flow[lo..].iter().enumerate() {
+                        if e.0 as usize >= b {
+                            break;
+                        }
+                        if e.1 != EMPTY {
+                            hits.push((lo + i, k as u16));
+                        }
+                    }
+                }
+            }
+            if hits.is_empty() {
+                ri += 1;
+                continue;
+            }
+            hits.sort_unstable();
+            let conds: Vec<Conds> = cubes.iter().map(|c| self.conds(c)).collect();
+            let rid = self.rid(ti, ci, Some(ri));
+            // per (state, cubes): (matched state, rest state)
+            let mut memo: HashMap<(u32, Vec<u16>), (u32, u32)> = HashMap::new();
+            let mut matched: Vec<(u32, u32)> = Vec::new();
+            let mut i = 0;
+            while i < hits.len() {
+                let pos = hits[i].0;
+                let mut ks: Vec<u16> = Vec::new();
+                while i < hits.len() && hits[i].0 == pos {
+                    if ks.last() != Some(&hits[i].1) {
+                        ks.push(hits[i].1);
+                    }
+                    i += 1;
+                }
+                let s = flow[pos].1;
+                let (m, rest) = match memo.get(&(s, ks.clone())) {
+                    Some(&x) => x,
+                    None => {
+                        let st = self.states[s as usize].clone();
+                        let mut rest: Vec<Bx> = st.region.to_vec();
+                        let mut inside: Vec<Bx> = Vec::new();
+                        for &k in &ks {
+                            let (a, b) = split(&rest, &conds[k as usize]);
+                            inside.extend(a);
+                            rest = b;
+                        }
+                        let x = if inside.is_empty() {
+                            (EMPTY, s)
+                        } else {
+                            let m = self.state(St { region: Arc::new(inside), ..st.clone() });
+                            let r = if rest.is_empty() {
+                                EMPTY
+                            } else {
+                                self.state(St { region: Arc::new(rest), ..st })
+                            };
+                            (m, r)
+                        };
+                        memo.insert((s, ks), x);
+                        x
+                    }
+                };
+                if m == EMPTY {
+                    continue;
+                }
+                matched.push((flow[pos].0, m));
+                if rest == EMPTY {
+                    empties += 1;
+                }
+                flow[pos].1 = rest;
+            }
+            if matched.is_empty() {
+                ri += 1;
+                continue;
+            }
+            match (&r.action, tk) {
+                (Action::Jump(c) | Action::Goto(c), _) if stateful => {
+                    // per packet: what the rest of the chain does where it lets the packet
+                    // through, else what the jump does where that lets it through, else the rest
+                    let rest = self.run_rules(ti, ci, ri + 1, matched.clone(), stack)?;
+                    let sub = self.run_chain(ti, *c, matched, stack)?;
+                    let jumped = if matches!(r.action, Action::Jump(_)) {
+                        let (mut back, mut done): (Vec<_>, Vec<_>) =
+                            sub.into_iter().partition(|x| matches!(x.2, Exit::Return));
+                        back.sort_by_key(|x| x.0);
+                        let back: Vec<(u32, u32)> = back.into_iter().map(|(a, s, _)| (a, s)).collect();
+                        done.extend(self.run_rules(ti, ci, ri + 1, back, stack)?);
+                        done
+                    } else {
+                        sub
+                    };
+                    self.favour(rest, jumped, &mut outs);
+                }
+                (_, Some(kind)) if stateful => {
+                    // what the rest of the chain does with these packets, where it lets them
+                    // through; this rule's verdict elsewhere
+                    let sub = self.run_rules(ti, ci, ri + 1, matched, stack)?;
+                    let mut pmemo: HashMap<u32, u32> = HashMap::new();
+                    for (a, s, x) in sub {
+                        let via = self.states[s as usize].via;
+                        let mine = Term { kind, rule: rid, via };
+                        let x = match x {
+                            Exit::Term(t) if through(t.kind) => Exit::Term(t),
+                            Exit::Term(_) | Exit::Return => Exit::Term(mine),
+                            Exit::Pieces(p) => {
+                                let np = *pmemo.entry(p).or_insert_with(|| {
+                                    let v: Vec<(Term, Region)> = self.pieces[p as usize]
+                                        .iter()
+                                        .map(|(t, r)| (if through(t.kind) { *t } else { mine }, r.clone()))
+                                        .collect();
+                                    self.pieces.push(Arc::new(v));
+                                    (self.pieces.len() - 1) as u32
+                                });
+                                Exit::Pieces(np)
+                            }
+                        };
+                        outs.push((a, s, x));
+                    }
+                }
+                (_, Some(kind)) => {
+                    for (a, m) in matched {
+                        let via = self.states[m as usize].via;
+                        outs.push((a, m, Exit::Term(Term { kind, rule: rid, via })));
+                    }
+                }
+                (Action::Return, _) => outs.extend(matched.into_iter().map(|(a, m)| (a, m, Exit::Return))),
+                (Action::Jump(c), _) => {
+                    let sub = self.run_chain(ti, *c, matched, stack)?;
+                    let mut back = false;
+                    for (a, s, x) in sub {
+                        if matches!(x, Exit::Return) {
+                            flow.push((a, s));
+                            back = true;
+                        } else {
+                            outs.push((a, s, x));
+                        }
+                    }
+                    if back {
+                        flow.retain(|e| e.1 != EMPTY);
+                        empties = 0;
+                        flow.sort_by_key(|e| e.0);
+                    }
+                }
+                (Action::Goto(c), _) => {
+                    let sub = self.run_chain(ti, *c, matched, stack)?;
+                    outs.extend(sub);
+                }
+                _ => {}
+            }
+            ri += 1;
+        }
+        outs.extend(flow.into_iter().filter(|e| e.1 != EMPTY).map(|(a, s)| (a, s, Exit::Return)));
+        Ok(outs)
+    }
+
+    /// An exit as (verdict or `None` for a return, region) pieces.
+    fn expand(&self, s: u32, x: Exit) -> Vec<(Option<Term>, Region)> {
+        match x {
+            Exit::Return => vec![(None, self.states[s as usize].region.clone())],
+            Exit::Term(t) => vec![(Some(t), self.states[s as usize].region.clone())],
+            Exit::Pieces(p) => self.pieces[p as usize].iter().map(|(t, r)| (Some(*t), r.clone())).collect(),
+        }
+    }
+
+    /// Combines, per cell, what the rest of a chain does (`rest`) with what a rule with an
+    /// unseen condition does (`act`) in favour of the packet: the rest's verdict where it lets
+    /// the packet through, else the rule's where that does, else the rest's.
+    fn favour(
+        &mut self,
+        rest: Vec<(u32, u32, Exit)>,
+        act: Vec<(u32, u32, Exit)>,
+        outs: &mut Vec<(u32, u32, Exit)>,
+    ) {
+        let mut by: BTreeMap<u32, (Vec<(u32, Exit)>, Vec<(u32, Exit)>)> = BTreeMap::new();
+        for (a, s, x) in rest {
+            by.entry(a).or_default().0.push((s, x));
+        }
+        for (a, s, x) in act {
+            by.entry(a).or_default().1.push((s, x));
+        }
+        let mut memo: HashMap<(Vec<(u32, Exit)>, Vec<(u32, Exit)>), Vec<(u32, Exit)>> = HashMap::new();
+        for (cell, key) in by {
+            if let Some(v) = memo.get(&key) {
+                outs.extend(v.iter().map(|&(s, x)| (cell, s, x)));
+                continue;
+            }
+            let mut res: Vec<(u32, Exit)> = Vec::new();
+            let tmpl = key.0.first().or(key.1.first()).map(|x| self.states[x.0 as usize].clone());
+            let Some(tmpl) = tmpl else { continue };
+            let acts: Vec<(Term, Region)> = key
+                .1
+                .iter()
+                .flat_map(|&(s, x)| self.expand(s, x))
+                .filter_map(|(t, r)| t.filter(|t| through(t.kind)).map(|t| (t, r)))
+                .collect();
+            for &(s, x) in &key.0 {
+                for (t, r) in self.expand(s, x) {
+                    if t.is_some_and(|t| through(t.kind)) {
+                        let n = self.state(St { region: r, ..tmpl.clone() });
+                        res.push((
+                            n,
+                            Exit::Term(t.unwrap_or(Term { kind: Kind::Accept, rule: NONE, via: NONE })),
+                        ));
+                        continue;
+                    }
+                    let mut left: Vec<Bx> = r.to_vec();
+                    for (at, ar) in &acts {
+                        let mut hit: Vec<Bx> = Vec::new();
+                        for b in ar.iter() {
+                            let c: Conds = [0, 1, 2, 3, 4].map(|d| Some((*b.0[d]).clone()));
+                            let (inside, outside) = split(&left, &c);
+                            hit.extend(inside);
+                            left = outside;
+                        }
+                        if !hit.is_empty() {
+                            let n = self.state(St { region: Arc::new(hit), ..tmpl.clone() });
+                            res.push((n, Exit::Term(*at)));
+                        }
+                    }
+                    if !left.is_empty() {
+                        let n = self.state(St { region: Arc::new(left), ..tmpl.clone() });
+                        res.push((n, t.map_or(Exit::Return, Exit::Term)));
+                    }
+                }
+            }
+            outs.extend(res.iter().map(|&(s, x)| (cell, s, x)));
+            memo.insert(key, res);
+        }
+    }
+
+    /// Runs the base chains of a hook in order. Verdicts are recorded; what the last chain
+    /// accepts is recorded too (`nat == false`) or returned with the translations (`nat`).
+    fn pipeline(
+        &mut self,
+        chains: &[(usize, usize)],
+        mut flow: Vec<(u32, u32)>,
+        nat: bool,
+    ) -> Res<(Vec<(u32, u32)>, Vec<(u32, u32, u32)>)> {
+        let mut accepted: Vec<(u32, u32)> = Vec::new();
+        let mut translated: Vec<(u32, u32, u32)> = Vec::new();
+        if chains.is_empty() {
+            if nat {
+                return Ok((flow, translated));
+            }
+            for (a, s) in flow {
+                let via = self.states[s as usize].via;
+                self.decide(a, s, Term { kind: Kind::Accept, rule: NONE, via });
+            }
+            return Ok((accepted, translated));
+        }
+        for (k, &(ti, ci)) in chains.iter().enumerate() {
+            let last = k + 1 == chains.len();
+            flow.sort_by_key(|e| e.0);
+            let outs = self.run_chain(ti, ci, std::mem::take(&mut flow), &mut Vec::new())?;
+            let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+            let chain = &rs.tables[ti].chains[ci];
+            let pol = self.rid(ti, ci, None);
+            let pol_drop = chain.policy == Some(Policy::Drop);
+            let mut expanded: HashMap<u32, (Option<u32>, Vec<u32>)> = HashMap::new();
+            for (a, s, x) in outs {
+                let st = &self.states[s as usize];
+                let via = st.via;
+                match x {
+                    Exit::Return if pol_drop => self.decide(a, s, Term { kind: Kind::Drop, rule: pol, via }),
+                    Exit::Return => {
+                        if !last {
+                            flow.push((a, s));
+                        } else if nat {
+                            accepted.push((a, s));
+                        } else {
+                            let t = st.pending.unwrap_or(Term { kind: Kind::Accept, rule: pol, via });
+                            self.decide(a, s, t);
+                        }
+                    }
+                    Exit::Term(t) if t.kind == Kind::Accept => {
+                        if !last {
+                            let n = self.state(St { pending: Some(t), ..st.clone() });
+                            flow.push((a, n));
+                        } else if nat {
+                            accepted.push((a, s));
+                        } else {
+                            self.decide(a, s, t);
+                        }
+                    }
+                    Exit::Term(t) if t.kind == Kind::Nat && nat => translated.push((a, s, t.rule)),
+                    Exit::Term(t) => self.decide(a, s, t),
+                    Exit::Pieces(p) => {
+                        let all = self.pieces[p as usize].clone();
+                        if (last && !nat) || all.iter().all(|(t, _)| t.kind != Kind::Accept) {
+                            let d = match self.piece_decs.get(&p) {
+                                Some(&d) => d,
+                                None => {
+                                    self.decs.push(Dec::Pieces(p));
+                                    let d = (self.decs.len() - 1) as u32;
+                                    self.piece_decs.insert(p, d);
+                                    d
+                                }
+                            };
+                            self.log_dec(a, d);
+                            continue;
+                        }
+                        // accepted parts go on to the next chain (or out of the NAT hook)
+                        let (dec, states) = expanded.entry(p).or_insert_with(|| (None, Vec::new())).clone();
+                        let (dec, states) = if states.is_empty() && dec.is_none() {
+                            let rest: Vec<(Term, Region)> =
+                                all.iter().filter(|(t, _)| t.kind != Kind::Accept).cloned().collect();
+                            let dec = (!rest.is_empty()).then(|| {
+                                self.pieces.push(Arc::new(rest));
+                                self.decs.push(Dec::Pieces((self.pieces.len() - 1) as u32));
+                                (self.decs.len() - 1) as u32
+                            });
+                            let base = self.states[s as usize].clone();
+                            let states: Vec<u32> = all
+                                .iter()
+                                .filter(|(t, _)| t.kind == Kind::Accept)
+                                .map(|(t, r)| {
+                                    self.state(St {
+                                        region: r.clone(),
+                                        pending: if nat { None } else { Some(*t) },
+                                        via: base.via,
+                                    })
+                                })
+                                .collect();
+                            expanded.insert(p, (dec, states.clone()));
+                            (dec, states)
+                        } else {
+                            (dec, states)
+                        };
+                        if let Some(d) = dec {
+                            self.log_dec(a, d);
+                        }
+                        for n in states {
+                            if last { accepted.push((a, n)) } else { flow.push((a, n)) }
+                        }
+                    }
+                }
+            }
+        }
+        Ok((accepted, translated))
+    }
+}
+
+/// The base chains of a hook and kind in the order they run, from the scope's tables.
+fn hook_chains(
+    an: &Analysis,
+    si: usize,
+    tables: &[usize],
+    f: Family,
+    hooks: &[(Hook, ChainKind)],
+) -> Vec<(usize, usize)> {
+    let rs = an.sets[si];
+    let mut v: Vec<(i64, usize, usize, usize)> = Vec::new();
+    let mut order = 0usize;
+    for &ti in tables {
+        let t = &rs.tables[ti];
+        if !t.families.contains(&f) {
+            continue;
+        }
+        for (ci, c) in t.chains.iter().enumerate() {
+            let Some(h) = c.hook else { continue };
+            if let Some(stage) = hooks.iter().position(|&x| x == (h, c.kind)) {
+                // prerouting filter chains run before the input and forward chains
+                v.push(((stage as i64) << 40 | (i64::from(c.priority) + (1 << 32)), order, ti, ci));
+            }
+            order += 1;
+        }
+    }
+    v.sort_by_key(|x| (x.0, x.1));
+    v.into_iter().map(|x| (x.2, x.3)).collect()
+}
+
+/// The main space: the (protocol, port) cells of every cube of the scope's rules.
+fn main_space(an: &Analysis, si: usize, tables: &[usize], f: Family) -> Space {
+    let rs = an.sets[si];
+    let mut pb: std::collections::BTreeSet<u32> = [0, 6, 7, 17, 18, 256].into();
+    let mut cubes: Vec<&crate::model::Cube> = Vec::new();
+    for &ti in tables {
+        let t = &rs.tables[ti];
+        if !t.families.contains(&f) {
+            continue;
+        }
+        for c in &t.chains {
+            for r in &c.rules {
+                for cube in r.cubes(f) {
+                    if let Some(p) = &cube.proto {
+                        for &(a, b) in p.intervals() {
+                            pb.insert(a as u32);
+                            pb.insert(b as u32 + 1);
+                        }
+                    }
+                    if cube.dport.is_some() {
+                        cubes.push(cube);
+                    }
+                }
+            }
+        }
+    }
+    let pb: Vec<u32> = pb.into_iter().filter(|&x| x <= 256).collect();
+    let mut cells = Vec::new();
+    for w in pb.windows(2) {
+        let (plo, phi) = (w[0], w[1] - 1);
+        let g = IntervalSet::range(u128::from(plo), u128::from(phi));
+        let mut qb: std::collections::BTreeSet<u32> = [0, 65536].into();
+        for c in &cubes {
+            if c.proto.as_ref().is_some_and(|p| !p.meets(&g)) {
+                continue;
+            }
+            if let Some(d) = &c.dport {
+                for &(a, b) in d.intervals() {
+                    qb.insert((a as u32).min(65536));
+                    qb.insert((b as u32 + 1).min(65536));
+                }
+            }
+        }
+        let qb: Vec<u32> = qb.into_iter().collect();
+        for q in qb.windows(2) {
+            let n = cells.len() as u32;
+            cells.push((((plo as u8, phi as u8), (q[0] as u16, (q[1] - 1) as u16)), n));
+        }
+    }
+    Space::new(cells)
+}
+
+type Parts = BTreeMap<Term, Sources>;
+
+impl Analysis<'_> {
+    /// Whether a forward chain of the scope has rules (its exposure is shown too).
+    fn forward_used(&self, si: usize, tables: &[usize], f: Family) -> bool {
+        let rs = self.sets[si];
+        tables.iter().any(|&ti| {
+            let t = &rs.tables[ti];
+            t.families.contains(&f)
+                && t.chains.iter().any(|c| {
+                    c.hook == Some(Hook::Forward) && c.kind == ChainKind::Filter && !c.rules.is_empty()
+                })
+        })
+    }
+
+    /// [`Analysis::exposure_on`] by first-match propagation, without building the diagrams
+    /// (see the module documentation): the same rows, verdicts, rules and sources.
+    pub fn exposure_flow(
+        &mut self,
+        classes: &[Class],
+        dst: Option<IpAddr>,
+        forward: bool,
+        external: &[String],
+    ) -> Res<Vec<Exposure>> {
+        let mut out = Vec::new();
+        let iif = Arc::new(self.ifaces.external(external));
+        let oif = Arc::new(self.ifaces.not_lo());
+        for sc in 0..self.scopes.len() {
+            let (si, tables, name) = {
+                let s = &self.scopes[sc];
+                (s.set, s.tables.clone(), s.name.clone())
+            };
+            for f in Family::BOTH {
+                let rs = self.sets[si];
+                if !tables.iter().any(|&t| rs.tables[t].families.contains(&f)) {
+                    continue;
+                }
+                if dst.is_some_and(|d| d.is_ipv6() != f.is_v6()) {
+                    continue;
+                }
+                let mut views = vec![View::Input];
+                if forward && self.forward_used(si, &tables, f) {
+                    views.push(View::Forward);
+                }
+                let srcs: Vec<&IntervalSet> =
+                    classes.iter().map(|c| if f.is_v6() { &c.v6 } else { &c.v4 }).collect();
+                let all_src = srcs.iter().fold(IntervalSet::empty(), |a, s| a.union(s));
+                let d = match dst {
+                    Some(d) => IntervalSet::single(ip_to_u128(d)),
+                    None => unicast(f),
+                };
+                let start = Bx([
+                    iif.clone(),
+                    oif.clone(),
+                    Arc::new(all_src),
+                    Arc::new(d),
+                    Arc::new(IntervalSet::full(65535)),
+                ]);
+                for view in views {
+                    let e = self.flow_view(si, &tables, f, view, &start, classes, &name)?;
+                    out.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn flow_view(
+        &mut self,
+        si: usize,
+        tables: &[usize],
+        f: Family,
+        view: View,
+        start: &Bx,
+        classes: &[Class],
+        scope: &str,
+    ) -> Res<Exposure> {
+        let space = main_space(self, si, tables, f);
+        let n = space.keys.len();
+        let keys = space.keys.clone();
+        let input_filter = hook_chains(
+            self,
+            si,
+            tables,
+            f,
+            &[(Hook::Prerouting, ChainKind::Filter), (Hook::Input, ChainKind::Filter)],
+        );
+        let forward_chains = hook_chains(
+            self,
+            si,
+            tables,
+            f,
+            &[(Hook::Prerouting, ChainKind::Filter), (Hook::Forward, ChainKind::Filter)],
+        );
+        let nat_chains = hook_chains(self, si, tables, f, &[(Hook::Prerouting, ChainKind::Nat)]);
+        let mut eng = Engine {
+            an: self,
+            si,
+            f,
+            states: Vec::new(),
+            interned: HashMap::new(),
+            pieces: Vec::new(),
+            decs: Vec::new(),
+            dec_memo: HashMap::new(),
+            log: vec![Vec::new(); n],
+            space,
+            sweeps: HashMap::new(),
+            piece_decs: HashMap::new(),
+        };
+        let s0 = eng.state(St { region: Arc::new(vec![start.clone()]), pending: None, via: NONE });
+        let init: Vec<(u32, u32)> = (0..n as u32).map(|a| (a, s0)).collect();
+        match view {
+            View::Forward => {
+                eng.pipeline(&forward_chains, init, false)?;
+            }
+            View::Input => {
+                let (cont, translated) = eng.pipeline(&nat_chains, init, true)?;
+                let cont: Vec<(u32, u32)> = cont
+                    .into_iter()
+                    .map(|(a, s)| {
+                        let st = eng.states[s as usize].clone();
+                        if st.pending.is_some() { (a, eng.state(St { pending: None, ..st })) } else { (a, s) }
+                    })
+                    .collect();
+                eng.pipeline(&input_filter, cont, false)?;
+                // translated packets: into the input path (to this machine) or the forward path,
+                // with the new destination and port
+                let mut local: Vec<(((u8, u8), (u16, u16)), u32, u32)> = Vec::new();
+                let mut routed: Vec<(((u8, u8), (u16, u16)), u32, u32)> = Vec::new();
+                let mut memo: HashMap<(u32, u32), u32> = HashMap::new();
+                for (a, s, rid) in translated {
+                    let Some(rule) = eng.an.rule(eng.an.refs[rid as usize]) else { continue };
+                    let (to, ports, is_local) = match &rule.action {
+                        Action::Dnat { to, ports } => (*to, *ports, to.is_none_or(|a| a.is_loopback())),
+                        Action::Redirect { ports } => (None, *ports, true),
+                        _ => continue,
+                    };
+                    let n = match memo.get(&(s, rid)) {
+                        Some(&n) => n,
+                        None => {
+                            let st = eng.states[s as usize].clone();
+                            let region = match to {
+                                Some(t) if t.is_ipv6() == f.is_v6() => {
+                                    let d = Arc::new(IntervalSet::single(ip_to_u128(t)));
+                                    Arc::new(
+                                        st.region
+                                            .iter()
+                                            .map(|b| {
+                                                let mut b = b.clone();
+                                                b.0[DST] = d.clone();
+                                                b
+                                            })
+                                            .collect(),
+                                    )
+                                }
+                                _ => st.region.clone(),
+                            };
+                            let n = eng.state(St { region, pending: None, via: rid });
+                            memo.insert((s, rid), n);
+                            n
+                        }
+                    };
+                    let (p, q) = keys[a as usize];
+                    let key = (p, ports.map_or(q, |(lo, _)| (lo, lo)));
+                    if is_local { local.push((key, a, n)) } else { routed.push((key, a, n)) }
+                }
+                for (cells, chains) in [(local, &input_filter), (routed, &forward_chains)] {
+                    if cells.is_empty() {
+                        continue;
+                    }
+                    let states: Vec<u32> = {
+                        let mut v: Vec<(((u8, u8), (u16, u16)), u32, u32)> = cells;
+                        v.sort_by_key(|c| c.0);
+                        let sp = Space::new(v.iter().map(|c| (c.0, c.1)).collect());
+                        let st = v.iter().map(|c| c.2).collect();
+                        eng.space = sp;
+                        st
+                    };
+                    let flow: Vec<(u32, u32)> =
+                        states.into_iter().enumerate().map(|(i, s)| (i as u32, s)).collect();
+                    eng.sweeps.clear();
+                    eng.pipeline(chains, flow, false)?;
+                }
+            }
+        }
+        Ok(assemble(&eng, &keys, classes, f, view, scope))
+    }
+}
+
+/// The table from the decisions each row collected.
+fn assemble(
+    eng: &Engine,
+    keys: &[((u8, u8), (u16, u16))],
+    classes: &[Class],
+    f: Family,
+    view: View,
+    scope: &str,
+) -> Exposure {
+    let srcs: Vec<&IntervalSet> = classes.iter().map(|c| if f.is_v6() { &c.v6 } else { &c.v4 }).collect();
+    let nc = classes.len();
+    // each decision's parts per class, and an id per distinct content
+    // contents are told apart by a hash of their verdicts and sources (each source set
+    // hashed once), then compared
+    let mut set_hash: HashMap<usize, u64> = HashMap::new();
+    let mut hash_of = |parts: &[(Term, Sources)]| -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut mix = |x: u64| h = (h ^ x).wrapping_mul(0x0100_0000_01b3).rotate_left(17);
+        for (t, s) in parts {
+            mix(t.kind as u64);
+            mix(u64::from(t.rule) << 32 | u64::from(t.via));
+            let sh = *set_hash.entry(Arc::as_ptr(s) as usize).or_insert_with(|| {
+                s.intervals().iter().fold(0x9e37_79b9_7f4a_7c15u64, |h, &(a, b)| {
+                    (h ^ (a as u64)
+                        ^ ((a >> 64) as u64).rotate_left(7)
+                        ^ (b as u64).rotate_left(29)
+                        ^ ((b >> 64) as u64).rotate_left(43))
+                    .wrapping_mul(0x0100_0000_01b3)
+                })
+            });
+            mix(sh);
+        }
+        h
+    };
+    let mut contents: Vec<HashMap<u64, Vec<(Arc<[(Term, Sources)]>, u32)>>> = vec![HashMap::new(); nc];
+    let mut ncontents: Vec<u32> = vec![0; nc];
+    let mut proj: Vec<Vec<Option<(u32, Arc<[(Term, Sources)]>)>>> = vec![Vec::new(); nc];
+    for (ci, src) in srcs.iter().enumerate() {
+        // one set per region's sources: rows that several rules decide for the same sources
+        // share it (and it is written once)
+        let mut shared: HashMap<usize, Sources> = HashMap::new();
+        for d in &eng.decs {
+            let list: Vec<(Term, Region)> = match d {
+                Dec::One(t, r) => vec![(*t, r.clone())],
+                Dec::Pieces(p) => eng.pieces[*p as usize].to_vec(),
+            };
+            let mut parts: Vec<(Term, Sources)> = Vec::new();
+            for (t, r) in list {
+                let s = match r.as_slice() {
+                    [b] => shared
+                        .entry(Arc::as_ptr(&b.0[SRC]) as usize)
+                        .or_insert_with(|| project(&r, src))
+                        .clone(),
+                    _ => project(&r, src),
+                };
+                if !s.is_empty() {
+                    parts.push((t, s));
+                }
+            }
+            if parts.is_empty() {
+                proj[ci].push(None);
+                continue;
+            }
+            let parts: Arc<[(Term, Sources)]> = parts.into();
+            let same = contents[ci].entry(hash_of(&parts)).or_default();
+            let id = match same.iter().find(|(p, _)| **p == *parts) {
+                Some(&(_, id)) => id,
+                None => {
+                    ncontents[ci] += 1;
+                    same.push((parts.clone(), ncontents[ci]));
+                    ncontents[ci]
+                }
+            };
+            proj[ci].push(Some((id, parts)));
+        }
+    }
+    // a content every row has (and that no translation decides) is shown once
+    let n = keys.len();
+    let mut everywhere: Vec<Vec<u32>> = vec![Vec::new(); nc];
+    let mut every_parts: Vec<Arc<[(Term, Sources)]>> = Vec::new();
+    for ci in 0..nc {
+        let mut count: HashMap<u32, usize> = HashMap::new();
+        for row in &eng.log {
+            let mut seen: Vec<u32> =
+                row.iter().filter_map(|&d| proj[ci][d as usize].as_ref().map(|x| x.0)).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            for id in seen {
+                *count.entry(id).or_default() += 1;
+            }
+        }
+        let mut list: Vec<(Term, Sources)> = Vec::new();
+        for &d in eng.log.first().map_or(&[][..], |v| v.as_slice()) {
+            if let Some((id, parts)) = &proj[ci][d as usize]
+                && count.get(id) == Some(&n)
+                && parts.iter().all(|(t, _)| t.via == NONE)
+                && !everywhere[ci].contains(id)
+            {
+                everywhere[ci].push(*id);
+                list.extend(parts.iter().cloned());
+            }
+        }
+        every_parts.push(list.into());
+    }
+    // per row: the rest, one source set per verdict
+    let mut unions: HashMap<Vec<usize>, Sources> = HashMap::new();
+    let max = addr_max(f.is_v6());
+    let mut row_parts = |cells: &[usize]| -> Vec<Parts> {
+        let mut cls = Vec::with_capacity(nc);
+        for ci in 0..nc {
+            let mut by: BTreeMap<Term, Vec<Sources>> = BTreeMap::new();
+            for &cell in cells {
+                for &d in &eng.log[cell] {
+                    if let Some((id, parts)) = &proj[ci][d as usize]
+                        && !everywhere[ci].contains(id)
+                    {
+                        for (t, s) in parts.iter() {
+                            let v = by.entry(*t).or_default();
+                            if !v.iter().any(|x| Arc::ptr_eq(x, s)) {
+                                v.push(s.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            let mut parts: Parts = by
+                .into_iter()
+                .map(|(t, v)| {
+                    let s = if v.len() == 1 {
+                        v[0].clone()
+                    } else {
+                        let mut key: Vec<usize> = v.iter().map(|s| Arc::as_ptr(s) as usize).collect();
+                        key.sort_unstable();
+                        unions
+                            .entry(key)
+                            .or_insert_with(|| {
+                                let iv: Vec<(u128, u128)> =
+                                    v.iter().flat_map(|s| s.intervals().iter().copied()).collect();
+                                Arc::new(IntervalSet::from_intervals(iv))
+                            })
+                            .clone()
+                    };
+                    (t, s)
+                })
+                .collect();
+            // a translated source accepted through some output interface is accepted
+            let acc_via = parts
+                .iter()
+                .filter(|(t, _)| t.via != NONE && t.kind == Kind::Accept)
+                .fold(IntervalSet::empty(), |a, (_, s)| a.union(s));
+            if !acc_via.is_empty() {
+                for (t, s) in parts.iter_mut() {
+                    if t.via != NONE && t.kind != Kind::Accept {
+                        *s = Arc::new(s.minus(&acc_via, max));
+                    }
+                }
+                parts.retain(|_, s| !s.is_empty());
+            }
+            cls.push(parts);
+        }
+        cls
+    };
+    let mut rows: Vec<(((u8, u8), Option<(u16, u16)>), Vec<Parts>)> = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let (p, q) = keys[i];
+        let port_proto = p.0 == p.1 && (p.0 == 6 || p.0 == 17);
+        let (cls, ports, next) = if port_proto {
+            (row_parts(&[i]), Some(q), i + 1)
+        } else {
+            let mut j = i;
+            while j < n && keys[j].0 == p {
+                j += 1;
+            }
+            let cells: Vec<usize> = (i..j).collect();
+            (row_parts(&cells), None, j)
+        };
+        i = next;
+        if let Some(last) = rows.last_mut()
+            && last.1 == cls
+        {
+            if last.0.0 == p
+                && let (Some(lp), Some(q)) = (last.0.1.as_mut(), ports)
+            {
+                lp.1 = q.1;
+                continue;
+            }
+            if last.0.1.is_none() && ports.is_none() && u16::from(last.0.0.1) + 1 == u16::from(p.0) {
+                last.0.0.1 = p.1;
+                continue;
+            }
+        }
+        rows.push(((p, ports), cls));
+    }
+    let every: Vec<Arc<[(Term, Sources)]>> = every_parts;
+    let masks: Vec<u16> = every.iter().map(|e| crate::analysis::kind_mask(e)).collect();
+    Exposure {
+        scope: scope.to_string(),
+        family: f,
+        view,
+        classes: classes.iter().map(|c| c.name.clone()).collect(),
+        rows: rows
+            .into_iter()
+            .map(|((proto, ports), cls)| Row {
+                proto,
+                ports,
+                classes: cls
+                    .into_iter()
+                    .zip(&every)
+                    .zip(&masks)
+                    .map(|((p, e), &m)| Outcome {
+                        parts: p.into_iter().collect(),
+                        everywhere: e.clone(),
+                        every_kinds: m,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        everywhere: every,
+    }
+}
+
+/// The sources of a region within a class.
+fn project(r: &Region, class: &IntervalSet) -> Sources {
+    match r.as_slice() {
+        [b] => meet(&b.0[SRC], class),
+        _ => {
+            let iv: Vec<(u128, u128)> =
+                r.iter().flat_map(|b| b.0[SRC].intersect(class).intervals().to_vec()).collect();
+            Arc::new(IntervalSet::from_intervals(iv))
+        }
+    }
+}
