@@ -6,8 +6,9 @@
 # ports, multiport and interface rules, DNAT), then times with hyperfine:
 #   - `iptables-restore --test` and `nft -c -j -f` on them, inside a throwaway network
 #     namespace (they only check: parse, resolve, and for nft build the netlink batch);
-#   - `portolan fw show FILE -o json`: parse + full exposure analysis, written out (timed here,
-#     each run bounded by PORTOLAN_TIMEOUT seconds, default 300; PORTOLAN_RUNS runs, default 1);
+#   - `portolan fw show FILE`: parse + full exposure analysis, written as the table, and
+#     `fw show FILE -o json`, written with every row's sources (timed here, median of
+#     PORTOLAN_RUNS runs, default 5, each bounded by PORTOLAN_TIMEOUT seconds, default 300);
 # and `portolan fw query --batch` on 100,000 random packets (queries/s from the diagrams).
 # Prints the ratios. Needs root (namespaces), hyperfine, iptables, nftables, python3.
 #
@@ -43,23 +44,24 @@ hyperfine --warmup 1 --runs 5 --export-json "$D/kernel.json" \
   -n nft-check "ip netns exec $NS nft -c -j -f $D/rules.nft.json"
 # Portolan's runs are bounded (PORTOLAN_TIMEOUT seconds, default 300): on a mix that makes the
 # exposure large a run may not finish, and the bench then says so instead of hanging.
-python3 - "$D/portolan.json" "$BIN" "$D" "${PORTOLAN_RUNS:-1}" "${PORTOLAN_TIMEOUT:-300}" <<'PY'
-import json, subprocess, sys, time
+python3 - "$D/portolan.json" "$BIN" "$D" "${PORTOLAN_RUNS:-5}" "${PORTOLAN_TIMEOUT:-300}" <<'PY'
+import json, statistics, subprocess, sys, time
 out, binary, d, runs, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
 results = []
-for name, f in (("portolan-iptables", "rules.v4"), ("portolan-nft", "rules.nft.json")):
+for name, f, extra in (("portolan-iptables", "rules.v4", []), ("portolan-nft", "rules.nft.json", []),
+                       ("portolan-iptables-json", "rules.v4", ["-o", "json"]),
+                       ("portolan-nft-json", "rules.nft.json", ["-o", "json"])):
     times = []
     for _ in range(runs):
         t = time.perf_counter()
         try:
-            subprocess.run([binary, "fw", "show", f"{d}/{f}", "-o", "json"], stdout=subprocess.DEVNULL,
+            subprocess.run([binary, "fw", "show", f"{d}/{f}", *extra], stdout=subprocess.DEVNULL,
                            check=True, timeout=limit)
             times.append(time.perf_counter() - t)
         except subprocess.TimeoutExpired:
-            times.append(None)
+            times = None
             break
-    done = [x for x in times if x is not None]
-    results.append({"command": name, "mean": sum(done) / len(done) if len(done) == len(times) else None})
+    results.append({"command": name, "mean": statistics.median(times) if times else None})
 json.dump({"results": results, "limit": limit}, open(out, "w"))
 PY
 
@@ -72,12 +74,13 @@ p = {r["command"]: r["mean"] for r in json.load(open(sys.argv[2]))["results"]}
 qps = int(sys.argv[3] or 0)
 print(f"\n{sys.argv[4]} rules")
 limit = json.load(open(sys.argv[2]))["limit"]
-for ours, theirs in (("portolan-iptables", "iptables-restore-test"), ("portolan-nft", "nft-check")):
+for ours, theirs in (("portolan-iptables", "iptables-restore-test"), ("portolan-nft", "nft-check"),
+                     ("portolan-iptables-json", "iptables-restore-test"), ("portolan-nft-json", "nft-check")):
     if p[ours] is None:
-        print(f"{ours:18} did not finish in {limit:.0f} s   {theirs:22} {k[theirs]*1000:8.1f} ms   ratio > {limit / k[theirs]:8.0f}  (target <= 1: NOT met)")
+        print(f"{ours:22} did not finish in {limit:.0f} s   {theirs:22} {k[theirs]*1000:8.1f} ms   ratio > {limit / k[theirs]:8.0f}  (target <= 1: NOT met)")
         continue
     ratio = p[ours] / k[theirs]
     verdict = "met" if ratio <= 1 else "NOT met"
-    print(f"{ours:18} {p[ours]*1000:10.1f} ms   {theirs:22} {k[theirs]*1000:8.1f} ms   ratio {ratio:8.2f}  (target <= 1: {verdict})")
+    print(f"{ours:22} {p[ours]*1000:10.1f} ms   {theirs:22} {k[theirs]*1000:8.1f} ms   ratio {ratio:8.2f}  (target <= 1: {verdict})")
 print(f"exposure queries: {qps} queries/s (target >= 10,000: {'met' if qps >= 10000 else 'NOT met'})")
 PY

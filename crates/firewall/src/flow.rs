@@ -41,9 +41,11 @@ const CUT_ORDER: [usize; ND] = [IIF, OIF, SPORT, DST, SRC];
 
 type Set = Arc<IntervalSet>;
 
-/// A box: one set per dimension.
+/// A box: one set per dimension, and the part of the source classes' Venn diagram its
+/// sources lie in (so a box's sources belong to a class wholly or not at all, and the
+/// sources of a class are read off without intersecting sets).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Bx([Set; ND]);
+struct Bx([Set; ND], u16);
 
 /// A union of disjoint boxes.
 type Region = Arc<Vec<Bx>>;
@@ -228,6 +230,7 @@ impl<'r> Engine<'_, 'r> {
             mix(u64::from(t.rule) << 32 | u64::from(t.via));
         }
         for b in s.region.iter() {
+            mix(u64::from(b.1));
             for set in &b.0 {
                 if set.intervals().len() <= 8 {
                     for &(a, z) in set.intervals() {
@@ -926,7 +929,8 @@ impl Analysis<'_> {
     }
 
     /// [`Analysis::exposure_on`] by first-match propagation, without building the diagrams
-    /// (see the module documentation): the same rows, verdicts, rules and sources.
+    /// (see the module documentation): the same rows, verdicts, rules and sources (for at
+    /// most 64 classes; later ones are left out).
     pub fn exposure_flow(
         &mut self,
         classes: &[Class],
@@ -954,22 +958,51 @@ impl Analysis<'_> {
                 if forward && self.forward_used(si, &tables, f) {
                     views.push(View::Forward);
                 }
-                let srcs: Vec<&IntervalSet> =
-                    classes.iter().map(|c| if f.is_v6() { &c.v6 } else { &c.v4 }).collect();
-                let all_src = srcs.iter().fold(IntervalSet::empty(), |a, s| a.union(s));
-                let d = match dst {
+                // the Venn diagram of the classes: (sources, the classes that hold them)
+                let mut venn: Vec<(IntervalSet, u64)> = Vec::new();
+                for (ci, c) in classes.iter().enumerate().take(64) {
+                    let set = if f.is_v6() { &c.v6 } else { &c.v4 };
+                    let mut next = Vec::new();
+                    let mut left = set.clone();
+                    for (part, mask) in venn {
+                        let both = part.intersect(set);
+                        let only = part.without(set);
+                        left = left.without(&both);
+                        if !both.is_empty() {
+                            next.push((both, mask | 1 << ci));
+                        }
+                        if !only.is_empty() {
+                            next.push((only, mask));
+                        }
+                    }
+                    if !left.is_empty() {
+                        next.push((left, 1 << ci));
+                    }
+                    venn = next;
+                }
+                let d = Arc::new(match dst {
                     Some(d) => IntervalSet::single(ip_to_u128(d)),
                     None => unicast(f),
-                };
-                let start = Bx([
-                    iif.clone(),
-                    oif.clone(),
-                    Arc::new(all_src),
-                    Arc::new(d),
-                    Arc::new(IntervalSet::full(65535)),
-                ]);
+                });
+                let masks: Vec<u64> = venn.iter().map(|v| v.1).collect();
+                let start: Vec<Bx> = venn
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (set, _))| {
+                        Bx(
+                            [
+                                iif.clone(),
+                                oif.clone(),
+                                Arc::new(set),
+                                d.clone(),
+                                Arc::new(IntervalSet::full(65535)),
+                            ],
+                            i as u16,
+                        )
+                    })
+                    .collect();
                 for view in views {
-                    let e = self.flow_view(si, &tables, f, view, &start, classes, &name)?;
+                    let e = self.flow_view(si, &tables, f, view, (&start, &masks), classes, &name)?;
                     out.push(e);
                 }
             }
@@ -984,7 +1017,7 @@ impl Analysis<'_> {
         tables: &[usize],
         f: Family,
         view: View,
-        start: &Bx,
+        (start, masks): (&[Bx], &[u64]),
         classes: &[Class],
         scope: &str,
     ) -> Res<Exposure> {
@@ -1020,7 +1053,7 @@ impl Analysis<'_> {
             sweeps: HashMap::new(),
             piece_decs: HashMap::new(),
         };
-        let s0 = eng.state(St { region: Arc::new(vec![start.clone()]), pending: None, via: NONE });
+        let s0 = eng.state(St { region: Arc::new(start.to_vec()), pending: None, via: NONE });
         let init: Vec<(u32, u32)> = (0..n as u32).map(|a| (a, s0)).collect();
         match view {
             View::Forward => {
@@ -1096,7 +1129,7 @@ impl Analysis<'_> {
                 }
             }
         }
-        Ok(assemble(&eng, &keys, classes, f, view, scope))
+        Ok(assemble(&eng, &keys, classes, masks, f, view, scope))
     }
 }
 
@@ -1105,11 +1138,11 @@ fn assemble(
     eng: &Engine,
     keys: &[((u8, u8), (u16, u16))],
     classes: &[Class],
+    masks: &[u64],
     f: Family,
     view: View,
     scope: &str,
 ) -> Exposure {
-    let srcs: Vec<&IntervalSet> = classes.iter().map(|c| if f.is_v6() { &c.v6 } else { &c.v4 }).collect();
     let nc = classes.len();
     // each decision's parts per class, and an id per distinct content
     // contents are told apart by a hash of their verdicts and sources (each source set
@@ -1137,10 +1170,7 @@ fn assemble(
     let mut contents: Vec<HashMap<u64, Vec<(Arc<[(Term, Sources)]>, u32)>>> = vec![HashMap::new(); nc];
     let mut ncontents: Vec<u32> = vec![0; nc];
     let mut proj: Vec<Vec<Option<(u32, Arc<[(Term, Sources)]>)>>> = vec![Vec::new(); nc];
-    for (ci, src) in srcs.iter().enumerate() {
-        // one set per region's sources: rows that several rules decide for the same sources
-        // share it (and it is written once)
-        let mut shared: HashMap<usize, Sources> = HashMap::new();
+    for ci in 0..nc {
         for d in &eng.decs {
             let list: Vec<(Term, Region)> = match d {
                 Dec::One(t, r) => vec![(*t, r.clone())],
@@ -1148,13 +1178,7 @@ fn assemble(
             };
             let mut parts: Vec<(Term, Sources)> = Vec::new();
             for (t, r) in list {
-                let s = match r.as_slice() {
-                    [b] => shared
-                        .entry(Arc::as_ptr(&b.0[SRC]) as usize)
-                        .or_insert_with(|| project(&r, src))
-                        .clone(),
-                    _ => project(&r, src),
-                };
+                let s = project(&r, masks, ci);
                 if !s.is_empty() {
                     parts.push((t, s));
                 }
@@ -1322,13 +1346,17 @@ fn assemble(
     }
 }
 
-/// The sources of a region within a class.
-fn project(r: &Region, class: &IntervalSet) -> Sources {
-    match r.as_slice() {
-        [b] => meet(&b.0[SRC], class),
+/// The sources of a region within a class: its boxes in the class' parts of the Venn
+/// diagram (one box: its set itself, shared).
+fn project(r: &Region, masks: &[u64], ci: usize) -> Sources {
+    let inside = |b: &&Bx| masks.get(usize::from(b.1)).is_some_and(|m| m >> ci & 1 == 1);
+    let mut it = r.iter().filter(inside);
+    match (it.next(), it.next()) {
+        (None, _) => Arc::new(IntervalSet::empty()),
+        (Some(b), None) => b.0[SRC].clone(),
         _ => {
             let iv: Vec<(u128, u128)> =
-                r.iter().flat_map(|b| b.0[SRC].intersect(class).intervals().to_vec()).collect();
+                r.iter().filter(inside).flat_map(|b| b.0[SRC].intervals().iter().copied()).collect();
             Arc::new(IntervalSet::from_intervals(iv))
         }
     }

@@ -51,6 +51,55 @@ fn show_prints_the_exposure_with_services_and_deciding_rules() {
     assert!(rows.iter().all(|r| r["ports"] != "0-21"), "{rows:?}");
 }
 
+/// A blocklist in front of the port rules: its verdicts are listed once, and a row's
+/// accepted sources read as the internet with the blocked addresses as exceptions.
+#[test]
+fn show_lists_a_blocklist_once_and_the_rest_of_the_internet_with_exceptions() {
+    let dir = TempDir::new("fw-blocklist");
+    let f = dir.join("rules.v4");
+    let mut text = String::from("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n");
+    for i in 1..=6 {
+        text.push_str(&format!("-A INPUT -s 81.2.69.{i}/32 -j DROP\n"));
+    }
+    text.push_str(
+        "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p udp -m udp --dport 53 -j ACCEPT\nCOMMIT\n",
+    );
+    std::fs::write(&f, text).unwrap();
+    let o = fw(&["show", f.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&o);
+    let e = &v["exposure"][0];
+    let every = e["everywhere"]["internet"].as_array().unwrap();
+    assert_eq!(every.len(), 6, "{every:?}");
+    assert!(every.iter().all(|p| p["verdict"] == "drop"), "{every:?}");
+    assert_eq!(every[0]["sources"], serde_json::json!(["81.2.69.1/32"]));
+    let ssh = e["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["protocol"] == "tcp" && r["ports"] == "22")
+        .unwrap_or_else(|| panic!("{e}"));
+    let internet = &ssh["classes"]["internet"];
+    assert_eq!(internet["verdict"], "partial", "{internet}");
+    let parts = internet["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert_eq!(parts[0]["verdict"], "accept");
+    assert_eq!(
+        parts[0]["sources"],
+        serde_json::json!([
+            "internet",
+            "except 81.2.69.1/32",
+            "except 81.2.69.2/31",
+            "except 81.2.69.4/31",
+            "except 81.2.69.6/32"
+        ])
+    );
+    // the table says where the blocklist decides, once
+    let o = fw(&["show", f.to_str().unwrap()]);
+    let t = stdout(&o);
+    assert!(t.contains("decided by source alone"), "{t}");
+}
+
 #[test]
 fn query_answers_one_packet_with_the_rule_and_the_path() {
     let f = corpus("06-fail2ban.rules");

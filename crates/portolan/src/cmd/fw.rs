@@ -29,20 +29,38 @@ use crate::cli::{AuditFormat, FwAction, FwArgs, FwFormat, FwInput, FwOutput};
 pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     match args.action {
         FwAction::Show(a) => {
+            let t0 = std::time::Instant::now();
             let rs = load(&a.file, &a.input)?;
+            let t1 = std::time::Instant::now();
             let mut classes = analysis::standard_classes();
+            if a.from.len() > 62 {
+                bail!(
+                    "--from is given {} times; at most 62 source classes can be shown at once",
+                    a.from.len()
+                );
+            }
             for f in &a.from {
                 classes.push(analysis::named_class(f).map_err(anyhow::Error::msg)?);
             }
             // by propagation: the diagrams are not needed for the exposure
             let mut an = Analysis::outline(&[&rs]);
             let exps = an.exposure_flow(&classes, a.dst, true, &a.iif)?;
+            let t2 = std::time::Instant::now();
             let mut out = io::BufWriter::new(io::stdout().lock());
             match a.output {
                 FwOutput::Json => records::json(&mut out, &show_json(&an, &rs, &exps, a.open))?,
                 FwOutput::Table => show_table(&mut out, &an, &rs, &exps, &classes, a.open, ctx.color)?,
             }
             out.flush()?;
+            if std::env::var_os("PORTOLAN_TIMING").is_some() {
+                let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+                eprintln!(
+                    "timing: parse {:.1} ms, exposure {:.1} ms, output {:.1} ms",
+                    ms(t1 - t0),
+                    ms(t2 - t1),
+                    ms(t2.elapsed())
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         FwAction::Query(a) => {
