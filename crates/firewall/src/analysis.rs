@@ -227,6 +227,22 @@ fn dims_max(ifaces: &Ifaces, f: Family) -> [u128; NDIMS] {
     [ifaces.max(), ifaces.max(), a, a, 255, 65535, 65535]
 }
 
+/// Enters chain `ci` from the chains on `stack`: a loop, or jumps nested deeper than the
+/// kernel allows, is an error at the chain.
+pub(crate) fn enter_chain(chain: &Chain, ci: usize, stack: &mut Vec<usize>) -> Result<()> {
+    if stack.contains(&ci) {
+        return Err(Error::at(
+            chain.location.clone(),
+            format!("chain {} jumps back into itself (a loop the kernel refuses)", chain.name),
+        ));
+    }
+    if stack.len() > 64 {
+        return Err(Error::at(chain.location.clone(), "jumps nest deeper than 64 chains"));
+    }
+    stack.push(ci);
+    Ok(())
+}
+
 /// First match over rule functions in order (each with HOLE where it does not decide), as a
 /// balanced tree of fills.
 fn combine(dd: &mut Dd, fs: &[Id]) -> Id {
@@ -407,16 +423,7 @@ impl<'r> Analysis<'r> {
         }
         let rs: &'r Ruleset = self.sets[si];
         let chain = &rs.tables[ti].chains[ci];
-        if stack.contains(&ci) {
-            return Err(Error::at(
-                chain.location.clone(),
-                format!("chain {} jumps back into itself (a loop the kernel refuses)", chain.name),
-            ));
-        }
-        if stack.len() > 64 {
-            return Err(Error::at(chain.location.clone(), "jumps nest deeper than 64 chains"));
-        }
-        stack.push(ci);
+        enter_chain(chain, ci, stack)?;
         // Rules are combined as a balanced tree: each rule is `ite(match, action, HOLE)`, and
         // two neighbouring runs combine by filling the first's HOLE with the second; a run of
         // n rules costs O(n log n) rather than the O(n^2) of adding rules one by one to a

@@ -25,7 +25,6 @@ use std::sync::Arc;
 
 use crate::analysis::{Analysis, Class, Exposure, Outcome, Row, RuleRef, Sources, View, unicast};
 use crate::dd::{Kind, NONE, Term};
-use crate::error::Error;
 use crate::model::{Action, ChainKind, Family, Hook, Policy, Rule};
 use crate::sets::{IntervalSet, addr_max, ip_to_u128};
 
@@ -421,16 +420,7 @@ impl<'r> Engine<'_, 'r> {
     ) -> Res<Vec<(u32, u32, Exit)>> {
         let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
         let chain = &rs.tables[ti].chains[ci];
-        if stack.contains(&ci) {
-            return Err(Error::at(
-                chain.location.clone(),
-                format!("chain {} jumps back into itself (a loop the kernel refuses)", chain.name),
-            ));
-        }
-        if stack.len() > 64 {
-            return Err(Error::at(chain.location.clone(), "jumps nest deeper than 64 chains"));
-        }
-        stack.push(ci);
+        crate::analysis::enter_chain(chain, ci, stack)?;
         let out = self.run_rules(ti, ci, 0, flow, stack);
         stack.pop();
         out
