@@ -748,7 +748,7 @@ pub enum View {
 
 /// A set of sources, shared between the rows that give it the same verdict (a large rule
 /// set's "every public address but the blocklist" is one set, not one copy per port).
-pub type Sources = Arc<IntervalSet>;
+pub type Sources = Arc<crate::sets::LazySet>;
 
 /// The verdicts a class of sources gets for one row, with the sources each applies to.
 #[derive(Debug, Clone, PartialEq)]
@@ -1026,9 +1026,9 @@ fn exposure_rows(
         for (id, s) in acc {
             // translated packets are judged per row (see the via adjustment below)
             if Dd::is_term(id) && dd.term_of(id).via == NONE {
-                fixed.insert(id, Arc::new(s));
+                fixed.insert(id, Arc::new(s.into()));
             } else {
-                varying.push((id, Arc::new(s)));
+                varying.push((id, Arc::new(s.into())));
             }
         }
         varying.sort_unstable_by_key(|x| x.0);
@@ -1107,7 +1107,7 @@ fn exposure_rows(
                                         .iter()
                                         .flat_map(|&k| acc[k as usize].1.intervals().iter().copied())
                                         .collect();
-                                    Arc::new(IntervalSet::from_intervals(v))
+                                    Arc::new(IntervalSet::from_intervals(v).into())
                                 })
                                 .clone(),
                         };
@@ -1127,7 +1127,7 @@ fn exposure_rows(
                     for (id, s) in parts.iter_mut() {
                         let t = dd.term_of(*id);
                         if t.via != NONE && t.kind != Kind::Accept {
-                            *s = Arc::new(s.minus(&acc_via, max));
+                            *s = Arc::new(s.minus(&acc_via, max).into());
                         }
                     }
                     parts.retain(|_, s| !s.is_empty());

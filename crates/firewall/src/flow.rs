@@ -26,7 +26,7 @@ use std::sync::Arc;
 use crate::analysis::{Analysis, Class, Exposure, Outcome, Row, RuleRef, Sources, View, unicast};
 use crate::dd::{Kind, NONE, Term};
 use crate::model::{Action, ChainKind, Family, Hook, Policy, Rule};
-use crate::sets::{IntervalSet, addr_max, ip_to_u128};
+use crate::sets::{IntervalSet, LazySet, boundary_hash, ip_to_u128};
 
 const IIF: usize = 0;
 const OIF: usize = 1;
@@ -38,7 +38,7 @@ const ND: usize = 5;
 /// only one piece copies it.
 const CUT_ORDER: [usize; ND] = [IIF, OIF, SPORT, DST, SRC];
 
-type Set = Arc<IntervalSet>;
+type Set = Arc<LazySet>;
 
 /// A box: one set per dimension, and the part of the source classes' Venn diagram its
 /// sources lie in (so a box's sources belong to a class wholly or not at all, and the
@@ -55,8 +55,7 @@ type Conds = [Option<IntervalSet>; ND];
 type Res<T> = crate::error::Result<T>;
 
 fn meet(a: &Set, s: &IntervalSet) -> Set {
-    let x = a.intersect(s);
-    if x.intervals().len() == a.intervals().len() && x == **a { a.clone() } else { Arc::new(x) }
+    a.meet(s).map_or_else(|| a.clone(), Arc::new)
 }
 
 fn box_and(b: &Bx, c: &Conds) -> Option<Bx> {
@@ -86,9 +85,9 @@ fn split(r: &[Bx], c: &Conds) -> (Vec<Bx>, Vec<Bx>) {
         for d in CUT_ORDER {
             if let Some(s) = &c[d] {
                 let outside = cur.0[d].without(s);
-                if !outside.is_empty() {
+                if let Some(o) = outside.filter(|o| !o.is_empty()) {
                     let mut p = cur.clone();
-                    p.0[d] = Arc::new(outside);
+                    p.0[d] = Arc::new(o);
                     rest.push(p);
                 }
                 cur.0[d] = hit.0[d].clone();
@@ -231,8 +230,8 @@ impl<'r> Engine<'_, 'r> {
         for b in s.region.iter() {
             mix(u64::from(b.1));
             for set in &b.0 {
-                if set.intervals().len() <= 8 {
-                    for &(a, z) in set.intervals() {
+                if set.is_plain() && set.len_hint() <= 8 {
+                    for (a, z) in set.iter() {
                         mix(a as u64 ^ (a >> 64) as u64);
                         mix(z as u64 ^ (z >> 64) as u64);
                     }
@@ -353,7 +352,7 @@ impl<'r> Engine<'_, 'r> {
                         // walk the box's sources against the run's
                         let mut j = 0;
                         let mut per: BTreeMap<usize, Vec<(u128, u128)>> = BTreeMap::new();
-                        for &(a, z) in src.intervals() {
+                        for (a, z) in src.iter() {
                             while j < sweep.len() && sweep[j].1 < a {
                                 j += 1;
                             }
@@ -367,17 +366,13 @@ impl<'r> Engine<'_, 'r> {
                         }
                         for (ri, v) in per {
                             let mut p = b.clone();
-                            p.0[SRC] = Arc::new(IntervalSet::from_intervals(v));
+                            p.0[SRC] = Arc::new(IntervalSet::from_intervals(v).into());
                             by_rule.entry(ri).or_default().push(p);
                         }
-                        let left = src.without(&union);
+                        let left = src.without(&union).map_or_else(|| src.clone(), Arc::new);
                         if !left.is_empty() {
                             let mut p = b.clone();
-                            p.0[SRC] = if left.intervals().len() == src.intervals().len() && left == **src {
-                                src.clone()
-                            } else {
-                                Arc::new(left)
-                            };
+                            p.0[SRC] = left;
                             rest.push(p);
                         }
                     }
@@ -689,7 +684,7 @@ impl<'r> Engine<'_, 'r> {
                     for (at, ar) in &acts {
                         let mut hit: Vec<Bx> = Vec::new();
                         for b in ar.iter() {
-                            let c: Conds = [0, 1, 2, 3, 4].map(|d| Some((*b.0[d]).clone()));
+                            let c: Conds = [0, 1, 2, 3, 4].map(|d| Some(b.0[d].to_set()));
                             let (inside, outside) = split(&left, &c);
                             hit.extend(inside);
                             left = outside;
@@ -929,8 +924,8 @@ impl Analysis<'_> {
         external: &[String],
     ) -> Res<Vec<Exposure>> {
         let mut out = Vec::new();
-        let iif = Arc::new(self.ifaces.external(external));
-        let oif = Arc::new(self.ifaces.not_lo());
+        let iif = Arc::new(LazySet::new(self.ifaces.external(external)));
+        let oif = Arc::new(LazySet::new(self.ifaces.not_lo()));
         for sc in 0..self.scopes.len() {
             let (si, tables, name) = {
                 let s = &self.scopes[sc];
@@ -970,10 +965,10 @@ impl Analysis<'_> {
                     }
                     venn = next;
                 }
-                let d = Arc::new(match dst {
+                let d = Arc::new(LazySet::new(match dst {
                     Some(d) => IntervalSet::single(ip_to_u128(d)),
                     None => unicast(f),
-                });
+                }));
                 let masks: Vec<u64> = venn.iter().map(|v| v.1).collect();
                 let start: Vec<Bx> = venn
                     .into_iter()
@@ -983,9 +978,9 @@ impl Analysis<'_> {
                             [
                                 iif.clone(),
                                 oif.clone(),
-                                Arc::new(set),
+                                Arc::new(set.into()),
                                 d.clone(),
-                                Arc::new(IntervalSet::full(65535)),
+                                Arc::new(IntervalSet::full(65535).into()),
                             ],
                             i as u16,
                         )
@@ -1077,7 +1072,7 @@ impl Analysis<'_> {
                             let st = eng.states[s as usize].clone();
                             let region = match to {
                                 Some(t) if t.is_ipv6() == f.is_v6() => {
-                                    let d = Arc::new(IntervalSet::single(ip_to_u128(t)));
+                                    let d = Arc::new(LazySet::new(IntervalSet::single(ip_to_u128(t))));
                                     Arc::new(
                                         st.region
                                             .iter()
@@ -1136,7 +1131,7 @@ fn assemble(
     let nc = classes.len();
     // each decision's parts per class, and an id per distinct content
     // contents are told apart by a hash of their verdicts and sources (each source set
-    // hashed once), then compared
+    // base hashed once, see `boundary_hash`), then compared
     let mut set_hash: HashMap<usize, u64> = HashMap::new();
     let mut hash_of = |parts: &[(Term, Sources)]| -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -1144,16 +1139,9 @@ fn assemble(
         for (t, s) in parts {
             mix(t.kind as u64);
             mix(u64::from(t.rule) << 32 | u64::from(t.via));
-            let sh = *set_hash.entry(Arc::as_ptr(s) as usize).or_insert_with(|| {
-                s.intervals().iter().fold(0x9e37_79b9_7f4a_7c15u64, |h, &(a, b)| {
-                    (h ^ (a as u64)
-                        ^ ((a >> 64) as u64).rotate_left(7)
-                        ^ (b as u64).rotate_left(29)
-                        ^ ((b >> 64) as u64).rotate_left(43))
-                    .wrapping_mul(0x0100_0000_01b3)
-                })
-            });
-            mix(sh);
+            let base = s.base();
+            let bh = *set_hash.entry(Arc::as_ptr(base) as usize).or_insert_with(|| boundary_hash(base));
+            mix(s.fingerprint(bh));
         }
         h
     };
@@ -1220,7 +1208,6 @@ fn assemble(
     }
     // per row: the rest, one source set per verdict
     let mut unions: HashMap<Vec<usize>, Sources> = HashMap::new();
-    let max = addr_max(f.is_v6());
     let mut row_parts = |cells: &[usize]| -> Vec<Parts> {
         let mut cls = Vec::with_capacity(nc);
         for ci in 0..nc {
@@ -1250,9 +1237,8 @@ fn assemble(
                         unions
                             .entry(key)
                             .or_insert_with(|| {
-                                let iv: Vec<(u128, u128)> =
-                                    v.iter().flat_map(|s| s.intervals().iter().copied()).collect();
-                                Arc::new(IntervalSet::from_intervals(iv))
+                                let iv: Vec<(u128, u128)> = v.iter().flat_map(|s| s.iter()).collect();
+                                Arc::new(IntervalSet::from_intervals(iv).into())
                             })
                             .clone()
                     };
@@ -1266,8 +1252,11 @@ fn assemble(
                 .fold(IntervalSet::empty(), |a, (_, s)| a.union(s));
             if !acc_via.is_empty() {
                 for (t, s) in parts.iter_mut() {
-                    if t.via != NONE && t.kind != Kind::Accept {
-                        *s = Arc::new(s.minus(&acc_via, max));
+                    if t.via != NONE
+                        && t.kind != Kind::Accept
+                        && let Some(n) = s.without(&acc_via)
+                    {
+                        *s = Arc::new(n);
                     }
                 }
                 parts.retain(|_, s| !s.is_empty());
@@ -1342,12 +1331,11 @@ fn project(r: &Region, masks: &[u64], ci: usize) -> Sources {
     let inside = |b: &&Bx| masks.get(usize::from(b.1)).is_some_and(|m| m >> ci & 1 == 1);
     let mut it = r.iter().filter(inside);
     match (it.next(), it.next()) {
-        (None, _) => Arc::new(IntervalSet::empty()),
+        (None, _) => Arc::new(IntervalSet::empty().into()),
         (Some(b), None) => b.0[SRC].clone(),
         _ => {
-            let iv: Vec<(u128, u128)> =
-                r.iter().filter(inside).flat_map(|b| b.0[SRC].intervals().iter().copied()).collect();
-            Arc::new(IntervalSet::from_intervals(iv))
+            let iv: Vec<(u128, u128)> = r.iter().filter(inside).flat_map(|b| b.0[SRC].iter()).collect();
+            Arc::new(IntervalSet::from_intervals(iv).into())
         }
     }
 }

@@ -2,7 +2,10 @@
 //! `u128`, IPv4 in the low 32 bits), ports, protocol numbers and interface atoms all use it.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 
 /// A set of integers in `0..=max`, as sorted disjoint inclusive intervals.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -200,6 +203,223 @@ impl IntervalSet {
     }
 }
 
+/// A set kept as a shared base without a few holes: taking a few values out of a large set
+/// (a /24 out of "the internet but 5,000 blocked addresses") shares the large set instead of
+/// copying it. Read as intervals (through `Deref`), a set with holes is made whole once, on
+/// first use; equality and hashing are by content and never make it whole.
+pub struct LazySet {
+    base: Arc<IntervalSet>,
+    /// Values of `base` that are not in the set: a subset of `base`, and few.
+    holes: IntervalSet,
+    whole: OnceLock<IntervalSet>,
+}
+
+/// A base this small is copied rather than shared.
+const SHARE_FROM: usize = 64;
+
+impl LazySet {
+    /// A set with no holes.
+    pub fn new(s: IntervalSet) -> LazySet {
+        LazySet::shared(Arc::new(s))
+    }
+    /// A set with no holes, sharing `s`.
+    pub fn shared(s: Arc<IntervalSet>) -> LazySet {
+        LazySet { base: s, holes: IntervalSet::empty(), whole: OnceLock::new() }
+    }
+    fn holed(base: Arc<IntervalSet>, holes: IntervalSet) -> LazySet {
+        if holes.is_empty() {
+            return LazySet::shared(base);
+        }
+        // many holes: not worth sharing any more
+        if holes.iv.len() * 8 > base.iv.len() {
+            return LazySet::new(base.without(&holes));
+        }
+        LazySet { base, holes, whole: OnceLock::new() }
+    }
+    /// No value.
+    pub fn is_empty(&self) -> bool {
+        // the holes are a subset of the base
+        self.holes == *self.base
+    }
+    /// The number of intervals of the base (the size of the set without materialising it).
+    pub fn len_hint(&self) -> usize {
+        self.base.iv.len()
+    }
+    /// Whether the set has no holes (its intervals are its base's).
+    pub fn is_plain(&self) -> bool {
+        self.holes.is_empty()
+    }
+    /// The intervals, one by one, without making the set whole.
+    pub fn iter(&self) -> Diff<'_> {
+        Diff { base: &self.base.iv, holes: &self.holes.iv, i: 0, j: 0, lo: None }
+    }
+    /// The values also in `s`; `None` when that is the whole set.
+    pub fn meet(&self, s: &IntervalSet) -> Option<LazySet> {
+        let b = self.base.intersect(s);
+        if b.iv.len() == self.base.iv.len() && b == *self.base {
+            return None;
+        }
+        let holes = self.holes.intersect(&b);
+        if b.iv.len() < SHARE_FROM {
+            return Some(LazySet::new(b.without(&holes)));
+        }
+        Some(LazySet::holed(Arc::new(b), holes))
+    }
+    /// The values of `s` in the set, as a plain set.
+    pub fn intersect(&self, s: &IntervalSet) -> IntervalSet {
+        let b = self.base.intersect(s);
+        if self.holes.is_empty() { b } else { b.without(&self.holes) }
+    }
+    /// Whether the set shares a value with `s`.
+    pub fn meets(&self, s: &IntervalSet) -> bool {
+        if self.holes.is_empty() { self.base.meets(s) } else { !self.intersect(s).is_empty() }
+    }
+    /// The set without the values of `s`; `None` when that leaves it as it is.
+    pub fn without(&self, s: &IntervalSet) -> Option<LazySet> {
+        if self.base.iv.len() < SHARE_FROM && self.holes.is_empty() {
+            let w = self.base.without(s);
+            return (w.iv.len() != self.base.iv.len() || w != *self.base).then(|| LazySet::new(w));
+        }
+        let cut = self.base.intersect(s);
+        if cut.is_empty() {
+            return None;
+        }
+        let holes = self.holes.union(&cut);
+        if holes == self.holes {
+            return None;
+        }
+        Some(LazySet::holed(self.base.clone(), holes))
+    }
+    /// The whole set, as a plain set (not kept).
+    pub fn to_set(&self) -> IntervalSet {
+        match self.whole.get() {
+            Some(w) => w.clone(),
+            None if self.holes.is_empty() => (*self.base).clone(),
+            None => IntervalSet { iv: self.iter().collect() },
+        }
+    }
+}
+
+impl From<IntervalSet> for LazySet {
+    fn from(s: IntervalSet) -> LazySet {
+        LazySet::new(s)
+    }
+}
+
+impl Deref for LazySet {
+    type Target = IntervalSet;
+    fn deref(&self) -> &IntervalSet {
+        if self.holes.is_empty() {
+            return &self.base;
+        }
+        self.whole.get_or_init(|| self.base.without(&self.holes))
+    }
+}
+
+impl Clone for LazySet {
+    fn clone(&self) -> LazySet {
+        LazySet { base: self.base.clone(), holes: self.holes.clone(), whole: OnceLock::new() }
+    }
+}
+
+impl PartialEq for LazySet {
+    fn eq(&self, o: &LazySet) -> bool {
+        if Arc::ptr_eq(&self.base, &o.base) {
+            return self.holes == o.holes;
+        }
+        if self.holes.is_empty() && o.holes.is_empty() {
+            return self.base == o.base;
+        }
+        self.iter().eq(o.iter())
+    }
+}
+
+impl Eq for LazySet {}
+
+impl Hash for LazySet {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.fingerprint(boundary_hash(&self.base)));
+    }
+}
+
+impl LazySet {
+    /// The set's [`boundary_hash`], given its base's (which callers may keep per base).
+    pub fn fingerprint(&self, base_hash: u64) -> u64 {
+        // the holes are a subset of the base: the set's boundaries are the base's and the
+        // holes' boundaries, each taken once (those both have cancel)
+        base_hash ^ boundary_hash(&self.holes)
+    }
+    /// The base, shared by the sets cut out of it.
+    pub fn base(&self) -> &Arc<IntervalSet> {
+        &self.base
+    }
+}
+
+/// A hash of a set's content from the points where membership changes (an interval's first
+/// value and the value after its last), combined by xor: the hash of `a` without a subset `b`
+/// is `boundary_hash(a) ^ boundary_hash(b)`, so a shared set's holes can be hashed alone.
+pub fn boundary_hash(s: &IntervalSet) -> u64 {
+    let mix = |x: u128| {
+        let mut h = (x as u64) ^ ((x >> 64) as u64).rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
+        h = (h ^ (h >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 33)
+    };
+    s.iv.iter().fold(0, |h, &(a, b)| h ^ mix(a) ^ mix(b.wrapping_add(1)))
+}
+
+impl fmt::Debug for LazySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// The intervals of a [`LazySet`]: its base's, with the holes cut out.
+pub struct Diff<'a> {
+    base: &'a [(u128, u128)],
+    holes: &'a [(u128, u128)],
+    i: usize,
+    j: usize,
+    /// Where the rest of `base[i]` starts, once a hole has cut it.
+    lo: Option<u128>,
+}
+
+impl Iterator for Diff<'_> {
+    type Item = (u128, u128);
+    fn next(&mut self) -> Option<(u128, u128)> {
+        loop {
+            let &(a, b) = self.base.get(self.i)?;
+            let lo = self.lo.unwrap_or(a);
+            while self.j < self.holes.len() && self.holes[self.j].1 < lo {
+                self.j += 1;
+            }
+            match self.holes.get(self.j) {
+                Some(&(c, d)) if c <= b => {
+                    let piece = (c > lo).then(|| (lo, c - 1));
+                    match d.checked_add(1) {
+                        Some(n) if d < b => {
+                            self.lo = Some(n);
+                            self.j += 1;
+                        }
+                        _ => {
+                            self.i += 1;
+                            self.lo = None;
+                        }
+                    }
+                    if piece.is_some() {
+                        return piece;
+                    }
+                }
+                _ => {
+                    self.i += 1;
+                    self.lo = None;
+                    return Some((lo, b));
+                }
+            }
+        }
+    }
+}
+
 /// The largest address of a family (IPv4 in the low 32 bits of a `u128`).
 pub fn addr_max(v6: bool) -> u128 {
     if v6 { u128::MAX } else { u32::MAX as u128 }
@@ -326,6 +546,54 @@ mod tests {
                 assert!(s.intervals().windows(2).all(|w| w[0].1 + 1 < w[1].0));
             }
         }
+    }
+
+    #[test]
+    fn lazy_sets_agree_with_a_bitmap() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        const N: usize = 2048;
+        let set = |m: &[bool]| {
+            IntervalSet::from_intervals((0..N).filter(|&i| m[i]).map(|i| (i as u128, i as u128)).collect())
+        };
+        let bits = |s: &IntervalSet| (0..N).map(|i| s.contains(i as u128)).collect::<Vec<bool>>();
+        for round in 0..200 {
+            // a large base (so it is shared), then a few values taken out, one by one
+            let dense = [300u64, 600, 990][round % 3];
+            let mut m: Vec<bool> = (0..N).map(|_| next() % 1000 < dense).collect();
+            let mut l = LazySet::new(set(&m));
+            for _ in 0..(round % 7) {
+                let cut: Vec<bool> = (0..N).map(|_| next() % 1000 < 4).collect();
+                if let Some(n) = l.without(&set(&cut)) {
+                    l = n;
+                }
+                for i in 0..N {
+                    m[i] = m[i] && !cut[i];
+                }
+                let want = set(&m);
+                assert_eq!(IntervalSet { iv: l.iter().collect() }, want);
+                assert_eq!(l.to_set(), want);
+                assert_eq!(l.is_empty(), want.is_empty());
+                let other: Vec<bool> = (0..N).map(|_| next() % 1000 < [5u64, 500][round % 2]).collect();
+                let o = set(&other);
+                assert_eq!(l.intersect(&o), want.intersect(&o));
+                assert_eq!(l.meets(&o), want.meets(&o));
+                let met = l.meet(&o).map_or(want.clone(), |n| n.to_set());
+                assert_eq!(bits(&met), (0..N).map(|i| m[i] && other[i]).collect::<Vec<_>>());
+                assert_eq!(l, LazySet::new(want.clone()));
+                assert_eq!(l.fingerprint(boundary_hash(l.base())), boundary_hash(&want));
+                assert_eq!(*l, want);
+            }
+        }
+        // a set with every value taken out is empty
+        let full = LazySet::new(IntervalSet::from_intervals((0..200).map(|i| (i * 3, i * 3)).collect()));
+        let gone = full.without(&IntervalSet::range(0, 1000)).is_some_and(|l| l.is_empty());
+        assert!(gone);
     }
 
     #[test]

@@ -844,8 +844,9 @@ fn pick_sources(an: &mut Analysis, f: Family, classes: &[Class], per_class: usiz
         for e in exps.iter().filter(|e| e.family == f && e.view == View::Input) {
             for r in &e.rows {
                 for (_, s) in r.classes[ci].all() {
-                    if **s != *whole && !parts.contains(s) {
-                        parts.push((**s).clone());
+                    let s: &IntervalSet = s;
+                    if s != whole && !parts.contains(s) {
+                        parts.push(s.clone());
                     }
                 }
             }

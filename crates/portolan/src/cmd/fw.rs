@@ -61,6 +61,10 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                     ms(t2.elapsed())
                 );
             }
+            // the process ends here: freeing a large analysis piece by piece would only cost time
+            std::mem::forget(exps);
+            std::mem::forget(an);
+            std::mem::forget(rs);
             Ok(ExitCode::SUCCESS)
         }
         FwAction::Query(a) => {
@@ -576,7 +580,7 @@ struct ShowJson<'a> {
     exps: &'a [Exposure],
     open_only: bool,
     // a shared source set and a terminal are rendered once per exposure, not once per row
-    sources: RefCell<HashMap<*const portolan_firewall::sets::IntervalSet, Rc<Value>>>,
+    sources: RefCell<HashMap<*const portolan_firewall::sets::LazySet, Rc<Value>>>,
     terms: RefCell<HashMap<Term, Rc<Value>>>,
 }
 
