@@ -898,7 +898,8 @@ fn main_space(an: &Analysis, si: usize, tables: &[usize], f: Family) -> Space {
     Space::new(cells)
 }
 
-type Parts = BTreeMap<Term, Sources>;
+/// A row's (terminal, sources) for one class, by terminal.
+type Parts = Vec<(Term, Sources)>;
 
 impl Analysis<'_> {
     /// Whether a forward chain of the scope has rules (its exposure is shown too).
@@ -1129,158 +1130,57 @@ fn assemble(
     scope: &str,
 ) -> Exposure {
     let nc = classes.len();
-    // each decision's parts per class, and an id per distinct content
-    // contents are told apart by a hash of their verdicts and sources (each source set
-    // base hashed once, see `boundary_hash`), then compared
-    let mut set_hash: HashMap<usize, u64> = HashMap::new();
-    let mut hash_of = |parts: &[(Term, Sources)]| -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut mix = |x: u64| h = (h ^ x).wrapping_mul(0x0100_0000_01b3).rotate_left(17);
-        for (t, s) in parts {
-            mix(t.kind as u64);
-            mix(u64::from(t.rule) << 32 | u64::from(t.via));
-            let base = s.base();
-            let bh = *set_hash.entry(Arc::as_ptr(base) as usize).or_insert_with(|| boundary_hash(base));
-            mix(s.fingerprint(bh));
-        }
-        h
-    };
-    let mut contents: Vec<HashMap<u64, Vec<(Arc<[(Term, Sources)]>, u32)>>> = vec![HashMap::new(); nc];
-    let mut ncontents: Vec<u32> = vec![0; nc];
-    let mut proj: Vec<Vec<Option<(u32, Arc<[(Term, Sources)]>)>>> = vec![Vec::new(); nc];
-    for ci in 0..nc {
-        for d in &eng.decs {
-            let list: Vec<(Term, Region)> = match d {
-                Dec::One(t, r) => vec![(*t, r.clone())],
-                Dec::Pieces(p) => eng.pieces[*p as usize].to_vec(),
-            };
-            let mut parts: Vec<(Term, Sources)> = Vec::new();
-            for (t, r) in list {
-                let s = project(&r, masks, ci);
-                if !s.is_empty() {
-                    parts.push((t, s));
-                }
-            }
-            if parts.is_empty() {
-                proj[ci].push(None);
-                continue;
-            }
-            let parts: Arc<[(Term, Sources)]> = parts.into();
-            let same = contents[ci].entry(hash_of(&parts)).or_default();
-            let id = match same.iter().find(|(p, _)| **p == *parts) {
-                Some(&(_, id)) => id,
-                None => {
-                    ncontents[ci] += 1;
-                    same.push((parts.clone(), ncontents[ci]));
-                    ncontents[ci]
-                }
-            };
-            proj[ci].push(Some((id, parts)));
-        }
-    }
-    // a content every row has (and that no translation decides) is shown once
     let n = keys.len();
-    let mut everywhere: Vec<Vec<u32>> = vec![Vec::new(); nc];
-    let mut every_parts: Vec<Arc<[(Term, Sources)]>> = Vec::new();
-    for ci in 0..nc {
-        let mut count: HashMap<u32, usize> = HashMap::new();
-        for row in &eng.log {
-            let mut seen: Vec<u32> =
-                row.iter().filter_map(|&d| proj[ci][d as usize].as_ref().map(|x| x.0)).collect();
-            seen.sort_unstable();
-            seen.dedup();
-            for id in seen {
-                *count.entry(id).or_default() += 1;
-            }
-        }
-        let mut list: Vec<(Term, Sources)> = Vec::new();
-        for &d in eng.log.first().map_or(&[][..], |v| v.as_slice()) {
-            if let Some((id, parts)) = &proj[ci][d as usize]
-                && count.get(id) == Some(&n)
-                && parts.iter().all(|(t, _)| t.via == NONE)
-                && !everywhere[ci].contains(id)
-            {
-                everywhere[ci].push(*id);
-                list.extend(parts.iter().cloned());
-            }
-        }
-        every_parts.push(list.into());
-    }
-    // per row: the rest, one source set per verdict
-    let mut unions: HashMap<Vec<usize>, Sources> = HashMap::new();
-    let mut row_parts = |cells: &[usize]| -> Vec<Parts> {
-        let mut cls = Vec::with_capacity(nc);
-        for ci in 0..nc {
-            let mut by: BTreeMap<Term, Vec<Sources>> = BTreeMap::new();
-            for &cell in cells {
-                for &d in &eng.log[cell] {
-                    if let Some((id, parts)) = &proj[ci][d as usize]
-                        && !everywhere[ci].contains(id)
-                    {
-                        for (t, s) in parts.iter() {
-                            let v = by.entry(*t).or_default();
-                            if !v.iter().any(|x| Arc::ptr_eq(x, s)) {
-                                v.push(s.clone());
-                            }
-                        }
-                    }
-                }
-            }
-            let mut parts: Parts = by
-                .into_iter()
-                .map(|(t, v)| {
-                    let s = if v.len() == 1 {
-                        v[0].clone()
-                    } else {
-                        let mut key: Vec<usize> = v.iter().map(|s| Arc::as_ptr(s) as usize).collect();
-                        key.sort_unstable();
-                        unions
-                            .entry(key)
-                            .or_insert_with(|| {
-                                let iv: Vec<(u128, u128)> = v.iter().flat_map(|s| s.iter()).collect();
-                                Arc::new(IntervalSet::from_intervals(iv).into())
-                            })
-                            .clone()
-                    };
-                    (t, s)
-                })
-                .collect();
-            // a translated source accepted through some output interface is accepted
-            let acc_via = parts
-                .iter()
-                .filter(|(t, _)| t.via != NONE && t.kind == Kind::Accept)
-                .fold(IntervalSet::empty(), |a, (_, s)| a.union(s));
-            if !acc_via.is_empty() {
-                for (t, s) in parts.iter_mut() {
-                    if t.via != NONE
-                        && t.kind != Kind::Accept
-                        && let Some(n) = s.without(&acc_via)
-                    {
-                        *s = Arc::new(n);
-                    }
-                }
-                parts.retain(|_, s| !s.is_empty());
-            }
-            cls.push(parts);
-        }
-        cls
-    };
-    let mut rows: Vec<(((u8, u8), Option<(u16, u16)>), Vec<Parts>)> = Vec::new();
+    // the rows before equal neighbours merge: a tcp or udp cell alone, the cells of another
+    // protocol range together
+    let mut groups: Vec<((u8, u8), Option<(u16, u16)>, std::ops::Range<usize>)> = Vec::new();
     let mut i = 0;
     while i < n {
         let (p, q) = keys[i];
-        let port_proto = p.0 == p.1 && (p.0 == 6 || p.0 == 17);
-        let (cls, ports, next) = if port_proto {
-            (row_parts(&[i]), Some(q), i + 1)
+        if p.0 == p.1 && (p.0 == 6 || p.0 == 17) {
+            groups.push((p, Some(q), i..i + 1));
+            i += 1;
         } else {
             let mut j = i;
             while j < n && keys[j].0 == p {
                 j += 1;
             }
-            let cells: Vec<usize> = (i..j).collect();
-            (row_parts(&cells), None, j)
-        };
-        i = next;
+            groups.push((p, None, i..j));
+            i = j;
+        }
+    }
+    // each class is worked out on its own, the classes on up to two threads
+    let per_class: Vec<(Arc<[(Term, Sources)]>, Vec<Parts>)> = if nc > 1 && n >= 256 {
+        let (mine, theirs): (Vec<usize>, Vec<usize>) = (0..nc).partition(|ci| ci % 2 == 0);
+        let groups = &groups;
+        let (a, b) = std::thread::scope(|sc| {
+            let h = sc.spawn(move || {
+                theirs.into_iter().map(|ci| class_parts(eng, groups, masks, ci)).collect::<Vec<_>>()
+            });
+            let a: Vec<_> = mine.into_iter().map(|ci| class_parts(eng, groups, masks, ci)).collect();
+            (a, h.join())
+        });
+        match b {
+            Ok(b) => {
+                // back in class order: even classes from here, odd ones from the other thread
+                let (mut a, mut b) = (a.into_iter(), b.into_iter());
+                (0..nc).filter_map(|ci| if ci % 2 == 0 { a.next() } else { b.next() }).collect()
+            }
+            // the other thread cannot fail but by a bug; do its classes here then
+            Err(_) => (0..nc).map(|ci| class_parts(eng, groups, masks, ci)).collect(),
+        }
+    } else {
+        (0..nc).map(|ci| class_parts(eng, &groups, masks, ci)).collect()
+    };
+    let mut every: Vec<Arc<[(Term, Sources)]>> = Vec::with_capacity(nc);
+    let mut columns: Vec<std::vec::IntoIter<Parts>> = Vec::with_capacity(nc);
+    for (e, c) in per_class {
+        every.push(e);
+        columns.push(c.into_iter());
+    }
+    let mut rows: Vec<(((u8, u8), Option<(u16, u16)>), Vec<Parts>)> = Vec::new();
+    for (p, ports, _) in groups {
+        let cls: Vec<Parts> = columns.iter_mut().map(|c| c.next().unwrap_or_default()).collect();
         if let Some(last) = rows.last_mut()
             && last.1 == cls
         {
@@ -1297,8 +1197,7 @@ fn assemble(
         }
         rows.push(((p, ports), cls));
     }
-    let every: Vec<Arc<[(Term, Sources)]>> = every_parts;
-    let masks: Vec<u16> = every.iter().map(|e| crate::analysis::kind_mask(e)).collect();
+    let kinds: Vec<u16> = every.iter().map(|e| crate::analysis::kind_mask(e)).collect();
     Exposure {
         scope: scope.to_string(),
         family: f,
@@ -1312,17 +1211,168 @@ fn assemble(
                 classes: cls
                     .into_iter()
                     .zip(&every)
-                    .zip(&masks)
-                    .map(|((p, e), &m)| Outcome {
-                        parts: p.into_iter().collect(),
-                        everywhere: e.clone(),
-                        every_kinds: m,
-                    })
+                    .zip(&kinds)
+                    .map(|((p, e), &m)| Outcome { parts: p, everywhere: e.clone(), every_kinds: m })
                     .collect(),
             })
             .collect(),
         everywhere: every,
     }
+}
+
+/// One class's column of the table: the parts every row has (shown once), and each row
+/// group's own parts, one source set per terminal.
+fn class_parts(
+    eng: &Engine,
+    groups: &[((u8, u8), Option<(u16, u16)>, std::ops::Range<usize>)],
+    masks: &[u64],
+    ci: usize,
+) -> (Arc<[(Term, Sources)]>, Vec<Parts>) {
+    // each decision's parts, and an id per distinct content: contents are told apart by a
+    // hash of their verdicts and sources (each base hashed once, see `boundary_hash`), then
+    // compared
+    let mut set_hash: HashMap<usize, u64> = HashMap::new();
+    let mut hash_of = |parts: &[(Term, Sources)]| -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut mix = |x: u64| h = (h ^ x).wrapping_mul(0x0100_0000_01b3).rotate_left(17);
+        for (t, s) in parts {
+            mix(t.kind as u64);
+            mix(u64::from(t.rule) << 32 | u64::from(t.via));
+            let base = s.base();
+            let bh = *set_hash.entry(Arc::as_ptr(base) as usize).or_insert_with(|| boundary_hash(base));
+            mix(s.fingerprint(bh));
+        }
+        h
+    };
+    let mut contents: HashMap<u64, Vec<(Arc<[(Term, Sources)]>, u32)>> = HashMap::new();
+    let mut ncontents: u32 = 0;
+    let mut proj: Vec<Option<(u32, Arc<[(Term, Sources)]>)>> = Vec::with_capacity(eng.decs.len());
+    let mut parts: Vec<(Term, Sources)> = Vec::new();
+    for d in &eng.decs {
+        parts.clear();
+        let mut add = |t: Term, r: &Region| {
+            let s = project(r, masks, ci);
+            if !s.is_empty() {
+                parts.push((t, s));
+            }
+        };
+        match d {
+            Dec::One(t, r) => add(*t, r),
+            Dec::Pieces(p) => {
+                for (t, r) in eng.pieces[*p as usize].iter() {
+                    add(*t, r);
+                }
+            }
+        }
+        if parts.is_empty() {
+            proj.push(None);
+            continue;
+        }
+        let same = contents.entry(hash_of(&parts)).or_default();
+        let (id, parts) = match same.iter().find(|(p, _)| **p == *parts) {
+            Some((p, id)) => (*id, p.clone()),
+            None => {
+                ncontents += 1;
+                let p: Arc<[(Term, Sources)]> = parts.as_slice().into();
+                same.push((p.clone(), ncontents));
+                (ncontents, p)
+            }
+        };
+        proj.push(Some((id, parts)));
+    }
+    // a content every row has (and that no translation decides) is shown once
+    let n = eng.log.len();
+    let mut count: HashMap<u32, usize> = HashMap::new();
+    let mut seen: Vec<u32> = Vec::new();
+    for row in &eng.log {
+        seen.clear();
+        seen.extend(row.iter().filter_map(|&d| proj[d as usize].as_ref().map(|x| x.0)));
+        seen.sort_unstable();
+        seen.dedup();
+        for &id in &seen {
+            *count.entry(id).or_default() += 1;
+        }
+    }
+    let mut everywhere: Vec<u32> = Vec::new();
+    let mut every: Vec<(Term, Sources)> = Vec::new();
+    for &d in eng.log.first().map_or(&[][..], |v| v.as_slice()) {
+        if let Some((id, parts)) = &proj[d as usize]
+            && count.get(id) == Some(&n)
+            && parts.iter().all(|(t, _)| t.via == NONE)
+            && !everywhere.contains(id)
+        {
+            everywhere.push(*id);
+            every.extend(parts.iter().cloned());
+        }
+    }
+    // per row group: the rest, one source set per terminal
+    let mut unions: HashMap<Vec<usize>, Sources> = HashMap::new();
+    let mut all: Vec<(Term, &Sources)> = Vec::new();
+    let column = groups
+        .iter()
+        .map(|(_, _, cells)| {
+            all.clear();
+            for cell in cells.clone() {
+                for &d in &eng.log[cell] {
+                    if let Some((id, parts)) = &proj[d as usize]
+                        && !everywhere.contains(id)
+                    {
+                        all.extend(parts.iter().map(|(t, s)| (*t, s)));
+                    }
+                }
+            }
+            // by terminal (stable: each terminal's sets in the order they came)
+            all.sort_by_key(|x| x.0);
+            let mut out: Parts = Vec::new();
+            let mut k = 0;
+            while k < all.len() {
+                let t = all[k].0;
+                let mut e = k;
+                while e < all.len() && all[e].0 == t {
+                    e += 1;
+                }
+                let mut v: Vec<&Sources> = Vec::new();
+                for &(_, s) in &all[k..e] {
+                    if !v.iter().any(|x| Arc::ptr_eq(x, s)) {
+                        v.push(s);
+                    }
+                }
+                let s = if v.len() == 1 {
+                    v[0].clone()
+                } else {
+                    let mut key: Vec<usize> = v.iter().map(|s| Arc::as_ptr(s) as usize).collect();
+                    key.sort_unstable();
+                    unions
+                        .entry(key)
+                        .or_insert_with(|| {
+                            let iv: Vec<(u128, u128)> = v.iter().flat_map(|s| s.iter()).collect();
+                            Arc::new(IntervalSet::from_intervals(iv).into())
+                        })
+                        .clone()
+                };
+                out.push((t, s));
+                k = e;
+            }
+            // a translated source accepted through some output interface is accepted
+            let acc_via = out
+                .iter()
+                .filter(|(t, _)| t.via != NONE && t.kind == Kind::Accept)
+                .fold(IntervalSet::empty(), |a, (_, s)| a.union(s));
+            if !acc_via.is_empty() {
+                for (t, s) in out.iter_mut() {
+                    if t.via != NONE
+                        && t.kind != Kind::Accept
+                        && let Some(n) = s.without(&acc_via)
+                    {
+                        *s = Arc::new(n);
+                    }
+                }
+                out.retain(|(_, s)| !s.is_empty());
+            }
+            out
+        })
+        .collect();
+    (every.into(), column)
 }
 
 /// The sources of a region within a class: its boxes in the class' parts of the Venn

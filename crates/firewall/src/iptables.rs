@@ -48,6 +48,16 @@ pub fn tokenize(line: &str) -> std::result::Result<Vec<Tok>, usize> {
             continue;
         }
         let start = i;
+        // a token without quotes is its text as it stands
+        let mut j = i;
+        while j < b.len() && !b[j].is_ascii_whitespace() && b[j] != b'"' && b[j] != b'\'' {
+            j += 1;
+        }
+        if j == b.len() || b[j].is_ascii_whitespace() {
+            out.push(Tok { s: line[start..j].to_string(), start, end: j });
+            i = j;
+            continue;
+        }
         let mut s = String::new();
         while i < b.len() && !b[i].is_ascii_whitespace() {
             if b[i] == b'"' || b[i] == b'\'' {
@@ -881,25 +891,26 @@ fn detect_family(text: &str) -> Family {
     }
     for line in text.lines() {
         if line.starts_with("-A") {
-            let w: Vec<&str> = line.split_whitespace().collect();
-            for p in w.windows(2) {
-                if matches!(p[0], "-s" | "-d") && p[1].contains(':') {
+            let mut prev = "";
+            for w in line.split_ascii_whitespace() {
+                if matches!(prev, "-s" | "-d") && w.contains(':') {
                     return Family::V6;
                 }
-                if matches!(p[0], "-p") && matches!(p[1], "ipv6-icmp" | "icmpv6") {
+                if prev == "-p" && matches!(w, "ipv6-icmp" | "icmpv6") {
                     return Family::V6;
                 }
+                prev = w;
             }
         }
     }
     Family::V4
 }
 
-struct PendingTable {
+struct PendingTable<'a> {
     name: String,
     chains: Vec<Chain>,
     index: HashMap<String, usize>,
-    rules: Vec<(u32, String)>,
+    rules: Vec<(u32, &'a str)>,
     start: Location,
 }
 
@@ -1032,7 +1043,7 @@ pub fn parse(text: &str, file: &str, opts: &Options) -> Result<Ruleset> {
             continue;
         }
         if trimmed.starts_with("-A") || trimmed.starts_with("[") || trimmed.starts_with("--append") {
-            t.rules.push((line_no, line.to_string()));
+            t.rules.push((line_no, line));
             continue;
         }
         return Err(Error::at(
@@ -1075,8 +1086,52 @@ fn finish_table(
     opts: &Options,
 ) -> Result<Table> {
     let mut chains = pt.chains;
-    for (line_no, line) in &pt.rules {
-        let cx = Ctx { file: file.clone(), line: *line_no, text: line, family, ipsets: opts.ipsets.as_ref() };
+    // the rule lines are independent once the chains are declared: a large table is parsed
+    // on two threads, and the first error in line order is the one reported
+    let parsed: Vec<Result<Vec<(usize, Rule)>>> = if pt.rules.len() >= PARALLEL_FROM {
+        // halves of equal text, not of equal count: long lines cost more
+        let total: usize = pt.rules.iter().map(|r| r.1.len()).sum();
+        let mut acc = 0;
+        let mid = pt.rules.iter().position(|r| {
+            acc += r.1.len();
+            acc * 2 >= total
+        });
+        let (a, b) = pt.rules.split_at(mid.map_or(0, |m| m + 1));
+        let (index, name, file2) = (&pt.index, pt.name.as_str(), file.clone());
+        std::thread::scope(|sc| {
+            let h = sc.spawn(move || parse_lines(b, index, name, &file2, family, opts));
+            let first = parse_lines(a, index, name, &file, family, opts);
+            let second = h.join().unwrap_or_else(|_| {
+                Err(Error::at(pt.start.clone(), "the rule parser's second thread failed".to_string()))
+            });
+            vec![first, second]
+        })
+    } else {
+        vec![parse_lines(&pt.rules, &pt.index, &pt.name, &file, family, opts)]
+    };
+    for part in parsed {
+        for (ci, rule) in part? {
+            chains[ci].rules.push(rule);
+        }
+    }
+    Ok(Table { name: pt.name, families: vec![family], chains })
+}
+
+/// Tables with at least this many rules are parsed on two threads.
+const PARALLEL_FROM: usize = 2000;
+
+/// Parses rule lines (`-A CHAIN ...`) into (chain index, rule).
+fn parse_lines(
+    lines: &[(u32, &str)],
+    index: &HashMap<String, usize>,
+    table: &str,
+    file: &Arc<str>,
+    family: Family,
+    opts: &Options,
+) -> Result<Vec<(usize, Rule)>> {
+    let mut out = Vec::with_capacity(lines.len());
+    for &(line_no, line) in lines {
+        let cx = Ctx { file: file.clone(), line: line_no, text: line, family, ipsets: opts.ipsets.as_ref() };
         let toks = tokenize(line)
             .map_err(|at| Error::at(cx.loc(at), "unterminated quoted string (is the line truncated?)"))?;
         let mut k = 0;
@@ -1089,31 +1144,34 @@ fn finish_table(
                 "-A needs a chain name (is the line truncated?)",
             ));
         };
-        let ci = *pt.index.get(&chain_tok.s).ok_or_else(|| {
+        let ci = *index.get(&chain_tok.s).ok_or_else(|| {
             cx.err(
                 chain_tok,
                 format!(
                     "chain {:?} is not declared in table {} (no `:{} - [0:0]` line)",
-                    chain_tok.s, pt.name, chain_tok.s
+                    chain_tok.s, table, chain_tok.s
                 ),
             )
         })?;
         let body = &toks[k + 2..];
-        let (cubes, action, acc, _) = parse_rule(&cx, body, &pt.index, &pt.name)?;
+        let (cubes, action, acc, _) = parse_rule(&cx, body, index, table)?;
         let (v4, v6) = if family.is_v6() { (Vec::new(), cubes) } else { (cubes, Vec::new()) };
-        chains[ci].rules.push(Rule {
-            location: cx.loc(toks[k].start),
-            text: line.trim().to_string(),
-            comment: acc.comment,
-            v4,
-            v6,
-            action,
-            stateful: acc.stateful,
-            state_only: acc.state_only,
-            assumed: acc.assumed,
-        });
+        out.push((
+            ci,
+            Rule {
+                location: cx.loc(toks[k].start),
+                text: line.trim().to_string(),
+                comment: acc.comment,
+                v4,
+                v6,
+                action,
+                stateful: acc.stateful,
+                state_only: acc.state_only,
+                assumed: acc.assumed,
+            },
+        ));
     }
-    Ok(Table { name: pt.name, families: vec![family], chains })
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -1128,6 +1186,37 @@ mod tests {
         assert_eq!(t[1].s, "INPUT");
         assert_eq!(t[1].start, 3);
         assert!(tokenize("-A INPUT --comment \"open").is_err());
+    }
+
+    #[test]
+    fn a_large_table_parses_in_order_and_reports_its_first_error() {
+        // above PARALLEL_FROM rules the lines are parsed on two threads
+        let mut text = String::from("*filter\n:INPUT DROP [0:0]\n:web - [0:0]\n");
+        for i in 0..3000u32 {
+            let chain = if i % 3 == 0 { "web" } else { "INPUT" };
+            text.push_str(&format!(
+                "-A {chain} -s 10.{}.{}.0/24 -p tcp --dport {} -j ACCEPT\n",
+                i / 256,
+                i % 256,
+                1 + i
+            ));
+        }
+        text.push_str("COMMIT\n");
+        let rs = parse(&text, "big", &Options::default()).unwrap();
+        for c in &rs.tables[0].chains {
+            assert!(c.rules.windows(2).all(|w| w[0].location.line < w[1].location.line), "{}", c.name);
+        }
+        assert_eq!(rs.tables[0].chains.iter().map(|c| c.rules.len()).sum::<usize>(), 3000);
+        assert_eq!(rs.tables[0].chains[0].rules[0].location.line, 5);
+        // errors in both halves: the earlier line is reported, wherever it is
+        let lines: Vec<&str> = text.lines().collect();
+        for (first, second) in [(100usize, 2800usize), (2500, 2800), (1600, 1601)] {
+            let mut bad: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            bad[first - 1] = "-A INPUT -m bogus -j ACCEPT".into();
+            bad[second - 1] = "-A INPUT -s 300.1.1.1 -j ACCEPT".into();
+            let e = parse(&(bad.join("\n") + "\n"), "big", &Options::default()).unwrap_err();
+            assert!(e.to_string().starts_with(&format!("big:{first}:")), "{e}");
+        }
     }
 
     #[test]

@@ -379,8 +379,7 @@ fn term_json(an: &Analysis, t: Term) -> Value {
 
 /// A class's outcome in a word: accept, drop, reject, or partial.
 fn outcome_word(o: &Outcome) -> String {
-    let mask = o.kinds();
-    let kinds: std::collections::BTreeSet<Kind> = [
+    const KINDS: [Kind; 9] = [
         Kind::False,
         Kind::True,
         Kind::Continue,
@@ -390,19 +389,18 @@ fn outcome_word(o: &Outcome) -> String {
         Kind::Nat,
         Kind::Changed,
         Kind::Hole,
-    ]
-    .into_iter()
-    .filter(|k| mask & 1 << *k as u16 != 0)
-    .collect();
+    ];
+    // the set of verdicts, as a bit per kind (in the kinds' order)
+    let mask = o.kinds() & ((1 << KINDS.len()) - 1);
     // the parts shown once for every row never come from a translation
     let published = o.parts.iter().any(|(t, _)| t.via != NONE && t.kind == Kind::Accept);
-    let w = match kinds.first() {
-        None => "-".to_string(),
-        Some(k) if kinds.len() == 1 => kind_word(*k).to_string(),
-        _ if o.any_accept() => "partial".to_string(),
-        _ => "deny".to_string(),
+    let w = match mask.count_ones() {
+        0 => "-",
+        1 => kind_word(KINDS[mask.trailing_zeros() as usize]),
+        _ if o.any_accept() => "partial",
+        _ => "deny",
     };
-    if published { format!("{w} (published)") } else { w }
+    if published { format!("{w} (published)") } else { w.to_string() }
 }
 
 fn service(proto: (u8, u8), ports: Option<(u16, u16)>) -> String {
