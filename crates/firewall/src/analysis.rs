@@ -217,7 +217,7 @@ pub struct Analysis<'r> {
     pub ifaces: Ifaces,
     /// Rule references by terminal rule index.
     pub refs: Vec<RuleRef>,
-    ref_ids: HashMap<RuleRef, u32>,
+    ref_ids: foldhash::HashMap<RuleRef, u32>,
     /// Scopes.
     pub scopes: Vec<Scope>,
 }
@@ -277,7 +277,7 @@ impl<'r> Analysis<'r> {
             sets: sets.to_vec(),
             ifaces,
             refs: Vec::new(),
-            ref_ids: HashMap::new(),
+            ref_ids: foldhash::HashMap::default(),
             scopes: Vec::new(),
         };
         for (si, rs) in sets.iter().enumerate() {
@@ -307,7 +307,7 @@ impl<'r> Analysis<'r> {
             sets: sets.to_vec(),
             ifaces: Ifaces::new(sets),
             refs: Vec::new(),
-            ref_ids: HashMap::new(),
+            ref_ids: foldhash::HashMap::default(),
             scopes: Vec::new(),
         };
         for (si, rs) in sets.iter().enumerate() {

@@ -19,9 +19,12 @@
 //! analysis cannot see follow the same semantics as the diagrams (docs/firewall.md), and the
 //! two are compared on the whole corpus by the tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+// the maps here are keyed by small integers and hashes of our own: a fast hash, not SipHash
+use foldhash::{HashMap, HashMapExt};
 
 use crate::analysis::{Analysis, Class, Exposure, Outcome, Row, RuleRef, Sources, View, unicast};
 use crate::dd::{Kind, NONE, Term};

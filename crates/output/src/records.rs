@@ -20,8 +20,12 @@ pub enum Format {
 
 /// Writes `value` as one pretty JSON document and a newline.
 pub fn json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value)?;
-    writeln!(out)
+    // the serialiser writes a few bytes at a time: gathered here, they reach `out` (a trait
+    // object) in large pieces rather than one dynamic call each
+    let mut w = io::BufWriter::with_capacity(1 << 16, out);
+    serde_json::to_writer_pretty(&mut w, value)?;
+    writeln!(w)?;
+    w.flush()
 }
 
 /// Writes each item as one JSON line.

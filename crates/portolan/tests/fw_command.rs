@@ -101,6 +101,44 @@ fn show_lists_a_blocklist_once_and_the_rest_of_the_internet_with_exceptions() {
 }
 
 #[test]
+fn a_large_rule_set_shows_every_port_in_order_with_its_rule() {
+    // thousands of rows: the parser, the classes and the table cells work on two threads
+    let dir = TempDir::new("fw-large");
+    let f = dir.join("rules.v4");
+    let mut text = String::from("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n");
+    for i in 0..100 {
+        text.push_str(&format!("-A INPUT -s 81.2.{}.{}/32 -j DROP\n", 60 + i / 50, i % 50));
+    }
+    for port in 1..=5000u32 {
+        let src = if port % 2 == 0 { "-s 10.0.0.0/8 " } else { "" };
+        let verdict = if port % 3 == 0 { "REJECT" } else { "ACCEPT" };
+        text.push_str(&format!("-A INPUT {src}-p tcp -m tcp --dport {port} -j {verdict}\n"));
+    }
+    text.push_str("COMMIT\n");
+    std::fs::write(&f, text).unwrap();
+    let o = fw(&["show", f.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|w| {
+            w.first() == Some(&"tcp")
+                && w.get(1).and_then(|p| p.parse::<u32>().ok()).is_some_and(|p| p > 0 && p <= 5000)
+        })
+        .collect();
+    let ports: Vec<u32> = rows.iter().map(|w| w[1].parse().unwrap()).collect();
+    assert_eq!(ports.len(), 5000, "single-port rows");
+    assert!(ports.windows(2).all(|w| w[0] < w[1]), "rows out of order");
+    // each port is decided by its own rule: port p is on line 104 + p
+    for w in &rows {
+        let port: u32 = w[1].parse().unwrap();
+        let line = format!("{}", 104 + port);
+        assert_eq!(w.last().copied(), Some(line.as_str()), "{w:?}");
+    }
+}
+
+#[test]
 fn query_answers_one_packet_with_the_rule_and_the_path() {
     let f = corpus("06-fail2ban.rules");
     let f = f.to_str().unwrap();

@@ -538,10 +538,9 @@ fn show_table(
         headers.extend(classes.iter().map(|c| c.name.to_uppercase()));
         headers.push("DECIDED BY".into());
         let mut t = Table::new(headers);
-        for row in &e.rows {
-            if open_only && !row.classes.iter().any(Outcome::any_accept) {
-                continue;
-            }
+        let rows: Vec<&analysis::Row> =
+            e.rows.iter().filter(|row| !open_only || row.classes.iter().any(Outcome::any_accept)).collect();
+        let cells = |row: &analysis::Row| -> Vec<Cell> {
             let mut cells = vec![
                 Cell::new(proto_text(row.proto)),
                 Cell::new(row.ports.map_or("-".to_string(), ports_text)),
@@ -561,9 +560,24 @@ fn show_table(
             // the rules that decide this row, internet first
             let terms: Vec<Term> =
                 row.classes.iter().flat_map(|o| o.parts.iter().map(|(tm, _)| *tm)).collect();
-            let rules = rules_text(an, &terms);
-            cells.push(Cell::new(terminal(&rules)));
-            t.row(cells);
+            cells.push(Cell::new(terminal(&rules_text(an, &terms))));
+            cells
+        };
+        // a large table's cells are made on two threads, then laid out in order
+        if rows.len() >= 4096 {
+            let (a, b) = rows.split_at(rows.len() / 2);
+            let (first, second) = std::thread::scope(|sc| {
+                let h = sc.spawn(|| b.iter().map(|r| cells(r)).collect::<Vec<_>>());
+                (a.iter().map(|r| cells(r)).collect::<Vec<_>>(), h.join())
+            });
+            let second = second.unwrap_or_else(|_| b.iter().map(|r| cells(r)).collect());
+            for c in first.into_iter().chain(second) {
+                t.row(c);
+            }
+        } else {
+            for r in rows {
+                t.row(cells(r));
+            }
         }
         t.render(out, color)?;
     }
