@@ -118,7 +118,7 @@ impl Ifaces {
     }
     /// The atoms as a set, without `lo`.
     pub fn not_lo(&self) -> IntervalSet {
-        IntervalSet::full(self.max()).minus(&IntervalSet::single(self.lo()), self.max())
+        IntervalSet::full(self.max()).without(&IntervalSet::single(self.lo()))
     }
     /// The atoms internet (and private-range) traffic can arrive on: all but loopback and
     /// interfaces that look like container or VM bridges and veths (docker*, br-*, veth*,
@@ -225,6 +225,45 @@ pub struct Analysis<'r> {
 fn dims_max(ifaces: &Ifaces, f: Family) -> [u128; NDIMS] {
     let a = addr_max(f.is_v6());
     [ifaces.max(), ifaces.max(), a, a, 255, 65535, 65535]
+}
+
+/// The base chains of a scope's tables that run on the given hooks, in the order a packet
+/// meets them: by hook in the order given (prerouting filter chains before the input and
+/// forward chains), then by priority, then in the order the file lists them.
+pub(crate) fn hook_chains(
+    rs: &Ruleset,
+    tables: &[usize],
+    f: Family,
+    hooks: &[(Hook, ChainKind)],
+) -> Vec<(usize, usize)> {
+    let mut v: Vec<(usize, i32, usize, usize, usize)> = Vec::new();
+    let mut order = 0usize;
+    for &ti in tables {
+        let t = &rs.tables[ti];
+        if !t.families.contains(&f) {
+            continue;
+        }
+        for (ci, c) in t.chains.iter().enumerate() {
+            let Some(h) = c.hook else { continue };
+            if let Some(stage) = hooks.iter().position(|&x| x == (h, c.kind)) {
+                v.push((stage, c.priority, order, ti, ci));
+            }
+            order += 1;
+        }
+    }
+    v.sort_unstable();
+    v.into_iter().map(|x| (x.3, x.4)).collect()
+}
+
+/// Whether a forward filter chain of the scope has rules (its exposure is shown too).
+pub(crate) fn forward_used(rs: &Ruleset, tables: &[usize], f: Family) -> bool {
+    tables.iter().any(|&ti| {
+        let t = &rs.tables[ti];
+        t.families.contains(&f)
+            && t.chains
+                .iter()
+                .any(|c| c.hook == Some(Hook::Forward) && c.kind == ChainKind::Filter && !c.rules.is_empty())
+    })
 }
 
 /// Enters chain `ci` from the chains on `stack`: a loop, or jumps nested deeper than the
@@ -531,30 +570,30 @@ impl<'r> Analysis<'r> {
         let mut dd = Dd::new(dims_max(&self.ifaces, f));
         let mut memo = HashMap::new();
         let rs: &'r Ruleset = self.sets[si];
-        // (stage, hook order) -> chains
-        let mut by_hook: HashMap<(Hook, ChainKind), Vec<(i32, usize, Id)>> = HashMap::new();
-        let mut forward_used = false;
-        let mut order = 0usize;
         for &ti in tables {
             let t = &rs.tables[ti];
             if !t.families.contains(&f) {
                 continue;
             }
+            // base chains first, then user chains too, for lint
             for (ci, c) in t.chains.iter().enumerate() {
-                let Some(h) = c.hook else { continue };
-                let id = self.compile_chain(&mut dd, si, ti, ci, f, &mut memo, &mut Vec::new())?;
-                if h == Hook::Forward && c.kind == ChainKind::Filter && !c.rules.is_empty() {
-                    forward_used = true;
+                if c.hook.is_some() {
+                    self.compile_chain(&mut dd, si, ti, ci, f, &mut memo, &mut Vec::new())?;
                 }
-                by_hook.entry((h, c.kind)).or_default().push((c.priority, order, id));
-                order += 1;
             }
-            // user chains too, for lint
             for ci in 0..t.chains.len() {
                 self.compile_chain(&mut dd, si, ti, ci, f, &mut memo, &mut Vec::new())?;
             }
         }
-        let get = |h: Hook, k: ChainKind| by_hook.get(&(h, k)).cloned().unwrap_or_default();
+        let forward_used = forward_used(rs, tables, f);
+        // the compiled chains that run on some hooks, in the order they run
+        let get = |hooks: &[(Hook, ChainKind)]| -> Vec<(i32, usize, Id)> {
+            hook_chains(rs, tables, f, hooks)
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, (ti, ci))| memo.get(&(si, ti, ci)).map(|&id| (0, i, id)))
+                .collect()
+        };
         // the rule ids of base chains' policies
         let policies: HashSet<u32> = self
             .refs
@@ -563,25 +602,22 @@ impl<'r> Analysis<'r> {
             .filter(|(_, r)| r.set == si && r.rule.is_none())
             .map(|(i, _)| i as u32)
             .collect();
-        let mut pre = get(Hook::Prerouting, ChainKind::Filter);
-        // prerouting filter chains run before input and forward chains (priorities are
-        // per hook, so offset them)
-        for c in &mut pre {
-            c.0 = c.0.saturating_sub(1 << 20);
-        }
         let input_filter = Analysis::pipeline(
             &mut dd,
             &policies,
-            &[pre.clone(), get(Hook::Input, ChainKind::Filter)].concat(),
+            &get(&[(Hook::Prerouting, ChainKind::Filter), (Hook::Input, ChainKind::Filter)]),
         );
-        let forward =
-            Analysis::pipeline(&mut dd, &policies, &[pre, get(Hook::Forward, ChainKind::Filter)].concat());
+        let forward = Analysis::pipeline(
+            &mut dd,
+            &policies,
+            &get(&[(Hook::Prerouting, ChainKind::Filter), (Hook::Forward, ChainKind::Filter)]),
+        );
         let output = Analysis::pipeline(
             &mut dd,
             &policies,
-            &[get(Hook::Output, ChainKind::Filter), get(Hook::Postrouting, ChainKind::Filter)].concat(),
+            &get(&[(Hook::Output, ChainKind::Filter), (Hook::Postrouting, ChainKind::Filter)]),
         );
-        let nat_chains = get(Hook::Prerouting, ChainKind::Nat);
+        let nat_chains = get(&[(Hook::Prerouting, ChainKind::Nat)]);
         let nat = if nat_chains.is_empty() {
             dd.term(Term { kind: Kind::Accept, rule: NONE, via: NONE })
         } else {
@@ -682,7 +718,7 @@ pub fn public_v4() -> IntervalSet {
 pub fn public_v6() -> IntervalSet {
     let mut s = IntervalSet::empty();
     if let (Ok(g), Ok(doc)) = ("2000::".parse::<IpAddr>(), "2001:db8::".parse::<IpAddr>()) {
-        s = prefix(g, 3).minus(&prefix(doc, 32), u128::MAX);
+        s = prefix(g, 3).without(&prefix(doc, 32));
     }
     s
 }
@@ -1123,11 +1159,13 @@ fn exposure_rows(
                     })
                     .fold(IntervalSet::empty(), |a, (_, s)| a.union(s));
                 if !acc_via.is_empty() {
-                    let max = addr_max(f.is_v6());
                     for (id, s) in parts.iter_mut() {
                         let t = dd.term_of(*id);
-                        if t.via != NONE && t.kind != Kind::Accept {
-                            *s = Arc::new(s.minus(&acc_via, max).into());
+                        if t.via != NONE
+                            && t.kind != Kind::Accept
+                            && let Some(n) = s.without(&acc_via)
+                        {
+                            *s = Arc::new(n);
                         }
                     }
                     parts.retain(|_, s| !s.is_empty());

@@ -26,7 +26,9 @@ use std::sync::Arc;
 // the maps here are keyed by small integers and hashes of our own: a fast hash, not SipHash
 use foldhash::{HashMap, HashMapExt};
 
-use crate::analysis::{Analysis, Class, Exposure, Outcome, Row, RuleRef, Sources, View, unicast};
+use crate::analysis::{
+    Analysis, Class, Exposure, Outcome, Row, RuleRef, Sources, View, forward_used, hook_chains, unicast,
+};
 use crate::dd::{Kind, NONE, Term};
 use crate::model::{Action, ChainKind, Family, Hook, Policy, Rule};
 use crate::sets::{IntervalSet, LazySet, boundary_hash, ip_to_u128};
@@ -820,35 +822,6 @@ impl<'r> Engine<'_, 'r> {
     }
 }
 
-/// The base chains of a hook and kind in the order they run, from the scope's tables.
-fn hook_chains(
-    an: &Analysis,
-    si: usize,
-    tables: &[usize],
-    f: Family,
-    hooks: &[(Hook, ChainKind)],
-) -> Vec<(usize, usize)> {
-    let rs = an.sets[si];
-    let mut v: Vec<(i64, usize, usize, usize)> = Vec::new();
-    let mut order = 0usize;
-    for &ti in tables {
-        let t = &rs.tables[ti];
-        if !t.families.contains(&f) {
-            continue;
-        }
-        for (ci, c) in t.chains.iter().enumerate() {
-            let Some(h) = c.hook else { continue };
-            if let Some(stage) = hooks.iter().position(|&x| x == (h, c.kind)) {
-                // prerouting filter chains run before the input and forward chains
-                v.push(((stage as i64) << 40 | (i64::from(c.priority) + (1 << 32)), order, ti, ci));
-            }
-            order += 1;
-        }
-    }
-    v.sort_by_key(|x| (x.0, x.1));
-    v.into_iter().map(|x| (x.2, x.3)).collect()
-}
-
 /// The main space: the (protocol, port) cells of every cube of the scope's rules.
 fn main_space(an: &Analysis, si: usize, tables: &[usize], f: Family) -> Space {
     let rs = an.sets[si];
@@ -905,18 +878,6 @@ fn main_space(an: &Analysis, si: usize, tables: &[usize], f: Family) -> Space {
 type Parts = Vec<(Term, Sources)>;
 
 impl Analysis<'_> {
-    /// Whether a forward chain of the scope has rules (its exposure is shown too).
-    fn forward_used(&self, si: usize, tables: &[usize], f: Family) -> bool {
-        let rs = self.sets[si];
-        tables.iter().any(|&ti| {
-            let t = &rs.tables[ti];
-            t.families.contains(&f)
-                && t.chains.iter().any(|c| {
-                    c.hook == Some(Hook::Forward) && c.kind == ChainKind::Filter && !c.rules.is_empty()
-                })
-        })
-    }
-
     /// [`Analysis::exposure_on`] by first-match propagation, without building the diagrams
     /// (see the module documentation): the same rows, verdicts, rules and sources (for at
     /// most 64 classes; later ones are left out).
@@ -944,7 +905,7 @@ impl Analysis<'_> {
                     continue;
                 }
                 let mut views = vec![View::Input];
-                if forward && self.forward_used(si, &tables, f) {
+                if forward && forward_used(rs, &tables, f) {
                     views.push(View::Forward);
                 }
                 // the Venn diagram of the classes: (sources, the classes that hold them)
@@ -1014,20 +975,18 @@ impl Analysis<'_> {
         let n = space.keys.len();
         let keys = space.keys.clone();
         let input_filter = hook_chains(
-            self,
-            si,
+            self.sets[si],
             tables,
             f,
             &[(Hook::Prerouting, ChainKind::Filter), (Hook::Input, ChainKind::Filter)],
         );
         let forward_chains = hook_chains(
-            self,
-            si,
+            self.sets[si],
             tables,
             f,
             &[(Hook::Prerouting, ChainKind::Filter), (Hook::Forward, ChainKind::Filter)],
         );
-        let nat_chains = hook_chains(self, si, tables, f, &[(Hook::Prerouting, ChainKind::Nat)]);
+        let nat_chains = hook_chains(self.sets[si], tables, f, &[(Hook::Prerouting, ChainKind::Nat)]);
         let mut eng = Engine {
             an: self,
             si,
@@ -1113,7 +1072,6 @@ impl Analysis<'_> {
                     };
                     let flow: Vec<(u32, u32)> =
                         states.into_iter().enumerate().map(|(i, s)| (i as u32, s)).collect();
-                    eng.sweeps.clear();
                     eng.pipeline(chains, flow, false)?;
                 }
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::model::{Cube, Location, proto_number};
-use crate::sets::{IntervalSet, addr_max, ip_to_u128, prefix};
+use crate::sets::{IntervalSet, ip_to_u128, prefix};
 
 /// What one dimension of a set type holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,7 +234,6 @@ impl IpSets {
                 dirs.len()
             ));
         }
-        let max = addr_max(set.v6);
         // a one-dimension address set: exact hash:net semantics (the most specific member decides)
         if set.dims == [Dim::Addr] {
             let mut ms: Vec<(u8, &IntervalSet, bool)> = set
@@ -248,7 +247,7 @@ impl IpSets {
             ms.sort_by_key(|m| m.0);
             let mut s = IntervalSet::empty();
             for (_, e, nomatch) in ms {
-                s = if nomatch { s.minus(e, max) } else { s.union(e) };
+                s = if nomatch { s.without(e) } else { s.union(e) };
             }
             let mut c = Cube::default();
             match dirs[0] {

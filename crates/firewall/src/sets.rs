@@ -147,11 +147,6 @@ impl IntervalSet {
         }
         IntervalSet { iv: out }
     }
-    /// Difference.
-    pub fn minus(&self, o: &IntervalSet, max: u128) -> IntervalSet {
-        let _ = max;
-        self.without(o)
-    }
     /// Difference (`self` without the values of `o`), in one pass over both.
     pub fn without(&self, o: &IntervalSet) -> IntervalSet {
         let mut out = Vec::with_capacity(self.iv.len() + 1);
@@ -502,7 +497,7 @@ mod tests {
         let b = IntervalSet::range(4, 12);
         assert_eq!(a.intersect(&b).intervals(), &[(4, 6), (10, 12)]);
         assert_eq!(a.complement(30).intervals(), &[(0, 0), (7, 9), (21, 30)]);
-        assert_eq!(a.minus(&b, 30).intervals(), &[(1, 3), (13, 20)]);
+        assert_eq!(a.without(&b).intervals(), &[(1, 3), (13, 20)]);
         assert!(a.contains(15) && !a.contains(8));
         assert_eq!(IntervalSet::full(u128::MAX).complement(u128::MAX), IntervalSet::empty());
         assert_eq!(

@@ -858,7 +858,7 @@ fn pick_sources(an: &mut Analysis, f: Family, classes: &[Class], per_class: usiz
         // an address in no smaller part (the class at large), then the smallest parts
         let mut rest = whole.clone();
         for p in &parts {
-            rest = rest.minus(p, crate::sets::addr_max(f.is_v6()));
+            rest = rest.without(p);
         }
         if let Some(x) = interior(&rest).or_else(|| interior(whole)) {
             picks.push(x);
