@@ -507,22 +507,33 @@ mod tests {
         assert!(a.meets(&b) && !a.meets(&IntervalSet::range(7, 9)));
     }
 
-    #[test]
-    fn set_operations_agree_with_a_bitmap() {
-        // every operation against the obvious bitmap over 0..1024, on pseudo-random sets of
-        // very different sizes (so the binary-search paths run too)
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
+    /// A pseudo-random sequence (xorshift64).
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
-        };
+        }
+    }
+
+    /// The set of the indices a bitmap marks.
+    fn set(m: &[bool]) -> IntervalSet {
+        IntervalSet::from_intervals((0..m.len()).filter(|&i| m[i]).map(|i| (i as u128, i as u128)).collect())
+    }
+
+    /// A set as a bitmap over `0..n`.
+    fn bits(s: &IntervalSet, n: usize) -> Vec<bool> {
+        (0..n).map(|i| s.contains(i as u128)).collect()
+    }
+
+    #[test]
+    fn set_operations_agree_with_a_bitmap() {
+        // every operation against the obvious bitmap over 0..1024, on pseudo-random sets of
+        // very different sizes (so the binary-search paths run too)
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         const N: usize = 1024;
-        let set = |m: &[bool]| {
-            IntervalSet::from_intervals((0..N).filter(|&i| m[i]).map(|i| (i as u128, i as u128)).collect())
-        };
-        let bits = |s: &IntervalSet| (0..N).map(|i| s.contains(i as u128)).collect::<Vec<bool>>();
+        let bits = |s: &IntervalSet| bits(s, N);
         for round in 0..300 {
             let density = [2u64, 50, 500, 990][round % 4];
             let sparse = [1u64, 3, 20][round % 3];
@@ -545,18 +556,9 @@ mod tests {
 
     #[test]
     fn lazy_sets_agree_with_a_bitmap() {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         const N: usize = 2048;
-        let set = |m: &[bool]| {
-            IntervalSet::from_intervals((0..N).filter(|&i| m[i]).map(|i| (i as u128, i as u128)).collect())
-        };
-        let bits = |s: &IntervalSet| (0..N).map(|i| s.contains(i as u128)).collect::<Vec<bool>>();
+        let bits = |s: &IntervalSet| bits(s, N);
         for round in 0..200 {
             // a large base (so it is shared), then a few values taken out, one by one
             let dense = [300u64, 600, 990][round % 3];
