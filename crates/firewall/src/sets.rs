@@ -1,6 +1,7 @@
 //! Sets of integers as sorted, disjoint, non-adjacent inclusive intervals: addresses (as
 //! `u128`, IPv4 in the low 32 bits), ports, protocol numbers and interface atoms all use it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -285,13 +286,18 @@ impl LazySet {
         }
         Some(LazySet::holed(self.base.clone(), holes))
     }
-    /// The whole set, as a plain set (not kept).
-    pub fn to_set(&self) -> IntervalSet {
+    /// The whole set, borrowed when it is at hand (no holes, or made whole already), else
+    /// made for the caller and not kept.
+    pub fn read(&self) -> Cow<'_, IntervalSet> {
         match self.whole.get() {
-            Some(w) => w.clone(),
-            None if self.holes.is_empty() => (*self.base).clone(),
-            None => IntervalSet { iv: self.iter().collect() },
+            Some(w) => Cow::Borrowed(w),
+            None if self.holes.is_empty() => Cow::Borrowed(&self.base),
+            None => Cow::Owned(IntervalSet { iv: self.iter().collect() }),
         }
+    }
+    /// The whole set, as a plain set of the caller's.
+    pub fn to_set(&self) -> IntervalSet {
+        self.read().into_owned()
     }
 }
 
@@ -575,6 +581,7 @@ mod tests {
                 let want = set(&m);
                 assert_eq!(IntervalSet { iv: l.iter().collect() }, want);
                 assert_eq!(l.to_set(), want);
+                assert_eq!(*l.read(), want);
                 assert_eq!(l.is_empty(), want.is_empty());
                 let other: Vec<bool> = (0..N).map(|_| next() % 1000 < [5u64, 500][round % 2]).collect();
                 let o = set(&other);

@@ -645,17 +645,8 @@ impl ShowJson<'_> {
             .sources
             .borrow_mut()
             .entry(std::sync::Arc::as_ptr(s))
-            .or_insert_with(|| {
-                // a set with holes is made whole for this only, not kept whole
-                let whole;
-                let set: &portolan_firewall::sets::IntervalSet = if s.is_plain() {
-                    s
-                } else {
-                    whole = s.to_set();
-                    &whole
-                };
-                Rc::new(json!(source_text(set, e.family, 16)))
-            })
+            // a set with holes is made whole for this only, not kept whole
+            .or_insert_with(|| Rc::new(json!(source_text(&s.read(), e.family, 16))))
             .clone();
         PartJson(term, src)
     }
