@@ -22,18 +22,23 @@
 #   ptl-h2  198.18.2.2  2001:db8:2::2  open 21,22,25,3306    same firewall as h1; UDP: snmpd 161
 #   ptl-h3  198.18.3.2  2001:db8:3::2  open 80,8443          same firewall as h1
 #   ptl-h4  198.18.4.2  2001:db8:4::2  open 22,80,443        every other TCP port dropped
+#   ptl-h6  198.18.6.2  2001:db8:6::2  open 22,25,53,80,110,443,8080   17 TCP ports dropped
+#           (135,137-139,445,1433,1434,1521,2375,3306,3389,5432,5900,6379,9200,11211,27017),
+#           everything else closed: the shape of the host the planners timed nmap on
+#           (research/peers.md section 8: 7 open, 17 filtered, the rest closed)
 #   ptl-net 198.18.5.2  answers for all of 198.18.10.0/24 and 198.19.0.0/16 (local routes); open 80,443
 #           198.18.11.0/24 is routed to it too, but nothing there answers (down hosts)
 set -euo pipefail
 
 SCAN=ptl-scan
-HOSTS=(ptl-h1 ptl-h2 ptl-h3 ptl-h4 ptl-net)
+HOSTS=(ptl-h1 ptl-h2 ptl-h3 ptl-h4 ptl-h6 ptl-net)
 RUN=/run/portolan-lab
 LAB_TIMEOUT=${LAB_TIMEOUT:-3600}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-declare -A OPEN=([ptl-h1]=22,80,443,8080 [ptl-h2]=21,22,25,3306 [ptl-h3]=80,8443 [ptl-h4]=22,80,443 [ptl-net]=80,443)
-declare -A NUM=([ptl-h1]=1 [ptl-h2]=2 [ptl-h3]=3 [ptl-h4]=4 [ptl-net]=5)
+declare -A OPEN=([ptl-h1]=22,80,443,8080 [ptl-h2]=21,22,25,3306 [ptl-h3]=80,8443 [ptl-h4]=22,80,443
+  [ptl-h6]=22,25,53,80,110,443,8080 [ptl-net]=80,443)
+declare -A NUM=([ptl-h1]=1 [ptl-h2]=2 [ptl-h3]=3 [ptl-h4]=4 [ptl-net]=5 [ptl-h6]=6)
 
 need() { command -v "$1" >/dev/null || { echo "lab.sh: $1 is missing (scripts/install-test-deps.sh installs it)" >&2; exit 1; }; }
 
@@ -63,6 +68,15 @@ table inet lab {
   chain input {
     type filter hook input priority 0; policy accept;
     tcp dport != { ${OPEN[$ns]} } drop
+  }
+}
+EOF
+  elif [ "$ns" = ptl-h6 ]; then
+    ip netns exec "$ns" nft -f - <<'EOF'
+table inet lab {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    tcp dport { 135, 137-139, 445, 1433, 1434, 1521, 2375, 3306, 3389, 5432, 5900, 6379, 9200, 11211, 27017 } drop
   }
 }
 EOF

@@ -109,6 +109,56 @@ fn states_and_reasons_match_nmap_syn_scan_v4_and_v6() {
     }
 }
 
+/// Every TCP port of the lab host shaped like a firewalled server (ptl-h6: 7 open, 17 dropped,
+/// the rest closed). With tens of thousands of answers the scan's timeouts come from the
+/// host's own answer times (well under nmap's 100 ms floor), so this is where a too-short
+/// timeout would show: a port read as filtered that nmap finds closed or open, IPv4 and IPv6,
+/// and again with 1 % of the scanner's packets dropped.
+#[test]
+fn every_port_of_a_firewalled_host_matches_nmap_with_and_without_loss() {
+    let t = "syn_full_range_matches_nmap";
+    if !ready(t) {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let dir = TempDir::new("syn-full-range");
+    for (tag, host) in [("v4", "198.18.6.2"), ("v6", "2001:db8:6::2")] {
+        let nmap_xml = dir.join(&format!("nmap-{tag}.xml"));
+        let mut nmap = lab.in_scanner("nmap");
+        nmap.args(["-sS", "-Pn", "-n", "-T4", "-p-", "-oX"]).arg(&nmap_xml);
+        if tag == "v6" {
+            nmap.arg("-6");
+        }
+        let o = run(nmap.arg(host));
+        assert!(o.status.success(), "nmap: {}", stderr(&o));
+        let theirs = seen(&portolan_import::read_file(&nmap_xml).unwrap());
+        let ours = |what: &str| {
+            let o =
+                run(lab.in_scanner(BIN).args(["scan", "-sS", "-Pn", "-n", "-T4", "-p-", "-o", "json", host]));
+            assert!(o.status.success(), "portolan ({what}): {}", stderr(&o));
+            seen(&serde_json::from_slice(&o.stdout).unwrap())
+        };
+        let clean = ours("no loss");
+        assert_eq!(clean.len(), 65_535, "{tag}: every port has a state");
+        let count = |m: &Seen, state: &str| m.values().filter(|v| v.0 == state).count();
+        assert_eq!(
+            (count(&clean, "open"), count(&clean, "filtered")),
+            (7, 17),
+            "{tag}: the lab's open and dropped ports"
+        );
+        let differ: Vec<_> = clean.iter().filter(|(k, v)| theirs.get(*k) != Some(*v)).take(20).collect();
+        assert!(differ.is_empty(), "{tag}: states or reasons differ from nmap -sS -p-: {differ:?}");
+        lab.loss(Some(1.0));
+        let lossy = ours("1 % loss");
+        lab.loss(None);
+        let differ: Vec<_> = lossy.iter().filter(|(k, v)| clean.get(*k) != Some(*v)).take(20).collect();
+        assert!(
+            differ.is_empty(),
+            "{tag}: under 1 % loss states differ from the run without loss: {differ:?}"
+        );
+    }
+}
+
 #[test]
 fn discovery_with_syn_probes_finds_the_live_hosts() {
     let t = "syn_discovery";

@@ -8,7 +8,11 @@
 //! and the send time of each port. Unanswered ports are sent again in rounds: after the last
 //! probe of a round and one probe timeout, the undecided ports of the host go out again, up to
 //! one round more than the last round that got an answer (at least two retransmissions, at most
-//! `--max-retries`); what is still undecided is `filtered` (`no-response`).
+//! `--max-retries`); what is still undecided is `filtered` (`no-response`). The probe timeout
+//! is nmap's until the host has answered `timing::MEASURED_FROM` times; then it is the host's
+//! own (`RttEstimator::measured_timeout`: at least twice its slowest answer), since a SYN's
+//! answer comes from the target's kernel. A late answer still counts, and a round that gets
+//! one earns the host another round, so a short timeout costs packets, not accuracy.
 //!
 //! Rate: `--max-rate` is a hard cap (a token bucket refilled continuously, burst of one
 //! millisecond's worth); `--min-rate` a floor; without either the template's rate, halved when
@@ -43,6 +47,9 @@ const TX_THREADS: usize = 2;
 /// Hosts with this many ports or more find an answer's port in a table of every port number
 /// (256 KiB) instead of by binary search.
 const DENSE_INDEX: usize = 4096;
+
+/// Hosts with this many ports or more have their report made on two threads.
+const PART_SPLIT: usize = 8192;
 
 /// Host discovery probes, as a raw discovery job's `ports`: ICMP echo request.
 pub(crate) const PING_ECHO: u16 = 0;
@@ -79,6 +86,17 @@ fn template_rate(t: &Timing) -> f64 {
         4 => 500_000.0,
         _ => 1_000_000.0,
     }
+}
+
+/// The registry's name of a port, as nmap's table lookup gives it (`unknown` if it has none);
+/// none when the scan names no services.
+fn table_service(
+    names: Option<&portolan_registry::Ranking>,
+    port: u16,
+    transport: Transport,
+) -> Option<Box<Service>> {
+    let n = names?;
+    Some(Box::new(Service::from_table(n.service_name(port, transport).unwrap_or("unknown"))))
 }
 
 /// nmap's SYN-scan reading of an ICMP unreachable: every code is `filtered`.
@@ -359,11 +377,6 @@ impl SynWorker {
         })
     }
 
-    fn service(&self, port: u16, transport: Transport) -> Option<Box<Service>> {
-        let n = self.names.as_ref()?;
-        Some(Box::new(Service::from_table(n.service_name(port, transport).unwrap_or("unknown"))))
-    }
-
     /// A discovery answer: the host is up; true (the job is finished).
     fn ping_answer(&mut self, j: &mut SynJob, code: u16, reason: Reason, ttl: u8, now: Instant) -> bool {
         if j.up.is_none() {
@@ -401,7 +414,11 @@ impl SynWorker {
         j.ttl[i] = ttl;
         let sent = j.t0 + Duration::from_millis(u64::from(j.sent_ms[i]));
         j.rtt.sample(now.saturating_duration_since(sent));
-        j.timeout = j.rtt.timeout(&self.t);
+        // SYN answers come from the target's kernel; a UDP reply may come from a slow service
+        j.timeout = match j.job.transport {
+            Transport::Tcp => j.rtt.measured_timeout(&self.t),
+            _ => j.rtt.timeout(&self.t),
+        };
         j.max_ok_round = j.max_ok_round.max(j.round);
         j.answered_in_round += 1;
         if outcome.0 != PortState::Open {
@@ -740,26 +757,45 @@ impl SynWorker {
         if j.job.kind == Kind::Discovery {
             return Part { host: j.job.host, kind: Kind::Discovery, ports: Vec::new(), up: j.up, srtt };
         }
-        let mut ports = Vec::with_capacity(j.job.ports.len());
         let transport = j.job.transport;
         // no answer: filtered (TCP), open|filtered (UDP)
         let silent = if transport == Transport::Udp { PortState::OpenFiltered } else { PortState::Filtered };
+        let names = self.names.as_deref();
+        let reasons = &self.reasons;
         // in port order (the probes went out shuffled): the host's ports need no sort then
-        for &(p, i) in &j.index {
-            let i = i as usize;
-            let (state, reason) = match j.state[i] {
-                UNDECIDED => (silent, Reason::NoResponse),
-                c => self.reasons[usize::from(c) - 1].clone(),
-            };
-            ports.push(Port {
-                number: p,
-                transport,
-                state,
-                reason,
-                reason_ttl: j.ttl[i],
-                service: self.service(p, transport),
-            });
-        }
+        let make = |index: &[(u16, u32)]| -> Vec<Port> {
+            index
+                .iter()
+                .map(|&(p, i)| {
+                    let i = i as usize;
+                    let (state, reason) = match j.state[i] {
+                        UNDECIDED => (silent, Reason::NoResponse),
+                        c => reasons[usize::from(c) - 1].clone(),
+                    };
+                    Port {
+                        number: p,
+                        transport,
+                        state,
+                        reason,
+                        reason_ttl: j.ttl[i],
+                        service: table_service(names, p, transport),
+                    }
+                })
+                .collect()
+        };
+        // a full-range host is reported as its scan ends, when the other CPU is idle: each
+        // port's service name is an allocation, so the two halves are made side by side
+        let ports = if j.index.len() >= PART_SPLIT {
+            let (a, b) = j.index.split_at(j.index.len() / 2);
+            std::thread::scope(|s| {
+                let second = s.spawn(|| make(b));
+                let mut ports = make(a);
+                ports.extend(second.join().unwrap_or_else(|_| make(b)));
+                ports
+            })
+        } else {
+            make(&j.index)
+        };
         Part { host: j.job.host, kind: Kind::Ports, ports, up: None, srtt }
     }
 

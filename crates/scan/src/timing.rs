@@ -88,22 +88,31 @@ impl Timing {
     }
 }
 
-/// Smoothed RTT and variance (RFC 6298), giving a probe timeout within the timing's bounds.
+/// Answers a host must have given before its own RTTs may take the timeout below the
+/// template's floor (`RttEstimator::measured_timeout`).
+pub const MEASURED_FROM: u32 = 64;
+
+/// Smoothed RTT and variance (RFC 6298), giving a probe timeout within the timing's bounds;
+/// also the slowest answer and the number of answers.
 #[derive(Debug, Clone, Copy)]
 pub struct RttEstimator {
     srtt: Option<Duration>,
     rttvar: Duration,
+    slowest: Duration,
+    samples: u32,
 }
 
 impl Default for RttEstimator {
     fn default() -> Self {
-        RttEstimator { srtt: None, rttvar: Duration::ZERO }
+        RttEstimator { srtt: None, rttvar: Duration::ZERO, slowest: Duration::ZERO, samples: 0 }
     }
 }
 
 impl RttEstimator {
     /// Adds one measurement.
     pub fn sample(&mut self, rtt: Duration) {
+        self.slowest = self.slowest.max(rtt);
+        self.samples = self.samples.saturating_add(1);
         match self.srtt {
             None => {
                 self.srtt = Some(rtt);
@@ -127,6 +136,23 @@ impl RttEstimator {
         match self.srtt {
             None => t.initial_rtt,
             Some(srtt) => (srtt + self.rttvar * 4).clamp(t.min_rtt, t.max_rtt),
+        }
+    }
+
+    /// The probe timeout for answers made by the target's kernel (a SYN's SYN-ACK or reset,
+    /// an ICMP error), whose delay is the path's and not an application's.
+    ///
+    /// Until the host has answered `MEASURED_FROM` times this is `timeout`. From then on the
+    /// host's own answers say how long an answer takes: `srtt + 4 rttvar`, but at least twice
+    /// the slowest answer seen, at least a tenth of the template's floor (10 ms at `-T3` and
+    /// `-T4`), and at most its ceiling. nmap's floor (100 ms at `-T4`) guards an estimate made
+    /// from few answers; a full-range scan of a LAN host has thousands.
+    pub fn measured_timeout(&self, t: &Timing) -> Duration {
+        match self.srtt {
+            Some(srtt) if self.samples >= MEASURED_FROM => {
+                (srtt + self.rttvar * 4).max(self.slowest * 2).max(t.min_rtt / 10).min(t.max_rtt)
+            }
+            _ => self.timeout(t),
         }
     }
 }
@@ -232,6 +258,24 @@ mod tests {
             r.sample(Duration::from_secs(5));
         }
         assert_eq!(r.timeout(&t), t.max_rtt);
+    }
+
+    #[test]
+    fn measured_timeout_needs_many_answers_and_respects_the_slowest() {
+        let t = Timing::template(4);
+        let mut r = RttEstimator::default();
+        for _ in 0..MEASURED_FROM - 1 {
+            r.sample(Duration::from_micros(300));
+        }
+        assert_eq!(r.measured_timeout(&t), t.min_rtt, "too few answers: the template's floor");
+        r.sample(Duration::from_micros(300));
+        assert_eq!(r.measured_timeout(&t), t.min_rtt / 10, "many fast answers: a tenth of the floor");
+        r.sample(Duration::from_millis(30));
+        assert_eq!(r.measured_timeout(&t), Duration::from_millis(60), "twice the slowest answer");
+        for _ in 0..100 {
+            r.sample(Duration::from_secs(5));
+        }
+        assert_eq!(r.measured_timeout(&t), t.max_rtt, "never above the ceiling");
     }
 
     #[test]
