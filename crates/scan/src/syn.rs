@@ -788,9 +788,10 @@ impl SynWorker {
         let ports = if j.index.len() >= PART_SPLIT {
             let (a, b) = j.index.split_at(j.index.len() / 2);
             std::thread::scope(|s| {
-                let second = s.spawn(|| make(b));
+                // no thread to be had: this one makes both halves
+                let second = std::thread::Builder::new().spawn_scoped(s, || make(b)).ok();
                 let mut ports = make(a);
-                ports.extend(second.join().unwrap_or_else(|_| make(b)));
+                ports.extend(second.and_then(|h| h.join().ok()).unwrap_or_else(|| make(b)));
                 ports
             })
         } else {
