@@ -42,19 +42,42 @@ declare -A NUM=([ptl-h1]=1 [ptl-h2]=2 [ptl-h3]=3 [ptl-h4]=4 [ptl-net]=5 [ptl-h6]
 
 need() { command -v "$1" >/dev/null || { echo "lab.sh: $1 is missing (scripts/install-test-deps.sh installs it)" >&2; exit 1; }; }
 
+# Stops the processes $@ (pids): TERM, then up to 2 s for them to exit, then KILL. A daemon
+# that is stopping may still write its state (snmpd does, under $RUN), so $RUN goes only after.
+stop_pids() {
+  local pid _
+  for pid in "$@"; do kill "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 40); do
+    local alive=0
+    for pid in "$@"; do
+      # a zombie has exited (its reaper may be slow)
+      [ -e "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && alive=1
+    done
+    [ "$alive" = 0 ] && return 0
+    sleep 0.05
+  done
+  for pid in "$@"; do kill -9 "$pid" 2>/dev/null || true; done
+}
+
 down() {
+  local pids=() ns f pid
   if [ -d "$RUN" ]; then
     for f in "$RUN"/*.pid; do
       [ -e "$f" ] || continue
       pid=$(cat "$f" 2>/dev/null || true)
-      [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+      [ -n "$pid" ] && pids+=("$pid")
     done
-    rm -rf "$RUN"
   fi
   for ns in "$SCAN" "${HOSTS[@]}"; do
     if ip netns list 2>/dev/null | grep -qw "^$ns"; then
       # any process left inside (a crashed run) goes with its namespace
-      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+      for pid in $(ip netns pids "$ns" 2>/dev/null); do pids+=("$pid"); done
+    fi
+  done
+  [ "${#pids[@]}" -gt 0 ] && stop_pids "${pids[@]}"
+  rm -rf "$RUN"
+  for ns in "$SCAN" "${HOSTS[@]}"; do
+    if ip netns list 2>/dev/null | grep -qw "^$ns"; then
       ip netns del "$ns" 2>/dev/null || true
     fi
   done
