@@ -42,39 +42,43 @@ declare -A NUM=([ptl-h1]=1 [ptl-h2]=2 [ptl-h3]=3 [ptl-h4]=4 [ptl-net]=5 [ptl-h6]
 
 need() { command -v "$1" >/dev/null || { echo "lab.sh: $1 is missing (scripts/install-test-deps.sh installs it)" >&2; exit 1; }; }
 
-# Stops the processes $@ (pids): TERM, then up to 2 s for them to exit, then KILL. A daemon
-# that is stopping may still write its state (snmpd does, under $RUN), so $RUN goes only after.
+# Stops the lab's processes: TERM to every pid given, then up to 2 s for them to exit, then
+# KILL, but only to processes inside a lab namespace (a pid file left by a crashed run may name
+# a pid that now belongs to something else). A daemon that is stopping may still write its
+# state (snmpd does, under $RUN), so $RUN goes only after. $1: the pids inside lab namespaces,
+# space-separated; the rest of the arguments: pids from the pid files.
 stop_pids() {
-  local pid _
-  for pid in "$@"; do kill "$pid" 2>/dev/null || true; done
+  local inside=$1 pid _ alive
+  shift
+  for pid in $inside "$@"; do kill "$pid" 2>/dev/null || true; done
   for _ in $(seq 1 40); do
-    local alive=0
-    for pid in "$@"; do
+    alive=0
+    for pid in $inside "$@"; do
       # a zombie has exited (its reaper may be slow)
       [ -e "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && alive=1
     done
     [ "$alive" = 0 ] && return 0
     sleep 0.05
   done
-  for pid in "$@"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in $inside; do kill -9 "$pid" 2>/dev/null || true; done
 }
 
 down() {
-  local pids=() ns f pid
+  local files=() inside="" ns f pid
   if [ -d "$RUN" ]; then
     for f in "$RUN"/*.pid; do
       [ -e "$f" ] || continue
       pid=$(cat "$f" 2>/dev/null || true)
-      [ -n "$pid" ] && pids+=("$pid")
+      [ -n "$pid" ] && files+=("$pid")
     done
   fi
   for ns in "$SCAN" "${HOSTS[@]}"; do
     if ip netns list 2>/dev/null | grep -qw "^$ns"; then
       # any process left inside (a crashed run) goes with its namespace
-      for pid in $(ip netns pids "$ns" 2>/dev/null); do pids+=("$pid"); done
+      inside="$inside $(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')"
     fi
   done
-  [ "${#pids[@]}" -gt 0 ] && stop_pids "${pids[@]}"
+  stop_pids "$inside" "${files[@]}"
   rm -rf "$RUN"
   for ns in "$SCAN" "${HOSTS[@]}"; do
     if ip netns list 2>/dev/null | grep -qw "^$ns"; then
