@@ -110,10 +110,11 @@ fn states_and_reasons_match_nmap_syn_scan_v4_and_v6() {
 }
 
 /// Every TCP port of the lab host shaped like a firewalled server (ptl-h6: 7 open, 17 dropped,
-/// the rest closed). With tens of thousands of answers the scan's timeouts come from the
-/// host's own answer times (well under nmap's 100 ms floor), so this is where a too-short
-/// timeout would show: a port read as filtered that nmap finds closed or open, IPv4 and IPv6,
-/// and again with 1 % of the scanner's packets dropped.
+/// the rest closed): the same states and reasons as nmap -sS -p-, IPv4 and IPv6, and the same
+/// states again with 1 % of the scanner's packets dropped. Here the scan's waits come from the
+/// host's own answer times (well under nmap's 100 ms floor), with retransmission rounds under
+/// loss. (A wait far too short does not break this on the lab: late answers still count and
+/// earn another round, so it costs packets; `timing.rs` tests how the wait is chosen.)
 #[test]
 fn every_port_of_a_firewalled_host_matches_nmap_with_and_without_loss() {
     let t = "syn_full_range_matches_nmap";
