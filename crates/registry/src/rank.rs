@@ -5,7 +5,6 @@
 //! ranking: a curated head (`data/ranking/{tcp,udp}.txt`), then IANA-assigned well-known ports,
 //! then assigned registered ports, then every other port, each group ascending.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use portolan_model::Transport;
@@ -25,27 +24,195 @@ pub enum RankingSource {
 /// An order of all 65,536 ports per transport, most likely open first.
 #[derive(Debug, Clone)]
 pub struct Ranking {
-    tcp: Cow<'static, [u16]>,
-    udp: Cow<'static, [u16]>,
+    tcp: Order,
+    udp: Order,
     source: RankingSource,
-    /// Service names from nmap's file, by (port, transport), when that is the source.
-    names: Option<std::collections::HashMap<(u16, Transport), Box<str>>>,
+    /// Service names from nmap's file, when that is the source.
+    names: Option<std::sync::Arc<Names>>,
 }
 
-fn builtin_order(bytes: &'static [u8]) -> Vec<u16> {
-    (0..bytes.len() / 2).map(|i| u16_at(bytes, i)).collect()
+/// One transport's order, made when first asked for (a scan of given ports never asks): nmap's
+/// listed ports by descending frequency (ties by port), then the rest in Portolan's order.
+#[derive(Debug, Clone)]
+struct Order {
+    made: std::sync::OnceLock<Vec<u16>>,
+    listed: Vec<(f64, u16)>,
+    rest: &'static [u8],
+}
+
+impl Order {
+    fn new(listed: Vec<(f64, u16)>, rest: &'static [u8]) -> Order {
+        Order { made: std::sync::OnceLock::new(), listed, rest }
+    }
+
+    fn get(&self) -> &[u16] {
+        self.made.get_or_init(|| {
+            let mut listed = self.listed.clone();
+            // every key differs but a port listed twice, where either copy will do
+            listed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let mut seen = vec![false; 65536];
+            let mut order = Vec::with_capacity(65536);
+            for p in listed.into_iter().map(|(_, p)| p).chain(builtin_order(self.rest)) {
+                if !seen[usize::from(p)] {
+                    seen[usize::from(p)] = true;
+                    order.push(p);
+                }
+            }
+            order
+        })
+    }
+}
+
+/// nmap's service names: the file's text, and for each transport (TCP, UDP, SCTP) and port
+/// where in the text its name is (`start << 32 | end`, 0 when the file names none). A scan of
+/// every port names each one, so a name is an index, not a hashed lookup.
+struct Names {
+    text: Box<str>,
+    at: Box<[u64]>,
+}
+
+impl std::fmt::Debug for Names {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let named = self.at.iter().filter(|&&a| a != 0).count();
+        f.debug_struct("Names").field("text_bytes", &self.text.len()).field("named", &named).finish()
+    }
+}
+
+impl Names {
+    fn slot(port: u16, t: Transport) -> Option<usize> {
+        let base = match t {
+            Transport::Tcp => 0,
+            Transport::Udp => 1,
+            Transport::Sctp => 2,
+            _ => return None,
+        };
+        Some(base << 16 | usize::from(port))
+    }
+
+    fn get(&self, port: u16, t: Transport) -> Option<&str> {
+        let at = *self.at.get(Names::slot(port, t)?)?;
+        if at == 0 {
+            return None;
+        }
+        self.text.get((at >> 32) as usize..(at & 0xffff_ffff) as usize)
+    }
+}
+
+/// Portolan's own order of one transport.
+fn builtin_order(bytes: &'static [u8]) -> impl Iterator<Item = u16> {
+    (0..bytes.len() / 2).map(|i| u16_at(bytes, i))
 }
 
 /// Places where nmap installs its data files, searched in order after `$NMAPDIR`.
 pub const NMAP_SERVICES_PATHS: [&str; 2] =
     ["/usr/share/nmap/nmap-services", "/usr/local/share/nmap/nmap-services"];
 
+/// One line of nmap-services: where its name is (within the line), its port, protocol and
+/// frequency.
+struct Line {
+    name: (usize, usize),
+    port: u16,
+    proto: Proto,
+    freq: f64,
+}
+
+enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+    Other,
+}
+
+impl Proto {
+    fn of(s: &[u8]) -> Proto {
+        match s {
+            b"tcp" => Proto::Tcp,
+            b"udp" => Proto::Udp,
+            b"sctp" => Proto::Sctp,
+            _ => Proto::Other,
+        }
+    }
+}
+
+/// A line in the form nmap writes, `name<TAB>port/proto<TAB>0.001995[<blank>...]`, read
+/// without splitting it into words; `None` for any other line, which `slow_line` reads (to the
+/// same result, or the error).
+fn fast_line(b: &[u8]) -> Option<Line> {
+    let name_end = b.iter().position(|&c| c == b'\t')?;
+    if name_end == 0 || b[..name_end].iter().any(|&c| c == b'#' || c.is_ascii_whitespace()) {
+        return None;
+    }
+    let mut k = name_end + 1;
+    let mut port = 0u32;
+    let digits = k;
+    while k < b.len() && b[k].is_ascii_digit() && k - digits < 5 {
+        port = port * 10 + u32::from(b[k] - b'0');
+        k += 1;
+    }
+    if k == digits || b.get(k) != Some(&b'/') {
+        return None;
+    }
+    let port = u16::try_from(port).ok()?;
+    let proto_start = k + 1;
+    let proto_end = proto_start + b[proto_start..].iter().position(|&c| c == b'\t')?;
+    let proto = Proto::of(&b[proto_start..proto_end]);
+    if matches!(proto, Proto::Other) {
+        return None;
+    }
+    // the frequency: up to 6 integer and 1 to 9 fractional digits, then the end or a blank;
+    // (whole * 10^k + fraction) / 10^k divides two exact values, so it rounds as `parse` does
+    k = proto_end + 1;
+    let mut whole = 0u64;
+    let int_start = k;
+    while k < b.len() && b[k].is_ascii_digit() && k - int_start < 6 {
+        whole = whole * 10 + u64::from(b[k] - b'0');
+        k += 1;
+    }
+    if k == int_start || b.get(k) != Some(&b'.') {
+        return None;
+    }
+    k += 1;
+    let frac_start = k;
+    let mut scale = 1u64;
+    while k < b.len() && b[k].is_ascii_digit() && k - frac_start < 9 {
+        whole = whole * 10 + u64::from(b[k] - b'0');
+        scale *= 10;
+        k += 1;
+    }
+    if k == frac_start || (k < b.len() && !b[k].is_ascii_whitespace()) {
+        return None;
+    }
+    Some(Line { name: (0, name_end), port, proto, freq: whole as f64 / scale as f64 })
+}
+
+/// Any line, split into blank-separated words after a `#` comment is cut off: `None` for a
+/// blank line, the error naming the line when it is malformed.
+fn slow_line(raw: &str, i: usize, path: &Path) -> Result<Option<Line>, Error> {
+    let line = raw.split_once('#').map_or(raw, |(l, _)| l);
+    let mut words = line.split_ascii_whitespace();
+    let Some(name) = words.next() else { return Ok(None) };
+    // where the name is in the line (both point into the same text)
+    let from = name.as_ptr() as usize - line.as_ptr() as usize;
+    let bad = |what: &str| Error::NmapServices {
+        path: path.display().to_string(),
+        message: format!("line {}: {what}: {:?}", i + 1, line.trim()),
+    };
+    let portproto = words.next().ok_or_else(|| bad("missing port/protocol"))?;
+    let freq: f64 = match words.next() {
+        Some(f) => f.parse().map_err(|_| bad("bad frequency"))?,
+        None => 0.0,
+    };
+    let (port, proto) = portproto.split_once('/').ok_or_else(|| bad("expected port/protocol"))?;
+    let port: u16 = port.parse().map_err(|_| bad("bad port"))?;
+    Ok(Some(Line { name: (from, from + name.len()), port, proto: Proto::of(proto.as_bytes()), freq }))
+}
+
 impl Ranking {
     /// Portolan's own ranking.
     pub fn builtin() -> Ranking {
         Ranking {
-            tcp: Cow::Owned(builtin_order(RANK_TCP)),
-            udp: Cow::Owned(builtin_order(RANK_UDP)),
+            tcp: Order::new(Vec::new(), RANK_TCP),
+            udp: Order::new(Vec::new(), RANK_UDP),
             source: RankingSource::Builtin,
             names: None,
         }
@@ -72,63 +239,60 @@ impl Ranking {
     pub fn from_nmap_services(path: &Path) -> Result<Ranking, Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::NmapServices { path: path.display().to_string(), message: e.to_string() })?;
-        Ranking::from_nmap_services_text(&text, path)
+        Ranking::from_nmap_services_text(text, path)
     }
 
-    fn from_nmap_services_text(text: &str, path: &Path) -> Result<Ranking, Error> {
-        let mut tcp: Vec<(f64, u16)> = Vec::new();
-        let mut udp: Vec<(f64, u16)> = Vec::new();
-        let mut names = std::collections::HashMap::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let bad = |what: &str| Error::NmapServices {
+    /// Parses the file's text, which the ranking keeps: its names are read from it. Lines are
+    /// `name port/proto [frequency] [# comment]`, fields split by blanks; a line of another
+    /// protocol is skipped, and the first name of a port wins.
+    fn from_nmap_services_text(text: String, path: &Path) -> Result<Ranking, Error> {
+        if u32::try_from(text.len()).is_err() {
+            return Err(Error::NmapServices {
                 path: path.display().to_string(),
-                message: format!("line {}: {what}: {line:?}", i + 1),
+                message: "larger than 4 GiB".to_string(),
+            });
+        }
+        let mut tcp: Vec<(f64, u16)> = Vec::with_capacity(8192);
+        let mut udp: Vec<(f64, u16)> = Vec::with_capacity(8192);
+        let mut at = vec![0u64; 3 << 16];
+        let mut line_start = 0usize;
+        for (i, raw) in text.split('\n').enumerate() {
+            let offset = line_start;
+            line_start += raw.len() + 1;
+            let line = match fast_line(raw.as_bytes()) {
+                Some(l) => l,
+                None => match slow_line(raw, i, path)? {
+                    Some(l) => l,
+                    None => continue,
+                },
             };
-            let mut cols = line.split_whitespace();
-            let name = cols.next().unwrap_or("");
-            let portproto = cols.next().ok_or_else(|| bad("missing port/protocol"))?;
-            let freq: f64 = match cols.next() {
-                Some(f) => f.parse().map_err(|_| bad("bad frequency"))?,
-                None => 0.0,
-            };
-            let (port, proto) = portproto.split_once('/').ok_or_else(|| bad("expected port/protocol"))?;
-            let port: u16 = port.parse().map_err(|_| bad("bad port"))?;
-            let t = match proto {
-                "tcp" => {
+            let (port, freq) = (line.port, line.freq);
+            let t = match line.proto {
+                Proto::Tcp => {
                     tcp.push((freq, port));
                     Transport::Tcp
                 }
-                "udp" => {
+                Proto::Udp => {
                     udp.push((freq, port));
                     Transport::Udp
                 }
-                "sctp" => Transport::Sctp,
-                _ => continue,
+                Proto::Sctp => Transport::Sctp,
+                Proto::Other => continue,
             };
-            names.entry((port, t)).or_insert_with(|| Box::from(name));
-        }
-        let builtin = Ranking::builtin();
-        let merge = |mut listed: Vec<(f64, u16)>, rest: &[u16]| -> Vec<u16> {
-            listed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-            let mut seen = vec![false; 65536];
-            let mut order = Vec::with_capacity(65536);
-            for (_, p) in listed.into_iter().chain(rest.iter().map(|&p| (0.0, p))) {
-                if !seen[p as usize] {
-                    seen[p as usize] = true;
-                    order.push(p);
-                }
+            if let Some(slot) = Names::slot(port, t).and_then(|s| at.get_mut(s))
+                && *slot == 0
+            {
+                *slot = ((offset + line.name.0) as u64) << 32 | (offset + line.name.1) as u64;
             }
-            order
-        };
+        }
         Ok(Ranking {
-            tcp: Cow::Owned(merge(tcp, &builtin.tcp)),
-            udp: Cow::Owned(merge(udp, &builtin.udp)),
+            tcp: Order::new(tcp, RANK_TCP),
+            udp: Order::new(udp, RANK_UDP),
             source: RankingSource::Nmap(path.to_path_buf()),
-            names: Some(names),
+            names: Some(std::sync::Arc::new(Names {
+                text: text.into_boxed_str(),
+                at: at.into_boxed_slice(),
+            })),
         })
     }
 
@@ -137,7 +301,7 @@ impl Ranking {
     /// registry's otherwise. `None` when neither names the port (nmap prints `unknown`).
     pub fn service_name(&self, port: u16, transport: Transport) -> Option<&str> {
         match &self.names {
-            Some(n) => n.get(&(port, transport)).map(|b| &**b),
+            Some(n) => n.get(port, transport),
             None => crate::service_name(port, transport),
         }
     }
@@ -151,8 +315,8 @@ impl Ranking {
     /// TCP order.
     pub fn top(&self, transport: Transport, n: usize) -> &[u16] {
         let order = match transport {
-            Transport::Udp => &self.udp,
-            _ => &self.tcp,
+            Transport::Udp => self.udp.get(),
+            _ => self.tcp.get(),
         };
         &order[..n.min(order.len())]
     }
@@ -183,14 +347,40 @@ mod tests {
     #[test]
     fn nmap_services_text_orders_by_frequency_and_reports_bad_lines() {
         let text = "# comment\nssh\t22/tcp\t0.182286\t# Secure Shell\nhttp\t80/tcp\t0.484143\nsnmp\t161/udp\t0.433467\nx\t9/sctp\t0.1\n";
-        let r = Ranking::from_nmap_services_text(text, Path::new("t")).unwrap();
+        let r = Ranking::from_nmap_services_text(text.to_string(), Path::new("t")).unwrap();
         assert_eq!(&r.top(Transport::Tcp, 3), &[80, 22, 443]);
         assert_eq!(r.top(Transport::Udp, 1), &[161]);
         assert_eq!(r.top(Transport::Tcp, 99999).len(), 65536);
         assert_eq!(r.service_name(22, Transport::Tcp), Some("ssh"));
         assert_eq!(r.service_name(23, Transport::Tcp), None);
         assert_eq!(Ranking::builtin().service_name(23, Transport::Tcp), Some("telnet"));
-        let err = Ranking::from_nmap_services_text("ssh 22/tcp nope\n", Path::new("f")).unwrap_err();
+        let err =
+            Ranking::from_nmap_services_text("ssh 22/tcp nope\n".to_string(), Path::new("f")).unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
+        let err = Ranking::from_nmap_services_text(
+            "# c\n\nssh\t22/tcp\t0.1\nlonely   # x\n".to_string(),
+            Path::new("f"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("line 4: missing port/protocol: \"lonely\""), "{err}");
+        for (text, what) in [("a 7\n", "expected port/protocol"), ("a 70000/tcp\n", "bad port")] {
+            let err = Ranking::from_nmap_services_text(text.to_string(), Path::new("f")).unwrap_err();
+            assert!(err.to_string().contains(what), "{err}");
+        }
+    }
+
+    #[test]
+    fn nmap_services_names_first_wins_per_transport_and_crlf_lines_parse() {
+        let text = "echo\t7/tcp\t0.004855\r\necho\t7/udp\t0.024679\r\nalt-echo 7/tcp 0.9\r\n\
+                    x-sctp\t9/sctp\t0.000001\r\nddp 7/ddp 0.1\r\nlast\t65535/udp\r\n";
+        let r = Ranking::from_nmap_services_text(text.to_string(), Path::new("t")).unwrap();
+        assert_eq!(r.service_name(7, Transport::Tcp), Some("echo"));
+        assert_eq!(r.service_name(7, Transport::Udp), Some("echo"));
+        assert_eq!(r.service_name(9, Transport::Sctp), Some("x-sctp"));
+        assert_eq!(r.service_name(9, Transport::Tcp), None);
+        assert_eq!(r.service_name(65535, Transport::Udp), Some("last"));
+        // the order uses every line's frequency, the names the first line of each port
+        assert_eq!(r.top(Transport::Tcp, 1), &[7]);
+        assert_eq!(&r.top(Transport::Udp, 2), &[7, 65535]);
     }
 }
