@@ -359,7 +359,7 @@ impl<'a> Parser<'a> {
             }
             ("service", Some("port")) => {
                 if let (Some(s), Some(p)) = (self.service.take(), &mut self.port) {
-                    p.service = Some(Box::new(s));
+                    p.service = Some(std::sync::Arc::new(s));
                 }
             }
             ("extraports", Some("ports")) => {

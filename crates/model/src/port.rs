@@ -1,5 +1,6 @@
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -219,8 +220,9 @@ pub struct Port {
     #[serde(default)]
     pub reason_ttl: u8,
     /// Service on the port: from the registry (`method: table`) or identified (`probed`).
+    /// Shared: a scan of every port gives most of them the one `unknown` table entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<Box<Service>>,
+    pub service: Option<Arc<Service>>,
 }
 
 /// Ports of one state that were summarised rather than listed (nmap's `<extraports>`).

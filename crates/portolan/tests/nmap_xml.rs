@@ -22,7 +22,7 @@ fn validate(path: &std::path::Path) {
 }
 
 fn port(n: u16, t: Transport, state: PortState, reason: Reason, service: Option<Service>) -> Port {
-    Port { number: n, transport: t, state, reason, reason_ttl: 0, service: service.map(Box::new) }
+    Port { number: n, transport: t, state, reason, reason_ttl: 0, service: service.map(std::sync::Arc::new) }
 }
 
 fn model() -> ScanRun {

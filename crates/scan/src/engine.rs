@@ -689,7 +689,7 @@ struct Worker {
     cc: Congestion,
     bucket: Option<TokenBucket>,
     min_rate: Option<f64>,
-    names: Option<Arc<portolan_registry::Ranking>>,
+    names: Option<TableNames>,
     shared: Arc<Shared>,
     slots: Vec<Option<Flight>>,
     free: Vec<usize>,
@@ -724,7 +724,7 @@ impl Worker {
             cc,
             bucket,
             min_rate,
-            names,
+            names: names.as_ref().map(TableNames::new),
             shared,
             slots: Vec::new(),
             free: Vec::new(),
@@ -736,9 +736,8 @@ impl Worker {
         }
     }
 
-    fn service(&self, port: u16) -> Option<Box<Service>> {
-        let n = self.names.as_ref()?;
-        Some(Box::new(Service::from_table(n.service_name(port, Transport::Tcp).unwrap_or("unknown"))))
+    fn service(&self, port: u16) -> Option<Arc<Service>> {
+        Some(self.names.as_ref()?.of(port, Transport::Tcp))
     }
 
     /// Back to the pool when it can be reset.
@@ -1134,6 +1133,27 @@ impl Worker {
                     });
                 }
             }
+        }
+    }
+}
+
+/// nmap's table lookup of a port's service name (`unknown` when the table names none). The
+/// `unknown` entry is one value shared by every port it names, so naming every port of a host
+/// allocates only for the ports the table knows.
+pub(crate) struct TableNames {
+    names: Arc<portolan_registry::Ranking>,
+    unknown: Arc<Service>,
+}
+
+impl TableNames {
+    pub(crate) fn new(names: &Arc<portolan_registry::Ranking>) -> TableNames {
+        TableNames { names: Arc::clone(names), unknown: Arc::new(Service::from_table("unknown")) }
+    }
+
+    pub(crate) fn of(&self, port: u16, transport: Transport) -> Arc<Service> {
+        match self.names.service_name(port, transport) {
+            Some(name) => Arc::new(Service::from_table(name)),
+            None => Arc::clone(&self.unknown),
         }
     }
 }

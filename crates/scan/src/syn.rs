@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use portolan_model::{Port, PortState, Reason, Service, Transport};
+use portolan_model::{Port, PortState, Reason, Transport};
 
 use crate::engine::{Job, Kind, Msg, Part, Shared};
 use crate::packet::{self, Answer, Cookie, ICMP_QUERY_LEN, SYN_LEN};
@@ -86,17 +86,6 @@ fn template_rate(t: &Timing) -> f64 {
         4 => 500_000.0,
         _ => 1_000_000.0,
     }
-}
-
-/// The registry's name of a port, as nmap's table lookup gives it (`unknown` if it has none);
-/// none when the scan names no services.
-fn table_service(
-    names: Option<&portolan_registry::Ranking>,
-    port: u16,
-    transport: Transport,
-) -> Option<Box<Service>> {
-    let n = names?;
-    Some(Box::new(Service::from_table(n.service_name(port, transport).unwrap_or("unknown"))))
 }
 
 /// nmap's SYN-scan reading of an ICMP unreachable: every code is `filtered`.
@@ -760,10 +749,12 @@ impl SynWorker {
         let transport = j.job.transport;
         // no answer: filtered (TCP), open|filtered (UDP)
         let silent = if transport == Transport::Udp { PortState::OpenFiltered } else { PortState::Filtered };
-        let names = self.names.as_deref();
+        let names = self.names.as_ref();
         let reasons = &self.reasons;
         // in port order (the probes went out shuffled): the host's ports need no sort then
         let make = |index: &[(u16, u32)]| -> Vec<Port> {
+            // each half its own shared `unknown`: no counter written from both threads
+            let table = names.map(crate::engine::TableNames::new);
             index
                 .iter()
                 .map(|&(p, i)| {
@@ -778,7 +769,7 @@ impl SynWorker {
                         state,
                         reason,
                         reason_ttl: j.ttl[i],
-                        service: table_service(names, p, transport),
+                        service: table.as_ref().map(|t| t.of(p, transport)),
                     }
                 })
                 .collect()

@@ -137,7 +137,7 @@ impl<'de> serde::de::Visitor<'de> for PortVisitor {
         let state: &str = seq.next_element()?.ok_or_else(|| missing("state"))?;
         let reason: &str = seq.next_element()?.ok_or_else(|| missing("reason"))?;
         let reason_ttl: u8 = seq.next_element()?.ok_or_else(|| missing("reason_ttl"))?;
-        let service = seq.next_element::<StoredService>()?.map(|s| Box::new(s.0));
+        let service = seq.next_element::<StoredService>()?.map(|s| std::sync::Arc::new(s.0));
         Ok(Port {
             number,
             transport: transport.parse().map_err(A::Error::custom)?,

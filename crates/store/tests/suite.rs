@@ -21,7 +21,7 @@ const HOSTILE: &str =
     "evil\u{1b}[31m red\u{7} 'quote\" <tag> & \\ back \t tab \n newline ünï 中文 \u{202e}rtl";
 
 fn port(n: u16, t: Transport, state: PortState, reason: Reason, service: Option<Service>) -> Port {
-    Port { number: n, transport: t, state, reason, reason_ttl: 64, service: service.map(Box::new) }
+    Port { number: n, transport: t, state, reason, reason_ttl: 64, service: service.map(std::sync::Arc::new) }
 }
 
 fn scan(seed: u16) -> ScanRun {

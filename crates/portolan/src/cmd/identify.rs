@@ -245,7 +245,7 @@ pub fn enrich(hosts: &mut [Host], v: &VersionArgs, ctx: &Context) -> anyhow::Res
     for ((hi, pi), r) in at.into_iter().zip(results) {
         let port = &mut hosts[hi].ports[pi];
         if let Some(s) = r.service {
-            port.service = Some(Box::new(s));
+            port.service = Some(std::sync::Arc::new(s));
             if port.state == PortState::OpenFiltered {
                 port.state = PortState::Open;
             }
