@@ -160,6 +160,65 @@ fn every_port_of_a_firewalled_host_matches_nmap_with_and_without_loss() {
     }
 }
 
+/// How many probes a port gets, read on the wire: one for a port that answers, three for a
+/// dropped one (the first, then a round of two, as the host answered no retransmission). The
+/// third goes out with the second rather than a round later, so the host ends after two
+/// waits, not three.
+#[test]
+fn a_dropped_port_gets_three_probes_in_two_rounds() {
+    let t = "syn_probe_rounds";
+    if !ready(t) {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let dir = TempDir::new("syn-rounds");
+    let pcap = dir.join("rounds.pcap");
+    let dump = lab.capture(&pcap, "tcp and dst host 198.18.6.2");
+    let o = run(lab.in_scanner(BIN).args([
+        "scan",
+        "-sS",
+        "-Pn",
+        "-n",
+        "-T4",
+        "-p",
+        "20-30,130-140",
+        "-o",
+        "json",
+        "198.18.6.2",
+    ]));
+    dump.stop();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let states = seen(&serde_json::from_slice(&o.stdout).unwrap());
+    let dropped: Vec<u16> = states.iter().filter(|(_, v)| v.0 == "filtered").map(|(k, _)| k.1).collect();
+    assert_eq!(dropped, [135, 137, 138, 139], "the lab's dropped ports in the range");
+    // SYN times per destination port
+    let o = run(Command::new("tcpdump").args(["-tt", "-nn", "-r"]).arg(&pcap));
+    let mut syns: BTreeMap<u16, Vec<f64>> = BTreeMap::new();
+    for l in stdout(&o).lines().filter(|l| l.contains("Flags [S]")) {
+        // `TIME [IFACE DIRECTION] IP SRC > DST: Flags [S], ...`
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let time = w.first().and_then(|x| x.parse::<f64>().ok());
+        let dst = w.iter().position(|x| *x == ">").and_then(|i| w.get(i + 1));
+        let port = dst.and_then(|d| d.trim_end_matches(':').rsplit('.').next()?.parse::<u16>().ok());
+        if let (Some(time), Some(port)) = (time, port) {
+            syns.entry(port).or_default().push(time);
+        }
+    }
+    for port in (20..=30).chain(130..=140) {
+        let times = syns.get(&port).cloned().unwrap_or_default();
+        if dropped.contains(&port) {
+            assert_eq!(times.len(), 3, "port {port}: SYNs at {times:?}");
+            // a round apart they would be at least the shortest wait (10 ms at -T4; with this
+            // few answers nmap's 100 ms floor holds); one round's two passes go out together
+            let (wait, pair) = (times[1] - times[0], times[2] - times[1]);
+            assert!(wait >= 0.01, "port {port}: a wait before the first retransmission ({times:?})");
+            assert!(pair < 0.005, "port {port}: the second and third probe are one round ({times:?})");
+        } else {
+            assert_eq!(times.len(), 1, "port {port} answered its first probe: SYNs at {times:?}");
+        }
+    }
+}
+
 #[test]
 fn discovery_with_syn_probes_finds_the_live_hosts() {
     let t = "syn_discovery";

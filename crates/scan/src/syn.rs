@@ -145,6 +145,9 @@ struct SynJob {
     max_ok_round: u8,
     /// Next index of the current round.
     cursor: usize,
+    /// Passes over the undecided ports left in the current round, this one included: 2 in a
+    /// doubled round (see `advance`), else 1.
+    passes: u8,
     /// When the current round's last probe went out.
     round_done: Option<Instant>,
     answered_in_round: usize,
@@ -171,6 +174,7 @@ impl SynJob {
     fn next_round(&mut self) {
         self.round = self.round.saturating_add(1);
         self.cursor = 0;
+        self.passes = 1;
         self.round_done = None;
         self.answered_in_round = 0;
         self.closed_in_round = 0;
@@ -349,6 +353,7 @@ impl SynWorker {
             round: 0,
             max_ok_round: 0,
             cursor: 0,
+            passes: 1,
             round_done: None,
             answered_in_round: 0,
             rtt: RttEstimator::default(),
@@ -622,10 +627,19 @@ impl SynWorker {
 
     /// Sends the next probe of job `j`; false when its round has nothing left to send.
     fn send_one(&mut self, j: &mut SynJob) -> Result<bool> {
-        while j.cursor < j.job.ports.len() && j.state[j.cursor] != UNDECIDED {
-            j.cursor += 1;
-        }
-        if j.cursor >= j.job.ports.len() {
+        loop {
+            while j.cursor < j.job.ports.len() && j.state[j.cursor] != UNDECIDED {
+                j.cursor += 1;
+            }
+            if j.cursor < j.job.ports.len() {
+                break;
+            }
+            if j.passes > 1 {
+                // a doubled round: its second pass
+                j.passes -= 1;
+                j.cursor = 0;
+                continue;
+            }
             // the round's last probes were answered before their turn came
             if j.round_done.is_none() {
                 j.round_done = Some(Instant::now());
@@ -658,7 +672,7 @@ impl SynWorker {
         if j.round > 0 {
             self.shared.retrans.fetch_add(1, Ordering::Relaxed);
         }
-        if j.cursor >= j.job.ports.len() {
+        if j.cursor >= j.job.ports.len() && j.passes <= 1 {
             j.round_done = Some(Instant::now());
         }
         Ok(true)
@@ -812,7 +826,11 @@ impl SynWorker {
         } else if j.round == 0 {
             self.set_rate(self.rate * 1.25);
         }
-        let allowed = j.max_ok_round.saturating_add(1).max(2).min(self.t.max_retries);
+        // nmap's rule: one round more than the last that was answered. Where that would end
+        // the host after its first retransmission (nothing answered one yet), that round
+        // sends each probe twice: three probes, as a third round would send, without waiting
+        // out a third round (on a host with filtered ports the waits are most of its tail)
+        let allowed = j.max_ok_round.saturating_add(1).min(self.t.max_retries);
         if j.round >= allowed {
             return true;
         }
@@ -822,6 +840,9 @@ impl SynWorker {
             return true;
         }
         j.next_round();
+        if j.round == 1 && j.max_ok_round == 0 && self.t.max_retries >= 2 {
+            j.passes = 2;
+        }
         false
     }
 
