@@ -123,6 +123,17 @@ struct Family {
     _reserved: socket2::Socket,
 }
 
+/// What `SynWorker::send_one` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Sent a probe.
+    Sent,
+    /// Nothing left to send in this round.
+    Idle,
+    /// The next port may be sent again from then on.
+    NotBefore(Instant),
+}
+
 /// Outcome codes kept per port.
 const UNDECIDED: u8 = 0;
 
@@ -139,6 +150,8 @@ struct SynJob {
     ttl: Vec<u8>,
     /// Milliseconds since `t0` of the last probe of each port.
     sent_ms: Vec<u32>,
+    /// The round of the last probe of each port.
+    probe_round: Vec<u8>,
     t0: Instant,
     round: u8,
     /// Highest round that got an answer.
@@ -148,6 +161,8 @@ struct SynJob {
     /// Passes over the undecided ports left in the current round, this one included: 2 in a
     /// doubled round (see `advance`), else 1.
     passes: u8,
+    /// Whether the current pass is its round's first.
+    first_pass: bool,
     /// When the current round's last probe went out.
     round_done: Option<Instant>,
     answered_in_round: usize,
@@ -175,6 +190,7 @@ impl SynJob {
         self.round = self.round.saturating_add(1);
         self.cursor = 0;
         self.passes = 1;
+        self.first_pass = true;
         self.round_done = None;
         self.answered_in_round = 0;
         self.closed_in_round = 0;
@@ -349,11 +365,13 @@ impl SynWorker {
             state: vec![UNDECIDED; n],
             ttl: vec![0; n],
             sent_ms: vec![0; n],
+            probe_round: vec![0; n],
             t0: Instant::now(),
             round: 0,
             max_ok_round: 0,
             cursor: 0,
             passes: 1,
+            first_pass: true,
             round_done: None,
             answered_in_round: 0,
             rtt: RttEstimator::default(),
@@ -407,14 +425,22 @@ impl SynWorker {
         j.state[i] = (code + 1).min(255) as u8;
         j.ttl[i] = ttl;
         let sent = j.t0 + Duration::from_millis(u64::from(j.sent_ms[i]));
-        j.rtt.sample(now.saturating_duration_since(sent));
+        // a SYN sent again may be answered for an earlier copy: no RTT from it (Karn's rule)
+        if j.job.transport != Transport::Tcp || j.probe_round[i] == 0 {
+            j.rtt.sample(now.saturating_duration_since(sent));
+        }
         // SYN answers come from the target's kernel; a UDP reply may come from a slow service
         j.timeout = match j.job.transport {
             Transport::Tcp => j.rtt.measured_timeout(&self.t),
             _ => j.rtt.timeout(&self.t),
         };
-        j.max_ok_round = j.max_ok_round.max(j.round);
-        j.answered_in_round += 1;
+        // a TCP answer counts for the round of the probe it answers (a late answer to the first
+        // round may come after the second began), as nmap counts by try number; UDP's by arrival
+        let round = if j.job.transport == Transport::Tcp { j.probe_round[i] } else { j.round };
+        j.max_ok_round = j.max_ok_round.max(round);
+        if round == j.round {
+            j.answered_in_round += 1;
+        }
         if outcome.0 != PortState::Open {
             j.closed_in_round += 1;
             j.icmp_total += 1;
@@ -625,8 +651,8 @@ impl SynWorker {
         Ok(())
     }
 
-    /// Sends the next probe of job `j`; false when its round has nothing left to send.
-    fn send_one(&mut self, j: &mut SynJob) -> Result<bool> {
+    /// Sends the next probe of job `j`, or says why it cannot yet.
+    fn send_one(&mut self, j: &mut SynJob) -> Result<Step> {
         loop {
             while j.cursor < j.job.ports.len() && j.state[j.cursor] != UNDECIDED {
                 j.cursor += 1;
@@ -637,6 +663,7 @@ impl SynWorker {
             if j.passes > 1 {
                 // a doubled round: its second pass
                 j.passes -= 1;
+                j.first_pass = false;
                 j.cursor = 0;
                 continue;
             }
@@ -644,7 +671,17 @@ impl SynWorker {
             if j.round_done.is_none() {
                 j.round_done = Some(Instant::now());
             }
-            return Ok(false);
+            return Ok(Step::Idle);
+        }
+        if j.round > 0 && j.first_pass && j.job.kind == Kind::Ports && j.job.transport == Transport::Tcp {
+            // a port is sent again once its last probe has had the timeout to be answered (as
+            // in nmap), not once the whole round has: the ports go in the order they went
+            // before, so a round after a long sweep starts with the ports probed long ago
+            // (`sent_ms` is whole milliseconds, rounded down: one more)
+            let due = j.t0 + Duration::from_millis(u64::from(j.sent_ms[j.cursor]) + 1) + j.timeout;
+            if due > Instant::now() {
+                return Ok(Step::NotBefore(due));
+            }
         }
         let i = j.cursor;
         j.cursor += 1;
@@ -668,6 +705,7 @@ impl SynWorker {
         }
         j.last_sent = Instant::now();
         j.sent_ms[i] = j.last_sent.duration_since(j.t0).as_millis().min(u128::from(u32::MAX)) as u32;
+        j.probe_round[i] = j.round;
         self.shared.sent.fetch_add(1, Ordering::Relaxed);
         if j.round > 0 {
             self.shared.retrans.fetch_add(1, Ordering::Relaxed);
@@ -675,7 +713,7 @@ impl SynWorker {
         if j.cursor >= j.job.ports.len() && j.passes <= 1 {
             j.round_done = Some(Instant::now());
         }
-        Ok(true)
+        Ok(Step::Sent)
     }
 
     /// Sends one probe of job `j`: a SYN, a UDP datagram, or a discovery probe.
@@ -805,6 +843,20 @@ impl SynWorker {
         Part { host: j.job.host, kind: Kind::Ports, ports, up: None, srtt }
     }
 
+    /// When a round whose last probe went out is over. A TCP port scan's first round ends at
+    /// once: the first retransmission round always follows it, and each port in it waits for
+    /// its own probe's timeout (`send_one`), so a full-range sweep's early ports go again
+    /// while its last answers are still coming. Later rounds end a timeout after their last
+    /// probe, since whether another follows depends on their answers.
+    fn round_end(&self, j: &SynJob) -> Option<Instant> {
+        let done = j.round_done?;
+        let rolls = j.round == 0
+            && j.job.kind == Kind::Ports
+            && j.job.transport == Transport::Tcp
+            && self.t.max_retries >= 1;
+        Some(if rolls { done } else { done + j.timeout })
+    }
+
     /// Whether a job is finished; moves it to its next round when its round timed out.
     fn advance(&mut self, j: &mut SynJob, now: Instant) -> bool {
         if j.job.kind == Kind::Discovery && (j.up.is_some() || j.unreachable) {
@@ -813,8 +865,8 @@ impl SynWorker {
         if j.undecided() == 0 {
             return true;
         }
-        let Some(done) = j.round_done else { return false };
-        if now < done + j.timeout {
+        let Some(end) = self.round_end(j) else { return false };
+        if now < end {
             return false;
         }
         if j.job.transport == Transport::Udp {
@@ -968,13 +1020,22 @@ impl SynWorker {
                 }
                 ready.pop_front();
                 let Some(j) = slab[slot].as_mut() else { continue };
-                let more = self.send_one(j)?;
+                let more = match self.send_one(j)? {
+                    Step::NotBefore(at) => {
+                        waiting.push(Reverse((at, slot, g)));
+                        continue;
+                    }
+                    step => step == Step::Sent,
+                };
                 match (more, j.round_done) {
                     (true, None) if j.gap > Duration::ZERO => {
                         waiting.push(Reverse((j.last_sent + j.gap, slot, g)))
                     }
                     (true, None) => ready.push_back((slot, g)),
-                    (_, Some(done)) => waiting.push(Reverse((done + j.timeout, slot, g))),
+                    (_, Some(_)) => {
+                        let end = self.round_end(j).unwrap_or_else(Instant::now);
+                        waiting.push(Reverse((end, slot, g)))
+                    }
                     (false, None) => waiting.push(Reverse((Instant::now(), slot, g))),
                 }
             }
@@ -999,7 +1060,7 @@ impl SynWorker {
                 }
                 waiting.pop();
                 let Some(j) = slab[slot].as_mut() else { continue };
-                let due = j.round_done.map_or(now, |d| d + j.timeout);
+                let due = self.round_end(j).unwrap_or(now);
                 if due > now {
                     // the timeout shrank or grew since: wait until the real deadline
                     waiting.push(Reverse((due, slot, g)));
