@@ -142,14 +142,8 @@ fn fast_line(b: &[u8]) -> Option<Line> {
     if name_end == 0 || b[..name_end].iter().any(|&c| c == b'#' || c.is_ascii_whitespace()) {
         return None;
     }
-    let mut k = name_end + 1;
-    let mut port = 0u32;
-    let digits = k;
-    while k < b.len() && b[k].is_ascii_digit() && k - digits < 5 {
-        port = port * 10 + u32::from(b[k] - b'0');
-        k += 1;
-    }
-    if k == digits || b.get(k) != Some(&b'/') {
+    let (port, n, k) = digits(b, name_end + 1, 5, 0);
+    if n == 0 || b.get(k) != Some(&b'/') {
         return None;
     }
     let port = u16::try_from(port).ok()?;
@@ -161,28 +155,27 @@ fn fast_line(b: &[u8]) -> Option<Line> {
     }
     // the frequency: up to 6 integer and 1 to 9 fractional digits, then the end or a blank;
     // (whole * 10^k + fraction) / 10^k divides two exact values, so it rounds as `parse` does
-    k = proto_end + 1;
-    let mut whole = 0u64;
-    let int_start = k;
-    while k < b.len() && b[k].is_ascii_digit() && k - int_start < 6 {
-        whole = whole * 10 + u64::from(b[k] - b'0');
-        k += 1;
-    }
-    if k == int_start || b.get(k) != Some(&b'.') {
+    let (whole, n, k) = digits(b, proto_end + 1, 6, 0);
+    if n == 0 || b.get(k) != Some(&b'.') {
         return None;
     }
-    k += 1;
-    let frac_start = k;
-    let mut scale = 1u64;
-    while k < b.len() && b[k].is_ascii_digit() && k - frac_start < 9 {
-        whole = whole * 10 + u64::from(b[k] - b'0');
-        scale *= 10;
-        k += 1;
-    }
-    if k == frac_start || (k < b.len() && !b[k].is_ascii_whitespace()) {
+    let (whole, n, k) = digits(b, k + 1, 9, whole);
+    if n == 0 || (k < b.len() && !b[k].is_ascii_whitespace()) {
         return None;
     }
+    let scale = 10u64.pow(n as u32);
     Some(Line { name: (0, name_end), port, proto, freq: whole as f64 / scale as f64 })
+}
+
+/// Up to `max` ASCII digits of `b` from `k`, appended to `acc`: the value, how many digits,
+/// and where they end.
+fn digits(b: &[u8], mut k: usize, max: usize, mut acc: u64) -> (u64, usize, usize) {
+    let start = k;
+    while k < b.len() && b[k].is_ascii_digit() && k - start < max {
+        acc = acc * 10 + u64::from(b[k] - b'0');
+        k += 1;
+    }
+    (acc, k - start, k)
 }
 
 /// Any line, split into blank-separated words after a `#` comment is cut off: `None` for a
