@@ -191,18 +191,9 @@ fn a_dropped_port_gets_three_probes_in_two_rounds() {
     let states = seen(&serde_json::from_slice(&o.stdout).unwrap());
     let dropped: Vec<u16> = states.iter().filter(|(_, v)| v.0 == "filtered").map(|(k, _)| k.1).collect();
     assert_eq!(dropped, [135, 137, 138, 139], "the lab's dropped ports in the range");
-    // SYN times per destination port
-    let o = run(Command::new("tcpdump").args(["-tt", "-nn", "-r"]).arg(&pcap));
     let mut syns: BTreeMap<u16, Vec<f64>> = BTreeMap::new();
-    for l in stdout(&o).lines().filter(|l| l.contains("Flags [S]")) {
-        // `TIME [IFACE DIRECTION] IP SRC > DST: Flags [S], ...`
-        let w: Vec<&str> = l.split_whitespace().collect();
-        let time = w.first().and_then(|x| x.parse::<f64>().ok());
-        let dst = w.iter().position(|x| *x == ">").and_then(|i| w.get(i + 1));
-        let port = dst.and_then(|d| d.trim_end_matches(':').rsplit('.').next()?.parse::<u16>().ok());
-        if let (Some(time), Some(port)) = (time, port) {
-            syns.entry(port).or_default().push(time);
-        }
+    for (time, port) in syns_in(&pcap) {
+        syns.entry(port).or_default().push(time);
     }
     for port in (20..=30).chain(130..=140) {
         let times = syns.get(&port).cloned().unwrap_or_default();
@@ -254,13 +245,19 @@ fn discovery_with_syn_probes_finds_the_live_hosts() {
     }
 }
 
-/// Timestamps (seconds) of the SYNs a capture holds.
-fn syn_times(pcap: &Path) -> Vec<f64> {
+/// The SYNs a capture holds: (time in seconds, destination port), in capture order.
+fn syns_in(pcap: &Path) -> Vec<(f64, u16)> {
     let o = run(Command::new("tcpdump").args(["-tt", "-nn", "-r"]).arg(pcap));
     stdout(&o)
         .lines()
         .filter(|l| l.contains("Flags [S]"))
-        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .filter_map(|l| {
+            // `TIME [IFACE DIRECTION] IP SRC > DST: Flags [S], ...`
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let time = w.first()?.parse::<f64>().ok()?;
+            let dst = w.get(w.iter().position(|x| *x == ">")? + 1)?;
+            Some((time, dst.trim_end_matches(':').rsplit('.').next()?.parse::<u16>().ok()?))
+        })
         .collect()
 }
 
@@ -298,7 +295,7 @@ fn the_max_rate_is_never_exceeded_on_the_wire() {
         .map(|p| p.number)
         .collect();
     assert_eq!(open, [22, 80, 443]);
-    let times = syn_times(&pcap);
+    let times: Vec<f64> = syns_in(&pcap).into_iter().map(|(t, _)| t).collect();
     assert!(times.len() >= 25_000, "the capture saw the scan ({} SYNs)", times.len());
     // every one-second window, starting at every packet
     let mut worst = 0usize;
