@@ -220,7 +220,7 @@ pub struct Port {
     #[serde(default)]
     pub reason_ttl: u8,
     /// Service on the port: from the registry (`method: table`) or identified (`probed`).
-    /// Shared: a scan of every port gives most of them the one `unknown` table entry.
+    // shared: a scan of every port gives most of them the one `unknown` table entry
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Arc<Service>>,
 }
