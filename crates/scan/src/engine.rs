@@ -119,6 +119,8 @@ pub struct Summary {
     pub sent: u64,
     /// Retransmissions among them.
     pub retransmissions: u64,
+    /// Answers a SYN scan read from its receive ring (the rest from raw sockets).
+    pub ring_answers: u64,
     /// Peak probes in flight in one worker.
     pub peak_in_flight: usize,
     /// The descriptor budget used.
@@ -228,6 +230,7 @@ pub(crate) struct Shared {
     pub(crate) sent: AtomicU64,
     pub(crate) retrans: AtomicU64,
     pub(crate) peak: AtomicU64,
+    pub(crate) ring: AtomicU64,
 }
 
 /// Runs a connect scan, reporting each host to `obs` as it finishes. `stop` ends the scan
@@ -316,6 +319,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Resul
     summary.workers = workers;
     summary.sent = shared.sent.load(Ordering::Relaxed);
     summary.retransmissions = shared.retrans.load(Ordering::Relaxed);
+    summary.ring_answers = shared.ring.load(Ordering::Relaxed);
     summary.peak_in_flight = shared.peak.load(Ordering::Relaxed) as usize;
     Ok(summary)
 }

@@ -32,7 +32,8 @@ use portolan_model::{Port, PortState, Reason, Transport};
 use crate::engine::{Job, Kind, Msg, Part, Shared};
 use crate::packet::{self, Answer, Cookie, ICMP_QUERY_LEN, SYN_LEN};
 use crate::raw::{
-    ArpSock, Link, RawSock, RxBatch, Transmitter, TxBatch, on_link, poll_readable, reserve_port, source_for,
+    ArpSock, Link, RawSock, RxBatch, RxRing, Transmitter, TxBatch, on_link, poll_readable, reserve_port,
+    source_for,
 };
 use crate::timing::{RttEstimator, Timing, TokenBucket};
 use crate::udp::UdpSock;
@@ -113,7 +114,8 @@ fn icmp_reason(v6: bool, kind: u8, code: u8) -> Reason {
 
 /// Raw sockets of one address family.
 struct Family {
-    tcp: RawSock,
+    /// Answers to the port probes; `None` while `ring` reads them instead.
+    tcp: Option<RawSock>,
     icmp: RawSock,
     /// Sends the port probes (SYNs) in batches from a thread of its own.
     tx: Transmitter,
@@ -121,7 +123,44 @@ struct Family {
     pending: TxBatch,
     /// Holds the source port for the scan's lifetime.
     _reserved: socket2::Socket,
+    /// IPv4: the receive ring of a large sweep.
+    ring: Ring,
 }
+
+impl Drop for Family {
+    fn drop(&mut self) {
+        if let Ring::On(r) | Ring::Leaving(r, _) = std::mem::replace(&mut self.ring, Ring::Done) {
+            r.close_in_background();
+        }
+    }
+}
+
+/// The receive ring ([`RxRing`]) of a large IPv4 sweep. It takes over from the raw TCP socket
+/// once the scan has [`RING_FROM`] port probes (it is made on a thread of its own meanwhile,
+/// the raw socket reading until it is ready), and gives way to the raw socket again when the
+/// last hosts have sent their first round: the retransmission rounds get few answers.
+enum Ring {
+    /// Not wanted (yet): the scan is small so far.
+    Unused,
+    /// Being made on a thread of its own.
+    Coming(mpsc::Receiver<std::io::Result<RxRing>>),
+    /// Reading every answer; the raw socket is closed.
+    On(RxRing),
+    /// The raw socket is back; the ring is still read until then, for what reached it alone,
+    /// and then closed on a thread of its own.
+    Leaving(RxRing, Instant),
+    /// Done with, or could not be made: the raw socket reads.
+    Done,
+}
+
+/// Port probes (IPv4 TCP) from which a scan reads its answers from a ring: enough that the
+/// ring's making and closing (a grace period each, 10 to 40 ms, on threads of their own) are
+/// hidden behind the sweep.
+const RING_FROM: usize = 20_000;
+
+/// How long the ring is still read once the raw socket is back: its last block reaches the
+/// reader by the kernel's block timer (1 ms, a jiffy at least: 4 ms at HZ=250).
+const RING_LINGER: Duration = Duration::from_millis(12);
 
 /// What `SynWorker::send_one` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +276,8 @@ pub(crate) struct SynWorker {
     rx: RxBatch,
     /// Hosts in flight at most.
     pub(crate) max_jobs: usize,
+    /// IPv4 TCP port probes of the hosts started so far (for [`RING_FROM`]).
+    v4_probes: usize,
 }
 
 impl SynWorker {
@@ -277,6 +318,7 @@ impl SynWorker {
             buf: vec![0u8; 2048],
             rx: RxBatch::default(),
             max_jobs: 64,
+            v4_probes: 0,
         }
     }
 
@@ -299,7 +341,14 @@ impl SynWorker {
             RawSock::open(v6, if v6 { libc::IPPROTO_ICMPV6 } else { libc::IPPROTO_ICMP }).map_err(need)?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(TX_THREADS);
         let tx = Transmitter::start(&tcp, v6, threads).map_err(Error::Engine)?;
-        let fam = Family { tcp, icmp, tx, pending: TxBatch::default(), _reserved: reserved };
+        let fam = Family {
+            tcp: Some(tcp),
+            icmp,
+            tx,
+            pending: TxBatch::default(),
+            _reserved: reserved,
+            ring: Ring::Unused,
+        };
         self.sport[usize::from(v6)] = port;
         if v6 {
             self.v6 = Some(fam);
@@ -331,6 +380,12 @@ impl SynWorker {
             self.udp_family(v6)?;
         } else {
             self.family(v6)?;
+            if !v6 && job.kind == Kind::Ports {
+                self.v4_probes += job.ports.len();
+                if self.v4_probes >= RING_FROM {
+                    self.ring_up();
+                }
+            }
         }
         let src = source_for(job.addr).map_err(|_| Error::NoRoute { addr: job.addr })?;
         let mut link = None;
@@ -467,13 +522,22 @@ impl SynWorker {
     fn receive(&mut self, jobs: &mut [Option<SynJob>]) -> Result<Vec<usize>> {
         let now = Instant::now();
         let mut finished = Vec::new();
+        // a ring that is ready takes over: the raw socket is read to the end (what came after
+        // the ring's start is in both, and a second answer changes nothing) and closed
+        let ring_came = self.ring_ready();
         let mut rx = std::mem::take(&mut self.rx);
         for v6 in [false, true] {
             for icmp in [true, false] {
-                for _ in 0..64 {
+                let batches = if ring_came && !v6 && !icmp { usize::MAX } else { 64 };
+                for _ in 0..batches {
                     let fam = if v6 { self.v6.as_ref() } else { self.v4.as_ref() };
                     let Some(fam) = fam else { break };
-                    let sock = if icmp { &fam.icmp } else { &fam.tcp };
+                    let sock = if icmp {
+                        &fam.icmp
+                    } else {
+                        let Some(tcp) = fam.tcp.as_ref() else { break };
+                        tcp
+                    };
                     let n = match sock.recv_batch(&mut rx) {
                         Ok(n) => n,
                         Err(e) => {
@@ -492,9 +556,15 @@ impl SynWorker {
                     }
                 }
             }
+            if !v6 {
+                self.receive_ring(jobs, &mut finished);
+            }
             self.receive_udp(v6, jobs, now, &mut finished)?;
         }
         self.rx = rx;
+        if ring_came && let Some(fam) = self.v4.as_mut() {
+            fam.tcp = None;
+        }
         for _ in 0..4096 {
             let Some(from) = self.arp.as_ref().and_then(ArpSock::reply) else { break };
             let Some(&ji) = self.by_addr.get(&(from, false)) else { continue };
@@ -507,6 +577,93 @@ impl SynWorker {
             }
         }
         Ok(finished)
+    }
+
+    /// Starts making the IPv4 receive ring on a thread of its own, once.
+    fn ring_up(&mut self) {
+        let port = self.sport[0];
+        let Some(fam) = self.v4.as_mut() else { return };
+        if !matches!(fam.ring, Ring::Unused) {
+            return;
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        let made = std::thread::Builder::new().name("ring-open".into()).spawn(move || {
+            // a scan that ended meanwhile drops the ring here, off its path
+            let _ = tx.send(RxRing::open(port));
+        });
+        fam.ring = if made.is_ok() { Ring::Coming(rx) } else { Ring::Done };
+    }
+
+    /// Whether the ring has just become ready (the caller then drains and closes the raw
+    /// socket). A ring that could not be made leaves the raw socket in place.
+    fn ring_ready(&mut self) -> bool {
+        let Some(fam) = self.v4.as_mut() else { return false };
+        let Ring::Coming(rx) = &fam.ring else { return false };
+        match rx.try_recv() {
+            Ok(Ok(ring)) => {
+                fam.ring = Ring::On(ring);
+                true
+            }
+            Err(mpsc::TryRecvError::Empty) => false,
+            Ok(Err(_)) | Err(mpsc::TryRecvError::Disconnected) => {
+                fam.ring = Ring::Done;
+                false
+            }
+        }
+    }
+
+    /// Hands the answers back to a raw socket: the first rounds are out.
+    fn ring_down(&mut self) {
+        let port = self.sport[0];
+        let Some(fam) = self.v4.as_mut() else { return };
+        match std::mem::replace(&mut fam.ring, Ring::Done) {
+            Ring::On(ring) => {
+                let raw = RawSock::open(false, libc::IPPROTO_TCP).and_then(|s| {
+                    s.filter_tcp_dport(false, port)?;
+                    Ok(s)
+                });
+                match raw {
+                    Ok(raw) => {
+                        fam.tcp = Some(raw);
+                        fam.ring = Ring::Leaving(ring, Instant::now() + RING_LINGER);
+                    }
+                    // no raw socket: the ring stays
+                    Err(_) => fam.ring = Ring::On(ring),
+                }
+            }
+            // dropping the channel leaves a ring still being made to its thread, which closes it
+            Ring::Coming(_) => {}
+            other => fam.ring = other,
+        }
+    }
+
+    /// Reads the answers the ring holds, each with the time it arrived.
+    fn receive_ring(&mut self, jobs: &mut [Option<SynJob>], finished: &mut Vec<usize>) {
+        let Some(fam) = self.v4.as_mut() else { return };
+        let mut state = std::mem::replace(&mut fam.ring, Ring::Done);
+        if let Ring::On(ring) | Ring::Leaving(ring, _) = &mut state {
+            let now = Instant::now();
+            let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let n = ring.drain(64, |pkt, arrived| {
+                // the kernel's arrival time, on the monotonic clock; a clock step gives "now"
+                let ago = wall.saturating_sub(arrived);
+                let at = if ago < Duration::from_secs(1) { now.checked_sub(ago).unwrap_or(now) } else { now };
+                if let Some(&[a, b, c, d]) = pkt.get(12..16) {
+                    self.answer(false, false, pkt, IpAddr::from([a, b, c, d]), jobs, at, finished);
+                }
+            });
+            self.shared.ring.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        let state = match state {
+            Ring::Leaving(ring, until) if Instant::now() >= until => {
+                ring.close_in_background();
+                Ring::Done
+            }
+            state => state,
+        };
+        if let Some(fam) = self.v4.as_mut() {
+            fam.ring = state;
+        }
     }
 
     /// Handles one packet read from a raw socket of the family `v6` (its ICMP or its TCP
@@ -754,13 +911,22 @@ impl SynWorker {
         let mut seg = [0u8; SYN_LEN];
         if j.job.kind == Kind::Discovery {
             return match port {
-                PING_SYN => {
-                    packet::write_syn(&mut seg, j.src, dst, sport, 443, cookie.of(j.src, dst, sport, 443));
-                    fam.tcp.send_to(&seg, dst)
-                }
-                PING_ACK => {
-                    packet::write_ack(&mut seg, j.src, dst, sport, 80, cookie.of(j.src, dst, sport, 80));
-                    fam.tcp.send_to(&seg, dst)
+                PING_SYN | PING_ACK => {
+                    // with the port probes, from the sender threads
+                    if port == PING_SYN {
+                        packet::write_syn(
+                            &mut seg,
+                            j.src,
+                            dst,
+                            sport,
+                            443,
+                            cookie.of(j.src, dst, sport, 443),
+                        );
+                    } else {
+                        packet::write_ack(&mut seg, j.src, dst, sport, 80, cookie.of(j.src, dst, sport, 80));
+                    }
+                    fam.pending.push(seg, j.src, dst);
+                    Ok(())
                 }
                 PING_ARP | PING_ND => match (j.link.as_ref(), dst) {
                     (Some(link), IpAddr::V4(d)) => arp.map_or(Ok(()), |a| a.request(link, d)),
@@ -1040,6 +1206,10 @@ impl SynWorker {
                 }
             }
             self.flush()?;
+            if closed && ready.is_empty() {
+                // every host has sent its first round: few answers are still to come
+                self.ring_down();
+            }
             // answers; hosts whose every port is decided finish at once
             let finished = self.receive(&mut slab)?;
             for slot in finished {
@@ -1078,7 +1248,14 @@ impl SynWorker {
             let fds: Vec<i32> = [self.v4.as_ref(), self.v6.as_ref()]
                 .into_iter()
                 .flatten()
-                .flat_map(|f| [f.tcp.fd(), f.icmp.fd()])
+                .flat_map(|f| {
+                    let ring = match &f.ring {
+                        Ring::On(r) | Ring::Leaving(r, _) => Some(r.fd()),
+                        _ => None,
+                    };
+                    [f.tcp.as_ref().map(RawSock::fd), Some(f.icmp.fd()), ring]
+                })
+                .flatten()
                 .chain(self.udp.iter().flatten().map(UdpSock::fd))
                 .chain(self.arp.iter().map(ArpSock::fd))
                 .collect();

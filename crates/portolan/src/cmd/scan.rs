@@ -486,6 +486,9 @@ fn execute_resumable(
             "portolan: {} probes ({} retransmitted), at most {} in flight (descriptor budget {})",
             summary.sent, summary.retransmissions, summary.peak_in_flight, summary.fd_budget
         );
+        if summary.ring_answers > 0 {
+            eprintln!("portolan: {} answers read from a receive ring", summary.ring_answers);
+        }
     }
     io::stdout().flush().context("writing to standard output")?;
     // the finished hosts are wanted for a resume file only: without one each kept host is
