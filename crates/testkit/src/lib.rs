@@ -162,6 +162,14 @@ impl Lab {
         assert!(o.status.success(), "lab.sh loss {arg}: {}", stderr(&o));
     }
 
+    /// Holds every packet ptl-h6 sends for `ms` milliseconds (`None`: no delay): a path with a
+    /// round-trip time (`lab.sh delay`).
+    pub fn delay(&self, ms: Option<u32>) {
+        let arg = ms.map_or("off".to_string(), |m| m.to_string());
+        let o = run(Command::new("bash").arg(&self.script).arg("delay").arg(&arg));
+        assert!(o.status.success(), "lab.sh delay {arg}: {}", stderr(&o));
+    }
+
     /// The hosts' ICMP error rate limit per peer, in milliseconds (Linux's default is 1000; 0
     /// turns it off).
     pub fn icmp_ratelimit(&self, ms: u32) {
@@ -189,7 +197,10 @@ impl Lab {
     pub fn capture(&self, pcap: &Path, filter: &str) -> Capture {
         let child = self
             .in_scanner("tcpdump")
-            .args(["-i", "any", "-nn", "-U", "-B", "16384", "-w"])
+            // immediate mode: libpcap's ring otherwise hands a block over only when it fills or
+            // after its 1 s timeout, and tcpdump stopped before that writes none of it (a test
+            // then read an empty capture: "32 packets received by filter, 0 captured")
+            .args(["--immediate-mode", "-i", "any", "-nn", "-U", "-B", "16384", "-w"])
             .arg(pcap)
             .arg(filter)
             .stdout(std::process::Stdio::null())
