@@ -10,6 +10,10 @@
 #                        (nftables numgen random: this kernel has no sch_netem; where netem
 #                        exists, `lab.sh netem SPEC` applies it to the scanner's links)
 #   lab.sh netem SPEC    tc netem on the scanner's links ("delay 5ms loss 1%"), or "off"
+#   lab.sh delay MS      every packet ptl-h6 sends waits MS ms (1-2000), a path with a round-trip
+#                        time (scripts/nfq-delay.py on an iptables NFQUEUE, as this kernel has
+#                        no sch_netem; the queue is bypassed while nothing reads it); "off"
+#                        stops it
 #   lab.sh icmp-ratelimit MS   the hosts' ICMP error rate limit per peer (Linux default 1000:
 #                        a burst of 6, then one a second; 0 turns it off), IPv4 and IPv6
 #   lab.sh status        print the layout
@@ -253,6 +257,34 @@ table inet labloss {
 NFT
 }
 
+delay() {
+  local ns=ptl-h6 queue=7 pid
+  if [ -f "$RUN/delay.pid" ]; then
+    pid=$(cat "$RUN/delay.pid" 2>/dev/null || true)
+    # only a process that is still the lab's delayer (a crashed run's pid may be reused)
+    if [ -n "$pid" ] && [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ]; then
+      stop_pids "$pid"
+    fi
+    rm -f "$RUN/delay.pid"
+  fi
+  ip netns exec "$ns" iptables -w -F OUTPUT 2>/dev/null || true
+  ip netns exec "$ns" ip6tables -w -F OUTPUT 2>/dev/null || true
+  [ "${1:-off}" = off ] && return 0
+  [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 2000 ] \
+    || { echo "lab.sh: delay takes milliseconds (1-2000) or off" >&2; exit 2; }
+  need iptables
+  mkdir -p "$RUN"
+  ip netns exec "$ns" python3 "$HERE/nfq-delay.py" "$queue" "$1" "$LAB_TIMEOUT" >"$RUN/delay.log" 2>&1 &
+  echo $! >"$RUN/delay.pid"
+  for _ in $(seq 60); do
+    grep -q '^ready' "$RUN/delay.log" 2>/dev/null && break
+    sleep 0.05
+  done
+  grep -q '^ready' "$RUN/delay.log" || { echo "lab.sh: the delayer did not start: $(cat "$RUN/delay.log")" >&2; delay off; exit 1; }
+  ip netns exec "$ns" iptables -w -A OUTPUT -j NFQUEUE --queue-num "$queue" --queue-bypass
+  ip netns exec "$ns" ip6tables -w -A OUTPUT -j NFQUEUE --queue-num "$queue" --queue-bypass
+}
+
 icmp_ratelimit() {
   local ms=${1:-}
   [[ "$ms" =~ ^[0-9]+$ ]] || { echo "lab.sh: icmp-ratelimit takes milliseconds (0 = off)" >&2; exit 2; }
@@ -265,8 +297,9 @@ case "${1:-}" in
   up) up ;;
   icmp-ratelimit) shift; icmp_ratelimit "$@" ;;
   loss) shift; loss "$@" ;;
+  delay) shift; delay "$@" ;;
   down) down ;;
   netem) shift; netem "$@" ;;
   status) ip netns list | grep -E '^ptl-(scan|h[0-9]|net)\b' || echo "lab down" ;;
-  *) echo "usage: lab.sh up|down|loss PCT|netem SPEC|icmp-ratelimit MS|status" >&2; exit 2 ;;
+  *) echo "usage: lab.sh up|down|loss PCT|delay MS|netem SPEC|icmp-ratelimit MS|status" >&2; exit 2 ;;
 esac
