@@ -223,6 +223,53 @@ fn a_dropped_port_gets_three_probes_in_two_rounds() {
     }
 }
 
+/// On a path with a round-trip time (every answer of ptl-h6 held 60 ms), the wait before a
+/// dropped port goes again follows the host's answers: they come after the whole first round
+/// is out, and shorten the timeout from -T4's initial 500 ms to about three round trips; the
+/// host's waiting entry must move up with it (it once stayed at 500 ms).
+#[test]
+fn answers_that_come_after_the_first_round_shorten_its_wait() {
+    let t = "syn_wait_follows_late_answers";
+    if !ready(t) || !require_tool(t, "iptables") || !require_tool(t, "python3") {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let dir = TempDir::new("syn-delay");
+    let pcap = dir.join("delayed.pcap");
+    lab.delay(Some(60));
+    let dump = lab.capture(&pcap, "tcp and dst host 198.18.6.2");
+    let o = run(lab.in_scanner(BIN).args([
+        "scan",
+        "-sS",
+        "-Pn",
+        "-n",
+        "-T4",
+        "-p",
+        "20-30,130-140",
+        "-o",
+        "json",
+        "198.18.6.2",
+    ]));
+    dump.stop();
+    lab.delay(None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let states = seen(&serde_json::from_slice(&o.stdout).unwrap());
+    let dropped: Vec<u16> = states.iter().filter(|(_, v)| v.0 == "filtered").map(|(k, _)| k.1).collect();
+    assert_eq!(dropped, [135, 137, 138, 139], "the lab's dropped ports in the range, delay or not");
+    let mut syns: BTreeMap<u16, Vec<f64>> = BTreeMap::new();
+    for (time, port) in syns_in(&pcap) {
+        syns.entry(port).or_default().push(time);
+    }
+    for port in dropped {
+        let times = syns.get(&port).cloned().unwrap_or_default();
+        assert!(times.len() >= 2, "port {port}: SYNs at {times:?}");
+        let wait = times[1] - times[0];
+        // not before an answer could come back, and well before the initial 500 ms
+        assert!(wait >= 0.06, "port {port}: sent again before a round trip ({times:?})");
+        assert!(wait < 0.35, "port {port}: waited {wait:.3} s after the answers came ({times:?})");
+    }
+}
+
 #[test]
 fn discovery_with_syn_probes_finds_the_live_hosts() {
     let t = "syn_discovery";

@@ -222,6 +222,11 @@ struct SynJob {
     last_sent: Instant,
     /// Discovery of a target on a directly connected link: ARP or neighbour discovery.
     link: Option<Link>,
+    /// Its slot in the worker's slab.
+    slot: usize,
+    /// When its entry in the deadline heap is due, while it waits there; entries at any other
+    /// time are stale and skipped (a wait that an answer shortened gets a new, sooner entry).
+    wake: Option<Instant>,
 }
 
 impl SynJob {
@@ -278,6 +283,8 @@ pub(crate) struct SynWorker {
     pub(crate) max_jobs: usize,
     /// IPv4 TCP port probes of the hosts started so far (for [`RING_FROM`]).
     v4_probes: usize,
+    /// Slots of waiting hosts whose timeout shrank: their deadline may come sooner.
+    sooner: Vec<usize>,
 }
 
 impl SynWorker {
@@ -319,6 +326,7 @@ impl SynWorker {
             rx: RxBatch::default(),
             max_jobs: 64,
             v4_probes: 0,
+            sooner: Vec::new(),
         }
     }
 
@@ -440,6 +448,8 @@ impl SynWorker {
             gap: Duration::ZERO,
             last_sent: Instant::now(),
             link,
+            slot: 0,
+            wake: None,
             job,
         })
     }
@@ -485,10 +495,15 @@ impl SynWorker {
             j.rtt.sample(now.saturating_duration_since(sent));
         }
         // SYN answers come from the target's kernel; a UDP reply may come from a slow service
+        let before = j.timeout;
         j.timeout = match j.job.transport {
             Transport::Tcp => j.rtt.measured_timeout(&self.t),
             _ => j.rtt.timeout(&self.t),
         };
+        if j.timeout < before && j.wake.is_some() {
+            // its wait in the heap was reckoned with the longer timeout
+            self.sooner.push(j.slot);
+        }
         // a TCP answer counts for the round of the probe it answers (a late answer to the first
         // round may come after the second began), as nmap counts by try number; UDP's by arrival
         let round = if j.job.transport == Transport::Tcp { j.probe_round[i] } else { j.round };
@@ -830,15 +845,10 @@ impl SynWorker {
             }
             return Ok(Step::Idle);
         }
-        if j.round > 0 && j.first_pass && j.job.kind == Kind::Ports && j.job.transport == Transport::Tcp {
-            // a port is sent again once its last probe has had the timeout to be answered (as
-            // in nmap), not once the whole round has: the ports go in the order they went
-            // before, so a round after a long sweep starts with the ports probed long ago
-            // (`sent_ms` is whole milliseconds, rounded down: one more)
-            let due = j.t0 + Duration::from_millis(u64::from(j.sent_ms[j.cursor]) + 1) + j.timeout;
-            if due > Instant::now() {
-                return Ok(Step::NotBefore(due));
-            }
+        if let Some(due) = Self::port_due(j)
+            && due > Instant::now()
+        {
+            return Ok(Step::NotBefore(due));
         }
         let i = j.cursor;
         j.cursor += 1;
@@ -1014,6 +1024,25 @@ impl SynWorker {
     /// its own probe's timeout (`send_one`), so a full-range sweep's early ports go again
     /// while its last answers are still coming. Later rounds end a timeout after their last
     /// probe, since whether another follows depends on their answers.
+    /// When the port at the cursor may go again, in the first pass of a TCP retransmission
+    /// round: once its last probe has had the timeout to be answered (as in nmap), not once
+    /// the whole round has. The ports go in the order they went before, so a round after a
+    /// long sweep starts with the ports probed long ago. (`sent_ms` is whole milliseconds,
+    /// rounded down: one more.)
+    fn port_due(j: &SynJob) -> Option<Instant> {
+        if j.round == 0 || !j.first_pass || j.job.kind != Kind::Ports || j.job.transport != Transport::Tcp {
+            return None;
+        }
+        let sent = j.sent_ms.get(j.cursor)?;
+        Some(j.t0 + Duration::from_millis(u64::from(*sent) + 1) + j.timeout)
+    }
+
+    /// When a waiting host is due, reckoned with its timeout as it is now: the end of its
+    /// round, or its next port's time. `None` for a wait the timeout does not set (a UDP gap).
+    fn due(&self, j: &SynJob) -> Option<Instant> {
+        if j.round_done.is_some() { self.round_end(j) } else { Self::port_due(j) }
+    }
+
     fn round_end(&self, j: &SynJob) -> Option<Instant> {
         let done = j.round_done?;
         let rolls = j.round == 0
@@ -1145,13 +1174,14 @@ impl SynWorker {
                     }
                 };
                 let Some(job) = got else { break };
-                let sj = self.start(job)?;
+                let mut sj = self.start(job)?;
                 let slot = free.pop().unwrap_or_else(|| {
                     slab.push(None);
                     gens.push(0);
                     slab.len() - 1
                 });
                 gens[slot] = gens[slot].wrapping_add(1);
+                sj.slot = slot;
                 self.by_addr.insert((sj.job.addr, sj.job.transport == Transport::Udp), slot);
                 slab[slot] = Some(sj);
                 ready.push_back((slot, gens[slot]));
@@ -1171,13 +1201,14 @@ impl SynWorker {
                     ready.pop_front();
                     continue;
                 }
-                if let Some(j) = slab[slot].as_ref()
+                if let Some(j) = slab[slot].as_mut()
                     && j.gap > Duration::ZERO
                     && j.last_sent + j.gap > Instant::now()
                 {
                     // a host that limits its ICMP errors: its next probe after the gap
                     ready.pop_front();
-                    waiting.push(Reverse((j.last_sent + j.gap, slot, g)));
+                    let at = j.last_sent + j.gap;
+                    park(&mut waiting, j, at, g);
                     continue;
                 }
                 if let Err(d) = self.bucket.take(Instant::now()) {
@@ -1188,21 +1219,22 @@ impl SynWorker {
                 let Some(j) = slab[slot].as_mut() else { continue };
                 let more = match self.send_one(j)? {
                     Step::NotBefore(at) => {
-                        waiting.push(Reverse((at, slot, g)));
+                        park(&mut waiting, j, at, g);
                         continue;
                     }
                     step => step == Step::Sent,
                 };
                 match (more, j.round_done) {
                     (true, None) if j.gap > Duration::ZERO => {
-                        waiting.push(Reverse((j.last_sent + j.gap, slot, g)))
+                        let at = j.last_sent + j.gap;
+                        park(&mut waiting, j, at, g)
                     }
                     (true, None) => ready.push_back((slot, g)),
                     (_, Some(_)) => {
                         let end = self.round_end(j).unwrap_or_else(Instant::now);
-                        waiting.push(Reverse((end, slot, g)))
+                        park(&mut waiting, j, end, g)
                     }
-                    (false, None) => waiting.push(Reverse((Instant::now(), slot, g))),
+                    (false, None) => park(&mut waiting, j, Instant::now(), g),
                 }
             }
             self.flush()?;
@@ -1218,10 +1250,19 @@ impl SynWorker {
                     send_part(self, j)?;
                 }
             }
+            // waits that answers shortened: a sooner entry (the old one goes stale)
+            for slot in std::mem::take(&mut self.sooner) {
+                let Some(j) = slab[slot].as_mut() else { continue };
+                if let (Some(w), Some(due)) = (j.wake, self.due(j))
+                    && due < w
+                {
+                    park(&mut waiting, j, due, gens[slot]);
+                }
+            }
             // rounds that timed out: the next round, or the end
             let now = Instant::now();
             while let Some(&Reverse((deadline, slot, g))) = waiting.peek() {
-                if gens[slot] != g || slab[slot].is_none() {
+                if gens[slot] != g || slab[slot].as_ref().is_none_or(|j| j.wake != Some(deadline)) {
                     waiting.pop();
                     continue;
                 }
@@ -1230,10 +1271,11 @@ impl SynWorker {
                 }
                 waiting.pop();
                 let Some(j) = slab[slot].as_mut() else { continue };
+                j.wake = None;
                 let due = self.round_end(j).unwrap_or(now);
                 if due > now {
-                    // the timeout shrank or grew since: wait until the real deadline
-                    waiting.push(Reverse((due, slot, g)));
+                    // the timeout grew since: wait until the real deadline
+                    park(&mut waiting, j, due, g);
                     continue;
                 }
                 if self.advance(j, now) {
@@ -1270,6 +1312,12 @@ impl SynWorker {
             poll_readable(&fds, timeout).map_err(Error::Engine)?;
         }
     }
+}
+
+/// Puts a host in the deadline heap, due at `at`; its earlier entry, if any, goes stale.
+fn park(waiting: &mut BinaryHeap<Reverse<(Instant, usize, u32)>>, j: &mut SynJob, at: Instant, g: u32) {
+    j.wake = Some(at);
+    waiting.push(Reverse((at, j.slot, g)));
 }
 
 /// Takes a finished host out of its slot; the slot's generation changes, so queue entries that
