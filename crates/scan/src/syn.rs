@@ -137,8 +137,9 @@ impl Drop for Family {
 
 /// The receive ring ([`RxRing`]) of a large IPv4 sweep. It takes over from the raw TCP socket
 /// once the scan has [`RING_FROM`] port probes (it is made on a thread of its own meanwhile,
-/// the raw socket reading until it is ready), and gives way to the raw socket again when the
-/// last hosts have sent their first round: the retransmission rounds get few answers.
+/// the raw socket reading until it is ready), and gives way to the raw socket again when no
+/// host in flight has a probe to send at once (the sweep is out): the retransmission rounds
+/// get few answers, and the ring's closing then overlaps them and the report.
 enum Ring {
     /// Not wanted (yet): the scan is small so far.
     Unused,
@@ -159,8 +160,10 @@ enum Ring {
 const RING_FROM: usize = 20_000;
 
 /// How long the ring is still read once the raw socket is back: its last block reaches the
-/// reader by the kernel's block timer (1 ms, a jiffy at least: 4 ms at HZ=250).
-const RING_LINGER: Duration = Duration::from_millis(12);
+/// reader by the kernel's block timer, 1 ms (measured here: 0.1-1.0 ms; a kernel whose timer
+/// counts in jiffies may take longer, and an answer left in the ring is then asked for again
+/// in the next round: it costs a round, not a result).
+const RING_LINGER: Duration = Duration::from_millis(4);
 
 /// What `SynWorker::send_one` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1238,8 +1241,10 @@ impl SynWorker {
                 }
             }
             self.flush()?;
-            if closed && ready.is_empty() {
-                // every host has sent its first round: few answers are still to come
+            if ready.is_empty() {
+                // every host in flight has sent what it may for now (its first round): few
+                // answers are still to come. (The job queue stays open until the scan's end;
+                // hosts that come later use the raw socket.)
                 self.ring_down();
             }
             // answers; hosts whose every port is decided finish at once
