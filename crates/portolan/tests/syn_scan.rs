@@ -184,30 +184,7 @@ fn a_dropped_port_gets_three_probes_in_two_rounds() {
         return;
     }
     let lab = Lab::up(&repo());
-    let dir = TempDir::new("syn-rounds");
-    let pcap = dir.join("rounds.pcap");
-    let dump = lab.capture(&pcap, "tcp and dst host 198.18.6.2");
-    let o = run(lab.in_scanner(BIN).args([
-        "scan",
-        "-sS",
-        "-Pn",
-        "-n",
-        "-T4",
-        "-p",
-        "20-30,130-140",
-        "-o",
-        "json",
-        "198.18.6.2",
-    ]));
-    dump.stop();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let states = seen(&serde_json::from_slice(&o.stdout).unwrap());
-    let dropped: Vec<u16> = states.iter().filter(|(_, v)| v.0 == "filtered").map(|(k, _)| k.1).collect();
-    assert_eq!(dropped, [135, 137, 138, 139], "the lab's dropped ports in the range");
-    let mut syns: BTreeMap<u16, Vec<f64>> = BTreeMap::new();
-    for (time, port) in syns_in(&pcap) {
-        syns.entry(port).or_default().push(time);
-    }
+    let (dropped, syns) = h6_probe_times(&lab, None);
     for port in (20..=30).chain(130..=140) {
         let times = syns.get(&port).cloned().unwrap_or_default();
         if dropped.contains(&port) {
@@ -225,7 +202,7 @@ fn a_dropped_port_gets_three_probes_in_two_rounds() {
 
 /// On a path with a round-trip time (every answer of ptl-h6 held 60 ms), the wait before a
 /// dropped port goes again follows the host's answers: they come after the whole first round
-/// is out, and shorten the timeout from -T4's initial 500 ms to about three round trips; the
+/// is out, and shorten the timeout from -T4's initial 500 ms to about 100 ms; the
 /// host's waiting entry must move up with it (it once stayed at 500 ms).
 #[test]
 fn answers_that_come_after_the_first_round_shorten_its_wait() {
@@ -234,32 +211,7 @@ fn answers_that_come_after_the_first_round_shorten_its_wait() {
         return;
     }
     let lab = Lab::up(&repo());
-    let dir = TempDir::new("syn-delay");
-    let pcap = dir.join("delayed.pcap");
-    lab.delay(Some(60));
-    let dump = lab.capture(&pcap, "tcp and dst host 198.18.6.2");
-    let o = run(lab.in_scanner(BIN).args([
-        "scan",
-        "-sS",
-        "-Pn",
-        "-n",
-        "-T4",
-        "-p",
-        "20-30,130-140",
-        "-o",
-        "json",
-        "198.18.6.2",
-    ]));
-    dump.stop();
-    lab.delay(None);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let states = seen(&serde_json::from_slice(&o.stdout).unwrap());
-    let dropped: Vec<u16> = states.iter().filter(|(_, v)| v.0 == "filtered").map(|(k, _)| k.1).collect();
-    assert_eq!(dropped, [135, 137, 138, 139], "the lab's dropped ports in the range, delay or not");
-    let mut syns: BTreeMap<u16, Vec<f64>> = BTreeMap::new();
-    for (time, port) in syns_in(&pcap) {
-        syns.entry(port).or_default().push(time);
-    }
+    let (dropped, syns) = h6_probe_times(&lab, Some(60));
     for port in dropped {
         let times = syns.get(&port).cloned().unwrap_or_default();
         assert!(times.len() >= 2, "port {port}: SYNs at {times:?}");
@@ -303,6 +255,42 @@ fn discovery_with_syn_probes_finds_the_live_hosts() {
         };
         assert!(want.contains(&h.status.reason.as_str()), "{:?}", h.status);
     }
+}
+
+/// Scans ports 20-30 and 130-140 of ptl-h6 (its answers held `delay` ms, if given) with a
+/// capture of the SYNs: its dropped ports (checked: 135, 137-139) and each port's SYN times.
+fn h6_probe_times(lab: &Lab, delay: Option<u32>) -> (Vec<u16>, BTreeMap<u16, Vec<f64>>) {
+    let dir = TempDir::new("syn-times");
+    let pcap = dir.join("syns.pcap");
+    if delay.is_some() {
+        lab.delay(delay);
+    }
+    let dump = lab.capture(&pcap, "tcp and dst host 198.18.6.2");
+    let o = run(lab.in_scanner(BIN).args([
+        "scan",
+        "-sS",
+        "-Pn",
+        "-n",
+        "-T4",
+        "-p",
+        "20-30,130-140",
+        "-o",
+        "json",
+        "198.18.6.2",
+    ]));
+    dump.stop();
+    if delay.is_some() {
+        lab.delay(None);
+    }
+    assert!(o.status.success(), "{}", stderr(&o));
+    let states = seen(&serde_json::from_slice(&o.stdout).unwrap());
+    let dropped: Vec<u16> = states.iter().filter(|(_, v)| v.0 == "filtered").map(|(k, _)| k.1).collect();
+    assert_eq!(dropped, [135, 137, 138, 139], "the lab's dropped ports in the range (delay {delay:?})");
+    let mut syns: BTreeMap<u16, Vec<f64>> = BTreeMap::new();
+    for (time, port) in syns_in(&pcap) {
+        syns.entry(port).or_default().push(time);
+    }
+    (dropped, syns)
 }
 
 /// The SYNs a capture holds: (time in seconds, destination port), in capture order.
