@@ -1022,11 +1022,6 @@ impl SynWorker {
         Part { host: j.job.host, kind: Kind::Ports, ports, up: None, srtt }
     }
 
-    /// When a round whose last probe went out is over. A TCP port scan's first round ends at
-    /// once: the first retransmission round always follows it, and each port in it waits for
-    /// its own probe's timeout (`send_one`), so a full-range sweep's early ports go again
-    /// while its last answers are still coming. Later rounds end a timeout after their last
-    /// probe, since whether another follows depends on their answers.
     /// When the port at the cursor may go again, in the first pass of a TCP retransmission
     /// round: once its last probe has had the timeout to be answered (as in nmap), not once
     /// the whole round has. The ports go in the order they went before, so a round after a
@@ -1046,6 +1041,11 @@ impl SynWorker {
         if j.round_done.is_some() { self.round_end(j) } else { Self::port_due(j) }
     }
 
+    /// When a round whose last probe went out is over. A TCP port scan's first round ends at
+    /// once: the first retransmission round always follows it, and each port in it waits for
+    /// its own probe's timeout (`send_one`), so a full-range sweep's early ports go again
+    /// while its last answers are still coming. Later rounds end a timeout after their last
+    /// probe, since whether another follows depends on their answers.
     fn round_end(&self, j: &SynJob) -> Option<Instant> {
         let done = j.round_done?;
         let rolls = j.round == 0
