@@ -472,15 +472,8 @@ impl RxRing {
         }
         // SAFETY: raw was just created and is ours.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let setopt = |level: libc::c_int, name: libc::c_int, val: *const libc::c_void, len: usize| {
-            // SAFETY: `val` points at `len` readable bytes for the call.
-            if unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, val, len as libc::socklen_t) } < 0 {
-                return Err(last());
-            }
-            Ok(())
-        };
         let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
-        setopt(libc::SOL_PACKET, libc::PACKET_VERSION, (&version as *const libc::c_int).cast(), 4)?;
+        set_opt(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &version)?;
         // a SOCK_DGRAM packet socket's filter sees the packet from its IP header: TCP (protocol
         // 6) to `port`, whole
         let prog = [
@@ -494,12 +487,7 @@ impl RxRing {
         ];
         let fprog =
             libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
-        setopt(
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&fprog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>(),
-        )?;
+        set_opt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)?;
         let req = libc::tpacket_req3 {
             tp_block_size: Self::BLOCK as u32,
             tp_block_nr: Self::BLOCKS as u32,
@@ -509,12 +497,7 @@ impl RxRing {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        setopt(
-            libc::SOL_PACKET,
-            libc::PACKET_RX_RING,
-            (&req as *const libc::tpacket_req3).cast(),
-            std::mem::size_of::<libc::tpacket_req3>(),
-        )?;
+        set_opt(&fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
         // SAFETY: maps the ring the kernel just made for this socket, its whole length.
         let map = unsafe {
             libc::mmap(
@@ -605,6 +588,16 @@ impl RxRing {
         // without a thread, the closure and the ring in it are dropped here
         let _ = std::thread::Builder::new().name("ring-close".into()).spawn(move || drop(self));
     }
+}
+
+/// `setsockopt` with a value of plain data (an int, a filter program, a ring request).
+fn set_opt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
+    let len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `val` is a live reference to `len` readable bytes for the call.
+    if unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, (val as *const T).cast(), len) } < 0 {
+        return Err(last());
+    }
+    Ok(())
 }
 
 /// Where a block's status word is: `tpacket_block_desc.hdr.bh1.block_status`.
