@@ -68,7 +68,10 @@ def packet_id(payload):
 def configure(sock, queue, seq, attrs):
     sock.send(message(NFQNL_MSG_CONFIG, NLM_F_REQUEST | NLM_F_ACK, queue, attrs, seq))
     deadline = time.monotonic() + 2
-    while time.monotonic() < deadline:
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([sock], [], [], left)[0]:
+            break
         for kind, payload in messages(sock.recv(65536)):
             if kind == NLMSG_ERROR:
                 err = struct.unpack_from("=i", payload, 0)[0]
@@ -81,8 +84,11 @@ def configure(sock, queue, seq, attrs):
 def main():
     if len(sys.argv) not in (3, 4):
         raise SystemExit("usage: nfq-delay.py QUEUE MS [SECONDS]")
-    queue, delay = int(sys.argv[1]), float(sys.argv[2]) / 1000.0
-    limit = float(sys.argv[3]) if len(sys.argv) == 4 else 600.0
+    try:
+        queue, delay = int(sys.argv[1]), float(sys.argv[2]) / 1000.0
+        limit = float(sys.argv[3]) if len(sys.argv) == 4 else 600.0
+    except ValueError:
+        raise SystemExit("nfq-delay: QUEUE, MS and SECONDS are numbers") from None
     if not (0 <= queue <= 65535 and 0 <= delay <= 10 and 0 < limit <= 3600):
         raise SystemExit("nfq-delay: QUEUE 0-65535, MS 0-10000, SECONDS 1-3600")
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
