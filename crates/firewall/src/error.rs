@@ -14,14 +14,9 @@ pub enum Error {
         /// What is wrong, with the offending token, and what to do.
         message: String,
     },
-    /// A file could not be read.
-    #[error("cannot read {path}")]
-    Io {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// A file could not be read (or is not a file, or is too large).
+    #[error(transparent)]
+    Input(#[from] portolan_model::input::InputError),
     /// The format could not be recognised.
     #[error(
         "{file}: not an iptables-save file, nftables JSON (nft -j list ruleset) or AWS describe-security-groups JSON; name the format with --format iptables|nft|aws"

@@ -82,10 +82,13 @@ pub fn parse_str(text: &str, file: &str, format: Option<Format>, opts: &LoadOpti
     }
 }
 
-/// Reads and parses a rule file.
+/// The largest rule file read: a million iptables rules take about 100 MiB.
+pub const MAX_RULE_FILE: u64 = 256 << 20;
+
+/// Reads and parses a rule file (at most [`MAX_RULE_FILE`] bytes).
 pub fn load(path: &std::path::Path, format: Option<Format>, opts: &LoadOptions) -> Result<Ruleset> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: name.clone(), source })?;
+    let bytes = portolan_model::input::read_bounded(path, MAX_RULE_FILE)?;
     let text = String::from_utf8(bytes).map_err(|e| {
         Error::at(
             Location { file: name.as_str().into(), line: 1, column: 1, path: None },
@@ -98,6 +101,12 @@ pub fn load(path: &std::path::Path, format: Option<Format>, opts: &LoadOptions) 
 /// Reads an `ipset save` file.
 pub fn load_ipsets(path: &std::path::Path) -> Result<ipset::IpSets> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: name.clone(), source })?;
+    let bytes = portolan_model::input::read_bounded(path, MAX_RULE_FILE)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Error::at(
+            Location { file: name.as_str().into(), line: 1, column: 1, path: None },
+            format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+        )
+    })?;
     ipset::parse(&text, &name)
 }

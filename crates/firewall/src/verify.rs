@@ -722,6 +722,7 @@ fn probe(ns: &str, target: IpAddr, tcp: Vec<u16>, udp: Vec<u16>) -> Result<Vec<(
                 service_names: None,
                 workers: Some(1),
                 done: None,
+                link_addresses: false,
             };
             struct Collect(Vec<portolan_model::Host>);
             impl portolan_scan::Observer for Collect {

@@ -74,9 +74,23 @@ pub async fn run(targets: &[Target], opts: &Options) -> crate::Result<Vec<Identi
         });
     }
     let mut out: Vec<Option<Identified>> = vec![None; targets.len()];
-    while let Some(res) = set.join_next().await {
-        if let Ok((i, r)) = res {
-            out[i] = Some(r);
+    let stopped = || shared.opts.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            res = set.join_next() => match res {
+                None => break,
+                Some(Ok((i, r))) => out[i] = Some(r),
+                // a task that panicked or was aborted: reported below
+                Some(Err(_)) => {}
+            },
+            // the stop request is polled: it is set from a signal thread, outside the runtime
+            _ = tokio::time::sleep(Duration::from_millis(50)), if !interrupted => {
+                if stopped() {
+                    interrupted = true;
+                    set.abort_all();
+                }
+            }
         }
     }
     Ok(out
@@ -85,7 +99,12 @@ pub async fn run(targets: &[Target], opts: &Options) -> crate::Result<Vec<Identi
         .map(|(r, t)| {
             r.unwrap_or_else(|| {
                 let mut b = blank(&shared, t);
-                b.error = Some("identification task failed".into());
+                if interrupted {
+                    b.status = Status::Interrupted;
+                    b.error = Some("interrupted".into());
+                } else {
+                    b.error = Some("identification task failed".into());
+                }
                 b
             })
         })
@@ -181,6 +200,8 @@ struct State {
     connected: bool,
     answered: bool,
     closed: bool,
+    /// A connection the server closed or reset without a byte (nmap's `tcpwrapped`).
+    wrapped: bool,
     error: Option<String>,
 }
 
@@ -459,6 +480,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 enum Connect {
     Ok(TcpStream),
     Refused,
+    /// The handshake completed and the server reset the connection at once (`tcpwrapped`).
+    Reset,
     Failed(String),
 }
 
@@ -470,6 +493,7 @@ async fn connect(addr: SocketAddr, opts: &Options, deadline: Instant) -> Connect
             Connect::Ok(s)
         }
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Connect::Refused,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => Connect::Reset,
         Ok(Err(e)) => Connect::Failed(e.to_string()),
         Err(_) => Connect::Failed("connect timed out".into()),
     }
@@ -551,6 +575,11 @@ async fn tcp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
                     st.error = Some("connection refused".into());
                     break;
                 }
+                Race::Reset => {
+                    st.connected = true;
+                    st.wrapped = true;
+                    break;
+                }
                 Race::Failed(e) => {
                     st.error = Some(e);
                     break;
@@ -563,6 +592,7 @@ async fn tcp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
                         tried.insert(probe.name.as_str());
                         queue.retain(|q| q.name != probe.name);
                         st.probes.push(probe.name.clone());
+                        st.wrapped |= ans.bytes.is_empty() && ans.closed;
                         let found = evaluate(sh, probe, Transport::Tcp, &ans.bytes);
                         let tlsish =
                             looks_like_tls(&ans.bytes) || contains(&ans.bytes, b"sent to HTTPS port");
@@ -592,6 +622,11 @@ async fn tcp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
                 if st.error.is_none() {
                     st.error = Some("connection refused".into());
                 }
+                break;
+            }
+            Connect::Reset => {
+                st.connected = true;
+                st.wrapped = true;
                 break;
             }
             Connect::Failed(e) => {
@@ -658,7 +693,12 @@ async fn tcp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
         {
             queue.push_front(tp);
         }
-        let _ = ans.closed;
+        st.wrapped |= ans.bytes.is_empty() && ans.closed;
+    }
+    // the handshake completes, then the server hangs up without a word (tcpwrappers, a
+    // firewall's proxy, a service that refuses this client): named as nmap names it
+    if st.best.is_none() && !st.answered && st.wrapped && !st.tunnel {
+        st.best = Some(Found { service: "tcpwrapped".into(), ..Found::default() });
     }
     if sh.opts.starttls
         && !st.tunnel
@@ -679,6 +719,7 @@ const STAGGER: Duration = Duration::from_millis(500);
 enum Race<'a> {
     Done(Vec<(&'a Probe, Answer)>),
     Refused,
+    Reset,
     Failed(String),
 }
 
@@ -696,6 +737,7 @@ async fn race<'a>(
     let mut s1 = match connect(t.addr, &sh.opts, deadline).await {
         Connect::Ok(s) => s,
         Connect::Refused => return Race::Refused,
+        Connect::Reset => return Race::Reset,
         Connect::Failed(e) => return Race::Failed(e),
     };
     let banner = async {
@@ -923,6 +965,37 @@ mod tests {
             opts: Options::default(),
             tls: tls::config().unwrap(),
             now: Timestamp::now(),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 400, ..Default::default() })]
+
+        /// Every probe's matchers and codec, on both transports, read any answer without a
+        /// panic: arbitrary bytes, and the probe's own request (what an echo server sends
+        /// back) with bytes changed and cut.
+        #[test]
+        fn any_answer_to_any_probe_is_read_without_panic(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            edits in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()), 0..6),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let sh = shared();
+            for probe in &sh.data.probes {
+                for transport in [Transport::Tcp, Transport::Udp] {
+                    let _ = evaluate(&sh, probe, transport, &noise);
+                    let mut echo = probe.builtin.as_deref().map_or_else(|| probe.send.clone(), |b| proto::request(b, transport));
+                    for (at, b) in &edits {
+                        if !echo.is_empty() {
+                            let i = at.index(echo.len());
+                            echo[i] = *b;
+                        }
+                    }
+                    let _ = evaluate(&sh, probe, transport, &echo);
+                    let _ = evaluate(&sh, probe, transport, &echo[..cut.index(echo.len() + 1)]);
+                }
+            }
+            let _ = crate::http::parse(&noise);
         }
     }
 

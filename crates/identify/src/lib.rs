@@ -85,6 +85,9 @@ pub struct Options {
     pub starttls: bool,
     /// The time certificates are judged at (tests); `None`: now.
     pub now: Option<Timestamp>,
+    /// Set when the run must stop (Ctrl-C): ports not yet identified end as
+    /// [`Status::Interrupted`].
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for Options {
@@ -99,6 +102,7 @@ impl Default for Options {
             parallelism: 256,
             starttls: true,
             now: None,
+            stop: None,
         }
     }
 }
@@ -117,6 +121,8 @@ pub enum Status {
     Closed,
     /// No connection could be made in time, or no UDP answer came.
     NoResponse,
+    /// The run was stopped (Ctrl-C) before this port was identified.
+    Interrupted,
 }
 
 impl Status {
@@ -128,6 +134,7 @@ impl Status {
             Status::Silent => "silent",
             Status::Closed => "closed",
             Status::NoResponse => "no-response",
+            Status::Interrupted => "interrupted",
         }
     }
 }
@@ -185,58 +192,15 @@ pub fn identify(targets: &[Target], opts: &Options) -> Result<Vec<Identified>> {
     rt.block_on(engine::run(targets, opts))
 }
 
-/// Text from a server made safe to store and show: control characters, DEL, C1 controls and
-/// bidirectional overrides become `\xNN` / `\u{NNNN}`, and length is capped at 512 characters.
+/// Untrusted text made terminal-safe by the model's one rule ([`portolan_model::text`]), at
+/// most 512 characters.
 pub fn clean(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(512));
-    for (i, c) in s.chars().enumerate() {
-        if i >= 512 {
-            out.push('…');
-            break;
-        }
-        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
-        if c.is_control() || bidi {
-            if (c as u32) < 0x100 {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            } else {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    portolan_model::text::terminal_bounded(s, 512)
 }
 
 /// Raw bytes as escaped text (valid UTF-8 kept, everything else `\xNN`), at most `max` bytes.
 pub fn escape_bytes(b: &[u8], max: usize) -> String {
-    let b = &b[..b.len().min(max)];
-    let mut out = String::new();
-    for chunk in b.utf8_chunks() {
-        out.push_str(&clean_unbounded(chunk.valid()));
-        for byte in chunk.invalid() {
-            out.push_str(&format!("\\x{byte:02x}"));
-        }
-    }
-    out
-}
-
-fn clean_unbounded(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            let bidi =
-                matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
-            if c.is_control() || bidi {
-                if (c as u32) < 0x100 {
-                    format!("\\x{:02x}", c as u32)
-                } else {
-                    format!("\\u{{{:x}}}", c as u32)
-                }
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    portolan_model::text::bytes(b, max)
 }
 
 #[cfg(test)]
@@ -246,7 +210,7 @@ mod tests {
     #[test]
     fn clean_removes_every_control() {
         assert_eq!(clean("a\x1b[2Jb\u{202e}c\x7f"), "a\\x1b[2Jb\\u{202e}c\\x7f");
-        assert_eq!(escape_bytes(b"ok\xff\x00\r\n", 64), "ok\\xff\\x00\\x0d\\x0a");
+        assert_eq!(escape_bytes(b"ok\xff\x00\r\n", 64), "ok\\xff\\x00\\r\\n");
         assert_eq!(clean(&"x".repeat(600)).chars().count(), 513);
     }
 }

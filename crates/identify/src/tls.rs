@@ -36,6 +36,9 @@ pub struct TlsInfo {
     /// The server's (leaf) certificate, when it could be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<CertInfo>,
+    /// Why the leaf certificate could not be read (a malformed or hostile certificate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_error: Option<String>,
     /// The leaf certificate's validity has ended.
     pub expired: bool,
     /// Whole days until the leaf certificate expires (negative: days since).
@@ -194,7 +197,11 @@ fn info(conn: &rustls::ClientConnection, now: Timestamp) -> TlsInfo {
     let cipher = conn.negotiated_cipher_suite().map_or_else(String::new, |s| format!("{:?}", s.suite()));
     let alpn = conn.alpn_protocol().map(|a| crate::clean(&String::from_utf8_lossy(a)));
     let certs = conn.peer_certificates().unwrap_or(&[]);
-    let certificate = certs.first().and_then(|c| x509::parse(c.as_ref())).map(clean_cert);
+    let (certificate, certificate_error) = match certs.first().map(|c| x509::read(c.as_ref())) {
+        Some(Ok(c)) => (Some(clean_cert(c)), None),
+        Some(Err(e)) => (None, Some(crate::clean(&e.to_string()))),
+        None => (None, None),
+    };
     let expires_in_days =
         certificate.as_ref().map(|c| c.not_after.as_second().saturating_sub(now.as_second()) / 86_400);
     TlsInfo {
@@ -204,6 +211,7 @@ fn info(conn: &rustls::ClientConnection, now: Timestamp) -> TlsInfo {
         starttls: None,
         chain_length: certs.len(),
         expired: certificate.as_ref().is_some_and(|c| c.not_after < now),
+        certificate_error,
         expires_in_days,
         certificate,
     }

@@ -6,14 +6,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The file could not be read.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The file could not be read (or is not a file).
+    #[error(transparent)]
+    Input(portolan_model::input::InputError),
     /// The file is larger than the import limit.
     #[error("{}: {size} bytes is more than the import limit of {limit} bytes", path.display())]
     TooLarge {

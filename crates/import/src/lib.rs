@@ -41,19 +41,12 @@ pub fn read_file(path: &Path) -> Result<ScanRun> {
 
 /// Reads an nmap XML file, refusing files over `limit` bytes.
 pub fn read_file_limited(path: &Path, limit: u64) -> Result<ScanRun> {
-    use std::io::Read;
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
-    if size > limit {
-        return Err(Error::TooLarge { path: path.to_path_buf(), size, limit });
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    // take() guards against a file that grows while it is read (or a pipe)
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::TooLarge { path: path.to_path_buf(), size: bytes.len() as u64, limit });
-    }
+    use portolan_model::input::{InputError, read_bounded};
+    // bounded by the bytes read: a device or a growing file stops at the limit
+    let bytes = read_bounded(path, limit).map_err(|e| match e {
+        InputError::TooLarge { size, .. } => Error::TooLarge { path: path.to_path_buf(), size, limit },
+        e => Error::Input(e),
+    })?;
     parse_bytes(&bytes, path)
 }
 
@@ -222,8 +215,10 @@ impl<'a> Parser<'a> {
                         }
                     }
                     "mac" => {
+                        let vendor = self.attr(e, "vendor", pos)?.map(Cow::into_owned);
                         if let Some(h) = &mut self.host {
                             h.mac = Some(addr);
+                            h.mac_vendor = vendor;
                         }
                     }
                     other => {

@@ -16,6 +16,9 @@ pub struct Host {
     /// MAC address, when it was learnt on the local segment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// The hardware vendor the MAC address's prefix names (nmap's `vendor`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_vendor: Option<String>,
     /// Names of the host: given by the user or found by reverse DNS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<Hostname>,
@@ -46,6 +49,7 @@ impl Host {
         Host {
             address,
             mac: None,
+            mac_vendor: None,
             hostnames: Vec::new(),
             status: HostStatus { state: HostState::Up, reason, reason_ttl: 0 },
             ports: Vec::new(),

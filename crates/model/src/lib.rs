@@ -3,7 +3,8 @@
 //! Every source (local sockets, scans, imports, logs, rule sets) produces values of these
 //! types, every judge (knowledge base, policy, firewall exposure, detectors) reads them and
 //! adds [`Finding`]s, and every sink (store, formats, reports) writes them. Nothing here does
-//! I/O.
+//! I/O but [`input`], the one bounded way every reader opens a file a user names; [`text`]
+//! holds the one set of escaping rules for untrusted text.
 //!
 //! The JSON form of these types (serde) is Portolan's machine-readable output. It is described
 //! by JSON Schemas generated from the types with [`schema::all`] and checked in under
@@ -20,6 +21,7 @@ mod audit;
 mod error;
 mod finding;
 mod host;
+pub mod input;
 mod local;
 mod port;
 mod reason;
@@ -27,6 +29,7 @@ mod run;
 pub mod schema;
 mod service;
 mod snapshot;
+pub mod text;
 
 pub use audit::{AuditReport, AuditSummary};
 pub use error::{Error, Result};

@@ -75,6 +75,10 @@ reasons! {
     LocalhostResponse => "localhost-response",
     /// The user said so (`-Pn`).
     UserSet => "user-set",
+    /// This machine has no route to the address: it cannot be probed.
+    NoRoute => "no-route",
+    /// A broadcast address: it cannot be probed.
+    Broadcast => "broadcast",
     /// Host discovery was not answered.
     NoResponseHost => "no-responses",
     /// The state comes from a local socket table, not from a probe.

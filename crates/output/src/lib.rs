@@ -1,7 +1,8 @@
 //! Portolan's sinks: everything that turns model values into text for people or machines.
 //!
 //! - [`table`]: aligned tables, coloured only on a terminal (and never with `NO_COLOR`).
-//! - [`escape`]: every untrusted string passes through here before a terminal or document.
+//! - [`escape`]: every untrusted string passes through here before a terminal or document
+//!   (the model's one set of rules, [`portolan_model::text`]).
 //! - [`scan`]: streaming writers for scan results — human table, nmap normal (`-oN`),
 //!   grepable (`-oG`), nmap XML (`-oX`, valid against nmap's DTD), JSON, NDJSON and CSV.
 //! - [`diff`]: `portolan diff` as ndiff-like text.
@@ -11,9 +12,9 @@
 
 pub mod audit;
 pub mod diff;
-pub mod escape;
 pub mod table;
 
+pub use portolan_model::text as escape;
 pub use table::{Align, Cell, ColorChoice, Columns, Style, Table};
 pub mod local;
 pub mod lookup;

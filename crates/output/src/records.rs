@@ -40,7 +40,8 @@ pub fn ndjson<'a, T: Serialize + 'a>(
     Ok(())
 }
 
-/// Writes a CSV header and rows.
+/// Writes a CSV header and rows; every cell passes through [`crate::escape::csv_cell`] (no raw
+/// control characters, no cell a spreadsheet would run as a formula).
 pub fn csv(
     out: &mut dyn Write,
     header: &[&str],
@@ -49,7 +50,8 @@ pub fn csv(
     let mut w = ::csv::Writer::from_writer(out);
     w.write_record(header).map_err(io::Error::other)?;
     for r in rows {
-        w.write_record(&r).map_err(io::Error::other)?;
+        w.write_record(r.iter().map(|c| crate::escape::csv_cell(c).into_owned()))
+            .map_err(io::Error::other)?;
     }
     w.flush()
 }

@@ -141,7 +141,7 @@ fn width(s: &str) -> usize {
 }
 
 fn needs_escape(s: &str) -> bool {
-    s.bytes().any(|b| b < 0x20 || b == 0x7f || b == b'\\' || b >= 0x80) && escape::terminal(s) != s
+    s.bytes().any(|b| b < 0x20 || b == 0x7f || b >= 0x80) && escape::terminal(s) != s
 }
 
 impl Table {

@@ -298,10 +298,24 @@ pub struct Policy {
     pub warnings: Vec<Problem>,
 }
 
+/// How a policy is read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Follow includes outside the main policy file's directory (by default such an include is
+    /// a problem: a policy from elsewhere should not make Portolan read arbitrary files).
+    pub includes_anywhere: bool,
+}
+
 impl Policy {
-    /// Reads a policy file and the files it includes.
+    /// Reads a policy file and the files it includes (which must lie in its directory or
+    /// below it).
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        parse::load(path)
+        parse::load(path, &LoadOptions::default())
+    }
+
+    /// Reads a policy file and its includes with these options.
+    pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Policy, PolicyError> {
+        parse::load(path, opts)
     }
 
     /// Parses policy text (no includes are followed relative to anything but `name`'s directory).

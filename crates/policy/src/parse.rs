@@ -65,6 +65,9 @@ struct RawGroup {
 
 #[derive(Default)]
 struct Loader {
+    /// The main policy's directory (canonical): includes stay inside it unless `anywhere`.
+    root: Option<PathBuf>,
+    anywhere: bool,
     problems: Vec<Problem>,
     files: Vec<PathBuf>,
     seen: HashSet<PathBuf>,
@@ -74,8 +77,9 @@ struct Loader {
     warnings: Vec<Problem>,
 }
 
-pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-    let mut l = Loader::default();
+pub fn load(path: &Path, opts: &crate::LoadOptions) -> Result<Policy, PolicyError> {
+    let root = std::fs::canonicalize(path).ok().and_then(|p| p.parent().map(Path::to_path_buf));
+    let mut l = Loader { root, anywhere: opts.includes_anywhere, ..Loader::default() };
     l.file(path, None, 0);
     l.finish()
 }
@@ -102,6 +106,19 @@ impl Loader {
             l.problems.push(p);
         };
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if from.is_some()
+            && !self.anywhere
+            && let Some(root) = &self.root
+            && !key.starts_with(root)
+        {
+            let message = format!(
+                "{} is outside the policy's directory {}; includes stay inside it unless allowed",
+                path.display(),
+                root.display()
+            );
+            here(self, message);
+            return;
+        }
         if !self.seen.insert(key) {
             if from.is_some() {
                 here(self, format!("{} is included twice (or includes itself)", path.display()));
@@ -112,34 +129,28 @@ impl Loader {
             here(self, format!("includes nest deeper than {MAX_DEPTH} files"));
             return;
         }
-        let text = match std::fs::metadata(path) {
-            Ok(m) if m.len() > MAX_FILE => {
+        let text = match portolan_model::input::read_bounded(path, MAX_FILE) {
+            Ok(b) => match String::from_utf8(b) {
+                Ok(t) => t,
+                Err(e) => {
+                    let src = Src::new(path, String::from_utf8_lossy(e.as_bytes()).into_owned());
+                    self.problems.push(Problem {
+                        at: src.loc(e.utf8_error().valid_up_to()),
+                        field: String::new(),
+                        message: "not valid UTF-8 (a policy is UTF-8 TOML text)".into(),
+                    });
+                    return;
+                }
+            },
+            Err(portolan_model::input::InputError::TooLarge { .. }) => {
                 here(
                     self,
                     format!("{} is larger than {} MiB; is it a policy?", path.display(), MAX_FILE >> 20),
                 );
                 return;
             }
-            Ok(_) => match std::fs::read(path) {
-                Ok(b) => match String::from_utf8(b) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        let src = Src::new(path, String::from_utf8_lossy(e.as_bytes()).into_owned());
-                        self.problems.push(Problem {
-                            at: src.loc(e.utf8_error().valid_up_to()),
-                            field: String::new(),
-                            message: "not valid UTF-8 (a policy is UTF-8 TOML text)".into(),
-                        });
-                        return;
-                    }
-                },
-                Err(e) => {
-                    here(self, format!("cannot read {}: {e}", path.display()));
-                    return;
-                }
-            },
             Err(e) => {
-                here(self, format!("cannot read {}: {e}", path.display()));
+                here(self, e.to_string());
                 return;
             }
         };

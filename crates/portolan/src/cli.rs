@@ -1,10 +1,16 @@
-//! Command-line definitions (clap derive). Validation of values happens in the libraries.
+//! Command-line definitions (clap derive). Every value is parsed to its type and range here
+//! ([`crate::values`]); what the values mean is decided in the libraries.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use portolan_output::ColorChoice;
+use portolan_scan::shard::Shard;
+
+use crate::values::{self, FailOn};
 
 /// Chart a network's ports: what listens, what answers, what should be there.
 #[derive(Debug, Parser)]
@@ -92,7 +98,7 @@ pub struct FwInput {
     #[arg(long, value_enum, default_value_t = FwFormat::Auto)]
     pub format: FwFormat,
     /// iptables-save files: the address family (default: from the header or the addresses).
-    #[arg(long, value_name = "4|6")]
+    #[arg(long, value_name = "4|6", value_parser = clap::builder::PossibleValuesParser::new(["4", "6"]).map(|s| if s == "6" { 6u8 } else { 4u8 }))]
     pub family: Option<u8>,
     /// iptables-save files: the `ipset save` output that -m set rules refer to.
     #[arg(long, value_name = "FILE")]
@@ -229,8 +235,8 @@ pub struct FwLintArgs {
     pub xml: Option<PathBuf>,
     /// Exit 1 when a finding is at or above SEVERITY: info, low, medium, high, critical; or
     /// never.
-    #[arg(long, value_name = "SEVERITY", default_value = "low")]
-    pub fail_on: String,
+    #[arg(long, value_name = "SEVERITY", default_value = "low", value_parser = values::fail_on)]
+    pub fail_on: FailOn,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditFormat::Table)]
     pub output: AuditFormat,
@@ -243,7 +249,7 @@ pub struct FwVerifyArgs {
     #[command(flatten)]
     pub input: FwInput,
     /// Ports sampled at random per protocol, besides every range's boundaries.
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value = "24", value_parser = values::count(0, 65_535))]
     pub samples: usize,
     /// Seed of the sampling.
     #[arg(long, default_value_t = 1)]
@@ -264,8 +270,8 @@ pub struct IdentifyArgs {
     #[arg(long)]
     pub no_starttls: bool,
     /// Exit 1 when a finding is at or above SEVERITY (info, low, medium, high, critical).
-    #[arg(long, value_name = "SEVERITY")]
-    pub fail_on: Option<String>,
+    #[arg(long, value_name = "SEVERITY", value_parser = values::fail_on)]
+    pub fail_on: Option<FailOn>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = RecordFormat::Table)]
     pub format: RecordFormat,
@@ -281,8 +287,8 @@ pub struct VersionArgs {
     #[arg(long, value_name = "0-9", value_parser = clap::value_parser!(u8).range(0..=9))]
     pub version_intensity: Option<u8>,
     /// Time budget of one port, all probes included (TIME: 6s, 500ms).
-    #[arg(long, value_name = "TIME")]
-    pub version_timeout: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = values::time(values::HOUR))]
+    pub version_timeout: Option<Duration>,
 }
 
 /// Where `audit` and `policy init` get their observations: this machine's listeners unless a
@@ -308,12 +314,16 @@ pub struct AuditArgs {
     /// The policy (TOML; see docs/policy.md).
     #[arg(long, value_name = "FILE")]
     pub policy: PathBuf,
+    /// Follow the policy's includes outside its own directory (by default they must lie in
+    /// it or below it).
+    #[arg(long)]
+    pub include_anywhere: bool,
     #[command(flatten)]
     pub from: ObserveArgs,
     /// Exit 1 when a finding is at or above SEVERITY: info (any finding; the default), low,
     /// medium, high, critical; or never.
-    #[arg(long, value_name = "SEVERITY", default_value = "info")]
-    pub fail_on: String,
+    #[arg(long, value_name = "SEVERITY", default_value = "info", value_parser = values::fail_on)]
+    pub fail_on: FailOn,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditFormat::Table)]
     pub format: AuditFormat,
@@ -363,6 +373,9 @@ pub struct PolicyCheckArgs {
     /// (without it, every entry must).
     #[arg(long, value_name = "FILE")]
     pub base: Option<PathBuf>,
+    /// Follow includes outside the policy's own directory.
+    #[arg(long)]
+    pub include_anywhere: bool,
 }
 
 #[derive(Debug, Args)]
@@ -455,7 +468,7 @@ pub struct ScanSpec {
     #[arg(short = 'p', long = "ports", value_name = "PORTS", allow_hyphen_values = true)]
     pub ports: Option<String>,
     /// Scan the N most common ports (nmap's ranking when installed).
-    #[arg(long, value_name = "N", conflicts_with = "ports")]
+    #[arg(long, value_name = "N", conflicts_with = "ports", value_parser = values::count(1, 65_536))]
     pub top_ports: Option<usize>,
     /// Fast: the 100 most common ports.
     #[arg(short = 'F', long = "fast", conflicts_with_all = ["ports", "top_ports"])]
@@ -480,43 +493,47 @@ pub struct ScanSpec {
     /// No reverse DNS (Portolan never does it; accepted for habit).
     #[arg(short = 'n')]
     pub no_dns: bool,
+    /// IPv6 (nmap's -6): names resolve to their IPv6 address; IPv4 targets are an error.
+    /// (IPv6 addresses and networks are scanned without it.)
+    #[arg(short = '6')]
+    pub ipv6: bool,
     /// Timing template 0-5 (-T0 paranoid .. -T5 insane; default 3).
     #[arg(short = 'T', value_name = "0-5", default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=5))]
     pub timing: u8,
     /// Send at least N probes a second.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = values::rate)]
     pub min_rate: Option<f64>,
     /// Send at most N probes a second (a hard cap).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = values::rate)]
     pub max_rate: Option<f64>,
     /// Retransmit an unanswered probe at most N times.
     #[arg(long, value_name = "N")]
     pub max_retries: Option<u8>,
     /// Give up a host after TIME (30s, 5m, 500ms).
-    #[arg(long, value_name = "TIME")]
-    pub host_timeout: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = values::time(values::WEEK))]
+    pub host_timeout: Option<Duration>,
     /// Wait at least TIME between probes to a host.
-    #[arg(long, value_name = "TIME")]
-    pub scan_delay: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = values::time(values::HOUR))]
+    pub scan_delay: Option<Duration>,
     /// Probe timeout floor.
-    #[arg(long, value_name = "TIME")]
-    pub min_rtt_timeout: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = values::time(values::HOUR))]
+    pub min_rtt_timeout: Option<Duration>,
     /// Probe timeout ceiling.
-    #[arg(long, value_name = "TIME")]
-    pub max_rtt_timeout: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = values::time(values::HOUR))]
+    pub max_rtt_timeout: Option<Duration>,
     /// Probe timeout before the first RTT measurement.
-    #[arg(long, value_name = "TIME")]
-    pub initial_rtt_timeout: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = values::time(values::HOUR))]
+    pub initial_rtt_timeout: Option<Duration>,
     /// Probes in flight at most.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = values::count(1, 1_000_000))]
     pub max_parallelism: Option<usize>,
     /// Seed of the random port order (same seed, same order), and of the --shard split.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
     /// Scan only shard I of N of the target x port space (a keyed permutation: N machines
     /// with the same targets, ports and --seed cover it exactly once).
-    #[arg(long, value_name = "I/N")]
-    pub shard: Option<String>,
+    #[arg(long, value_name = "I/N", value_parser = values::shard)]
+    pub shard: Option<Shard>,
     /// Scan more than 65,536 hosts.
     #[arg(long)]
     pub yes: bool,
@@ -530,11 +547,11 @@ pub struct CheckArgs {
     #[arg(value_name = "HOST:PORT", required = true)]
     pub endpoints: Vec<String>,
     /// Connect timeout (TIME: 3s, 500ms).
-    #[arg(long, value_name = "TIME", default_value = "3s")]
-    pub timeout: String,
+    #[arg(long, value_name = "TIME", default_value = "3s", value_parser = values::time(values::HOUR))]
+    pub timeout: Duration,
     /// How long to wait for the service to speak first.
-    #[arg(long, value_name = "TIME", default_value = "1s")]
-    pub banner_wait: String,
+    #[arg(long, value_name = "TIME", default_value = "1s", value_parser = values::time(values::HOUR))]
+    pub banner_wait: Duration,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = RecordFormat::Table)]
     pub format: RecordFormat,
@@ -585,7 +602,7 @@ pub struct LsArgs {
     #[arg(long, hide = true)]
     pub procfs: bool,
     /// Worker threads for the owner scan.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, value_parser = values::count(1, 1024))]
     pub threads: Option<usize>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = RecordFormat::Table)]
@@ -617,7 +634,7 @@ pub struct PortArgs {
     pub search: Option<String>,
     /// List the N ports `--top-ports N` scans: nmap's ranking when nmap is installed,
     /// Portolan's own otherwise.
-    #[arg(long, value_name = "N", conflicts_with = "queries")]
+    #[arg(long, value_name = "N", conflicts_with = "queries", value_parser = values::count(1, 65_536))]
     pub top: Option<usize>,
     /// Transport for --top.
     #[arg(long, value_enum, default_value_t = TopTransport::Tcp, requires = "top")]
@@ -734,16 +751,64 @@ pub struct SnapshotsArgs {
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,
     /// Retention: delete snapshots older than AGE (90d, 12h, 2w).
-    #[arg(long, value_name = "AGE")]
-    pub older_than: Option<String>,
+    #[arg(long, value_name = "AGE", value_parser = values::age)]
+    pub older_than: Option<jiff::SignedDuration>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = RecordFormat::Table)]
     pub format: RecordFormat,
 }
 
-/// nmap's scan-type flags Portolan does not implement yet, with their names.
-pub const UNSUPPORTED_SCAN_TYPES: [(&str, &str); 4] =
-    [("-sA", "ACK scan"), ("-sN", "NULL scan"), ("-sF", "FIN scan"), ("-sX", "Xmas scan")];
+/// nmap flags Portolan does not implement, each with what it is and what to use instead: they
+/// get one line, not a parser error. A flag ending in `*` matches with a value glued on
+/// (`-PS22,80`).
+pub const UNSUPPORTED_FLAGS: [(&str, &str, &str); 20] = [
+    ("-sA", "ACK scan", "use -sS (SYN) or -sT (connect)"),
+    ("-sN", "NULL scan", "use -sS (SYN) or -sT (connect)"),
+    ("-sF", "FIN scan", "use -sS (SYN) or -sT (connect)"),
+    ("-sX", "Xmas scan", "use -sS (SYN) or -sT (connect)"),
+    ("-sW", "window scan", "use -sS (SYN) or -sT (connect)"),
+    ("-sM", "Maimon scan", "use -sS (SYN) or -sT (connect)"),
+    ("-sY", "SCTP INIT scan", "use -sS (SYN) or -sT (connect)"),
+    ("-sO", "IP protocol scan", "use -sS (SYN), -sT (connect) or -sU (UDP)"),
+    ("-sC", "NSE scripts", "use -sV to identify services (TLS, HTTP and certificate facts included)"),
+    ("-A", "OS detection, scripts and traceroute", "use -sV to identify services"),
+    ("-O", "OS detection", "use -sV: identified services often name the OS"),
+    ("--traceroute", "traceroute", "use traceroute or mtr"),
+    (
+        "-PS*",
+        "TCP SYN ping with chosen ports",
+        "discovery sends nmap's defaults (echo, SYN 443, ACK 80, timestamp; ARP on a local link); -Pn skips it",
+    ),
+    (
+        "-PA*",
+        "TCP ACK ping with chosen ports",
+        "discovery sends nmap's defaults (echo, SYN 443, ACK 80, timestamp; ARP on a local link); -Pn skips it",
+    ),
+    (
+        "-PU*",
+        "UDP ping",
+        "discovery sends nmap's defaults (echo, SYN 443, ACK 80, timestamp; ARP on a local link); -Pn skips it",
+    ),
+    ("-PY*", "SCTP ping", "discovery sends nmap's defaults; -Pn skips it"),
+    ("-PO*", "IP protocol ping", "discovery sends nmap's defaults; -Pn skips it"),
+    ("-PE", "ICMP echo ping alone", "discovery sends echo among nmap's defaults; -Pn skips it"),
+    ("-PP", "ICMP timestamp ping alone", "discovery sends timestamp among nmap's defaults; -Pn skips it"),
+    ("-PM", "ICMP netmask ping", "discovery sends nmap's defaults; -Pn skips it"),
+];
+
+/// The first unsupported nmap flag among `args` (up to `--`), with its entry.
+pub fn unsupported_flag(args: &[OsString]) -> Option<(String, &'static str, &'static str)> {
+    args.iter().skip(1).take_while(|a| *a != "--").find_map(|a| {
+        let a = a.to_str()?;
+        UNSUPPORTED_FLAGS.iter().find_map(|(flag, what, instead)| {
+            let hit = match flag.strip_suffix('*') {
+                Some(prefix) => a.starts_with(prefix),
+                None => a == *flag,
+            };
+            hit.then(|| (a.to_string(), *what, *instead))
+        })
+    })
+}
 
 /// Turns nmap's multi-letter short flags into long ones so that what nmap users type works:
 /// `-oN FILE` → `--output-normal FILE`, `-sT`/`-sS` → `--scan-type=connect|syn`, `-Pn` →
@@ -793,6 +858,15 @@ pub fn rewrite_nmap_output_flags(args: impl IntoIterator<Item = OsString>) -> Ve
             }
             "-sV" => {
                 out.push(OsString::from("--service-version"));
+                continue;
+            }
+            // nmap's shorthands for the extremes of --version-intensity
+            "--version-all" => {
+                out.push(OsString::from("--version-intensity=9"));
+                continue;
+            }
+            "--version-light" => {
+                out.push(OsString::from("--version-intensity=2"));
                 continue;
             }
             "-p-" => {

@@ -3,6 +3,7 @@
 mod cli;
 mod cmd;
 mod outputs;
+mod values;
 
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
@@ -11,17 +12,21 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::rewrite_nmap_output_flags(std::env::args_os());
-    if let Some((flag, what)) =
-        cli::UNSUPPORTED_SCAN_TYPES.iter().find(|(f, _)| args.iter().any(|a| a.to_str() == Some(f)))
-    {
-        eprintln!(
-            "portolan: error: {flag} ({what}) is not available in this version; use -sT (TCP connect scan)"
-        );
+    if let Some((flag, what, instead)) = cli::unsupported_flag(&args) {
+        eprintln!("portolan: error: {flag} ({what}) is not available in this version; {instead}");
         return ExitCode::from(2);
     }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
+            use clap::error::ErrorKind;
+            // a bad value is one line: the flag, what was given, what is accepted
+            if matches!(e.kind(), ErrorKind::ValueValidation | ErrorKind::InvalidValue) {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or_default();
+                eprintln!("portolan: error: {}", first.trim_start_matches("error: ").trim_end());
+                return ExitCode::from(2);
+            }
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
             return ExitCode::from(code);
@@ -40,10 +45,28 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("portolan: error: {}", portolan_output::escape::terminal(&format!("{err:#}")));
+            eprintln!("portolan: error: {}", portolan_output::escape::terminal(&message(&err)));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: a library message that already
+/// quotes its cause ("cannot open X: No such file or directory") is not followed by the cause
+/// again.
+fn message(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -308,3 +308,194 @@ fn bad_targets_and_bounds_are_refused_with_a_clear_error() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// A TLS server (scripts/tlsd.py) presenting `cert`; stopped when dropped.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TlsServer {
+    fn start(cert: &std::path::Path, key: &std::path::Path) -> TlsServer {
+        use std::io::BufRead;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/tlsd.py");
+        let mut child = Command::new("python3")
+            .args([script, "--timeout", "60", "--cert"])
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg("127.0.0.1:0")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+        let Some(port) = port else {
+            let _ = child.kill();
+            panic!("tlsd did not start with {}: {line:?}", cert.display());
+        };
+        TlsServer { child, port }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The certificate `openssl` made, with `from` replaced by `to` (same length) in its DER.
+fn patched(
+    dir: &portolan_testkit::TempDir,
+    der: &[u8],
+    name: &str,
+    from: &[u8],
+    to: &[u8],
+) -> std::path::PathBuf {
+    assert_eq!(from.len(), to.len());
+    let at = der
+        .windows(from.len())
+        .position(|w| w == from)
+        .unwrap_or_else(|| panic!("{name}: {from:?} not in the certificate"));
+    let mut d = der.to_vec();
+    d[at..at + to.len()].copy_from_slice(to);
+    let path = dir.join(&format!("{name}.der"));
+    std::fs::write(&path, &d).unwrap();
+    let pem = dir.join(&format!("{name}.pem"));
+    let o = Command::new("openssl")
+        .args(["x509", "-inform", "der", "-in"])
+        .arg(&path)
+        .arg("-out")
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{name}: openssl x509: {}", String::from_utf8_lossy(&o.stderr));
+    pem
+}
+
+/// One hostile certificate must not end an identification or a scan (a certificate time with
+/// hour 25 once aborted the release build, leaving a truncated -oX file): each malformed
+/// field is reported, `identify` exits 0, and `scan -sV` writes valid XML.
+#[test]
+fn hostile_certificates_do_not_end_a_scan() {
+    let test = "hostile_certificates_do_not_end_a_scan";
+    if !portolan_testkit::require_tool(test, "openssl") || !portolan_testkit::require_tool(test, "xmllint") {
+        return;
+    }
+    let dir = portolan_testkit::TempDir::new("hostile-cert");
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    let o = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "30",
+        ])
+        .args(["-subj", "/CN=hostile.example", "-addext", "subjectAltName=DNS:hostile.example"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "openssl req: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("openssl").args(["x509", "-outform", "der", "-in"]).arg(&cert).output().unwrap();
+    let der = o.stdout;
+    // the notBefore UTCTime: tag 0x17, length 13, YYMMDDhhmmssZ
+    let at = der.windows(2).position(|w| w == [0x17, 13]).unwrap() + 2;
+    let time = der[at..at + 13].to_vec();
+    let with = |i: usize, two: &[u8]| {
+        let mut t = time.clone();
+        t[i..i + 2].copy_from_slice(two);
+        t
+    };
+    let cases: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
+        ("hour 25", time.clone(), with(6, b"25")),
+        ("month 13", time.clone(), with(2, b"13")),
+        ("minute 61", time.clone(), with(8, b"61")),
+        ("letters in a time", time.clone(), with(4, b"x1")),
+        (
+            "escape bytes in a name",
+            b"CN=hostile.example"[3..].to_vec(),
+            b"\x1b]0;pwned\x07\xe2\x80\xaexx".to_vec(),
+        ),
+    ];
+    for (name, from, to) in cases {
+        let pem = patched(&dir, &der, &name.replace(' ', "-"), &from, &to);
+        let server = TlsServer::start(&pem, &key);
+        let (text, took, rss) = identify(server.port, &["-o", "json"]);
+        bounded(name, &text, took, rss);
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}: {text}"));
+        let tls = &v[0]["tls"];
+        assert!(tls.is_object(), "{name}: the handshake is reported: {text}");
+        if name.contains("a name") {
+            // the issuer's name comes first in the DER, so that is the one changed
+            assert!(
+                tls["certificate"]["issuer"].as_str().is_some_and(|s| s.contains("\\x1b]0;pwned")),
+                "{name}: {text}"
+            );
+        } else {
+            assert!(
+                tls["certificate_error"].as_str().is_some_and(|e| e.starts_with("malformed certificate")),
+                "{name}: {text}"
+            );
+        }
+        let xml = dir.join("scan.xml");
+        let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+            .args(["scan", "-sT", "-sV", "-Pn", "-n", "--version-timeout", "3s", "-p"])
+            .arg(server.port.to_string())
+            .arg("-oX")
+            .arg(&xml)
+            .arg("127.0.0.1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: scan -sV: {}", String::from_utf8_lossy(&out.stderr));
+        let lint = Command::new("xmllint").arg("--noout").arg(&xml).output().unwrap();
+        assert!(
+            lint.status.success(),
+            "{name}: -oX is not well-formed: {}",
+            String::from_utf8_lossy(&lint.stderr)
+        );
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(table.contains("open") && !table.bytes().any(|b| b == 0x1b), "{name}: {table}");
+    }
+}
+
+/// A server that completes the handshake and hangs up without a byte — with a FIN or with a
+/// reset — is `tcpwrapped`, as nmap names it (a TCP wrapper, or a proxy refusing the client).
+#[test]
+fn a_server_that_hangs_up_at_once_is_tcpwrapped() {
+    if !need_time("a_server_that_hangs_up_at_once_is_tcpwrapped") {
+        return;
+    }
+    let fin = Server::start(|c, _, _| drop(c));
+    let rst = Server::start(|c, _, _| {
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: a valid socket and a linger struct of the size given.
+        unsafe {
+            libc::setsockopt(
+                c.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+        drop(c);
+    });
+    for (case, s) in [("FIN", &fin), ("reset", &rst)] {
+        let (text, took, rss) = identify(s.port, &["-o", "json"]);
+        bounded(case, &text, took, rss);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v[0]["service"]["name"], "tcpwrapped", "{case}: {text}");
+    }
+}

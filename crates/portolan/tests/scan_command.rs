@@ -398,7 +398,7 @@ fn bad_input_is_a_clear_error_with_exit_2() {
         (vec!["-Pn".into(), "-p".into(), "22".into(), "198.18.99.1".into()], "no route to 198.18.99.1"),
         (vec!["198.18.0.0/8".into()], "--yes"),
         (vec!["198.18.1.2".into(), "--exclude".into(), "198.18.1.2".into()], "excluded"),
-        (vec!["-sA".into(), "198.18.1.2".into()], "use -sT"),
+        (vec!["-sA".into(), "198.18.1.2".into()], "not available in this version; use -sS (SYN) or -sT"),
         (vec!["--resume".into(), dir.join("missing.resume").display().to_string()], "cannot read"),
         (vec!["--resume".into(), empty.display().to_string()], "not a Portolan resume file"),
         (vec!["-p".into(), "U:53".into(), "198.18.1.2".into()], "add -sU"),
@@ -444,5 +444,58 @@ fn a_routed_slash_24_answers_on_every_address() {
         let open: Vec<u16> =
             h.ports.iter().filter(|p| p.state == PortState::Open).map(|p| p.number).collect();
         assert_eq!(open, vec![80, 443], "{}", h.address);
+    }
+}
+
+/// A range holding addresses no probe can reach from the scanner (its /24's broadcast
+/// address, a network it has no route to) is scanned all the same, as nmap does: those
+/// addresses are reported down with the reason, the others are scanned, for every scan type.
+#[test]
+fn unprobeable_addresses_are_reported_and_the_scan_goes_on() {
+    let t = "unprobeable_addresses_are_reported_and_the_scan_goes_on";
+    if !ready(t) || !require_tool(t, "xmllint") {
+        return;
+    }
+    let lab = Lab::up(&repo());
+    let dir = TempDir::new("unprobeable");
+    let xml = dir.join("out.xml");
+    // 198.18.1.252/30 ends in the broadcast address of the scanner's 198.18.1.0/24; nothing
+    // routes to 198.18.99.0/24
+    let targets = ["198.18.1.2", "198.18.1.252/30", "198.18.99.1"];
+    for flags in [&["-sT", "-p", "22"][..], &["-sS", "-p", "22"], &["-sU", "-p", "53"], &["-sn"]] {
+        let o = run(lab
+            .in_scanner(BIN)
+            .arg("scan")
+            .args(flags)
+            .args(["-n", "-v", "-oX"])
+            .arg(&xml)
+            .args(targets));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{flags:?}: {err}");
+        assert!(
+            err.contains("2 addresses cannot be probed")
+                && err.contains("198.18.1.255 (broadcast)")
+                && err.contains("198.18.99.1 (no-route)"),
+            "{flags:?}: {err}"
+        );
+        validate(&xml);
+        let run = portolan_import::read_file(&xml).unwrap();
+        let host = |a: &str| {
+            run.hosts
+                .iter()
+                .find(|h| h.address.to_string() == a)
+                .unwrap_or_else(|| panic!("{flags:?}: {a} missing"))
+        };
+        assert_eq!(host("198.18.1.255").status.reason.as_str(), "broadcast", "{flags:?}");
+        assert_eq!(host("198.18.99.1").status.reason.as_str(), "no-route", "{flags:?}");
+        let h2 = host("198.18.1.2");
+        assert_eq!(h2.status.state, portolan_model::HostState::Up, "{flags:?}");
+        if flags[0] != "-sn" {
+            assert_eq!(
+                h2.ports.iter().filter(|p| p.state == PortState::Open).count(),
+                1,
+                "{flags:?}: {h2:?}"
+            );
+        }
     }
 }

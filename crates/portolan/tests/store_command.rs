@@ -40,11 +40,11 @@ fn databases(dir: &TempDir, test: &str) -> Vec<String> {
             v.push(format!("{}/{db}", admin.rsplit_once('/').unwrap().0));
         }
         _ => {
-            assert!(
-                std::env::var_os("PORTOLAN_REQUIRE_TOOLS").is_none(),
-                "PORTOLAN_TEST_POSTGRES is not set (scripts/test.sh starts PostgreSQL)"
+            portolan_testkit::prerequisite_missing(
+                &format!("postgres half of {test}"),
+                "a PostgreSQL server in PORTOLAN_TEST_POSTGRES",
+                "run `bash scripts/test.sh`, which starts a throwaway one",
             );
-            eprintln!("SKIPPED postgres half of {test}: PORTOLAN_TEST_POSTGRES is not set");
         }
     }
     v

@@ -80,8 +80,19 @@ fn states_and_reasons_match_nmap_syn_scan_v4_and_v6() {
             .arg(&ours_xml)
             .args(hosts));
         assert!(o.status.success(), "portolan: {}", stderr(&o));
-        let theirs = seen(&portolan_import::read_file(&nmap_xml).unwrap());
-        let ours = seen(&portolan_import::read_file(&ours_xml).unwrap());
+        let (theirs_run, ours_run) =
+            (portolan_import::read_file(&nmap_xml).unwrap(), portolan_import::read_file(&ours_xml).unwrap());
+        // the hosts' hardware addresses as nmap reports them (from the local link), so that
+        // ndiff of the two reports sees the same hosts
+        let macs = |r: &ScanRun| -> Vec<(String, Option<String>)> {
+            let mut v: Vec<_> = r.hosts.iter().map(|h| (h.address.to_string(), h.mac.clone())).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(macs(&ours_run), macs(&theirs_run), "{tag}: MAC addresses");
+        assert!(macs(&ours_run).iter().all(|(_, m)| m.is_some()), "{tag}: the lab hosts are on-link");
+        let theirs = seen(&theirs_run);
+        let ours = seen(&ours_run);
         assert_eq!(ours.len(), 4 * 19, "every port of every host has a state");
         let differ: Vec<_> = ours.iter().filter(|(k, v)| theirs.get(*k) != Some(*v)).collect();
         assert!(
@@ -387,6 +398,12 @@ fn privilege_rules() {
     assert!(err.contains("needs root or CAP_NET_RAW") && err.contains("-sT"), "{err}");
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
     assert!(!err.contains("panicked"));
+    // and writes no report file
+    let xml = std::env::temp_dir().join(format!("portolan-nopriv-{}.xml", std::process::id()));
+    let _ = std::fs::remove_file(&xml);
+    let o = as_nobody(&["scan", "-sS", "-Pn", "127.0.0.1", "-p", &port, "-oX", xml.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!xml.exists(), "-sS without the privilege left {}", xml.display());
     // no scan type: the connect scan, said so
     let o = as_nobody(&["scan", "-Pn", "127.0.0.1", "-p", &port, "-o", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -17,6 +17,7 @@
 
 mod entry;
 mod error;
+pub mod oui;
 mod query;
 mod rank;
 mod tables;

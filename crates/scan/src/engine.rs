@@ -78,6 +78,9 @@ pub struct Config {
     /// Hosts an earlier, interrupted run finished (`--resume`): skipped, but still counted
     /// in the target order, so that a shard stays the same shard.
     pub done: Option<Arc<std::collections::HashSet<IpAddr>>>,
+    /// Report the MAC address (and vendor) of hosts up on a directly connected link, from the
+    /// kernel's neighbour table, as nmap does when it runs with the privilege.
+    pub link_addresses: bool,
 }
 
 /// Live counters for a progress display.
@@ -359,6 +362,8 @@ struct HostRec {
     srtt: Option<Duration>,
     start: Timestamp,
     started: bool,
+    /// Why a host that is down is down, when more is known than "no answer".
+    down: Option<Reason>,
 }
 
 impl HostRec {
@@ -398,6 +403,10 @@ fn coordinate(
         None => None,
     };
     let mut skipped = 0u64;
+    let mut routes = crate::raw::RouteCheck::default();
+    let mut neighbours = crate::neigh::Neighbours::default();
+    let mut unprobeable: Option<(IpAddr, Reason)> = None;
+    let mut unprobeable_count = 0u32;
     let mut targets = cfg.targets.iter();
     let mut hosts: HashMap<u64, HostRec> = HashMap::new();
     let mut next_id = 0u64;
@@ -496,7 +505,20 @@ fn coordinate(
                 srtt: None,
                 start: Timestamp::now(),
                 started: false,
+                down: None,
             };
+            // an address no probe can reach (a broadcast address, no route): down, with the
+            // reason, and the scan goes on
+            if let Some(why) = (!addr.is_loopback()).then(|| routes.unprobeable(addr)).flatten() {
+                shared.done.fetch_add((rec.ports.len() + rec.udp.len()) as u64, Ordering::Relaxed);
+                rec.started = true;
+                unprobeable_count += 1;
+                unprobeable.get_or_insert((addr, why.clone()));
+                rec.down = Some(why);
+                obs.finished(addr);
+                report(rec, cfg, &mut neighbours, &mut summary, obs);
+                continue;
+            }
             if cfg.skip_discovery || addr.is_loopback() {
                 rec.up = Some(if cfg.skip_discovery { Reason::UserSet } else { Reason::LocalhostResponse });
                 dispatch_ports(id, &mut rec)?;
@@ -547,7 +569,7 @@ fn coordinate(
                         && let Some(h) = hosts.remove(&part.host)
                     {
                         obs.finished(h.addr);
-                        report(h, cfg, &mut summary, obs);
+                        report(h, cfg, &mut neighbours, &mut summary, obs);
                     }
                 }
             }
@@ -588,25 +610,43 @@ fn coordinate(
         rest.sort_by_key(|(k, _)| *k);
         for (_, h) in rest {
             if h.up.is_some() {
-                report(h, cfg, &mut summary, obs);
+                report(h, cfg, &mut neighbours, &mut summary, obs);
             }
         }
     }
     obs.progress(&progress(shared, total));
+    // nothing at all could be probed: that is an error of the command line, not a result
+    if let Some((addr, why)) = unprobeable
+        && unprobeable_count == summary.hosts_total
+        && !summary.interrupted
+    {
+        return Err(match why {
+            Reason::NoRoute => Error::NoRoute { addr },
+            Reason::Broadcast => Error::Unprobeable { addr, why: "a broadcast address" },
+            _ => Error::Unprobeable { addr, why: "a route prohibits sending to it" },
+        });
+    }
     Ok(summary)
 }
 
-fn report(h: HostRec, cfg: &Config, summary: &mut Summary, obs: &mut dyn Observer) {
+fn report(
+    h: HostRec,
+    cfg: &Config,
+    neighbours: &mut crate::neigh::Neighbours,
+    summary: &mut Summary,
+    obs: &mut dyn Observer,
+) {
     let up = h.up.is_some();
     if up {
         summary.hosts_up += 1;
     } else {
         summary.hosts_down += 1;
-        if !cfg.report_down {
+        // a host that could not be probed at all is always reported, with why
+        if !cfg.report_down && h.down.is_none() {
             return;
         }
     }
-    let mut host = Host::up(h.addr, h.up.clone().unwrap_or(Reason::NoResponseHost));
+    let mut host = Host::up(h.addr, h.up.clone().or(h.down).unwrap_or(Reason::NoResponseHost));
     if !up {
         host.status.state = HostState::Down;
     }
@@ -618,6 +658,14 @@ fn report(h: HostRec, cfg: &Config, summary: &mut Summary, obs: &mut dyn Observe
     host.start_time = Some(h.start);
     host.end_time = Some(Timestamp::now());
     host.srtt_us = h.srtt.map(|d| d.as_micros() as u64);
+    if up
+        && cfg.link_addresses
+        && !h.addr.is_loopback()
+        && let Some(mac) = neighbours.lookup(h.addr)
+    {
+        host.mac = Some(portolan_registry::oui::mac_text(mac));
+        host.mac_vendor = portolan_registry::oui::mac_vendor(mac).map(str::to_string);
+    }
     obs.host(host);
 }
 
@@ -1043,7 +1091,11 @@ impl Worker {
                     }
                 }
                 Start::Failed(errno) => self.failed(j, sock, port, tryno, errno, None),
-                Start::NoRoute => return Err(Error::NoRoute { addr: j.job.addr }),
+                // the route went away during the scan: this port is not reachable
+                Start::NoRoute => {
+                    self.recycle(sock, v6);
+                    self.decided(j, port, tryno, PortState::Filtered, Reason::NetUnreach, None);
+                }
                 Start::Again => {
                     // out of ephemeral ports or buffers: shrink and retry the same try
                     self.cc.on_drop();

@@ -20,12 +20,15 @@ pub enum Error {
         /// The resolver's answer.
         reason: String,
     },
-    /// A target file that could not be read or has a bad line.
+    /// A target file that could not be read.
+    #[error(transparent)]
+    TargetInput(#[from] portolan_model::input::TextError),
+    /// A target file with a bad line.
     #[error("{path}:{line}: {message}")]
     TargetFile {
         /// The file.
         path: String,
-        /// 1-based line (0 when the file itself failed).
+        /// 1-based line.
         line: usize,
         /// What is wrong.
         message: String,
@@ -57,6 +60,15 @@ pub enum Error {
     NoRoute {
         /// The target.
         addr: std::net::IpAddr,
+    },
+    /// Every target is an address no probe can reach from here (a broadcast address, or one
+    /// the kernel refuses to send to).
+    #[error("{addr} cannot be probed: {why}")]
+    Unprobeable {
+        /// The (first) target.
+        addr: std::net::IpAddr,
+        /// Why: `broadcast address`, `sending is prohibited by a route`.
+        why: &'static str,
     },
     /// A `--shard` that is not `I/N` with 1 ≤ I ≤ N, or a space too large to shard.
     #[error(

@@ -9,9 +9,12 @@
 //! - [`shard`]: `--shard I/N`, a keyed permutation of the target x port space.
 //! - [`syn`]: the SYN scan's worker (raw sockets, keyed cookies, rounds, the rate cap).
 //! - [`engine`]: the scheduler; results stream to an [`engine::Observer`] and never print.
+//! - [`interrupt`]: Ctrl-C and SIGTERM as a stop request every phase of a run obeys.
 
 pub mod engine;
 mod error;
+pub mod interrupt;
+mod neigh;
 mod packet;
 pub mod ports;
 pub mod probe;

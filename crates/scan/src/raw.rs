@@ -48,7 +48,7 @@ impl Epoll {
     /// Waits up to `timeout` and returns the (token, event flags) that are ready.
     pub fn wait(&mut self, timeout: Duration, out: &mut Vec<(u64, u32)>) -> io::Result<()> {
         out.clear();
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        let ms = ceil_millis(timeout);
         // SAFETY: the events buffer is valid for its length.
         let n = unsafe {
             libc::epoll_wait(self.fd.as_raw_fd(), self.events.as_mut_ptr(), self.events.len() as i32, ms)
@@ -63,6 +63,13 @@ impl Epoll {
         out.extend(self.events[..n as usize].iter().map(|e| (e.u64, e.events)));
         Ok(())
     }
+}
+
+/// A timeout in whole milliseconds for `epoll_wait`, rounded up: a wait shorter than a
+/// millisecond is one millisecond, never zero (a zero timeout repeated until a sub-millisecond
+/// wait has passed is a busy loop).
+fn ceil_millis(timeout: Duration) -> i32 {
+    timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
 }
 
 /// What starting a connect gave.
@@ -877,9 +884,14 @@ impl RxBatch {
 pub fn poll_readable(fds: &[i32], timeout: Duration) -> io::Result<()> {
     let mut p: Vec<libc::pollfd> =
         fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: the pollfd array is valid for its length.
-    let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
+    // ppoll takes the timeout to the nanosecond: a wait of 300 us is one, not a zero-timeout
+    // poll repeated until the time passes (which burnt a CPU at a capped rate)
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: the pollfd array is valid for its length; ts outlives the call; no signal mask.
+    let n = unsafe { libc::ppoll(p.as_mut_ptr(), p.len() as libc::nfds_t, &ts, std::ptr::null()) };
     if n < 0 {
         let e = last();
         if e.kind() != io::ErrorKind::Interrupted {
@@ -918,6 +930,83 @@ pub fn source_for(dst: IpAddr) -> io::Result<IpAddr> {
     let s = std::net::UdpSocket::bind(bind)?;
     s.connect(SocketAddr::new(dst, 9))?;
     Ok(s.local_addr()?.ip())
+}
+
+/// Finds the addresses that cannot be probed from this machine at all, before any probe: one
+/// UDP socket per family is connected to each (a route lookup, no packet), as the kernel
+/// would refuse a probe to a broadcast address (`EACCES`) or to an address it has no route to
+/// (`ENETUNREACH`, `EHOSTUNREACH`). Such a host is reported down with the reason, as nmap
+/// does, and the scan goes on.
+#[derive(Default)]
+pub(crate) struct RouteCheck {
+    socks: [Option<std::net::UdpSocket>; 2],
+    broadcasts: Option<Vec<IpAddr>>,
+}
+
+impl RouteCheck {
+    /// Why `dst` cannot be probed, or `None` when it can.
+    pub(crate) fn unprobeable(&mut self, dst: IpAddr) -> Option<portolan_model::Reason> {
+        use portolan_model::Reason;
+        let v6 = usize::from(dst.is_ipv6());
+        if self.socks[v6].is_none() {
+            let bind: SocketAddr = if v6 == 1 {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            } else {
+                (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+            };
+            self.socks[v6] = std::net::UdpSocket::bind(bind).ok();
+        }
+        let sock = self.socks[v6].as_ref()?;
+        let err = sock.connect(SocketAddr::new(dst, 9)).err()?;
+        match err.raw_os_error() {
+            Some(libc::ENETUNREACH | libc::EHOSTUNREACH) => Some(Reason::NoRoute),
+            Some(libc::EACCES) => {
+                let broadcasts = self.broadcasts.get_or_insert_with(broadcast_addresses);
+                let limited = dst == IpAddr::V4(std::net::Ipv4Addr::BROADCAST);
+                Some(if limited || broadcasts.contains(&dst) {
+                    Reason::Broadcast
+                } else {
+                    Reason::NetProhibited
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The broadcast addresses of this machine's IPv4 subnets: each address's subnet with every
+/// host bit set, as the kernel's local table has them (whether or not `brd` was given).
+fn broadcast_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list that freeifaddrs releases below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return out;
+    }
+    let v4 = |sa: *const libc::sockaddr| -> Option<u32> {
+        // SAFETY: a non-null sockaddr of the list; read as sockaddr_in only when AF_INET.
+        let fam = i32::from(unsafe { (*sa).sa_family });
+        (fam == libc::AF_INET).then(|| {
+            // SAFETY: an AF_INET sockaddr is a sockaddr_in.
+            u32::from_be(unsafe { (*sa.cast::<libc::sockaddr_in>()).sin_addr.s_addr })
+        })
+    };
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        if !ifa.ifa_addr.is_null()
+            && !ifa.ifa_netmask.is_null()
+            && let (Some(a), Some(m)) = (v4(ifa.ifa_addr), v4(ifa.ifa_netmask))
+            && m.leading_ones() < 31
+        {
+            out.push(IpAddr::V4(std::net::Ipv4Addr::from(a | !m)));
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: head came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out
 }
 
 /// A directly connected Ethernet link towards a target: ARP (IPv4) or neighbour discovery

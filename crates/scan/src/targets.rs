@@ -22,6 +22,8 @@ pub struct TargetSet {
     v6: Vec<(u128, u128)>,
     /// Names the user gave, by the address they resolved to.
     names: BTreeMap<IpAddr, String>,
+    /// Names resolve to their IPv6 address (nmap's `-6`).
+    ipv6: bool,
 }
 
 fn normalize<T: Copy + Ord + num::One>(mut v: Vec<(T, T)>) -> Vec<(T, T)> {
@@ -201,7 +203,7 @@ impl TargetSet {
                 }
                 Err(_) => {
                     // a name with a prefix: resolve, then apply the prefix (nmap allows it)
-                    let ip = resolve(addr)?;
+                    let ip = resolve(addr, self.ipv6)?;
                     self.names.insert(ip, addr.to_string());
                     return self.add(&format!("{ip}/{bits}"));
                 }
@@ -219,7 +221,7 @@ impl TargetSet {
             self.v4.extend(v4_pattern(spec)?);
             return Ok(());
         }
-        let ip = resolve(spec)?;
+        let ip = resolve(spec, self.ipv6)?;
         self.names.insert(ip, spec.to_string());
         self.push_ip(ip);
         Ok(())
@@ -266,6 +268,11 @@ impl TargetSet {
         v4.saturating_add(v6)
     }
 
+    /// The first IPv4 address of the set, if it has one.
+    pub fn first_v4(&self) -> Option<std::net::Ipv4Addr> {
+        self.v4.first().map(|&(lo, _)| std::net::Ipv4Addr::from(lo))
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
@@ -307,7 +314,7 @@ impl TargetSet {
     }
 }
 
-fn resolve(name: &str) -> Result<IpAddr> {
+fn resolve(name: &str, ipv6: bool) -> Result<IpAddr> {
     if name.is_empty()
         || name.len() > 253
         || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
@@ -318,7 +325,14 @@ fn resolve(name: &str) -> Result<IpAddr> {
         .to_socket_addrs()
         .map_err(|e| Error::UnknownHost { name: name.to_string(), reason: e.to_string() })?;
     let all: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
-    // nmap takes the first IPv4 address unless only IPv6 is available
+    // nmap takes the first IPv4 address unless only IPv6 is available; with -6, the first
+    // IPv6 address
+    if ipv6 {
+        return all.iter().copied().find(IpAddr::is_ipv6).ok_or_else(|| Error::UnknownHost {
+            name: name.to_string(),
+            reason: "no IPv6 address (-6)".into(),
+        });
+    }
     all.iter()
         .copied()
         .find(IpAddr::is_ipv4)
@@ -329,7 +343,16 @@ fn resolve(name: &str) -> Result<IpAddr> {
 /// Builds a set from specifications (each may hold several, separated by whitespace or commas
 /// between whole targets as in `--exclude a,b`).
 pub fn parse_list<'a>(specs: impl IntoIterator<Item = &'a str>, comma_separated: bool) -> Result<TargetSet> {
-    let mut set = TargetSet::default();
+    parse_list_for(specs, comma_separated, false)
+}
+
+/// As [`parse_list`]; with `ipv6` (nmap's `-6`) names resolve to their IPv6 address.
+pub fn parse_list_for<'a>(
+    specs: impl IntoIterator<Item = &'a str>,
+    comma_separated: bool,
+    ipv6: bool,
+) -> Result<TargetSet> {
+    let mut set = TargetSet { ipv6, ..TargetSet::default() };
     for s in specs {
         if comma_separated && !looks_like_v4_pattern(s) {
             for part in s.split(',').filter(|p| !p.trim().is_empty()) {
@@ -348,14 +371,18 @@ pub fn parse_list<'a>(specs: impl IntoIterator<Item = &'a str>, comma_separated:
     Ok(set)
 }
 
+/// The largest target file read (`-iL`): about ten million addresses.
+pub const MAX_TARGET_FILE: u64 = 256 << 20;
+
 /// Reads targets from a file (`-iL`, `--excludefile`): whitespace separated, `#` comments.
 pub fn read_file(path: &std::path::Path) -> Result<TargetSet> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::TargetFile {
-        path: path.display().to_string(),
-        line: 0,
-        message: e.to_string(),
-    })?;
-    let mut set = TargetSet::default();
+    read_file_for(path, false)
+}
+
+/// As [`read_file`]; with `ipv6` (nmap's `-6`) names resolve to their IPv6 address.
+pub fn read_file_for(path: &std::path::Path, ipv6: bool) -> Result<TargetSet> {
+    let text = portolan_model::input::read_text(path, MAX_TARGET_FILE)?;
+    let mut set = TargetSet { ipv6, ..TargetSet::default() };
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("");
         for word in line.split_whitespace() {

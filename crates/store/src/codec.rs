@@ -51,6 +51,7 @@ pub fn host_detail(h: &Host) -> String {
     let meta = Host {
         address: h.address,
         mac: h.mac.clone(),
+        mac_vendor: h.mac_vendor.clone(),
         hostnames: h.hostnames.clone(),
         status: h.status.clone(),
         ports: Vec::new(),

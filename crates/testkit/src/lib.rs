@@ -1,47 +1,64 @@
 //! Shared helpers for Portolan's integration tests.
 //!
-//! Tests that need an outside tool (nmap, xmllint, ndiff, ...) or a privilege call
-//! [`require_tool`] / [`require_root`]. When the test script runs the suite it sets
-//! `PORTOLAN_REQUIRE_TOOLS=1`, and a missing tool is then a failure; a developer running
-//! `cargo test` without the tools sees the test print `SKIPPED` instead of passing silently.
+//! Tests that need an outside tool (nmap, xmllint, ndiff, ...), a privilege or a server call
+//! [`require_tool`], [`require_root`] or [`prerequisite_missing`]. A missing prerequisite
+//! **fails** the test, with the command that provides it, so that no test reports `ok` without
+//! having run. Skipping is an explicit opt-in: with `PORTOLAN_SKIP_MISSING=1` such a test prints
+//! `SKIPPED` and returns, and each skip is appended to the file `PORTOLAN_SKIP_LOG` names, so
+//! that `scripts/test-skipping.sh` can say how many were skipped.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Whether missing tools must fail the test (set by `scripts/test.sh`).
-pub fn tools_required() -> bool {
-    std::env::var_os("PORTOLAN_REQUIRE_TOOLS").is_some_and(|v| v == "1")
+/// Whether a missing prerequisite may skip a test (`PORTOLAN_SKIP_MISSING=1`).
+pub fn skipping_allowed() -> bool {
+    std::env::var_os("PORTOLAN_SKIP_MISSING").is_some_and(|v| v == "1")
 }
 
-/// True when `tool` is on PATH. Otherwise panics under `PORTOLAN_REQUIRE_TOOLS=1`, or prints
-/// `SKIPPED` and returns false.
-pub fn require_tool(test: &str, tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    if !found {
-        if tools_required() {
-            panic!("{test}: needs `{tool}`, which is not installed (scripts/test.sh installs it)");
-        }
-        eprintln!("SKIPPED {test}: `{tool}` is not installed");
+/// A prerequisite of `test` is missing: panics, saying what and how to get it, unless skipping
+/// is allowed; then prints `SKIPPED`, records the skip and returns `false` (so that a test can
+/// `return` on it).
+pub fn prerequisite_missing(test: &str, what: &str, how: &str) -> bool {
+    if !skipping_allowed() {
+        panic!("{test}: needs {what}; {how} (or set PORTOLAN_SKIP_MISSING=1 to skip such tests)");
     }
-    found
+    eprintln!("SKIPPED {test}: needs {what}");
+    if let Some(log) = std::env::var_os("PORTOLAN_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = writeln!(f, "{test}: {what}");
+        }
+    }
+    false
 }
 
-/// True when running as root. Otherwise panics under `PORTOLAN_REQUIRE_TOOLS=1`, or prints
-/// `SKIPPED` and returns false.
+/// True when `tool` is on PATH (or is an existing absolute path). Otherwise see
+/// [`prerequisite_missing`].
+pub fn require_tool(test: &str, tool: &str) -> bool {
+    let found = if tool.starts_with('/') {
+        Path::new(tool).is_file()
+    } else {
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+    };
+    found
+        || prerequisite_missing(
+            test,
+            &format!("`{tool}`"),
+            "run `bash scripts/install-test-deps.sh` as root, which installs every tool the tests use",
+        )
+}
+
+/// True when running as root. Otherwise see [`prerequisite_missing`].
 pub fn require_root(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc_geteuid() } == 0;
-    if !root {
-        if tools_required() {
-            panic!("{test}: needs root (network namespaces, raw sockets)");
-        }
-        eprintln!("SKIPPED {test}: needs root");
-    }
-    root
+    root || prerequisite_missing(
+        test,
+        "root (network namespaces, raw sockets, kernel firewalls)",
+        "run the tests as root (`sudo -E bash scripts/test.sh`)",
+    )
 }
 
 unsafe extern "C" {

@@ -65,7 +65,22 @@ impl<W: Write> ScanSink for NormalSink<W> {
         let o = &mut self.out;
         let label = host_label(host);
         if host.status.state != HostState::Up {
-            writeln!(o, "Portolan scan report for {label} [host {}]", host.status.state)?;
+            // why a host is down is said with --reason, and always when it could not be probed
+            let unprobeable = matches!(
+                host.status.reason,
+                portolan_model::Reason::NoRoute
+                    | portolan_model::Reason::Broadcast
+                    | portolan_model::Reason::NetProhibited
+            );
+            if self.opts.reason || unprobeable {
+                writeln!(
+                    o,
+                    "Portolan scan report for {label} [host {}, received {}]",
+                    host.status.state, host.status.reason
+                )?;
+            } else {
+                writeln!(o, "Portolan scan report for {label} [host {}]", host.status.state)?;
+            }
             return o.flush();
         }
         let title = format!("Portolan scan report for {label}");
@@ -84,6 +99,8 @@ impl<W: Write> ScanSink for NormalSink<W> {
         if listed_total == 0 && extra_total > 0 {
             writeln!(o, "All {extra_total} scanned ports on {label} are in ignored states.")?;
         }
+        // one line, as nmap: "Not shown: 997 filtered tcp ports (no-response), 1 closed tcp port (reset)"
+        let mut not_shown = Vec::new();
         for e in &s.extra {
             let reasons: Vec<String> = e
                 .reasons
@@ -99,7 +116,11 @@ impl<W: Write> ScanSink for NormalSink<W> {
             let transport =
                 e.reasons.first().and_then(|r| r.transport).map(|t| format!(" {t}")).unwrap_or_default();
             let why = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) };
-            writeln!(o, "Not shown: {} {}{} ports{why}", e.count, e.state, transport)?;
+            let ports = if e.count == 1 { "port" } else { "ports" };
+            not_shown.push(format!("{} {}{} {ports}{why}", e.count, e.state, transport));
+        }
+        if !not_shown.is_empty() {
+            writeln!(o, "Not shown: {}", not_shown.join(", "))?;
         }
         if !s.listed.is_empty() {
             let with_version =
@@ -138,6 +159,14 @@ impl<W: Write> ScanSink for NormalSink<W> {
                 t.row(row);
             }
             t.render(o, self.color)?;
+        }
+        if let Some(mac) = &host.mac {
+            writeln!(
+                o,
+                "MAC Address: {} ({})",
+                esc(mac),
+                esc(host.mac_vendor.as_deref().unwrap_or("Unknown"))
+            )?;
         }
         writeln!(o)?;
         o.flush()

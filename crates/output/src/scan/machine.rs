@@ -76,7 +76,7 @@ impl<W: Write> ScanSink for NdjsonSink<W> {
     }
 }
 
-/// CSV with a header row and one row per port.
+/// CSV with a header row and one row per port; cells as [`crate::escape::csv_cell`] makes them.
 pub struct CsvSink<W: Write> {
     out: csv::Writer<W>,
     opts: ShowOptions,
@@ -118,19 +118,22 @@ impl<W: Write> ScanSink for CsvSink<W> {
         for p in &h.ports {
             let svc = p.service.as_deref();
             self.out
-                .write_record([
-                    h.address.to_string(),
-                    name.clone(),
-                    p.number.to_string(),
-                    p.transport.to_string(),
-                    p.state.to_string(),
-                    p.reason.to_string(),
-                    p.reason_ttl.to_string(),
-                    svc.map(|s| s.name.clone()).unwrap_or_default(),
-                    svc.and_then(|s| s.product.clone()).unwrap_or_default(),
-                    svc.and_then(|s| s.version.clone()).unwrap_or_default(),
-                    svc.and_then(|s| s.extra_info.clone()).unwrap_or_default(),
-                ])
+                .write_record(
+                    [
+                        h.address.to_string(),
+                        name.clone(),
+                        p.number.to_string(),
+                        p.transport.to_string(),
+                        p.state.to_string(),
+                        p.reason.to_string(),
+                        p.reason_ttl.to_string(),
+                        svc.map(|s| s.name.clone()).unwrap_or_default(),
+                        svc.and_then(|s| s.product.clone()).unwrap_or_default(),
+                        svc.and_then(|s| s.version.clone()).unwrap_or_default(),
+                        svc.and_then(|s| s.extra_info.clone()).unwrap_or_default(),
+                    ]
+                    .map(|c| crate::escape::csv_cell(&c).into_owned()),
+                )
                 .map_err(csv_err)?;
         }
         self.out.flush()

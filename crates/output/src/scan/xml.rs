@@ -109,7 +109,12 @@ impl<W: Write> ScanSink for XmlSink<W> {
         let addrtype = if host.address.is_ipv4() { "ipv4" } else { "ipv6" };
         writeln!(o, "<address addr=\"{}\" addrtype=\"{addrtype}\"/>", host.address)?;
         if let Some(mac) = &host.mac {
-            writeln!(o, "<address addr=\"{}\" addrtype=\"mac\"/>", esc(mac))?;
+            match &host.mac_vendor {
+                Some(v) => {
+                    writeln!(o, "<address addr=\"{}\" addrtype=\"mac\" vendor=\"{}\"/>", esc(mac), esc(v))?
+                }
+                None => writeln!(o, "<address addr=\"{}\" addrtype=\"mac\"/>", esc(mac))?,
+            }
         }
         writeln!(o, "<hostnames>")?;
         for h in &host.hostnames {

@@ -1,9 +1,9 @@
-use std::io::{self, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use jiff::Timestamp;
-use portolan_model::{AuditReport, AuditSummary, FindingTarget, Severity, Snapshot, Source};
+use portolan_model::{AuditReport, AuditSummary, FindingTarget, Snapshot, Source};
 use portolan_output::audit as render;
 use portolan_output::escape::terminal;
 use portolan_output::records;
@@ -88,12 +88,20 @@ pub fn report_problems(e: &PolicyError) {
     for p in &e.problems {
         eprintln!("portolan: error: {}", terminal(&p.to_string()));
     }
+    if e.problems.iter().any(|p| p.message.contains("outside the policy's directory")) {
+        eprintln!("portolan: hint: --include-anywhere follows includes outside the policy's directory");
+    }
 }
 
 /// Reads a policy, printing its problems (exit 2), and its warnings: each one, or with
 /// `summary` just how many.
-pub fn load_policy(path: &std::path::Path, summary: bool, ctx: &Context) -> Result<Policy, ExitCode> {
-    match Policy::load(path) {
+pub fn load_policy(
+    path: &std::path::Path,
+    includes_anywhere: bool,
+    summary: bool,
+    ctx: &Context,
+) -> Result<Policy, ExitCode> {
+    match Policy::load_with(path, &portolan_policy::LoadOptions { includes_anywhere }) {
         Ok(p) => {
             if ctx.quiet || p.warnings.is_empty() {
             } else if summary {
@@ -118,21 +126,13 @@ pub fn load_policy(path: &std::path::Path, summary: bool, ctx: &Context) -> Resu
     }
 }
 
-fn fail_on(s: &str) -> anyhow::Result<Option<Severity>> {
-    match s.to_ascii_lowercase().as_str() {
-        "never" | "none" => Ok(None),
-        "any" => Ok(Some(Severity::Info)),
-        other => other.parse::<Severity>().map(Some).with_context(|| format!("--fail-on {s:?}")),
-    }
-}
-
 pub fn today() -> jiff::civil::Date {
     Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::system()).date()
 }
 
 pub fn run(args: AuditArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let threshold = fail_on(&args.fail_on)?;
-    let policy = match load_policy(&args.policy, true, ctx) {
+    let threshold = args.fail_on.0;
+    let policy = match load_policy(&args.policy, args.include_anywhere, true, ctx) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
@@ -161,8 +161,7 @@ pub fn run(args: AuditArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         summary: AuditSummary::of(&findings),
         findings,
     };
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut out = super::stdout();
     match args.format {
         AuditFormat::Table => render::write_human(&mut out, &report, ctx.color)?,
         AuditFormat::Json => records::json(&mut out, &report)?,

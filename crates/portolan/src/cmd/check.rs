@@ -1,4 +1,4 @@
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,7 +10,6 @@ use portolan_scan::probe::{self, Outcome};
 use serde::Serialize;
 
 use super::Context;
-use super::scan::parse_time;
 use crate::cli::{CheckArgs, RecordFormat};
 
 /// One answer.
@@ -60,8 +59,7 @@ pub(super) fn endpoint(s: &str) -> anyhow::Result<(String, SocketAddr)> {
 }
 
 pub fn run(args: CheckArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let timeout = parse_time("--timeout", &args.timeout)?;
-    let banner_wait = parse_time("--banner-wait", &args.banner_wait)?;
+    let (timeout, banner_wait) = (args.timeout, args.banner_wait);
     let endpoints: Vec<(String, SocketAddr)> =
         args.endpoints.iter().map(|e| endpoint(e)).collect::<anyhow::Result<_>>()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
@@ -82,8 +80,7 @@ pub fn run(args: CheckArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     if answers.len() != endpoints.len() {
         bail!("a check did not finish");
     }
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut out = super::stdout();
     match args.format {
         RecordFormat::Table => {
             let mut t = Table::new(["TARGET", "STATE", "REASON", "LATENCY", "SERVICE", "FIRST BYTES"]);
@@ -154,7 +151,7 @@ async fn check_one(target: String, addr: SocketAddr, timeout: Duration, banner_w
         let banner = match sock {
             Some(s) if state == PortState::Open => {
                 let bytes = probe::read_banner(&s, 512, banner_wait).await;
-                (!bytes.is_empty()).then(|| escape::bytes(&bytes))
+                (!bytes.is_empty()).then(|| escape::bytes(&bytes, bytes.len()))
             }
             _ => None,
         };

@@ -1,4 +1,4 @@
-use std::io::{self, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -18,21 +18,21 @@ enum Side {
 
 /// Reads a file: nmap XML, or Portolan's JSON scan document (`-oJ`).
 pub(super) fn read_file(spec: &str) -> anyhow::Result<ScanRun> {
+    use portolan_model::input::{InputError, read_bounded};
     let path = Path::new(spec);
-    let head = {
-        use std::io::Read;
-        let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {spec}"))?;
-        let mut buf = [0u8; 256];
-        let n = f.read(&mut buf).with_context(|| format!("cannot read {spec}"))?;
-        buf[..n].iter().copied().find(|b| !b.is_ascii_whitespace())
-    };
-    if head == Some(b'{') {
-        let f = std::fs::File::open(path).with_context(|| format!("cannot open {spec}"))?;
-        let run: ScanRun = serde_json::from_reader(io::BufReader::new(f))
+    let limit = portolan_import::DEFAULT_SIZE_LIMIT;
+    let bytes = read_bounded(path, limit).map_err(|e| match e {
+        InputError::TooLarge { size, .. } => {
+            anyhow::Error::from(portolan_import::Error::TooLarge { path: path.to_path_buf(), size, limit })
+        }
+        e => e.into(),
+    })?;
+    if bytes.iter().copied().find(|b| !b.is_ascii_whitespace()) == Some(b'{') {
+        let run: ScanRun = serde_json::from_slice(&bytes)
             .with_context(|| format!("{spec}: not a Portolan JSON scan document"))?;
         Ok(run)
     } else {
-        Ok(portolan_import::read_file(path)?)
+        Ok(portolan_import::parse_bytes(&bytes, path)?)
     }
 }
 
@@ -89,8 +89,7 @@ pub fn run(args: DiffArgs, _ctx: &Context) -> anyhow::Result<ExitCode> {
     });
     let (a, b) = (a?, b?);
     let t_read = t0.elapsed();
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut out = super::stdout();
     let cost = match (a, b) {
         (Side::Scan(a), Side::Scan(b)) => {
             let d = portolan_diff::diff(&a, &b);

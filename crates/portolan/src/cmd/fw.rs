@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::rc::Rc;
 
@@ -14,7 +14,7 @@ use portolan_firewall::lint::{self, Listener};
 use portolan_firewall::model::{Packet, proto_name, proto_number};
 use portolan_firewall::sets::cidrs;
 use portolan_firewall::{Family, Format, LoadOptions, Ruleset};
-use portolan_model::{AuditReport, AuditSummary, FindingTarget, PortState, Severity, Transport};
+use portolan_model::{AuditReport, AuditSummary, FindingTarget, PortState, Transport};
 use portolan_output::audit as render;
 use portolan_output::escape::terminal;
 use portolan_output::records;
@@ -46,7 +46,7 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             let mut an = Analysis::outline(&[&rs]);
             let exps = an.exposure_flow(&classes, a.dst, true, &a.iif)?;
             let t2 = std::time::Instant::now();
-            let mut out = io::BufWriter::new(io::stdout().lock());
+            let mut out = super::stdout();
             match a.output {
                 FwOutput::Json => records::json(&mut out, &show_json(&an, &rs, &exps, a.open))?,
                 FwOutput::Table => show_table(&mut out, &an, &rs, &exps, &classes, a.open, ctx.color)?,
@@ -98,7 +98,7 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                     if src.is_ipv6() { "IPv6" } else { "IPv4" }
                 );
             }
-            let mut out = io::BufWriter::new(io::stdout().lock());
+            let mut out = super::stdout();
             match a.output {
                 FwOutput::Json => {
                     let v: Vec<Value> = answers
@@ -160,7 +160,7 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             let new = load(&a.new, &a.input)?;
             let mut an = Analysis::new(&[&old, &new])?;
             let changes = an.diff(10_000)?;
-            let mut out = io::BufWriter::new(io::stdout().lock());
+            let mut out = super::stdout();
             match a.output {
                 FwOutput::Json => {
                     let v: Vec<Value> = changes
@@ -215,7 +215,7 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
 
 /// `fw query --batch`: one packet per line, answered from the decision diagrams.
 fn query_batch(rs: &Ruleset, batch: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(batch).with_context(|| format!("cannot read {}", batch.display()))?;
+    let text = portolan_model::input::read_text(batch, portolan_firewall::MAX_RULE_FILE)?;
     let mut packets = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let w: Vec<&str> = line.split_whitespace().collect();
@@ -246,7 +246,7 @@ fn query_batch(rs: &Ruleset, batch: &std::path::Path) -> anyhow::Result<ExitCode
     let t0 = std::time::Instant::now();
     let verdicts: Vec<Option<Term>> = packets.iter().map(|p| an.verdict(0, p)).collect();
     let elapsed = t0.elapsed();
-    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut out = super::stdout();
     for (p, v) in packets.iter().zip(&verdicts) {
         match v {
             Some(t) => {
@@ -739,16 +739,8 @@ fn show_json<'a>(
     ShowJson { an, rs, exps, open_only, sources: RefCell::default(), terms: RefCell::default() }
 }
 
-fn fail_on(s: &str) -> anyhow::Result<Option<Severity>> {
-    match s.to_ascii_lowercase().as_str() {
-        "never" | "none" => Ok(None),
-        "any" => Ok(Some(Severity::Info)),
-        other => other.parse::<Severity>().map(Some).with_context(|| format!("--fail-on {s:?}")),
-    }
-}
-
 fn lint_cmd(a: crate::cli::FwLintArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let threshold = fail_on(&a.fail_on)?;
+    let threshold = a.fail_on.0;
     let rs = load(&a.file, &a.input)?;
     let (listeners, source) = if a.listeners {
         let inv = portolan_local::inventory(&portolan_local::Options::default())?;
@@ -791,7 +783,7 @@ fn lint_cmd(a: crate::cli::FwLintArgs, ctx: &Context) -> anyhow::Result<ExitCode
         summary: AuditSummary::of(&findings),
         findings,
     };
-    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut out = super::stdout();
     match a.output {
         AuditFormat::Table => render::write_human(&mut out, &report, ctx.color)?,
         AuditFormat::Json => records::json(&mut out, &report)?,
@@ -811,16 +803,13 @@ fn verify_cmd(a: crate::cli::FwVerifyArgs, ctx: &Context) -> anyhow::Result<Exit
     if unsafe { libc::geteuid() } != 0 {
         bail!("fw verify makes network namespaces and loads kernel firewall rules: run it as root");
     }
-    let text =
-        std::fs::read_to_string(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
-    let ipset_text = match &a.input.ipset {
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?),
-        None => None,
-    };
+    let read = |p: &std::path::Path| portolan_model::input::read_text(p, portolan_firewall::MAX_RULE_FILE);
+    let text = read(&a.file)?;
+    let ipset_text = a.input.ipset.as_deref().map(read).transpose()?;
     let opts = portolan_firewall::verify::Options { samples: a.samples, seed: a.seed, ..Default::default() };
     let report = portolan_firewall::verify::run(&rs, &text, ipset_text.as_deref(), &opts)?;
     let bad: Vec<_> = report.disagreements().collect();
-    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut out = super::stdout();
     match a.output {
         FwOutput::Json => {
             let checks: Vec<Value> = report

@@ -13,7 +13,6 @@ use portolan_output::{Cell, Style, Table, escape, records};
 use serde::Serialize;
 
 use super::Context;
-use super::scan::parse_time;
 use crate::cli::{IdentifyArgs, RecordFormat, VersionArgs};
 
 /// The identification options of `--version-intensity` and `--version-timeout`.
@@ -22,10 +21,9 @@ pub fn options(v: &VersionArgs) -> anyhow::Result<Options> {
     if let Some(i) = v.version_intensity {
         o.intensity = i;
     }
-    if let Some(t) = &v.version_timeout {
-        let d = parse_time("--version-timeout", t)?;
+    if let Some(d) = v.version_timeout {
         if d.is_zero() {
-            anyhow::bail!("--version-timeout {t:?}: must be above 0");
+            anyhow::bail!("--version-timeout must be above 0");
         }
         o.timeout = d;
     }
@@ -58,14 +56,13 @@ fn parse_target(s: &str) -> anyhow::Result<Target> {
 pub fn run(args: IdentifyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut opts = options(&args.version)?;
     opts.starttls = !args.no_starttls;
-    let fail_on = args.fail_on.as_deref().map(str::parse::<Severity>).transpose()?;
+    let fail_on = args.fail_on.and_then(|f| f.0);
     let targets: Vec<Target> =
         args.endpoints.iter().map(|e| parse_target(e)).collect::<anyhow::Result<_>>()?;
     let results = portolan_identify::identify(&targets, &opts)?;
     let rows: Vec<Row> =
         args.endpoints.iter().cloned().zip(results).map(|(target, result)| Row { target, result }).collect();
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut out = super::stdout();
     match args.format {
         RecordFormat::Table => write_table(&mut out, &rows, ctx.color)?,
         RecordFormat::Json => records::json(&mut out, &rows)?,
@@ -178,6 +175,9 @@ fn write_table(out: &mut dyn Write, rows: &[Row], color: bool) -> io::Result<()>
                 notes.push(format!("certificate names: {}", c.sans.join(", ")));
             }
         }
+        if let Some(e) = x.tls.as_ref().and_then(|t| t.certificate_error.as_ref()) {
+            notes.push(format!("certificate: {e}"));
+        }
         if x.service.is_none()
             && let Some(b) = &x.banner
         {
@@ -215,8 +215,17 @@ fn write_table(out: &mut dyn Write, rows: &[Row], color: bool) -> io::Result<()>
 
 /// `scan -sV`: identifies every open port of `hosts` and puts what was found in each port's
 /// service; notes the verdict's findings on stderr (unless `--quiet`).
-pub fn enrich(hosts: &mut [Host], v: &VersionArgs, ctx: &Context) -> anyhow::Result<()> {
-    let opts = options(v)?;
+/// Identifies the open ports of `hosts` in place (-sV). Returns the addresses of the hosts
+/// whose identification a stop request cut short.
+pub fn enrich(
+    hosts: &mut [Host],
+    v: &VersionArgs,
+    stop: &portolan_scan::interrupt::Interrupt,
+    ctx: &Context,
+) -> anyhow::Result<std::collections::HashSet<std::net::IpAddr>> {
+    let mut opts = options(v)?;
+    opts.stop = Some(stop.flag());
+    let mut cut = std::collections::HashSet::new();
     let mut at: Vec<(usize, usize)> = Vec::new();
     let mut targets = Vec::new();
     for (hi, h) in hosts.iter().enumerate() {
@@ -230,8 +239,8 @@ pub fn enrich(hosts: &mut [Host], v: &VersionArgs, ctx: &Context) -> anyhow::Res
             }
         }
     }
-    if targets.is_empty() {
-        return Ok(());
+    if targets.is_empty() || stop.stopped() {
+        return Ok(targets.iter().map(|t| t.addr.ip()).collect());
     }
     if !ctx.quiet {
         eprintln!(
@@ -243,6 +252,9 @@ pub fn enrich(hosts: &mut [Host], v: &VersionArgs, ctx: &Context) -> anyhow::Res
     let results = portolan_identify::identify(&targets, &opts)?;
     let mut err = io::stderr().lock();
     for ((hi, pi), r) in at.into_iter().zip(results) {
+        if r.status == portolan_identify::Status::Interrupted {
+            cut.insert(r.address);
+        }
         let port = &mut hosts[hi].ports[pi];
         if let Some(s) = r.service {
             port.service = Some(std::sync::Arc::new(s));
@@ -264,5 +276,5 @@ pub fn enrich(hosts: &mut [Host], v: &VersionArgs, ctx: &Context) -> anyhow::Res
             }
         }
     }
-    Ok(())
+    Ok(cut)
 }

@@ -1,4 +1,4 @@
-use std::io::{self, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -30,8 +30,7 @@ pub fn run(args: LsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let t0 = std::time::Instant::now();
     let inv = portolan_local::inventory(&opts)?;
     let t_inv = t0.elapsed();
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut out = super::stdout();
     match args.format {
         RecordFormat::Table => local::write_human(&mut out, &inv, opts.processes, args.all, ctx.color)?,
         RecordFormat::Json => records::json(&mut out, &inv)?,

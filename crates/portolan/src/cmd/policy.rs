@@ -17,12 +17,15 @@ pub fn run(args: PolicyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
 }
 
 fn check(args: PolicyCheckArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let policy = match load_policy(&args.file, false, ctx) {
+    let policy = match load_policy(&args.file, args.include_anywhere, false, ctx) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
     let base = match &args.base {
-        Some(b) => match Policy::load(b) {
+        Some(b) => match Policy::load_with(
+            b,
+            &portolan_policy::LoadOptions { includes_anywhere: args.include_anywhere },
+        ) {
             Ok(p) => Some(p),
             Err(e) => {
                 eprintln!(
@@ -68,7 +71,7 @@ fn init(args: PolicyInitArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     }
     match &args.write {
         None => {
-            let mut out = std::io::stdout().lock();
+            let mut out = super::stdout();
             out.write_all(text.as_bytes()).context("writing to standard output")?;
             out.flush().context("writing to standard output")?;
         }

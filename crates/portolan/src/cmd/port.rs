@@ -1,4 +1,4 @@
-use std::io::{self, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -19,8 +19,7 @@ pub fn run(args: PortArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         Some(text) => vec![portolan_kb::search(text)],
         None => args.queries.iter().map(|q| portolan_kb::lookup(q)).collect::<Result<_, _>>()?,
     };
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut out = super::stdout();
     match args.format {
         RecordFormat::Table => {
             for (i, a) in answers.iter().enumerate() {
@@ -88,8 +87,7 @@ fn top(n: usize, args: &PortArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let doc = TopPorts { source, transport, ports };
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut out = super::stdout();
     match args.format {
         RecordFormat::Table => {
             let mut t = portolan_output::Table::new(["RANK", "PORT", "SERVICE"])

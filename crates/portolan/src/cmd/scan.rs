@@ -1,13 +1,13 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use jiff::Timestamp;
 use portolan_model::{Host, RunExit, ScanInfo, ScanRun, ScanType, Snapshot, Source, Transport};
 use portolan_registry::Ranking;
+use portolan_scan::interrupt::Interrupt;
 use portolan_scan::{Config, Observer, PortSet, Probe, Progress, TargetSet, Timing, targets};
 
 use super::Context;
@@ -17,44 +17,21 @@ use crate::outputs::{self, Sinks};
 /// More hosts than this needs `--yes`: a /16.
 const HOST_LIMIT: u128 = 65_536;
 
-/// nmap's time specification: `500ms`, `30s`, `5m`, `2h`, or seconds.
-pub fn parse_time(flag: &str, s: &str) -> anyhow::Result<Duration> {
-    let t = s.trim();
-    let (num, mult) = if let Some(v) = t.strip_suffix("ms") {
-        (v, 0.001)
-    } else if let Some(v) = t.strip_suffix('s') {
-        (v, 1.0)
-    } else if let Some(v) = t.strip_suffix('m') {
-        (v, 60.0)
-    } else if let Some(v) = t.strip_suffix('h') {
-        (v, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-        .with_context(|| format!("{flag} {s:?}: expected a time such as 500ms, 30s, 5m or 2h"))?;
-    Ok(Duration::from_secs_f64(v * mult))
-}
-
 fn timing(args: &ScanSpec) -> anyhow::Result<Timing> {
     let mut t = Timing::template(args.timing);
-    let time = |flag: &str, v: &Option<String>| v.as_deref().map(|s| parse_time(flag, s)).transpose();
-    if let Some(d) = time("--host-timeout", &args.host_timeout)? {
+    if let Some(d) = args.host_timeout {
         t.host_timeout = Some(d);
     }
-    if let Some(d) = time("--scan-delay", &args.scan_delay)? {
+    if let Some(d) = args.scan_delay {
         t.scan_delay = d;
     }
-    if let Some(d) = time("--min-rtt-timeout", &args.min_rtt_timeout)? {
+    if let Some(d) = args.min_rtt_timeout {
         t.min_rtt = d;
     }
-    if let Some(d) = time("--max-rtt-timeout", &args.max_rtt_timeout)? {
+    if let Some(d) = args.max_rtt_timeout {
         t.max_rtt = d;
     }
-    if let Some(d) = time("--initial-rtt-timeout", &args.initial_rtt_timeout)? {
+    if let Some(d) = args.initial_rtt_timeout {
         t.initial_rtt = d;
     }
     if t.min_rtt > t.max_rtt {
@@ -64,17 +41,7 @@ fn timing(args: &ScanSpec) -> anyhow::Result<Timing> {
         t.max_retries = r;
     }
     if let Some(p) = args.max_parallelism {
-        if p == 0 {
-            bail!("--max-parallelism must be at least 1");
-        }
         t.max_parallelism = p;
-    }
-    for (flag, v) in [("--min-rate", args.min_rate), ("--max-rate", args.max_rate)] {
-        if let Some(r) = v
-            && !(r.is_finite() && r > 0.0)
-        {
-            bail!("{flag} {r}: expected a number of probes a second above 0");
-        }
     }
     if let (Some(lo), Some(hi)) = (args.min_rate, args.max_rate)
         && lo > hi
@@ -87,9 +54,14 @@ fn timing(args: &ScanSpec) -> anyhow::Result<Timing> {
 }
 
 fn targets(args: &ScanSpec) -> anyhow::Result<TargetSet> {
-    let mut set = targets::parse_list(args.targets.iter().map(String::as_str), false)?;
+    let mut set = targets::parse_list_for(args.targets.iter().map(String::as_str), false, args.ipv6)?;
     if let Some(f) = &args.input_list {
-        set = merge(set, targets::read_file(f)?);
+        set = merge(set, targets::read_file_for(f, args.ipv6)?);
+    }
+    if args.ipv6
+        && let Some(a) = set.first_v4()
+    {
+        bail!("-6 scans IPv6 targets, and {a} is an IPv4 address: leave out -6 or give IPv6 targets");
     }
     if set.is_empty() {
         if args.targets.is_empty() && args.input_list.is_none() {
@@ -135,9 +107,6 @@ fn ports(args: &ScanSpec, ranking: &Ranking) -> anyhow::Result<PortSet> {
         PortSet::parse(p, transports)?
     } else {
         let n = if args.fast { 100 } else { args.top_ports.unwrap_or(1000) };
-        if n == 0 {
-            bail!("--top-ports must be at least 1");
-        }
         PortSet::top(ranking, n, transports)
     };
     if let Some(x) = &args.exclude_ports {
@@ -178,7 +147,7 @@ struct Resumed {
 const RESUME_VERSION: u32 = 1;
 
 fn read_resume(path: &std::path::Path) -> anyhow::Result<ResumeFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = portolan_model::input::read_text(path, 1 << 30)?;
     let r: ResumeFile = serde_json::from_str(&text).with_context(|| {
         format!("{}: not a Portolan resume file (written when a scan is interrupted)", path.display())
     })?;
@@ -217,6 +186,8 @@ struct Live<'a> {
     up: u32,
     /// With -sV: hosts held until their open ports are identified.
     deferred: Option<Vec<Host>>,
+    /// Addresses no probe could reach (broadcast, no route), with why.
+    unprobeable: Vec<(std::net::IpAddr, portolan_model::Reason)>,
 }
 
 impl Observer for Live<'_> {
@@ -225,6 +196,12 @@ impl Observer for Live<'_> {
         self.unreported.insert(addr);
     }
     fn host(&mut self, host: Host) {
+        use portolan_model::Reason;
+        if host.status.state == portolan_model::HostState::Down
+            && matches!(host.status.reason, Reason::NoRoute | Reason::Broadcast | Reason::NetProhibited)
+        {
+            self.unprobeable.push((host.address, host.status.reason.clone()));
+        }
         if let Some(d) = self.deferred.as_mut() {
             d.push(host);
             return;
@@ -283,6 +260,13 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
         None => (args, Resumed::default(), std::env::args().skip(1).collect()),
     };
+    // an explicit -sS without the privilege fails before any output file is created
+    if args.spec.scan_type == Some(crate::cli::ScanType::Syn)
+        && !portolan_scan::syn::privileged(false)
+        && !portolan_scan::syn::privileged(true)
+    {
+        return Err(portolan_scan::Error::NeedsRawSockets.into());
+    }
     let mut sinks = outputs::open(args.format, &args.files, &args.show, false, ctx)?;
     // a bad --db fails before any packet is sent
     let mut store = if args.store.save { Some(super::open_store(args.store.db.as_deref())?) } else { None };
@@ -290,7 +274,7 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let (run, interrupted, left) =
         execute_resumable(&args.spec, &mut sinks, store.is_some(), args.show.verbose, resumed, ctx)?;
     drop(sinks);
-    if interrupted {
+    if interrupted.is_some() {
         let file =
             ResumeFile { portolan_resume: RESUME_VERSION, args: argv, done: left.done, hosts: left.hosts };
         write_resume(&resume_path, &file)?;
@@ -306,21 +290,21 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         let snap = Snapshot::of_scan(Source::Scan, run, &portolan_local::hostname(), super::VERSION);
         super::save_snapshot(store, &snap, ctx)?;
     }
-    Ok(if interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+    Ok(interrupted.map_or(ExitCode::SUCCESS, ExitCode::from))
 }
 
 /// Scans without printing (for `audit` and `policy init`): the run with every host.
 pub fn observe(spec: &ScanSpec, ctx: &Context) -> anyhow::Result<ScanRun> {
     let (run, interrupted, _) =
         execute_resumable(spec, &mut Sinks::none(), true, 0, Resumed::default(), ctx)?;
-    if interrupted {
+    if interrupted.is_some() {
         bail!("the scan was interrupted; nothing was judged");
     }
     Ok(run)
 }
 
 /// Runs a scan into `sinks`; with `keep`, the returned run holds every host (else none).
-/// Returns whether Ctrl-C cut it short, and every host finished so far (those of `resumed`
+/// Returns the exit code when Ctrl-C or SIGTERM cut it short, and every host finished so far (those of `resumed`
 /// included, which are re-emitted first and not scanned again).
 fn execute_resumable(
     spec: &ScanSpec,
@@ -329,9 +313,9 @@ fn execute_resumable(
     verbose: u8,
     resumed: Resumed,
     ctx: &Context,
-) -> anyhow::Result<(ScanRun, bool, Resumed)> {
+) -> anyhow::Result<(ScanRun, Option<u8>, Resumed)> {
     let timing = timing(spec)?;
-    let shard = spec.shard.as_deref().map(str::parse::<portolan_scan::shard::Shard>).transpose()?;
+    let shard = spec.shard;
     if shard.is_some() && spec.seed.is_none() {
         bail!("--shard needs --seed, the same on every shard, so that the shards agree on the split");
     }
@@ -392,16 +376,16 @@ fn execute_resumable(
         sinks.host(h).context("writing output")?;
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        // first Ctrl-C: finish cleanly with what was found; a second one exits at once
-        let _ = ctrlc_hook(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    }
+    // the first Ctrl-C or SIGTERM stops every phase and closes the outputs properly; only a
+    // third one exits at once
+    let quiet = ctx.quiet;
+    let stop = Interrupt::install(move |sig| {
+        if !quiet {
+            let name = if sig == libc::SIGTERM { "SIGTERM" } else { "Ctrl-C" };
+            eprintln!("\nportolan: {name}: stopping, writing what was found (twice more to quit at once)");
+        }
+    })
+    .context("cannot watch for Ctrl-C")?;
     let bar = ctx.progress.then(|| {
         let b = indicatif::ProgressBar::new(1);
         b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(5));
@@ -428,6 +412,8 @@ fn execute_resumable(
         service_names: Some(Arc::clone(&ranking)),
         workers: None,
         done: (!resumed.done.is_empty()).then(|| Arc::new(resumed.done.iter().copied().collect())),
+        // as nmap: the hardware address of local hosts when the scan runs with the privilege
+        link_addresses: portolan_scan::syn::privileged(false),
     };
     let t0 = Instant::now();
     let mut live = Live {
@@ -440,14 +426,34 @@ fn execute_resumable(
         error: None,
         up: 0,
         deferred: spec.version.enabled.then(Vec::new),
+        unprobeable: Vec::new(),
     };
-    let result = portolan_scan::engine::run(&cfg, Arc::clone(&stop), &mut live);
+    let result = portolan_scan::engine::run(&cfg, stop.flag(), &mut live);
     if let Some(b) = &live.bar {
         b.finish_and_clear();
     }
+    if !ctx.quiet && !live.unprobeable.is_empty() && result.is_ok() {
+        let n = live.unprobeable.len();
+        let shown: Vec<String> = live.unprobeable.iter().take(8).map(|(a, r)| format!("{a} ({r})")).collect();
+        eprintln!(
+            "portolan: {n} address{} cannot be probed from here and {} reported down: {}{}",
+            if n == 1 { "" } else { "es" },
+            if n == 1 { "is" } else { "are" },
+            shown.join(", "),
+            if n > 8 { format!(" and {} more", n - 8) } else { String::new() }
+        );
+    }
     if let Some(mut hosts) = live.deferred.take() {
-        super::identify::enrich(&mut hosts, &spec.version, ctx)?;
-        hosts.into_iter().for_each(|h| live.host(h));
+        let cut = super::identify::enrich(&mut hosts, &spec.version, &stop, ctx)?;
+        // a host whose identification was cut short is reported as far as it got, but is not
+        // finished: a resumed run scans and identifies it again
+        live.done.retain(|a| !cut.contains(a));
+        for h in hosts {
+            if cut.contains(&h.address) {
+                live.unreported.remove(&h.address);
+            }
+            live.host(h);
+        }
     }
     if let Some(e) = live.error.take() {
         return Err(anyhow::Error::new(e).context("writing output"));
@@ -476,7 +482,8 @@ fn execute_resumable(
     run.stats.hosts_up = summary.hosts_up + resumed_up;
     run.stats.hosts_down = summary.hosts_down + (resumed_total - resumed_up.min(resumed_total));
     run.stats.hosts_total = summary.hosts_total + resumed_total;
-    if summary.interrupted {
+    let interrupted = summary.interrupted || stop.stopped();
+    if interrupted {
         run.stats.exit = RunExit::Interrupted;
         run.stats.error_message = Some("interrupted by the user; results are partial".into());
     }
@@ -495,42 +502,11 @@ fn execute_resumable(
     // moved, not copied
     let left = Resumed {
         done,
-        hosts: if summary.interrupted {
-            done_hosts.iter().map(|h| Host::clone(h)).collect()
-        } else {
-            Vec::new()
-        },
+        hosts: if interrupted { done_hosts.iter().map(|h| Host::clone(h)).collect() } else { Vec::new() },
     };
     drop(done_hosts);
     if let Some(hosts) = kept {
         run.hosts = hosts.into_iter().map(Arc::unwrap_or_clone).collect();
     }
-    Ok((run, summary.interrupted, left))
-}
-
-/// Runs `f` on SIGINT (and SIGTERM) from a small watcher thread.
-fn ctrlc_hook(f: impl Fn() + Send + 'static) -> io::Result<()> {
-    use std::sync::atomic::AtomicUsize;
-    static PENDING: AtomicUsize = AtomicUsize::new(0);
-    extern "C" fn on_signal(_: libc::c_int) {
-        PENDING.fetch_add(1, Ordering::SeqCst);
-    }
-    // SAFETY: installing an async-signal-safe handler that only touches an atomic.
-    unsafe {
-        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
-    }
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        let mut seen = 0;
-        loop {
-            let now = PENDING.load(Ordering::SeqCst);
-            while seen < now {
-                seen += 1;
-                f();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })?;
-    Ok(())
+    Ok((run, interrupted.then(|| stop.exit_code()), left))
 }

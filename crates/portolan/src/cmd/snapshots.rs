@@ -1,7 +1,7 @@
-use std::io::{self, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use portolan_output::{records, snapshots};
 use portolan_store::SnapshotRef;
 
@@ -9,26 +9,9 @@ use super::Context;
 use crate::cli::{RecordFormat, SnapshotsArgs};
 
 /// `90d`, `12h`, `2w`, `30m` → seconds.
-fn age_secs(s: &str) -> anyhow::Result<i64> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .with_context(|| format!("--older-than {s:?}: expected a number and a unit (90d, 12h, 2w)"))?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" | "" => 86_400,
-        "w" => 7 * 86_400,
-        _ => bail!("--older-than {s:?}: unknown unit {unit:?} (use s, m, h, d or w)"),
-    };
-    n.checked_mul(mult).with_context(|| format!("--older-than {s:?} is too large"))
-}
-
 pub fn run(args: SnapshotsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut store = super::open_store(args.db.as_deref())?;
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut out = super::stdout();
     if let Some(r) = &args.show {
         let id = store.resolve(&r.parse::<SnapshotRef>()?)?;
         let snap = store.load(id)?;
@@ -50,9 +33,7 @@ pub fn run(args: SnapshotsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     if args.keep.is_some() || args.older_than.is_some() {
         let before = match &args.older_than {
             Some(a) => Some(
-                jiff::Timestamp::now()
-                    .checked_sub(jiff::SignedDuration::from_secs(age_secs(a)?))
-                    .context("--older-than reaches before the epoch")?,
+                jiff::Timestamp::now().checked_sub(*a).context("--older-than reaches before the epoch")?,
             ),
             None => None,
         };

@@ -56,12 +56,11 @@ pub fn backends(test: &str) -> Vec<Backend> {
             v.push(Backend { name: "postgres", location });
         }
         _ => {
-            if std::env::var_os("PORTOLAN_REQUIRE_TOOLS").is_some() {
-                panic!(
-                    "PORTOLAN_TEST_POSTGRES is not set: scripts/test.sh starts a PostgreSQL server for the store tests"
-                );
-            }
-            eprintln!("SKIPPED postgres backend of {test}: PORTOLAN_TEST_POSTGRES is not set");
+            portolan_testkit::prerequisite_missing(
+                &format!("postgres backend of {test}"),
+                "a PostgreSQL server in PORTOLAN_TEST_POSTGRES",
+                "run `bash scripts/test.sh`, which starts a throwaway one",
+            );
         }
     }
     v

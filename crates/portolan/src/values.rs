@@ -1,0 +1,153 @@
+//! Typed parsers for flag values (clap value parsers): every time, rate, count and severity is
+//! checked against its range when the command line is read, and a bad value is one line naming
+//! the flag, what was given and what is accepted.
+
+use std::time::Duration;
+
+use portolan_model::Severity;
+
+/// A time in nmap's notation (`500ms`, `30s`, `5m`, `2h`; a bare number is seconds), at most
+/// `max`.
+pub fn time(max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |s: &str| {
+        let t = s.trim();
+        let (num, mult) = if let Some(v) = t.strip_suffix("ms") {
+            (v, 0.001)
+        } else if let Some(v) = t.strip_suffix('s') {
+            (v, 1.0)
+        } else if let Some(v) = t.strip_suffix('m') {
+            (v, 60.0)
+        } else if let Some(v) = t.strip_suffix('h') {
+            (v, 3600.0)
+        } else {
+            (t, 1.0)
+        };
+        let expected = || format!("expected a time from 0 to {} such as 500ms, 30s, 5m or 2h", show(max));
+        let v: f64 = num.parse().ok().filter(|v: &f64| v.is_finite() && *v >= 0.0).ok_or_else(expected)?;
+        let secs = v * mult;
+        if secs > max.as_secs_f64() {
+            return Err(format!("at most {}", show(max)));
+        }
+        Duration::try_from_secs_f64(secs).map_err(|_| expected())
+    }
+}
+
+/// A duration as the flags write it (`1h`, `30s`, `7d`).
+fn show(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}ms", d.as_millis()),
+        s if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        s if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        s if s.is_multiple_of(60) => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// One hour: the longest probe timeout, delay or identification budget.
+pub const HOUR: Duration = Duration::from_secs(3600);
+/// A week: the longest `--host-timeout`.
+pub const WEEK: Duration = Duration::from_secs(7 * 86_400);
+
+/// The highest rate `--min-rate` / `--max-rate` take: ten million probes a second, beyond any
+/// link this runs on.
+pub const MAX_RATE: f64 = 10_000_000.0;
+
+/// A probe rate (probes a second): a number above 0 and at most [`MAX_RATE`].
+pub fn rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| "expected a number of probes a second, such as 500 or 0.5".to_string())?;
+    if !(r.is_finite() && r > 0.0 && r <= MAX_RATE) {
+        return Err(format!("expected a number of probes a second above 0 and at most {MAX_RATE:.0}"));
+    }
+    Ok(r)
+}
+
+/// A whole number from `lo` to `hi`.
+pub fn count(lo: usize, hi: usize) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s: &str| {
+        s.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (lo..=hi).contains(n))
+            .ok_or_else(|| format!("expected a whole number from {lo} to {hi}"))
+    }
+}
+
+/// `--fail-on`: a severity, `any` (info), or `never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailOn(pub Option<Severity>);
+
+/// Reads `--fail-on`.
+pub fn fail_on(s: &str) -> Result<FailOn, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "never" | "none" => Ok(FailOn(None)),
+        "any" => Ok(FailOn(Some(Severity::Info))),
+        other => other
+            .parse::<Severity>()
+            .map(|s| FailOn(Some(s)))
+            .map_err(|_| "expected info, low, medium, high, critical, any or never".to_string()),
+    }
+}
+
+/// An age for `--older-than`: a whole number and a unit (`90d`, `12h`, `2w`, `30m`, `45s`; no
+/// unit is days), at most 100 years.
+pub fn age(s: &str) -> Result<jiff::SignedDuration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let expected = || "expected a whole number and a unit: 90d, 12h, 2w (s, m, h, d or w)".to_string();
+    let n: i64 = num.parse().map_err(|_| expected())?;
+    let mult = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" | "" => 86_400,
+        "w" => 7 * 86_400,
+        other => return Err(format!("unknown unit {other:?}: use s, m, h, d or w (90d, 12h, 2w)")),
+    };
+    let secs = n.checked_mul(mult).filter(|s| *s <= 100 * 366 * 86_400).ok_or("at most 100 years")?;
+    Ok(jiff::SignedDuration::from_secs(secs))
+}
+
+/// `--shard I/N`.
+pub fn shard(s: &str) -> Result<portolan_scan::shard::Shard, String> {
+    s.parse().map_err(|_| "expected I/N with 1 <= I <= N, such as 2/8".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn times_have_a_range() {
+        let t = time(HOUR);
+        assert_eq!(t("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(t("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(t("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(t("1h").unwrap(), HOUR);
+        for bad in ["1e20s", "99999999999999999h", "1e300s", "-1s", "NaNs", "inf", "2h", "3601", "x"] {
+            assert!(t(bad).is_err(), "{bad}");
+        }
+        assert_eq!(t("2h").unwrap_err(), "at most 1h");
+        assert!(time(WEEK)("99999999999999999h").unwrap_err().contains("7d"));
+    }
+
+    #[test]
+    fn rates_counts_and_severities() {
+        assert_eq!(rate("0.5").unwrap(), 0.5);
+        for bad in ["0", "-1", "NaN", "inf", "1e300", "x"] {
+            assert!(rate(bad).is_err(), "{bad}");
+        }
+        assert_eq!(count(1, 65_535)("100").unwrap(), 100);
+        assert!(count(1, 65_535)("0").is_err() && count(1, 65_535)("65536").is_err());
+        assert_eq!(fail_on("never").unwrap(), FailOn(None));
+        assert_eq!(fail_on("HIGH").unwrap(), FailOn(Some(Severity::High)));
+        assert!(fail_on("loud").is_err());
+        assert_eq!(age("2w").unwrap().as_secs(), 14 * 86_400);
+        assert!(age("99999999999999999d").is_err() && age("3y").is_err());
+        assert!(shard("2/8").is_ok() && shard("9/8").is_err());
+    }
+}
