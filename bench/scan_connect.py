@@ -41,9 +41,9 @@ def open_from_xml(path):
     opened, states = set(), {}
     for h in doc["hosts"]:
         for p in h["ports"]:
-            states[(h["address"], p["number"])] = p["state"]
+            states[(h["address"], p["port"])] = p["state"]
             if p["state"] == "open":
-                opened.add((h["address"], p["number"]))
+                opened.add((h["address"], p["port"]))
         for x in h.get("extra_ports", []):
             states.setdefault(("summary", h["address"]), []).append((x["state"], x["count"]))
     return opened, states

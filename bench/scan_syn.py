@@ -30,7 +30,7 @@ def states(path):
     out = {}
     for h in json.loads(r.stdout)["hosts"]:
         for p in h["ports"]:
-            out[(h["address"], p["number"])] = p["state"]
+            out[(h["address"], p["port"])] = p["state"]
         for x in h.get("extra_ports", []):
             for reason in x.get("reasons", []):
                 for part in (reason.get("ports") or "").split(","):

@@ -319,7 +319,7 @@ EOF
   server role = standalone server
   interfaces = $STD
   bind interfaces only = yes
-  smb ports = 445
+  smb ports = 445 139
   disable netbios = yes
   pid directory = $D/samba/run
   lock directory = $D/samba/lock
@@ -451,6 +451,7 @@ manifest() {
       "$STD" 8888 tcp http-proxy no Tinyproxy "$V_TINYPROXY" no \
       "$STD" 11211 tcp memcached no Memcached "$V_MEMCACHED" no \
       "$STD" 445 tcp microsoft-ds no "$P_SAMBA" - no \
+      "$STD" 139 tcp netbios-ssn no "$P_SAMBA" - no \
       "$STD" 3389 tcp ms-wbt-server no "$P_XRDP" - no \
       "$STD" 5901 tcp vnc no "$P_XVNC" - no \
       "$STD" 53 udp domain no dnsmasq "$V_DNSMASQ" no \

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `fw.any-to-any` | an accept rule that matches every source, protocol and port |
 //! | `fw.exposed-service` | a knowledge-base service (risky ports) reachable from the internet |
+//! | `fw.all-ports-open` | every port of a transport reachable from the internet: one finding (naming the risky services among them) instead of one per service |
 //! | `fw.broad-source` | an accept rule for specific ports whose sources span more than a /16 (IPv4) or /32 (IPv6) of public addresses |
 //! | `fw.shadowed` | a rule no packet reaches: earlier rules decide everything it matches |
 //! | `fw.redundant` | a rule whose removal changes no verdict |
@@ -461,6 +462,10 @@ fn rid(a: &mut Analysis, r: RuleRef) -> u32 {
     a.intern(r)
 }
 
+/// Ports of a transport open to the internet from which lint reports "nearly every port is
+/// open" once instead of each risky service: all but 1,024.
+const WIDE_OPEN: u32 = 65_536 - 1_024;
+
 fn ports_text(p: (u16, u16)) -> String {
     if p.0 == p.1 { p.0.to_string() } else { format!("{}-{}", p.0, p.1) }
 }
@@ -473,6 +478,18 @@ fn exposure_checks(a: &mut Analysis, exps: &[Exposure], opts: &Options, out: &mu
             continue;
         }
         let total_public = if e.family.is_v6() { public_v6() } else { public_v4() };
+        // ports of each protocol accepted from some of the internet; a protocol with all but
+        // a few of its ports open is one finding
+        let mut open_ports: BTreeMap<u8, u32> = BTreeMap::new();
+        for row in &e.rows {
+            if let (Some(ports), Some(_)) = (row.ports, transport_of(row.proto.0))
+                && row.classes[0].any_accept()
+            {
+                *open_ports.entry(row.proto.0).or_default() += u32::from(ports.1 - ports.0) + 1;
+            }
+        }
+        let wide: HashSet<u8> =
+            open_ports.iter().filter(|(_, n)| **n >= WIDE_OPEN).map(|(p, _)| *p).collect();
         for row in &e.rows {
             let (Some(ports), Some(tr)) = (row.ports, transport_of(row.proto.0)) else { continue };
             let inet = &row.classes[0];
@@ -500,6 +517,66 @@ fn exposure_checks(a: &mut Analysis, exps: &[Exposure], opts: &Options, out: &mu
                         (l.line, l.column)
                     }
                 });
+            // (nearly) every port of the transport open: one finding that names the risky
+            // services it includes, not one per service (~110 for `-p tcp -j ACCEPT`)
+            if wide.contains(&row.proto.0) {
+                if !seen.insert((
+                    e.scope.clone(),
+                    e.family,
+                    if tr == Transport::Udp { "*udp" } else { "*tcp" },
+                )) {
+                    continue;
+                }
+                let open = open_ports.get(&row.proto.0).copied().unwrap_or(0);
+                let risky: Vec<String> = portolan_kb::all()
+                    .iter()
+                    .filter(|entry| entry.ports.iter().any(|s| s.transport == tr))
+                    .map(|entry| entry.name.to_string())
+                    .collect();
+                let mut evidence = vec![format!(
+                    "{open} of 65536 {tr} ports accepted; {} services of the knowledge base among them, such as {}",
+                    risky.len(),
+                    risky.iter().take(6).cloned().collect::<Vec<_>>().join(", ")
+                )];
+                let mut severity = Severity::Critical;
+                if limited {
+                    severity = severity.lower();
+                    evidence.insert(
+                        0,
+                        format!(
+                            "accepted only from {} public addresses: {}",
+                            accepted.count(),
+                            cidrs(&accepted, e.family.is_v6(), 6).join(", ")
+                        ),
+                    );
+                }
+                let every = if open == 65_536 { "every" } else { "nearly every" };
+                let mut fd = Finding {
+                    rule: "fw.all-ports-open".into(),
+                    severity,
+                    title: format!(
+                        "{}{every} {tr} port is open to the internet",
+                        scope_prefix(&e.scope, e.family)
+                    ),
+                    target: Some(FindingTarget { address: None, port: None, transport: Some(tr) }),
+                    evidence,
+                    remediation: format!(
+                        "Accept only the {tr} ports this host serves (and from the sources that need them), then drop the rest with a default-deny policy."
+                    ),
+                    references: vec!["NIST SP 800-41 Rev. 1".into(), "CIS Controls v8 4.4, 4.5".into()],
+                    attack: vec!["T1190".into()],
+                    location: None,
+                };
+                if let Some(t) = decider
+                    && t.rule != NONE
+                {
+                    let r = a.refs[t.rule as usize];
+                    fd.location = Some(a.location(r).to_model());
+                    fd.evidence.insert(0, format!("accepted by {}", a.describe(r)));
+                }
+                out.push(fd);
+                continue;
+            }
             for entry in portolan_kb::all() {
                 for span in entry.ports {
                     if span.transport != tr || span.hi < ports.0 || span.lo > ports.1 {
@@ -526,6 +603,20 @@ fn exposure_checks(a: &mut Analysis, exps: &[Exposure], opts: &Options, out: &mu
                                 cidrs(&accepted, e.family.is_v6(), 6).join(", ")
                             ),
                         );
+                    }
+                    // a rule set shows what could be reached; a listener behind the port (joined
+                    // from this machine or a scan) shows that something is: only then does the
+                    // finding carry the service's full risk
+                    let listening = opts.listeners.as_ref().is_some_and(|ls| {
+                        ls.iter().any(|l| l.transport == tr && (span.lo..=span.hi).contains(&l.port))
+                    });
+                    if !listening {
+                        fd.severity = fd.severity.lower();
+                        fd.evidence.push(if opts.listeners.is_some() {
+                            "nothing listens on it now: reachable if a service starts there".to_string()
+                        } else {
+                            "no listener joined to confirm that something answers there".to_string()
+                        });
                     }
                     if let Some(t) = decider {
                         if t.rule != NONE {

@@ -257,6 +257,9 @@ fn detail(f: &portolan_model::Finding) -> String {
             .as_ref()
             .map(|t| format!("{}/{}", t.port.unwrap_or(0), t.transport.map_or("?", Transport::as_str)))
             .unwrap_or_default(),
+        "fw.all-ports-open" => {
+            f.target.as_ref().and_then(|t| t.transport).map_or("?", Transport::as_str).to_string()
+        }
         "fw.no-default-deny" => {
             if f.title.contains("forward path") {
                 "forward".into()

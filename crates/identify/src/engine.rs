@@ -153,10 +153,11 @@ async fn one(sh: &Shared, t: &Target) -> Identified {
     } else {
         Status::NoResponse
     };
-    if let Some(f) = st.best {
+    if let Some(mut f) = st.best {
         if f.service == "http" || f.service == "http-proxy" {
             r.http = st.http;
         }
+        f.service = port_name(&f.service, t.addr.port(), st.tunnel).to_string();
         r.unauthenticated = f.noauth;
         r.service = Some(service_of(f, st.tunnel));
     } else if r.status == Status::Silent
@@ -170,6 +171,16 @@ async fn one(sh: &Shared, t: &Target) -> Identified {
     r.findings = verdict::judge(sh.data, &r, sh.now);
     r.elapsed_ms = start.elapsed().as_millis() as u64;
     r
+}
+
+/// nmap's name for a service that has one name per port: SMB answering on 139 (the NetBIOS
+/// session service, where Samba and Windows also serve it) is `netbios-ssn`, on 445 (and
+/// elsewhere) `microsoft-ds`.
+fn port_name(service: &str, port: u16, tunnel: bool) -> &str {
+    match (service, port, tunnel) {
+        ("microsoft-ds", 139, false) => "netbios-ssn",
+        _ => service,
+    }
 }
 
 fn service_of(f: Found, tunnel: bool) -> Service {
@@ -997,6 +1008,13 @@ mod tests {
             }
             let _ = crate::http::parse(&noise);
         }
+    }
+
+    #[test]
+    fn smb_on_the_netbios_session_port_is_netbios_ssn() {
+        assert_eq!(port_name("microsoft-ds", 139, false), "netbios-ssn");
+        assert_eq!(port_name("microsoft-ds", 445, false), "microsoft-ds");
+        assert_eq!(port_name("http", 139, false), "http");
     }
 
     #[test]

@@ -229,9 +229,23 @@ pub fn findings(sockets: &[LocalSocket]) -> Vec<Finding> {
         let reach = Reach::of(s.scope, s.local_address);
         let mut f = entry.exposure_finding(reach, Some(s.local_address), s.local_port, s.transport);
         f.rule = "local.exposed-listener".into();
-        if let Some(o) = s.owners.first() {
-            f.evidence.push(format!("held by {} (pid {})", o.comm, o.pid));
-        }
+        // what is known: the port is the service's, the process holding it is whatever it is
+        // (nc on 23 is not telnet); the name comes from the port, not from the program
+        let holder = match s.owners.first() {
+            Some(o) => {
+                f.evidence.push(format!("held by {} (pid {})", o.comm, o.pid));
+                format!("held by {}", o.comm)
+            }
+            None if !s.owner_visible => "held by a process this user cannot see".to_string(),
+            None => "held by no process (a kernel socket)".to_string(),
+        };
+        f.title = format!(
+            "port {}/{} ({}'s port) {}, {holder}",
+            s.local_port,
+            s.transport,
+            entry.name,
+            reach.describe()
+        );
         // one finding per address and port (a SO_REUSEPORT group is one service)
         let dup = out.iter().any(|g| g.target == f.target);
         if !dup {

@@ -208,7 +208,9 @@ pub fn port_ranges_parse(text: &str) -> Vec<(u16, u16)> {
 /// What was seen of one port of one host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Port {
-    /// Port number.
+    /// Port number: `port` in JSON, as in every other output (`number` is still read, from
+    /// documents written before).
+    #[serde(rename = "port", alias = "number")]
     pub number: u16,
     /// Transport.
     pub transport: Transport,

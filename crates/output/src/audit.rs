@@ -91,8 +91,29 @@ pub fn write_human(out: &mut dyn Write, r: &AuditReport, color: bool) -> io::Res
         if r.observed.len() == 1 { "" } else { "s" },
         if r.observed.len() == 1 { "" } else { "s" },
     )?;
+    write_findings(out, r, "No findings: everything observed is approved.", color)
+}
+
+/// `fw lint` for people: what was linted, then each finding with its evidence and what to do.
+pub fn write_lint_human(out: &mut dyn Write, r: &AuditReport, color: bool) -> io::Result<()> {
+    if r.observed.is_empty() {
+        writeln!(out, "Lint of {}", terminal(&r.source))?;
+    } else {
+        writeln!(
+            out,
+            "Lint of {}: {} open port{} or listener{} joined",
+            terminal(&r.source),
+            r.observed.len(),
+            if r.observed.len() == 1 { "" } else { "s" },
+            if r.observed.len() == 1 { "" } else { "s" },
+        )?;
+    }
+    write_findings(out, r, "No findings.", color)
+}
+
+fn write_findings(out: &mut dyn Write, r: &AuditReport, none: &str, color: bool) -> io::Result<()> {
     if r.findings.is_empty() {
-        writeln!(out, "{}", Style::Green.paint("No findings: everything observed is approved.", color))?;
+        writeln!(out, "{}", Style::Green.paint(none, color))?;
         return Ok(());
     }
     let rule_w = r.findings.iter().map(|f| f.rule.len()).max().unwrap_or(0);

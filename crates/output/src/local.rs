@@ -72,35 +72,41 @@ fn write_owners(out: &mut dyn fmt::Write, s: &LocalSocket, scanned: bool) -> fmt
     if s.owners.is_empty() {
         return out.write_str("(not visible)");
     }
-    // owners are sorted by pid; group consecutive runs by name
-    let mut first = true;
-    let mut i = 0;
-    while i < s.owners.len() {
-        let comm = &s.owners[i].comm;
-        let mut pids: Vec<u32> = Vec::new();
-        for o in s.owners.iter().filter(|o| &o.comm == comm) {
-            if !pids.contains(&o.pid) {
-                pids.push(o.pid);
-            }
+    // owners are sorted by pid; grouped by name in order of first appearance. A socket shared
+    // by many differently named processes (a pre-fork server whose workers rename themselves)
+    // shows two names and a count, so the row stays readable.
+    let mut groups: Vec<(&str, Vec<u32>)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for o in &s.owners {
+        let g = *index.entry(&*o.comm).or_insert_with(|| {
+            groups.push((&*o.comm, Vec::new()));
+            groups.len() - 1
+        });
+        let pids = &mut groups[g].1;
+        if pids.last() != Some(&o.pid) && !pids.contains(&o.pid) {
+            pids.push(o.pid);
         }
-        if !s.owners[..i].iter().any(|o| &o.comm == comm) {
-            if !first {
-                out.write_char(' ')?;
-            }
-            first = false;
-            write!(out, "{comm}[")?;
-            for (k, p) in pids.iter().take(3).enumerate() {
-                if k > 0 {
-                    out.write_char(',')?;
-                }
-                write!(out, "{p}")?;
-            }
-            if pids.len() > 3 {
-                write!(out, ",+{}", pids.len() - 3)?;
-            }
-            out.write_char(']')?;
+    }
+    const NAMES: usize = 2;
+    for (k, (comm, pids)) in groups.iter().take(NAMES).enumerate() {
+        if k > 0 {
+            out.write_char(' ')?;
         }
-        i += 1;
+        write!(out, "{comm}[")?;
+        for (n, p) in pids.iter().take(3).enumerate() {
+            if n > 0 {
+                out.write_char(',')?;
+            }
+            write!(out, "{p}")?;
+        }
+        if pids.len() > 3 {
+            write!(out, ",+{}", pids.len() - 3)?;
+        }
+        out.write_char(']')?;
+    }
+    if groups.len() > NAMES {
+        let rest: usize = groups[NAMES..].iter().map(|(_, p)| p.len()).sum();
+        write!(out, " +{rest} more ({} names)", groups.len() - NAMES)?;
     }
     Ok(())
 }

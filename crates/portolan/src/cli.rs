@@ -233,9 +233,9 @@ pub struct FwLintArgs {
     /// Join with the open ports of a scan (nmap XML or Portolan JSON).
     #[arg(long, value_name = "FILE")]
     pub xml: Option<PathBuf>,
-    /// Exit 1 when a finding is at or above SEVERITY: info, low, medium, high, critical; or
-    /// never.
-    #[arg(long, value_name = "SEVERITY", default_value = "low", value_parser = values::fail_on)]
+    /// Exit 1 when a finding is at or above SEVERITY: info, low, medium (the default, as for
+    /// audit), high, critical; any; or never.
+    #[arg(long, value_name = "SEVERITY", default_value = values::FAIL_ON_DEFAULT, value_parser = values::fail_on)]
     pub fail_on: FailOn,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditFormat::Table)]
@@ -320,9 +320,9 @@ pub struct AuditArgs {
     pub include_anywhere: bool,
     #[command(flatten)]
     pub from: ObserveArgs,
-    /// Exit 1 when a finding is at or above SEVERITY: info (any finding; the default), low,
-    /// medium, high, critical; or never.
-    #[arg(long, value_name = "SEVERITY", default_value = "info", value_parser = values::fail_on)]
+    /// Exit 1 when a finding is at or above SEVERITY: info, low, medium (the default, as for
+    /// fw lint), high, critical; any; or never.
+    #[arg(long, value_name = "SEVERITY", default_value = values::FAIL_ON_DEFAULT, value_parser = values::fail_on)]
     pub fail_on: FailOn,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditFormat::Table)]

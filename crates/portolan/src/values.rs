@@ -76,6 +76,11 @@ pub fn count(lo: usize, hi: usize) -> impl Fn(&str) -> Result<usize, String> + C
     }
 }
 
+/// The one default of `--fail-on` for `audit` and `fw lint`: medium. An unapproved listener
+/// reachable beyond loopback is at least medium, so it fails CI; a correct web server's rule
+/// set (SSH from anywhere, HTTP and HTTPS open, default deny) has only low and info findings.
+pub const FAIL_ON_DEFAULT: &str = "medium";
+
 /// `--fail-on`: a severity, `any` (info), or `never`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailOn(pub Option<Severity>);

@@ -230,9 +230,22 @@ fn lint_reports_findings_in_the_audit_formats_with_audit_exit_codes() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v = json(&o);
     assert!(!v["runs"][0]["results"].as_array().unwrap().is_empty());
-    let o = fw(&["lint", f01.to_str().unwrap(), "--fail-on", "medium"]);
+    // the shared default (medium): a correct web server's rule set (SSH, HTTP, HTTPS, default
+    // deny) does not fail CI; --fail-on low does, on HTTP's cleartext exposure
+    let o = fw(&["lint", f01.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(stdout(&o).starts_with("Lint of firewall rule set"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("hosts") && !stdout(&o).contains("judged"), "{}", stdout(&o));
+    let o = fw(&["lint", f01.to_str().unwrap(), "--fail-on", "low"]);
     assert_eq!(code(&o), 1);
     assert!(stdout(&o).contains("fw.exposed-service"));
+    // everything accepted: one finding per transport, not one per risky service
+    let o = fw(&["lint", f02.to_str().unwrap(), "-o", "json"]);
+    let v = json(&o);
+    let rules: Vec<&str> =
+        v["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+    assert_eq!(rules.iter().filter(|r| **r == "fw.all-ports-open").count(), 2, "{rules:?}");
+    assert!(!rules.contains(&"fw.exposed-service"), "{rules:?}");
 }
 
 #[test]

@@ -196,7 +196,11 @@ fn a_listener_shared_by_four_processes_lists_every_owner() {
     let o = run(portolan().args(["ls", "--port", &e["port"].to_string()]));
     let text = stdout(&o);
     assert_eq!(text.lines().filter(|l| l.contains("127.4.0.1:")).count(), 1, "{text}");
-    assert!(text.contains("sockload-00[") && text.contains("sockload-03["), "{text}");
+    // two names and a count: a socket shared by many differently named processes keeps the
+    // row readable (one was 438 characters wide)
+    assert!(text.contains("sockload-00[") && text.contains("+2 more (2 names)"), "{text}");
+    let row = text.lines().find(|l| l.contains("127.4.0.1:")).unwrap();
+    assert!(row.chars().count() < 120, "{} characters: {row}", row.chars().count());
 }
 
 #[test]

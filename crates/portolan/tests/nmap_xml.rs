@@ -149,8 +149,16 @@ fn real_nmap_output_round_trips_through_import() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p["number"] == open && p["state"] == "open");
+            .any(|p| p["port"] == open && p["state"] == "open");
         assert!(found, "{v}");
+        // -o normal of nmap's run speaks of nmap throughout: header, host reports, footer
+        let o = run(Command::new(env!("CARGO_BIN_EXE_portolan"))
+            .arg("import")
+            .arg(&nmap_xml)
+            .args(["-o", "normal"]));
+        let text = stdout(&o);
+        assert!(text.starts_with("# Nmap ") && text.contains("Nmap scan report for 127.0.0.1"), "{text}");
+        assert!(!text.contains("Portolan"), "{text}");
     }
     drop(l);
 }

@@ -15,17 +15,19 @@ pub struct NormalSink<W: Write> {
     opts: ShowOptions,
     human: bool,
     color: bool,
+    /// "Nmap" or "Portolan": the scanner that made the run, as its header says.
+    scanner: String,
 }
 
 impl<W: Write> NormalSink<W> {
     /// `-oN` output: nmap's layout with comment header and footer, no colour.
     pub fn normal(out: W, opts: ShowOptions) -> Self {
-        NormalSink { out, opts, human: false, color: false }
+        NormalSink { out, opts, human: false, color: false, scanner: "Portolan".into() }
     }
 
     /// Terminal output: the same report without comment lines, coloured when `color`.
     pub fn human(out: W, opts: ShowOptions, color: bool) -> Self {
-        NormalSink { out, opts, human: true, color }
+        NormalSink { out, opts, human: true, color, scanner: "Portolan".into() }
     }
 }
 
@@ -48,6 +50,8 @@ pub fn host_label(host: &Host) -> String {
 
 impl<W: Write> ScanSink for NormalSink<W> {
     fn begin(&mut self, run: &ScanRun) -> io::Result<()> {
+        // an imported nmap run reads "Nmap scan report for" throughout, as its header does
+        self.scanner = esc(&super::scanner_title(run)).into_owned();
         if !self.human {
             writeln!(
                 self.out,
@@ -75,15 +79,15 @@ impl<W: Write> ScanSink for NormalSink<W> {
             if self.opts.reason || unprobeable {
                 writeln!(
                     o,
-                    "Portolan scan report for {label} [host {}, received {}]",
-                    host.status.state, host.status.reason
+                    "{} scan report for {label} [host {}, received {}]",
+                    self.scanner, host.status.state, host.status.reason
                 )?;
             } else {
-                writeln!(o, "Portolan scan report for {label} [host {}]", host.status.state)?;
+                writeln!(o, "{} scan report for {label} [host {}]", self.scanner, host.status.state)?;
             }
             return o.flush();
         }
-        let title = format!("Portolan scan report for {label}");
+        let title = format!("{} scan report for {label}", self.scanner);
         writeln!(o, "{}", Style::Bold.paint(&title, self.color))?;
         match host.srtt_us {
             Some(us) if self.opts.reason => {
@@ -180,7 +184,8 @@ impl<W: Write> ScanSink for NormalSink<W> {
         if self.human {
             writeln!(
                 self.out,
-                "Portolan done: {} scanned in {:.2} seconds",
+                "{} done: {} scanned in {:.2} seconds",
+                self.scanner,
                 hosts_summary(run),
                 run.stats.elapsed_secs
             )?;

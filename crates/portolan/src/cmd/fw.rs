@@ -785,7 +785,7 @@ fn lint_cmd(a: crate::cli::FwLintArgs, ctx: &Context) -> anyhow::Result<ExitCode
     };
     let mut out = super::stdout();
     match a.output {
-        AuditFormat::Table => render::write_human(&mut out, &report, ctx.color)?,
+        AuditFormat::Table => render::write_lint_human(&mut out, &report, ctx.color)?,
         AuditFormat::Json => records::json(&mut out, &report)?,
         AuditFormat::Ndjson => records::ndjson(&mut out, &report.findings)?,
         AuditFormat::Csv => records::csv(&mut out, &render::CSV_HEADER, render::csv_rows(&report))?,

@@ -412,8 +412,11 @@ fn execute_resumable(
         service_names: Some(Arc::clone(&ranking)),
         workers: None,
         done: (!resumed.done.is_empty()).then(|| Arc::new(resumed.done.iter().copied().collect())),
-        // as nmap: the hardware address of local hosts when the scan runs with the privilege
-        link_addresses: portolan_scan::syn::privileged(false),
+        // as nmap: the hardware address of local hosts when the scan resolved it itself, that
+        // is with the privilege and raw packets (SYN, UDP, or ARP/ND discovery); a connect
+        // scan with -Pn leaves it to the kernel and reports none
+        link_addresses: portolan_scan::syn::privileged(false)
+            && (probe == Probe::Syn || !ports.udp.is_empty() || !spec.skip_discovery),
     };
     let t0 = Instant::now();
     let mut live = Live {
