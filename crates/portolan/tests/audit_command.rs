@@ -252,10 +252,14 @@ fn expired_exceptions_and_overdue_reviews() {
     assert!(r["findings"][0]["evidence"].to_string().contains("CHG-1"), "{r}");
     let (code, r) = audit_local("aud-dates", &["127.0.0.1:8086:tcp"], &entry("expires", 1), "");
     assert_eq!((code, findings(&r)), (0, vec![]));
+    // an overdue review is low: reported, below the default threshold (medium)
     let (code, r) = audit_local("aud-dates", &["127.0.0.1:8086:tcp"], &entry("review_by", -1), "");
-    assert_eq!(code, 1);
+    assert_eq!(code, 0);
     assert_eq!(findings(&r), vec![rule("policy.review-overdue", 8086)]);
     assert_eq!(r["findings"][0]["severity"], "low");
+    let (code, _) =
+        audit_local("aud-dates", &["127.0.0.1:8086:tcp"], &entry("review_by", -1), "--fail-on low");
+    assert_eq!(code, 1);
     let (code, r) = audit_local("aud-dates", &["127.0.0.1:8086:tcp"], &entry("review_by", 0), "");
     assert_eq!((code, findings(&r)), (0, vec![]), "due today is not overdue");
 }
