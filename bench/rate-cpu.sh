@@ -19,10 +19,11 @@ trap 'bash scripts/lab.sh down >/dev/null 2>&1 || true' EXIT
 bash scripts/lab.sh up >/dev/null 9>&-
 
 # CPU seconds (user + system) of one command run in the scanner namespace
+tmp=$(mktemp)
+trap 'rm -f "$tmp"; bash scripts/lab.sh down >/dev/null 2>&1 || true' EXIT
 cpu() {
-  local out
-  out=$( { /usr/bin/time -f "cpu %U %S" ip netns exec ptl-scan "$@" >/dev/null 2>/dev/null; } 2>&1 | grep '^cpu' | tail -1)
-  awk '{ printf "%.3f", $2 + $3 }' <<<"$out"
+  /usr/bin/time -o "$tmp" -f "%U %S" ip netns exec ptl-scan "$@" >/dev/null 2>&1 || true
+  awk 'NF == 2 { printf "%.3f", $1 + $2 }' "$tmp"
 }
 
 printf '%-6s %-4s %10s %10s %7s\n' scan run portolan nmap ratio

@@ -92,6 +92,8 @@ struct Parser<'a> {
     extra: Option<ExtraPorts>,
     cpe: Option<String>,
     in_runstats: bool,
+    /// Name-only services, shared by the ports they name.
+    shared: std::collections::HashMap<String, Vec<std::sync::Arc<Service>>>,
 }
 
 impl<'a> Parser<'a> {
@@ -107,16 +109,27 @@ impl<'a> Parser<'a> {
 
     /// The unescaped value of attribute `name`, if present.
     fn attr<'e>(&self, e: &'e BytesStart<'_>, name: &str, pos: u64) -> Result<Option<Cow<'e, str>>> {
-        for a in e.attributes() {
+        for a in e.attributes().with_checks(false) {
             let a = a.map_err(|err| self.malformed(pos, err.to_string()))?;
             if a.key.as_ref() == name {
-                let v = a
-                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                    .map_err(|err| self.malformed(pos, err.to_string()))?;
-                return Ok(Some(Cow::Owned(v.into_owned())));
+                return self.value(a, pos).map(Some);
             }
         }
         Ok(None)
+    }
+
+    /// An attribute's value: borrowed from the text when it has nothing to unescape or
+    /// normalise (nearly always), else the XML 1.0 normalised value.
+    fn value<'e>(&self, a: quick_xml::events::attributes::Attribute<'e>, pos: u64) -> Result<Cow<'e, str>> {
+        if let Cow::Borrowed(raw) = a.value
+            && !raw.bytes().any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'))
+        {
+            return Ok(Cow::Borrowed(raw));
+        }
+        let v = a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|err| self.malformed(pos, err.to_string()))?;
+        Ok(Cow::Owned(v.into_owned()))
     }
 
     fn required<'e>(&self, e: &'e BytesStart<'_>, name: &str, pos: u64) -> Result<Cow<'e, str>> {
@@ -148,7 +161,8 @@ impl<'a> Parser<'a> {
     }
 
     fn open(&mut self, e: &BytesStart<'_>, pos: u64, parent: Option<&str>) -> Result<()> {
-        let name = e.name().as_ref().to_string();
+        let name = e.name();
+        let name: &str = name.as_ref();
         if !self.saw_root {
             if name != "nmaprun" {
                 return Err(self.invalid(
@@ -171,7 +185,7 @@ impl<'a> Parser<'a> {
             }
             return Ok(());
         }
-        match (name.as_str(), parent) {
+        match (name, parent) {
             ("scaninfo", Some("nmaprun")) => {
                 let t = self.required(e, "type", pos)?;
                 let scan_type = ScanType::from_str(&t).map_err(|err| self.invalid(pos, err.to_string()))?;
@@ -258,10 +272,25 @@ impl<'a> Parser<'a> {
                 }
             }
             ("port", Some("ports")) => {
-                let transport = self.transport(&self.required(e, "protocol", pos)?, pos)?;
-                let number = self
-                    .parsed::<u16>(e, "portid", pos)?
+                // the hot elements (a million-port file has a million of each) read their
+                // attributes in one pass
+                let (mut protocol, mut portid) = (None, None);
+                for a in e.attributes().with_checks(false) {
+                    let a = a.map_err(|err| self.malformed(pos, err.to_string()))?;
+                    match a.key.as_ref() {
+                        "protocol" => protocol = Some(self.value(a, pos)?),
+                        "portid" => portid = Some(self.value(a, pos)?),
+                        _ => {}
+                    }
+                }
+                let protocol = protocol
+                    .ok_or_else(|| self.invalid(pos, "<port> lacks the required attribute `protocol`"))?;
+                let transport = self.transport(&protocol, pos)?;
+                let portid = portid
                     .ok_or_else(|| self.invalid(pos, "<port> lacks the required attribute `portid`"))?;
+                let number = portid.trim().parse::<u16>().map_err(|_| {
+                    self.invalid(pos, format!("<port portid=\"{portid}\">: not a valid portid"))
+                })?;
                 self.port = Some(Port {
                     number,
                     transport,
@@ -272,9 +301,26 @@ impl<'a> Parser<'a> {
                 });
             }
             ("state", Some("port")) => {
-                let state = self.port_state(e, pos)?;
-                let reason = Reason::from_name(&self.attr(e, "reason", pos)?.unwrap_or_default());
-                let reason_ttl = self.parsed::<u8>(e, "reason_ttl", pos)?.unwrap_or(0);
+                let (mut state, mut reason, mut ttl) = (None, None, None);
+                for a in e.attributes().with_checks(false) {
+                    let a = a.map_err(|err| self.malformed(pos, err.to_string()))?;
+                    match a.key.as_ref() {
+                        "state" => state = Some(self.value(a, pos)?),
+                        "reason" => reason = Some(self.value(a, pos)?),
+                        "reason_ttl" => ttl = Some(self.value(a, pos)?),
+                        _ => {}
+                    }
+                }
+                let state =
+                    state.ok_or_else(|| self.invalid(pos, "<state> lacks the required attribute `state`"))?;
+                let state = PortState::from_str(&state).map_err(|err| self.invalid(pos, err.to_string()))?;
+                let reason = Reason::from_name(reason.as_deref().unwrap_or_default());
+                let reason_ttl = match ttl {
+                    Some(t) => t.trim().parse::<u8>().map_err(|_| {
+                        self.invalid(pos, format!("<state reason_ttl=\"{t}\">: not a valid reason_ttl"))
+                    })?,
+                    None => 0,
+                };
                 if let Some(p) = &mut self.port {
                     p.state = state;
                     p.reason = reason;
@@ -282,26 +328,50 @@ impl<'a> Parser<'a> {
                 }
             }
             ("service", Some("port")) => {
-                let opt = |s: &Self, n: &str| -> Result<Option<String>> {
-                    Ok(s.attr(e, n, pos)?.map(Cow::into_owned))
-                };
-                let method = match self.attr(e, "method", pos)?.as_deref() {
-                    Some("probed") => ServiceMethod::Probed,
-                    _ => ServiceMethod::Table,
-                };
-                self.service = Some(Service {
-                    name: opt(self, "name")?.unwrap_or_else(|| "unknown".into()),
-                    product: opt(self, "product")?,
-                    version: opt(self, "version")?,
-                    extra_info: opt(self, "extrainfo")?,
-                    hostname: opt(self, "hostname")?,
-                    os_type: opt(self, "ostype")?,
-                    device_type: opt(self, "devicetype")?,
-                    tunnel: (opt(self, "tunnel")?.as_deref() == Some("ssl")).then_some(Tunnel::Ssl),
-                    method,
-                    confidence: self.parsed::<u8>(e, "conf", pos)?.unwrap_or(0).min(10),
-                    cpe: Vec::new(),
-                });
+                let mut sv = Service { name: String::new(), confidence: 0, ..Service::default() };
+                let mut named = false;
+                for a in e.attributes().with_checks(false) {
+                    let a = a.map_err(|err| self.malformed(pos, err.to_string()))?;
+                    let key = a.key;
+                    let field = match key.as_ref() {
+                        "name" => {
+                            named = true;
+                            &mut sv.name
+                        }
+                        "method" => {
+                            if self.value(a, pos)? == "probed" {
+                                sv.method = ServiceMethod::Probed;
+                            }
+                            continue;
+                        }
+                        "conf" => {
+                            let v = self.value(a, pos)?;
+                            sv.confidence = v.trim().parse::<u8>().map_err(|_| {
+                                self.invalid(pos, format!("<service conf=\"{v}\">: not a valid conf"))
+                            })?;
+                            sv.confidence = sv.confidence.min(10);
+                            continue;
+                        }
+                        "tunnel" => {
+                            if self.value(a, pos)? == "ssl" {
+                                sv.tunnel = Some(Tunnel::Ssl);
+                            }
+                            continue;
+                        }
+                        "product" => sv.product.insert(String::new()),
+                        "version" => sv.version.insert(String::new()),
+                        "extrainfo" => sv.extra_info.insert(String::new()),
+                        "hostname" => sv.hostname.insert(String::new()),
+                        "ostype" => sv.os_type.insert(String::new()),
+                        "devicetype" => sv.device_type.insert(String::new()),
+                        _ => continue,
+                    };
+                    field.push_str(&self.value(a, pos)?);
+                }
+                if !named {
+                    sv.name = "unknown".into();
+                }
+                self.service = Some(sv);
             }
             ("cpe", Some("service")) => self.cpe = Some(String::new()),
             ("times", Some("host")) => {
@@ -354,7 +424,31 @@ impl<'a> Parser<'a> {
             }
             ("service", Some("port")) => {
                 if let (Some(s), Some(p)) = (self.service.take(), &mut self.port) {
-                    p.service = Some(std::sync::Arc::new(s));
+                    // a registry guess (name only, nmap's method="table") is shared by every
+                    // port it names, as a scan shares it: a million-port file holds a few
+                    // thousand of them, not a million
+                    let plain = s.method == ServiceMethod::Table
+                        && s.product.is_none()
+                        && s.version.is_none()
+                        && s.extra_info.is_none()
+                        && s.hostname.is_none()
+                        && s.os_type.is_none()
+                        && s.device_type.is_none()
+                        && s.tunnel.is_none()
+                        && s.cpe.is_empty();
+                    p.service = Some(if !plain {
+                        std::sync::Arc::new(s)
+                    } else if let Some(same) = self
+                        .shared
+                        .get(s.name.as_str())
+                        .and_then(|v| v.iter().find(|x| x.confidence == s.confidence))
+                    {
+                        std::sync::Arc::clone(same)
+                    } else {
+                        let arc = std::sync::Arc::new(s);
+                        self.shared.entry(arc.name.clone()).or_default().push(std::sync::Arc::clone(&arc));
+                        arc
+                    });
                 }
             }
             ("extraports", Some("ports")) => {
@@ -370,6 +464,16 @@ impl<'a> Parser<'a> {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// `s` as a slice of `text` when it lies inside it (names of a reader over a `&str` do), else a
+/// copy.
+fn in_text<'a>(text: &'a str, s: &str) -> Cow<'a, str> {
+    let start = (s.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+    match text.get(start..start.wrapping_add(s.len())) {
+        Some(t) if t.as_ptr() == s.as_ptr() => Cow::Borrowed(t),
+        _ => Cow::Owned(s.to_string()),
     }
 }
 
@@ -389,8 +493,10 @@ pub fn parse_str(text: &str, path: &Path) -> Result<ScanRun> {
         extra: None,
         cpe: None,
         in_runstats: false,
+        shared: std::collections::HashMap::new(),
     };
-    let mut stack: Vec<String> = Vec::new();
+    // element names borrowed from the text: no allocation per element
+    let mut stack: Vec<Cow<'_, str>> = Vec::new();
     loop {
         let pos = reader.buffer_position();
         let ev = reader.read_event().map_err(|e| p.malformed(reader.error_position(), e.to_string()))?;
@@ -402,24 +508,20 @@ pub fn parse_str(text: &str, path: &Path) -> Result<ScanRun> {
                 if p.saw_root && stack.is_empty() {
                     return Err(p.malformed(pos, "a second root element"));
                 }
-                let parent = stack.last().cloned();
-                p.open(&e, pos, parent.as_deref())?;
-                stack.push(e.name().as_ref().to_string());
+                p.open(&e, pos, stack.last().map(|c| c.as_ref()))?;
+                stack.push(in_text(text, e.name().as_ref()));
             }
             Event::Empty(e) => {
                 if p.saw_root && stack.is_empty() {
                     return Err(p.malformed(pos, "a second root element"));
                 }
-                let parent = stack.last().cloned();
-                p.open(&e, pos, parent.as_deref())?;
-                let name = e.name().as_ref().to_string();
-                p.close(&name, parent.as_deref(), pos)?;
+                let parent = stack.last().map(|c| c.as_ref());
+                p.open(&e, pos, parent)?;
+                p.close(e.name().as_ref(), parent, pos)?;
             }
             Event::End(e) => {
-                let name = e.name().as_ref().to_string();
                 stack.pop();
-                let parent = stack.last().cloned();
-                p.close(&name, parent.as_deref(), pos)?;
+                p.close(e.name().as_ref(), stack.last().map(|c| c.as_ref()), pos)?;
             }
             Event::Text(t) => {
                 if let Some(c) = &mut p.cpe {

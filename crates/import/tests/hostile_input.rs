@@ -130,3 +130,46 @@ fn masscan_style_documents_without_status_are_read() {
     assert_eq!(run.scanner, "masscan");
     assert_eq!(run.hosts[0].ports[0].reason_ttl, 64);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const GOOD: &str = "<?xml version=\"1.0\"?>\n<nmaprun scanner=\"nmap\" start=\"1700000000\" version=\"7.93\">\n<host><status state=\"up\" reason=\"syn-ack\" reason_ttl=\"64\"/><address addr=\"198.18.0.1\" addrtype=\"ipv4\"/><address addr=\"02:00:00:00:00:01\" addrtype=\"mac\" vendor=\"X\"/>\n<hostnames><hostname name=\"a &amp; b\" type=\"user\"/></hostnames><ports><extraports state=\"closed\" count=\"2\"><extrareasons reason=\"reset\" count=\"2\"/></extraports>\n<port protocol=\"tcp\" portid=\"22\"><state state=\"open\" reason=\"syn-ack\" reason_ttl=\"64\"/><service name=\"ssh\" product=\"OpenSSH\" version=\"9.2\" method=\"probed\" conf=\"10\"><cpe>cpe:/a:openbsd:openssh:9.2</cpe></service></port>\n<port protocol=\"udp\" portid=\"53\"><state state=\"open|filtered\" reason=\"no-response\" reason_ttl=\"0\"/><service name=\"domain\" method=\"table\" conf=\"3\"/></port></ports><times srtt=\"100\" rttvar=\"50\" to=\"100000\"/></host>\n<runstats><finished time=\"1700000001\" elapsed=\"1.00\" exit=\"success\"/><hosts up=\"1\" down=\"0\" total=\"1\"/></runstats></nmaprun>\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes are read or refused, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = parse_bytes(&b, Path::new("t.xml"));
+        }
+
+        /// A real document with bytes changed, cut or repeated is read or refused with a
+        /// position, never a panic.
+        #[test]
+        fn mutated_documents_never_panic(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut b = GOOD.as_bytes().to_vec();
+            for (at, byte) in &edits {
+                let i = at.index(b.len());
+                b[i] = *byte;
+            }
+            let _ = parse_bytes(&b, Path::new("t.xml"));
+            let _ = parse_bytes(&b[..cut.index(b.len())], Path::new("t.xml"));
+        }
+    }
+
+    #[test]
+    fn the_seed_document_is_read() {
+        let run = parse_str(GOOD, Path::new("t.xml")).unwrap();
+        assert_eq!(run.hosts[0].ports.len(), 2);
+        assert_eq!(run.hosts[0].mac_vendor.as_deref(), Some("X"));
+        assert_eq!(run.hosts[0].ports[0].reason, Reason::SynAck);
+        assert_eq!(run.hosts[0].ports[1].state, PortState::OpenFiltered);
+    }
+}

@@ -1198,6 +1198,8 @@ impl SynWorker {
             }
             // send what the bucket allows, one probe per host in turn
             let mut wait = Duration::from_millis(5);
+            // the rate cap, not a lack of work, ended the sending: sleep until a batch is due
+            let mut capped = false;
             for _ in 0..512 {
                 let Some(&(slot, g)) = ready.front() else { break };
                 if gens[slot] != g || slab[slot].is_none() {
@@ -1215,7 +1217,8 @@ impl SynWorker {
                     continue;
                 }
                 if let Err(d) = self.bucket.take(Instant::now()) {
-                    wait = wait.min(d);
+                    wait = wait.min(d.max(self.bucket.batch_wait(Instant::now())));
+                    capped = true;
                     break;
                 }
                 ready.pop_front();
@@ -1306,7 +1309,9 @@ impl SynWorker {
                 .chain(self.udp.iter().flatten().map(UdpSock::fd))
                 .chain(self.arp.iter().map(ArpSock::fd))
                 .collect();
-            let timeout = if !ready.is_empty() {
+            let timeout = if capped {
+                wait
+            } else if !ready.is_empty() {
                 wait.min(Duration::from_millis(1))
             } else {
                 let next = waiting

@@ -219,6 +219,16 @@ impl TokenBucket {
         self.tokens = (self.tokens + dt * self.rate).min(self.burst);
     }
 
+    /// How long until a batch worth waking up for has accumulated: 5 ms of tokens (at least
+    /// one, at most the burst). A capped scan that woke for every single token spent its CPU
+    /// on wake-ups; this wakes about 200 times a second whatever the rate, and never sends
+    /// more than the cap allows.
+    pub fn batch_wait(&self, now: std::time::Instant) -> Duration {
+        let want = (self.rate * 0.005).clamp(1.0, self.burst);
+        let have = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        if have >= want { Duration::ZERO } else { Duration::from_secs_f64((want - have) / self.rate) }
+    }
+
     /// Takes a token if one is there; otherwise says how long until one is.
     pub fn take(&mut self, now: std::time::Instant) -> Result<(), Duration> {
         self.refill(now);
@@ -305,5 +315,21 @@ mod tests {
             }
         }
         assert!((990..=1011).contains(&sent), "{sent}");
+    }
+
+    #[test]
+    fn a_capped_sender_wakes_for_batches() {
+        let start = std::time::Instant::now();
+        let mut b = TokenBucket::new(1000.0);
+        assert!(b.take(start).is_ok());
+        // empty: the next batch (5 tokens at 1,000/s) is 5 ms away, not the next token's 1 ms
+        assert!(b.take(start).is_err());
+        let w = b.batch_wait(start);
+        assert!(w >= Duration::from_micros(4900) && w <= Duration::from_millis(5), "{w:?}");
+        // a slow rate: one token is the batch
+        let mut slow = TokenBucket::new(10.0);
+        assert!(slow.take(start).is_ok());
+        assert!(slow.batch_wait(start) <= Duration::from_millis(100));
+        assert!(slow.batch_wait(start + Duration::from_millis(100)).is_zero());
     }
 }
