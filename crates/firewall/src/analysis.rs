@@ -739,6 +739,66 @@ pub fn standard_classes() -> Vec<Class> {
     ]
 }
 
+/// The addresses that are neither the internet nor private ranges, each in a class of its own:
+/// shared address space (RFC 6598, carrier-grade NAT), documentation, benchmarking, link-local,
+/// loopback, multicast, and the rest (reserved). With [`standard_classes`] they cover every
+/// address exactly once, so no accepted source can fall between the columns of `fw show`.
+pub fn special_classes() -> Vec<Class> {
+    let set = |v: &[(&str, u8)]| {
+        let mut s = IntervalSet::empty();
+        for (a, l) in v {
+            if let Ok(ip) = a.parse::<IpAddr>() {
+                s = s.union(&prefix(ip, *l));
+            }
+        }
+        s
+    };
+    let mut out = vec![
+        Class { name: "shared".into(), v4: set(&[("100.64.0.0", 10)]), v6: IntervalSet::empty() },
+        Class {
+            name: "documentation".into(),
+            v4: set(&[("192.0.2.0", 24), ("198.51.100.0", 24), ("203.0.113.0", 24)]),
+            v6: set(&[("2001:db8::", 32)]),
+        },
+        Class { name: "benchmarking".into(), v4: set(&[("198.18.0.0", 15)]), v6: IntervalSet::empty() },
+        Class { name: "link-local".into(), v4: set(&[("169.254.0.0", 16)]), v6: set(&[("fe80::", 10)]) },
+        Class { name: "loopback".into(), v4: set(&[("127.0.0.0", 8)]), v6: set(&[("::1", 128)]) },
+        Class { name: "multicast".into(), v4: set(&[("224.0.0.0", 4)]), v6: set(&[("ff00::", 8)]) },
+    ];
+    // the rest: 0.0.0.0/8, 240.0.0.0/4 and the IPv6 space outside every class above
+    let mut v4 = IntervalSet::empty();
+    let mut v6 = IntervalSet::empty();
+    for c in standard_classes().iter().chain(out.iter()) {
+        v4 = v4.union(&c.v4);
+        v6 = v6.union(&c.v6);
+    }
+    out.push(Class {
+        name: "reserved".into(),
+        v4: v4.complement(addr_max(false)),
+        v6: v6.complement(addr_max(true)),
+    });
+    out
+}
+
+/// Whether some rule of `rs` names sources among the [`special_classes`] but none of the
+/// internet: only then can a special class be accepted where the internet is not, so only
+/// then is the exposure worth computing per special class. (A check of the rules, not of the
+/// exposure: it may say yes where the exposure then shows nothing new.)
+pub fn names_special_sources(rs: &Ruleset) -> bool {
+    let special: Vec<Class> = special_classes();
+    let (pub4, pub6) = (public_v4(), public_v6());
+    rs.rules().any(|(_, _, r)| {
+        [(Family::V4, &pub4), (Family::V6, &pub6)].into_iter().any(|(f, public)| {
+            r.cubes(f).iter().any(|c| {
+                c.src.as_ref().is_some_and(|src| {
+                    !src.meets(public)
+                        && special.iter().any(|k| src.meets(if f.is_v6() { &k.v6 } else { &k.v4 }))
+                })
+            })
+        })
+    })
+}
+
 /// A class for a user-named source (`203.0.113.0/24`, an address, or `a-b`).
 pub fn named_class(spec: &str) -> std::result::Result<Class, String> {
     let mut v4 = IntervalSet::empty();
@@ -1207,7 +1267,7 @@ pub struct Step {
 /// The answer for one packet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
-    /// Scope.
+    /// Scope (a table when the rule set's tables are judged apart).
     pub scope: String,
     /// The verdict.
     pub kind: Kind,
@@ -1219,6 +1279,14 @@ pub struct Answer {
     pub translated: Option<(Option<IpAddr>, Option<u16>)>,
     /// The path, rule by rule, through every chain that matched.
     pub path: Vec<Step>,
+}
+
+/// What a walk of the chains found.
+struct Walked {
+    kind: Kind,
+    rule: Option<RuleRef>,
+    via: Option<RuleRef>,
+    translated: Option<(Option<IpAddr>, Option<u16>)>,
 }
 
 impl Analysis<'_> {
@@ -1267,6 +1335,32 @@ impl Analysis<'_> {
         out
     }
 
+    /// Answers one packet by walking the chains alone, without the decision diagrams: the
+    /// same verdict and deciding rule as [`Analysis::query`] (a test holds them together on
+    /// every corpus rule set), but it works on [`Analysis::outline`], so a single question
+    /// costs a parse and a walk instead of every diagram.
+    pub fn query_walk(&self, p: &Packet, forward: bool) -> Vec<Answer> {
+        let f = if p.src.is_ipv6() { Family::V6 } else { Family::V4 };
+        let mut out = Vec::new();
+        for (si, sc) in self.scopes.iter().enumerate() {
+            let rs = self.sets[sc.set];
+            if !sc.tables.iter().any(|&t| rs.tables[t].families.contains(&f)) {
+                continue;
+            }
+            let mut path = Vec::new();
+            let w = self.walk_answer(si, f, p, forward, &mut path);
+            out.push(Answer {
+                scope: sc.name.clone(),
+                kind: w.kind,
+                rule: w.rule,
+                via: w.via,
+                translated: w.translated,
+                path,
+            });
+        }
+        out
+    }
+
     /// The verdict by walking the chains rule by rule (the reference the diagrams are tested
     /// against), recording the path.
     pub fn walk(
@@ -1277,6 +1371,18 @@ impl Analysis<'_> {
         forward: bool,
         path: &mut Vec<Step>,
     ) -> (Kind, Option<(Option<IpAddr>, Option<u16>)>) {
+        let w = self.walk_answer(scope, f, p, forward, path);
+        (w.kind, w.translated)
+    }
+
+    fn walk_answer(
+        &self,
+        scope: usize,
+        f: Family,
+        p: &Packet,
+        forward: bool,
+        path: &mut Vec<Step>,
+    ) -> Walked {
         let sc = &self.scopes[scope];
         let rs = self.sets[sc.set];
         let mut chains: Vec<(i32, usize, usize, usize, Hook, ChainKind)> = Vec::new();
@@ -1300,35 +1406,40 @@ impl Analysis<'_> {
          -> (Kind, Option<RuleRef>) {
             let mut list: Vec<_> = chains.iter().filter(|c| hooks.contains(&c.4) && c.5 == kind).collect();
             list.sort_by_key(|c| (hooks.iter().position(|h| *h == c.4), c.0, c.1));
-            let mut last = (Kind::Accept, None);
+            // a packet every base chain accepts is decided by the last chain that accepted it
+            // by a rule; a later chain's policy that lets it pass does not take that over (as
+            // `pipeline` composes the diagrams). The first chain that does not accept decides.
+            let mut decider: Option<RuleRef> = None;
             for c in list {
                 let (k, r) = self.walk_chain(sc.set, c.2, c.3, f, pkt, path, 0);
-                let k = if k == Kind::Continue {
+                let (k, r) = if k == Kind::Continue {
                     let chain = &rs.tables[c.2].chains[c.3];
                     let rr = RuleRef { set: sc.set, table: c.2, chain: c.3, rule: None };
                     path.push(Step { rule: rr, what: "policy".into() });
-                    last = (
-                        if chain.policy == Some(Policy::Drop) { Kind::Drop } else { Kind::Accept },
-                        Some(rr),
-                    );
-                    last.0
+                    (if chain.policy == Some(Policy::Drop) { Kind::Drop } else { Kind::Accept }, Some(rr))
                 } else {
-                    last = (k, r);
-                    k
+                    (k, r)
                 };
                 if k != Kind::Accept {
-                    return last;
+                    return (k, r);
+                }
+                let by_rule = |r: Option<RuleRef>| r.is_some_and(|x| x.rule.is_some());
+                if by_rule(r) || !by_rule(decider) {
+                    decider = r;
                 }
             }
-            last
+            (Kind::Accept, decider)
         };
         if forward {
-            return (run(p, &[Hook::Prerouting, Hook::Forward], ChainKind::Filter, path).0, None);
+            let (kind, rule) = run(p, &[Hook::Prerouting, Hook::Forward], ChainKind::Filter, path);
+            return Walked { kind, rule, via: None, translated: None };
         }
         let (nk, nr) = run(p, &[Hook::Prerouting], ChainKind::Nat, path);
         match nk {
             Kind::Nat => {
-                let Some(rule) = nr.and_then(|r| self.rule(r)) else { return (Kind::Drop, None) };
+                let Some(rule) = nr.and_then(|r| self.rule(r)) else {
+                    return Walked { kind: Kind::Drop, rule: nr, via: None, translated: None };
+                };
                 let mut q = p.clone();
                 let (to, ports, local) = match &rule.action {
                     Action::Dnat { to, ports } => (*to, *ports, to.is_none_or(|a| a.is_loopback())),
@@ -1343,10 +1454,14 @@ impl Analysis<'_> {
                 }
                 let hooks: &[Hook] =
                     if local { &[Hook::Prerouting, Hook::Input] } else { &[Hook::Prerouting, Hook::Forward] };
-                (run(&q, hooks, ChainKind::Filter, path).0, Some((to, ports.map(|x| x.0))))
+                let (kind, decided) = run(&q, hooks, ChainKind::Filter, path);
+                Walked { kind, rule: decided, via: nr, translated: Some((to, ports.map(|x| x.0))) }
             }
-            Kind::Drop | Kind::Reject => (nk, None),
-            _ => (run(p, &[Hook::Prerouting, Hook::Input], ChainKind::Filter, path).0, None),
+            Kind::Drop | Kind::Reject => Walked { kind: nk, rule: nr, via: None, translated: None },
+            _ => {
+                let (kind, rule) = run(p, &[Hook::Prerouting, Hook::Input], ChainKind::Filter, path);
+                Walked { kind, rule, via: None, translated: None }
+            }
         }
     }
 

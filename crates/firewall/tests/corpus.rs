@@ -379,6 +379,9 @@ fn diagrams_agree_with_walking_the_chains() {
     for f in rule_files() {
         let rs = load(&f);
         let a = Analysis::new(&[&rs]).unwrap();
+        // the diagram-less outline answers single questions by walking: it must name the same
+        // verdict, deciding rule and translation as the diagrams
+        let outline = Analysis::outline(&[&rs]);
         // addresses and ports the rules mention, and random ones
         let mut ports: Vec<u16> = vec![0, 1, 22, 80, 443, 8080, 65535];
         let mut v4: Vec<u128> = vec![0x5102_4507, 0x0a00_0001, 0xc0a8_0101];
@@ -455,6 +458,19 @@ fn diagrams_agree_with_walking_the_chains() {
                         oif: None,
                     };
                     let diagram = a.verdict(scope, &p).unwrap();
+                    if scope == 0 {
+                        let key = |v: Vec<portolan_firewall::analysis::Answer>| {
+                            v.into_iter().map(|x| (x.scope, x.kind, x.rule, x.via)).collect::<Vec<_>>()
+                        };
+                        for forward in [false, true] {
+                            assert_eq!(
+                                key(outline.query_walk(&p, forward)),
+                                key(a.query(&p, forward)),
+                                "{}: {p:?} (forward {forward}): the walk and the diagrams name different deciding rules",
+                                f.display()
+                            );
+                        }
+                    }
                     let mut path = Vec::new();
                     let (walked, _) = a.walk(scope, fam, &p, false, &mut path);
                     assert_eq!(

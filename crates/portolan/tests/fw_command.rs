@@ -490,3 +490,38 @@ fn verify_agrees_with_the_kernel_on_every_rule_set_of_the_corpus() {
     assert!(!stdout(&left).contains(&me), "{}", stdout(&left));
     eprintln!("fw verify: {} rule sets, {total} ports agree with the kernel", results.len());
 }
+
+/// A source that is neither internet nor private (carrier-grade NAT space, documentation
+/// addresses) is shown in a class of its own where a rule accepts it: never as "drop", never
+/// left out by --open. A rule set without such rules keeps its columns.
+#[test]
+fn sources_outside_internet_and_private_show_in_their_own_class() {
+    let dir = TempDir::new("fw-special");
+    let f = dir.join("cgnat.rules");
+    std::fs::write(
+        &f,
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -s 100.64.0.0/10 -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -s 192.0.2.0/24 -p tcp -m tcp --dport 8080 -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 443 -j ACCEPT\nCOMMIT\n",
+    )
+    .unwrap();
+    let f = f.to_str().unwrap();
+    let o = fw(&["show", f]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    let header = text.lines().find(|l| l.starts_with("PROTO")).unwrap();
+    assert!(header.contains("SHARED") && header.contains("DOCUMENTATION"), "{text}");
+    assert!(!header.contains("MULTICAST"), "classes with nothing of their own stay out: {text}");
+    let ssh = text.lines().find(|l| l.contains(" 22 ")).unwrap();
+    assert!(ssh.contains("accept"), "{text}");
+    let o = fw(&["show", f, "--open"]);
+    let open = stdout(&o);
+    assert!(open.lines().any(|l| l.contains(" 22 ")) && open.lines().any(|l| l.contains(" 8080 ")), "{open}");
+    let v = json(&fw(&["show", f, "-o", "json"]));
+    let rows = v["exposure"][0]["rows"].as_array().unwrap();
+    let row22 = rows.iter().find(|r| r["ports"] == "22").unwrap();
+    assert_eq!(row22["classes"]["shared"]["verdict"], "accept", "{row22}");
+    assert_eq!(row22["classes"]["internet"]["verdict"], "drop", "{row22}");
+    // the corpus's default-deny server names no such source: internet and private only
+    let o = fw(&["show", corpus("01-default-deny-server.rules").to_str().unwrap()]);
+    let header = stdout(&o).lines().find(|l| l.starts_with("PROTO")).unwrap().to_string();
+    assert!(header.contains("INTERNET  PRIVATE  DECIDED BY"), "{header}");
+}

@@ -32,19 +32,41 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             let t0 = std::time::Instant::now();
             let rs = load(&a.file, &a.input)?;
             let t1 = std::time::Instant::now();
-            let mut classes = analysis::standard_classes();
-            if a.from.len() > 62 {
+            // the addresses between internet and private (shared, documentation, link-local,
+            // ...) are shown where something is accepted from them that the internet column
+            // does not already say: first as one class, split only when it tells something
+            let special = analysis::special_classes();
+            let n_special = special.len();
+            if a.from.len() > 62 - n_special {
                 bail!(
-                    "--from is given {} times; at most 62 source classes can be shown at once",
-                    a.from.len()
+                    "--from is given {} times; at most {} source classes can be shown at once",
+                    a.from.len(),
+                    62 - n_special
                 );
             }
-            for f in &a.from {
-                classes.push(analysis::named_class(f).map_err(anyhow::Error::msg)?);
-            }
+            let from: Vec<Class> = a
+                .from
+                .iter()
+                .map(|f| analysis::named_class(f))
+                .collect::<Result<_, _>>()
+                .map_err(anyhow::Error::msg)?;
+            let with = |middle: Vec<Class>| -> Vec<Class> {
+                let mut c = analysis::standard_classes();
+                c.extend(middle);
+                c.extend(from.iter().cloned());
+                c
+            };
             // by propagation: the diagrams are not needed for the exposure
             let mut an = Analysis::outline(&[&rs]);
-            let exps = an.exposure_flow(&classes, a.dst, true, &a.iif)?;
+            let (exps, classes) = if analysis::names_special_sources(&rs) {
+                let classes = with(special);
+                let mut exps = an.exposure_flow(&classes, a.dst, true, &a.iif)?;
+                let classes = keep_telling_classes(&mut exps, classes, 2..2 + n_special);
+                (exps, classes)
+            } else {
+                let classes = with(Vec::new());
+                (an.exposure_flow(&classes, a.dst, true, &a.iif)?, classes)
+            };
             let t2 = std::time::Instant::now();
             let mut out = super::stdout();
             match a.output {
@@ -89,8 +111,9 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 iif: a.iif.clone(),
                 oif: a.oif.clone(),
             };
-            let an = Analysis::new(&[&rs])?;
-            let answers = an.query(&p, a.forward);
+            // one question: walk the chains, build no diagram (the same answers, a test holds)
+            let an = Analysis::outline(&[&rs]);
+            let answers = an.query_walk(&p, a.forward);
             if answers.is_empty() {
                 bail!(
                     "{}: no table filters {} packets",
@@ -499,6 +522,44 @@ fn everywhere_table(out: &mut dyn Write, an: &Analysis, e: &Exposure, color: boo
     t.render(out, color)?;
     writeln!(out, "per protocol and port (rules above not repeated):")?;
     Ok(())
+}
+
+/// Whether class `c` of the exposure has a source accepted by a rule that accepts nothing from
+/// the internet (class 0) in that row.
+fn telling(exps: &[Exposure], c: usize) -> bool {
+    let accepting = |o: &Outcome| -> Vec<Term> {
+        o.parts.iter().map(|(t, _)| *t).filter(|t| t.kind == portolan_firewall::dd::Kind::Accept).collect()
+    };
+    exps.iter().any(|e| {
+        e.rows.iter().any(|r| {
+            let inet = accepting(&r.classes[0]);
+            accepting(&r.classes[c]).iter().any(|t| !inet.contains(t))
+        })
+    })
+}
+
+/// Drops the candidate classes (`special`) that tell nothing the internet column does not: a
+/// class stays when some row accepts some of its sources by a rule that accepts nothing from
+/// the internet there. (An accept from 100.64.0.0/10 stays, in its own column; a rule open to
+/// every source, or a blocklist in front of one, adds no column.)
+fn keep_telling_classes(
+    exps: &mut [Exposure],
+    classes: Vec<Class>,
+    special: std::ops::Range<usize>,
+) -> Vec<Class> {
+    let keep: Vec<bool> = (0..classes.len()).map(|c| !special.contains(&c) || telling(exps, c)).collect();
+    fn kept<T>(v: &mut Vec<T>, keep: &[bool]) {
+        let mut flags = keep.iter();
+        v.retain(|_| flags.next().copied().unwrap_or(true));
+    }
+    for e in exps.iter_mut() {
+        kept(&mut e.classes, &keep);
+        kept(&mut e.everywhere, &keep);
+        for r in &mut e.rows {
+            kept(&mut r.classes, &keep);
+        }
+    }
+    classes.into_iter().zip(keep).filter(|(_, k)| *k).map(|(c, _)| c).collect()
 }
 
 fn show_table(
