@@ -282,6 +282,36 @@ pub(crate) fn enter_chain(chain: &Chain, ci: usize, stack: &mut Vec<usize>) -> R
     Ok(())
 }
 
+/// Checks every chain's jumps as the diagrams and `fw show` do when they enter chains: a loop,
+/// or jumps nested deeper than 64 chains, is the same error at the same chain. The chain walk
+/// of a single query runs this first, so that every command judges a rule set's chains by
+/// one rule.
+pub fn check_jumps(rs: &Ruleset) -> Result<()> {
+    fn visit(t: &Table, ci: usize, stack: &mut Vec<usize>, done: &mut HashSet<usize>) -> Result<()> {
+        if done.contains(&ci) {
+            return Ok(());
+        }
+        enter_chain(&t.chains[ci], ci, stack)?;
+        for r in &t.chains[ci].rules {
+            if let Action::Jump(c) | Action::Goto(c) = r.action
+                && c < t.chains.len()
+            {
+                visit(t, c, stack, done)?;
+            }
+        }
+        stack.pop();
+        done.insert(ci);
+        Ok(())
+    }
+    for t in &rs.tables {
+        let mut done = HashSet::new();
+        for ci in 0..t.chains.len() {
+            visit(t, ci, &mut Vec::new(), &mut done)?;
+        }
+    }
+    Ok(())
+}
+
 /// First match over rule functions in order (each with HOLE where it does not decide), as a
 /// balanced tree of fills.
 fn combine(dd: &mut Dd, fs: &[Id]) -> Id {
@@ -386,6 +416,11 @@ impl<'r> Analysis<'r> {
     pub fn rule(&self, r: RuleRef) -> Option<&'r Rule> {
         let rs: &'r Ruleset = self.sets[r.set];
         rs.tables[r.table].chains[r.chain].rules.get(r.rule?)
+    }
+
+    /// The rule set a reference belongs to.
+    pub fn ruleset(&self, r: RuleRef) -> &'r Ruleset {
+        self.sets[r.set]
     }
 
     /// The chain a reference names.

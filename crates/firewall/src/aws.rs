@@ -168,6 +168,7 @@ fn permission(file: &Arc<str>, p: &Json, path: &str) -> Result<Vec<Rule>> {
             stateful: Vec::new(),
             state_only: false,
             assumed: false,
+            handle: None,
         };
         if unresolved {
             r.stateful.push(format!("source {what} is not an address range (not resolvable from this file)"));

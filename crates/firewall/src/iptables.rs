@@ -1168,6 +1168,7 @@ fn parse_lines(
                 stateful: acc.stateful,
                 state_only: acc.state_only,
                 assumed: acc.assumed,
+                handle: None,
             },
         ));
     }

@@ -82,6 +82,19 @@ pub fn parse_str(text: &str, file: &str, format: Option<Format>, opts: &LoadOpti
     }
 }
 
+/// A file that is not UTF-8, located at its first bad byte (a comment with one stray byte is
+/// reported at its own line, not at line 1).
+fn not_utf8(name: &str, e: &std::string::FromUtf8Error) -> Error {
+    let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+    let line = good.iter().filter(|b| **b == b'\n').count() as u32 + 1;
+    let start = good.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&good[start..]).chars().count() as u32 + 1;
+    Error::at(
+        Location { file: name.into(), line, column, path: None },
+        format!("not UTF-8 text: byte 0x{:02x} (a rule set is UTF-8 text)", e.as_bytes()[good.len()]),
+    )
+}
+
 /// The largest rule file read: a million iptables rules take about 100 MiB.
 pub const MAX_RULE_FILE: u64 = 256 << 20;
 
@@ -89,12 +102,7 @@ pub const MAX_RULE_FILE: u64 = 256 << 20;
 pub fn load(path: &std::path::Path, format: Option<Format>, opts: &LoadOptions) -> Result<Ruleset> {
     let name = path.display().to_string();
     let bytes = portolan_model::input::read_bounded(path, MAX_RULE_FILE)?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        Error::at(
-            Location { file: name.as_str().into(), line: 1, column: 1, path: None },
-            format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
-        )
-    })?;
+    let text = String::from_utf8(bytes).map_err(|e| not_utf8(&name, &e))?;
     parse_str(&text, &name, format, opts)
 }
 
@@ -102,11 +110,6 @@ pub fn load(path: &std::path::Path, format: Option<Format>, opts: &LoadOptions) 
 pub fn load_ipsets(path: &std::path::Path) -> Result<ipset::IpSets> {
     let name = path.display().to_string();
     let bytes = portolan_model::input::read_bounded(path, MAX_RULE_FILE)?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        Error::at(
-            Location { file: name.as_str().into(), line: 1, column: 1, path: None },
-            format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
-        )
-    })?;
+    let text = String::from_utf8(bytes).map_err(|e| not_utf8(&name, &e))?;
     ipset::parse(&text, &name)
 }

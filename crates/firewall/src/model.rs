@@ -346,6 +346,9 @@ pub struct Rule {
     /// local address: `addrtype --dst-type LOCAL`, `pkttype unicast`); lint does not count
     /// it as deciding packets when it judges later rules shadowed.
     pub assumed: bool,
+    /// nftables: the rule's handle (`nft -a`), which names it where a line number cannot
+    /// (`nft -j` writes the whole rule set on one line).
+    pub handle: Option<u64>,
 }
 
 impl Rule {

@@ -973,6 +973,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 stateful: b.stateful.clone(),
                 state_only: b.state_only,
                 assumed: false,
+                handle: handle.and_then(|h| u64::try_from(h).ok()),
             });
         };
         for (j, e) in exprs.iter().enumerate() {
@@ -1057,7 +1058,6 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
         if !done {
             push(&b, Action::Continue, rule_loc, text, &mut tables[ti].chains);
         }
-        let _ = handle;
     }
     if tables.is_empty() && notes.is_empty() {
         return Err(err_at(&file, doc, "$.nftables", "no tables: the rule set is empty"));

@@ -209,6 +209,23 @@ fn diff_lists_the_packet_classes_that_changed() {
     assert_eq!(pg["sources"], serde_json::json!(["10.0.0.0/8"]));
     assert_eq!(pg["new"]["verdict"], "accept");
     assert_eq!(changes.len(), 2, "{v}");
+    // JSON holds data: every source a CIDR, never a summary such as "+4 more"
+    for c in changes {
+        for s in c["sources"].as_array().unwrap() {
+            let s = s.as_str().unwrap();
+            assert!(s.contains('/') && !s.contains("more") && !s.contains(' '), "{s}: {v}");
+        }
+    }
+    // a change on the loopback interface says so (it is not a change from the internet)
+    let base = dir.join("base.rules");
+    std::fs::write(&base, std::fs::read_to_string(&old).unwrap().replace("-A INPUT -i lo -j ACCEPT\n", ""))
+        .unwrap();
+    let o = fw(&["diff", base.to_str().unwrap(), old.to_str().unwrap()]);
+    let text = stdout(&o);
+    let mut lines = text.lines();
+    assert!(lines.next().is_some_and(|h| h.contains(" IIF ")), "{text}");
+    let rows: Vec<&str> = lines.filter(|l| l.starts_with("ipv4")).collect();
+    assert!(!rows.is_empty() && rows.iter().all(|l| l.split_whitespace().nth(1) == Some("lo")), "{text}");
     let o = fw(&["diff", old.to_str().unwrap(), old.to_str().unwrap()]);
     assert_eq!(code(&o), 0);
     assert!(stdout(&o).contains("No packet changes verdict"));
@@ -524,4 +541,54 @@ fn sources_outside_internet_and_private_show_in_their_own_class() {
     let o = fw(&["show", corpus("01-default-deny-server.rules").to_str().unwrap()]);
     let header = stdout(&o).lines().find(|l| l.starts_with("PROTO")).unwrap().to_string();
     assert!(header.contains("INTERNET  PRIVATE  DECIDED BY"), "{header}");
+}
+
+/// `nft -j` writes the whole rule set on one line: rules are named by chain and handle, not
+/// by a "line 1" that every rule shares.
+#[test]
+fn nftables_rules_are_named_by_chain_and_handle() {
+    let o = fw(&["show", corpus("05-firewalld.nft.json").to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("filter_INPUT handle 107"), "{text}");
+    assert!(!text.contains("line 1"), "{text}");
+}
+
+/// One rule for chains that loop or nest too deep: show, lint and query (which walks the
+/// chains without diagrams) refuse the rule set with the same located error.
+#[test]
+fn chain_loops_are_one_error_for_show_lint_and_query() {
+    let dir = TempDir::new("fw-loop");
+    let f = dir.join("loop.rules");
+    std::fs::write(
+        &f,
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n-A INPUT -j A\n-A A -p tcp -j B\n-A B -p tcp --dport 22 -j A\nCOMMIT\n",
+    )
+    .unwrap();
+    let f = f.to_str().unwrap();
+    let mut errors = Vec::new();
+    for args in [
+        vec!["show", f],
+        vec!["lint", f],
+        vec!["query", f, "--src", "198.51.100.1", "--dst", "192.0.2.1", "--dport", "22"],
+    ] {
+        let o = fw(&args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stdout(&o));
+        let err = stderr(&o);
+        assert!(err.contains("jumps back into itself"), "{args:?}: {err}");
+        errors.push(err);
+    }
+    assert!(errors.iter().all(|e| e == &errors[0]), "{errors:?}");
+}
+
+/// One stray byte that is not UTF-8 (in a comment) is reported at its own line and column.
+#[test]
+fn a_bad_byte_is_reported_at_its_line() {
+    let dir = TempDir::new("fw-utf8");
+    let f = dir.join("bad.rules");
+    std::fs::write(&f, b"*filter\n:INPUT DROP [0:0]\n# a comment with a stray \xff byte\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+        .unwrap();
+    let o = fw(&["show", f.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("bad.rules:3:26: not UTF-8"), "{}", stderr(&o));
 }

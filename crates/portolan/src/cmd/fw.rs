@@ -111,7 +111,9 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 iif: a.iif.clone(),
                 oif: a.oif.clone(),
             };
-            // one question: walk the chains, build no diagram (the same answers, a test holds)
+            // one question: walk the chains, build no diagram (the same answers, a test holds),
+            // after the same check of loops and nesting as every other command
+            analysis::check_jumps(&rs)?;
             let an = Analysis::outline(&[&rs]);
             let answers = an.query_walk(&p, a.forward);
             if answers.is_empty() {
@@ -194,7 +196,8 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                                 "family": c.family.as_str(),
                                 "protocol": proto_text(c.proto),
                                 "ports": ports_text(c.ports),
-                                "sources": source_text(&c.sources, c.family, 8),
+                                // every source, as CIDRs: a machine reads no "+N more"
+                                "sources": cidrs(&c.sources, c.family.is_v6(), usize::MAX),
                                 "in_interfaces": c.iif,
                                 "old": term_json(&an, c.old),
                                 "new": term_json(&an, c.new),
@@ -207,10 +210,17 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                     if changes.is_empty() {
                         writeln!(out, "No packet changes verdict.")?;
                     } else {
-                        let mut t = Table::new(["FAMILY", "PROTO", "PORTS", "SOURCES", "OLD", "NEW"]);
+                        // the interface says where: a change on -i lo is not one from the internet
+                        let mut t = Table::new(["FAMILY", "IIF", "PROTO", "PORTS", "SOURCES", "OLD", "NEW"]);
                         for c in &changes {
+                            let iif = match c.iif.len() {
+                                0 => "*".to_string(),
+                                1..=3 => c.iif.join(","),
+                                n => format!("{},+{} more", c.iif[..2].join(","), n - 2),
+                            };
                             t.row(vec![
                                 Cell::new(c.family.as_str()),
+                                Cell::new(terminal(&iif)),
                                 Cell::new(proto_text(c.proto)),
                                 Cell::new(ports_text(c.ports)),
                                 Cell::new(terminal(&source_text(&c.sources, c.family, 3).join(" "))),
@@ -364,6 +374,9 @@ fn ports_text(p: (u16, u16)) -> String {
 /// holding most of the internet, `internet` with the public blocks it lacks
 /// (`except 192.0.2.7/32`) and the other blocks it has.
 fn source_text(s: &portolan_firewall::sets::IntervalSet, f: Family, limit: usize) -> Vec<String> {
+    if s.is_full(portolan_firewall::sets::addr_max(f.is_v6())) {
+        return vec!["any".to_string()];
+    }
     let publ = if f.is_v6() { analysis::public_v6() } else { analysis::public_v4() };
     let inside = s.intersect(&publ);
     if inside.count() > publ.count() / 2 {
@@ -455,10 +468,16 @@ fn rule_label(an: &Analysis, t: Term) -> String {
         return "no chain".to_string();
     }
     let r = an.refs[t.rule as usize];
-    let l = an.location(r);
-    match r.rule {
-        Some(_) => format!("line {}", l.line),
-        None => format!("{} policy", an.chain(r).name),
+    match (r.rule, an.rule(r)) {
+        // nft -j writes one line: a rule is named by its chain and handle (or position)
+        (Some(ri), Some(rule)) if an.ruleset(r).format == portolan_firewall::Format::NftJson => {
+            match rule.handle {
+                Some(h) => format!("{} handle {h}", an.chain(r).name),
+                None => format!("{} rule {}", an.chain(r).name, ri + 1),
+            }
+        }
+        (Some(_), _) => format!("line {}", an.location(r).line),
+        (None, _) => format!("{} policy", an.chain(r).name),
     }
 }
 
@@ -480,7 +499,8 @@ fn rules_text(an: &Analysis, terms: &[Term]) -> String {
     }
     let lines = uniq.iter().filter(|t| t.rule != NONE).map(|t| an.location(an.refs[t.rule as usize]).line);
     let (lo, hi) = lines.fold((u32::MAX, 0), |(lo, hi), l| (lo.min(l), hi.max(l)));
-    if lo > hi {
+    if lo >= hi {
+        // no span (or one line, as nft -j writes the whole rule set): the count alone
         return format!("{} rules", uniq.len());
     }
     format!("{} rules, lines {lo}-{hi}", uniq.len())
