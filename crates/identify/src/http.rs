@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// What an HTTP answer showed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct HttpInfo {
     /// Status code.
     pub status: u16,

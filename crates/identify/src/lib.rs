@@ -108,7 +108,7 @@ impl Default for Options {
 }
 
 /// How far identification got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// A matcher named the service.
@@ -139,8 +139,19 @@ impl Status {
     }
 }
 
+/// One element of `portolan identify -o json`: the target as the user wrote it, and what was
+/// found there.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Row {
+    /// `HOST:PORT` as given.
+    pub target: String,
+    /// What identification found.
+    #[serde(flatten)]
+    pub result: Identified,
+}
+
 /// What identification found on one port.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Identified {
     /// Address.
     pub address: IpAddr,
@@ -168,12 +179,12 @@ pub struct Identified {
     /// Probes sent, in order.
     pub probes: Vec<String>,
     /// The verdict's findings.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
     /// The service answered a question that needs authentication where authentication is
     /// enabled (Redis INFO, an MQTT `$SYS` subscription, memcached, VNC security type None,
     /// SNMP community `public`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unauthenticated: bool,
     /// Time spent on the port.
     pub elapsed_ms: u64,

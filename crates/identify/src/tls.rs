@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use crate::x509::{self, CertInfo};
 
 /// What a TLS handshake showed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TlsInfo {
     /// Protocol version (`TLSv1.3`).
     pub version: String,

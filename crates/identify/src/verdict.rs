@@ -20,7 +20,7 @@ use crate::data::Data;
 use crate::{Identified, TlsInfo};
 
 /// What a port promises.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Expected {
     /// The registered (IANA) name of the port, or the knowledge-base id.
     pub registered: String,

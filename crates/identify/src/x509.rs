@@ -11,7 +11,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 /// What a certificate says about itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CertInfo {
     /// Subject distinguished name (`CN=example, O=Example`).
     pub subject: String,
@@ -21,11 +21,13 @@ pub struct CertInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub common_name: Option<String>,
     /// DNS names, addresses and mail addresses of the subjectAltName extension.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sans: Vec<String>,
     /// Start of validity.
+    #[schemars(with = "String")]
     pub not_before: Timestamp,
     /// End of validity.
+    #[schemars(with = "String")]
     pub not_after: Timestamp,
     /// Serial number in hex.
     pub serial: String,

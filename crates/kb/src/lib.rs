@@ -30,7 +30,7 @@ use portolan_model::{BindScope, Finding, FindingTarget, Severity, Transport};
 use serde::{Serialize, Serializer};
 
 /// What kind of service an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 #[allow(missing_docs)]
 pub enum Category {
@@ -64,7 +64,7 @@ pub enum Category {
 }
 
 /// Whether a service's traffic is encrypted by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TransportSecurity {
     /// Plain text on the wire.
@@ -76,7 +76,7 @@ pub enum TransportSecurity {
 }
 
 /// Strength of the authentication a default deployment offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Authentication {
     /// None at all.
@@ -115,6 +115,18 @@ impl fmt::Display for PortSpan {
     }
 }
 
+impl schemars::JsonSchema for PortSpan {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PortSpan".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A port or range on one transport: 22/tcp, 6000-6063/tcp"
+        })
+    }
+}
+
 impl Serialize for PortSpan {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -122,7 +134,7 @@ impl Serialize for PortSpan {
 }
 
 /// One service in the knowledge base.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Entry {
     /// Identifier (the IANA service name where one exists).
     pub id: &'static str,
@@ -153,7 +165,7 @@ pub struct Entry {
 include!(concat!(env!("OUT_DIR"), "/kb_data.rs"));
 
 /// How widely a listening service can be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reach {
     /// Reachable from the internet (a public address, or shown so by a firewall analysis).

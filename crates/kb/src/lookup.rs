@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::Entry;
 
 /// One registry row, in the shape Portolan's JSON uses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RegistryRow {
     /// Service name; empty for unassigned and reserved rows.
     pub name: &'static str,
@@ -26,25 +26,25 @@ pub struct RegistryRow {
     /// IANA's description.
     pub description: &'static str,
     /// Assignee.
-    #[serde(skip_serializing_if = "str::is_empty")]
+    #[serde(default, skip_serializing_if = "str::is_empty")]
     pub assignee: &'static str,
     /// Contact.
-    #[serde(skip_serializing_if = "str::is_empty")]
+    #[serde(default, skip_serializing_if = "str::is_empty")]
     pub contact: &'static str,
     /// Registration date.
-    #[serde(skip_serializing_if = "str::is_empty")]
+    #[serde(default, skip_serializing_if = "str::is_empty")]
     pub registration_date: &'static str,
     /// Modification date.
-    #[serde(skip_serializing_if = "str::is_empty")]
+    #[serde(default, skip_serializing_if = "str::is_empty")]
     pub modification_date: &'static str,
     /// References.
-    #[serde(skip_serializing_if = "str::is_empty")]
+    #[serde(default, skip_serializing_if = "str::is_empty")]
     pub reference: &'static str,
     /// Known unauthorised use.
-    #[serde(skip_serializing_if = "str::is_empty")]
+    #[serde(default, skip_serializing_if = "str::is_empty")]
     pub unauthorized_use: &'static str,
     /// Assignment notes.
-    #[serde(skip_serializing_if = "str::is_empty")]
+    #[serde(default, skip_serializing_if = "str::is_empty")]
     pub notes: &'static str,
 }
 
@@ -70,7 +70,7 @@ impl From<registry::Entry> for RegistryRow {
 }
 
 /// The answer to one query.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Lookup {
     /// The query as given.
     pub query: String,

@@ -287,3 +287,28 @@ mod tests {
         assert!(matches!(o, Outcome::State(PortState::Closed, Reason::ConnRefused)), "{o:?}");
     }
 }
+
+/// One answer of `portolan check HOST:PORT` (an element of its `-o json` array): the `nc -vz`
+/// answer with nmap's state and reason.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct CheckAnswer {
+    /// `HOST:PORT` as given.
+    pub target: String,
+    /// The address connected to.
+    pub address: std::net::IpAddr,
+    /// The port.
+    pub port: u16,
+    /// open, closed or filtered.
+    pub state: portolan_model::PortState,
+    /// nmap's reason (`syn-ack`, `conn-refused`, `no-response`, ...).
+    pub reason: portolan_model::Reason,
+    /// Connect latency in milliseconds, when the connection was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// The port's registered service name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<&'static str>,
+    /// What the service sent first, escaped for display (control bytes as `\xNN`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub banner: Option<String>,
+}

@@ -6,28 +6,11 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use portolan_model::{PortState, Reason, Transport};
 use portolan_output::{Cell, Style, Table, escape, records};
+use portolan_scan::probe::CheckAnswer as Answer;
 use portolan_scan::probe::{self, Outcome};
-use serde::Serialize;
 
 use super::Context;
 use crate::cli::{CheckArgs, RecordFormat};
-
-/// One answer.
-#[derive(Debug, Serialize)]
-struct Answer {
-    target: String,
-    address: IpAddr,
-    port: u16,
-    state: PortState,
-    reason: Reason,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    latency_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    service: Option<&'static str>,
-    /// What the service sent first, escaped for display (control bytes as \xNN).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    banner: Option<String>,
-}
 
 /// `HOST:PORT`, `[V6]:PORT`, `NAME:PORT` → address (resolved once) and port.
 pub(super) fn endpoint(s: &str) -> anyhow::Result<(String, SocketAddr)> {

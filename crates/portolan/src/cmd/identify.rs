@@ -10,7 +10,6 @@ use portolan_identify::{Identified, Options, Target};
 use portolan_model::{Host, PortState, Severity, Transport, Tunnel};
 use portolan_output::lookup::severity_style;
 use portolan_output::{Cell, Style, Table, escape, records};
-use serde::Serialize;
 
 use super::Context;
 use crate::cli::{IdentifyArgs, RecordFormat, VersionArgs};
@@ -30,13 +29,7 @@ pub fn options(v: &VersionArgs) -> anyhow::Result<Options> {
     Ok(o)
 }
 
-/// One row of `identify`: the result and the target as the user wrote it.
-#[derive(Serialize)]
-struct Row {
-    target: String,
-    #[serde(flatten)]
-    result: Identified,
-}
+use portolan_identify::Row;
 
 fn parse_target(s: &str) -> anyhow::Result<Target> {
     let (text, transport) = match s.rsplit_once('/') {
