@@ -155,4 +155,25 @@ mod tests {
         assert_eq!(int(200), vec![0x02, 0x02, 0x00, 0xc8]);
         assert_eq!(uint(&[0x00, 0xc8]), Some(200));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, failure_persistence: None, ..Default::default() })]
+
+        /// Hostile BER (an LDAP, SNMP or Kerberos answer) never panics the reader, and what it
+        /// reads lies inside the input.
+        #[test]
+        fn arbitrary_ber_never_panics(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            if let Some((t, rest)) = read(&b) {
+                proptest::prop_assert!(t.raw.len() + rest.len() == b.len());
+                proptest::prop_assert!(t.value.len() <= t.raw.len());
+            }
+            for t in children(&b).take(10_000) {
+                let _ = oid(t.value);
+                let _ = uint(t.value);
+                for u in children(t.value).take(10_000) {
+                    let _ = oid(u.value);
+                }
+            }
+        }
+    }
 }

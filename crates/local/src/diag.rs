@@ -257,6 +257,30 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, failure_persistence: None, ..Default::default() })]
+
+        /// A netlink datagram of any bytes (a kernel this code has not met, or garbage) is
+        /// decoded or refused as truncated, never a panic; a message that claims a valid
+        /// length reaches the socket decoder whatever its attributes say.
+        #[test]
+        fn arbitrary_netlink_never_panics(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            len_ok in proptest::prelude::any::<bool>(),
+        ) {
+            let mut b = body.clone();
+            if len_ok && b.len() >= 16 + 72 {
+                // a well-framed SOCK_DIAG_BY_FAMILY message around arbitrary content
+                let n = b.len() as u32;
+                b[0..4].copy_from_slice(&n.to_ne_bytes());
+                b[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+            }
+            for v6 in [false, true] {
+                let _ = parse_batch(&b, Transport::Tcp, v6, false, &mut |_| {});
+            }
+        }
+    }
+
     #[test]
     fn finds_a_listener_of_our_own_with_its_attributes() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -13,33 +13,15 @@ const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
 
-/// A keyed 32-bit cookie of a probe's addresses and ports (SipHash-1-3 style mixing of a
-/// 128-bit key): the probe's sequence number, so that an answer proves it answers that probe.
+/// A keyed 32-bit cookie of a probe's addresses and ports: SipHash-1-3 (the `siphasher`
+/// crate, a keyed pseudo-random function) under a 128-bit key, truncated to the 32 bits of a
+/// sequence number. An answer carrying it answers that probe; a host that never saw the probe
+/// can forge one only by guessing 32 bits, since the key (from the kernel's random source,
+/// [`Cookie::random`]) is never sent.
 #[derive(Debug, Clone, Copy)]
 pub struct Cookie {
     k0: u64,
     k1: u64,
-}
-
-fn mix(mut a: u64, mut b: u64) -> u64 {
-    // two rounds of a 64-bit multiply-xorshift mixer (wyhash-like), enough to make the
-    // sequence number unpredictable to anyone without the key
-    a ^= b.rotate_left(29);
-    a = a.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    a ^= a >> 32;
-    b = b.wrapping_add(a).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    b ^= b >> 29;
-    a.wrapping_add(b).wrapping_mul(0x94d0_49bb_1331_11eb) ^ (b >> 31)
-}
-
-fn fold(ip: IpAddr) -> u64 {
-    match ip {
-        IpAddr::V4(a) => u64::from(u32::from(a)),
-        IpAddr::V6(a) => {
-            let v = u128::from(a);
-            (v as u64) ^ ((v >> 64) as u64).rotate_left(17)
-        }
-    }
 }
 
 impl Cookie {
@@ -48,11 +30,37 @@ impl Cookie {
         Cookie { k0, k1 }
     }
 
+    /// A cookie generator with a key from the kernel (`getrandom`); if that fails, from the
+    /// clock and the process id (unpredictable only to someone who cannot see the machine).
+    pub fn random() -> Cookie {
+        let mut key = [0u8; 16];
+        // SAFETY: key is valid for 16 bytes; getrandom writes at most that many.
+        let n = unsafe { libc::getrandom(key.as_mut_ptr().cast(), key.len(), 0) };
+        if n != 16 {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            key = (t ^ (u128::from(std::process::id()) << 64)).to_le_bytes();
+        }
+        let (a, b) = key.split_at(8);
+        let word = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or_default());
+        Cookie::new(word(a), word(b))
+    }
+
     /// The cookie of a probe from `src:sport` to `dst:dport`.
     pub fn of(&self, src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> u32 {
-        let ports = (u64::from(sport) << 16) | u64::from(dport);
-        let h = mix(self.k0 ^ fold(dst), mix(self.k1 ^ fold(src), ports));
-        (h ^ (h >> 32)) as u32
+        use std::hash::Hasher;
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(self.k0, self.k1);
+        for ip in [src, dst] {
+            match ip {
+                IpAddr::V4(a) => h.write(&a.octets()),
+                IpAddr::V6(a) => h.write(&a.octets()),
+            }
+        }
+        h.write_u16(sport);
+        h.write_u16(dport);
+        let v = h.finish();
+        (v ^ (v >> 32)) as u32
     }
 }
 
@@ -351,6 +359,35 @@ mod tests {
         assert_ne!(x, c.of(a, b, 40001, 22));
         assert_ne!(x, c.of(b, a, 40000, 22));
         assert_ne!(x, Cookie::new(1, 3).of(a, b, 40000, 22));
+        // SipHash-1-3 of src, dst, sport, dport (big-endian addresses, native-endian ports as
+        // the hasher writes them), folded to 32 bits
+        use std::hash::Hasher;
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(1, 2);
+        h.write(&[198, 18, 1, 2, 198, 18, 1, 3]);
+        h.write_u16(40000);
+        h.write_u16(22);
+        let v = h.finish();
+        assert_eq!(x, (v ^ (v >> 32)) as u32);
+        // keys from the kernel differ run to run
+        let (r1, r2) = (Cookie::random(), Cookie::random());
+        assert_ne!(r1.of(a, b, 40000, 22), r2.of(a, b, 40000, 22));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, failure_persistence: None, ..Default::default() })]
+
+        /// Every answer parser reads any bytes (a hostile or broken packet) without a panic.
+        #[test]
+        fn answer_parsers_never_panic(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
+            let from: IpAddr = "2001:db8::1".parse().unwrap();
+            let _ = parse_tcp_v4(&b);
+            let _ = parse_tcp_v6(from, &b);
+            let _ = parse_icmp_v4(&b);
+            let _ = parse_icmp_v6(from, &b);
+            let _ = parse_icmp_reply(false, "198.18.0.1".parse().unwrap(), &b);
+            let _ = parse_icmp_reply(true, from, &b);
+            let _ = parse_neighbour_advert(&b);
+        }
     }
 
     #[test]

@@ -306,9 +306,10 @@ impl SynWorker {
         let cap = t.max_rate.unwrap_or_else(|| template_rate(&t).max(t.min_rate.unwrap_or(0.0)));
         let floor = t.min_rate.unwrap_or(10.0_f64.min(cap)).min(cap);
         let rate = cap;
-        let key = crate::engine::Rng::new(seed ^ 0x5eed_c00c_1e00_0001);
-        let mut k = key;
-        let cookie = Cookie::new(k.next_u64(), k.next_u64());
+        // the cookie's key comes from the kernel, never from --seed: a repeatable port order
+        // must not make the sequence numbers predictable
+        let _ = seed;
+        let cookie = Cookie::random();
         SynWorker {
             bucket: TokenBucket::new(rate),
             t,
