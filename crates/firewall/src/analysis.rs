@@ -815,6 +815,44 @@ pub fn special_classes() -> Vec<Class> {
     out
 }
 
+/// Whether class `c` of the exposure has a source accepted by a rule that accepts nothing from
+/// the internet (class 0) in that row.
+pub fn telling(exps: &[Exposure], c: usize) -> bool {
+    let accepting = |o: &Outcome| -> Vec<Term> {
+        o.parts.iter().map(|(t, _)| *t).filter(|t| t.kind == Kind::Accept).collect()
+    };
+    exps.iter().any(|e| {
+        e.rows.iter().any(|r| {
+            let inet = accepting(&r.classes[0]);
+            accepting(&r.classes[c]).iter().any(|t| !inet.contains(t))
+        })
+    })
+}
+
+/// Drops the candidate classes (`special`) that tell nothing the internet column does not: a
+/// class stays when some row accepts some of its sources by a rule that accepts nothing from
+/// the internet there. (An accept from 100.64.0.0/10 stays, in its own column; a rule open to
+/// every source, or a blocklist in front of one, adds no column.)
+pub fn keep_telling_classes(
+    exps: &mut [Exposure],
+    classes: Vec<Class>,
+    special: std::ops::Range<usize>,
+) -> Vec<Class> {
+    let keep: Vec<bool> = (0..classes.len()).map(|c| !special.contains(&c) || telling(exps, c)).collect();
+    fn kept<T>(v: &mut Vec<T>, keep: &[bool]) {
+        let mut flags = keep.iter();
+        v.retain(|_| flags.next().copied().unwrap_or(true));
+    }
+    for e in exps.iter_mut() {
+        kept(&mut e.classes, &keep);
+        kept(&mut e.everywhere, &keep);
+        for r in &mut e.rows {
+            kept(&mut r.classes, &keep);
+        }
+    }
+    classes.into_iter().zip(keep).filter(|(_, k)| *k).map(|(c, _)| c).collect()
+}
+
 /// Whether some rule of `rs` names sources among the [`special_classes`] but none of the
 /// internet: only then can a special class be accepted where the internet is not, so only
 /// then is the exposure worth computing per special class. (A check of the rules, not of the

@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod diff;
+pub mod firewall;
 pub mod table;
 
 pub use portolan_model::text as escape;
