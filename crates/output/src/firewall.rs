@@ -476,3 +476,114 @@ pub fn show_json<'a>(
 ) -> ShowJson<'a> {
     ShowJson { an, rs, exps, open_only, sources: RefCell::default(), terms: RefCell::default() }
 }
+
+/// `fw query -o json`: per scope, the verdict, the deciding and translating rules and the path.
+pub fn query_json(an: &Analysis, answers: &[analysis::Answer]) -> Vec<Value> {
+    answers
+        .iter()
+        .map(|ans| {
+            json!({
+                "scope": ans.scope,
+                "verdict": kind_word(ans.kind),
+                "rule": ans.rule.map(|r| an.describe(r)),
+                "location": ans.rule.map(|r| an.location(r).to_string()),
+                "translated_by": ans.via.map(|r| an.describe(r)),
+                "path": ans.path.iter().map(|s| json!({"rule": an.describe(s.rule), "what": s.what})).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+/// `fw query` for people: per scope, the verdict, the deciding rule and the path rule by rule.
+pub fn write_query(
+    out: &mut dyn Write,
+    an: &Analysis,
+    answers: &[analysis::Answer],
+    p: &portolan_firewall::model::Packet,
+    forward: bool,
+    color: bool,
+) -> io::Result<()> {
+    for ans in answers {
+        let head = if ans.scope.is_empty() { String::new() } else { format!("{}: ", ans.scope) };
+        writeln!(
+            out,
+            "{}{} {} -> {} {}/{}: {}",
+            terminal(&head),
+            if forward { "forwarded" } else { "to this machine" },
+            p.src,
+            p.dst,
+            p.dport,
+            proto_name(p.proto),
+            paint_kind(ans.kind, color)
+        )?;
+        match ans.rule {
+            Some(r) => writeln!(out, "  decided by {}", terminal(&an.describe(r)))?,
+            None => writeln!(out, "  decided by: no chain on this hook (accepted)")?,
+        }
+        if let Some(v) = ans.via {
+            writeln!(out, "  translated by {}", terminal(&an.describe(v)))?;
+        }
+        writeln!(out, "  path:")?;
+        for s in &ans.path {
+            let text = an.rule(s.rule).map_or(String::new(), |r| format!("  {}", r.text));
+            writeln!(out, "    {} -> {}{}", terminal(&an.describe(s.rule)), s.what, terminal(&text))?;
+        }
+    }
+    Ok(())
+}
+
+/// `fw diff -o json`: every packet class whose verdict changed, sources as CIDRs (no summary).
+pub fn diff_json(an: &Analysis, changes: &[analysis::Change]) -> Vec<Value> {
+    changes
+        .iter()
+        .map(|c| {
+            json!({
+                "scope": c.scope,
+                "family": c.family.as_str(),
+                "protocol": proto_text(c.proto),
+                "ports": ports_text(c.ports),
+                "sources": cidrs(&c.sources, c.family.is_v6(), usize::MAX),
+                "in_interfaces": c.iif,
+                "old": term_json(an, c.old),
+                "new": term_json(an, c.new),
+            })
+        })
+        .collect()
+}
+
+/// `fw diff` for people: a table of the changed packet classes, the input interface first (a
+/// change on `-i lo` is not one from the internet).
+pub fn write_diff(
+    out: &mut dyn Write,
+    an: &Analysis,
+    changes: &[analysis::Change],
+    color: bool,
+) -> io::Result<()> {
+    if changes.is_empty() {
+        return writeln!(out, "No packet changes verdict.");
+    }
+    let mut t = Table::new(["FAMILY", "IIF", "PROTO", "PORTS", "SOURCES", "OLD", "NEW"]);
+    for c in changes {
+        let iif = match c.iif.len() {
+            0 => "*".to_string(),
+            1..=3 => c.iif.join(","),
+            n => format!("{},+{} more", c.iif[..2].join(","), n - 2),
+        };
+        t.row(vec![
+            Cell::new(c.family.as_str()),
+            Cell::new(terminal(&iif)),
+            Cell::new(proto_text(c.proto)),
+            Cell::new(ports_text(c.ports)),
+            Cell::new(terminal(&source_text(&c.sources, c.family, 3).join(" "))),
+            Cell::new(terminal(&term_text(an, c.old))),
+            Cell::new(terminal(&term_text(an, c.new))),
+        ]);
+    }
+    t.render(out, color)?;
+    writeln!(
+        out,
+        "{} packet class{} changed verdict",
+        changes.len(),
+        if changes.len() == 1 { "" } else { "es" }
+    )
+}

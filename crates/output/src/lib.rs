@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod diff;
 pub mod firewall;
+pub mod identify;
 pub mod table;
 
 pub use portolan_model::text as escape;

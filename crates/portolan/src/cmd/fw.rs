@@ -9,13 +9,12 @@ use portolan_firewall::analysis::{self, Analysis, Class};
 use portolan_firewall::dd::{NONE, Term};
 use portolan_firewall::lint::{self, Listener};
 use portolan_firewall::model::{Packet, proto_name, proto_number};
-use portolan_firewall::sets::cidrs;
 use portolan_firewall::{Family, Format, LoadOptions, Ruleset};
 use portolan_model::{AuditReport, AuditSummary, FindingTarget, PortState, Transport};
 use portolan_output::audit as render;
 use portolan_output::escape::terminal;
 use portolan_output::firewall::{
-    kind_word, paint_kind, ports_text, proto_text, show_json, show_table, source_text, term_json, term_text,
+    diff_json, kind_word, query_json, show_json, show_table, write_diff, write_query,
 };
 use portolan_output::records;
 use portolan_output::table::{Cell, Style, Table};
@@ -123,57 +122,8 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             }
             let mut out = super::stdout();
             match a.output {
-                FwOutput::Json => {
-                    let v: Vec<Value> = answers
-                        .iter()
-                        .map(|ans| {
-                            json!({
-                                "scope": ans.scope,
-                                "verdict": kind_word(ans.kind),
-                                "rule": ans.rule.map(|r| an.describe(r)),
-                                "location": ans.rule.map(|r| an.location(r).to_string()),
-                                "translated_by": ans.via.map(|r| an.describe(r)),
-                                "path": ans.path.iter().map(|s| json!({"rule": an.describe(s.rule), "what": s.what})).collect::<Vec<_>>(),
-                            })
-                        })
-                        .collect();
-                    records::json(&mut out, &v)?;
-                }
-                FwOutput::Table => {
-                    for ans in &answers {
-                        let head =
-                            if ans.scope.is_empty() { String::new() } else { format!("{}: ", ans.scope) };
-                        writeln!(
-                            out,
-                            "{}{} {} -> {} {}/{}: {}",
-                            terminal(&head),
-                            if a.forward { "forwarded" } else { "to this machine" },
-                            src,
-                            dst,
-                            a.dport,
-                            proto_name(proto),
-                            paint_kind(ans.kind, ctx.color)
-                        )?;
-                        match ans.rule {
-                            Some(r) => writeln!(out, "  decided by {}", terminal(&an.describe(r)))?,
-                            None => writeln!(out, "  decided by: no chain on this hook (accepted)")?,
-                        }
-                        if let Some(v) = ans.via {
-                            writeln!(out, "  translated by {}", terminal(&an.describe(v)))?;
-                        }
-                        writeln!(out, "  path:")?;
-                        for s in &ans.path {
-                            let text = an.rule(s.rule).map_or(String::new(), |r| format!("  {}", r.text));
-                            writeln!(
-                                out,
-                                "    {} -> {}{}",
-                                terminal(&an.describe(s.rule)),
-                                s.what,
-                                terminal(&text)
-                            )?;
-                        }
-                    }
-                }
+                FwOutput::Json => records::json(&mut out, &query_json(&an, &answers))?,
+                FwOutput::Table => write_query(&mut out, &an, &answers, &p, a.forward, ctx.color)?,
             }
             out.flush()?;
             Ok(ExitCode::SUCCESS)
@@ -185,56 +135,8 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             let changes = an.diff(10_000)?;
             let mut out = super::stdout();
             match a.output {
-                FwOutput::Json => {
-                    let v: Vec<Value> = changes
-                        .iter()
-                        .map(|c| {
-                            json!({
-                                "scope": c.scope,
-                                "family": c.family.as_str(),
-                                "protocol": proto_text(c.proto),
-                                "ports": ports_text(c.ports),
-                                // every source, as CIDRs: a machine reads no "+N more"
-                                "sources": cidrs(&c.sources, c.family.is_v6(), usize::MAX),
-                                "in_interfaces": c.iif,
-                                "old": term_json(&an, c.old),
-                                "new": term_json(&an, c.new),
-                            })
-                        })
-                        .collect();
-                    records::json(&mut out, &v)?;
-                }
-                FwOutput::Table => {
-                    if changes.is_empty() {
-                        writeln!(out, "No packet changes verdict.")?;
-                    } else {
-                        // the interface says where: a change on -i lo is not one from the internet
-                        let mut t = Table::new(["FAMILY", "IIF", "PROTO", "PORTS", "SOURCES", "OLD", "NEW"]);
-                        for c in &changes {
-                            let iif = match c.iif.len() {
-                                0 => "*".to_string(),
-                                1..=3 => c.iif.join(","),
-                                n => format!("{},+{} more", c.iif[..2].join(","), n - 2),
-                            };
-                            t.row(vec![
-                                Cell::new(c.family.as_str()),
-                                Cell::new(terminal(&iif)),
-                                Cell::new(proto_text(c.proto)),
-                                Cell::new(ports_text(c.ports)),
-                                Cell::new(terminal(&source_text(&c.sources, c.family, 3).join(" "))),
-                                Cell::new(terminal(&term_text(&an, c.old))),
-                                Cell::new(terminal(&term_text(&an, c.new))),
-                            ]);
-                        }
-                        t.render(&mut out, ctx.color)?;
-                        writeln!(
-                            out,
-                            "{} packet class{} changed verdict",
-                            changes.len(),
-                            if changes.len() == 1 { "" } else { "es" }
-                        )?;
-                    }
-                }
+                FwOutput::Json => records::json(&mut out, &diff_json(&an, &changes))?,
+                FwOutput::Table => write_diff(&mut out, &an, &changes, ctx.color)?,
             }
             out.flush()?;
             Ok(if changes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
