@@ -11,6 +11,7 @@
 //! Writers never decide what to show: the caller passes options (`--open`, `--reason`, `-v`).
 
 pub mod audit;
+pub mod check;
 pub mod diff;
 pub mod firewall;
 pub mod identify;

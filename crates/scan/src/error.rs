@@ -12,6 +12,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A `HOST:PORT` endpoint that is not one.
+    #[error("{given:?}: {reason}")]
+    BadEndpoint {
+        /// What was given.
+        given: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A host name that does not resolve.
     #[error("unknown host name {name:?}: it does not resolve ({reason})")]
     UnknownHost {

@@ -10,7 +10,9 @@
 //! - [`syn`]: the SYN scan's worker (raw sockets, keyed cookies, rounds, the rate cap).
 //! - [`engine`]: the scheduler; results stream to an [`engine::Observer`] and never print.
 //! - [`interrupt`]: Ctrl-C and SIGTERM as a stop request every phase of a run obeys.
+//! - [`resume`]: the resume file an interrupted scan writes.
 
+pub mod check;
 pub mod engine;
 mod error;
 pub mod interrupt;
@@ -19,6 +21,7 @@ mod packet;
 pub mod ports;
 pub mod probe;
 mod raw;
+pub mod resume;
 pub mod shard;
 pub mod syn;
 pub mod targets;

@@ -39,7 +39,7 @@ fn parse_target(s: &str) -> anyhow::Result<Target> {
         }
         _ => (s, Transport::Tcp),
     };
-    let (_, addr): (String, SocketAddr) = super::check::endpoint(text)?;
+    let (_, addr): (String, SocketAddr) = portolan_scan::check::endpoint(text)?;
     let host = if text.starts_with('[') { "" } else { text.rsplit_once(':').map_or(text, |(h, _)| h) };
     let name = (!host.is_empty() && host.parse::<std::net::IpAddr>().is_err()).then(|| host.to_string());
     Ok(Target { addr, transport, name })

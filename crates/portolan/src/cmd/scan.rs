@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use portolan_model::{Host, RunExit, ScanInfo, ScanRun, ScanType, Snapshot, Source, Transport};
 use portolan_registry::Ranking;
 use portolan_scan::interrupt::Interrupt;
+use portolan_scan::resume::ResumeFile;
 use portolan_scan::{Config, Observer, PortSet, Probe, Progress, TargetSet, Timing, targets};
 
 use super::Context;
@@ -124,50 +125,11 @@ fn ports(args: &ScanSpec, ranking: &Ranking) -> anyhow::Result<PortSet> {
     Ok(set)
 }
 
-/// What an interrupted scan leaves for `--resume`: its arguments and the hosts it finished.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct ResumeFile {
-    /// Format marker.
-    portolan_resume: u32,
-    /// The interrupted run's arguments (after the program name).
-    args: Vec<String>,
-    /// Every host it finished, up or down.
-    done: Vec<std::net::IpAddr>,
-    /// The finished hosts it reported, re-emitted by the resumed run.
-    hosts: Vec<Host>,
-}
-
 /// A resumed run's inheritance.
 #[derive(Default)]
 struct Resumed {
     done: Vec<std::net::IpAddr>,
     hosts: Vec<Host>,
-}
-
-const RESUME_VERSION: u32 = 1;
-
-fn read_resume(path: &std::path::Path) -> anyhow::Result<ResumeFile> {
-    let text = portolan_model::input::read_text(path, 1 << 30)?;
-    let r: ResumeFile = serde_json::from_str(&text).with_context(|| {
-        format!("{}: not a Portolan resume file (written when a scan is interrupted)", path.display())
-    })?;
-    if r.portolan_resume != RESUME_VERSION {
-        bail!(
-            "{}: resume file version {} (this Portolan reads {RESUME_VERSION})",
-            path.display(),
-            r.portolan_resume
-        );
-    }
-    Ok(r)
-}
-
-/// Writes the resume file atomically (a temporary file renamed over it).
-fn write_resume(path: &std::path::Path, r: &ResumeFile) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let json = serde_json::to_vec(r).context("encoding the resume file")?;
-    std::fs::write(&tmp, json).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }
 
 struct Live<'a> {
@@ -245,7 +207,7 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             {
                 bail!("--resume takes no targets, ports or scan type: they come from the resume file");
             }
-            let file = read_resume(path)?;
+            let file = ResumeFile::read(path)?;
             let mut line = vec![std::ffi::OsString::from("portolan")];
             line.extend(file.args.iter().map(std::ffi::OsString::from));
             let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(
@@ -275,9 +237,8 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         execute_resumable(&args.spec, &mut sinks, store.is_some(), args.show.verbose, resumed, ctx)?;
     drop(sinks);
     if interrupted.is_some() {
-        let file =
-            ResumeFile { portolan_resume: RESUME_VERSION, args: argv, done: left.done, hosts: left.hosts };
-        write_resume(&resume_path, &file)?;
+        let file = ResumeFile::new(argv, left.done, left.hosts);
+        file.write(&resume_path)?;
         if !ctx.quiet {
             eprintln!(
                 "portolan: interrupted; {} hosts finished. Continue with: portolan scan --resume {}",
