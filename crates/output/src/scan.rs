@@ -42,6 +42,35 @@ pub trait ScanSink {
     fn end(&mut self, run: &ScanRun) -> io::Result<()>;
 }
 
+/// Every sink of one command, fed together: a host goes to each in turn.
+#[derive(Default)]
+pub struct Sinks {
+    sinks: Vec<Box<dyn ScanSink>>,
+}
+
+impl Sinks {
+    /// These sinks.
+    pub fn new(sinks: Vec<Box<dyn ScanSink>>) -> Sinks {
+        Sinks { sinks }
+    }
+    /// No output at all (a scan whose result another command judges).
+    pub fn none() -> Sinks {
+        Sinks::default()
+    }
+}
+
+impl ScanSink for Sinks {
+    fn begin(&mut self, run: &ScanRun) -> io::Result<()> {
+        self.sinks.iter_mut().try_for_each(|s| s.begin(run))
+    }
+    fn host(&mut self, h: &Host) -> io::Result<()> {
+        self.sinks.iter_mut().try_for_each(|s| s.host(h))
+    }
+    fn end(&mut self, run: &ScanRun) -> io::Result<()> {
+        self.sinks.iter_mut().try_for_each(|s| s.end(run))
+    }
+}
+
 /// Writes a whole run to a sink.
 pub fn write_run(sink: &mut dyn ScanSink, run: &ScanRun) -> io::Result<()> {
     sink.begin(run)?;

@@ -6,34 +6,12 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use portolan_model::{Host, ScanRun};
 use portolan_output::scan::{
-    CsvSink, GrepableSink, JsonSink, NdjsonSink, NormalSink, ScanSink, ShowOptions, XmlSink,
+    CsvSink, GrepableSink, JsonSink, NdjsonSink, NormalSink, ScanSink, ShowOptions, Sinks, XmlSink,
 };
 
 use crate::cli::{OutputFiles, ScanFormat, ShowArgs};
 use crate::cmd::Context;
-
-/// Every sink of one command, fed together.
-pub struct Sinks {
-    sinks: Vec<Box<dyn ScanSink>>,
-}
-
-impl Sinks {
-    /// No output at all (a scan whose result another command judges).
-    pub fn none() -> Sinks {
-        Sinks { sinks: Vec::new() }
-    }
-    pub fn begin(&mut self, run: &ScanRun) -> io::Result<()> {
-        self.sinks.iter_mut().try_for_each(|s| s.begin(run))
-    }
-    pub fn host(&mut self, h: &Host) -> io::Result<()> {
-        self.sinks.iter_mut().try_for_each(|s| s.host(h))
-    }
-    pub fn end(&mut self, run: &ScanRun) -> io::Result<()> {
-        self.sinks.iter_mut().try_for_each(|s| s.end(run))
-    }
-}
 
 fn create(path: &Path) -> anyhow::Result<Box<dyn Write>> {
     let f = File::create(path).with_context(|| format!("cannot create output file {}", path.display()))?;
@@ -94,5 +72,5 @@ pub fn open(
     if !to_stdout {
         sinks.push(sink(format, Box::new(BufWriter::new(io::stdout())), opts, ctx.color));
     }
-    Ok(Sinks { sinks })
+    Ok(Sinks::new(sinks))
 }

@@ -1,14 +1,14 @@
 //! `portolan identify HOST:PORT...` and the `-sV` step of `scan`: which application answers,
 //! and whether it is the one the port promises.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use portolan_identify::{Options, Target};
-use portolan_model::{Host, PortState, Severity, Transport};
-use portolan_output::{escape, identify, records};
+use portolan_model::Transport;
+use portolan_output::{identify, records};
 
 use super::Context;
 use crate::cli::{IdentifyArgs, RecordFormat, VersionArgs};
@@ -69,70 +69,4 @@ pub fn run(args: IdentifyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         (Some(limit), Some(w)) if w >= limit => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     })
-}
-
-/// `scan -sV`: identifies every open port of `hosts` and puts what was found in each port's
-/// service; notes the verdict's findings on stderr (unless `--quiet`).
-/// Identifies the open ports of `hosts` in place (-sV). Returns the addresses of the hosts
-/// whose identification a stop request cut short.
-pub fn enrich(
-    hosts: &mut [Host],
-    v: &VersionArgs,
-    stop: &portolan_scan::interrupt::Interrupt,
-    ctx: &Context,
-) -> anyhow::Result<std::collections::HashSet<std::net::IpAddr>> {
-    let mut opts = options(v)?;
-    opts.stop = Some(stop.flag());
-    let mut cut = std::collections::HashSet::new();
-    let mut at: Vec<(usize, usize)> = Vec::new();
-    let mut targets = Vec::new();
-    for (hi, h) in hosts.iter().enumerate() {
-        for (pi, p) in h.ports.iter().enumerate() {
-            let udp_maybe = p.transport == Transport::Udp && p.state == PortState::OpenFiltered;
-            if (p.state == PortState::Open || udp_maybe)
-                && matches!(p.transport, Transport::Tcp | Transport::Udp)
-            {
-                at.push((hi, pi));
-                targets.push(Target::new(SocketAddr::new(h.address, p.number), p.transport));
-            }
-        }
-    }
-    if targets.is_empty() || stop.stopped() {
-        return Ok(targets.iter().map(|t| t.addr.ip()).collect());
-    }
-    if !ctx.quiet {
-        eprintln!(
-            "portolan: identifying {} open port{} (-sV)",
-            targets.len(),
-            if targets.len() == 1 { "" } else { "s" }
-        );
-    }
-    let results = portolan_identify::identify(&targets, &opts)?;
-    let mut err = io::stderr().lock();
-    for ((hi, pi), r) in at.into_iter().zip(results) {
-        if r.status == portolan_identify::Status::Interrupted {
-            cut.insert(r.address);
-        }
-        let port = &mut hosts[hi].ports[pi];
-        if let Some(s) = r.service {
-            port.service = Some(std::sync::Arc::new(s));
-            if port.state == PortState::OpenFiltered {
-                port.state = PortState::Open;
-            }
-        }
-        if !ctx.quiet {
-            for f in r.findings.iter().filter(|f| f.severity >= Severity::Low) {
-                let _ = writeln!(
-                    err,
-                    "portolan: {}:{}/{}: {}: {}",
-                    r.address,
-                    r.port,
-                    r.transport,
-                    f.severity,
-                    escape::terminal(&f.title)
-                );
-            }
-        }
-    }
-    Ok(cut)
 }

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use portolan_model::{Snapshot, Source};
+use portolan_output::scan::ScanSink as _;
 
 use super::Context;
 use crate::cli::ImportArgs;

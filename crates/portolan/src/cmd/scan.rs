@@ -1,19 +1,19 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use jiff::Timestamp;
-use portolan_model::{Host, RunExit, ScanInfo, ScanRun, ScanType, Snapshot, Source, Transport};
+use portolan_model::{ScanRun, Snapshot, Source, Transport};
+use portolan_output::scan::Sinks;
 use portolan_registry::Ranking;
 use portolan_scan::interrupt::Interrupt;
 use portolan_scan::resume::ResumeFile;
-use portolan_scan::{Config, Observer, PortSet, Probe, Progress, TargetSet, Timing, targets};
+use portolan_scan::{Config, PortSet, Probe, Progress, TargetSet, Timing, targets};
+use portolan_session::{Plan, Resumed, Watcher};
 
 use super::Context;
 use crate::cli::{ScanArgs, ScanSpec};
-use crate::outputs::{self, Sinks};
+use crate::outputs;
 
 /// More hosts than this needs `--yes`: a /16.
 const HOST_LIMIT: u128 = 65_536;
@@ -125,71 +125,55 @@ fn ports(args: &ScanSpec, ranking: &Ranking) -> anyhow::Result<PortSet> {
     Ok(set)
 }
 
-/// A resumed run's inheritance.
-#[derive(Default)]
-struct Resumed {
-    done: Vec<std::net::IpAddr>,
-    hosts: Vec<Host>,
-}
-
-struct Live<'a> {
-    sinks: &'a mut Sinks,
-    /// Hosts finished (for a resume file), and the finished ones reported.
-    done: Vec<std::net::IpAddr>,
-    /// Shared with `keep`: a host of all ports of a closed machine has 65,535 of them, and a
-    /// copy of it was the largest cost of the scan after its packets.
-    done_hosts: Vec<Arc<Host>>,
-    /// Finished hosts whose report has not come yet (with -sV it comes after the scan).
-    unreported: std::collections::HashSet<std::net::IpAddr>,
-    /// Hosts kept for the snapshot (`--save`).
-    keep: Option<Vec<Arc<Host>>>,
+/// What a person sees of a session: the progress bar, and notes on stderr.
+struct Shown {
     bar: Option<indicatif::ProgressBar>,
-    error: Option<io::Error>,
-    up: u32,
-    /// With -sV: hosts held until their open ports are identified.
-    deferred: Option<Vec<Host>>,
-    /// Addresses no probe could reach (broadcast, no route), with why.
-    unprobeable: Vec<(std::net::IpAddr, portolan_model::Reason)>,
+    quiet: bool,
 }
 
-impl Observer for Live<'_> {
-    fn finished(&mut self, addr: std::net::IpAddr) {
-        self.done.push(addr);
-        self.unreported.insert(addr);
-    }
-    fn host(&mut self, host: Host) {
-        use portolan_model::Reason;
-        if host.status.state == portolan_model::HostState::Down
-            && matches!(host.status.reason, Reason::NoRoute | Reason::Broadcast | Reason::NetProhibited)
-        {
-            self.unprobeable.push((host.address, host.status.reason.clone()));
-        }
-        if let Some(d) = self.deferred.as_mut() {
-            d.push(host);
-            return;
-        }
-        if host.status.state == portolan_model::HostState::Up {
-            self.up += 1;
-        }
-        let host = Arc::new(host);
-        // a finished host's report (a host cut short by Ctrl-C is reported but not finished)
-        if self.unreported.remove(&host.address) {
-            self.done_hosts.push(Arc::clone(&host));
-        }
-        if self.error.is_none()
-            && let Err(e) = self.sinks.host(&host)
-        {
-            self.error = Some(e);
-        }
-        if let Some(keep) = self.keep.as_mut() {
-            keep.push(host);
-        }
-    }
+impl Watcher for Shown {
     fn progress(&mut self, p: &Progress) {
         if let Some(bar) = &self.bar {
             bar.set_length(p.total.max(1));
             bar.set_position(p.done);
             bar.set_message(format!("{} open", p.open));
+        }
+    }
+    fn scanned(&mut self, unprobeable: &[(std::net::IpAddr, portolan_model::Reason)]) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        if self.quiet || unprobeable.is_empty() {
+            return;
+        }
+        let n = unprobeable.len();
+        let shown: Vec<String> = unprobeable.iter().take(8).map(|(a, r)| format!("{a} ({r})")).collect();
+        eprintln!(
+            "portolan: {n} address{} cannot be probed from here and {} reported down: {}{}",
+            if n == 1 { "" } else { "es" },
+            if n == 1 { "is" } else { "are" },
+            shown.join(", "),
+            if n > 8 { format!(" and {} more", n - 8) } else { String::new() }
+        );
+    }
+    fn identifying(&mut self, ports: usize) {
+        if !self.quiet {
+            eprintln!("portolan: identifying {ports} open port{} (-sV)", if ports == 1 { "" } else { "s" });
+        }
+    }
+    fn identified(&mut self, r: &portolan_identify::Identified) {
+        if self.quiet {
+            return;
+        }
+        for f in r.findings.iter().filter(|f| f.severity >= portolan_model::Severity::Low) {
+            eprintln!(
+                "portolan: {}:{}/{}: {}: {}",
+                r.address,
+                r.port,
+                r.transport,
+                f.severity,
+                portolan_output::escape::terminal(&f.title)
+            );
         }
     }
 }
@@ -309,34 +293,6 @@ fn execute_resumable(
             if syn { Probe::Syn } else { Probe::Connect }
         }
     };
-    let argv: Vec<String> = std::env::args().collect();
-    let start = Timestamp::now();
-    let mut run = ScanRun::new("portolan", env!("CARGO_PKG_VERSION"), &argv.join(" "), start);
-    if !ports.tcp.is_empty() {
-        run.scan_info.push(ScanInfo {
-            scan_type: if probe == Probe::Syn { ScanType::Syn } else { ScanType::Connect },
-            transport: Transport::Tcp,
-            num_services: ports.tcp.len() as u32,
-            services: PortSet::ranges(&ports.tcp),
-        });
-    }
-    if !ports.udp.is_empty() {
-        run.scan_info.push(ScanInfo {
-            scan_type: ScanType::Udp,
-            transport: Transport::Udp,
-            num_services: ports.udp.len() as u32,
-            services: PortSet::ranges(&ports.udp),
-        });
-    }
-    sinks.begin(&run).context("writing output")?;
-    let resumed_up =
-        resumed.hosts.iter().filter(|h| h.status.state == portolan_model::HostState::Up).count() as u32;
-    let resumed_total = resumed.done.len() as u32;
-    let resumed_reported = resumed.hosts.len();
-    for h in &resumed.hosts {
-        sinks.host(h).context("writing output")?;
-    }
-
     // the first Ctrl-C or SIGTERM stops every phase and closes the outputs properly; only a
     // third one exits at once
     let quiet = ctx.quiet;
@@ -358,7 +314,7 @@ fn execute_resumable(
         );
         b
     });
-    let cfg = Config {
+    let config = Config {
         probe,
         shard,
         targets,
@@ -372,105 +328,32 @@ fn execute_resumable(
         report_down: verbose > 0,
         service_names: Some(Arc::clone(&ranking)),
         workers: None,
-        done: (!resumed.done.is_empty()).then(|| Arc::new(resumed.done.iter().copied().collect())),
+        done: None,
         // as nmap: the hardware address of local hosts when the scan resolved it itself, that
         // is with the privilege and raw packets (SYN, UDP, or ARP/ND discovery); a connect
         // scan with -Pn leaves it to the kernel and reports none
         link_addresses: portolan_scan::syn::privileged(false)
             && (probe == Probe::Syn || !ports.udp.is_empty() || !spec.skip_discovery),
     };
-    let t0 = Instant::now();
-    let mut live = Live {
-        sinks,
-        done: resumed.done,
-        done_hosts: resumed.hosts.into_iter().map(Arc::new).collect(),
-        unreported: Default::default(),
-        keep: keep.then(Vec::new),
-        bar,
-        error: None,
-        up: 0,
-        deferred: spec.version.enabled.then(Vec::new),
-        unprobeable: Vec::new(),
+    let plan = Plan {
+        config,
+        identify: if spec.version.enabled { Some(super::identify::options(&spec.version)?) } else { None },
+        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        keep,
     };
-    let result = portolan_scan::engine::run(&cfg, stop.flag(), &mut live);
-    if let Some(b) = &live.bar {
-        b.finish_and_clear();
-    }
-    if !ctx.quiet && !live.unprobeable.is_empty() && result.is_ok() {
-        let n = live.unprobeable.len();
-        let shown: Vec<String> = live.unprobeable.iter().take(8).map(|(a, r)| format!("{a} ({r})")).collect();
-        eprintln!(
-            "portolan: {n} address{} cannot be probed from here and {} reported down: {}{}",
-            if n == 1 { "" } else { "es" },
-            if n == 1 { "is" } else { "are" },
-            shown.join(", "),
-            if n > 8 { format!(" and {} more", n - 8) } else { String::new() }
-        );
-    }
-    if let Some(mut hosts) = live.deferred.take() {
-        let cut = super::identify::enrich(&mut hosts, &spec.version, &stop, ctx)?;
-        // a host whose identification was cut short is reported as far as it got, but is not
-        // finished: a resumed run scans and identifies it again
-        live.done.retain(|a| !cut.contains(a));
-        for h in hosts {
-            if cut.contains(&h.address) {
-                live.unreported.remove(&h.address);
-            }
-            live.host(h);
-        }
-    }
-    if let Some(e) = live.error.take() {
-        return Err(anyhow::Error::new(e).context("writing output"));
-    }
-    let kept = live.keep.take().map(|k| {
-        // the re-emitted hosts belong to the run too
-        let mut all: Vec<Arc<Host>> = live.done_hosts.iter().take(resumed_reported).cloned().collect();
-        all.extend(k);
-        all
-    });
-    let done = std::mem::take(&mut live.done);
-    let done_hosts = std::mem::take(&mut live.done_hosts);
-    run.stats.finished = Some(Timestamp::now());
-    run.stats.elapsed_secs = t0.elapsed().as_secs_f64();
-    let summary = match result {
-        Ok(s) => s,
-        Err(e) => {
-            // close every output properly (valid XML says the run ended in error) before failing
-            run.stats.exit = RunExit::Error;
-            run.stats.error_message = Some(e.to_string());
-            sinks.end(&run).context("writing output")?;
-            return Err(e.into());
-        }
-    };
-    run.stats.elapsed_secs = t0.elapsed().as_secs_f64();
-    run.stats.hosts_up = summary.hosts_up + resumed_up;
-    run.stats.hosts_down = summary.hosts_down + (resumed_total - resumed_up.min(resumed_total));
-    run.stats.hosts_total = summary.hosts_total + resumed_total;
-    let interrupted = summary.interrupted || stop.stopped();
-    if interrupted {
-        run.stats.exit = RunExit::Interrupted;
-        run.stats.error_message = Some("interrupted by the user; results are partial".into());
-    }
-    sinks.end(&run).context("writing output")?;
+    let mut shown = Shown { bar, quiet: ctx.quiet };
+    let done = portolan_session::run(plan, sinks, resumed, &stop, &mut shown)?;
     if !ctx.quiet && verbose > 0 {
+        let s = &done.summary;
         eprintln!(
             "portolan: {} probes ({} retransmitted), at most {} in flight (descriptor budget {})",
-            summary.sent, summary.retransmissions, summary.peak_in_flight, summary.fd_budget
+            s.sent, s.retransmissions, s.peak_in_flight, s.fd_budget
         );
-        if summary.ring_answers > 0 {
-            eprintln!("portolan: {} answers read from a receive ring", summary.ring_answers);
+        if s.ring_answers > 0 {
+            eprintln!("portolan: {} answers read from a receive ring", s.ring_answers);
         }
     }
     io::stdout().flush().context("writing to standard output")?;
-    // the finished hosts are wanted for a resume file only: without one each kept host is
-    // moved, not copied
-    let left = Resumed {
-        done,
-        hosts: if interrupted { done_hosts.iter().map(|h| Host::clone(h)).collect() } else { Vec::new() },
-    };
-    drop(done_hosts);
-    if let Some(hosts) = kept {
-        run.hosts = hosts.into_iter().map(Arc::unwrap_or_clone).collect();
-    }
-    Ok((run, interrupted.then(|| stop.exit_code()), left))
+    Ok((done.run, done.interrupted, done.left))
 }
