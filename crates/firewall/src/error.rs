@@ -33,9 +33,6 @@ pub enum Error {
         /// What.
         message: String,
     },
-    /// Setting up or running the kernel check (`fw verify`) failed.
-    #[error("verify: {0}")]
-    Verify(String),
 }
 
 impl Error {

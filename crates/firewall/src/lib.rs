@@ -1,8 +1,9 @@
 //! Portolan's firewall analysis: read real rule sets (`iptables-save`, `nft -j list
 //! ruleset`, AWS security groups) into one normalized model, compute their effective
 //! exposure exactly, answer one-packet queries with the deciding rule and the chain path,
-//! diff two rule sets, lint them, and prove the analysis on a real kernel firewall
-//! ([`verify`]).
+//! diff two rule sets and lint them. The proof on a real kernel firewall is
+//! `portolan-verify`, a crate of its own (it loads rule sets into network namespaces and
+//! scans them, so it depends on the scanner; the analysis does not).
 //!
 //! ```
 //! use portolan_firewall::{self as fw, analysis::{Analysis, standard_classes}};
@@ -31,7 +32,6 @@ pub mod lint;
 pub mod model;
 pub mod nft;
 pub mod sets;
-pub mod verify;
 
 pub use error::{Error, Result};
 pub use model::{Family, Format, Location, Ruleset};

@@ -301,8 +301,8 @@ fn verify_cmd(a: crate::cli::FwVerifyArgs, ctx: &Context) -> anyhow::Result<Exit
     let read = |p: &std::path::Path| portolan_model::input::read_text(p, portolan_firewall::MAX_RULE_FILE);
     let text = read(&a.file)?;
     let ipset_text = a.input.ipset.as_deref().map(read).transpose()?;
-    let opts = portolan_firewall::verify::Options { samples: a.samples, seed: a.seed, ..Default::default() };
-    let report = portolan_firewall::verify::run(&rs, &text, ipset_text.as_deref(), &opts)?;
+    let opts = portolan_verify::Options { samples: a.samples, seed: a.seed, ..Default::default() };
+    let report = portolan_verify::run(&rs, &text, ipset_text.as_deref(), &opts)?;
     let bad: Vec<_> = report.disagreements().collect();
     let mut out = super::stdout();
     match a.output {

@@ -37,11 +37,79 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::analysis::{Analysis, Class, View, standard_classes};
-use crate::dd::{Kind, NONE};
-use crate::error::{Error, Result};
-use crate::model::{Family, Format, Packet, Ruleset};
-use crate::sets::{IntervalSet, ip_to_u128};
+use portolan_firewall::analysis::{Analysis, Class, View, standard_classes};
+use portolan_firewall::dd::{Kind, NONE};
+
+use portolan_firewall::model::{Family, Format, Packet, Ruleset};
+use portolan_firewall::sets::{IntervalSet, ip_to_u128};
+
+/// Why a kernel verification could not be done (not a disagreement: that is in the report).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The rule set could not be read or analysed.
+    #[error(transparent)]
+    Firewall(#[from] portolan_firewall::Error),
+    /// A format the kernel does not load.
+    #[error(
+        "{format} are enforced by their cloud, not by this kernel: verify takes iptables-save or nftables JSON"
+    )]
+    Unsupported {
+        /// The format.
+        format: &'static str,
+    },
+    /// The rule set could not be rewritten into the lab's addresses and interfaces.
+    #[error("rewriting the rule set for the lab: {reason}")]
+    Rewrite {
+        /// What went wrong.
+        reason: String,
+    },
+    /// A command of the lab (ip, iptables-restore, nft) could not run or failed.
+    #[error("{what}: {reason}")]
+    Command {
+        /// The command.
+        what: String,
+        /// Its failure.
+        reason: String,
+    },
+    /// A namespace could not be entered.
+    #[error("network namespace {path}: {reason}")]
+    Namespace {
+        /// The namespace file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A veth end has no hardware address.
+    #[error("no MAC address for {dev} in {ns}")]
+    NoMac {
+        /// The device.
+        dev: String,
+        /// The namespace.
+        ns: String,
+    },
+    /// The lab's listeners could not start.
+    #[error("listeners: {reason}")]
+    Listeners {
+        /// Why.
+        reason: String,
+    },
+    /// Scanning the lab failed.
+    #[error("probing: {reason}")]
+    Probing {
+        /// Why.
+        reason: String,
+    },
+    /// A thread of the lab panicked (a bug).
+    #[error("{what} panicked")]
+    Panicked {
+        /// Which thread.
+        what: &'static str,
+    },
+}
+
+/// Results of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -168,7 +236,7 @@ fn parse_addr_list(s: &str, v6: bool) -> Option<IntervalSet> {
                 },
             },
         };
-        out = out.union(&crate::sets::prefix(ip, len));
+        out = out.union(&portolan_firewall::sets::prefix(ip, len));
     }
     Some(out)
 }
@@ -183,7 +251,7 @@ fn rewrite_iptables(text: &str, m: &Mapping) -> String {
             out.push('\n');
             continue;
         }
-        let Ok(toks) = crate::iptables::tokenize(line) else {
+        let Ok(toks) = portolan_firewall::iptables::tokenize(line) else {
             out.push_str(line);
             out.push('\n');
             continue;
@@ -231,8 +299,8 @@ fn rewrite_iptables(text: &str, m: &Mapping) -> String {
 
 /// Rewrites an `ipset save` file into the lab (one-dimension address sets by their exact
 /// membership, multi-dimension sets member by member).
-fn rewrite_ipsets(text: &str, sets: &crate::ipset::IpSets, m: &Mapping) -> String {
-    use crate::ipset::{Dim, Dir};
+fn rewrite_ipsets(text: &str, sets: &portolan_firewall::ipset::IpSets, m: &Mapping) -> String {
+    use portolan_firewall::ipset::{Dim, Dir};
     let mut out = String::new();
     let mut done: BTreeSet<String> = BTreeSet::new();
     for line in text.lines() {
@@ -337,12 +405,12 @@ fn nft_lab_value(set: &IntervalSet, m: &Mapping) -> serde_json::Value {
 /// Rewrites nftables JSON into the lab.
 fn rewrite_nft(text: &str, m: &Mapping) -> Result<String> {
     use serde_json::Value as V;
-    let mut doc: V =
-        serde_json::from_str(text).map_err(|e| Error::Verify(format!("cannot re-read the JSON: {e}")))?;
+    let mut doc: V = serde_json::from_str(text)
+        .map_err(|e| Error::Rewrite { reason: format!("cannot re-read the JSON: {e}") })?;
     let v6 = m.v6;
     // named sets used with addresses: which family each is
     let Some(items) = doc.get_mut("nftables").and_then(V::as_array_mut) else {
-        return Err(Error::Verify("no nftables array".into()));
+        return Err(Error::Rewrite { reason: "no nftables array".into() });
     };
     for it in items.iter_mut() {
         if let Some(set) = it.get_mut("set") {
@@ -429,14 +497,19 @@ fn rewrite_nft(text: &str, m: &Mapping) -> Result<String> {
             }
         }
     }
-    serde_json::to_string(&doc).map_err(|e| Error::Verify(e.to_string()))
+    serde_json::to_string(&doc).map_err(|e| Error::Rewrite { reason: e.to_string() })
 }
 
 fn run_cmd(cmd: &mut Command, what: &str) -> Result<()> {
-    let out =
-        cmd.stdin(Stdio::null()).output().map_err(|e| Error::Verify(format!("{what}: cannot run: {e}")))?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::Command { what: what.to_string(), reason: format!("cannot run: {e}") })?;
     if !out.status.success() {
-        return Err(Error::Verify(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Error::Command {
+            what: what.to_string(),
+            reason: format!("failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        });
     }
     Ok(())
 }
@@ -449,13 +522,21 @@ fn run_with_input(ns: &str, prog: &[&str], input: &str, what: &str) -> Result<()
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Verify(format!("{what}: cannot run {}: {e}", prog[0])))?;
+        .map_err(|e| Error::Command {
+            what: what.to_string(),
+            reason: format!("cannot run {}: {e}", prog[0]),
+        })?;
     if let Some(mut i) = child.stdin.take() {
         let _ = i.write_all(input.as_bytes());
     }
-    let out = child.wait_with_output().map_err(|e| Error::Verify(format!("{what}: {e}")))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Command { what: what.to_string(), reason: e.to_string() })?;
     if !out.status.success() {
-        return Err(Error::Verify(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Error::Command {
+            what: what.to_string(),
+            reason: format!("failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        });
     }
     Ok(())
 }
@@ -590,13 +671,13 @@ fn mac(ns: &str, dev: &str) -> Result<String> {
     let out = Command::new("ip")
         .args(["-n", ns, "-o", "link", "show", "dev", dev])
         .output()
-        .map_err(|e| Error::Verify(format!("ip link show: {e}")))?;
+        .map_err(|e| Error::Command { what: "ip link show".into(), reason: e.to_string() })?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace()
         .skip_while(|w| *w != "link/ether")
         .nth(1)
         .map(str::to_string)
-        .ok_or_else(|| Error::Verify(format!("no MAC address for {dev} in {ns}")))
+        .ok_or_else(|| Error::NoMac { dev: dev.to_string(), ns: ns.to_string() })
 }
 
 /// Runs `f` on a thread inside a network namespace.
@@ -606,11 +687,15 @@ fn in_netns<T: Send + 'static>(
 ) -> Result<std::thread::JoinHandle<Result<T>>> {
     let path = format!("/var/run/netns/{ns}");
     Ok(std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).map_err(|e| Error::Verify(format!("{path}: {e}")))?;
+        let file = std::fs::File::open(&path)
+            .map_err(|e| Error::Namespace { path: path.to_string(), reason: e.to_string() })?;
         // SAFETY: setns on a valid namespace descriptor; affects only this thread.
         let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
         if rc != 0 {
-            return Err(Error::Verify(format!("setns {path}: {}", std::io::Error::last_os_error())));
+            return Err(Error::Namespace {
+                path: path.to_string(),
+                reason: format!("setns: {}", std::io::Error::last_os_error()),
+            });
         }
         Ok(f())
     }))
@@ -689,8 +774,8 @@ fn listen(
     })?;
     match rx.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(())) => Ok(h),
-        Ok(Err(e)) => Err(Error::Verify(e)),
-        Err(_) => Err(Error::Verify("listeners did not start in 10 s".into())),
+        Ok(Err(e)) => Err(Error::Listeners { reason: e }),
+        Err(_) => Err(Error::Listeners { reason: "they did not start in 10 s".into() }),
     }
 }
 
@@ -789,9 +874,9 @@ fn probe(ns: &str, target: IpAddr, tcp: Vec<u16>, udp: Vec<u16>) -> Result<Vec<(
     })?;
     match h.join() {
         Ok(Ok(Ok(v))) => Ok(v),
-        Ok(Ok(Err(e))) => Err(Error::Verify(format!("probing: {e}"))),
+        Ok(Ok(Err(e))) => Err(Error::Probing { reason: e.to_string() }),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(Error::Verify("the probing thread panicked".into())),
+        Err(_) => Err(Error::Panicked { what: "the probing thread" }),
     }
 }
 
@@ -874,7 +959,7 @@ fn pick_sources(an: &mut Analysis, f: Family, classes: &[Class], per_class: usiz
                 picks.push(x);
             }
         }
-        out.extend(picks.into_iter().map(|x| crate::sets::u128_to_ip(x, f.is_v6())));
+        out.extend(picks.into_iter().map(|x| portolan_firewall::sets::u128_to_ip(x, f.is_v6())));
     }
     out
 }
@@ -892,7 +977,7 @@ fn run_job(
     rs: &Ruleset,
     text: &str,
     ipset_text: Option<&str>,
-    ipsets: Option<&crate::ipset::IpSets>,
+    ipsets: Option<&portolan_firewall::ipset::IpSets>,
     f: Family,
 ) -> Result<Vec<Check>> {
     let v6 = f.is_v6();
@@ -953,12 +1038,12 @@ fn run_job(
 pub fn run(rs: &Ruleset, text: &str, ipset_text: Option<&str>, opts: &Options) -> Result<Report> {
     let t0 = Instant::now();
     if rs.format == Format::Aws {
-        return Err(Error::Verify("security groups are enforced by AWS, not by this kernel: verify takes iptables-save or nftables JSON".into()));
+        return Err(Error::Unsupported { format: "AWS security groups" });
     }
     remove_leftovers();
     let mut an = Analysis::new(&[rs])?;
     let ipsets = match ipset_text {
-        Some(t) => Some(crate::ipset::parse(t, "ipset")?),
+        Some(t) => Some(portolan_firewall::ipset::parse(t, "ipset")?),
         None => None,
     };
     let classes = standard_classes();
@@ -1017,7 +1102,7 @@ pub fn run(rs: &Ruleset, text: &str, ipset_text: Option<&str>, opts: &Options) -
                             report.skipped.push(format!(
                                 "{} {port}/{} from {p} on {iface}: translated by {} (its packets leave for another machine)",
                                 f.as_str(),
-                                crate::model::proto_name(proto),
+                                portolan_firewall::model::proto_name(proto),
                                 ans.via.map(|r| an.describe(r)).unwrap_or_default()
                             ));
                             continue;
@@ -1037,7 +1122,7 @@ pub fn run(rs: &Ruleset, text: &str, ipset_text: Option<&str>, opts: &Options) -
                     .map(|job| sc.spawn(|| run_job(job, rs, text, ipset_text, ipsets.as_ref(), f)))
                     .collect();
                 hs.into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(Error::Verify("a lab thread panicked".into()))))
+                    .map(|h| h.join().unwrap_or(Err(Error::Panicked { what: "a lab thread" })))
                     .collect()
             });
             for r in results {
