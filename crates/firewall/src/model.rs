@@ -523,3 +523,35 @@ pub fn icmp_span(t: u8, code: Option<u8>) -> IntervalSet {
         None => IntervalSet::range(base, base + 255),
     }
 }
+
+/// Reads a batch of packets for `fw query --batch`: one per line, `SRC DST PROTO DPORT [IIF]`
+/// (blank lines and `#` comments skipped; source port 40000). A bad line is an error at it.
+pub fn read_batch(text: &str, file: &str) -> crate::Result<Vec<Packet>> {
+    let mut packets = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if w.is_empty() || w[0].starts_with('#') {
+            continue;
+        }
+        let at = |m: String| {
+            crate::Error::at(Location { file: file.into(), line: n as u32 + 1, column: 1, path: None }, m)
+        };
+        if w.len() < 4 {
+            return Err(at("expected `SRC DST PROTO DPORT [IIF]`".into()));
+        }
+        let src: IpAddr = w[0].parse().map_err(|_| at(format!("bad source {:?}", w[0])))?;
+        let dst: IpAddr = w[1].parse().map_err(|_| at(format!("bad destination {:?}", w[1])))?;
+        let proto = proto_number(w[2]).ok_or_else(|| at(format!("bad protocol {:?}", w[2])))?;
+        let dport: u16 = w[3].parse().map_err(|_| at(format!("bad port {:?}", w[3])))?;
+        packets.push(Packet {
+            src,
+            dst,
+            proto,
+            dport,
+            sport: 40000,
+            iif: w.get(4).map(|s| s.to_string()),
+            oif: None,
+        });
+    }
+    Ok(packets)
+}

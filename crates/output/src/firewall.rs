@@ -587,3 +587,93 @@ pub fn write_diff(
         if changes.len() == 1 { "" } else { "es" }
     )
 }
+
+/// `fw verify -o json`: every check, with what was computed and what the kernel did.
+pub fn verify_json(file: &str, report: &portolan_verify::Report) -> Value {
+    let checks: Vec<Value> = report
+        .checks
+        .iter()
+        .map(|c| {
+            json!({
+                "family": c.family.as_str(), "interface": c.iif, "source": c.src.to_string(),
+                "protocol": proto_name(c.proto), "port": c.port, "expected": kind_word(c.expected),
+                "rule": c.rule, "observed": kind_word(c.observed), "detail": c.detail,
+                "agree": c.expected == c.observed,
+            })
+        })
+        .collect();
+    json!({"file": file, "loads": report.loads, "checks": checks, "disagreements": report.disagreements().count(),
+            "skipped": report.skipped, "elapsed_secs": report.elapsed.as_secs_f64()})
+}
+
+/// `fw verify` for people: the disagreements, if any, then one line of totals.
+pub fn write_verify(
+    out: &mut dyn Write,
+    file: &str,
+    report: &portolan_verify::Report,
+    color: bool,
+) -> io::Result<()> {
+    let bad: Vec<_> = report.disagreements().collect();
+    if !bad.is_empty() {
+        let mut t = Table::new(["FAMILY", "IFACE", "SOURCE", "PORT", "COMPUTED", "OBSERVED", "RULE"]);
+        for c in &bad {
+            t.row(vec![
+                Cell::new(c.family.as_str()),
+                Cell::new(terminal(&c.iif)),
+                Cell::new(c.src.to_string()),
+                Cell::new(format!("{}/{}", c.port, proto_name(c.proto))),
+                Cell::new(kind_word(c.expected)),
+                Cell::styled(format!("{} ({})", kind_word(c.observed), c.detail), Style::Red),
+                Cell::new(terminal(&c.rule)),
+            ]);
+        }
+        t.render(out, color)?;
+    }
+    let agree = report.checks.len() - bad.len();
+    writeln!(
+        out,
+        "{}: {} of {} checks agree with the kernel ({} rule set loads, {:.1} s){}",
+        terminal(file),
+        agree,
+        report.checks.len(),
+        report.loads,
+        report.elapsed.as_secs_f64(),
+        if report.skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; {} not verified (translated)", report.skipped.len())
+        }
+    )
+}
+
+/// `fw query --batch`: one line per packet, `SRC DST PROTO DPORT VERDICT LOCATION`.
+pub fn write_batch(
+    out: &mut dyn Write,
+    an: &Analysis,
+    packets: &[portolan_firewall::model::Packet],
+    verdicts: &[Option<Term>],
+) -> io::Result<()> {
+    for (p, v) in packets.iter().zip(verdicts) {
+        match v {
+            Some(t) => {
+                let loc = if t.rule == NONE {
+                    "-".to_string()
+                } else {
+                    an.location(an.refs[t.rule as usize]).to_string()
+                };
+                writeln!(
+                    out,
+                    "{} {} {} {} {} {}",
+                    p.src,
+                    p.dst,
+                    proto_name(p.proto),
+                    p.dport,
+                    kind_word(t.kind),
+                    terminal(&loc)
+                )?;
+            }
+            None => writeln!(out, "{} {} {} {} unfiltered -", p.src, p.dst, proto_name(p.proto), p.dport)?,
+        }
+    }
+    Ok(())
+}

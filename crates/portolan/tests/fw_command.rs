@@ -592,3 +592,26 @@ fn a_bad_byte_is_reported_at_its_line() {
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("bad.rules:3:26: not UTF-8"), "{}", stderr(&o));
 }
+
+/// `fw query --batch`: one verdict line per packet; a bad line is an error at its line.
+#[test]
+fn batch_queries_answer_each_line_and_locate_bad_ones() {
+    let dir = TempDir::new("fw-batch");
+    let f = corpus("01-default-deny-server.rules");
+    let b = dir.join("q.txt");
+    std::fs::write(
+        &b,
+        "# src dst proto dport\n81.2.69.5 192.0.2.1 tcp 22 eth0\n203.0.113.9 192.0.2.1 tcp 23\n",
+    )
+    .unwrap();
+    let o = fw(&["query", f.to_str().unwrap(), "--batch", b.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("81.2.69.5 192.0.2.1 tcp 22 accept "), "{lines:?}");
+    assert!(lines[1].starts_with("203.0.113.9 192.0.2.1 tcp 23 drop "), "{lines:?}");
+    std::fs::write(&b, "81.2.69.5 192.0.2.1 tcp 22\nnot-an-address 192.0.2.1 tcp 22\n").unwrap();
+    let o = fw(&["query", f.to_str().unwrap(), "--batch", b.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("q.txt:2:1: bad source"), "{}", stderr(&o));
+}

@@ -6,19 +6,17 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use jiff::Timestamp;
 use portolan_firewall::analysis::{self, Analysis, Class};
-use portolan_firewall::dd::{NONE, Term};
+use portolan_firewall::dd::Term;
 use portolan_firewall::lint::{self, Listener};
-use portolan_firewall::model::{Packet, proto_name, proto_number};
+use portolan_firewall::model::{Packet, proto_number};
 use portolan_firewall::{Family, Format, LoadOptions, Ruleset};
 use portolan_model::{AuditReport, AuditSummary, FindingTarget, PortState, Transport};
 use portolan_output::audit as render;
-use portolan_output::escape::terminal;
 use portolan_output::firewall::{
-    diff_json, kind_word, query_json, show_json, show_table, write_diff, write_query,
+    diff_json, query_json, show_json, show_table, verify_json, write_batch, write_diff, write_query,
+    write_verify,
 };
 use portolan_output::records;
-use portolan_output::table::{Cell, Style, Table};
-use serde_json::{Value, json};
 
 use super::Context;
 use crate::cli::{AuditFormat, FwAction, FwArgs, FwFormat, FwInput, FwOutput};
@@ -149,59 +147,13 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
 /// `fw query --batch`: one packet per line, answered from the decision diagrams.
 fn query_batch(rs: &Ruleset, batch: &std::path::Path) -> anyhow::Result<ExitCode> {
     let text = portolan_model::input::read_text(batch, portolan_firewall::MAX_RULE_FILE)?;
-    let mut packets = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let w: Vec<&str> = line.split_whitespace().collect();
-        if w.is_empty() || w[0].starts_with('#') {
-            continue;
-        }
-        let at = || format!("{}:{}", batch.display(), n + 1);
-        if w.len() < 4 {
-            bail!("{}: expected `SRC DST PROTO DPORT [IIF]`", at());
-        }
-        let src: std::net::IpAddr =
-            w[0].parse().with_context(|| format!("{}: bad source {:?}", at(), w[0]))?;
-        let dst: std::net::IpAddr =
-            w[1].parse().with_context(|| format!("{}: bad destination {:?}", at(), w[1]))?;
-        let proto = proto_number(w[2]).with_context(|| format!("{}: bad protocol {:?}", at(), w[2]))?;
-        let dport: u16 = w[3].parse().with_context(|| format!("{}: bad port {:?}", at(), w[3]))?;
-        packets.push(Packet {
-            src,
-            dst,
-            proto,
-            dport,
-            sport: 40000,
-            iif: w.get(4).map(|s| s.to_string()),
-            oif: None,
-        });
-    }
+    let packets = portolan_firewall::model::read_batch(&text, &batch.display().to_string())?;
     let an = Analysis::new(&[rs])?;
     let t0 = std::time::Instant::now();
     let verdicts: Vec<Option<Term>> = packets.iter().map(|p| an.verdict(0, p)).collect();
     let elapsed = t0.elapsed();
     let mut out = super::stdout();
-    for (p, v) in packets.iter().zip(&verdicts) {
-        match v {
-            Some(t) => {
-                let loc = if t.rule == NONE {
-                    "-".to_string()
-                } else {
-                    an.location(an.refs[t.rule as usize]).to_string()
-                };
-                writeln!(
-                    out,
-                    "{} {} {} {} {} {}",
-                    p.src,
-                    p.dst,
-                    proto_name(p.proto),
-                    p.dport,
-                    kind_word(t.kind),
-                    terminal(&loc)
-                )?;
-            }
-            None => writeln!(out, "{} {} {} {} unfiltered -", p.src, p.dst, proto_name(p.proto), p.dport)?,
-        }
-    }
+    write_batch(&mut out, &an, &packets, &verdicts)?;
     out.flush()?;
     if std::env::var_os("PORTOLAN_TIMING").is_some() {
         eprintln!(
@@ -303,61 +255,11 @@ fn verify_cmd(a: crate::cli::FwVerifyArgs, ctx: &Context) -> anyhow::Result<Exit
     let ipset_text = a.input.ipset.as_deref().map(read).transpose()?;
     let opts = portolan_verify::Options { samples: a.samples, seed: a.seed, ..Default::default() };
     let report = portolan_verify::run(&rs, &text, ipset_text.as_deref(), &opts)?;
-    let bad: Vec<_> = report.disagreements().collect();
     let mut out = super::stdout();
     match a.output {
-        FwOutput::Json => {
-            let checks: Vec<Value> = report
-                .checks
-                .iter()
-                .map(|c| {
-                    json!({
-                        "family": c.family.as_str(), "interface": c.iif, "source": c.src.to_string(),
-                        "protocol": proto_name(c.proto), "port": c.port, "expected": kind_word(c.expected),
-                        "rule": c.rule, "observed": kind_word(c.observed), "detail": c.detail,
-                        "agree": c.expected == c.observed,
-                    })
-                })
-                .collect();
-            records::json(
-                &mut out,
-                &json!({"file": rs.file, "loads": report.loads, "checks": checks, "disagreements": bad.len(),
-                        "skipped": report.skipped, "elapsed_secs": report.elapsed.as_secs_f64()}),
-            )?;
-        }
-        FwOutput::Table => {
-            if !bad.is_empty() {
-                let mut t = Table::new(["FAMILY", "IFACE", "SOURCE", "PORT", "COMPUTED", "OBSERVED", "RULE"]);
-                for c in &bad {
-                    t.row(vec![
-                        Cell::new(c.family.as_str()),
-                        Cell::new(terminal(&c.iif)),
-                        Cell::new(c.src.to_string()),
-                        Cell::new(format!("{}/{}", c.port, proto_name(c.proto))),
-                        Cell::new(kind_word(c.expected)),
-                        Cell::styled(format!("{} ({})", kind_word(c.observed), c.detail), Style::Red),
-                        Cell::new(terminal(&c.rule)),
-                    ]);
-                }
-                t.render(&mut out, ctx.color)?;
-            }
-            let agree = report.checks.len() - bad.len();
-            writeln!(
-                out,
-                "{}: {} of {} checks agree with the kernel ({} rule set loads, {:.1} s){}",
-                terminal(&rs.file),
-                agree,
-                report.checks.len(),
-                report.loads,
-                report.elapsed.as_secs_f64(),
-                if report.skipped.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {} not verified (translated)", report.skipped.len())
-                }
-            )?;
-        }
+        FwOutput::Json => records::json(&mut out, &verify_json(&rs.file, &report))?,
+        FwOutput::Table => write_verify(&mut out, &rs.file, &report, ctx.color)?,
     }
     out.flush()?;
-    Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.disagreements().next().is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
