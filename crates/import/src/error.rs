@@ -9,6 +9,14 @@ pub enum Error {
     /// The file could not be read (or is not a file).
     #[error(transparent)]
     Input(portolan_model::input::InputError),
+    /// A JSON file that is not a Portolan scan document (`-oJ`).
+    #[error("{}: not a Portolan JSON scan document: {reason}", path.display())]
+    NotScanJson {
+        /// The file.
+        path: PathBuf,
+        /// What the JSON reader said.
+        reason: String,
+    },
     /// The file is larger than the import limit.
     #[error("{}: {size} bytes is more than the import limit of {limit} bytes", path.display())]
     TooLarge {

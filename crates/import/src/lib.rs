@@ -50,6 +50,22 @@ pub fn read_file_limited(path: &Path, limit: u64) -> Result<ScanRun> {
     parse_bytes(&bytes, path)
 }
 
+/// Reads a scan from a file: nmap XML (nmap, masscan, Portolan), or Portolan's own JSON scan
+/// document (`-oJ`, told apart by its first character), at most [`DEFAULT_SIZE_LIMIT`] bytes.
+pub fn read_scan(path: &Path) -> Result<ScanRun> {
+    use portolan_model::input::{InputError, read_bounded};
+    let limit = DEFAULT_SIZE_LIMIT;
+    let bytes = read_bounded(path, limit).map_err(|e| match e {
+        InputError::TooLarge { size, .. } => Error::TooLarge { path: path.to_path_buf(), size, limit },
+        e => Error::Input(e),
+    })?;
+    if bytes.iter().copied().find(|b| !b.is_ascii_whitespace()) == Some(b'{') {
+        return serde_json::from_slice(&bytes)
+            .map_err(|e| Error::NotScanJson { path: path.to_path_buf(), reason: e.to_string() });
+    }
+    parse_bytes(&bytes, path)
+}
+
 /// Parses bytes that should be UTF-8 nmap XML; `path` is used in error messages.
 pub fn parse_bytes(bytes: &[u8], path: &Path) -> Result<ScanRun> {
     match std::str::from_utf8(bytes) {

@@ -132,3 +132,74 @@ pub fn csv_rows(l: &Lookup) -> Vec<Vec<String>> {
         })
         .collect()
 }
+
+/// One port of `port --top N`.
+#[derive(Debug, serde::Serialize)]
+pub struct Ranked {
+    /// From 1.
+    pub rank: usize,
+    /// The port.
+    pub port: u16,
+    /// Its transport.
+    pub transport: portolan_model::Transport,
+    /// Its registered service name.
+    pub service: Option<&'static str>,
+}
+
+/// `port --top N`: the ranking's source and its first N ports.
+#[derive(Debug, serde::Serialize)]
+pub struct TopPorts {
+    /// `nmap:PATH` or `portolan`.
+    pub source: String,
+    /// The transport ranked.
+    pub transport: portolan_model::Transport,
+    /// The ports, best first.
+    pub ports: Vec<Ranked>,
+}
+
+impl TopPorts {
+    /// The first `n` ports of `ranking` for `transport`.
+    pub fn of(
+        ranking: &portolan_registry::Ranking,
+        transport: portolan_model::Transport,
+        n: usize,
+    ) -> TopPorts {
+        let source = match ranking.source() {
+            portolan_registry::RankingSource::Builtin => "portolan".to_string(),
+            portolan_registry::RankingSource::Nmap(p) => format!("nmap:{}", p.display()),
+        };
+        let ports = ranking
+            .top(transport, n)
+            .iter()
+            .enumerate()
+            .map(|(i, &port)| Ranked {
+                rank: i + 1,
+                port,
+                transport,
+                service: portolan_registry::service_name(port, transport),
+            })
+            .collect();
+        TopPorts { source, transport, ports }
+    }
+}
+
+/// The CSV columns of `port --top N -o csv`.
+pub const TOP_CSV_HEADER: [&str; 4] = ["rank", "port", "transport", "service"];
+
+/// One CSV row of `port --top N -o csv`.
+pub fn top_csv_row(r: &Ranked) -> Vec<String> {
+    vec![r.rank.to_string(), r.port.to_string(), r.transport.to_string(), r.service.unwrap_or("").to_string()]
+}
+
+/// `port --top N` for people.
+pub fn write_top(out: &mut dyn Write, doc: &TopPorts, color: bool) -> io::Result<()> {
+    let mut t = crate::Table::new(["RANK", "PORT", "SERVICE"]).align(0, crate::Align::Right);
+    for r in &doc.ports {
+        t.row(vec![
+            r.rank.to_string().into(),
+            format!("{}/{}", r.port, r.transport).into(),
+            r.service.unwrap_or("-").into(),
+        ]);
+    }
+    t.render(out, color)
+}

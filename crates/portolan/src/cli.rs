@@ -291,6 +291,23 @@ pub struct VersionArgs {
     pub version_timeout: Option<Duration>,
 }
 
+impl VersionArgs {
+    /// The identification options of `--version-intensity` and `--version-timeout`.
+    pub fn options(&self) -> anyhow::Result<portolan_identify::Options> {
+        let mut o = portolan_identify::Options::default();
+        if let Some(i) = self.version_intensity {
+            o.intensity = i;
+        }
+        if let Some(d) = self.version_timeout {
+            if d.is_zero() {
+                anyhow::bail!("--version-timeout must be above 0");
+            }
+            o.timeout = d;
+        }
+        Ok(o)
+    }
+}
+
 /// Where `audit` and `policy init` get their observations: this machine's listeners unless a
 /// file, a snapshot or scan targets are given.
 #[derive(Debug, Args)]

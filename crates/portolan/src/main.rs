@@ -2,7 +2,9 @@
 
 mod cli;
 mod cmd;
+mod observe;
 mod outputs;
+mod scanning;
 mod values;
 
 use std::io::{self, IsTerminal};

@@ -16,26 +16,6 @@ enum Side {
     Local(LocalInventory),
 }
 
-/// Reads a file: nmap XML, or Portolan's JSON scan document (`-oJ`).
-pub(super) fn read_file(spec: &str) -> anyhow::Result<ScanRun> {
-    use portolan_model::input::{InputError, read_bounded};
-    let path = Path::new(spec);
-    let limit = portolan_import::DEFAULT_SIZE_LIMIT;
-    let bytes = read_bounded(path, limit).map_err(|e| match e {
-        InputError::TooLarge { size, .. } => {
-            anyhow::Error::from(portolan_import::Error::TooLarge { path: path.to_path_buf(), size, limit })
-        }
-        e => e.into(),
-    })?;
-    if bytes.iter().copied().find(|b| !b.is_ascii_whitespace()) == Some(b'{') {
-        let run: ScanRun = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{spec}: not a Portolan JSON scan document"))?;
-        Ok(run)
-    } else {
-        Ok(portolan_import::parse_bytes(&bytes, path)?)
-    }
-}
-
 /// A file when one exists by that name, else a snapshot reference (resolved now, so that
 /// `last` means the same snapshot for both sides).
 enum Spec {
@@ -62,7 +42,7 @@ fn classify(spec: &str, db: Option<&str>, store: &mut Option<Store>) -> anyhow::
 /// Reads one side (on its own thread: each side has its own connection).
 fn read_side(spec: &Spec, db: Option<&str>) -> anyhow::Result<Side> {
     match spec {
-        Spec::File(f) => Ok(Side::Scan(read_file(f)?)),
+        Spec::File(f) => Ok(Side::Scan(portolan_import::read_scan(Path::new(f))?)),
         Spec::Snapshot(id) => {
             let snap = super::open_store(db)?.load(*id)?;
             match (snap.scan, snap.local) {

@@ -200,7 +200,7 @@ fn lint_cmd(a: crate::cli::FwLintArgs, ctx: &Context) -> anyhow::Result<ExitCode
         (Some(ls), format!("firewall rule set {} with the listeners of {}", rs.file, inv.machine))
     } else if let Some(x) = &a.xml {
         let name = x.to_string_lossy().into_owned();
-        let run = super::diff::read_file(&name)?;
+        let run = portolan_import::read_scan(std::path::Path::new(&name))?;
         let ls: Vec<Listener> = run
             .hosts
             .iter()

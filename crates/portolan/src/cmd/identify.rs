@@ -6,27 +6,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use portolan_identify::{Options, Target};
+use portolan_identify::Target;
 use portolan_model::Transport;
 use portolan_output::{identify, records};
 
 use super::Context;
-use crate::cli::{IdentifyArgs, RecordFormat, VersionArgs};
-
-/// The identification options of `--version-intensity` and `--version-timeout`.
-pub fn options(v: &VersionArgs) -> anyhow::Result<Options> {
-    let mut o = Options::default();
-    if let Some(i) = v.version_intensity {
-        o.intensity = i;
-    }
-    if let Some(d) = v.version_timeout {
-        if d.is_zero() {
-            anyhow::bail!("--version-timeout must be above 0");
-        }
-        o.timeout = d;
-    }
-    Ok(o)
-}
+use crate::cli::{IdentifyArgs, RecordFormat};
 
 use portolan_identify::Row;
 
@@ -46,7 +31,7 @@ fn parse_target(s: &str) -> anyhow::Result<Target> {
 }
 
 pub fn run(args: IdentifyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let mut opts = options(&args.version)?;
+    let mut opts = args.version.options()?;
     opts.starttls = !args.no_starttls;
     let fail_on = args.fail_on.and_then(|f| f.0);
     let targets: Vec<Target> =

@@ -6,8 +6,8 @@ use portolan_output::escape::terminal;
 use portolan_policy::{InitOptions, Policy};
 
 use super::Context;
-use super::audit::{gather, load_policy, report_problems, today};
 use crate::cli::{PolicyAction, PolicyArgs, PolicyCheckArgs, PolicyInitArgs};
+use crate::observe::{gather, load_policy, report_problems, today};
 
 pub fn run(args: PolicyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     match args.action {

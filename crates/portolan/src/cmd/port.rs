@@ -7,7 +7,8 @@ use portolan_output::{lookup, records};
 
 use super::Context;
 use portolan_model::Transport;
-use portolan_registry::{Ranking, RankingSource};
+use portolan_output::lookup::TopPorts;
+use portolan_registry::Ranking;
 
 use crate::cli::{PortArgs, RecordFormat, TopTransport};
 
@@ -50,56 +51,17 @@ pub fn run(args: PortArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(serde::Serialize)]
-struct Ranked {
-    rank: usize,
-    port: u16,
-    transport: Transport,
-    service: Option<&'static str>,
-}
-
-#[derive(serde::Serialize)]
-struct TopPorts {
-    source: String,
-    transport: Transport,
-    ports: Vec<Ranked>,
-}
-
 fn top(n: usize, args: &PortArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let ranking = if args.builtin_ranking { Ranking::builtin() } else { Ranking::discover()? };
     let transport = match args.transport {
         TopTransport::Tcp => Transport::Tcp,
         TopTransport::Udp => Transport::Udp,
     };
-    let source = match ranking.source() {
-        RankingSource::Builtin => "portolan".to_string(),
-        RankingSource::Nmap(p) => format!("nmap:{}", p.display()),
-    };
-    let ports: Vec<Ranked> = ranking
-        .top(transport, n)
-        .iter()
-        .enumerate()
-        .map(|(i, &port)| Ranked {
-            rank: i + 1,
-            port,
-            transport,
-            service: portolan_registry::service_name(port, transport),
-        })
-        .collect();
-    let doc = TopPorts { source, transport, ports };
+    let doc = TopPorts::of(&ranking, transport, n);
     let mut out = super::stdout();
     match args.format {
         RecordFormat::Table => {
-            let mut t = portolan_output::Table::new(["RANK", "PORT", "SERVICE"])
-                .align(0, portolan_output::Align::Right);
-            for r in &doc.ports {
-                t.row(vec![
-                    r.rank.to_string().into(),
-                    format!("{}/{}", r.port, r.transport).into(),
-                    r.service.unwrap_or("-").into(),
-                ]);
-            }
-            t.render(&mut out, ctx.color)?;
+            lookup::write_top(&mut out, &doc, ctx.color)?;
             if !ctx.quiet {
                 eprintln!(
                     "ranking: {}",
@@ -113,18 +75,9 @@ fn top(n: usize, args: &PortArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
         RecordFormat::Json => records::json(&mut out, &doc)?,
         RecordFormat::Ndjson => records::ndjson(&mut out, &doc.ports)?,
-        RecordFormat::Csv => records::csv(
-            &mut out,
-            &["rank", "port", "transport", "service"],
-            doc.ports.iter().map(|r| {
-                vec![
-                    r.rank.to_string(),
-                    r.port.to_string(),
-                    r.transport.to_string(),
-                    r.service.unwrap_or("").to_string(),
-                ]
-            }),
-        )?,
+        RecordFormat::Csv => {
+            records::csv(&mut out, &lookup::TOP_CSV_HEADER, doc.ports.iter().map(lookup::top_csv_row))?
+        }
     }
     out.flush().context("writing to standard output")?;
     Ok(ExitCode::SUCCESS)
