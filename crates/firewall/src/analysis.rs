@@ -878,8 +878,8 @@ pub fn named_class(spec: &str) -> std::result::Result<Class, String> {
     let mut v6 = IntervalSet::empty();
     for part in spec.split(',') {
         let s = if let Some((a, b)) = part.split_once('-') {
-            let a: IpAddr = a.trim().parse().map_err(|_| format!("bad address {a:?} in --from {spec:?}"))?;
-            let b: IpAddr = b.trim().parse().map_err(|_| format!("bad address {b:?} in --from {spec:?}"))?;
+            let a: IpAddr = a.trim().parse().map_err(|_| format!("bad address {a:?} in {spec:?}"))?;
+            let b: IpAddr = b.trim().parse().map_err(|_| format!("bad address {b:?} in {spec:?}"))?;
             if a.is_ipv6() != b.is_ipv6() {
                 return Err(format!("range {part:?} mixes IPv4 and IPv6"));
             }
@@ -889,7 +889,7 @@ pub fn named_class(spec: &str) -> std::result::Result<Class, String> {
             let ip: IpAddr = a
                 .trim()
                 .parse()
-                .map_err(|_| format!("bad address {a:?} in --from {spec:?} (ADDR, ADDR/LEN or A-B)"))?;
+                .map_err(|_| format!("bad address {a:?} in {spec:?} (ADDR, ADDR/LEN or A-B)"))?;
             let bits = if ip.is_ipv6() { 128 } else { 32 };
             let len = match l {
                 Some(l) => l

@@ -214,7 +214,7 @@ impl IpSets {
     /// The cubes a `--match-set NAME dirs` condition matches, or `Err(message)`.
     pub fn cubes(&self, name: &str, dirs: &[Dir], depth: usize) -> std::result::Result<Vec<Cube>, String> {
         let set = self.sets.get(name).ok_or_else(|| {
-            format!("ipset {name:?} is not defined: pass the `ipset save` output with --ipset FILE")
+            format!("ipset {name:?} is not defined: give the `ipset save` output that defines it")
         })?;
         if depth > 8 {
             return Err(format!("list:set {name:?} nests too deeply"));

@@ -740,7 +740,7 @@ fn parse_rule(
                     cx.err(
                         name,
                         format!(
-                            "ipset {:?} is not defined: pass the `ipset save` output with --ipset FILE",
+                            "ipset {:?} is not defined: give the `ipset save` output that defines it",
                             name.s
                         ),
                     )

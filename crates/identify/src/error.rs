@@ -19,8 +19,8 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// `--version-intensity` out of range.
-    #[error("--version-intensity {given}: expected 0 (light) to 9 (all probes)")]
+    /// An intensity out of range.
+    #[error("intensity {given}: expected 0 (light) to 9 (all probes)")]
     Intensity {
         /// The value given.
         given: u8,

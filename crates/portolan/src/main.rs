@@ -47,7 +47,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("portolan: error: {}", portolan_output::escape::terminal(&message(&err)));
+            eprintln!("portolan: error: {}{}", portolan_output::escape::terminal(&message(&err)), hint(&err));
             ExitCode::from(2)
         }
     }
@@ -69,6 +69,25 @@ fn message(err: &anyhow::Error) -> String {
         msg.push_str(&text);
     }
     msg
+}
+
+/// What to do, in the flags of this command line: the libraries' errors say what is wrong
+/// and never name a flag.
+fn hint(err: &anyhow::Error) -> &'static str {
+    for cause in err.chain() {
+        if let Some(portolan_scan::Error::TooManyHosts { .. }) = cause.downcast_ref() {
+            return ", or add --yes to scan that many";
+        }
+        if let Some(portolan_store::Error::Open { .. }) = cause.downcast_ref() {
+            return " (choose another with --db PATH)";
+        }
+        if let Some(e) = cause.downcast_ref::<portolan_firewall::Error>()
+            && e.to_string().contains("ipset save")
+        {
+            return "; pass it with --ipset FILE";
+        }
+    }
+    ""
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

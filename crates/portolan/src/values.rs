@@ -6,9 +6,58 @@ use std::time::Duration;
 
 use portolan_model::Severity;
 
+/// A flag value outside its type or range (clap prints it after the flag and the value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// Not a time.
+    #[error("expected a time from 0 to {max} such as 500ms, 30s, 5m or 2h")]
+    NotATime {
+        /// The longest accepted, as written (`1h`).
+        max: String,
+    },
+    /// A time above the flag's maximum.
+    #[error("at most {max}")]
+    TimeTooLong {
+        /// The longest accepted.
+        max: String,
+    },
+    /// Not a number.
+    #[error("expected a number of probes a second, such as 500 or 0.5")]
+    NotARate,
+    /// A rate out of range.
+    #[error("expected a number of probes a second above 0 and at most 10000000")]
+    RateOutOfRange,
+    /// A count out of range.
+    #[error("expected a whole number from {lo} to {hi}")]
+    Count {
+        /// The least.
+        lo: usize,
+        /// The most.
+        hi: usize,
+    },
+    /// Not a severity.
+    #[error("expected info, low, medium, high, critical, any or never")]
+    Severity,
+    /// Not an age.
+    #[error("expected a whole number and a unit: 90d, 12h, 2w (s, m, h, d or w)")]
+    Age,
+    /// An age with an unknown unit.
+    #[error("unknown unit {unit:?}: use s, m, h, d or w (90d, 12h, 2w)")]
+    AgeUnit {
+        /// The unit given.
+        unit: String,
+    },
+    /// An age of more than 100 years.
+    #[error("at most 100 years")]
+    AgeTooLarge,
+    /// Not I/N.
+    #[error("expected I/N with 1 <= I <= N, such as 2/8")]
+    Shard,
+}
+
 /// A time in nmap's notation (`500ms`, `30s`, `5m`, `2h`; a bare number is seconds), at most
 /// `max`.
-pub fn time(max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+pub fn time(max: Duration) -> impl Fn(&str) -> Result<Duration, ValueError> + Clone + Send + Sync + 'static {
     move |s: &str| {
         let t = s.trim();
         let (num, mult) = if let Some(v) = t.strip_suffix("ms") {
@@ -22,11 +71,11 @@ pub fn time(max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone 
         } else {
             (t, 1.0)
         };
-        let expected = || format!("expected a time from 0 to {} such as 500ms, 30s, 5m or 2h", show(max));
+        let expected = || ValueError::NotATime { max: show(max) };
         let v: f64 = num.parse().ok().filter(|v: &f64| v.is_finite() && *v >= 0.0).ok_or_else(expected)?;
         let secs = v * mult;
         if secs > max.as_secs_f64() {
-            return Err(format!("at most {}", show(max)));
+            return Err(ValueError::TimeTooLong { max: show(max) });
         }
         Duration::try_from_secs_f64(secs).map_err(|_| expected())
     }
@@ -54,25 +103,21 @@ pub const WEEK: Duration = Duration::from_secs(7 * 86_400);
 pub const MAX_RATE: f64 = 10_000_000.0;
 
 /// A probe rate (probes a second): a number above 0 and at most [`MAX_RATE`].
-pub fn rate(s: &str) -> Result<f64, String> {
-    let r: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| "expected a number of probes a second, such as 500 or 0.5".to_string())?;
+pub fn rate(s: &str) -> Result<f64, ValueError> {
+    let r: f64 = s.trim().parse().map_err(|_| ValueError::NotARate)?;
     if !(r.is_finite() && r > 0.0 && r <= MAX_RATE) {
-        return Err(format!("expected a number of probes a second above 0 and at most {MAX_RATE:.0}"));
+        return Err(ValueError::RateOutOfRange);
     }
     Ok(r)
 }
 
 /// A whole number from `lo` to `hi`.
-pub fn count(lo: usize, hi: usize) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+pub fn count(
+    lo: usize,
+    hi: usize,
+) -> impl Fn(&str) -> Result<usize, ValueError> + Clone + Send + Sync + 'static {
     move |s: &str| {
-        s.trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (lo..=hi).contains(n))
-            .ok_or_else(|| format!("expected a whole number from {lo} to {hi}"))
+        s.trim().parse::<usize>().ok().filter(|n| (lo..=hi).contains(n)).ok_or(ValueError::Count { lo, hi })
     }
 }
 
@@ -86,23 +131,20 @@ pub const FAIL_ON_DEFAULT: &str = "medium";
 pub struct FailOn(pub Option<Severity>);
 
 /// Reads `--fail-on`.
-pub fn fail_on(s: &str) -> Result<FailOn, String> {
+pub fn fail_on(s: &str) -> Result<FailOn, ValueError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "never" | "none" => Ok(FailOn(None)),
         "any" => Ok(FailOn(Some(Severity::Info))),
-        other => other
-            .parse::<Severity>()
-            .map(|s| FailOn(Some(s)))
-            .map_err(|_| "expected info, low, medium, high, critical, any or never".to_string()),
+        other => other.parse::<Severity>().map(|s| FailOn(Some(s))).map_err(|_| ValueError::Severity),
     }
 }
 
 /// An age for `--older-than`: a whole number and a unit (`90d`, `12h`, `2w`, `30m`, `45s`; no
 /// unit is days), at most 100 years.
-pub fn age(s: &str) -> Result<jiff::SignedDuration, String> {
+pub fn age(s: &str) -> Result<jiff::SignedDuration, ValueError> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let expected = || "expected a whole number and a unit: 90d, 12h, 2w (s, m, h, d or w)".to_string();
+    let expected = || ValueError::Age;
     let n: i64 = num.parse().map_err(|_| expected())?;
     let mult = match unit.trim() {
         "s" => 1,
@@ -110,15 +152,15 @@ pub fn age(s: &str) -> Result<jiff::SignedDuration, String> {
         "h" => 3600,
         "d" | "" => 86_400,
         "w" => 7 * 86_400,
-        other => return Err(format!("unknown unit {other:?}: use s, m, h, d or w (90d, 12h, 2w)")),
+        other => return Err(ValueError::AgeUnit { unit: other.to_string() }),
     };
-    let secs = n.checked_mul(mult).filter(|s| *s <= 100 * 366 * 86_400).ok_or("at most 100 years")?;
+    let secs = n.checked_mul(mult).filter(|s| *s <= 100 * 366 * 86_400).ok_or(ValueError::AgeTooLarge)?;
     Ok(jiff::SignedDuration::from_secs(secs))
 }
 
 /// `--shard I/N`.
-pub fn shard(s: &str) -> Result<portolan_scan::shard::Shard, String> {
-    s.parse().map_err(|_| "expected I/N with 1 <= I <= N, such as 2/8".to_string())
+pub fn shard(s: &str) -> Result<portolan_scan::shard::Shard, ValueError> {
+    s.parse().map_err(|_| ValueError::Shard)
 }
 
 #[cfg(test)]
@@ -136,8 +178,8 @@ mod tests {
         for bad in ["1e20s", "99999999999999999h", "1e300s", "-1s", "NaNs", "inf", "2h", "3601", "x"] {
             assert!(t(bad).is_err(), "{bad}");
         }
-        assert_eq!(t("2h").unwrap_err(), "at most 1h");
-        assert!(time(WEEK)("99999999999999999h").unwrap_err().contains("7d"));
+        assert_eq!(t("2h").unwrap_err().to_string(), "at most 1h");
+        assert!(time(WEEK)("99999999999999999h").unwrap_err().to_string().contains("7d"));
     }
 
     #[test]

@@ -396,7 +396,7 @@ fn coordinate(
         Some(sh) => {
             let seed = cfg
                 .seed
-                .ok_or(Error::BadShard { given: format!("{}/{} without --seed", sh.index, sh.count) })?;
+                .ok_or(Error::BadShard { given: format!("{}/{} without a seed", sh.index, sh.count) })?;
             let ports = cfg.ports.len() + cfg.udp_ports.len();
             Some(crate::shard::Sharder::new(sh, cfg.targets.len(), ports, seed)?)
         }

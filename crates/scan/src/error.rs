@@ -47,8 +47,8 @@ pub enum Error {
         /// Whether exclusions removed them all.
         excluded: bool,
     },
-    /// More hosts than the safety bound, without `--yes`.
-    #[error("{count} hosts to scan: more than {limit}; check the targets, or add --yes to scan that many")]
+    /// More hosts than the safety bound, without the caller's consent.
+    #[error("{count} hosts to scan: more than {limit}; check the targets")]
     TooManyHosts {
         /// Hosts in the target list.
         count: u128,
@@ -80,7 +80,7 @@ pub enum Error {
     },
     /// A `--shard` that is not `I/N` with 1 ≤ I ≤ N, or a space too large to shard.
     #[error(
-        "bad --shard {given:?}: expected I/N with 1 <= I <= N (e.g. 2/3), the same --seed on every shard"
+        "bad shard {given:?}: expected I/N with 1 <= I <= N (e.g. 2/3), and the same seed on every shard"
     )]
     BadShard {
         /// What was given.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The database file or its directory cannot be created or opened.
-    #[error("cannot open the snapshot database {path}: {source} (choose another with --db PATH)")]
+    #[error("cannot open the snapshot database {path}: {source}")]
     Open {
         /// The file.
         path: PathBuf,

@@ -42,9 +42,8 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             let from: Vec<Class> = a
                 .from
                 .iter()
-                .map(|f| analysis::named_class(f))
-                .collect::<Result<_, _>>()
-                .map_err(anyhow::Error::msg)?;
+                .map(|f| analysis::named_class(f).map_err(|e| anyhow::anyhow!("--from {f}: {e}")))
+                .collect::<anyhow::Result<_>>()?;
             let with = |middle: Vec<Class>| -> Vec<Class> {
                 let mut c = analysis::standard_classes();
                 c.extend(middle);

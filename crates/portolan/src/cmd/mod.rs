@@ -68,46 +68,10 @@ pub fn save_snapshot(
     Ok(id)
 }
 
-/// Standard output for a command's report. A reader that stops early (`portolan diff a b |
-/// head`) does not change the exit code, which says what was found (1: changes, findings),
-/// not whether all of it was read: once the pipe is closed, the rest is discarded.
-pub fn stdout() -> std::io::BufWriter<PipeSafe> {
-    std::io::BufWriter::with_capacity(64 * 1024, PipeSafe { inner: std::io::stdout().lock(), closed: false })
-}
-
-/// Standard output that turns a closed pipe into a sink (see [`stdout`]).
-pub struct PipeSafe {
-    inner: std::io::StdoutLock<'static>,
-    closed: bool,
-}
-
-impl PipeSafe {
-    fn absorb(&mut self, r: std::io::Result<()>) -> std::io::Result<()> {
-        match r {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                self.closed = true;
-                Ok(())
-            }
-            r => r,
-        }
-    }
-}
-
-impl std::io::Write for PipeSafe {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if !self.closed {
-            let r = self.inner.write_all(buf);
-            self.absorb(r)?;
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.closed {
-            return Ok(());
-        }
-        let r = self.inner.flush();
-        self.absorb(r)
-    }
+/// Standard output for a command's report: a reader that closes the pipe early does not
+/// change the exit code ([`portolan_output::records::PipeSafe`]).
+pub fn stdout() -> std::io::BufWriter<portolan_output::records::PipeSafe> {
+    portolan_output::records::stdout()
 }
 
 /// Portolan's version, recorded in snapshots.
