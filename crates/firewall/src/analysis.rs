@@ -872,16 +872,44 @@ pub fn names_special_sources(rs: &Ruleset) -> bool {
     })
 }
 
+/// Why a user-named source is not a set of addresses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceSpecError {
+    /// An end of a range is not an address.
+    #[error("bad address {addr:?} in {spec:?}")]
+    Address {
+        /// The word.
+        addr: String,
+        /// The whole source.
+        spec: String,
+    },
+    /// A range from IPv4 to IPv6.
+    #[error("range {0:?} mixes IPv4 and IPv6")]
+    MixedRange(String),
+    /// Neither an address nor a prefix.
+    #[error("bad address {addr:?} in {spec:?} (ADDR, ADDR/LEN or A-B)")]
+    Form {
+        /// The word.
+        addr: String,
+        /// The whole source.
+        spec: String,
+    },
+    /// A prefix length beyond the family's width.
+    #[error("bad prefix length in {0:?}")]
+    Prefix(String),
+}
+
 /// A class for a user-named source (`203.0.113.0/24`, an address, or `a-b`).
-pub fn named_class(spec: &str) -> std::result::Result<Class, String> {
+pub fn named_class(spec: &str) -> std::result::Result<Class, SourceSpecError> {
     let mut v4 = IntervalSet::empty();
     let mut v6 = IntervalSet::empty();
     for part in spec.split(',') {
         let s = if let Some((a, b)) = part.split_once('-') {
-            let a: IpAddr = a.trim().parse().map_err(|_| format!("bad address {a:?} in {spec:?}"))?;
-            let b: IpAddr = b.trim().parse().map_err(|_| format!("bad address {b:?} in {spec:?}"))?;
+            let bad = |x: &str| SourceSpecError::Address { addr: x.to_string(), spec: spec.to_string() };
+            let a: IpAddr = a.trim().parse().map_err(|_| bad(a))?;
+            let b: IpAddr = b.trim().parse().map_err(|_| bad(b))?;
             if a.is_ipv6() != b.is_ipv6() {
-                return Err(format!("range {part:?} mixes IPv4 and IPv6"));
+                return Err(SourceSpecError::MixedRange(part.to_string()));
             }
             (a.is_ipv6(), IntervalSet::range(ip_to_u128(a), ip_to_u128(b)))
         } else {
@@ -889,14 +917,14 @@ pub fn named_class(spec: &str) -> std::result::Result<Class, String> {
             let ip: IpAddr = a
                 .trim()
                 .parse()
-                .map_err(|_| format!("bad address {a:?} in {spec:?} (ADDR, ADDR/LEN or A-B)"))?;
+                .map_err(|_| SourceSpecError::Form { addr: a.to_string(), spec: spec.to_string() })?;
             let bits = if ip.is_ipv6() { 128 } else { 32 };
             let len = match l {
                 Some(l) => l
                     .parse::<u8>()
                     .ok()
                     .filter(|&n| n <= bits)
-                    .ok_or_else(|| format!("bad prefix length in {part:?}"))?,
+                    .ok_or_else(|| SourceSpecError::Prefix(part.to_string()))?,
                 None => bits,
             };
             (ip.is_ipv6(), prefix(ip, len))

@@ -201,6 +201,32 @@ pub fn parse(text: &str, file: &str) -> Result<IpSets> {
     Ok(out)
 }
 
+/// Why a `--match-set` condition matches nothing this analysis can describe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetError {
+    /// The set is not in the `ipset save` input.
+    #[error("ipset {0:?} is not defined: give the `ipset save` output that defines it")]
+    Undefined(String),
+    /// `list:set` members nest more than eight levels.
+    #[error("list:set {0:?} nests too deeply")]
+    TooDeep(String),
+    /// The rule names fewer directions than the set has dimensions.
+    #[error("set {name:?} ({kind}) has {dims} dimensions but the rule names {dirs} directions")]
+    Directions {
+        /// The set.
+        name: String,
+        /// Its type (`hash:ip,port`).
+        kind: String,
+        /// Its dimensions.
+        dims: usize,
+        /// The directions the rule names.
+        dirs: usize,
+    },
+    /// `nomatch` in a set of more than one dimension.
+    #[error("`nomatch` members in multi-dimension set {0:?} are not supported")]
+    NomatchMultiDimension(String),
+}
+
 /// Which packet field each set dimension is compared with (`src,dst`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dir {
@@ -211,13 +237,11 @@ pub enum Dir {
 }
 
 impl IpSets {
-    /// The cubes a `--match-set NAME dirs` condition matches, or `Err(message)`.
-    pub fn cubes(&self, name: &str, dirs: &[Dir], depth: usize) -> std::result::Result<Vec<Cube>, String> {
-        let set = self.sets.get(name).ok_or_else(|| {
-            format!("ipset {name:?} is not defined: give the `ipset save` output that defines it")
-        })?;
+    /// The cubes a `--match-set NAME dirs` condition matches.
+    pub fn cubes(&self, name: &str, dirs: &[Dir], depth: usize) -> std::result::Result<Vec<Cube>, SetError> {
+        let set = self.sets.get(name).ok_or_else(|| SetError::Undefined(name.to_string()))?;
         if depth > 8 {
-            return Err(format!("list:set {name:?} nests too deeply"));
+            return Err(SetError::TooDeep(name.to_string()));
         }
         if set.kind == "list:set" {
             let mut out = Vec::new();
@@ -227,12 +251,12 @@ impl IpSets {
             return Ok(out);
         }
         if dirs.len() < set.dims.len() {
-            return Err(format!(
-                "set {name:?} ({}) has {} dimensions but the rule names {} directions",
-                set.kind,
-                set.dims.len(),
-                dirs.len()
-            ));
+            return Err(SetError::Directions {
+                name: name.to_string(),
+                kind: set.kind.clone(),
+                dims: set.dims.len(),
+                dirs: dirs.len(),
+            });
         }
         // a one-dimension address set: exact hash:net semantics (the most specific member decides)
         if set.dims == [Dim::Addr] {
@@ -257,7 +281,7 @@ impl IpSets {
             return Ok(vec![c]);
         }
         if set.members.iter().any(|m| m.1) {
-            return Err(format!("`nomatch` members in multi-dimension set {name:?} are not supported"));
+            return Err(SetError::NomatchMultiDimension(name.to_string()));
         }
         let mut out = Vec::new();
         for (vals, _) in &set.members {

@@ -750,7 +750,7 @@ fn parse_rule(
                 {
                     return Err(cx.err(name, "the set's family differs from the rule set's"));
                 }
-                let cubes = sets.cubes(&name.s, &dirs, 0).map_err(|m| cx.err(name, m))?;
+                let cubes = sets.cubes(&name.s, &dirs, 0).map_err(|m| cx.err(name, m.to_string()))?;
                 if neg {
                     if cubes.len() != 1 || cubes[0].iif.len() + cubes[0].oif.len() > 0 {
                         return Err(cx.err(name, "a negated multi-dimension set match is not supported"));

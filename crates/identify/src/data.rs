@@ -197,8 +197,25 @@ impl Data {
     }
 }
 
+/// Why a send string's escapes do not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EscapeError {
+    /// `\` is the last character.
+    #[error("a lone backslash at the end")]
+    LoneBackslash,
+    /// `\x` with fewer than two characters after it.
+    #[error("\\x needs two hex digits")]
+    ShortHex,
+    /// `\x` followed by non-hex characters.
+    #[error("\\x{0} is not hex")]
+    NotHex(String),
+    /// A backslash before a letter with no meaning.
+    #[error("unknown escape \\{0}")]
+    Unknown(char),
+}
+
 /// `\r \n \t \0 \\ \xNN` in a send string.
-pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
+pub fn unescape(s: &str) -> Result<Vec<u8>, EscapeError> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -208,7 +225,7 @@ pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
             i += 1;
             continue;
         }
-        let c = *b.get(i + 1).ok_or("a lone backslash at the end")?;
+        let c = *b.get(i + 1).ok_or(EscapeError::LoneBackslash)?;
         i += 2;
         match c {
             b'r' => out.push(b'\r'),
@@ -217,11 +234,11 @@ pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
             b'0' => out.push(0),
             b'\\' => out.push(b'\\'),
             b'x' => {
-                let hex = s.get(i..i + 2).ok_or("\\x needs two hex digits")?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("\\x{hex} is not hex"))?);
+                let hex = s.get(i..i + 2).ok_or(EscapeError::ShortHex)?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| EscapeError::NotHex(hex.to_string()))?);
                 i += 2;
             }
-            other => return Err(format!("unknown escape \\{}", other as char)),
+            other => return Err(EscapeError::Unknown(other as char)),
         }
     }
     Ok(out)
@@ -292,7 +309,7 @@ pub fn parse(file: &str, text: &str) -> Result<Data, Error> {
         if p.builtin.is_some() && p.send.is_some() {
             return Err(err(at, "send", "a probe has either send or builtin, not both".into()));
         }
-        let send = unescape(p.send.as_deref().unwrap_or("")).map_err(|m| err(at, "send", m))?;
+        let send = unescape(p.send.as_deref().unwrap_or("")).map_err(|m| err(at, "send", m.to_string()))?;
         if p.rarity > 9 {
             return Err(err(at, "rarity", format!("{} is above 9", p.rarity)));
         }

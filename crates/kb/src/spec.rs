@@ -74,22 +74,50 @@ pub struct Span {
     pub transport: &'static str,
 }
 
-pub fn parse_span(s: &str) -> Result<Span, String> {
-    let (ports, transport) =
-        s.split_once('/').ok_or_else(|| format!("port {s:?}: expected PORT/TRANSPORT"))?;
+/// Why an entry's port is not `PORT/TRANSPORT` or `LO-HI/TRANSPORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpanError {
+    /// No `/TRANSPORT`.
+    NoTransport(String),
+    /// A transport other than tcp, udp or sctp.
+    Transport { span: String, transport: String },
+    /// A port that is not 0-65535.
+    Port { span: String, port: String },
+    /// A range whose low end is above its high end.
+    Empty(String),
+}
+
+impl std::fmt::Display for SpanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpanError::NoTransport(s) => write!(f, "port {s:?}: expected PORT/TRANSPORT"),
+            SpanError::Transport { span, transport } => {
+                write!(f, "port {span:?}: transport {transport:?} is not tcp, udp or sctp")
+            }
+            SpanError::Port { span, port } => write!(f, "port {span:?}: {port:?} is not a port 0-65535"),
+            SpanError::Empty(s) => write!(f, "port {s:?}: empty range"),
+        }
+    }
+}
+
+impl std::error::Error for SpanError {}
+
+pub fn parse_span(s: &str) -> Result<Span, SpanError> {
+    let (ports, transport) = s.split_once('/').ok_or_else(|| SpanError::NoTransport(s.to_string()))?;
     let transport = match transport {
         "tcp" => "tcp",
         "udp" => "udp",
         "sctp" => "sctp",
-        t => return Err(format!("port {s:?}: transport {t:?} is not tcp, udp or sctp")),
+        t => return Err(SpanError::Transport { span: s.to_string(), transport: t.to_string() }),
     };
-    let num = |p: &str| p.parse::<u16>().map_err(|_| format!("port {s:?}: {p:?} is not a port 0-65535"));
+    let num =
+        |p: &str| p.parse::<u16>().map_err(|_| SpanError::Port { span: s.to_string(), port: p.to_string() });
     let (lo, hi) = match ports.split_once('-') {
         Some((a, b)) => (num(a)?, num(b)?),
         None => (num(ports)?, num(ports)?),
     };
     if lo > hi {
-        return Err(format!("port {s:?}: empty range"));
+        return Err(SpanError::Empty(s.to_string()));
     }
     Ok(Span { lo, hi, transport })
 }
@@ -125,7 +153,7 @@ pub fn validate_entry(e: &RawEntry, problems: &mut Vec<String>) {
     }
     for p in &e.ports {
         if let Err(m) = parse_span(p) {
-            bad("ports", m);
+            bad("ports", m.to_string());
         }
     }
     for (field, v, allowed) in [

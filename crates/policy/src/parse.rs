@@ -251,7 +251,7 @@ impl Loader {
                         self.file(&p, Some((&at, &field)), depth + 1);
                     }
                 }
-                Err(e) => self.problems.push(Problem { at, field, message: e }),
+                Err(e) => self.problems.push(Problem { at, field, message: e.to_string() }),
             }
         }
     }
@@ -272,9 +272,11 @@ impl Loader {
             for h in &g.hosts {
                 match resolve(&h.text, None) {
                     Ok(mut v) => hosts.append(&mut v),
-                    Err(m) => {
-                        self.problems.push(Problem { at: h.at.clone(), field: h.field.clone(), message: m })
-                    }
+                    Err(m) => self.problems.push(Problem {
+                        at: h.at.clone(),
+                        field: h.field.clone(),
+                        message: m.to_string(),
+                    }),
                 }
             }
             groups.insert(g.name.clone(), Group { name: g.name.clone(), hosts, at: g.at.clone() });
@@ -284,9 +286,11 @@ impl Loader {
             for h in &raw.hosts {
                 match resolve(&h.text, Some(&groups)) {
                     Ok(mut v) => raw.entry.hosts.append(&mut v),
-                    Err(m) => {
-                        self.problems.push(Problem { at: h.at.clone(), field: h.field.clone(), message: m })
-                    }
+                    Err(m) => self.problems.push(Problem {
+                        at: h.at.clone(),
+                        field: h.field.clone(),
+                        message: m.to_string(),
+                    }),
                 }
             }
             if raw.hosts.is_empty() {
@@ -295,9 +299,11 @@ impl Loader {
             for h in &raw.sources {
                 match resolve(&h.text, Some(&groups)) {
                     Ok(mut v) => raw.entry.sources.append(&mut v),
-                    Err(m) => {
-                        self.problems.push(Problem { at: h.at.clone(), field: h.field.clone(), message: m })
-                    }
+                    Err(m) => self.problems.push(Problem {
+                        at: h.at.clone(),
+                        field: h.field.clone(),
+                        message: m.to_string(),
+                    }),
                 }
             }
             entries.push(raw.entry);
@@ -360,7 +366,7 @@ fn field_at(text: &str, offset: usize) -> String {
 
 /// A host string: `*`, `localhost`, an address, a CIDR, a group (a bare word), a host name with
 /// a dot, or `host:NAME` for a single-label name.
-fn resolve(text: &str, groups: Option<&BTreeMap<String, Group>>) -> Result<Vec<HostSel>, String> {
+fn resolve(text: &str, groups: Option<&BTreeMap<String, Group>>) -> Result<Vec<HostSel>, HostError> {
     let t = text.trim();
     if t == "*" || t.eq_ignore_ascii_case("any") {
         return Ok(vec![HostSel::Any]);
@@ -369,15 +375,14 @@ fn resolve(text: &str, groups: Option<&BTreeMap<String, Group>>) -> Result<Vec<H
         return Ok(vec![HostSel::Localhost]);
     }
     if let Some((a, p)) = t.split_once('/') {
-        let addr: IpAddr = a.parse().map_err(|_| {
-            format!("{t:?} is not a valid CIDR: {a:?} is not an IP address; expected e.g. 198.18.0.0/24 or 2001:db8::/64")
-        })?;
+        let addr: IpAddr =
+            a.parse().map_err(|_| HostError::CidrAddress { text: t.to_string(), addr: a.to_string() })?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix: u8 = p
-            .parse()
-            .ok()
-            .filter(|&n: &u8| n <= max)
-            .ok_or_else(|| format!("{t:?} is not a valid CIDR: prefix length {p:?} must be 0-{max}"))?;
+        let prefix: u8 = p.parse().ok().filter(|&n: &u8| n <= max).ok_or_else(|| HostError::CidrPrefix {
+            text: t.to_string(),
+            prefix: p.to_string(),
+            max,
+        })?;
         return Ok(vec![HostSel::Net { addr, prefix }]);
     }
     if let Ok(addr) = t.parse::<IpAddr>() {
@@ -388,35 +393,23 @@ fn resolve(text: &str, groups: Option<&BTreeMap<String, Group>>) -> Result<Vec<H
     }
     if !t.contains('.') {
         if t.chars().all(|c| c.is_ascii_digit()) {
-            return Err(format!("{t:?} is not an address; expected an address, CIDR, group or host name"));
+            return Err(HostError::Number(t.to_string()));
         }
         return match groups {
             Some(g) => match g.get(t) {
                 Some(group) => Ok(group.hosts.clone()),
-                None => {
-                    let names: Vec<&str> = g.keys().map(String::as_str).collect();
-                    Err(format!(
-                        "no group named {t:?} ({}); define [groups.{t}], or write host:{t} for a host name",
-                        if names.is_empty() {
-                            "no groups are defined".to_string()
-                        } else {
-                            format!("groups: {}", names.join(", "))
-                        }
-                    ))
-                }
+                None => Err(HostError::NoGroup { name: t.to_string(), defined: g.keys().cloned().collect() }),
             },
-            None => Err(format!(
-                "{t:?} is not an address, CIDR or host name (groups cannot contain groups; write host:{t} for a single-label host name)"
-            )),
+            None => Err(HostError::GroupInGroup(t.to_string())),
         };
     }
     if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(format!("{t:?} is not a valid IP address"));
+        return Err(HostError::Address(t.to_string()));
     }
     valid_name(t).map(|n| vec![HostSel::Name(n)])
 }
 
-fn valid_name(name: &str) -> Result<String, String> {
+fn valid_name(name: &str) -> Result<String, HostError> {
     let ok = !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|l| {
@@ -424,24 +417,78 @@ fn valid_name(name: &str) -> Result<String, String> {
                 && l.len() <= 63
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         });
-    if ok { Ok(name.to_ascii_lowercase()) } else { Err(format!("{name:?} is not a valid host name")) }
+    if ok { Ok(name.to_ascii_lowercase()) } else { Err(HostError::Name(name.to_string())) }
+}
+
+/// Why a host string names no hosts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum HostError {
+    #[error(
+        "{text:?} is not a valid CIDR: {addr:?} is not an IP address; expected e.g. 198.18.0.0/24 or 2001:db8::/64"
+    )]
+    CidrAddress { text: String, addr: String },
+    #[error("{text:?} is not a valid CIDR: prefix length {prefix:?} must be 0-{max}")]
+    CidrPrefix { text: String, prefix: String, max: u8 },
+    #[error("{0:?} is not an address; expected an address, CIDR, group or host name")]
+    Number(String),
+    #[error("no group named {name:?} ({}); define [groups.{name}], or write host:{name} for a host name", defined_groups(.defined))]
+    NoGroup { name: String, defined: Vec<String> },
+    #[error(
+        "{0:?} is not an address, CIDR or host name (groups cannot contain groups; write host:{0} for a single-label host name)"
+    )]
+    GroupInGroup(String),
+    #[error("{0:?} is not a valid IP address")]
+    Address(String),
+    #[error("{0:?} is not a valid host name")]
+    Name(String),
+}
+
+fn defined_groups(names: &[String]) -> String {
+    if names.is_empty() {
+        "no groups are defined".to_string()
+    } else {
+        format!("groups: {}", names.join(", "))
+    }
+}
+
+/// Why an include names no files.
+#[derive(Debug, thiserror::Error)]
+enum IncludeError {
+    #[error("a * may appear only in the file name of an include")]
+    StarInDirectory,
+    #[error("an include may contain one * at most")]
+    TwoStars,
+    #[error("cannot read directory {}: {source}", .dir.display())]
+    ReadDir { dir: PathBuf, source: std::io::Error },
+}
+
+/// Why a port string is not a port or range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PortError {
+    #[error("port {0} is out of range; expected 0-65535")]
+    OutOfRange(u64),
+    #[error("{0:?} is not a port number; expected e.g. 22, \"80,443\" or \"8000-8010\"")]
+    NotNumber(String),
+    #[error("range {0:?} runs backwards; expected low-high")]
+    Backwards(String),
 }
 
 /// `dir/name` or `dir/*.toml` (a `*` in the last component only), sorted.
-fn expand_glob(pattern: &Path) -> Result<Vec<PathBuf>, String> {
+fn expand_glob(pattern: &Path) -> Result<Vec<PathBuf>, IncludeError> {
     let name = pattern.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if !name.contains('*') {
         return Ok(if pattern.exists() { vec![pattern.to_path_buf()] } else { Vec::new() });
     }
     let dir = pattern.parent().unwrap_or(Path::new("."));
     if dir.to_str().is_some_and(|d| d.contains('*')) {
-        return Err("a * may appear only in the file name of an include".into());
+        return Err(IncludeError::StarInDirectory);
     }
     let (pre, post) = name.split_once('*').unwrap_or((name, ""));
     if post.contains('*') {
-        return Err("an include may contain one * at most".into());
+        return Err(IncludeError::TwoStars);
     }
-    let rd = std::fs::read_dir(dir).map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?;
+    let rd =
+        std::fs::read_dir(dir).map_err(|source| IncludeError::ReadDir { dir: dir.to_path_buf(), source })?;
     let mut out: Vec<PathBuf> = rd
         .filter_map(Result::ok)
         .filter(|e| {
@@ -796,7 +843,7 @@ impl FileCtx<'_> {
                     for part in s.split(',').map(str::trim) {
                         match parse_range(part) {
                             Ok(r) => out.push(r),
-                            Err(m) => self.bad(item.span(), field, m),
+                            Err(m) => self.bad(item.span(), field, m.to_string()),
                         }
                     }
                 }
@@ -825,22 +872,20 @@ impl FileCtx<'_> {
     }
 }
 
-fn parse_range(s: &str) -> Result<(u16, u16), String> {
-    let num = |t: &str| -> Result<u16, String> {
+fn parse_range(s: &str) -> Result<(u16, u16), PortError> {
+    let num = |t: &str| -> Result<u16, PortError> {
         let t = t.trim();
         match t.parse::<u64>() {
             Ok(n) if n <= 65535 => Ok(n as u16),
-            Ok(n) => Err(format!("port {n} is out of range; expected 0-65535")),
-            Err(_) => {
-                Err(format!("{t:?} is not a port number; expected e.g. 22, \"80,443\" or \"8000-8010\""))
-            }
+            Ok(n) => Err(PortError::OutOfRange(n)),
+            Err(_) => Err(PortError::NotNumber(t.to_string())),
         }
     };
     match s.split_once('-') {
         Some((a, b)) => {
             let (lo, hi) = (num(a)?, num(b)?);
             if lo > hi {
-                return Err(format!("range {s:?} runs backwards; expected low-high"));
+                return Err(PortError::Backwards(s.to_string()));
             }
             Ok((lo, hi))
         }

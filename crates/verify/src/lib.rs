@@ -88,17 +88,29 @@ pub enum Error {
         /// The namespace.
         ns: String,
     },
-    /// The lab's listeners could not start.
-    #[error("listeners: {reason}")]
-    Listeners {
-        /// Why.
-        reason: String,
+    /// A listener of the lab could not bind its port.
+    #[error("listening on {transport}/{port} in the lab: {source}")]
+    Listen {
+        /// `tcp` or `udp`.
+        transport: &'static str,
+        /// The port.
+        port: u16,
+        /// The bind failure.
+        source: std::io::Error,
     },
-    /// Scanning the lab failed.
-    #[error("probing: {reason}")]
-    Probing {
-        /// Why.
-        reason: String,
+    /// The lab's listeners did not report ready in time.
+    #[error("the lab's listeners did not start within 10 s")]
+    ListenersSlow,
+    /// The connect scan of the lab failed.
+    #[error("scanning the lab: {0}")]
+    Scan(#[source] portolan_scan::Error),
+    /// A UDP probe socket could not be set up.
+    #[error("UDP probe socket for port {port}: {source}")]
+    ProbeSocket {
+        /// The port probed.
+        port: u16,
+        /// The socket failure.
+        source: std::io::Error,
     },
     /// A thread of the lab panicked (a bug).
     #[error("{what} panicked")]
@@ -708,8 +720,9 @@ fn listen(
     tcp: Vec<u16>,
     udp: Vec<u16>,
     stop: Arc<AtomicBool>,
-) -> Result<std::thread::JoinHandle<Result<std::result::Result<(), String>>>> {
-    let (tx, rx) = std::sync::mpsc::channel::<std::result::Result<(), String>>();
+) -> Result<std::thread::JoinHandle<Result<Result<()>>>> {
+    let (tx, rx) =
+        std::sync::mpsc::channel::<std::result::Result<(), (&'static str, u16, std::io::ErrorKind)>>();
     let h = in_netns(ns, move || {
         let any: IpAddr =
             if v6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) };
@@ -722,8 +735,8 @@ fn listen(
                     tl.push(l);
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(format!("listen tcp/{p}: {e}")));
-                    return Err(format!("listen tcp/{p}: {e}"));
+                    let _ = tx.send(Err(("tcp", *p, e.kind())));
+                    return Err(Error::Listen { transport: "tcp", port: *p, source: e });
                 }
             }
         }
@@ -734,8 +747,8 @@ fn listen(
                     ul.push(s);
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(format!("listen udp/{p}: {e}")));
-                    return Err(format!("listen udp/{p}: {e}"));
+                    let _ = tx.send(Err(("udp", *p, e.kind())));
+                    return Err(Error::Listen { transport: "udp", port: *p, source: e });
                 }
             }
         }
@@ -774,18 +787,18 @@ fn listen(
     })?;
     match rx.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(())) => Ok(h),
-        Ok(Err(e)) => Err(Error::Listeners { reason: e }),
-        Err(_) => Err(Error::Listeners { reason: "they did not start in 10 s".into() }),
+        Ok(Err((transport, port, kind))) => Err(Error::Listen { transport, port, source: kind.into() }),
+        Err(_) => Err(Error::ListenersSlow),
     }
 }
 
 /// Observed verdicts for TCP ports (Portolan's connect scan) and UDP ports (echo probes).
 fn probe(ns: &str, target: IpAddr, tcp: Vec<u16>, udp: Vec<u16>) -> Result<Vec<(u8, u16, Kind, String)>> {
-    let h = in_netns(ns, move || -> std::result::Result<Vec<(u8, u16, Kind, String)>, String> {
+    let h = in_netns(ns, move || -> Result<Vec<(u8, u16, Kind, String)>> {
         let mut out = Vec::new();
         if !tcp.is_empty() {
             let targets = portolan_scan::targets::parse_list([target.to_string().as_str()], false)
-                .map_err(|e| e.to_string())?;
+                .map_err(Error::Scan)?;
             let mut timing = portolan_scan::Timing::template(4);
             timing.initial_rtt = Duration::from_millis(250);
             timing.max_rtt = Duration::from_millis(300);
@@ -817,7 +830,7 @@ fn probe(ns: &str, target: IpAddr, tcp: Vec<u16>, udp: Vec<u16>) -> Result<Vec<(
             }
             let mut c = Collect(Vec::new());
             portolan_scan::engine::run(&cfg, Arc::new(AtomicBool::new(false)), &mut c)
-                .map_err(|e| e.to_string())?;
+                .map_err(Error::Scan)?;
             for h in c.0 {
                 for p in h.ports {
                     use portolan_model::{PortState, Reason};
@@ -839,9 +852,10 @@ fn probe(ns: &str, target: IpAddr, tcp: Vec<u16>, udp: Vec<u16>) -> Result<Vec<(
         };
         let mut socks = Vec::new();
         for p in &udp {
-            let s = UdpSocket::bind(SocketAddr::new(any, 0)).map_err(|e| e.to_string())?;
-            s.connect(SocketAddr::new(target, *p)).map_err(|e| e.to_string())?;
-            s.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let sock_err = |source| Error::ProbeSocket { port: *p, source };
+            let s = UdpSocket::bind(SocketAddr::new(any, 0)).map_err(sock_err)?;
+            s.connect(SocketAddr::new(target, *p)).map_err(sock_err)?;
+            s.set_nonblocking(true).map_err(sock_err)?;
             socks.push((*p, s, None::<(Kind, String)>));
         }
         let mut buf = [0u8; 64];
@@ -874,7 +888,7 @@ fn probe(ns: &str, target: IpAddr, tcp: Vec<u16>, udp: Vec<u16>) -> Result<Vec<(
     })?;
     match h.join() {
         Ok(Ok(Ok(v))) => Ok(v),
-        Ok(Ok(Err(e))) => Err(Error::Probing { reason: e.to_string() }),
+        Ok(Ok(Err(e))) => Err(e),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::Panicked { what: "the probing thread" }),
     }
