@@ -9,6 +9,7 @@ listening. Banners take Python escapes (\\r, \\n, \\x1b). Only loopback addresse
 """
 
 import argparse
+import errno
 import ipaddress
 import selectors
 import socket
@@ -32,7 +33,17 @@ def main():
         family = socket.AF_INET6 if ":" in addr else socket.AF_INET
         s = socket.socket(family, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((addr, int(port)))
+        # a fixed port a test took before may be held for a moment by another test's outgoing
+        # connection (both come from the ephemeral range): wait for it, at most 10 s
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                s.bind((addr, int(port)))
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE or int(port) == 0 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         s.listen(64)
         s.setblocking(False)
         payload = banner.encode("latin-1").decode("unicode_escape").encode("latin-1")

@@ -123,6 +123,47 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
     Ok(bytes)
 }
 
+/// Opens `path` for streaming (captures and logs far larger than memory): a regular file or a
+/// pipe; directories, sockets and devices (which never end) are refused.
+pub fn open_stream(path: &Path) -> Result<std::fs::File, InputError> {
+    let io_err = |reason| InputError::Io { path: path.to_path_buf(), reason };
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(path).map_err(io_err)?;
+    let ft = file.metadata().map_err(io_err)?.file_type();
+    let kind = if ft.is_dir() {
+        Some("directory")
+    } else if ft.is_socket() {
+        Some("socket")
+    } else if ft.is_char_device() || ft.is_block_device() {
+        Some("device")
+    } else {
+        None
+    };
+    if let Some(kind) = kind {
+        return Err(InputError::NotAFile { path: path.to_path_buf(), kind });
+    }
+    if ft.is_fifo() {
+        // block from here on: a pipe is read as it is written
+        clear_nonblock(&file).map_err(io_err)?;
+    }
+    Ok(file)
+}
+
+fn clear_nonblock(file: &std::fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this function's caller owns; F_GETFL/F_SETFL touch only
+    // its status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Reads all of `path` as UTF-8 text, at most `limit` bytes; invalid UTF-8 is an error naming
 /// the line and column of the first bad byte.
 pub fn read_text(path: &Path, limit: u64) -> Result<String, TextError> {

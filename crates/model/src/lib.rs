@@ -30,6 +30,7 @@ pub mod schema;
 mod service;
 mod snapshot;
 pub mod text;
+pub mod traffic;
 
 pub use audit::{AuditReport, AuditSummary};
 pub use error::{Error, Result};
@@ -43,6 +44,7 @@ pub use reason::Reason;
 pub use run::{RunExit, RunStats, ScanInfo, ScanRun, ScanType};
 pub use service::{Service, ServiceMethod, Tunnel};
 pub use snapshot::{Snapshot, SnapshotInfo, Source};
+pub use traffic::{Detection, DetectionKind, Event, Outcome, Proto};
 
 /// Version of the JSON documents Portolan writes. Bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;

@@ -16,6 +16,8 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("snapshot.schema.json", render::<Snapshot>()),
         ("local-inventory.schema.json", render::<LocalInventory>()),
         ("audit-report.schema.json", render::<AuditReport>()),
+        ("watch-report.schema.json", render::<crate::traffic::WatchReport>()),
+        ("detection.schema.json", render::<crate::Detection>()),
     ]
 }
 

@@ -24,3 +24,4 @@ pub mod lookup;
 pub mod records;
 pub mod scan;
 pub mod snapshots;
+pub mod watch;

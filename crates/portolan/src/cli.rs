@@ -82,6 +82,88 @@ pub enum Command {
     /// exposure (show), one packet (query), changes (diff), problems (lint), and proof on a
     /// kernel firewall in a network namespace (verify).
     Fw(FwArgs),
+    /// Find port scans, sweeps, slow and distributed scans and brute force in captures (pcap,
+    /// pcapng), Zeek conn.log, firewall LOG lines and sshd's log, naming the scan type and the
+    /// tool. Exit 0: nothing at or above --fail-on; 1: detections; 2: unreadable input.
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Captures and logs to read (`-` for standard input); gzip is unpacked. The format is
+    /// recognised from the content.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Read every FILE as this format instead of recognising it.
+    #[arg(long, value_enum, default_value_t = WatchFormat::Auto)]
+    pub format: WatchFormat,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = WatchOutput::Table)]
+    pub output: WatchOutput,
+    /// Exit 1 when a detection is at or above SEVERITY: info, low (the default), medium, high,
+    /// critical; any; or never. Allowed scanners are info.
+    #[arg(long, value_name = "SEVERITY", default_value = "low", value_parser = values::fail_on)]
+    pub fail_on: FailOn,
+    /// A scanner of your own (ADDR or CIDR, repeatable): its detections are reported as info.
+    #[arg(long = "allow-source", value_name = "CIDR", value_parser = values::cidr)]
+    pub allow_source: Vec<(std::net::IpAddr, u8)>,
+    /// Distinct ports of one host within --window that make a vertical scan (Zeek: 15).
+    #[arg(long, value_name = "N", default_value_t = 15, value_parser = values::count(2, 65536))]
+    pub ports: usize,
+    /// Distinct hosts on one port within --window that make a sweep (Zeek: 25).
+    #[arg(long, value_name = "N", default_value_t = 25, value_parser = values::count(2, 1 << 24))]
+    pub hosts: usize,
+    /// The counting window for scans and sweeps (Zeek: 5 minutes).
+    #[arg(long, value_name = "TIME", default_value = "5m", value_parser = values::time(std::time::Duration::from_secs(86_400)))]
+    pub window: std::time::Duration,
+    /// The window for slow scans (psad's scan timeout: 1 hour).
+    #[arg(long, value_name = "TIME", default_value = "1h", value_parser = values::time(std::time::Duration::from_secs(30 * 86_400)))]
+    pub slow_window: std::time::Duration,
+    /// Failed logins from one source within 10 minutes that make brute force (fail2ban: 5).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = values::count(1, 1_000_000))]
+    pub logins: usize,
+    /// Short sessions from one source to one login service within 10 minutes that make brute
+    /// force (10).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = values::count(2, 1_000_000))]
+    pub sessions: usize,
+    /// Sources tracked at most; beyond, the quietest are dropped and counted.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = values::count(16, 100_000_000))]
+    pub max_sources: usize,
+    /// Connections a capture tracks at once at most; beyond, the one due soonest ends early
+    /// (counted).
+    #[arg(long, value_name = "N", default_value_t = 262_144, value_parser = values::count(16, 100_000_000))]
+    pub max_flows: usize,
+    /// The year of syslog time stamps, which carry none (default: this year).
+    #[arg(long, value_name = "YEAR", value_parser = values::count(1970, 9999))]
+    pub year: Option<usize>,
+    /// Print the events read (connections, logged packets, failed logins) as NDJSON instead
+    /// of detections.
+    #[arg(long)]
+    pub events: bool,
+}
+
+/// `watch --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchFormat {
+    /// Recognised from the content.
+    Auto,
+    /// pcap or pcapng.
+    Pcap,
+    /// Zeek conn.log (TSV or JSON).
+    Zeek,
+    /// Kernel LOG lines and sshd's log (dmesg, syslog, journalctl).
+    Log,
+}
+
+/// `watch -o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchOutput {
+    /// Detections for people.
+    Table,
+    /// One JSON document (docs/schema/watch-report.schema.json).
+    Json,
+    /// One detection per line (docs/schema/detection.schema.json).
+    Ndjson,
 }
 
 #[derive(Debug, Args)]

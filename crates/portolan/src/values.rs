@@ -53,6 +53,22 @@ pub enum ValueError {
     /// Not I/N.
     #[error("expected I/N with 1 <= I <= N, such as 2/8")]
     Shard,
+    /// Not an address or network.
+    #[error("expected an address or ADDRESS/PREFIX, such as 198.18.0.7 or 2001:db8::/32")]
+    Cidr,
+}
+
+/// An address or network (`198.18.0.0/15`, `2001:db8::1`): the address and prefix length.
+pub fn cidr(s: &str) -> Result<(std::net::IpAddr, u8), ValueError> {
+    let s = s.trim();
+    let (a, l) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
+    let ip: std::net::IpAddr = a.parse().map_err(|_| ValueError::Cidr)?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match l {
+        Some(l) => l.parse::<u8>().ok().filter(|&n| n <= max).ok_or(ValueError::Cidr)?,
+        None => max,
+    };
+    Ok((ip, len))
 }
 
 /// A time in nmap's notation (`500ms`, `30s`, `5m`, `2h`; a bare number is seconds), at most

@@ -11,6 +11,7 @@ mod policy;
 mod port;
 mod scan;
 mod snapshots;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,7 @@ pub fn run(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
         Command::Policy(a) => policy::run(a, ctx),
         Command::Identify(a) => identify::run(a, ctx),
         Command::Fw(a) => fw::run(a, ctx),
+        Command::Watch(a) => watch::run(a, ctx),
     }
 }
 

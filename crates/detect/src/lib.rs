@@ -1,0 +1,658 @@
+//! Detectors: traffic events → detections of scans, sweeps, slow scans, distributed scans and
+//! brute force.
+//!
+//! Events stream in ([`Detector::event`]); detections come out when their source has been
+//! quiet for a window, or at [`Detector::finish`]. Counting follows the anchors in
+//! `docs/watch.md`: Zeek's scan.zeek (15 ports of one host, or 25 hosts on one port, within 5
+//! minutes, in tumbling windows), psad's 3,600 s scan timeout for slow scans, fail2ban's 5
+//! failures in 600 s for logins. Only probes count toward a scan (unanswered, refused,
+//! half-open, handshake without payload, or a packet a firewall logged); sessions that carry
+//! data never do.
+//!
+//! State is bounded: at most [`Config::max_sources`] sources are tracked; past that the
+//! quietest are dropped, and every drop is counted ([`Detector::evicted`]).
+
+mod fingerprint;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+
+use foldhash::fast::RandomState;
+use portolan_model::traffic::{Clock, DetectionKind, Evidence, Outcome, ScanTechnique, Tool};
+use portolan_model::{Detection, Event, Proto, Severity, Transport};
+
+pub use fingerprint::{technique, tool_of};
+
+/// Thresholds and windows. The defaults are the anchors named in the crate documentation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Distinct ports of one host in one window that make a vertical scan (Zeek: 15).
+    pub vertical_ports: usize,
+    /// Distinct hosts on one port in one window that make a sweep (Zeek: 25).
+    pub sweep_hosts: usize,
+    /// The window, in microseconds (Zeek: 5 minutes).
+    pub window_us: i64,
+    /// The long window in which slow scans are counted (psad's SCAN_TIMEOUT: 3,600 s).
+    pub slow_window_us: i64,
+    /// Mean gap between probes at or above which a scan is slow (1 s).
+    pub slow_gap_us: i64,
+    /// Sources that together make a distributed scan (each below the vertical threshold).
+    pub distributed_sources: usize,
+    /// Failed logins from one source in `auth_window_us` that make brute force (fail2ban: 5).
+    pub auth_failures: usize,
+    /// Short sessions from one source to one login service that make brute force (10).
+    pub auth_sessions: usize,
+    /// A session this short (microseconds) counts as a login attempt (30 s).
+    pub auth_session_us: i64,
+    /// The window for logins (fail2ban's findtime: 600 s).
+    pub auth_window_us: i64,
+    /// Sources tracked at most.
+    pub max_sources: usize,
+    /// Known scanners of one's own: reported as `info`, never dropped.
+    pub allowed: Vec<(IpAddr, u8)>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            vertical_ports: 15,
+            sweep_hosts: 25,
+            window_us: 300_000_000,
+            slow_window_us: 3_600_000_000,
+            slow_gap_us: 1_000_000,
+            distributed_sources: 3,
+            auth_failures: 5,
+            auth_sessions: 10,
+            auth_session_us: 30_000_000,
+            auth_window_us: 600_000_000,
+            max_sources: 100_000,
+            allowed: Vec::new(),
+        }
+    }
+}
+
+/// TCP ports of services that take a password: ftp, ssh, telnet, smtp (submission), pop3,
+/// imap, mssql, mysql, rdp, postgresql, vnc, redis.
+pub const LOGIN_PORTS: &[u16] =
+    &[21, 22, 23, 25, 110, 143, 465, 587, 993, 995, 1433, 3306, 3389, 5432, 5900, 6379];
+
+/// How an input is named in evidence.
+#[derive(Debug, Clone)]
+pub struct SourceName {
+    /// The path as given.
+    pub name: String,
+    /// A capture (evidence `file#packet`) rather than a log (`file:line`).
+    pub capture: bool,
+}
+
+type Pair = (IpAddr, u16, Proto);
+
+/// A detection being built.
+#[derive(Debug, Clone)]
+struct Acc {
+    kind: DetectionKind,
+    src: Option<IpAddr>,
+    srcs: HashSet<IpAddr, RandomState>,
+    targets: HashSet<IpAddr, RandomState>,
+    ports: Vec<u64>,
+    port_count: u64,
+    proto: Proto,
+    first_us: i64,
+    last_us: i64,
+    clock: Clock,
+    events: u64,
+    evidence: Vec<Evidence>,
+    techniques: [u64; 7],
+    tools: [u64; 4],
+    /// Ports that answered (half-open, accepted, session).
+    answered: Vec<u16>,
+}
+
+const TARGET_CAP: usize = 1 << 16;
+const EVIDENCE: usize = 8;
+
+impl Acc {
+    fn new(kind: DetectionKind, src: Option<IpAddr>, e: &Event) -> Acc {
+        Acc {
+            kind,
+            src,
+            srcs: HashSet::default(),
+            targets: HashSet::default(),
+            ports: vec![0; 1024],
+            port_count: 0,
+            proto: e.proto,
+            first_us: e.ts_us,
+            last_us: e.ts_us,
+            clock: e.clock,
+            events: 0,
+            evidence: Vec::new(),
+            techniques: [0; 7],
+            tools: [0; 4],
+            answered: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, e: &Event) {
+        self.events += 1;
+        self.first_us = self.first_us.min(e.ts_us);
+        self.last_us = self.last_us.max(e.ts_us);
+        if let Some(d) = e.dst
+            && self.targets.len() < TARGET_CAP
+        {
+            self.targets.insert(d);
+        }
+        if self.kind == DetectionKind::DistributedScan && self.srcs.len() < TARGET_CAP {
+            self.srcs.insert(e.src);
+        }
+        let (w, b) = (usize::from(e.dport) / 64, e.dport % 64);
+        if self.ports[w] & (1 << b) == 0 {
+            self.ports[w] |= 1 << b;
+            self.port_count += 1;
+        }
+        if self.evidence.len() < EVIDENCE {
+            self.evidence.push(e.evidence);
+        }
+        if let Some(t) = technique(e) {
+            self.techniques[t as usize] += 1;
+        }
+        self.tools[tool_of(e) as usize] += 1;
+        if matches!(e.outcome, Outcome::HalfOpen | Outcome::Accepted | Outcome::Session)
+            && self.answered.len() < 4096
+            && !self.answered.contains(&e.dport)
+        {
+            self.answered.push(e.dport);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Src {
+    last_us: i64,
+    short_epoch: i64,
+    long_epoch: i64,
+    /// Distinct probes and when each was last seen.
+    pairs: HashMap<Pair, i64, RandomState>,
+    short_dst: HashMap<IpAddr, u32, RandomState>,
+    short_port: HashMap<(u16, Proto), u32, RandomState>,
+    long_dst: HashMap<IpAddr, u32, RandomState>,
+    long_port: HashMap<(u16, Proto), u32, RandomState>,
+    /// Probes of this long window, for a detection's evidence and timing.
+    recent: VecDeque<Event>,
+    scan: Option<Acc>,
+    /// Login failures and short login sessions: (when, event).
+    logins: VecDeque<Event>,
+    brute: Option<Acc>,
+}
+
+/// Probes kept per source for a detection that fires later (its first events).
+const RECENT: usize = 64;
+/// Distinct probes tracked per source and window.
+const PAIRS: usize = 4096;
+
+#[derive(Debug, Default)]
+struct Dst {
+    epoch: i64,
+    /// Each port probed this window, and by whom first.
+    ports: HashMap<(u16, Proto), IpAddr, RandomState>,
+    events: VecDeque<Event>,
+    scan: Option<Acc>,
+}
+
+/// The detectors' state over a stream of events.
+#[derive(Debug)]
+pub struct Detector {
+    cfg: Config,
+    names: Vec<SourceName>,
+    sources: HashMap<IpAddr, Src, RandomState>,
+    targets: HashMap<IpAddr, Dst, RandomState>,
+    done: Vec<Detection>,
+    /// Sources dropped because `max_sources` were tracked.
+    pub evicted: u64,
+}
+
+impl Detector {
+    /// Detectors with `cfg`; `names` name the inputs that evidence points into.
+    pub fn new(cfg: Config, names: Vec<SourceName>) -> Detector {
+        Detector {
+            cfg,
+            names,
+            sources: HashMap::default(),
+            targets: HashMap::default(),
+            done: Vec::new(),
+            evicted: 0,
+        }
+    }
+
+    /// Names another input (for evidence); returns its number.
+    pub fn add_source(&mut self, name: SourceName) -> u32 {
+        self.names.push(name);
+        (self.names.len() - 1) as u32
+    }
+
+    /// Sources tracked now.
+    pub fn tracked(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// One event.
+    pub fn event(&mut self, e: &Event) {
+        if ignored(e) {
+            return;
+        }
+        if !self.sources.contains_key(&e.src) && self.sources.len() >= self.cfg.max_sources {
+            self.make_room(e.ts_us);
+        }
+        match e.outcome {
+            Outcome::AuthFailure => self.login(e),
+            Outcome::Session | Outcome::Accepted
+                if e.proto == Proto::Tcp
+                    && LOGIN_PORTS.contains(&e.dport)
+                    && e.duration_us <= self.cfg.auth_session_us =>
+            {
+                self.login(e);
+                if e.outcome == Outcome::Accepted {
+                    self.probe(e);
+                }
+            }
+            Outcome::Session => {
+                if let Some(s) = self.sources.get_mut(&e.src) {
+                    s.last_us = s.last_us.max(e.ts_us);
+                }
+            }
+            _ => self.probe(e),
+        }
+    }
+
+    fn probe(&mut self, e: &Event) {
+        let Some(dst) = e.dst else { return };
+        let cfg = &self.cfg;
+        let s = self.sources.entry(e.src).or_default();
+        // a source quiet for a window: what it did is over
+        if let Some(acc) = s.scan.take() {
+            if e.ts_us - acc.last_us > cfg.window_us {
+                self.done.push(finish(acc, cfg, &self.names));
+            } else {
+                s.scan = Some(acc);
+            }
+        }
+        s.last_us = s.last_us.max(e.ts_us);
+        if let Some(acc) = s.scan.as_mut() {
+            acc.add(e);
+            return;
+        }
+        if e.ts_us >= s.short_epoch + cfg.window_us || e.ts_us < s.short_epoch {
+            s.short_epoch = e.ts_us;
+            s.short_dst.clear();
+            s.short_port.clear();
+        }
+        if e.ts_us >= s.long_epoch + cfg.slow_window_us || e.ts_us < s.long_epoch {
+            s.long_epoch = e.ts_us;
+            s.long_dst.clear();
+            s.long_port.clear();
+            s.pairs.clear();
+            s.recent.clear();
+        }
+        let kept = s.recent.len() < RECENT;
+        if kept {
+            s.recent.push_back(*e);
+        }
+        let pair = (dst, e.dport, e.proto);
+        let seen = s.pairs.get(&pair).copied();
+        let mut fire = false;
+        if seen.is_none_or(|t| t < s.short_epoch) {
+            let d = s.short_dst.entry(dst).or_default();
+            *d += 1;
+            let p = s.short_port.entry((e.dport, e.proto)).or_default();
+            *p += 1;
+            fire |= *d as usize >= cfg.vertical_ports || *p as usize >= cfg.sweep_hosts;
+        }
+        if seen.is_none() {
+            let d = s.long_dst.entry(dst).or_default();
+            *d += 1;
+            let p = s.long_port.entry((e.dport, e.proto)).or_default();
+            *p += 1;
+            fire |= *d as usize >= cfg.vertical_ports || *p as usize >= cfg.sweep_hosts;
+        }
+        if seen.is_some() || s.pairs.len() < PAIRS {
+            s.pairs.insert(pair, e.ts_us);
+        }
+        if fire {
+            let mut acc = Acc::new(DetectionKind::VerticalScan, Some(e.src), e);
+            for r in s.recent.drain(..) {
+                acc.add(&r);
+            }
+            if !kept {
+                acc.add(e);
+            }
+            s.pairs.clear();
+            s.short_dst.clear();
+            s.short_port.clear();
+            s.long_dst.clear();
+            s.long_port.clear();
+            s.scan = Some(acc);
+            return;
+        }
+        self.distributed(e, dst);
+    }
+
+    /// Many sources on one target: counted per target, and a detection when the ports
+    /// probed reach the vertical threshold from enough sources, none of which did it alone.
+    fn distributed(&mut self, e: &Event, dst: IpAddr) {
+        let cfg = &self.cfg;
+        if !self.targets.contains_key(&dst) && self.targets.len() >= cfg.max_sources {
+            return;
+        }
+        let t = self.targets.entry(dst).or_default();
+        if let Some(acc) = t.scan.take() {
+            if e.ts_us - acc.last_us > cfg.window_us {
+                self.done.push(finish(acc, cfg, &self.names));
+            } else {
+                t.scan = Some(acc);
+            }
+        }
+        if let Some(acc) = t.scan.as_mut() {
+            acc.add(e);
+            return;
+        }
+        if e.ts_us >= t.epoch + cfg.window_us || e.ts_us < t.epoch {
+            t.epoch = e.ts_us;
+            t.ports.clear();
+            t.events.clear();
+        }
+        if t.ports.len() < PAIRS {
+            t.ports.entry((e.dport, e.proto)).or_insert(e.src);
+        }
+        if t.events.len() < PAIRS {
+            t.events.push_back(*e);
+        }
+        if t.ports.len() >= cfg.vertical_ports {
+            let mut per_src: HashMap<IpAddr, usize, RandomState> = HashMap::default();
+            for s in t.ports.values() {
+                *per_src.entry(*s).or_default() += 1;
+            }
+            let most = per_src.values().copied().max().unwrap_or(0);
+            if per_src.len() >= cfg.distributed_sources && most < cfg.vertical_ports {
+                let mut acc = Acc::new(DetectionKind::DistributedScan, None, e);
+                for r in t.events.drain(..) {
+                    acc.add(&r);
+                }
+                t.ports.clear();
+                t.scan = Some(acc);
+            }
+        }
+    }
+
+    fn login(&mut self, e: &Event) {
+        let cfg = &self.cfg;
+        let s = self.sources.entry(e.src).or_default();
+        s.last_us = s.last_us.max(e.ts_us);
+        if let Some(acc) = s.brute.take() {
+            if e.ts_us - acc.last_us > cfg.auth_window_us {
+                self.done.push(finish(acc, cfg, &self.names));
+            } else {
+                s.brute = Some(acc);
+            }
+        }
+        if let Some(acc) = s.brute.as_mut() {
+            acc.add(e);
+            return;
+        }
+        while s.logins.front().is_some_and(|f| e.ts_us - f.ts_us > cfg.auth_window_us) {
+            s.logins.pop_front();
+        }
+        s.logins.push_back(*e);
+        // failures from a log count alone; sessions count per service (host and port)
+        let failures = s.logins.iter().filter(|l| l.outcome == Outcome::AuthFailure).count();
+        let sessions = s
+            .logins
+            .iter()
+            .filter(|l| l.outcome != Outcome::AuthFailure && l.dst == e.dst && l.dport == e.dport)
+            .count();
+        if failures >= cfg.auth_failures || sessions >= cfg.auth_sessions {
+            let mut acc = Acc::new(DetectionKind::BruteForce, Some(e.src), e);
+            let want_failures = failures >= cfg.auth_failures;
+            for l in s.logins.drain(..) {
+                if (l.outcome == Outcome::AuthFailure) == want_failures {
+                    acc.add(&l);
+                }
+            }
+            s.brute = Some(acc);
+        }
+        if s.logins.len() > 4 * cfg.auth_failures.max(cfg.auth_sessions) + 64 {
+            s.logins.pop_front();
+        }
+    }
+
+    /// Drops the sources quiet longest (and everything quiet for a long window), reporting
+    /// what they had found.
+    fn make_room(&mut self, now: i64) {
+        let cfg = &self.cfg;
+        let mut quiet: Vec<(i64, IpAddr)> = self.sources.iter().map(|(ip, s)| (s.last_us, *ip)).collect();
+        // a tenth at a time keeps the cost per event constant on average
+        let n = (cfg.max_sources / 10).max(1);
+        let stale = quiet.iter().filter(|(t, _)| now - t > cfg.slow_window_us).count();
+        let take = n.max(stale).min(quiet.len());
+        quiet.select_nth_unstable(take.saturating_sub(1));
+        for (_, ip) in quiet.into_iter().take(take) {
+            if let Some(s) = self.sources.remove(&ip) {
+                if s.scan.is_none() && s.brute.is_none() {
+                    self.evicted += 1;
+                }
+                for acc in [s.scan, s.brute].into_iter().flatten() {
+                    self.done.push(finish(acc, cfg, &self.names));
+                }
+            }
+        }
+    }
+
+    /// Detections finished so far (their sources went quiet), taken out.
+    pub fn take_finished(&mut self) -> Vec<Detection> {
+        std::mem::take(&mut self.done)
+    }
+
+    /// Every detection, finished or open, in order of first event.
+    pub fn finish(mut self) -> (Vec<Detection>, u64) {
+        let cfg = &self.cfg;
+        let mut out = std::mem::take(&mut self.done);
+        for (_, s) in self.sources.drain() {
+            for acc in [s.scan, s.brute].into_iter().flatten() {
+                out.push(finish(acc, cfg, &self.names));
+            }
+        }
+        for (_, t) in self.targets.drain() {
+            if let Some(acc) = t.scan {
+                out.push(finish(acc, cfg, &self.names));
+            }
+        }
+        out.sort_by(|a, b| (&a.first_seen, a.kind, a.src).cmp(&(&b.first_seen, b.kind, b.src)));
+        (out, self.evicted)
+    }
+}
+
+/// Traffic no detector counts: to or from multicast, broadcast or unspecified addresses, and
+/// a host talking to itself.
+fn ignored(e: &Event) -> bool {
+    let odd = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => a.is_multicast() || a.is_broadcast() || a.is_unspecified(),
+        IpAddr::V6(a) => a.is_multicast() || a.is_unspecified(),
+    };
+    odd(e.src) || e.dst.is_some_and(|d| odd(d) || d == e.src)
+}
+
+fn time_text(us: i64, clock: Clock) -> String {
+    match clock {
+        Clock::Wall => {
+            jiff::Timestamp::from_microsecond(us).map_or_else(|_| us.to_string(), |t| t.to_string())
+        }
+        Clock::Boot => format!("boot+{}.{:06}s", us / 1_000_000, us.rem_euclid(1_000_000)),
+    }
+}
+
+fn finish(acc: Acc, cfg: &Config, names: &[SourceName]) -> Detection {
+    let mut kind = acc.kind;
+    let target_count = acc.targets.len() as u64;
+    if kind == DetectionKind::VerticalScan && target_count >= cfg.sweep_hosts as u64 {
+        kind = DetectionKind::HorizontalSweep;
+    }
+    let span = acc.last_us - acc.first_us;
+    if matches!(kind, DetectionKind::VerticalScan | DetectionKind::HorizontalSweep)
+        && acc.events > 1
+        && span / (acc.events as i64 - 1) >= cfg.slow_gap_us
+    {
+        kind = DetectionKind::SlowScan;
+    }
+    let mut ports = Vec::new();
+    for (w, bits) in acc.ports.iter().enumerate() {
+        let mut b = *bits;
+        while b != 0 {
+            let i = b.trailing_zeros() as usize;
+            ports.push((w * 64 + i) as u16);
+            b &= b - 1;
+        }
+    }
+    let mut targets: Vec<IpAddr> = acc.targets.iter().copied().collect();
+    targets.sort();
+    targets.truncate(32);
+    let mut srcs: Vec<IpAddr> = acc.srcs.iter().copied().collect();
+    srcs.sort();
+    srcs.truncate(32);
+    let technique =
+        (0..7).filter(|&i| acc.techniques[i] > 0).max_by_key(|&i| acc.techniques[i]).map(TECHNIQUES);
+    let tool = {
+        let known: u64 = acc.tools[..3].iter().sum();
+        let best = (0..3).max_by_key(|&i| acc.tools[i]).unwrap_or(3);
+        // most of the packets that show a fingerprint must agree
+        if known > 0 && acc.tools[best] * 2 > known && acc.tools[best] * 2 >= acc.events.min(known.max(1)) {
+            TOOLS[best]
+        } else {
+            Tool::Unknown
+        }
+    };
+    let allowed = acc.src.is_some_and(|s| cfg.allowed.iter().any(|&(net, len)| in_net(s, net, len)));
+    let transport = match acc.proto {
+        Proto::Udp => Transport::Udp,
+        Proto::Sctp => Transport::Sctp,
+        _ => Transport::Tcp,
+    };
+    let mut severity = match kind {
+        DetectionKind::BruteForce | DetectionKind::DistributedScan => Severity::High,
+        _ => Severity::Medium,
+    };
+    let risky_answer = acc
+        .answered
+        .iter()
+        .any(|&p| portolan_kb::for_port(p, transport).any(|k| k.internet_risk >= Severity::High));
+    let public = acc.targets.iter().any(|&t| portolan_kb::is_public(t));
+    for raise in [risky_answer && kind != DetectionKind::BruteForce, public] {
+        if raise {
+            severity = raise_one(severity);
+        }
+    }
+    if allowed {
+        severity = Severity::Info;
+    }
+    let attack: Vec<String> = match kind {
+        DetectionKind::BruteForce => vec!["T1110".into(), "T1110.001".into()],
+        DetectionKind::HorizontalSweep => vec!["T1046".into(), "T1595.001".into()],
+        _ => vec!["T1046".into()],
+    };
+    let mut sample = acc.evidence.clone();
+    sample.sort();
+    let evidence = sample
+        .iter()
+        .map(|ev| match names.get(ev.source as usize) {
+            Some(n) if n.capture => format!("{}#{}", n.name, ev.at),
+            Some(n) => format!("{}:{}", n.name, ev.at),
+            None => format!("input {}:{}", ev.source, ev.at),
+        })
+        .collect();
+    let ports_text = portolan_model::port_ranges(&ports);
+    let who = acc.src.map_or_else(|| format!("{} sources", acc.srcs.len()), |s| s.to_string());
+    let how = match (technique, tool) {
+        (Some(t), Tool::Unknown) => format!(" ({} scan)", t.as_str()),
+        (Some(t), tool) => format!(" ({} scan, {})", t.as_str(), tool.as_str()),
+        (None, Tool::Unknown) => String::new(),
+        (None, tool) => format!(" ({})", tool.as_str()),
+    };
+    let secs = span as f64 / 1e6;
+    let summary = match kind {
+        DetectionKind::BruteForce => format!(
+            "{who} tried {} logins on {} in {secs:.1} s",
+            acc.events,
+            if ports.is_empty() { "ssh".to_string() } else { format!("port {ports_text}") }
+        ),
+        DetectionKind::HorizontalSweep => format!(
+            "{who} swept {} hosts on {} port{}{how} in {secs:.1} s",
+            target_count,
+            acc.port_count,
+            if acc.port_count == 1 { "" } else { "s" }
+        ),
+        _ => format!(
+            "{who} probed {} port{} of {} host{}{how} in {secs:.1} s",
+            acc.port_count,
+            if acc.port_count == 1 { "" } else { "s" },
+            target_count,
+            if target_count == 1 { "" } else { "s" }
+        ),
+    };
+    Detection {
+        kind,
+        src: acc.src,
+        srcs,
+        targets,
+        target_count,
+        ports: ports_text,
+        port_count: acc.port_count,
+        transport: acc.proto,
+        scan_type: technique,
+        tool,
+        first_seen: time_text(acc.first_us, acc.clock),
+        last_seen: time_text(acc.last_us, acc.clock),
+        events: acc.events,
+        severity,
+        attack,
+        evidence,
+        allowed,
+        summary,
+    }
+}
+
+const TECHNIQUES: fn(usize) -> ScanTechnique = |i| {
+    [
+        ScanTechnique::Syn,
+        ScanTechnique::Connect,
+        ScanTechnique::Fin,
+        ScanTechnique::Null,
+        ScanTechnique::Xmas,
+        ScanTechnique::Ack,
+        ScanTechnique::Udp,
+    ][i]
+};
+
+const TOOLS: [Tool; 4] = [Tool::Nmap, Tool::Masscan, Tool::Zmap, Tool::Unknown];
+
+fn raise_one(s: Severity) -> Severity {
+    match s {
+        Severity::Info => Severity::Low,
+        Severity::Low => Severity::Medium,
+        Severity::Medium => Severity::High,
+        Severity::High | Severity::Critical => Severity::Critical,
+    }
+}
+
+/// Whether `ip` is in `net/len`.
+pub fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let l = u32::from(len.min(32));
+            let mask = if l == 0 { 0 } else { u32::MAX << (32 - l) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let l = u32::from(len.min(128));
+            let mask = if l == 0 { 0 } else { u128::MAX << (128 - l) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}

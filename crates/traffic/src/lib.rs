@@ -1,0 +1,383 @@
+//! Traffic sources: packet captures, Zeek's conn.log, firewall LOG lines and sshd's log, read
+//! as streams into [`portolan_model::Event`]s.
+//!
+//! [`read`] opens a file (or standard input), unpacks gzip, recognises the format from the
+//! content (`--format` overrides) and streams its events to a callback, keeping the file and
+//! line or packet number of each. Memory is bounded whatever the input: lines longer than
+//! [`MAX_LINE`] are skipped and counted, the flow table is capped, and gzip that expands
+//! beyond reason is refused.
+
+pub mod capture;
+pub mod flows;
+pub mod logline;
+pub mod packet;
+pub mod zeek;
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use jiff::tz::TimeZone;
+use portolan_model::Event;
+use portolan_model::input::InputError;
+
+/// The longest line a text reader takes; a longer one is skipped and counted.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// What a gzip stream may expand to: this many times its compressed size, plus 64 MiB.
+const GZIP_RATIO: u64 = 250;
+
+/// The formats Portolan reads traffic from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Format {
+    /// pcap or pcapng.
+    Capture,
+    /// Zeek conn.log (TSV or JSON lines).
+    Zeek,
+    /// Kernel LOG lines and sshd's log (dmesg, syslog, journalctl).
+    Log,
+}
+
+impl Format {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Capture => "pcap",
+            Format::Zeek => "zeek",
+            Format::Log => "log",
+        }
+    }
+}
+
+/// Why a traffic source could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be opened.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Reading failed part-way.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The failure.
+        source: io::Error,
+    },
+    /// A capture is damaged or truncated.
+    #[error("{path}: at byte {offset}: {what}")]
+    Capture {
+        /// The file.
+        path: String,
+        /// Bytes from the start of the (unpacked) file.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// A Zeek log's header lacks the fields a connection needs.
+    #[error("{path}:{line}: the #fields header lacks {}; is this a conn.log?", missing.join(", "))]
+    ZeekHeader {
+        /// The file.
+        path: String,
+        /// The header's line.
+        line: u64,
+        /// The missing field names.
+        missing: Vec<&'static str>,
+    },
+    /// A gzip stream that expands too far (a decompression bomb) or is damaged.
+    #[error("{path}: {what}")]
+    Gzip {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// What reading one source found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// The format read.
+    pub format: Option<Format>,
+    /// Lines or packets read.
+    pub records: u64,
+    /// Events produced.
+    pub events: u64,
+    /// Packets that are not IP, or whose headers are cut off.
+    pub undecoded: u64,
+    /// Records skipped as damaged (with the first one's place in `first_skip`).
+    pub skipped: u64,
+    /// Where the first skipped record is and why (`FILE:LINE: reason`).
+    pub first_skip: Option<String>,
+    /// Flows ended early because the flow table was full.
+    pub evicted: u64,
+}
+
+/// How to read.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The format, or `None` to recognise it from the content.
+    pub format: Option<Format>,
+    /// The flow table's cap for captures.
+    pub max_flows: usize,
+    /// The year of syslog (RFC 3164) stamps, which carry none.
+    pub year: i16,
+    /// The time zone of syslog stamps.
+    pub tz: TimeZone,
+}
+
+/// Reads `path` (`-` for standard input) as input number `source`, sending each event to
+/// `out`.
+pub fn read(path: &Path, source: u32, opts: &Options, out: &mut impl FnMut(Event)) -> Result<Stats, Error> {
+    let name = path.display().to_string();
+    let raw: Box<dyn Read + Send> = if path == Path::new("-") {
+        Box::new(io::stdin())
+    } else {
+        Box::new(portolan_model::input::open_stream(path)?)
+    };
+    let mut buffered = BufReader::with_capacity(256 * 1024, raw);
+    let head = buffered.fill_buf().map_err(|e| Error::Read { path: name.clone(), source: e })?;
+    let input: Box<dyn BufRead + Send> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(BufReader::with_capacity(256 * 1024, Guard::new(buffered, &name)))
+    } else {
+        Box::new(buffered)
+    };
+    read_unpacked(input, &name, source, opts, out)
+}
+
+fn read_unpacked(
+    mut input: Box<dyn BufRead + Send>,
+    name: &str,
+    source: u32,
+    opts: &Options,
+    out: &mut impl FnMut(Event),
+) -> Result<Stats, Error> {
+    let head = input.fill_buf().map_err(|e| read_err(name, e))?;
+    let format = opts.format.unwrap_or_else(|| sniff(head));
+    let mut stats = Stats { format: Some(format), ..Stats::default() };
+    let mut count = |e: Event, stats: &mut Stats| {
+        stats.events += 1;
+        out(e);
+    };
+    match format {
+        Format::Capture => {
+            let mut events = 0u64;
+            let r = capture::read(input, name, source, opts.max_flows, &mut stats, &mut |e| {
+                events += 1;
+                count(e, &mut Stats::default())
+            });
+            stats.events = events;
+            r?;
+        }
+        Format::Log => {
+            let reader = logline::LogReader::new(source, opts.year, opts.tz.clone());
+            lines(&mut input, name, &mut stats, |text, n, stats| {
+                if let logline::Line::Event(e) = reader.line(text, n) {
+                    count(e, stats);
+                }
+                Ok(())
+            })?;
+        }
+        Format::Zeek => {
+            let mut cols: Option<zeek::Columns> = None;
+            lines(&mut input, name, &mut stats, |text, n, stats| {
+                let Ok(line) = std::str::from_utf8(text) else {
+                    skip(stats, name, n, "not UTF-8");
+                    return Ok(());
+                };
+                if let Some(h) = line.strip_prefix('#') {
+                    if h.starts_with("fields") {
+                        cols = zeek::Columns::from_header(line);
+                        if cols.is_none() {
+                            return Err(Error::ZeekHeader {
+                                path: name.to_string(),
+                                line: n,
+                                missing: zeek::Columns::missing(line),
+                            });
+                        }
+                    }
+                    return Ok(());
+                }
+                if line.trim().is_empty() {
+                    return Ok(());
+                }
+                let row = if line.starts_with('{') {
+                    zeek::json_row(line, source, n)
+                } else {
+                    match &cols {
+                        Some(c) => zeek::tsv_row(c, line, source, n),
+                        None => {
+                            return Err(Error::ZeekHeader {
+                                path: name.to_string(),
+                                line: n,
+                                missing: vec!["#fields"],
+                            });
+                        }
+                    }
+                };
+                match row {
+                    Ok(e) => count(e, stats),
+                    Err(e) => skip(stats, name, n, &format!("{}: {}", e.field, e.what)),
+                }
+                Ok(())
+            })?;
+        }
+    }
+    Ok(stats)
+}
+
+fn read_err(name: &str, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::InvalidData || e.kind() == io::ErrorKind::Other {
+        Error::Gzip { path: name.to_string(), what: e.to_string() }
+    } else {
+        Error::Read { path: name.to_string(), source: e }
+    }
+}
+
+fn skip(stats: &mut Stats, name: &str, line: u64, why: &str) {
+    stats.skipped += 1;
+    if stats.first_skip.is_none() {
+        stats.first_skip = Some(format!("{name}:{line}: {why}"));
+    }
+}
+
+/// The format of a stream from its first bytes.
+pub fn sniff(head: &[u8]) -> Format {
+    const MAGICS: [[u8; 4]; 5] = [
+        [0xd4, 0xc3, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0xc3, 0xd4],
+        [0x4d, 0x3c, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0x3c, 0x4d],
+        [0x0a, 0x0d, 0x0d, 0x0a],
+    ];
+    if head.len() >= 4 && MAGICS.iter().any(|m| head[..4] == *m) {
+        return Format::Capture;
+    }
+    let first = head.split(|&b| b == b'\n').find(|l| !l.trim_ascii().is_empty()).unwrap_or(b"");
+    // a Zeek log's header (after any comment, such as a test baseline's first line)
+    let zeek_header = head
+        .split(|&b| b == b'\n')
+        .take(16)
+        .any(|l| l.starts_with(b"#separator") || l.starts_with(b"#fields"));
+    if zeek_header {
+        return Format::Zeek;
+    }
+    if first.starts_with(b"{") && memchr::memmem::find(first, b"\"id.orig_h\"").is_some() {
+        return Format::Zeek;
+    }
+    Format::Log
+}
+
+/// Calls `f` with each line (without its end) and its number; lines beyond [`MAX_LINE`] are
+/// skipped and counted.
+fn lines(
+    input: &mut dyn BufRead,
+    name: &str,
+    stats: &mut Stats,
+    mut f: impl FnMut(&[u8], u64, &mut Stats) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut n: u64 = 0;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut overlong = false;
+    loop {
+        let buf = input.fill_buf().map_err(|e| read_err(name, e))?;
+        if buf.is_empty() {
+            if !carry.is_empty() || overlong {
+                n += 1;
+                stats.records += 1;
+                if overlong {
+                    skip(stats, name, n, "a line longer than 1 MiB");
+                } else {
+                    f(trim_cr(&carry), n, stats)?;
+                }
+            }
+            return Ok(());
+        }
+        let len = buf.len();
+        let mut start = 0;
+        while let Some(p) = memchr::memchr(b'\n', &buf[start..]) {
+            let end = start + p;
+            n += 1;
+            stats.records += 1;
+            if overlong {
+                skip(stats, name, n, "a line longer than 1 MiB");
+                overlong = false;
+            } else if carry.is_empty() {
+                f(trim_cr(&buf[start..end]), n, stats)?;
+            } else if carry.len() + (end - start) > MAX_LINE {
+                skip(stats, name, n, "a line longer than 1 MiB");
+                carry.clear();
+            } else {
+                carry.extend_from_slice(&buf[start..end]);
+                f(trim_cr(&carry), n, stats)?;
+                carry.clear();
+            }
+            start = end + 1;
+        }
+        if !overlong {
+            if carry.len() + (len - start) > MAX_LINE {
+                overlong = true;
+                carry.clear();
+            } else {
+                carry.extend_from_slice(&buf[start..]);
+            }
+        }
+        input.consume(len);
+    }
+}
+
+fn trim_cr(l: &[u8]) -> &[u8] {
+    l.strip_suffix(b"\r").unwrap_or(l)
+}
+
+/// A gzip decoder that refuses to expand past [`GZIP_RATIO`] times what it has read.
+struct Guard<R: BufRead> {
+    inner: flate2::bufread::MultiGzDecoder<Counting<R>>,
+    out: u64,
+}
+
+impl<R: BufRead> Guard<R> {
+    fn new(r: R, _name: &str) -> Guard<R> {
+        Guard { inner: flate2::bufread::MultiGzDecoder::new(Counting { inner: r, read: 0 }), out: 0 }
+    }
+}
+
+impl<R: BufRead> Read for Guard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        let limit = self.inner.get_ref().read.saturating_mul(GZIP_RATIO) + (64 << 20);
+        if self.out > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "gzip expands more than {GZIP_RATIO} times ({} bytes from {}): refused as a decompression bomb",
+                    self.out,
+                    self.inner.get_ref().read
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+struct Counting<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: BufRead> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counting<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.read += amt as u64;
+        self.inner.consume(amt);
+    }
+}
