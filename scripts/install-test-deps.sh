@@ -30,6 +30,12 @@ have snmpd || need+=(snmpd)
 # the PostgreSQL server for the store tests (scripts/pg.sh runs a throwaway cluster)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 have psql || need+=(postgresql-client)
+# the watch corpus (scripts/watch-corpus.sh): real scanners, a real sshd and clients
+have masscan || need+=(masscan)
+have sshpass || need+=(sshpass)
+have curl || need+=(curl)
+have ssh || need+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
@@ -39,6 +45,13 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# no package's daemon starts on this machine (sshd, snmpd...): the tests start their own, in
+# namespaces; policy-rc.d says so to invoke-rc.d while we install, and goes afterwards
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 # A stale package index makes installs fail; refresh it once, quietly, with a bounded retry.
 for attempt in 1 2 3; do
   if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then

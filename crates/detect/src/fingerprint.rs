@@ -38,6 +38,8 @@ pub fn technique(e: &Event) -> Option<ScanTechnique> {
             // the kernel's SYN (MSS, SACK, timestamps, window scale)
             Some(n) if n >= 12 => ScanTechnique::Connect,
             Some(_) => ScanTechnique::Syn,
+            // options not shown (a LOG line without them): masscan and ZMap send only raw SYNs
+            None if matches!(tool_of(e), Tool::Masscan | Tool::Zmap) => ScanTechnique::Syn,
             None => return None,
         },
         tcp_flags::FIN => ScanTechnique::Fin,
@@ -68,9 +70,12 @@ pub fn tool_of(e: &Event) -> Tool {
         return Tool::Unknown;
     }
     let syn = s.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+    let stealth = !syn && s.flags & tcp_flags::ACK == 0 || s.flags == tcp_flags::ACK;
     match (syn, s.options_len) {
         (true, Some(4)) if s.mss == Some(1460) => Tool::Nmap,
-        (false, Some(0)) => Tool::Nmap,
+        // a bare FIN, NULL, Xmas or ACK with nmap's window: no stack sends that on its own
+        // (a LOG line shows no OPT for it, whether or not options are logged)
+        (false, Some(0) | None) if stealth => Tool::Nmap,
         _ => Tool::Unknown,
     }
 }

@@ -184,6 +184,9 @@ struct Src {
     brute: Option<Acc>,
 }
 
+/// Distinct ports one source must probe to count as a part of a distributed scan.
+const DISTRIBUTED_PART: usize = 3;
+
 /// Probes kept per source for a detection that fires later (its first events).
 const RECENT: usize = 64;
 /// Distinct probes tracked per source and window.
@@ -196,6 +199,8 @@ struct Dst {
     ports: HashMap<(u16, Proto), IpAddr, RandomState>,
     events: VecDeque<Event>,
     scan: Option<Acc>,
+    /// Sources probing the target of a distributed scan that are not yet part of it.
+    joining: HashMap<IpAddr, Vec<Event>, RandomState>,
 }
 
 /// The detectors' state over a stream of events.
@@ -351,7 +356,26 @@ impl Detector {
             }
         }
         if let Some(acc) = t.scan.as_mut() {
-            acc.add(e);
+            // its parts; another source joins once it too probes several ports (a client of
+            // the same host touches one or two)
+            if acc.srcs.contains(&e.src) {
+                acc.add(e);
+            } else if t.joining.len() < 1024 || t.joining.contains_key(&e.src) {
+                let j = t.joining.entry(e.src).or_default();
+                if j.len() < 64 {
+                    j.push(*e);
+                }
+                let mut ports: Vec<(u16, Proto)> = j.iter().map(|x| (x.dport, x.proto)).collect();
+                ports.sort();
+                ports.dedup();
+                if ports.len() >= DISTRIBUTED_PART
+                    && let Some(j) = t.joining.remove(&e.src)
+                {
+                    for x in &j {
+                        acc.add(x);
+                    }
+                }
+            }
             return;
         }
         if e.ts_us >= t.epoch + cfg.window_us || e.ts_us < t.epoch {
@@ -366,15 +390,26 @@ impl Detector {
             t.events.push_back(*e);
         }
         if t.ports.len() >= cfg.vertical_ports {
+            // sources that scan on their own are not part of a distributed scan
+            let sources = &self.sources;
+            let alone = |ip: &IpAddr| sources.get(ip).is_some_and(|s| s.scan.is_some());
             let mut per_src: HashMap<IpAddr, usize, RandomState> = HashMap::default();
-            for s in t.ports.values() {
+            for s in t.ports.values().filter(|s| !alone(s)) {
                 *per_src.entry(*s).or_default() += 1;
             }
+            // a part of a scan probes several ports; a client touches one or two
+            per_src.retain(|_, n| *n >= DISTRIBUTED_PART);
+            let ports: usize = per_src.values().sum();
             let most = per_src.values().copied().max().unwrap_or(0);
-            if per_src.len() >= cfg.distributed_sources && most < cfg.vertical_ports {
+            if ports >= cfg.vertical_ports
+                && per_src.len() >= cfg.distributed_sources
+                && most < cfg.vertical_ports
+            {
                 let mut acc = Acc::new(DetectionKind::DistributedScan, None, e);
                 for r in t.events.drain(..) {
-                    acc.add(&r);
+                    if per_src.contains_key(&r.src) {
+                        acc.add(&r);
+                    }
                 }
                 t.ports.clear();
                 t.scan = Some(acc);
@@ -516,8 +551,12 @@ fn finish(acc: Acc, cfg: &Config, names: &[SourceName]) -> Detection {
     let mut srcs: Vec<IpAddr> = acc.srcs.iter().copied().collect();
     srcs.sort();
     srcs.truncate(32);
-    let technique =
-        (0..7).filter(|&i| acc.techniques[i] > 0).max_by_key(|&i| acc.techniques[i]).map(TECHNIQUES);
+    // a login is no scan technique
+    let technique = if kind == DetectionKind::BruteForce {
+        None
+    } else {
+        (0..7).filter(|&i| acc.techniques[i] > 0).max_by_key(|&i| acc.techniques[i]).map(TECHNIQUES)
+    };
     let tool = {
         let known: u64 = acc.tools[..3].iter().sum();
         let best = (0..3).max_by_key(|&i| acc.tools[i]).unwrap_or(3);

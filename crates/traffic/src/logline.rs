@@ -112,7 +112,12 @@ impl LogReader {
         // ISO: 2026-12-05T12:00:00+0000 HOST TAG: MSG
         let (ts, rest) = if t.first().is_some_and(u8::is_ascii_digit) {
             let mut f = Fields(t);
-            let ts = iso_time(f.next()?)?;
+            let stamp = f.next()?;
+            let ts = iso_time(stamp)?;
+            // `dmesg --time-format iso`: a comma before the fraction, and no host or tag
+            if stamp.get(19) == Some(&b',') {
+                return Some(Envelope { ts_us: ts, clock: Clock::Wall, tag: Tag::Kernel, msg: f.rest() });
+            }
             (ts, f.rest())
         } else {
             // RFC 3164: Mmm dd hh:mm:ss HOST TAG: MSG
@@ -193,7 +198,14 @@ fn strip_dmesg_time(msg: &[u8]) -> &[u8] {
 }
 
 fn iso_time(b: &[u8]) -> Option<i64> {
+    let owned;
     let s = std::str::from_utf8(b).ok()?;
+    let s = if s.as_bytes().get(19) == Some(&b',') {
+        owned = s.replacen(',', ".", 1);
+        owned.as_str()
+    } else {
+        s
+    };
     // jiff wants `+00:00` or `Z`; journalctl's short-iso writes `+0000`
     if let Ok(ts) = s.parse::<jiff::Timestamp>() {
         return Some(ts.as_microsecond());
@@ -506,6 +518,8 @@ mod tests {
         assert_eq!((r.clock, r.dport), (Clock::Wall, 161));
         let i = ev(reader().line(format!("2026-12-05T12:00:00+0000 victim kernel: {body}").as_bytes(), 3));
         assert_eq!(i.ts_us, r.ts_us - 500_000);
+        let d = ev(reader().line(format!("2026-12-05T12:00:00,500000+00:00 {body}").as_bytes(), 3));
+        assert_eq!(d.ts_us, r.ts_us);
         let j = format!(
             r#"{{"__REALTIME_TIMESTAMP":"1764936000000000","_TRANSPORT":"kernel","MESSAGE":"{body}"}}"#
         );

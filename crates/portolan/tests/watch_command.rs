@@ -1,0 +1,241 @@
+//! `portolan watch` on real traffic: Zeek's own traces, and a corpus made in network
+//! namespaces by real tools (nmap, masscan, ssh against a real sshd, curl) and captured at
+//! once by tcpdump, the kernel log and sshd's log (`scripts/watch-corpus.sh`); and on hostile
+//! input (truncated and damaged captures, escape sequences, huge lines, a gzip bomb).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portolan_testkit::{TempDir, host_lock, require_root, require_tool};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn zeek(name: &str) -> String {
+    repo().join("crates/traffic/tests/zeek").join(name).display().to_string()
+}
+
+/// Runs portolan, bounded at 120 s: (exit code, stdout, stderr).
+fn portolan(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let out = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{args:?} did not finish in 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+fn json(args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let (code, out, err) = portolan(args);
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}\n{out}\n{err}"));
+    (code, v)
+}
+
+#[test]
+fn zeek_traces_brute_force_and_nothing_else() {
+    let (code, v) = json(&["watch", "-o", "json", &zeek("sshguess.pcap")]);
+    assert_eq!(code, Some(1));
+    let d = &v["detections"];
+    assert_eq!(d.as_array().map(Vec::len), Some(1), "{v:#}");
+    assert_eq!(d[0]["kind"], "brute_force");
+    assert_eq!(d[0]["src"], "192.168.56.1");
+    assert_eq!(d[0]["attack"], serde_json::json!(["T1110", "T1110.001"]));
+    // (one run each: ssh.pcap and its client-side half are the same sessions, twice)
+    for f in
+        ["wikipedia.pcap", "ssh.pcap", "ssh.client-side-half-duplex.pcap", "pcapng-multi-interface.pcapng"]
+    {
+        let (code, out, _) = portolan(&["watch", &zeek(f)]);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("No scans, sweeps or brute force found."), "{out}");
+    }
+    let (_, out, _) = portolan(&["watch", &zeek("pcapng-multi-interface.pcapng")]);
+    assert!(out.contains("pcapng-multi-interface.pcapng (pcap): 6 packets, 3 events"), "{out}");
+    // an allowed scanner is reported, as info, and does not fail the run
+    let (code, v) =
+        json(&["watch", "-o", "json", "--allow-source", "192.168.56.0/24", &zeek("sshguess.pcap")]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v["detections"][0]["severity"], "info");
+    assert_eq!(v["detections"][0]["allowed"], true);
+}
+
+/// What the corpus says each attack was: (sources, kind, scan type, tool).
+fn truth(dir: &Path) -> Vec<(BTreeSet<String>, String, String, String)> {
+    std::fs::read_to_string(dir.join("truth.tsv"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (
+                f[0].split(',').map(str::to_string).collect(),
+                f[1].to_string(),
+                f[2].to_string(),
+                f[3].to_string(),
+            )
+        })
+        .collect()
+}
+
+fn found(v: &serde_json::Value) -> Vec<(BTreeSet<String>, String, String, String)> {
+    v["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let srcs: BTreeSet<String> = match d["src"].as_str() {
+                Some(s) => [s.to_string()].into(),
+                None => {
+                    d["srcs"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+                }
+            };
+            let st = d["scan_type"].as_str().unwrap_or("-").to_string();
+            (srcs, d["kind"].as_str().unwrap().to_string(), st, d["tool"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_corpus_made_by_real_tools() {
+    let t = "the_corpus_made_by_real_tools";
+    if !require_root(t) {
+        return;
+    }
+    for tool in ["nmap", "masscan", "tcpdump", "nft", "ssh", "sshpass", "curl", "/usr/sbin/sshd"] {
+        if !require_tool(t, tool) {
+            return;
+        }
+    }
+    let _lock = host_lock("watch-corpus", Duration::from_secs(600));
+    let dir = TempDir::new("watch-corpus");
+    let o =
+        Command::new("bash").arg(repo().join("scripts/watch-corpus.sh")).arg(dir.path()).output().unwrap();
+    assert!(o.status.success(), "watch-corpus.sh failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    let want = truth(dir.path());
+    assert_eq!(want.len(), 11);
+    let benign = "198.18.40.30".to_string();
+    for file in ["corpus.pcap", "kern.log", "kern-iso.log", "auth.log"] {
+        let path = dir.join(file);
+        let (code, v) = json(&["watch", "-o", "json", path.to_str().unwrap()]);
+        assert_eq!(code, Some(1), "{file}");
+        let got = found(&v);
+        assert!(
+            got.iter().all(|g| !g.0.contains(&benign)),
+            "{file}: the benign source was detected: {got:?}"
+        );
+        // what each source can see (docs/watch.md): LOG lines log only the first packet of a
+        // connection, so a brute force of one port is no scan there; sshd's log has only logins
+        let visible: Vec<_> = want
+            .iter()
+            .filter(|w| match file {
+                "auth.log" => w.1 == "brute_force",
+                "corpus.pcap" => true,
+                _ => w.1 != "brute_force",
+            })
+            .cloned()
+            .collect();
+        let mut g = got.clone();
+        let mut w = visible.clone();
+        g.sort();
+        w.sort();
+        assert_eq!(
+            g, w,
+            "{file}: detections (sources, kind, scan type, tool) differ from how the corpus was made"
+        );
+    }
+}
+
+#[test]
+fn hostile_captures_and_logs() {
+    let dir = TempDir::new("watch-hostile");
+    let pcap = std::fs::read(zeek("sshguess.pcap")).unwrap();
+    // truncated inside a record: located error, exit 2, what was read is still judged
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &pcap[..pcap.len() - 30]).unwrap();
+    let (code, out, err) = portolan(&["watch", cut.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("cut.pcap: at byte") && err.contains("truncated"), "{err}");
+    assert!(out.contains("brute_force"), "{out}");
+    // a record whose length lies
+    let mut lie = pcap.clone();
+    lie[24 + 8..24 + 12].copy_from_slice(&0x0fff_ffffu32.to_le_bytes());
+    let liar = dir.join("lie.pcap");
+    std::fs::write(&liar, &lie).unwrap();
+    let (code, _, err) = portolan(&["watch", liar.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("lie.pcap: at byte 24:") && err.contains("length field is damaged"), "{err}");
+    // not a capture at all, forced
+    let (code, _, err) = portolan(&["watch", "--format", "pcap", &zeek("README.md")]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not a pcap or pcapng capture"), "{err}");
+    // escape sequences, NUL and a 2 MiB line in a log: escaped, skipped and counted
+    let log = dir.join("auth.log");
+    let mut f = std::fs::File::create(&log).unwrap();
+    for i in 0..6 {
+        writeln!(f, "Dec  5 12:00:0{i} victim sshd[7]: Invalid user \x1b]0;pwned\x07\x1b[31m\0x from 198.18.40.66 port {i}").unwrap();
+    }
+    f.write_all(&vec![b'A'; 2 << 20]).unwrap();
+    writeln!(f).unwrap();
+    drop(f);
+    let (code, out, err) = portolan(&["watch", log.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        !out.contains('\x1b') && !err.contains('\x1b') && !out.contains('\0'),
+        "raw escape reached the terminal"
+    );
+    assert!(out.contains("198.18.40.66 tried 6 logins"), "{out}");
+    assert!(out.contains("1 skipped") && err.contains("a line longer than 1 MiB"), "{out}{err}");
+    // a gzip bomb: refused, bounded
+    let bomb = dir.join("bomb.log.gz");
+    let py = format!(
+        "import gzip\nwith gzip.open({:?}, 'wb', compresslevel=9) as f:\n    z = bytes(1 << 20)\n    for _ in range(400): f.write(z)\n",
+        bomb.to_str().unwrap()
+    );
+    assert!(Command::new("python3").arg("-c").arg(py).status().unwrap().success());
+    let t0 = Instant::now();
+    let (code, _, err) = portolan(&["watch", bomb.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("decompression bomb"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(60));
+    // gzip of a real capture reads as the capture
+    let gz = dir.join("sshguess.pcap.gz");
+    let py = format!(
+        "import gzip,shutil\nwith open({:?},'rb') as i, gzip.open({:?},'wb') as o: shutil.copyfileobj(i,o)\n",
+        zeek("sshguess.pcap"),
+        gz.to_str().unwrap()
+    );
+    assert!(Command::new("python3").arg("-c").arg(py).status().unwrap().success());
+    let (code, v) = json(&["watch", "-o", "json", gz.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert_eq!(v["detections"][0]["kind"], "brute_force");
+    assert!(v["detections"][0]["evidence"][0].as_str().unwrap().contains("sshguess.pcap.gz#"), "{v:#}");
+    // a directory, a device, a missing file: one clear error each
+    for (p, says) in [
+        (dir.path().to_str().unwrap(), "is a directory"),
+        ("/dev/zero", "is a device"),
+        ("/nonexistent/x.pcap", "cannot read"),
+    ] {
+        let (code, _, err) = portolan(&["watch", p]);
+        assert_eq!(code, Some(2), "{p}");
+        assert!(err.contains(says), "{p}: {err}");
+    }
+}
