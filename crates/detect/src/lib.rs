@@ -168,6 +168,18 @@ impl Acc {
 #[derive(Debug, Default)]
 struct Src {
     last_us: i64,
+    /// The first probe of a source not yet counting (most sources of a flood send one).
+    first: Option<Event>,
+    counts: Option<Box<Counts>>,
+    scan: Option<Box<Acc>>,
+    /// Login failures and short login sessions.
+    logins: VecDeque<Event>,
+    brute: Option<Box<Acc>>,
+}
+
+/// One source's distinct probes in the current windows.
+#[derive(Debug, Default)]
+struct Counts {
     short_epoch: i64,
     long_epoch: i64,
     /// Distinct probes and when each was last seen.
@@ -178,10 +190,48 @@ struct Src {
     long_port: HashMap<(u16, Proto), u32, RandomState>,
     /// Probes of this long window, for a detection's evidence and timing.
     recent: VecDeque<Event>,
-    scan: Option<Acc>,
-    /// Login failures and short login sessions: (when, event).
-    logins: VecDeque<Event>,
-    brute: Option<Acc>,
+}
+
+impl Counts {
+    /// Counts one probe; true when it makes a scan.
+    fn count(&mut self, e: &Event, dst: IpAddr, cfg: &Config) -> bool {
+        if e.ts_us >= self.short_epoch + cfg.window_us || e.ts_us < self.short_epoch {
+            self.short_epoch = e.ts_us;
+            self.short_dst.clear();
+            self.short_port.clear();
+        }
+        if e.ts_us >= self.long_epoch + cfg.slow_window_us || e.ts_us < self.long_epoch {
+            self.long_epoch = e.ts_us;
+            self.long_dst.clear();
+            self.long_port.clear();
+            self.pairs.clear();
+            self.recent.clear();
+        }
+        if self.recent.len() < RECENT {
+            self.recent.push_back(*e);
+        }
+        let pair = (dst, e.dport, e.proto);
+        let seen = self.pairs.get(&pair).copied();
+        let mut fire = false;
+        if seen.is_none_or(|t| t < self.short_epoch) {
+            let d = self.short_dst.entry(dst).or_default();
+            *d += 1;
+            let p = self.short_port.entry((e.dport, e.proto)).or_default();
+            *p += 1;
+            fire |= *d as usize >= cfg.vertical_ports || *p as usize >= cfg.sweep_hosts;
+        }
+        if seen.is_none() {
+            let d = self.long_dst.entry(dst).or_default();
+            *d += 1;
+            let p = self.long_port.entry((e.dport, e.proto)).or_default();
+            *p += 1;
+            fire |= *d as usize >= cfg.vertical_ports || *p as usize >= cfg.sweep_hosts;
+        }
+        if seen.is_some() || self.pairs.len() < PAIRS {
+            self.pairs.insert(pair, e.ts_us);
+        }
+        fire
+    }
 }
 
 /// Distinct ports one source must probe to count as a part of a distributed scan.
@@ -198,7 +248,7 @@ struct Dst {
     /// Each port probed this window, and by whom first.
     ports: HashMap<(u16, Proto), IpAddr, RandomState>,
     events: VecDeque<Event>,
-    scan: Option<Acc>,
+    scan: Option<Box<Acc>>,
     /// Sources probing the target of a distributed scan that are not yet part of it.
     joining: HashMap<IpAddr, Vec<Event>, RandomState>,
 }
@@ -285,56 +335,33 @@ impl Detector {
             acc.add(e);
             return;
         }
-        if e.ts_us >= s.short_epoch + cfg.window_us || e.ts_us < s.short_epoch {
-            s.short_epoch = e.ts_us;
-            s.short_dst.clear();
-            s.short_port.clear();
-        }
-        if e.ts_us >= s.long_epoch + cfg.slow_window_us || e.ts_us < s.long_epoch {
-            s.long_epoch = e.ts_us;
-            s.long_dst.clear();
-            s.long_port.clear();
-            s.pairs.clear();
-            s.recent.clear();
-        }
-        let kept = s.recent.len() < RECENT;
-        if kept {
-            s.recent.push_back(*e);
-        }
-        let pair = (dst, e.dport, e.proto);
-        let seen = s.pairs.get(&pair).copied();
-        let mut fire = false;
-        if seen.is_none_or(|t| t < s.short_epoch) {
-            let d = s.short_dst.entry(dst).or_default();
-            *d += 1;
-            let p = s.short_port.entry((e.dport, e.proto)).or_default();
-            *p += 1;
-            fire |= *d as usize >= cfg.vertical_ports || *p as usize >= cfg.sweep_hosts;
-        }
-        if seen.is_none() {
-            let d = s.long_dst.entry(dst).or_default();
-            *d += 1;
-            let p = s.long_port.entry((e.dport, e.proto)).or_default();
-            *p += 1;
-            fire |= *d as usize >= cfg.vertical_ports || *p as usize >= cfg.sweep_hosts;
-        }
-        if seen.is_some() || s.pairs.len() < PAIRS {
-            s.pairs.insert(pair, e.ts_us);
-        }
-        if fire {
+        // a source seen once keeps only that probe; counting starts with its second
+        let fire = match (s.counts.as_mut(), s.first.take()) {
+            (Some(c), _) => c.count(e, dst, cfg),
+            (None, None) => {
+                s.first = Some(*e);
+                false
+            }
+            (None, Some(f)) => {
+                let mut c = Box::<Counts>::default();
+                if let Some(fd) = f.dst {
+                    c.count(&f, fd, cfg);
+                }
+                let fire = c.count(e, dst, cfg);
+                s.counts = Some(c);
+                fire
+            }
+        };
+        if fire && let Some(mut c) = s.counts.take() {
             let mut acc = Acc::new(DetectionKind::VerticalScan, Some(e.src), e);
-            for r in s.recent.drain(..) {
+            let kept = c.recent.iter().any(|r| r.evidence == e.evidence);
+            for r in c.recent.drain(..) {
                 acc.add(&r);
             }
             if !kept {
                 acc.add(e);
             }
-            s.pairs.clear();
-            s.short_dst.clear();
-            s.short_port.clear();
-            s.long_dst.clear();
-            s.long_port.clear();
-            s.scan = Some(acc);
+            s.scan = Some(Box::new(acc));
             return;
         }
         self.distributed(e, dst);
@@ -412,7 +439,7 @@ impl Detector {
                     }
                 }
                 t.ports.clear();
-                t.scan = Some(acc);
+                t.scan = Some(Box::new(acc));
             }
         }
     }
@@ -451,7 +478,7 @@ impl Detector {
                     acc.add(&l);
                 }
             }
-            s.brute = Some(acc);
+            s.brute = Some(Box::new(acc));
         }
         if s.logins.len() > 4 * cfg.auth_failures.max(cfg.auth_sessions) + 64 {
             s.logins.pop_front();
@@ -523,7 +550,7 @@ fn time_text(us: i64, clock: Clock) -> String {
     }
 }
 
-fn finish(acc: Acc, cfg: &Config, names: &[SourceName]) -> Detection {
+fn finish(acc: Box<Acc>, cfg: &Config, names: &[SourceName]) -> Detection {
     let mut kind = acc.kind;
     let target_count = acc.targets.len() as u64;
     if kind == DetectionKind::VerticalScan && target_count >= cfg.sweep_hosts as u64 {

@@ -131,7 +131,7 @@ pub struct WatchArgs {
     pub max_sources: usize,
     /// Connections a capture tracks at once at most; beyond, the one due soonest ends early
     /// (counted).
-    #[arg(long, value_name = "N", default_value_t = 262_144, value_parser = values::count(16, 100_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 200_000, value_parser = values::count(16, 100_000_000))]
     pub max_flows: usize,
     /// The year of syslog time stamps, which carry none (default: this year).
     #[arg(long, value_name = "YEAR", value_parser = values::count(1970, 9999))]
