@@ -79,7 +79,8 @@ EOF
 /usr/bin/time -f "pcap: portolan peak RSS %M KB" "$bin" watch --fail-on never -o json "$out/big.pcap" >/dev/null
 
 # 2. LOG lines: the corpus's kernel log, repeated
-bash scripts/watch-corpus.sh "$out/corpus" 2>/dev/null
+# the corpus's namespaces are shared with the test that makes it: take turns (its lock)
+flock -w 600 "${TMPDIR:-/tmp}/portolan-watch-corpus.lock" bash scripts/watch-corpus.sh "$out/corpus" 2>/dev/null
 n=$(wc -l <"$out/corpus/kern.log")
 reps=$((1000000 / (n > 0 ? n : 1) + 1))
 for _ in $(seq "$reps"); do cat "$out/corpus/kern.log"; done >"$out/kern-big.log"

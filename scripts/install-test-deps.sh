@@ -36,6 +36,9 @@ have sshpass || need+=(sshpass)
 have curl || need+=(curl)
 have ssh || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+# the peers watch is measured against on the same corpus
+have psad || need+=(psad)
+have fail2ban-regex || need+=(fail2ban)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

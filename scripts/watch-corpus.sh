@@ -11,7 +11,7 @@
 #   watch-corpus.sh down       remove leftovers of a crashed run
 #
 # OUTDIR gets: corpus.pcap, kern.log (dmesg raw: [seconds] since boot), kern-iso.log (dmesg
-# --time-format iso), auth.log (sshd's messages with the RFC 3164 envelope syslogd would add:
+# --time-format iso), kern-syslog.log (the same lines as rsyslog writes them, for psad), auth.log (sshd's messages with the RFC 3164 envelope syslogd would add:
 # sshd -e writes bare messages), truth.tsv (source, kind, scan type, tool: how each attack was
 # made). Bounded: every process runs under `timeout`; the run takes about a minute and a half.
 set -euo pipefail
@@ -210,5 +210,13 @@ for p in tcpdump dmesg-raw dmesg-iso; do kill "$(cat "$RUN/$p.pid")" 2>/dev/null
 sleep 0.5
 grep -a "\] $TAG " "$RUN/kmsg-raw" > "$OUT/kern.log" || true
 grep -a " $TAG " "$RUN/kmsg-iso" > "$OUT/kern-iso.log" || true
+# the syslog form rsyslog's imklog writes (what psad reads): time, host, kernel tag
+python3 - "$OUT/kern-iso.log" > "$OUT/kern-syslog.log" <<'PY'
+import datetime, sys
+for line in open(sys.argv[1], errors="replace"):
+    stamp, msg = line.rstrip("\n").split(" ", 1)
+    t = datetime.datetime.strptime(stamp.replace(",", ".")[:26], "%Y-%m-%dT%H:%M:%S.%f")
+    print(f"{t.strftime('%b %e %H:%M:%S')} victim kernel: {msg}")
+PY
 cat "$RUN/tcpdump.err" >&2
 echo "watch-corpus.sh: $(wc -l < "$OUT/kern.log") log lines, $(wc -l < "$OUT/auth.log") sshd lines, $(stat -c %s "$OUT/corpus.pcap") bytes of capture" >&2

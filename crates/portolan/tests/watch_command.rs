@@ -120,7 +120,18 @@ fn the_corpus_made_by_real_tools() {
     if !require_root(t) {
         return;
     }
-    for tool in ["nmap", "masscan", "tcpdump", "nft", "ssh", "sshpass", "curl", "/usr/sbin/sshd"] {
+    for tool in [
+        "nmap",
+        "masscan",
+        "tcpdump",
+        "nft",
+        "ssh",
+        "sshpass",
+        "curl",
+        "/usr/sbin/sshd",
+        "psad",
+        "fail2ban-regex",
+    ] {
         if !require_tool(t, tool) {
             return;
         }
@@ -133,7 +144,7 @@ fn the_corpus_made_by_real_tools() {
     let want = truth(dir.path());
     assert_eq!(want.len(), 11);
     let benign = "198.18.40.30".to_string();
-    for file in ["corpus.pcap", "kern.log", "kern-iso.log", "auth.log"] {
+    for file in ["corpus.pcap", "kern.log", "kern-iso.log", "kern-syslog.log", "auth.log"] {
         let path = dir.join(file);
         let (code, v) = json(&["watch", "-o", "json", path.to_str().unwrap()]);
         assert_eq!(code, Some(1), "{file}");
