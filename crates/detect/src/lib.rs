@@ -261,6 +261,9 @@ pub struct Detector {
     sources: HashMap<IpAddr, Src, RandomState>,
     targets: HashMap<IpAddr, Dst, RandomState>,
     done: Vec<Detection>,
+    /// Live: report detections as they start, too.
+    live: bool,
+    started: Vec<Detection>,
     /// Sources dropped because `max_sources` were tracked.
     pub evicted: u64,
 }
@@ -274,7 +277,46 @@ impl Detector {
             sources: HashMap::default(),
             targets: HashMap::default(),
             done: Vec::new(),
+            live: false,
+            started: Vec::new(),
             evicted: 0,
+        }
+    }
+
+    /// Live mode: each detection is also reported when it starts (`open: true`; see
+    /// [`Detector::take_started`]), and [`Detector::tick`] ends quiet ones by the clock.
+    pub fn live(mut self) -> Detector {
+        self.live = true;
+        self
+    }
+
+    /// Detections started since the last call (live mode), as they stand.
+    pub fn take_started(&mut self) -> Vec<Detection> {
+        std::mem::take(&mut self.started)
+    }
+
+    /// Ends the detections whose source has been quiet for their window by `now_us` (on the
+    /// events' clock); they are then in [`Detector::take_finished`].
+    pub fn tick(&mut self, now_us: i64) {
+        let cfg = &self.cfg;
+        for s in self.sources.values_mut() {
+            if s.scan.as_ref().is_some_and(|a| now_us - a.last_us > cfg.window_us)
+                && let Some(acc) = s.scan.take()
+            {
+                self.done.push(finish(acc, cfg, &self.names));
+            }
+            if s.brute.as_ref().is_some_and(|a| now_us - a.last_us > cfg.auth_window_us)
+                && let Some(acc) = s.brute.take()
+            {
+                self.done.push(finish(acc, cfg, &self.names));
+            }
+        }
+        for t in self.targets.values_mut() {
+            if t.scan.as_ref().is_some_and(|a| now_us - a.last_us > cfg.window_us)
+                && let Some(acc) = t.scan.take()
+            {
+                self.done.push(finish(acc, cfg, &self.names));
+            }
         }
     }
 
@@ -361,6 +403,9 @@ impl Detector {
             if !kept {
                 acc.add(e);
             }
+            if self.live {
+                self.started.push(finish_open(&acc, cfg, &self.names));
+            }
             s.scan = Some(Box::new(acc));
             return;
         }
@@ -439,6 +484,9 @@ impl Detector {
                     }
                 }
                 t.ports.clear();
+                if self.live {
+                    self.started.push(finish_open(&acc, cfg, &self.names));
+                }
                 t.scan = Some(Box::new(acc));
             }
         }
@@ -477,6 +525,9 @@ impl Detector {
                 if (l.outcome == Outcome::AuthFailure) == want_failures {
                     acc.add(&l);
                 }
+            }
+            if self.live {
+                self.started.push(finish_open(&acc, cfg, &self.names));
             }
             s.brute = Some(Box::new(acc));
         }
@@ -539,6 +590,13 @@ fn ignored(e: &Event) -> bool {
         IpAddr::V6(a) => a.is_multicast() || a.is_unspecified(),
     };
     odd(e.src) || e.dst.is_some_and(|d| odd(d) || d == e.src)
+}
+
+/// A detection as it stands, still open.
+fn finish_open(acc: &Acc, cfg: &Config, names: &[SourceName]) -> Detection {
+    let mut d = finish(Box::new(acc.clone()), cfg, names);
+    d.open = true;
+    d
 }
 
 fn time_text(us: i64, clock: Clock) -> String {
@@ -679,6 +737,7 @@ fn finish(acc: Box<Acc>, cfg: &Config, names: &[SourceName]) -> Detection {
         attack,
         evidence,
         allowed,
+        open: false,
         summary,
     }
 }

@@ -346,6 +346,10 @@ pub struct Detection {
     /// The source is one the user listed as a known scanner of their own.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub allowed: bool,
+    /// Still going (`watch --follow` reports a detection when it starts, with `open: true`,
+    /// and again, complete, when its source has been quiet for a window).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub open: bool,
     /// One sentence for people.
     pub summary: String,
 }

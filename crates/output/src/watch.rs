@@ -23,6 +23,15 @@ pub fn write_human(out: &mut dyn Write, r: &WatchReport, color: bool) -> io::Res
         writeln!(out, "{}", Style::Green.paint("No scans, sweeps or brute force found.", color))?;
     }
     for d in &r.detections {
+        write_detection(out, d, color)?;
+    }
+    writeln!(out)?;
+    write_inputs(out, r)
+}
+
+/// One detection: its line, then who, what, how, when and the evidence.
+pub fn write_detection(out: &mut dyn Write, d: &portolan_model::Detection, color: bool) -> io::Result<()> {
+    {
         let sev = severity_style(d.severity).paint(&format!("{:<8}", d.severity.as_str()), color);
         writeln!(out, "{sev} {:<16} {}", d.kind.as_str(), terminal(&d.summary))?;
         let who = match d.src {
@@ -54,8 +63,15 @@ pub fn write_human(out: &mut dyn Write, r: &WatchReport, color: bool) -> io::Res
         writeln!(out, "         when      {} .. {}", d.first_seen, d.last_seen)?;
         writeln!(out, "         att&ck    {}", d.attack.join(", "))?;
         writeln!(out, "         evidence  {}", terminal(&d.evidence.join(" ")))?;
+        if d.open {
+            writeln!(out, "         (still going: the complete report follows when it ends)")?;
+        }
     }
-    writeln!(out)?;
+    Ok(())
+}
+
+/// What was read from each input.
+pub fn write_inputs(out: &mut dyn Write, r: &WatchReport) -> io::Result<()> {
     for i in &r.inputs {
         write!(
             out,

@@ -140,6 +140,14 @@ pub struct WatchArgs {
     /// of detections.
     #[arg(long)]
     pub events: bool,
+    /// Keep reading the logs as they grow (as tail -F: across rotation and truncation), and
+    /// report each detection when it starts and again when it ends; stop with Ctrl-C or
+    /// SIGTERM. Logs and Zeek conn.log only; -o table or ndjson.
+    #[arg(long, short = 'f', conflicts_with = "events")]
+    pub follow: bool,
+    /// With --follow: read each file from its start, not only what is written from now.
+    #[arg(long, requires = "follow")]
+    pub from_start: bool,
 }
 
 /// `watch --format`.

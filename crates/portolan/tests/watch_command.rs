@@ -250,3 +250,71 @@ fn hostile_captures_and_logs() {
         assert!(err.contains(says), "{p}: {err}");
     }
 }
+
+#[test]
+fn follow_reports_as_it_happens_across_rotation() {
+    use std::io::BufRead;
+    let dir = TempDir::new("watch-follow");
+    let log = dir.join("auth.log");
+    std::fs::write(&log, "").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["watch", "--follow", "-o", "ndjson", log.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).unwrap());
+        }
+    });
+    let append = |p: &Path, src: &str, n: usize| {
+        let mut f = std::fs::OpenOptions::new().append(true).create(true).open(p).unwrap();
+        for i in 0..n {
+            writeln!(
+                f,
+                "Dec  5 12:00:{i:02} victim sshd[7]: Failed password for root from {src} port {i} ssh2"
+            )
+            .unwrap();
+        }
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    append(&log, "198.18.40.66", 6);
+    let t0 = Instant::now();
+    let first = rx.recv_timeout(Duration::from_secs(2)).expect("a detection within 2 s of the fifth failure");
+    assert_eq!(
+        (first["kind"].as_str(), first["src"].as_str(), first["open"].as_bool()),
+        (Some("brute_force"), Some("198.18.40.66"), Some(true))
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    // logrotate: the name moves, the old file gets a last line, a new file takes the name
+    std::fs::rename(&log, dir.join("auth.log.1")).unwrap();
+    append(&dir.join("auth.log.1"), "198.18.40.66", 1);
+    append(&log, "198.18.40.67", 5);
+    let second = rx.recv_timeout(Duration::from_secs(3)).expect("the new file is followed");
+    assert_eq!(second["src"], "198.18.40.67");
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "watch --follow did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+    let finals: Vec<serde_json::Value> = rx.try_iter().collect();
+    let of = |src: &str| {
+        finals
+            .iter()
+            .find(|d| d["src"] == src)
+            .unwrap_or_else(|| panic!("no final report for {src}: {finals:?}"))
+    };
+    // the old file's last line counted: no line lost across the rotation
+    assert_eq!(of("198.18.40.66")["events"], 7);
+    assert_eq!(of("198.18.40.67")["events"], 5);
+    assert!(finals.iter().all(|d| d.get("open").is_none()));
+}

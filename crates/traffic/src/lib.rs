@@ -9,6 +9,7 @@
 
 pub mod capture;
 pub mod flows;
+pub mod follow;
 pub mod logline;
 pub mod packet;
 pub mod zeek;
@@ -167,61 +168,92 @@ fn read_unpacked(
             stats.events = events;
             r?;
         }
-        Format::Log => {
-            let reader = logline::LogReader::new(source, opts.year, opts.tz.clone());
+        Format::Log | Format::Zeek => {
+            let mut parser = TextParser::new(format, source, opts);
             lines(&mut input, name, &mut stats, |text, n, stats| {
-                if let logline::Line::Event(e) = reader.line(text, n) {
-                    count(e, stats);
-                }
-                Ok(())
-            })?;
-        }
-        Format::Zeek => {
-            let mut cols: Option<zeek::Columns> = None;
-            lines(&mut input, name, &mut stats, |text, n, stats| {
-                let Ok(line) = std::str::from_utf8(text) else {
-                    skip(stats, name, n, "not UTF-8");
-                    return Ok(());
-                };
-                if let Some(h) = line.strip_prefix('#') {
-                    if h.starts_with("fields") {
-                        cols = zeek::Columns::from_header(line);
-                        if cols.is_none() {
-                            return Err(Error::ZeekHeader {
-                                path: name.to_string(),
-                                line: n,
-                                missing: zeek::Columns::missing(line),
-                            });
-                        }
+                match parser.line(text, n) {
+                    Ok(Some(e)) => count(e, stats),
+                    Ok(None) => {}
+                    Err(Parsed::Skip(why)) => skip(stats, name, n, &why),
+                    Err(Parsed::NoHeader(missing)) => {
+                        return Err(Error::ZeekHeader { path: name.to_string(), line: n, missing });
                     }
-                    return Ok(());
-                }
-                if line.trim().is_empty() {
-                    return Ok(());
-                }
-                let row = if line.starts_with('{') {
-                    zeek::json_row(line, source, n)
-                } else {
-                    match &cols {
-                        Some(c) => zeek::tsv_row(c, line, source, n),
-                        None => {
-                            return Err(Error::ZeekHeader {
-                                path: name.to_string(),
-                                line: n,
-                                missing: vec!["#fields"],
-                            });
-                        }
-                    }
-                };
-                match row {
-                    Ok(e) => count(e, stats),
-                    Err(e) => skip(stats, name, n, &format!("{}: {}", e.field, e.what)),
                 }
                 Ok(())
             })?;
         }
     }
     Ok(stats)
+}
+
+/// Why a text line gave no event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// A damaged record, skipped and counted: why.
+    Skip(String),
+    /// A Zeek log's header lacks these fields (or there is no `#fields` header at all).
+    NoHeader(Vec<&'static str>),
+}
+
+/// The lines of one text source (kernel and sshd logs, or a Zeek conn.log), one at a time:
+/// what a file reader and a follower share.
+#[derive(Debug)]
+pub struct TextParser {
+    format: Format,
+    source: u32,
+    log: logline::LogReader,
+    cols: Option<zeek::Columns>,
+}
+
+impl TextParser {
+    /// A parser for input `source` in `format` (`Log` or `Zeek`).
+    pub fn new(format: Format, source: u32, opts: &Options) -> TextParser {
+        TextParser {
+            format,
+            source,
+            log: logline::LogReader::new(source, opts.year, opts.tz.clone()),
+            cols: None,
+        }
+    }
+
+    /// One line, numbered `n` from 1: an event, nothing (a line of another kind), or why not.
+    pub fn line(&mut self, text: &[u8], n: u64) -> Result<Option<Event>, Parsed> {
+        if self.format != Format::Zeek {
+            return Ok(match self.log.line(text, n) {
+                logline::Line::Event(e) => Some(e),
+                logline::Line::Other => None,
+            });
+        }
+        let Ok(line) = std::str::from_utf8(text) else {
+            return Err(Parsed::Skip("not UTF-8".into()));
+        };
+        if let Some(h) = line.strip_prefix('#') {
+            if h.starts_with("fields") {
+                self.cols = zeek::Columns::from_header(line);
+                if self.cols.is_none() {
+                    return Err(Parsed::NoHeader(zeek::Columns::missing(line)));
+                }
+            }
+            return Ok(None);
+        }
+        if line.trim().is_empty() {
+            return Ok(None);
+        }
+        let row = if line.starts_with('{') {
+            zeek::json_row(line, self.source, n)
+        } else {
+            match &self.cols {
+                Some(c) => zeek::tsv_row(c, line, self.source, n),
+                None => return Err(Parsed::NoHeader(vec!["#fields"])),
+            }
+        };
+        row.map(Some).map_err(|e| Parsed::Skip(format!("{}: {}", e.field, e.what)))
+    }
+}
+
+/// Opens a file to follow (a regular file or a pipe; not a directory or device).
+fn open_follow(path: &Path) -> io::Result<std::fs::File> {
+    portolan_model::input::open_stream(path).map_err(|e| io::Error::other(e.to_string()))
 }
 
 fn read_err(name: &str, e: io::Error) -> Error {
