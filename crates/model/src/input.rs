@@ -61,8 +61,9 @@ const O_NONBLOCK: i32 = 0o4000;
 /// or closed in this long is not coming.
 const PIPE_SILENCE: Duration = Duration::from_secs(60);
 
-/// Reads all of `path`, at most `limit` bytes.
-pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
+/// Opens `path` without waiting for a FIFO's writer, refusing directories and sockets (and
+/// devices, unless `devices`): the file and its type.
+fn open_checked(path: &Path, devices: bool) -> Result<(std::fs::File, std::fs::FileType), InputError> {
     let io_err = |reason| InputError::Io { path: path.to_path_buf(), reason };
     let file = std::fs::OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(path).map_err(io_err)?;
     let ft = file.metadata().map_err(io_err)?.file_type();
@@ -70,12 +71,22 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
         Some("directory")
     } else if ft.is_socket() {
         Some("socket")
+    } else if !devices && (ft.is_char_device() || ft.is_block_device()) {
+        Some("device")
     } else {
         None
     };
-    if let Some(kind) = kind {
-        return Err(InputError::NotAFile { path: path.to_path_buf(), kind });
+    match kind {
+        Some(kind) => Err(InputError::NotAFile { path: path.to_path_buf(), kind }),
+        None => Ok((file, ft)),
     }
+}
+
+/// Reads all of `path`, at most `limit` bytes.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
+    let io_err = |reason| InputError::Io { path: path.to_path_buf(), reason };
+    // a device is read up to the limit (and then refused as too large)
+    let (file, ft) = open_checked(path, true)?;
     let mut bytes = Vec::new();
     if ft.is_file() {
         let size = file.metadata().map_err(io_err)?.len();
@@ -127,20 +138,7 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
 /// pipe; directories, sockets and devices (which never end) are refused.
 pub fn open_stream(path: &Path) -> Result<std::fs::File, InputError> {
     let io_err = |reason| InputError::Io { path: path.to_path_buf(), reason };
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(path).map_err(io_err)?;
-    let ft = file.metadata().map_err(io_err)?.file_type();
-    let kind = if ft.is_dir() {
-        Some("directory")
-    } else if ft.is_socket() {
-        Some("socket")
-    } else if ft.is_char_device() || ft.is_block_device() {
-        Some("device")
-    } else {
-        None
-    };
-    if let Some(kind) = kind {
-        return Err(InputError::NotAFile { path: path.to_path_buf(), kind });
-    }
+    let (file, ft) = open_checked(path, false)?;
     if ft.is_fifo() {
         // block from here on: a pipe is read as it is written
         clear_nonblock(&file).map_err(io_err)?;
