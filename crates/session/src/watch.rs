@@ -1,0 +1,225 @@
+//! A watch session: traffic sources read into the detectors, from files to their end or
+//! followed as they grow. The command line decides the [`WatchPlan`]; detections, events and
+//! notes go to callbacks; nothing here prints.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use portolan_detect::{Config, Detector, SourceName};
+use portolan_model::traffic::{InputSummary, WatchReport};
+use portolan_model::{Detection, Event};
+use portolan_traffic::{Format, Options, Parsed, TextParser};
+
+/// What to watch and how.
+#[derive(Debug, Clone)]
+pub struct WatchPlan {
+    /// The inputs (`-` for standard input, files only).
+    pub files: Vec<PathBuf>,
+    /// How to read them.
+    pub read: Options,
+    /// The detectors' thresholds.
+    pub detect: Config,
+}
+
+/// Why a watch could not run (a single unreadable input is not this: it is reported in its
+/// [`InputSummary`] and the others are still read).
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// `--follow` was given something it cannot follow.
+    #[error("{path}: {why}")]
+    CannotFollow {
+        /// The input.
+        path: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// A follower could not start.
+    #[error("following {path}: {source}")]
+    Follow {
+        /// The file.
+        path: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// A callback failed (writing the output).
+    #[error(transparent)]
+    Output(#[from] std::io::Error),
+}
+
+/// Hears each event (`--events`).
+pub type EventSink<'a> = dyn FnMut(&Event) -> std::io::Result<()> + 'a;
+
+/// Reads every input to its end; `events`, when given, hears every event instead of the
+/// detectors (`--events`). Returns the report and whether an input could not be read.
+pub fn read_files(
+    plan: &WatchPlan,
+    mut events: Option<&mut EventSink<'_>>,
+) -> Result<(WatchReport, bool), WatchError> {
+    let mut detector = Detector::new(plan.detect.clone(), Vec::new());
+    let mut inputs = Vec::new();
+    let mut failed = false;
+    for (i, path) in plan.files.iter().enumerate() {
+        let name = path.display().to_string();
+        let mut summary = InputSummary {
+            path: name.clone(),
+            format: String::new(),
+            records: 0,
+            events: 0,
+            skipped: 0,
+            first_skip: None,
+            undecoded: 0,
+            evicted_flows: 0,
+            error: None,
+        };
+        let mut write_err = None;
+        let result = match events.as_mut() {
+            Some(sink) => portolan_traffic::read(path, i as u32, &plan.read, &mut |e| {
+                if write_err.is_none()
+                    && let Err(err) = sink(&e)
+                {
+                    write_err = Some(err);
+                }
+            }),
+            None => {
+                detector.add_source(SourceName {
+                    name: name.clone(),
+                    capture: is_capture(path, plan.read.format),
+                });
+                portolan_traffic::read(path, i as u32, &plan.read, &mut |e| detector.event(&e))
+            }
+        };
+        if let Some(e) = write_err {
+            return Err(WatchError::Output(e));
+        }
+        match result {
+            Ok(stats) => {
+                summary.format = stats.format.map_or("", Format::as_str).to_string();
+                summary.records = stats.records;
+                summary.events = stats.events;
+                summary.skipped = stats.skipped;
+                summary.first_skip = stats.first_skip;
+                summary.undecoded = stats.undecoded;
+                summary.evicted_flows = stats.evicted;
+            }
+            Err(e) => {
+                failed = true;
+                summary.error = Some(e.to_string());
+            }
+        }
+        inputs.push(summary);
+    }
+    let (detections, evicted_sources) = detector.finish();
+    let report =
+        WatchReport { format_version: portolan_model::FORMAT_VERSION, inputs, evicted_sources, detections };
+    Ok((report, failed))
+}
+
+/// Whether `path` names a capture, for evidence (`file#packet`): the forced format, or the
+/// name (`.pcap`, `.pcapng`, `.cap`, and those gzipped).
+fn is_capture(path: &Path, forced: Option<Format>) -> bool {
+    if let Some(f) = forced {
+        return f == Format::Capture;
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    matches!(ext, "pcap" | "pcapng" | "cap")
+        || (ext == "gz" && (stem.ends_with(".pcap") || stem.ends_with(".pcapng")))
+}
+
+/// Follows the inputs (logs or conn.log) as they grow until `stop`: `emit` hears each
+/// detection when it starts (`open`) and when it ends; `note` hears skipped lines.
+/// `from_start`: read what the files hold already, too.
+pub fn follow(
+    plan: &WatchPlan,
+    from_start: bool,
+    stop: &Arc<AtomicBool>,
+    emit: &mut dyn FnMut(&Detection) -> std::io::Result<()>,
+    note: &mut dyn FnMut(String),
+) -> Result<(), WatchError> {
+    let mut detector = Detector::new(plan.detect.clone(), Vec::new()).live();
+    let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>, u64)>(16_384);
+    let mut parsers = Vec::new();
+    let mut threads = Vec::new();
+    for (i, path) in plan.files.iter().enumerate() {
+        let name = path.display().to_string();
+        let cannot = |why| WatchError::CannotFollow { path: name.clone(), why };
+        if path == Path::new("-") {
+            return Err(cannot("standard input is read without following"));
+        }
+        let format = match plan.read.format {
+            Some(f) => f,
+            None => {
+                let head: Vec<u8> =
+                    std::fs::read(path).map(|b| b.into_iter().take(4096).collect()).unwrap_or_default();
+                portolan_traffic::sniff(&head)
+            }
+        };
+        if format == Format::Capture {
+            return Err(cannot("a capture cannot be followed; follow logs or conn.log"));
+        }
+        detector.add_source(SourceName { name: name.clone(), capture: false });
+        parsers.push((TextParser::new(format, i as u32, &plan.read), name.clone()));
+        let mut follower = portolan_traffic::follow::Follower::new(path, from_start)
+            .map_err(|source| WatchError::Follow { path: name.clone(), source })?;
+        let (tx, stop) = (tx.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            follower.run(&stop, |line, n| {
+                let _ = tx.send((i, line.to_vec(), n));
+            })
+        }));
+    }
+    drop(tx);
+    // the detectors' clock: the latest event's time, moved on by the wall clock since
+    let mut last_event: Option<(i64, Instant)> = None;
+    let mut last_tick = Instant::now();
+    let mut result = Ok(());
+    while !stop.load(Ordering::Relaxed) {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok((i, line, n)) => {
+                let (parser, name) = &mut parsers[i];
+                match parser.line(&line, n) {
+                    Ok(Some(e)) => {
+                        last_event = Some((e.ts_us, Instant::now()));
+                        detector.event(&e);
+                    }
+                    Ok(None) => {}
+                    Err(Parsed::Skip(why)) => note(format!("{name}:{n}: skipped: {why}")),
+                    Err(Parsed::NoHeader(missing)) => {
+                        note(format!("{name}:{n}: skipped: no #fields header with {}", missing.join(", ")))
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            if let Some((ts, at)) = last_event {
+                detector.tick(ts + at.elapsed().as_micros() as i64);
+            }
+        }
+        if let Err(e) =
+            detector.take_started().iter().chain(&detector.take_finished()).try_for_each(&mut *emit)
+        {
+            result = Err(WatchError::Output(e));
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    // a follower blocked on a full channel sees it closed
+    drop(rx);
+    for (t, (_, name)) in threads.into_iter().zip(&parsers) {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => note(format!("{name}: following stopped: {e}")),
+            Err(_) => note(format!("{name}: the follower failed")),
+        }
+    }
+    result?;
+    let (rest, _) = detector.finish();
+    rest.iter().try_for_each(emit)?;
+    Ok(())
+}
