@@ -92,8 +92,12 @@ pub enum Command {
 pub struct WatchArgs {
     /// Captures and logs to read (`-` for standard input); gzip is unpacked. The format is
     /// recognised from the content.
-    #[arg(value_name = "FILE", required = true)]
+    #[arg(value_name = "FILE", required_unless_present = "interface")]
     pub files: Vec<PathBuf>,
+    /// Capture live on this interface (repeatable; needs root or CAP_NET_RAW); implies
+    /// --follow.
+    #[arg(long, short = 'i', value_name = "IF")]
+    pub interface: Vec<String>,
     /// Read every FILE as this format instead of recognising it.
     #[arg(long, value_enum, default_value_t = WatchFormat::Auto)]
     pub format: WatchFormat,

@@ -318,3 +318,122 @@ fn follow_reports_as_it_happens_across_rotation() {
     assert_eq!(of("198.18.40.67")["events"], 5);
     assert!(finals.iter().all(|d| d.get("open").is_none()));
 }
+
+/// A lab of two namespaces joined by a veth (198.18.42.0/24), removed when dropped.
+struct Veth;
+
+impl Veth {
+    fn up() -> Veth {
+        let sh = |c: &str| {
+            let o = Command::new("sh").arg("-c").arg(c).output().unwrap();
+            assert!(o.status.success(), "{c}: {}", String::from_utf8_lossy(&o.stderr));
+        };
+        Veth::down();
+        sh("ip netns add ptwi-a && ip netns add ptwi-v");
+        sh("ip link add ptwi-a0 netns ptwi-a type veth peer name ptwi-v0 netns ptwi-v");
+        sh(
+            "ip -n ptwi-a addr add 198.18.42.1/24 dev ptwi-a0 && ip -n ptwi-v addr add 198.18.42.2/24 dev ptwi-v0",
+        );
+        sh(
+            "ip -n ptwi-a link set ptwi-a0 up && ip -n ptwi-v link set ptwi-v0 up && ip -n ptwi-a link set lo up && ip -n ptwi-v link set lo up",
+        );
+        Veth
+    }
+    fn down() {
+        for ns in ["ptwi-a", "ptwi-v"] {
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!("for p in $(ip netns pids {ns} 2>/dev/null); do kill -9 $p; done; ip netns del {ns} 2>/dev/null"))
+                .status();
+        }
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        Veth::down();
+    }
+}
+
+#[test]
+fn live_capture_sees_a_scan_within_two_seconds() {
+    use std::io::BufRead;
+    let t = "live_capture_sees_a_scan_within_two_seconds";
+    if !require_root(t) || !require_tool(t, "nmap") {
+        return;
+    }
+    let _lock = host_lock("watch-live", Duration::from_secs(600));
+    let _lab = Veth::up();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", "ptwi-v", "timeout", "60", env!("CARGO_BIN_EXE_portolan")])
+        .args(["watch", "--interface", "ptwi-v0", "-o", "ndjson"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, serde_json::Value)>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send((Instant::now(), serde_json::from_str(&line).unwrap()));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "ptwi-a",
+            "timeout",
+            "60",
+            "nmap",
+            "-n",
+            "-Pn",
+            "-sS",
+            "-p1-300",
+            "--max-retries",
+            "1",
+        ])
+        .arg("198.18.42.2")
+        .output()
+        .unwrap();
+    let scan_end = Instant::now();
+    assert!(o.status.success(), "nmap: {}", String::from_utf8_lossy(&o.stderr));
+    let (at, d) = rx.recv_timeout(Duration::from_secs(5)).expect("a detection from the live capture");
+    assert!(
+        at.saturating_duration_since(scan_end) < Duration::from_secs(2),
+        "the detection came {:?} after the scan",
+        at - scan_end
+    );
+    assert_eq!(
+        (d["kind"].as_str(), d["src"].as_str(), d["tool"].as_str()),
+        (Some("vertical_scan"), Some("198.18.42.1"), Some("nmap"))
+    );
+    assert_eq!(d["scan_type"], "syn");
+    assert!(d["evidence"][0].as_str().unwrap().starts_with("ptwi-v0#"), "{d}");
+    let _ = Command::new("ip")
+        .args(["netns", "exec", "ptwi-v", "pkill", "-TERM", "-f", "portolan watch --interface"])
+        .status();
+    let _ = child.wait();
+    // without the privilege, or without the interface: one clear line, exit 2
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_portolan"),
+            "watch",
+            "-i",
+            "lo",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs root or CAP_NET_RAW"));
+    let (code, _, err) = portolan(&["watch", "-i", "ptwi-nosuch0"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no network interface named"), "{err}");
+}

@@ -18,6 +18,8 @@ use portolan_traffic::{Format, Options, Parsed, TextParser};
 pub struct WatchPlan {
     /// The inputs (`-` for standard input, files only).
     pub files: Vec<PathBuf>,
+    /// Interfaces to capture on, live (following only).
+    pub interfaces: Vec<String>,
     /// How to read them.
     pub read: Options,
     /// The detectors' thresholds.
@@ -44,6 +46,9 @@ pub enum WatchError {
         /// The failure.
         source: std::io::Error,
     },
+    /// A live capture could not start.
+    #[error(transparent)]
+    Live(#[from] portolan_traffic::live::LiveError),
     /// A callback failed (writing the output).
     #[error(transparent)]
     Output(#[from] std::io::Error),
@@ -51,6 +56,14 @@ pub enum WatchError {
 
 /// Hears each event (`--events`).
 pub type EventSink<'a> = dyn FnMut(&Event) -> std::io::Result<()> + 'a;
+
+/// What a follower or a live capture sends the detectors.
+enum Msg {
+    /// A line of input `.0`, numbered `.2`.
+    Line(usize, Vec<u8>, u64),
+    /// An event a live capture made.
+    Event(Event),
+}
 
 /// Reads every input to its end; `events`, when given, hears every event instead of the
 /// detectors (`--events`). Returns the report and whether an input could not be read.
@@ -140,7 +153,7 @@ pub fn follow(
     note: &mut dyn FnMut(String),
 ) -> Result<(), WatchError> {
     let mut detector = Detector::new(plan.detect.clone(), Vec::new()).live();
-    let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>, u64)>(16_384);
+    let (tx, rx) = mpsc::sync_channel::<Msg>(16_384);
     let mut parsers = Vec::new();
     let mut threads = Vec::new();
     for (i, path) in plan.files.iter().enumerate() {
@@ -167,8 +180,20 @@ pub fn follow(
         let (tx, stop) = (tx.clone(), stop.clone());
         threads.push(std::thread::spawn(move || {
             follower.run(&stop, |line, n| {
-                let _ = tx.send((i, line.to_vec(), n));
+                let _ = tx.send(Msg::Line(i, line.to_vec(), n));
             })
+        }));
+    }
+    for iface in &plan.interfaces {
+        let live = portolan_traffic::live::Live::open(iface)?;
+        let source = detector.add_source(SourceName { name: iface.clone(), capture: true });
+        parsers.push((TextParser::new(Format::Log, source, &plan.read), iface.clone()));
+        let (tx, stop, max_flows) = (tx.clone(), stop.clone(), plan.read.max_flows);
+        threads.push(std::thread::spawn(move || {
+            live.run(source, max_flows, &stop, &mut |e| {
+                let _ = tx.send(Msg::Event(e));
+            })
+            .map(|_| ())
         }));
     }
     drop(tx);
@@ -178,7 +203,11 @@ pub fn follow(
     let mut result = Ok(());
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok((i, line, n)) => {
+            Ok(Msg::Event(e)) => {
+                last_event = Some((e.ts_us, Instant::now()));
+                detector.event(&e);
+            }
+            Ok(Msg::Line(i, line, n)) => {
                 let (parser, name) = &mut parsers[i];
                 match parser.line(&line, n) {
                     Ok(Some(e)) => {

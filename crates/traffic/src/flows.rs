@@ -50,6 +50,9 @@ struct Flow {
     bytes: u64,
     shape: Shape,
     first_pkt: u64,
+    /// Already sent as an event (a reset ends a connection at once; the entry stays a moment
+    /// to absorb its stragglers).
+    reported: bool,
 }
 
 impl Flow {
@@ -160,6 +163,21 @@ impl Flows {
         self.table.len()
     }
 
+    /// Moves the clock to `now_us` without a packet (a live capture that has gone quiet), ending
+    /// what is due.
+    pub fn advance(&mut self, now_us: i64, out: &mut impl FnMut(Event)) {
+        if now_us > self.now {
+            self.now = now_us;
+        }
+        for _ in 0..1024 {
+            let before = self.queue.len();
+            self.expire(out);
+            if self.queue.len() == before {
+                break;
+            }
+        }
+    }
+
     /// The time of the latest packet (0 before the first).
     pub fn now_us(&self) -> i64 {
         if self.now == i64::MIN { 0 } else { self.now }
@@ -182,6 +200,10 @@ impl Flows {
             if let Some(f) = self.table.get_mut(&k) {
                 f.hist |= UNREACH;
                 f.last_us = f.last_us.max(ts_us);
+                if !f.reported {
+                    f.reported = true;
+                    out(f.event(self.source));
+                }
             }
             return;
         }
@@ -201,7 +223,9 @@ impl Flows {
         {
             // silent past its limit: this packet starts another connection (as Zeek's
             // inactivity timeout)
-            if let Some(old) = self.table.remove(&k) {
+            if let Some(old) = self.table.remove(&k)
+                && !old.reported
+            {
                 out(old.event(self.source));
             }
         }
@@ -211,6 +235,7 @@ impl Flows {
             let reversed_reuse = syn_only && (p.src, p.sport) != f.orig && f.closed();
             if (reused || reversed_reuse)
                 && let Some(old) = self.table.remove(&k)
+                && !old.reported
             {
                 out(old.event(self.source));
             }
@@ -253,6 +278,7 @@ impl Flows {
                     bytes: 0,
                     shape,
                     first_pkt: n,
+                    reported: false,
                 },
             );
             self.queue.push(Reverse((ts_us + ATTEMPT_IDLE, k)));
@@ -287,6 +313,11 @@ impl Flows {
         } else if p.data_len > 0 || p.echo_request.is_some() {
             f.hist |= if from_orig { O_DATA } else { R_DATA };
         }
+        // a reset or an ICMP error decides the outcome now: report it without waiting
+        if !f.reported && f.hist & (O_RST | R_RST | UNREACH) != 0 {
+            f.reported = true;
+            out(f.event(self.source));
+        }
     }
 
     /// Ends every flow silent past its limit.
@@ -301,7 +332,9 @@ impl Flows {
             let Some(f) = self.table.get(&k) else { continue };
             let until = f.expires_at();
             if until <= self.now {
-                if let Some(f) = self.table.remove(&k) {
+                if let Some(f) = self.table.remove(&k)
+                    && !f.reported
+                {
                     out(f.event(self.source));
                 }
             } else {
@@ -314,8 +347,10 @@ impl Flows {
     fn evict_one(&mut self, out: &mut impl FnMut(Event)) {
         while let Some(Reverse((_, k))) = self.queue.pop() {
             if let Some(f) = self.table.remove(&k) {
-                self.evicted += 1;
-                out(f.event(self.source));
+                if !f.reported {
+                    self.evicted += 1;
+                    out(f.event(self.source));
+                }
                 return;
             }
         }
@@ -325,7 +360,7 @@ impl Flows {
     pub fn finish(&mut self, out: &mut impl FnMut(Event)) {
         let mut rest: Vec<Flow> = self.table.drain().map(|(_, f)| f).collect();
         rest.sort_by_key(|f| (f.first_us, f.first_pkt));
-        for f in rest {
+        for f in rest.into_iter().filter(|f| !f.reported) {
             out(f.event(self.source));
         }
         self.queue.clear();

@@ -10,6 +10,7 @@
 pub mod capture;
 pub mod flows;
 pub mod follow;
+pub mod live;
 pub mod logline;
 pub mod packet;
 pub mod zeek;

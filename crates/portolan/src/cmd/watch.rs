@@ -19,6 +19,7 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     };
     let plan = WatchPlan {
         files: args.files.clone(),
+        interfaces: args.interface.clone(),
         read: Options {
             format: match args.format {
                 WatchFormat::Auto => None,
@@ -44,14 +45,18 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     };
     let threshold = args.fail_on.0;
     let mut out = super::stdout();
-    if args.follow {
+    if args.follow || !args.interface.is_empty() {
         if args.output == WatchOutput::Json {
             anyhow::bail!("--follow writes detections as they happen: use -o table or -o ndjson");
         }
         let interrupt =
             portolan_scan::interrupt::Interrupt::install(|_| {}).context("installing signal handlers")?;
         if !ctx.quiet {
-            eprintln!("portolan: following {} file(s); Ctrl-C to stop", args.files.len());
+            eprintln!(
+                "portolan: following {} file(s) and {} interface(s); Ctrl-C to stop",
+                args.files.len(),
+                args.interface.len()
+            );
         }
         let mut failing = false;
         let mut emit = |d: &portolan_model::Detection| -> std::io::Result<()> {
