@@ -92,12 +92,17 @@ pub enum Command {
 pub struct WatchArgs {
     /// Captures and logs to read (`-` for standard input); gzip is unpacked. The format is
     /// recognised from the content.
-    #[arg(value_name = "FILE", required_unless_present = "interface")]
+    #[arg(value_name = "FILE", required_unless_present_any = ["interface", "listeners"])]
     pub files: Vec<PathBuf>,
     /// Capture live on this interface (repeatable; needs root or CAP_NET_RAW); implies
     /// --follow.
     #[arg(long, short = 'i', value_name = "IF")]
     pub interface: Vec<String>,
+    /// Watch this machine's listening sockets (as `ls` sees them): one that appears after
+    /// the start, or whose owner changes, is reported as new_service with its process within
+    /// a second; implies --follow.
+    #[arg(long)]
+    pub listeners: bool,
     /// Read every FILE as this format instead of recognising it.
     #[arg(long, value_enum, default_value_t = WatchFormat::Auto)]
     pub format: WatchFormat,

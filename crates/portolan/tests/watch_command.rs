@@ -437,3 +437,48 @@ fn live_capture_sees_a_scan_within_two_seconds() {
     assert_eq!(code, Some(2));
     assert!(err.contains("no network interface named"), "{err}");
 }
+
+#[test]
+fn a_new_listener_is_reported_within_a_second_with_its_process() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["watch", "--listeners", "-o", "ndjson"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, serde_json::Value)>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send((Instant::now(), serde_json::from_str(&line).unwrap()));
+        }
+    });
+    // the baseline is taken at the start
+    std::thread::sleep(Duration::from_millis(1500));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let opened = Instant::now();
+    let me = format!("(pid {})", std::process::id());
+    let found = loop {
+        let left = Duration::from_secs(3).saturating_sub(opened.elapsed());
+        let (at, d) = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no new_service for port {port}"));
+        // other tests open listeners too: only this one counts
+        if d["ports"].as_str() == Some(port.to_string().as_str()) {
+            break (at, d);
+        }
+    };
+    assert!(found.0 - opened < Duration::from_secs(1), "reported after {:?}", found.0 - opened);
+    assert_eq!(found.1["kind"], "new_service");
+    assert!(found.1["evidence"][0].as_str().unwrap().contains(&me), "{}", found.1);
+    assert!(
+        found.1["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("a new listener on 127.0.0.1:{port}/tcp, held by"))
+    );
+    drop(listener);
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}

@@ -20,6 +20,9 @@ pub struct WatchPlan {
     pub files: Vec<PathBuf>,
     /// Interfaces to capture on, live (following only).
     pub interfaces: Vec<String>,
+    /// Watch this machine's own listening sockets: one that appears, or changes owner, after
+    /// the start is a `new_service` detection.
+    pub listeners: bool,
     /// How to read them.
     pub read: Options,
     /// The detectors' thresholds.
@@ -46,6 +49,9 @@ pub enum WatchError {
         /// The failure.
         source: std::io::Error,
     },
+    /// This machine's listeners could not be read.
+    #[error("reading this machine's listeners: {0}")]
+    Listeners(String),
     /// A live capture could not start.
     #[error(transparent)]
     Live(#[from] portolan_traffic::live::LiveError),
@@ -63,6 +69,101 @@ enum Msg {
     Line(usize, Vec<u8>, u64),
     /// An event a live capture made.
     Event(Event),
+    /// A detection made outside the detectors (a new listener).
+    Detection(Box<Detection>),
+}
+
+/// A listening socket as the listener watch compares them: transport, address, port, and the
+/// names of the processes holding it.
+type Listener = (portolan_model::Transport, std::net::IpAddr, u16);
+
+/// The names of the processes holding a listener, and how far it is bound.
+type Held = (Vec<String>, portolan_model::BindScope);
+
+fn listeners_now() -> Result<std::collections::BTreeMap<Listener, Held>, portolan_local::Error> {
+    let inv = portolan_local::inventory(&portolan_local::Options::default())?;
+    let mut out: std::collections::BTreeMap<Listener, Held> = std::collections::BTreeMap::new();
+    for s in inv.sockets.iter().filter(|s| s.state.is_listening() && !s.probable_client) {
+        let (names, _) =
+            out.entry((s.transport, s.local_address, s.local_port)).or_insert((Vec::new(), s.scope));
+        for o in &s.owners {
+            let n = format!("{} (pid {})", o.comm, o.pid);
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    for (v, _) in out.values_mut() {
+        v.sort();
+    }
+    Ok(out)
+}
+
+/// Looks at this machine's listeners four times a second until `stop`; a listener not in
+/// `known`, or held by other processes than before, is reported once.
+fn watch_listeners(
+    mut known: std::collections::BTreeMap<Listener, Held>,
+    stop: &Arc<AtomicBool>,
+    report: &mut dyn FnMut(Detection),
+) {
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(250));
+        let Ok(now) = listeners_now() else { continue };
+        for (key, (owners, scope)) in &now {
+            let before = known.get(key).map(|h| &h.0);
+            if before == Some(owners) {
+                continue;
+            }
+            let (transport, addr, port) = *key;
+            let held = if owners.is_empty() { "an owner not visible".to_string() } else { owners.join(", ") };
+            let summary = match before {
+                None => format!(
+                    "a new listener on {}/{transport}, held by {held}",
+                    std::net::SocketAddr::new(addr, port)
+                ),
+                Some(old) => format!(
+                    "the listener on {}/{transport} changed owner: now {held}, before {}",
+                    std::net::SocketAddr::new(addr, port),
+                    if old.is_empty() { "not visible".to_string() } else { old.join(", ") }
+                ),
+            };
+            let reach = portolan_kb::Reach::of(*scope, addr);
+            let risk = portolan_kb::for_port(port, transport).map(|k| k.risk(reach)).max();
+            let severity = match (reach, risk) {
+                (portolan_kb::Reach::Loopback, _) => portolan_model::Severity::Low,
+                (_, Some(r)) => r.max(portolan_model::Severity::Medium),
+                _ => portolan_model::Severity::Medium,
+            };
+            let now_text = jiff::Timestamp::now().to_string();
+            report(Detection {
+                kind: portolan_model::DetectionKind::NewService,
+                src: None,
+                srcs: Vec::new(),
+                targets: vec![addr],
+                target_count: 1,
+                ports: port.to_string(),
+                port_count: 1,
+                transport: match transport {
+                    portolan_model::Transport::Udp => portolan_model::Proto::Udp,
+                    portolan_model::Transport::Sctp => portolan_model::Proto::Sctp,
+                    _ => portolan_model::Proto::Tcp,
+                },
+                scan_type: None,
+                tool: portolan_model::traffic::Tool::Unknown,
+                first_seen: now_text.clone(),
+                last_seen: now_text,
+                events: 1,
+                severity,
+                attack: Vec::new(),
+                evidence: owners.clone(),
+                allowed: false,
+                open: false,
+                summary,
+            });
+        }
+        // what went away may come back: that is new again
+        known = now;
+    }
 }
 
 /// Reads every input to its end; `events`, when given, hears every event instead of the
@@ -196,6 +297,17 @@ pub fn follow(
             .map(|_| ())
         }));
     }
+    if plan.listeners {
+        let (tx, stop) = (tx.clone(), stop.clone());
+        let baseline = listeners_now().map_err(|e| WatchError::Listeners(e.to_string()))?;
+        threads.push(std::thread::spawn(move || {
+            watch_listeners(baseline, &stop, &mut |d| {
+                let _ = tx.send(Msg::Detection(Box::new(d)));
+            });
+            Ok(())
+        }));
+        parsers.push((TextParser::new(Format::Log, u32::MAX, &plan.read), "listeners".to_string()));
+    }
     drop(tx);
     // the detectors' clock: the latest event's time, moved on by the wall clock since
     let mut last_event: Option<(i64, Instant)> = None;
@@ -203,6 +315,12 @@ pub fn follow(
     let mut result = Ok(());
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Msg::Detection(d)) => {
+                if let Err(e) = emit(&d) {
+                    result = Err(WatchError::Output(e));
+                    break;
+                }
+            }
             Ok(Msg::Event(e)) => {
                 last_event = Some((e.ts_us, Instant::now()));
                 detector.event(&e);

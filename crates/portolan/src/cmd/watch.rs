@@ -20,6 +20,7 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let plan = WatchPlan {
         files: args.files.clone(),
         interfaces: args.interface.clone(),
+        listeners: args.listeners,
         read: Options {
             format: match args.format {
                 WatchFormat::Auto => None,
@@ -45,7 +46,7 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     };
     let threshold = args.fail_on.0;
     let mut out = super::stdout();
-    if args.follow || !args.interface.is_empty() {
+    if args.follow || args.listeners || !args.interface.is_empty() {
         if args.output == WatchOutput::Json {
             anyhow::bail!("--follow writes detections as they happen: use -o table or -o ndjson");
         }
@@ -53,9 +54,10 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             portolan_scan::interrupt::Interrupt::install(|_| {}).context("installing signal handlers")?;
         if !ctx.quiet {
             eprintln!(
-                "portolan: following {} file(s) and {} interface(s); Ctrl-C to stop",
+                "portolan: following {} file(s), {} interface(s){}; Ctrl-C to stop",
                 args.files.len(),
-                args.interface.len()
+                args.interface.len(),
+                if args.listeners { " and this machine's listeners" } else { "" }
             );
         }
         let mut failing = false;
