@@ -103,6 +103,14 @@ pub struct WatchArgs {
     /// a second; implies --follow.
     #[arg(long)]
     pub listeners: bool,
+    /// Run CMD (with sh -c) for each detection, the detection as JSON on its standard input
+    /// (repeatable); live, once when a detection starts. At most 10 s each.
+    #[arg(long, value_name = "CMD")]
+    pub alert_exec: Vec<String>,
+    /// POST each detection as JSON to http://HOST[:PORT]/PATH (repeatable); live, once when a
+    /// detection starts. At most 10 s each.
+    #[arg(long, value_name = "URL")]
+    pub alert_url: Vec<String>,
     /// Read every FILE as this format instead of recognising it.
     #[arg(long, value_enum, default_value_t = WatchFormat::Auto)]
     pub format: WatchFormat,

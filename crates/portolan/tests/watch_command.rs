@@ -482,3 +482,53 @@ fn a_new_listener_is_reported_within_a_second_with_its_process() {
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let _ = child.wait();
 }
+
+#[test]
+fn alerts_reach_a_command_and_an_http_endpoint() {
+    use std::io::BufRead;
+    let dir = TempDir::new("watch-alerts");
+    let posted = dir.join("posted.json");
+    // a loopback HTTP server that keeps the body of one POST
+    let server = format!(
+        "import http.server, sys\n\
+         class H(http.server.BaseHTTPRequestHandler):\n\
+         \x20   def do_POST(self):\n\
+         \x20       body = self.rfile.read(int(self.headers['Content-Length']))\n\
+         \x20       open({:?}, 'wb').write(body)\n\
+         \x20       self.send_response(204); self.end_headers()\n\
+         \x20   def log_message(self, *a): pass\n\
+         s = http.server.HTTPServer(('127.0.0.1', 0), H)\n\
+         print(s.server_address[1], flush=True)\n\
+         s.timeout = 30\n\
+         s.handle_request()\n",
+        posted.to_str().unwrap()
+    );
+    let mut py = Command::new("python3").arg("-c").arg(server).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(py.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+    let piped = dir.join("piped.json");
+    let (code, _, err) = portolan(&[
+        "watch",
+        "--alert-exec",
+        &format!("cat > {}", piped.display()),
+        "--alert-url",
+        &format!("http://127.0.0.1:{port}/hook"),
+        &zeek("sshguess.pcap"),
+    ]);
+    let _ = py.wait();
+    assert_eq!(code, Some(1), "{err}");
+    for f in [&piped, &posted] {
+        let d: serde_json::Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+        assert_eq!(
+            (d["kind"].as_str(), d["src"].as_str()),
+            (Some("brute_force"), Some("192.168.56.1")),
+            "{}",
+            f.display()
+        );
+    }
+    let (code, _, err) =
+        portolan(&["watch", "--alert-url", "https://example.invalid/", &zeek("sshguess.pcap")]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("is not an http://"), "{err}");
+}

@@ -46,6 +46,18 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     };
     let threshold = args.fail_on.0;
     let mut out = super::stdout();
+    let quiet = ctx.quiet;
+    let mut alerts = if args.alert_exec.is_empty() && args.alert_url.is_empty() {
+        None
+    } else {
+        let targets =
+            portolan_output::alert::Targets { exec: args.alert_exec.clone(), urls: args.alert_url.clone() };
+        Some(portolan_output::alert::Alerts::start(targets, move |why| {
+            if !quiet {
+                eprintln!("portolan: warning: {}", terminal(&why));
+            }
+        })?)
+    };
     if args.follow || args.listeners || !args.interface.is_empty() {
         if args.output == WatchOutput::Json {
             anyhow::bail!("--follow writes detections as they happen: use -o table or -o ndjson");
@@ -63,19 +75,25 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         let mut failing = false;
         let mut emit = |d: &portolan_model::Detection| -> std::io::Result<()> {
             failing |= !d.open && threshold.is_some_and(|t| d.severity >= t);
+            // one alert per detection: when it starts (a listener's comes complete at once)
+            if let Some(a) = alerts.as_mut()
+                && (d.open || d.kind == portolan_model::DetectionKind::NewService)
+            {
+                a.send(serde_json::to_vec(d)?);
+            }
             match args.output {
                 WatchOutput::Ndjson => records::ndjson(&mut out, std::iter::once(d))?,
                 _ => portolan_output::watch::write_detection(&mut out, d, ctx.color)?,
             }
             out.flush()
         };
-        let quiet = ctx.quiet;
         let mut note = |n: String| {
             if !quiet {
                 eprintln!("portolan: note: {}", terminal(&n));
             }
         };
         follow(&plan, args.from_start, &interrupt.flag(), &mut emit, &mut note)?;
+        finish_alerts(alerts, quiet);
         return Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
     let (report, failed) = if args.events {
@@ -111,10 +129,28 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush().context("writing to standard output")?;
+    if let Some(a) = alerts.as_mut() {
+        for d in &report.detections {
+            a.send(serde_json::to_vec(d)?);
+        }
+    }
+    finish_alerts(alerts, quiet);
     if failed {
         return Ok(ExitCode::from(2));
     }
     let failing =
         !args.events && threshold.is_some_and(|t| report.detections.iter().any(|d| d.severity >= t));
     Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Delivers the queued alerts and says how many were dropped.
+fn finish_alerts(alerts: Option<portolan_output::alert::Alerts>, quiet: bool) {
+    if let Some(a) = alerts {
+        let dropped = a.finish();
+        if dropped > 0 && !quiet {
+            eprintln!(
+                "portolan: warning: {dropped} alerts dropped (the alert hooks were slower than the detections)"
+            );
+        }
+    }
 }
