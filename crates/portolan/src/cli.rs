@@ -92,7 +92,7 @@ pub enum Command {
 pub struct WatchArgs {
     /// Captures and logs to read (`-` for standard input); gzip is unpacked. The format is
     /// recognised from the content.
-    #[arg(value_name = "FILE", required_unless_present_any = ["interface", "listeners"])]
+    #[arg(value_name = "FILE", required_unless_present_any = ["interface", "listeners", "nflog"])]
     pub files: Vec<PathBuf>,
     /// Capture live on this interface (repeatable; needs root or CAP_NET_RAW); implies
     /// --follow.
@@ -103,6 +103,10 @@ pub struct WatchArgs {
     /// a second; implies --follow.
     #[arg(long)]
     pub listeners: bool,
+    /// Read the firewall's own log from NFLOG group N (nft `log group N`, iptables `-j NFLOG
+    /// --nflog-group N`), repeatable; needs root; implies --follow.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16))]
+    pub nflog: Vec<u16>,
     /// Run CMD (with sh -c) for each detection, the detection as JSON on its standard input
     /// (repeatable); live, once when a detection starts. At most 10 s each.
     #[arg(long, value_name = "CMD")]

@@ -532,3 +532,69 @@ fn alerts_reach_a_command_and_an_http_endpoint() {
     assert_eq!(code, Some(2));
     assert!(err.contains("is not an http://"), "{err}");
 }
+
+#[test]
+fn nflog_sees_a_scan_within_two_seconds() {
+    use std::io::BufRead;
+    let t = "nflog_sees_a_scan_within_two_seconds";
+    if !require_root(t) || !require_tool(t, "nmap") || !require_tool(t, "nft") {
+        return;
+    }
+    let _lock = host_lock("watch-live", Duration::from_secs(600));
+    let _lab = Veth::up();
+    let rules = "table inet ptwi {\n chain input {\n  type filter hook input priority 0; policy accept;\n  ct state established,related accept\n  iif \"lo\" accept\n  log group 7\n  meta l4proto tcp reject with tcp reset\n }\n}\n";
+    let mut nft = Command::new("ip")
+        .args(["netns", "exec", "ptwi-v", "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    nft.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+    assert!(nft.wait().unwrap().success());
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", "ptwi-v", "timeout", "60", env!("CARGO_BIN_EXE_portolan")])
+        .args(["watch", "--nflog", "7", "-o", "ndjson"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, serde_json::Value)>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send((Instant::now(), serde_json::from_str(&line).unwrap()));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "ptwi-a",
+            "timeout",
+            "60",
+            "nmap",
+            "-n",
+            "-Pn",
+            "-sS",
+            "-p1-200",
+            "--max-retries",
+            "1",
+        ])
+        .arg("198.18.42.2")
+        .output()
+        .unwrap();
+    let scan_end = Instant::now();
+    assert!(o.status.success(), "nmap: {}", String::from_utf8_lossy(&o.stderr));
+    let (at, d) = rx.recv_timeout(Duration::from_secs(5)).expect("a detection from the NFLOG group");
+    assert!(at.saturating_duration_since(scan_end) < Duration::from_secs(2));
+    assert_eq!(
+        (d["kind"].as_str(), d["src"].as_str(), d["tool"].as_str()),
+        (Some("vertical_scan"), Some("198.18.42.1"), Some("nmap"))
+    );
+    assert!(d["evidence"][0].as_str().unwrap().starts_with("nflog:7#"), "{d}");
+    let _ = Command::new("ip")
+        .args(["netns", "exec", "ptwi-v", "pkill", "-TERM", "-f", "portolan watch --nflog"])
+        .status();
+    let _ = child.wait();
+}

@@ -20,6 +20,8 @@ pub struct WatchPlan {
     pub files: Vec<PathBuf>,
     /// Interfaces to capture on, live (following only).
     pub interfaces: Vec<String>,
+    /// NFLOG groups to read, live (following only).
+    pub nflog: Vec<u16>,
     /// Watch this machine's own listening sockets: one that appears, or changes owner, after
     /// the start is a `new_service` detection.
     pub listeners: bool,
@@ -55,6 +57,9 @@ pub enum WatchError {
     /// A live capture could not start.
     #[error(transparent)]
     Live(#[from] portolan_traffic::live::LiveError),
+    /// An NFLOG group could not be read.
+    #[error(transparent)]
+    Nflog(#[from] portolan_traffic::nflog::NflogError),
     /// A callback failed (writing the output).
     #[error(transparent)]
     Output(#[from] std::io::Error),
@@ -295,6 +300,20 @@ pub fn follow(
                 let _ = tx.send(Msg::Event(e));
             })
             .map(|_| ())
+        }));
+    }
+    for &group in &plan.nflog {
+        let nflog = portolan_traffic::nflog::Nflog::open(group)?;
+        let name = format!("nflog:{group}");
+        let source = detector.add_source(SourceName { name: name.clone(), capture: true });
+        parsers.push((TextParser::new(Format::Log, source, &plan.read), name));
+        let (tx, stop) = (tx.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            nflog
+                .run(source, &stop, &mut |e| {
+                    let _ = tx.send(Msg::Event(e));
+                })
+                .map(|_| ())
         }));
     }
     if plan.listeners {

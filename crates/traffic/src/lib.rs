@@ -12,6 +12,7 @@ pub mod flows;
 pub mod follow;
 pub mod live;
 pub mod logline;
+pub mod nflog;
 pub mod packet;
 pub mod zeek;
 

@@ -21,6 +21,7 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         files: args.files.clone(),
         interfaces: args.interface.clone(),
         listeners: args.listeners,
+        nflog: args.nflog.clone(),
         read: Options {
             format: match args.format {
                 WatchFormat::Auto => None,
@@ -58,7 +59,7 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             }
         })?)
     };
-    if args.follow || args.listeners || !args.interface.is_empty() {
+    if args.follow || args.listeners || !args.interface.is_empty() || !args.nflog.is_empty() {
         if args.output == WatchOutput::Json {
             anyhow::bail!("--follow writes detections as they happen: use -o table or -o ndjson");
         }
@@ -66,9 +67,10 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             portolan_scan::interrupt::Interrupt::install(|_| {}).context("installing signal handlers")?;
         if !ctx.quiet {
             eprintln!(
-                "portolan: following {} file(s), {} interface(s){}; Ctrl-C to stop",
+                "portolan: following {} file(s), {} interface(s), {} NFLOG group(s){}; Ctrl-C to stop",
                 args.files.len(),
                 args.interface.len(),
+                args.nflog.len(),
                 if args.listeners { " and this machine's listeners" } else { "" }
             );
         }
