@@ -50,6 +50,52 @@ pub struct Config {
     pub max_sources: usize,
     /// Known scanners of one's own: reported as `info`, never dropped.
     pub allowed: Vec<(IpAddr, u8)>,
+    /// What is supposed to answer: a host that answers on anything else is a `new_service`.
+    pub baseline: Option<Baseline>,
+}
+
+/// The services a baseline knows: from a saved scan (address, port) and from a saved local
+/// inventory (its listeners; one bound to every address stands for the port on any address).
+#[derive(Debug, Clone, Default)]
+pub struct Baseline {
+    /// Where it came from, for the detection's evidence (`snapshot 12`).
+    pub name: String,
+    exact: HashSet<(IpAddr, u16, Proto), RandomState>,
+    any_address: HashSet<(u16, Proto), RandomState>,
+}
+
+fn proto_of(t: Transport) -> Proto {
+    match t {
+        Transport::Tcp => Proto::Tcp,
+        Transport::Udp => Proto::Udp,
+        Transport::Sctp => Proto::Sctp,
+        Transport::Dccp => Proto::Other,
+    }
+}
+
+impl Baseline {
+    /// The open ports of a snapshot's scan and the listeners of its inventory.
+    pub fn from_snapshot(name: String, s: &portolan_model::Snapshot) -> Baseline {
+        let mut b = Baseline { name, ..Baseline::default() };
+        for h in s.scan.iter().flat_map(|r| &r.hosts) {
+            for p in h.ports.iter().filter(|p| p.state == portolan_model::PortState::Open) {
+                b.exact.insert((h.address, p.number, proto_of(p.transport)));
+            }
+        }
+        for l in s.local.iter().flat_map(|l| &l.sockets).filter(|l| l.state.is_listening()) {
+            if l.local_address.is_unspecified() {
+                b.any_address.insert((l.local_port, proto_of(l.transport)));
+            } else {
+                b.exact.insert((l.local_address, l.local_port, proto_of(l.transport)));
+            }
+        }
+        b
+    }
+
+    /// Whether `dst` answering on `port` is known.
+    pub fn knows(&self, dst: IpAddr, port: u16, proto: Proto) -> bool {
+        self.exact.contains(&(dst, port, proto)) || self.any_address.contains(&(port, proto))
+    }
 }
 
 impl Default for Config {
@@ -67,6 +113,7 @@ impl Default for Config {
             auth_window_us: 600_000_000,
             max_sources: 100_000,
             allowed: Vec::new(),
+            baseline: None,
         }
     }
 }
@@ -130,6 +177,15 @@ impl Acc {
             tools: [0; 4],
             answered: Vec::new(),
         }
+    }
+
+    /// The lowest port touched.
+    fn ports_first(&self) -> u16 {
+        self.ports
+            .iter()
+            .enumerate()
+            .find(|(_, w)| **w != 0)
+            .map_or(0, |(i, w)| (i * 64) as u16 + w.trailing_zeros() as u16)
     }
 
     fn add(&mut self, e: &Event) {
@@ -266,6 +322,8 @@ pub struct Detector {
     started: Vec<Detection>,
     /// Sources dropped because `max_sources` were tracked.
     pub evicted: u64,
+    /// Services reported as new (each once).
+    new_services: HashSet<(IpAddr, u16, Proto), RandomState>,
 }
 
 impl Detector {
@@ -280,6 +338,7 @@ impl Detector {
             live: false,
             started: Vec::new(),
             evicted: 0,
+            new_services: HashSet::default(),
         }
     }
 
@@ -336,6 +395,7 @@ impl Detector {
         if ignored(e) {
             return;
         }
+        self.new_service(e);
         if !self.sources.contains_key(&e.src) && self.sources.len() >= self.cfg.max_sources {
             self.make_room(e.ts_us);
         }
@@ -410,6 +470,36 @@ impl Detector {
             return;
         }
         self.distributed(e, dst);
+    }
+
+    /// A host that answered a handshake (or a datagram) on a port the baseline does not know.
+    fn new_service(&mut self, e: &Event) {
+        let Some(base) = &self.cfg.baseline else { return };
+        let Some(dst) = e.dst else { return };
+        let handshake = e.shape.is_some_and(|s| s.flags & portolan_model::traffic::tcp_flags::SYN != 0);
+        let answered = match e.proto {
+            Proto::Tcp => {
+                matches!(e.outcome, Outcome::HalfOpen | Outcome::Accepted)
+                    || (e.outcome == Outcome::Session && handshake)
+            }
+            Proto::Udp => e.outcome == Outcome::Session,
+            _ => false,
+        };
+        if !answered || base.knows(dst, e.dport, e.proto) || self.new_services.len() >= TARGET_CAP {
+            return;
+        }
+        if !self.new_services.insert((dst, e.dport, e.proto)) {
+            return;
+        }
+        let mut acc = Acc::new(DetectionKind::NewService, None, e);
+        acc.add(e);
+        let mut d = finish(Box::new(acc), &self.cfg, &self.names);
+        d.summary = format!(
+            "{} answers on {}/{}, which {} does not know (first answer to {})",
+            dst, e.dport, e.proto, base.name, e.src
+        );
+        // live, it is complete at once: reported once, with the detections that start
+        if self.live { self.started.push(d) } else { self.done.push(d) }
     }
 
     /// Many sources on one target: counted per target, and a detection when the ports
@@ -636,8 +726,8 @@ fn finish(acc: Box<Acc>, cfg: &Config, names: &[SourceName]) -> Detection {
     let mut srcs: Vec<IpAddr> = acc.srcs.iter().copied().collect();
     srcs.sort();
     srcs.truncate(32);
-    // a login is no scan technique
-    let technique = if kind == DetectionKind::BruteForce {
+    // a login, or a service that answers, is no scan technique
+    let technique = if matches!(kind, DetectionKind::BruteForce | DetectionKind::NewService) {
         None
     } else {
         (0..7).filter(|&i| acc.techniques[i] > 0).max_by_key(|&i| acc.techniques[i]).map(TECHNIQUES)
@@ -646,7 +736,11 @@ fn finish(acc: Box<Acc>, cfg: &Config, names: &[SourceName]) -> Detection {
         let known: u64 = acc.tools[..3].iter().sum();
         let best = (0..3).max_by_key(|&i| acc.tools[i]).unwrap_or(3);
         // most of the packets that show a fingerprint must agree
-        if known > 0 && acc.tools[best] * 2 > known && acc.tools[best] * 2 >= acc.events.min(known.max(1)) {
+        if kind != DetectionKind::NewService
+            && known > 0
+            && acc.tools[best] * 2 > known
+            && acc.tools[best] * 2 >= acc.events.min(known.max(1))
+        {
             TOOLS[best]
         } else {
             Tool::Unknown
@@ -660,6 +754,11 @@ fn finish(acc: Box<Acc>, cfg: &Config, names: &[SourceName]) -> Detection {
     };
     let mut severity = match kind {
         DetectionKind::BruteForce | DetectionKind::DistributedScan => Severity::High,
+        DetectionKind::NewService => portolan_kb::for_port(acc.ports_first(), transport)
+            .map(|k| k.internet_risk)
+            .max()
+            .unwrap_or(Severity::Medium)
+            .max(Severity::Medium),
         _ => Severity::Medium,
     };
     let risky_answer = acc
@@ -678,6 +777,7 @@ fn finish(acc: Box<Acc>, cfg: &Config, names: &[SourceName]) -> Detection {
     let attack: Vec<String> = match kind {
         DetectionKind::BruteForce => vec!["T1110".into(), "T1110.001".into()],
         DetectionKind::HorizontalSweep => vec!["T1046".into(), "T1595.001".into()],
+        DetectionKind::NewService => Vec::new(),
         _ => vec!["T1046".into()],
     };
     let mut sample = acc.evidence.clone();

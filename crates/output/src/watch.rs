@@ -38,7 +38,13 @@ pub fn write_detection(out: &mut dyn Write, d: &portolan_model::Detection, color
             Some(s) => s.to_string(),
             None => d.srcs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         };
-        writeln!(out, "         from      {who}{}", if d.allowed { " (an allowed scanner)" } else { "" })?;
+        if !who.is_empty() {
+            writeln!(
+                out,
+                "         from      {who}{}",
+                if d.allowed { " (an allowed scanner)" } else { "" }
+            )?;
+        }
         let more = d.target_count.saturating_sub(d.targets.len() as u64);
         let targets = d.targets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         if more > 0 {

@@ -107,6 +107,13 @@ pub struct WatchArgs {
     /// --nflog-group N`), repeatable; needs root; implies --follow.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16))]
     pub nflog: Vec<u16>,
+    /// A saved snapshot (last, last~1, or an id; see `portolan snapshots`) of what is supposed
+    /// to answer: a host that answers a handshake on anything else is reported as new_service.
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub baseline: Option<String>,
+    /// The snapshot database for --baseline (default: the one --save uses).
+    #[arg(long, value_name = "PATH", requires = "baseline")]
+    pub db: Option<String>,
     /// Run CMD (with sh -c) for each detection, the detection as JSON on its standard input
     /// (repeatable); live, once when a detection starts. At most 10 s each.
     #[arg(long, value_name = "CMD")]

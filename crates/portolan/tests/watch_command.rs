@@ -598,3 +598,60 @@ fn nflog_sees_a_scan_within_two_seconds() {
         .status();
     let _ = child.wait();
 }
+
+#[test]
+fn a_service_the_baseline_does_not_know_is_new() {
+    let dir = TempDir::new("watch-baseline");
+    let db = dir.join("b.db");
+    let xml = |port: u16| {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<nmaprun scanner="nmap" args="nmap -p{port} 192.168.56.103" start="1427726600" version="7.93" xmloutputversion="1.05">
+<host starttime="1427726600" endtime="1427726601"><status state="up" reason="syn-ack" reason_ttl="64"/>
+<address addr="192.168.56.103" addrtype="ipv4"/>
+<ports><port protocol="tcp" portid="{port}"><state state="open" reason="syn-ack" reason_ttl="64"/></port></ports>
+</host>
+<runstats><finished time="1427726601" timestr="x" elapsed="1.00" summary="x" exit="success"/><hosts up="1" down="0" total="1"/></runstats>
+</nmaprun>
+"#
+        )
+    };
+    let new_services = |port: u16| {
+        let f = dir.join(&format!("scan-{port}.xml"));
+        std::fs::write(&f, xml(port)).unwrap();
+        let (code, _, err) =
+            portolan(&["import", f.to_str().unwrap(), "--save", "--db", db.to_str().unwrap(), "-o", "json"]);
+        assert_eq!(code, Some(0), "{err}");
+        let (_, v) = json(&[
+            "watch",
+            "-o",
+            "json",
+            "--baseline",
+            "last",
+            "--db",
+            db.to_str().unwrap(),
+            &zeek("sshguess.pcap"),
+        ]);
+        v["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["kind"] == "new_service")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    // the baseline knows ssh on .103: nothing new
+    assert!(new_services(22).is_empty());
+    // a baseline that knows another port: ssh answering is new
+    let found = new_services(2222);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0]["targets"][0].as_str(), found[0]["ports"].as_str()),
+        (Some("192.168.56.103"), Some("22"))
+    );
+    assert!(found[0]["summary"].as_str().unwrap().contains("which snapshot 2 does not know"));
+    // a reference that does not exist: one clear error
+    let (code, _, err) =
+        portolan(&["watch", "--baseline", "last~9", "--db", db.to_str().unwrap(), &zeek("sshguess.pcap")]);
+    assert_eq!(code, Some(2), "{err}");
+}

@@ -17,6 +17,15 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         Some(y) => y as i16,
         None => jiff::Timestamp::now().to_zoned_datetime(tz.clone()).year(),
     };
+    let baseline = match &args.baseline {
+        Some(r) => {
+            let mut store = super::open_store(args.db.as_deref())?;
+            let id = store.resolve(&r.parse::<portolan_store::SnapshotRef>()?)?;
+            let snap = store.load(id)?;
+            Some(portolan_detect::Baseline::from_snapshot(format!("snapshot {id}"), &snap))
+        }
+        None => None,
+    };
     let plan = WatchPlan {
         files: args.files.clone(),
         interfaces: args.interface.clone(),
@@ -42,6 +51,7 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             auth_sessions: args.sessions,
             max_sources: args.max_sources,
             allowed: args.allow_source.clone(),
+            baseline,
             ..Config::default()
         },
     };
