@@ -39,6 +39,8 @@ have ssh || need+=(openssh-client)
 # the peers watch is measured against on the same corpus
 have psad || need+=(psad)
 have fail2ban-regex || need+=(fail2ban)
+# a real Prometheus scrapes watch --metrics (and promtool checks the exposition)
+have promtool || need+=(prometheus)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -22,6 +22,7 @@ pub use table::{Align, Cell, ColorChoice, Columns, Style, Table};
 pub mod alert;
 pub mod local;
 pub mod lookup;
+pub mod metrics;
 pub mod records;
 pub mod scan;
 pub mod snapshots;

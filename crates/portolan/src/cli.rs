@@ -111,6 +111,10 @@ pub struct WatchArgs {
     /// to answer: a host that answers a handshake on anything else is reported as new_service.
     #[arg(long, value_name = "SNAPSHOT")]
     pub baseline: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while following: lines and events
+    /// by source, detections by kind and severity, tracked sources, evictions, lag.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// The snapshot database for --baseline (default: the one --save uses).
     #[arg(long, value_name = "PATH", requires = "baseline")]
     pub db: Option<String>,

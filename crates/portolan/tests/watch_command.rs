@@ -655,3 +655,118 @@ fn a_service_the_baseline_does_not_know_is_new() {
         portolan(&["watch", "--baseline", "last~9", "--db", db.to_str().unwrap(), &zeek("sshguess.pcap")]);
     assert_eq!(code, Some(2), "{err}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn http_get(url_path: &str, port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {url_path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut out);
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+#[test]
+fn prometheus_scrapes_the_metrics() {
+    use std::io::BufRead;
+    let t = "prometheus_scrapes_the_metrics";
+    if !require_tool(t, "prometheus") || !require_tool(t, "promtool") {
+        return;
+    }
+    let dir = TempDir::new("watch-metrics");
+    let log = dir.join("auth.log");
+    std::fs::write(&log, "").unwrap();
+    let port = free_port();
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args([
+            "watch",
+            "-f",
+            "-o",
+            "ndjson",
+            "--metrics",
+            &format!("127.0.0.1:{port}"),
+            log.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    std::thread::sleep(Duration::from_millis(500));
+    {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        for i in 0..6 {
+            writeln!(
+                f,
+                "Dec  5 12:00:0{i} victim sshd[7]: Failed password for root from 198.18.40.66 port {i} ssh2"
+            )
+            .unwrap();
+        }
+    }
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("brute_force"), "{first}");
+    std::thread::sleep(Duration::from_millis(1200));
+    // the exposition is valid for Prometheus's own checker
+    let text = http_get("/metrics", port);
+    assert!(
+        text.contains("portolan_watch_detections_total{kind=\"brute_force\",severity=\"high\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("portolan_watch_lines_total{source="), "{text}");
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let o = check.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // a real Prometheus server, on loopback, scrapes it and answers a query for the counter
+    let prom_port = free_port();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: portolan\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"),
+    )
+    .unwrap();
+    let mut prom = Command::new("timeout")
+        .args(["60", "prometheus"])
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let value = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let body = std::net::TcpStream::connect(("127.0.0.1", prom_port))
+            .ok()
+            .map(|_| http_get("/api/v1/query?query=portolan_watch_detections_total", prom_port))
+            .unwrap_or_default();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(body.trim())
+            && let Some(r) = v["data"]["result"].as_array().and_then(|r| r.first())
+        {
+            break r.clone();
+        }
+        assert!(Instant::now() < deadline, "Prometheus did not scrape the metrics in 30 s");
+    };
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert_eq!(value["metric"]["kind"], "brute_force");
+    assert_eq!(value["value"][1], "1");
+    let _ = Command::new("kill").arg("-TERM").arg(watch.id().to_string()).status();
+    let _ = watch.wait();
+}

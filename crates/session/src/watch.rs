@@ -254,6 +254,7 @@ fn is_capture(path: &Path, forced: Option<Format>) -> bool {
 pub fn follow(
     plan: &WatchPlan,
     from_start: bool,
+    metrics: Option<&portolan_output::metrics::Metrics>,
     stop: &Arc<AtomicBool>,
     emit: &mut dyn FnMut(&Detection) -> std::io::Result<()>,
     note: &mut dyn FnMut(String),
@@ -335,19 +336,31 @@ pub fn follow(
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(Msg::Detection(d)) => {
+                if let Some(m) = metrics {
+                    m.detection(d.kind.as_str(), d.severity.as_str());
+                }
                 if let Err(e) = emit(&d) {
                     result = Err(WatchError::Output(e));
                     break;
                 }
             }
             Ok(Msg::Event(e)) => {
+                if let (Some(m), Some((_, name))) = (metrics, parsers.get(e.evidence.source as usize)) {
+                    m.event(name);
+                }
                 last_event = Some((e.ts_us, Instant::now()));
                 detector.event(&e);
             }
             Ok(Msg::Line(i, line, n)) => {
                 let (parser, name) = &mut parsers[i];
+                if let Some(m) = metrics {
+                    m.line(name);
+                }
                 match parser.line(&line, n) {
                     Ok(Some(e)) => {
+                        if let Some(m) = metrics {
+                            m.event(name);
+                        }
                         last_event = Some((e.ts_us, Instant::now()));
                         detector.event(&e);
                     }
@@ -365,11 +378,24 @@ pub fn follow(
             last_tick = Instant::now();
             if let Some((ts, at)) = last_event {
                 detector.tick(ts + at.elapsed().as_micros() as i64);
+                if let Some(m) = metrics {
+                    let wall = jiff::Timestamp::now().as_microsecond();
+                    m.lag((wall - ts) as f64 / 1e6);
+                }
+            }
+            if let Some(m) = metrics {
+                m.sources(detector.tracked(), detector.evicted);
             }
         }
-        if let Err(e) =
-            detector.take_started().iter().chain(&detector.take_finished()).try_for_each(&mut *emit)
-        {
+        let (started, finished) = (detector.take_started(), detector.take_finished());
+        if let Some(m) = metrics {
+            // each detection once: when it starts (a new service is complete at once)
+            for d in started.iter().filter(|d| d.open || d.kind == portolan_model::DetectionKind::NewService)
+            {
+                m.detection(d.kind.as_str(), d.severity.as_str());
+            }
+        }
+        if let Err(e) = started.iter().chain(&finished).try_for_each(&mut *emit) {
             result = Err(WatchError::Output(e));
             break;
         }

@@ -69,7 +69,11 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             }
         })?)
     };
-    if args.follow || args.listeners || !args.interface.is_empty() || !args.nflog.is_empty() {
+    let live = args.follow || args.listeners || !args.interface.is_empty() || !args.nflog.is_empty();
+    if args.metrics.is_some() && !live {
+        anyhow::bail!("--metrics serves a live watch: add --follow, --interface, --nflog or --listeners");
+    }
+    if live {
         if args.output == WatchOutput::Json {
             anyhow::bail!("--follow writes detections as they happen: use -o table or -o ndjson");
         }
@@ -104,7 +108,20 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 eprintln!("portolan: note: {}", terminal(&n));
             }
         };
-        follow(&plan, args.from_start, &interrupt.flag(), &mut emit, &mut note)?;
+        let metrics = std::sync::Arc::new(portolan_output::metrics::Metrics::new());
+        let server = match args.metrics {
+            Some(addr) => Some(
+                metrics
+                    .serve(addr, interrupt.flag())
+                    .with_context(|| format!("serving metrics on {addr}"))?,
+            ),
+            None => None,
+        };
+        let m = args.metrics.map(|_| &*metrics);
+        follow(&plan, args.from_start, m, &interrupt.flag(), &mut emit, &mut note)?;
+        if let Some(s) = server {
+            let _ = s.join();
+        }
         finish_alerts(alerts, quiet);
         return Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
