@@ -12,7 +12,7 @@ use crate::lookup::severity_style;
 use crate::table::Style;
 
 /// Every rule an audit can report, with what it means.
-pub const RULES: [(&str, &str, &str); 7] = [
+pub const RULES: [(&str, &str, &str); 13] = [
     (
         "policy.unapproved",
         "Open port or listener the policy does not approve",
@@ -47,6 +47,36 @@ pub const RULES: [(&str, &str, &str); 7] = [
         "kb.cleartext",
         "Risky cleartext service exposed",
         "The knowledge base marks this service as cleartext by default: credentials and data cross the network readable.",
+    ),
+    (
+        "watch.vertical_scan",
+        "Port scan of a host",
+        "One source probed many ports of one host (Zeek's Port_Scan: 15 ports in 5 minutes). Find who runs it; block or rate-limit the source at the edge.",
+    ),
+    (
+        "watch.horizontal_sweep",
+        "Sweep of a network",
+        "One source probed the same ports across many hosts (Zeek's Address_Scan: 25 hosts in 5 minutes), looking for a service to attack.",
+    ),
+    (
+        "watch.slow_scan",
+        "Slow scan",
+        "A scan whose probes are a second or more apart, paced to stay under per-window thresholds (psad counts scans over an hour).",
+    ),
+    (
+        "watch.distributed_scan",
+        "Scan split across sources",
+        "Several sources each probed a few ports of one host; together they scanned it. Look for a common operator and block the set.",
+    ),
+    (
+        "watch.brute_force",
+        "Password guessing",
+        "Many failed logins, or many short sessions to a login service, from one source (fail2ban: 5 failures in 10 minutes). Block the source; require keys or a second factor.",
+    ),
+    (
+        "watch.new_service",
+        "A service nobody approved",
+        "A host answers on a port the baseline does not know, or a new listener appeared. Find its owner; close it or record it.",
     ),
 ];
 

@@ -120,3 +120,53 @@ fn shorten(s: &str, max: usize) -> String {
     let cut = s[..max].rfind(',').unwrap_or(max);
     format!("{},…", &s[..cut])
 }
+
+/// The detections as findings (`watch.<kind>`), for the audit formats (SARIF): the first
+/// evidence is the location (`file:line`; a capture's packet number is kept in the evidence).
+pub fn findings(r: &WatchReport) -> Vec<portolan_model::Finding> {
+    r.detections
+        .iter()
+        .map(|d| {
+            let location = d.evidence.first().map(|ev| match ev.rsplit_once(':') {
+                Some((file, line)) if line.bytes().all(|b| b.is_ascii_digit()) && !line.is_empty() => {
+                    portolan_model::SourceLocation {
+                        file: file.to_string(),
+                        line: line.parse().unwrap_or(1),
+                        column: 1,
+                    }
+                }
+                _ => portolan_model::SourceLocation {
+                    file: ev.split_once('#').map_or(ev.as_str(), |(f, _)| f).to_string(),
+                    line: 1,
+                    column: 1,
+                },
+            });
+            let transport = match d.transport {
+                portolan_model::Proto::Udp => Some(portolan_model::Transport::Udp),
+                portolan_model::Proto::Tcp => Some(portolan_model::Transport::Tcp),
+                portolan_model::Proto::Sctp => Some(portolan_model::Transport::Sctp),
+                _ => None,
+            };
+            let mut evidence = vec![format!("{} .. {}, {} events", d.first_seen, d.last_seen, d.events)];
+            evidence.extend(d.evidence.iter().cloned());
+            portolan_model::Finding {
+                rule: format!("watch.{}", d.kind.as_str()),
+                severity: d.severity,
+                title: d.summary.clone(),
+                target: Some(portolan_model::FindingTarget {
+                    address: d.src.or_else(|| d.targets.first().copied()),
+                    port: if d.port_count == 1 { d.ports.parse().ok() } else { None },
+                    transport,
+                }),
+                evidence,
+                remediation: crate::audit::RULES
+                    .iter()
+                    .find(|(id, _, _)| id.strip_prefix("watch.") == Some(d.kind.as_str()))
+                    .map_or(String::new(), |(_, _, full)| full.to_string()),
+                references: Vec::new(),
+                attack: d.attack.clone(),
+                location,
+            }
+        })
+        .collect()
+}

@@ -204,6 +204,8 @@ pub enum WatchOutput {
     Json,
     /// One detection per line (docs/schema/detection.schema.json).
     Ndjson,
+    /// SARIF 2.1.0 (rules watch.<kind>), for code-scanning dashboards.
+    Sarif,
 }
 
 #[derive(Debug, Args)]

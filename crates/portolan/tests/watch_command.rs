@@ -71,6 +71,22 @@ fn zeek_traces_brute_force_and_nothing_else() {
     }
     let (_, out, _) = portolan(&["watch", &zeek("pcapng-multi-interface.pcapng")]);
     assert!(out.contains("pcapng-multi-interface.pcapng (pcap): 6 packets, 3 events"), "{out}");
+    // SARIF, for code-scanning dashboards: one result per detection, located in the input
+    let (code, v) = json(&["watch", "-o", "sarif", &zeek("sshguess.pcap")]);
+    assert_eq!(code, Some(1));
+    let r = &v["runs"][0]["results"][0];
+    assert_eq!(
+        (r["ruleId"].as_str(), r["level"].as_str()),
+        (Some("watch.brute_force"), Some("error")),
+        "{v:#}"
+    );
+    assert!(
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("sshguess.pcap")
+    );
+    assert_eq!(v["runs"][0]["tool"]["driver"]["rules"][0]["shortDescription"]["text"], "Password guessing");
     // an allowed scanner is reported, as info, and does not fail the run
     let (code, v) =
         json(&["watch", "-o", "json", "--allow-source", "192.168.56.0/24", &zeek("sshguess.pcap")]);

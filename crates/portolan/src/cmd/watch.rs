@@ -74,8 +74,8 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--metrics serves a live watch: add --follow, --interface, --nflog or --listeners");
     }
     if live {
-        if args.output == WatchOutput::Json {
-            anyhow::bail!("--follow writes detections as they happen: use -o table or -o ndjson");
+        if matches!(args.output, WatchOutput::Json | WatchOutput::Sarif) {
+            anyhow::bail!("a live watch writes detections as they happen: use -o table or -o ndjson");
         }
         let interrupt =
             portolan_scan::interrupt::Interrupt::install(|_| {}).context("installing signal handlers")?;
@@ -155,6 +155,25 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             WatchOutput::Table => portolan_output::watch::write_human(&mut out, &report, ctx.color)?,
             WatchOutput::Json => records::json(&mut out, &report)?,
             WatchOutput::Ndjson => records::ndjson(&mut out, &report.detections)?,
+            WatchOutput::Sarif => {
+                let findings = portolan_output::watch::findings(&report);
+                let audit = portolan_model::AuditReport {
+                    format_version: portolan_model::FORMAT_VERSION,
+                    taken_at: jiff::Timestamp::now(),
+                    machine: portolan_local::hostname(),
+                    tool_version: super::VERSION.to_string(),
+                    policy: report.inputs.iter().map(|i| i.path.clone()).collect(),
+                    source: format!(
+                        "watch {}",
+                        report.inputs.iter().map(|i| i.path.as_str()).collect::<Vec<_>>().join(" ")
+                    ),
+                    hosts: 0,
+                    observed: Vec::new(),
+                    summary: portolan_model::AuditSummary::of(&findings),
+                    findings,
+                };
+                portolan_output::audit::sarif(&mut out, &audit)?
+            }
         }
     }
     out.flush().context("writing to standard output")?;
