@@ -41,6 +41,10 @@ have psad || need+=(psad)
 have fail2ban-regex || need+=(fail2ban)
 # a real Prometheus scrapes watch --metrics (and promtool checks the exposition)
 have promtool || need+=(prometheus)
+# the report is opened in headless Chromium (scripts/browser-check.py), in a namespace of its
+# own (unshare, from util-linux)
+have chromium || need+=(chromium)
+have unshare || need+=(util-linux)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -86,6 +86,43 @@ pub enum Command {
     /// pcapng), Zeek conn.log, firewall LOG lines and sshd's log, naming the scan type and the
     /// tool. Exit 0: nothing at or above --fail-on; 1: detections; 2: unreadable input.
     Watch(WatchArgs),
+    /// One self-contained HTML page charting hosts and ports, this machine's listeners,
+    /// findings, the firewall's exposure, drift between saved scans and attacks in logs: from
+    /// the snapshot store (the newest scan and inventory) or from files. It loads nothing
+    /// from the network and opens anywhere, offline.
+    Report(Box<ReportArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Snapshots (an id, last, last~N) or scan files (nmap XML, Portolan JSON) to chart;
+    /// none: the newest scan and the newest inventory of the store, and the changes since the
+    /// scan before.
+    #[arg(value_name = "SNAPSHOT|FILE")]
+    pub inputs: Vec<String>,
+    /// Where to write the page (written whole or not at all).
+    #[arg(short = 'o', long = "output", value_name = "FILE", default_value = "portolan-report.html")]
+    pub output: PathBuf,
+    /// Chart the drift across the scans saved in this last AGE (30d, 12h, 2w).
+    #[arg(long, value_name = "AGE", value_parser = values::age)]
+    pub since: Option<jiff::SignedDuration>,
+    /// Judge the observations against this policy.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Follow policy includes outside the policy's directory.
+    #[arg(long)]
+    pub include_anywhere: bool,
+    /// A firewall rule set (iptables-save, nft -j list ruleset, AWS security groups): its
+    /// exposure per port and its lint.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Logs, flows and captures to look for scans and brute force in, as `watch` reads them
+    /// (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub watch: Vec<PathBuf>,
+    /// Snapshot database (default: $PORTOLAN_DB, else ~/.local/share/portolan/portolan.db).
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -78,6 +78,9 @@ fn hint(err: &anyhow::Error) -> &'static str {
         if let Some(portolan_scan::Error::TooManyHosts { .. }) = cause.downcast_ref() {
             return ", or add --yes to scan that many";
         }
+        if let Some(portolan_session::report::ReportError::Empty(_)) = cause.downcast_ref() {
+            return "; save one first (portolan scan --save, portolan ls --save) or name a scan file";
+        }
         if let Some(portolan_store::Error::Open { .. }) = cause.downcast_ref() {
             return " (choose another with --db PATH)";
         }

@@ -9,6 +9,7 @@ mod import;
 mod ls;
 mod policy;
 mod port;
+mod report;
 mod scan;
 mod snapshots;
 mod watch;
@@ -42,6 +43,7 @@ pub fn run(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
         Command::Identify(a) => identify::run(a, ctx),
         Command::Fw(a) => fw::run(a, ctx),
         Command::Watch(a) => watch::run(a, ctx),
+        Command::Report(a) => report::run(*a, ctx),
     }
 }
 
