@@ -41,6 +41,8 @@ have psad || need+=(psad)
 have fail2ban-regex || need+=(fail2ban)
 # a real Prometheus scrapes watch --metrics (and promtool checks the exposition)
 have promtool || need+=(prometheus)
+# man pages are rendered by groff in the tests
+have groff || need+=(groff-base)
 # the report is opened in headless Chromium (scripts/browser-check.py), in a namespace of its
 # own (unshare, from util-linux)
 have chromium || need+=(chromium)

@@ -20,6 +20,7 @@ pub mod table;
 pub use portolan_model::text as escape;
 pub use table::{Align, Cell, ColorChoice, Columns, Style, Table};
 pub mod alert;
+pub mod home;
 pub mod local;
 pub mod lookup;
 pub mod metrics;

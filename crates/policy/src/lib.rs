@@ -298,6 +298,25 @@ pub struct Policy {
     pub warnings: Vec<Problem>,
 }
 
+/// Where a policy is looked for when none is named (`portolan` with no arguments):
+/// `$PORTOLAN_POLICY` alone when it is set; else `$XDG_CONFIG_HOME/portolan/policy.toml`
+/// (`~/.config/portolan/policy.toml`), then `/etc/portolan/policy.toml`.
+pub fn default_locations() -> Vec<PathBuf> {
+    if let Some(p) = std::env::var_os("PORTOLAN_POLICY").filter(|p| !p.is_empty()) {
+        return vec![PathBuf::from(p)];
+    }
+    let mut out = Vec::new();
+    let config =
+        std::env::var_os("XDG_CONFIG_HOME").filter(|p| !p.is_empty()).map(PathBuf::from).or_else(|| {
+            std::env::var_os("HOME").filter(|p| !p.is_empty()).map(|h| PathBuf::from(h).join(".config"))
+        });
+    if let Some(c) = config {
+        out.push(c.join("portolan/policy.toml"));
+    }
+    out.push(PathBuf::from("/etc/portolan/policy.toml"));
+    out
+}
+
 /// How a policy is read.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions {

@@ -22,8 +22,10 @@ pub struct Cli {
     /// No progress or notes on stderr (progress is also off when CI=true or stderr is not a terminal).
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Without a command: this machine in one screen (listeners by reach, the firewall's and
+    /// the policy's verdict on each, findings, changes, what to run next). It sends nothing.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// `--color` values.
@@ -91,6 +93,20 @@ pub enum Command {
     /// the snapshot store (the newest scan and inventory) or from files. It loads nothing
     /// from the network and opens anywhere, offline.
     Report(Box<ReportArgs>),
+    /// Shell completions on standard output: `portolan completions bash >
+    /// /etc/bash_completion.d/portolan` (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff) on standard output (`portolan man | man -l -`), or with --dir
+    /// one page per command (portolan.1, portolan-scan.1, ...) into a directory.
+    Man {
+        /// Write every command's page into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 //! hears the progress and the notes a person might want (the binary shows a progress bar and
 //! notes on stderr); nothing here prints.
 
+pub mod home;
 pub mod report;
 pub mod watch;
 

@@ -272,12 +272,8 @@ fn firewall(
     report: &Report,
 ) -> Result<Firewall, ReportError> {
     let rs = portolan_firewall::load(path, format, &portolan_firewall::LoadOptions::default())?;
+    let rows = exposure_rows(&rs)?;
     let mut an = Analysis::new(&[&rs])?;
-    let classes = analysis::standard_classes();
-    let exps = an.exposure_flow(&classes, None, true, &[])?;
-    let json = serde_json::to_value(portolan_output::firewall::show_json(&an, &rs, &exps, false))
-        .unwrap_or(serde_json::Value::Null);
-    let rows = fw_rows(&json);
     let mut listeners: Vec<Listener> = report
         .hosts()
         .iter()
@@ -306,6 +302,17 @@ fn firewall(
         rows,
         lint,
     })
+}
+
+/// The rule set's exposure, as `fw show` computes it: from internet and private sources, to
+/// this machine and forwarded.
+pub(crate) fn exposure_rows(rs: &portolan_firewall::Ruleset) -> Result<Vec<FwRow>, portolan_firewall::Error> {
+    let mut an = Analysis::outline(&[rs]);
+    let classes = analysis::standard_classes();
+    let exps = an.exposure_flow(&classes, None, true, &[])?;
+    let json = serde_json::to_value(portolan_output::firewall::show_json(&an, rs, &exps, false))
+        .unwrap_or(serde_json::Value::Null);
+    Ok(fw_rows(&json))
 }
 
 /// The rows of `fw show -o json` (its documented form).

@@ -4,6 +4,7 @@ mod audit;
 mod check;
 mod diff;
 mod fw;
+mod home;
 mod identify;
 mod import;
 mod ls;
@@ -29,7 +30,8 @@ pub struct Context {
 }
 
 /// Runs a command; `Err` is reported by `main` with exit code 2.
-pub fn run(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
+pub fn run(command: Option<Command>, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let Some(command) = command else { return home::run(ctx) };
     match command {
         Command::Port(a) => port::run(a, ctx),
         Command::Import(a) => import::run(a, ctx),
@@ -44,6 +46,27 @@ pub fn run(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
         Command::Fw(a) => fw::run(a, ctx),
         Command::Watch(a) => watch::run(a, ctx),
         Command::Report(a) => report::run(*a, ctx),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut out = stdout();
+            clap_complete::generate(shell, &mut crate::cli::Cli::command(), "portolan", &mut out);
+            std::io::Write::flush(&mut out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory as _;
+            let cmd = crate::cli::Cli::command();
+            match dir {
+                Some(d) => clap_mangen::generate_to(cmd, &d)
+                    .map_err(|e| anyhow::anyhow!("cannot write the pages into {}: {e}", d.display()))?,
+                None => {
+                    let mut out = stdout();
+                    clap_mangen::Man::new(cmd).render(&mut out)?;
+                    std::io::Write::flush(&mut out)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

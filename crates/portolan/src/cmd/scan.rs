@@ -30,7 +30,7 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 crate::cli::rewrite_nmap_output_flags(line),
             )
             .map_err(|e| anyhow::anyhow!("{}: its arguments no longer parse: {e}", path.display()))?;
-            let crate::cli::Command::Scan(mut original) = cli.command else {
+            let Some(crate::cli::Command::Scan(mut original)) = cli.command else {
                 bail!("{}: not the resume file of a scan", path.display());
             };
             original.resume_file = args.resume_file.clone().or(Some(path.clone()));
