@@ -43,7 +43,7 @@ pub use port::{
 pub use reason::Reason;
 pub use run::{RunExit, RunStats, ScanInfo, ScanRun, ScanType};
 pub use service::{Service, ServiceMethod, Tunnel};
-pub use snapshot::{Snapshot, SnapshotInfo, Source};
+pub use snapshot::{RunInfo, Snapshot, SnapshotInfo, Source};
 pub use traffic::{Detection, DetectionKind, Event, Outcome, Proto};
 
 /// Version of the JSON documents Portolan writes. Bumped on any incompatible change.

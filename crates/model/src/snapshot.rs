@@ -50,6 +50,36 @@ pub struct SnapshotInfo {
     pub findings: i64,
 }
 
+/// A sharded run (`scan --save --run NAME --shard I/N`) and its shards' progress, as
+/// `portolan snapshots --runs` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunInfo {
+    /// Name.
+    pub name: String,
+    /// When its first shard was saved.
+    #[schemars(with = "String")]
+    pub created_at: Timestamp,
+    /// How many shards.
+    pub shards: u32,
+    /// The seed of the shard split.
+    pub seed: u64,
+    /// The scan arguments every shard shares.
+    pub spec: String,
+    /// The shards saved (from 1).
+    pub done: Vec<u32>,
+    /// Hosts in the saved shards (a host split across shards counts once per shard).
+    pub hosts: i64,
+    /// Open ports in the saved shards.
+    pub open: i64,
+}
+
+impl RunInfo {
+    /// The shards not saved yet.
+    pub fn missing(&self) -> Vec<u32> {
+        (1..=self.shards).filter(|i| !self.done.contains(i)).collect()
+    }
+}
+
 /// Everything one run observed and concluded, as kept in the store and compared by `diff`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Snapshot {

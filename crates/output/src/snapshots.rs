@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use portolan_model::SnapshotInfo;
+use portolan_model::{RunInfo, SnapshotInfo};
 
 use crate::table::{Align, Cell, Style, Table};
 
@@ -91,6 +91,66 @@ pub fn csv_rows(list: &[SnapshotInfo]) -> impl Iterator<Item = Vec<String>> + '_
             s.findings.to_string(),
             s.scanner.clone().unwrap_or_default(),
             s.args.clone().unwrap_or_default(),
+        ]
+    })
+}
+
+fn shard_list(v: &[u32]) -> String {
+    if v.is_empty() {
+        return "-".to_string();
+    }
+    let nums: Vec<u16> = v.iter().filter_map(|n| u16::try_from(*n).ok()).collect();
+    portolan_model::port_ranges(&nums)
+}
+
+/// The runs, newest first, with their shards' progress, for people.
+pub fn write_runs(out: &mut dyn Write, runs: &[RunInfo]) -> io::Result<()> {
+    if runs.is_empty() {
+        return writeln!(
+            out,
+            "No runs yet: save shards with `portolan scan --shard I/N --seed S --save --run NAME`."
+        );
+    }
+    let mut t = Table::new(["RUN", "CREATED", "SHARDS", "DONE", "MISSING", "HOSTS", "OPEN", "ARGUMENTS"])
+        .align(2, Align::Right)
+        .align(5, Align::Right)
+        .align(6, Align::Right);
+    for r in runs {
+        let missing = r.missing();
+        t.row(vec![
+            Cell::new(format!("run:{}", r.name)),
+            Cell::new(local_time(r.created_at)),
+            Cell::new(r.shards.to_string()),
+            Cell::new(format!("{}/{}", r.done.len(), r.shards)),
+            if missing.is_empty() {
+                Cell::new("-")
+            } else {
+                Cell::styled(shard_list(&missing), Style::Yellow)
+            },
+            Cell::new(r.hosts.to_string()),
+            Cell::new(r.open.to_string()),
+            Cell::new(&r.spec),
+        ]);
+    }
+    t.render(out, false)
+}
+
+/// CSV header of the runs.
+pub const RUN_CSV_HEADER: [&str; 8] =
+    ["run", "created_at", "shards", "seed", "done", "missing", "hosts", "open"];
+
+/// CSV rows of the runs.
+pub fn run_csv_rows(runs: &[RunInfo]) -> impl Iterator<Item = Vec<String>> + '_ {
+    runs.iter().map(|r| {
+        vec![
+            r.name.clone(),
+            r.created_at.to_string(),
+            r.shards.to_string(),
+            r.seed.to_string(),
+            shard_list(&r.done),
+            shard_list(&r.missing()),
+            r.hosts.to_string(),
+            r.open.to_string(),
         ]
     })
 }

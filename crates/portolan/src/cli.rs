@@ -640,6 +640,12 @@ pub struct ScanArgs {
     pub show: ShowArgs,
     #[command(flatten)]
     pub store: SaveArgs,
+    /// With --save: save this scan as shard I of the named run (--shard I/N; without it,
+    /// shard 1 of 1). Saving a shard again replaces it; a shard whose targets, ports, seed or
+    /// shard count differ from the run's is refused. diff, audit, report and snapshots take
+    /// run:NAME as one scan.
+    #[arg(long, value_name = "NAME", requires = "save", value_parser = values::run_name)]
+    pub run: Option<String>,
 }
 
 /// What to scan and how fast: shared by `scan`, `audit` and `policy init`.
@@ -935,7 +941,10 @@ pub struct SnapshotsArgs {
     /// Snapshot database (default: $PORTOLAN_DB, else ~/.local/share/portolan/portolan.db).
     #[arg(long, value_name = "PATH|URL")]
     pub db: Option<String>,
-    /// Print one snapshot in full (an id, last, last~N) instead of the list.
+    /// List the sharded runs (scan --run) with their shards' progress: done and missing.
+    #[arg(long, conflicts_with_all = ["show", "delete", "keep", "older_than"])]
+    pub runs: bool,
+    /// Print one snapshot in full (an id, last, last~N, or run:NAME merged) instead of the list.
     #[arg(long, value_name = "REF", conflicts_with_all = ["delete", "keep", "older_than"])]
     pub show: Option<String>,
     /// Delete these snapshots (ids, last, last~N).

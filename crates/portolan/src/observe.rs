@@ -49,8 +49,8 @@ pub fn gather(from: &ObserveArgs, ctx: &Context) -> anyhow::Result<Gathered> {
     if let Some(r) = &from.snapshot {
         let reference: SnapshotRef = r.parse()?;
         let mut store = crate::cmd::open_store(from.db.as_deref())?;
-        let id = store.resolve(&reference)?;
-        let snap = store.load(id)?;
+        let snap = store.load_ref(&reference)?;
+        let id = snap.id.map_or_else(|| reference.to_string(), |i| i.to_string());
         let obs = match (&snap.scan, &snap.local) {
             (Some(run), _) => Observations::from_run(run),
             (None, Some(inv)) => Observations::from_local(inv),

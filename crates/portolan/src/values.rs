@@ -41,6 +41,9 @@ pub enum ValueError {
     /// Not an age.
     #[error("expected a whole number and a unit: 90d, 12h, 2w (s, m, h, d or w)")]
     Age,
+    /// Not a run name.
+    #[error("expected 1 to 128 letters, digits, '.', '_' or '-'")]
+    RunName,
     /// An age with an unknown unit.
     #[error("unknown unit {unit:?}: use s, m, h, d or w (90d, 12h, 2w)")]
     AgeUnit {
@@ -153,6 +156,11 @@ pub fn fail_on(s: &str) -> Result<FailOn, ValueError> {
         "any" => Ok(FailOn(Some(Severity::Info))),
         other => other.parse::<Severity>().map(|s| FailOn(Some(s))).map_err(|_| ValueError::Severity),
     }
+}
+
+/// A run name (`--run`): letters, digits, `.`, `_`, `-`.
+pub fn run_name(s: &str) -> Result<String, ValueError> {
+    if portolan_store::valid_run_name(s) { Ok(s.to_string()) } else { Err(ValueError::RunName) }
 }
 
 /// An age for `--older-than`: a whole number and a unit (`90d`, `12h`, `2w`, `30m`, `45s`; no

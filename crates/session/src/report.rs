@@ -67,7 +67,7 @@ pub enum ReportError {
     },
     /// A snapshot that holds no scan or inventory.
     #[error("snapshot {0} holds no observations")]
-    NoObservations(i64),
+    NoObservations(String),
     /// Writing the page.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -110,10 +110,9 @@ pub fn gather(plan: &ReportPlan) -> Result<Report, ReportError> {
             let r: SnapshotRef = input.parse()?;
             open_store(&mut store)?;
             if let Some(st) = store.as_mut() {
-                let id = st.resolve(&r)?;
-                let snap = st.load(id)?;
+                let snap = st.load_ref(&r)?;
                 if snap.scan.is_none() && snap.local.is_none() {
-                    return Err(ReportError::NoObservations(id));
+                    return Err(ReportError::NoObservations(r.to_string()));
                 }
                 shown.push(snap);
             }

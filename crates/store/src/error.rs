@@ -54,10 +54,38 @@ pub enum Error {
     },
     /// A snapshot reference is not one.
     #[error(
-        "{given:?} is not a snapshot reference: use an id (12), last, or last~N (last~1 is the one before last)"
+        "{given:?} is not a snapshot reference: use an id (12), last, last~N (last~1 is the one before last) or run:NAME"
     )]
     BadReference {
         /// What was given.
+        given: String,
+    },
+    /// A shard whose run was started with other arguments, seed or shard count.
+    #[error(
+        "run {run} in {location} was started with {existing}; this shard has {given}: a run's shards must share them (name another run)"
+    )]
+    RunMismatch {
+        /// The run.
+        run: String,
+        /// The database.
+        location: String,
+        /// What the run has.
+        existing: String,
+        /// What the shard has.
+        given: String,
+    },
+    /// A shard index outside the run.
+    #[error("shard {shard} is outside 1..={shards}")]
+    ShardOutOfRange {
+        /// The index.
+        shard: u32,
+        /// The run's count.
+        shards: u32,
+    },
+    /// A reference to a run where one snapshot is needed (deleting, a baseline id).
+    #[error("{given} is a run of several shards, not one snapshot")]
+    NotOneSnapshot {
+        /// The reference.
         given: String,
     },
     /// A stored row cannot be read back (written by hand, or damaged).

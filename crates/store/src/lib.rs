@@ -19,6 +19,7 @@
 
 mod codec;
 mod error;
+mod merge;
 mod postgres;
 mod sqlite;
 
@@ -32,21 +33,50 @@ use portolan_model::{Snapshot, SnapshotInfo};
 pub use error::{Error, Result};
 
 /// The newest schema version this build knows (see `docs/store.md`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
-/// A way to name a snapshot: `12`, `last`, `last~1` (the one before last).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A way to name a snapshot: `12`, `last`, `last~1` (the one before last), or a sharded run,
+/// merged: `run:NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotRef {
     /// By identifier.
     Id(i64),
     /// The n-th newest (0: the newest).
     Last(u32),
+    /// A run of shards (`scan --save --run NAME`), seen as one scan.
+    Run(String),
+}
+
+/// What every shard of a run shares: the run is keyed by its name, and a shard that disagrees
+/// is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    /// The run's name.
+    pub name: String,
+    /// How many shards.
+    pub shards: u32,
+    /// The seed of the shard split.
+    pub seed: u64,
+    /// The scan's arguments every shard must share (targets, ports, scan type), canonical.
+    pub spec: String,
+}
+
+pub use portolan_model::RunInfo;
+
+/// A run name: letters, digits, `.`, `_`, `-`; at most 128 characters.
+pub fn valid_run_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 impl FromStr for SnapshotRef {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let bad = || Error::BadReference { given: s.to_string() };
+        if let Some(name) = s.strip_prefix("run:") {
+            return if valid_run_name(name) { Ok(SnapshotRef::Run(name.to_string())) } else { Err(bad()) };
+        }
         if let Some(rest) = s.strip_prefix("last") {
             if rest.is_empty() {
                 return Ok(SnapshotRef::Last(0));
@@ -67,6 +97,7 @@ impl fmt::Display for SnapshotRef {
             SnapshotRef::Id(id) => write!(f, "{id}"),
             SnapshotRef::Last(0) => f.write_str("last"),
             SnapshotRef::Last(n) => write!(f, "last~{n}"),
+            SnapshotRef::Run(name) => write!(f, "run:{name}"),
         }
     }
 }
@@ -82,6 +113,15 @@ trait Backend {
     fn load(&mut self, id: i64) -> Result<Snapshot>;
     /// Deletes these snapshots in one transaction; returns how many existed.
     fn delete(&mut self, ids: &[i64]) -> Result<usize>;
+    /// Saves one shard of a run in one transaction: the run is made, or checked against
+    /// `run`; an earlier save of this shard is replaced.
+    fn save_shard(&mut self, s: &Snapshot, run: &RunSpec, shard: u32) -> Result<i64>;
+    /// Every run, newest first.
+    fn runs(&mut self) -> Result<Vec<RunInfo>>;
+    /// A run's shard snapshots, in shard order.
+    fn run_snapshots(&mut self, name: &str) -> Result<Option<(RunInfo, Vec<i64>)>>;
+    /// Deletes a run and its shards; whether it existed.
+    fn delete_run(&mut self, name: &str) -> Result<bool>;
 }
 
 /// The snapshot database.
@@ -127,16 +167,91 @@ impl Store {
         self.backend.save(s)
     }
 
-    /// Every snapshot, newest first.
+    /// Every snapshot, newest first (the shards of runs are listed with their runs).
     pub fn list(&mut self) -> Result<Vec<SnapshotInfo>> {
         self.backend.list()
     }
 
-    /// The id a reference names.
+    /// Saves shard `shard` (1-based) of a run: the first shard saved makes the run; a shard
+    /// saved again replaces its earlier rows, in one transaction (a re-run shard leaves no
+    /// duplicate).
+    pub fn save_shard(&mut self, s: &Snapshot, run: &RunSpec, shard: u32) -> Result<i64> {
+        if shard == 0 || shard > run.shards {
+            return Err(Error::ShardOutOfRange { shard, shards: run.shards });
+        }
+        self.backend.save_shard(s, run, shard)
+    }
+
+    /// Whether shard `shard` may be saved into `run`: its index within the count, and the run
+    /// (when it exists) started with the same count, seed and arguments. `save_shard` checks
+    /// again, in its transaction; this lets a shard fail before it scans.
+    pub fn check_shard(&mut self, run: &RunSpec, shard: u32) -> Result<()> {
+        if shard == 0 || shard > run.shards {
+            return Err(Error::ShardOutOfRange { shard, shards: run.shards });
+        }
+        if let Some(have) = self.backend.runs()?.into_iter().find(|r| r.name == run.name)
+            && (have.shards, have.seed, &have.spec) != (run.shards, run.seed, &run.spec)
+        {
+            return Err(Error::RunMismatch {
+                run: run.name.clone(),
+                location: self.location.clone(),
+                existing: format!("{} shards, seed {}, arguments \"{}\"", have.shards, have.seed, have.spec),
+                given: format!("{} shards, seed {}, arguments \"{}\"", run.shards, run.seed, run.spec),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every run, newest first.
+    pub fn runs(&mut self) -> Result<Vec<RunInfo>> {
+        self.backend.runs()
+    }
+
+    /// A run's saved shards merged into one scan: hosts merged across shards in address
+    /// order, each host's ports from every shard.
+    pub fn load_run(&mut self, name: &str) -> Result<Snapshot> {
+        let Some((info, ids)) = self.backend.run_snapshots(name)? else {
+            let runs = self.backend.runs()?;
+            let hint = if runs.is_empty() {
+                "it holds no runs: save shards with scan --save --run NAME".to_string()
+            } else {
+                format!("runs: {}", runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "))
+            };
+            return Err(Error::NotFound {
+                reference: format!("run:{name}"),
+                location: self.location.clone(),
+                hint,
+            });
+        };
+        let mut shards = Vec::with_capacity(ids.len());
+        for id in ids {
+            shards.push(self.backend.load(id)?);
+        }
+        Ok(merge::merge(&info, shards))
+    }
+
+    /// Deletes a run and its shards; whether it existed.
+    pub fn delete_run(&mut self, name: &str) -> Result<bool> {
+        self.backend.delete_run(name)
+    }
+
+    /// The snapshot a reference names; a run is merged ([`Store::load_run`]).
+    pub fn load_ref(&mut self, r: &SnapshotRef) -> Result<Snapshot> {
+        match r {
+            SnapshotRef::Run(name) => self.load_run(name),
+            _ => {
+                let id = self.resolve(r)?;
+                self.backend.load(id)
+            }
+        }
+    }
+
+    /// The id a reference names (a run is not one snapshot: see [`Store::load_ref`]).
     pub fn resolve(&mut self, r: &SnapshotRef) -> Result<i64> {
-        let found = match *r {
-            SnapshotRef::Id(id) => self.backend.exists(id)?.then_some(id),
-            SnapshotRef::Last(n) => self.backend.nth_last(n)?,
+        let found = match r {
+            SnapshotRef::Id(id) => self.backend.exists(*id)?.then_some(*id),
+            SnapshotRef::Last(n) => self.backend.nth_last(*n)?,
+            SnapshotRef::Run(_) => return Err(Error::NotOneSnapshot { given: r.to_string() }),
         };
         match found {
             Some(id) => Ok(id),

@@ -10,12 +10,13 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, NoTls};
 
 use crate::codec;
-use crate::{Error, Result, SCHEMA_VERSION};
+use crate::{Error, Result, RunInfo, RunSpec, SCHEMA_VERSION};
 
 /// Serialises migrations between processes (an arbitrary constant: "portolan" in ASCII).
 const MIGRATION_LOCK: i64 = 0x706f_7274_6f6c_616e;
 
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE snapshot (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     taken_at BIGINT NOT NULL,
@@ -69,7 +70,24 @@ CREATE TABLE finding (
     detail TEXT NOT NULL,
     PRIMARY KEY (snapshot_id, seq)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE run (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    shards BIGINT NOT NULL,
+    seed TEXT NOT NULL,
+    spec TEXT NOT NULL
+);
+CREATE TABLE run_shard (
+    run_id BIGINT NOT NULL,
+    shard BIGINT NOT NULL,
+    snapshot_id BIGINT NOT NULL UNIQUE,
+    PRIMARY KEY (run_id, shard)
+);
+"#,
+];
 
 pub struct Db {
     client: Client,
@@ -156,12 +174,11 @@ fn copy_rows(
     Ok(())
 }
 
-impl crate::Backend for Db {
-    fn save(&mut self, s: &Snapshot) -> Result<i64> {
-        let location = self.location.clone();
-        let err = |source| Error::Postgres { location: location.clone(), source };
+/// Writes a snapshot's rows in `tx`; returns its id.
+fn insert(tx: &mut postgres::Transaction<'_>, s: &Snapshot) -> std::result::Result<i64, postgres::Error> {
+    {
+        let mut tx = tx;
         let counts = codec::counts(s);
-        let mut tx = self.client.transaction().map_err(err)?;
         let scan_meta = s.scan.as_ref().map(codec::scan_meta);
         let local_meta = s.local.as_ref().map(codec::local_meta);
         let id: i64 = tx
@@ -185,8 +202,7 @@ impl crate::Backend for Db {
                     &scan_meta,
                     &local_meta,
                 ],
-            )
-            .map_err(err)?
+            )?
             .get(0);
         if let Some(run) = &s.scan {
             let mut rows = run.hosts.iter().enumerate().map(|(seq, h)| -> Vec<Box<dyn ToSql + Sync>> {
@@ -206,10 +222,18 @@ impl crate::Backend for Db {
             copy_rows(
                 &mut tx,
                 "COPY host (snapshot_id, seq, address, state, hostname, open_count, detail, ports) FROM STDIN (FORMAT binary)",
-                &[Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8, Type::TEXT, Type::TEXT],
+                &[
+                    Type::INT8,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TEXT,
+                ],
                 &mut rows,
-            )
-            .map_err(err)?;
+            )?;
         }
         if let Some(inv) = &s.local {
             let mut rows = inv.sockets.iter().enumerate().map(|(seq, so)| -> Vec<Box<dyn ToSql + Sync>> {
@@ -228,10 +252,19 @@ impl crate::Backend for Db {
             copy_rows(
                 &mut tx,
                 "COPY socket (snapshot_id, seq, transport, state, address, port, process, scope, detail) FROM STDIN (FORMAT binary)",
-                &[Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT],
+                &[
+                    Type::INT8,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                ],
                 &mut rows,
-            )
-            .map_err(err)?;
+            )?;
         }
         if !s.findings.is_empty() {
             let mut rows = s.findings.iter().enumerate().map(|(seq, f)| -> Vec<Box<dyn ToSql + Sync>> {
@@ -251,13 +284,157 @@ impl crate::Backend for Db {
             copy_rows(
                 &mut tx,
                 "COPY finding (snapshot_id, seq, rule, severity, title, address, port, transport, detail) FROM STDIN (FORMAT binary)",
-                &[Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8, Type::TEXT, Type::TEXT],
+                &[
+                    Type::INT8,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TEXT,
+                ],
                 &mut rows,
-            )
-            .map_err(err)?;
+            )?;
         }
+        Ok(id)
+    }
+}
+
+/// Deletes snapshots' rows in `tx`; how many snapshot rows went.
+fn remove(tx: &mut postgres::Transaction<'_>, ids: &[i64]) -> std::result::Result<u64, postgres::Error> {
+    let list: Vec<i64> = ids.to_vec();
+    for table in ["host", "socket", "finding"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE snapshot_id = ANY($1)"), &[&list])?;
+    }
+    tx.execute("DELETE FROM run_shard WHERE snapshot_id = ANY($1)", &[&list])?;
+    tx.execute("DELETE FROM snapshot WHERE id = ANY($1)", &[&list])
+}
+
+impl crate::Backend for Db {
+    fn save(&mut self, s: &Snapshot) -> Result<i64> {
+        let location = self.location.clone();
+        let err = |source| Error::Postgres { location: location.clone(), source };
+        let mut tx = self.client.transaction().map_err(err)?;
+        let id = insert(&mut tx, s).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(id)
+    }
+
+    fn save_shard(&mut self, s: &Snapshot, run: &RunSpec, shard: u32) -> Result<i64> {
+        let location = self.location.clone();
+        let err = |source| Error::Postgres { location: location.clone(), source };
+        let mut tx = self.client.transaction().map_err(err)?;
+        // the run row, made once; its lock orders the shards of one run saved at once
+        tx.execute(
+            "INSERT INTO run (name, created_at, shards, seed, spec) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO NOTHING",
+            &[&run.name, &codec::nanos(s.taken_at), &i64::from(run.shards), &run.seed.to_string(), &run.spec],
+        )
+        .map_err(err)?;
+        let row = tx
+            .query_one("SELECT id, shards, seed, spec FROM run WHERE name = $1 FOR UPDATE", &[&run.name])
+            .map_err(err)?;
+        let run_id: i64 = row.get(0);
+        let have: (i64, String, String) = (row.get(1), row.get(2), row.get(3));
+        let want = (i64::from(run.shards), run.seed.to_string(), run.spec.clone());
+        if have != want {
+            return Err(Error::RunMismatch {
+                run: run.name.clone(),
+                location,
+                existing: format!("{} shards, seed {}, arguments \"{}\"", have.0, have.1, have.2),
+                given: format!("{} shards, seed {}, arguments \"{}\"", want.0, want.1, want.2),
+            });
+        }
+        let old = tx
+            .query_opt(
+                "SELECT snapshot_id FROM run_shard WHERE run_id = $1 AND shard = $2",
+                &[&run_id, &i64::from(shard)],
+            )
+            .map_err(err)?;
+        if let Some(old) = old {
+            remove(&mut tx, &[old.get(0)]).map_err(err)?;
+        }
+        let id = insert(&mut tx, s).map_err(err)?;
+        tx.execute(
+            "INSERT INTO run_shard (run_id, shard, snapshot_id) VALUES ($1, $2, $3)",
+            &[&run_id, &i64::from(shard), &id],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(id)
+    }
+
+    fn runs(&mut self) -> Result<Vec<RunInfo>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT r.name, r.created_at, r.shards, r.seed, r.spec, s.shard, n.host_count, n.open_count
+                 FROM run r LEFT JOIN run_shard s ON s.run_id = r.id LEFT JOIN snapshot n ON n.id = s.snapshot_id
+                 ORDER BY r.id DESC, s.shard",
+                &[],
+            )
+            .map_err(self.err())?;
+        let mut out: Vec<RunInfo> = Vec::new();
+        for r in rows {
+            let name: String = r.get(0);
+            if out.last().is_none_or(|x| x.name != name) {
+                let seed: String = r.get(3);
+                let shards: i64 = r.get(2);
+                out.push(RunInfo {
+                    name,
+                    created_at: codec::from_nanos(r.get(1)).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+                    shards: shards as u32,
+                    seed: seed.parse().unwrap_or(0),
+                    spec: r.get(4),
+                    done: Vec::new(),
+                    hosts: 0,
+                    open: 0,
+                });
+            }
+            let shard: Option<i64> = r.get(5);
+            if let (Some(x), Some(shard)) = (out.last_mut(), shard) {
+                x.done.push(shard as u32);
+                x.hosts += r.get::<_, Option<i64>>(6).unwrap_or(0);
+                x.open += r.get::<_, Option<i64>>(7).unwrap_or(0);
+            }
+        }
+        Ok(out)
+    }
+
+    fn run_snapshots(&mut self, name: &str) -> Result<Option<(RunInfo, Vec<i64>)>> {
+        let Some(info) = self.runs()?.into_iter().find(|r| r.name == name) else { return Ok(None) };
+        let rows = self
+            .client
+            .query(
+                "SELECT s.snapshot_id FROM run_shard s JOIN run r ON r.id = s.run_id WHERE r.name = $1 ORDER BY s.shard",
+                &[&name],
+            )
+            .map_err(self.err())?;
+        Ok(Some((info, rows.iter().map(|r| r.get(0)).collect())))
+    }
+
+    fn delete_run(&mut self, name: &str) -> Result<bool> {
+        let location = self.location.clone();
+        let err = |source| Error::Postgres { location: location.clone(), source };
+        let mut tx = self.client.transaction().map_err(err)?;
+        let Some(row) =
+            tx.query_opt("SELECT id FROM run WHERE name = $1 FOR UPDATE", &[&name]).map_err(err)?
+        else {
+            return Ok(false);
+        };
+        let id: i64 = row.get(0);
+        let ids: Vec<i64> = tx
+            .query("SELECT snapshot_id FROM run_shard WHERE run_id = $1", &[&id])
+            .map_err(err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        remove(&mut tx, &ids).map_err(err)?;
+        tx.execute("DELETE FROM run WHERE id = $1", &[&id]).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(true)
     }
 
     fn list(&mut self) -> Result<Vec<SnapshotInfo>> {
@@ -265,7 +442,8 @@ impl crate::Backend for Db {
             .client
             .query(
                 "SELECT id, taken_at, source, machine, tool_version, scanner, args, host_count, port_count,
-                    open_count, socket_count, finding_count FROM snapshot ORDER BY id DESC",
+                    open_count, socket_count, finding_count FROM snapshot
+                    WHERE id NOT IN (SELECT snapshot_id FROM run_shard) ORDER BY id DESC",
                 &[],
             )
             .map_err(self.err())?;
@@ -295,7 +473,11 @@ impl crate::Backend for Db {
     fn nth_last(&mut self, n: u32) -> Result<Option<i64>> {
         let row = self
             .client
-            .query_opt("SELECT id FROM snapshot ORDER BY id DESC LIMIT 1 OFFSET $1", &[&i64::from(n)])
+            .query_opt(
+                "SELECT id FROM snapshot WHERE id NOT IN (SELECT snapshot_id FROM run_shard)
+                 ORDER BY id DESC LIMIT 1 OFFSET $1",
+                &[&i64::from(n)],
+            )
             .map_err(self.err())?;
         Ok(row.map(|r| r.get(0)))
     }
@@ -399,11 +581,7 @@ impl crate::Backend for Db {
         let location = self.location.clone();
         let err = |source| Error::Postgres { location: location.clone(), source };
         let mut tx = self.client.transaction().map_err(err)?;
-        let list: Vec<i64> = ids.to_vec();
-        for table in ["host", "socket", "finding"] {
-            tx.execute(&format!("DELETE FROM {table} WHERE snapshot_id = ANY($1)"), &[&list]).map_err(err)?;
-        }
-        let n = tx.execute("DELETE FROM snapshot WHERE id = ANY($1)", &[&list]).map_err(err)?;
+        let n = remove(&mut tx, ids).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(n as usize)
     }

@@ -9,10 +9,11 @@ use portolan_model::{Finding, Host, LocalInventory, LocalSocket, ScanRun, Snapsh
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::codec;
-use crate::{Error, Result, SCHEMA_VERSION};
+use crate::{Error, Result, RunInfo, RunSpec, SCHEMA_VERSION};
 
 /// Schema migrations, in order; `MIGRATIONS[i]` brings the schema to version `i + 1`.
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE snapshot (
     id INTEGER PRIMARY KEY,
     taken_at INTEGER NOT NULL,          -- nanoseconds since 1970-01-01 UTC
@@ -66,7 +67,24 @@ CREATE TABLE finding (
     detail TEXT NOT NULL,               -- JSON: the Finding
     PRIMARY KEY (snapshot_id, seq)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+CREATE TABLE run (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    shards INTEGER NOT NULL,
+    seed TEXT NOT NULL,                 -- u64, as text
+    spec TEXT NOT NULL                  -- the arguments every shard shares
+);
+CREATE TABLE run_shard (
+    run_id INTEGER NOT NULL,
+    shard INTEGER NOT NULL,             -- 1-based
+    snapshot_id INTEGER NOT NULL UNIQUE,
+    PRIMARY KEY (run_id, shard)
+) WITHOUT ROWID;
+"#,
+];
 
 pub struct Db {
     conn: Connection,
@@ -159,12 +177,10 @@ fn set_private(path: &Path) {
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
 }
 
-impl crate::Backend for Db {
-    fn save(&mut self, s: &Snapshot) -> Result<i64> {
-        let location = self.location.clone();
-        let err = |source| Error::Sqlite { location: location.clone(), source };
+/// Writes a snapshot's rows in `tx`; returns its id.
+fn insert(tx: &rusqlite::Transaction<'_>, s: &Snapshot) -> rusqlite::Result<i64> {
+    {
         let counts = codec::counts(s);
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
         tx.execute(
             "INSERT INTO snapshot (taken_at, source, machine, tool_version, scanner, scanner_version, args,
                 host_count, port_count, open_count, socket_count, finding_count, scan_meta, local_meta)
@@ -185,16 +201,13 @@ impl crate::Backend for Db {
                 s.scan.as_ref().map(codec::scan_meta),
                 s.local.as_ref().map(codec::local_meta),
             ],
-        )
-        .map_err(err)?;
+        )?;
         let id = tx.last_insert_rowid();
         if let Some(run) = &s.scan {
-            let mut host = tx
-                .prepare_cached(
-                    "INSERT INTO host (snapshot_id, seq, address, state, hostname, open_count, detail, ports)
+            let mut host = tx.prepare_cached(
+                "INSERT INTO host (snapshot_id, seq, address, state, hostname, open_count, detail, ports)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(err)?;
+            )?;
             let mut buf = Vec::new();
             for (seq, h) in run.hosts.iter().enumerate() {
                 buf.clear();
@@ -208,8 +221,7 @@ impl crate::Backend for Db {
                     codec::open_count(h),
                     codec::host_detail(h),
                     std::str::from_utf8(&buf).unwrap_or("[]"),
-                ])
-                .map_err(err)?;
+                ])?;
             }
         }
         if let Some(inv) = &s.local {
@@ -217,8 +229,7 @@ impl crate::Backend for Db {
                 .prepare_cached(
                     "INSERT INTO socket (snapshot_id, seq, transport, state, address, port, process, scope, detail)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(err)?;
+                )?;
             for (seq, so) in inv.sockets.iter().enumerate() {
                 sock.execute(params![
                     id,
@@ -230,8 +241,7 @@ impl crate::Backend for Db {
                     so.owners.first().map(|o| &*o.comm),
                     so.scope.as_str(),
                     codec::socket_detail(so),
-                ])
-                .map_err(err)?;
+                ])?;
             }
         }
         {
@@ -239,8 +249,7 @@ impl crate::Backend for Db {
                 .prepare_cached(
                     "INSERT INTO finding (snapshot_id, seq, rule, severity, title, address, port, transport, detail)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(err)?;
+                )?;
             for (seq, f) in s.findings.iter().enumerate() {
                 let t = f.target.as_ref();
                 fnd.execute(params![
@@ -253,12 +262,169 @@ impl crate::Backend for Db {
                     t.and_then(|t| t.port).map(i64::from),
                     t.and_then(|t| t.transport).map(|x| x.as_str()),
                     codec::finding_detail(f),
-                ])
-                .map_err(err)?;
+                ])?;
             }
         }
+        Ok(id)
+    }
+}
+
+/// Deletes a snapshot's rows in `tx`; how many snapshot rows went.
+fn remove(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Result<usize> {
+    for table in ["host", "socket", "finding"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE snapshot_id = ?1"), [id])?;
+    }
+    tx.execute("DELETE FROM run_shard WHERE snapshot_id = ?1", [id])?;
+    tx.execute("DELETE FROM snapshot WHERE id = ?1", [id])
+}
+
+/// Snapshots that are shards of a run are listed with their runs, not on their own.
+const NOT_A_SHARD: &str = "id NOT IN (SELECT snapshot_id FROM run_shard)";
+
+impl crate::Backend for Db {
+    fn save(&mut self, s: &Snapshot) -> Result<i64> {
+        let location = self.location.clone();
+        let err = |source| Error::Sqlite { location: location.clone(), source };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let id = insert(&tx, s).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(id)
+    }
+
+    fn save_shard(&mut self, s: &Snapshot, run: &RunSpec, shard: u32) -> Result<i64> {
+        let location = self.location.clone();
+        let err = |source| Error::Sqlite { location: location.clone(), source };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let existing: Option<(i64, i64, String, String)> = tx
+            .query_row("SELECT id, shards, seed, spec FROM run WHERE name = ?1", [&run.name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+            .map_err(err)?;
+        let run_id = match existing {
+            Some((id, shards, seed, spec)) => {
+                let have = (shards, seed, spec);
+                let want = (i64::from(run.shards), run.seed.to_string(), run.spec.clone());
+                if have != want {
+                    return Err(Error::RunMismatch {
+                        run: run.name.clone(),
+                        location,
+                        existing: format!("{} shards, seed {}, arguments \"{}\"", have.0, have.1, have.2),
+                        given: format!("{} shards, seed {}, arguments \"{}\"", want.0, want.1, want.2),
+                    });
+                }
+                id
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO run (name, created_at, shards, seed, spec) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        run.name,
+                        codec::nanos(s.taken_at),
+                        i64::from(run.shards),
+                        run.seed.to_string(),
+                        run.spec
+                    ],
+                )
+                .map_err(err)?;
+                tx.last_insert_rowid()
+            }
+        };
+        let old: Option<i64> = tx
+            .query_row(
+                "SELECT snapshot_id FROM run_shard WHERE run_id = ?1 AND shard = ?2",
+                params![run_id, shard],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        if let Some(old) = old {
+            remove(&tx, old).map_err(err)?;
+        }
+        let id = insert(&tx, s).map_err(err)?;
+        tx.execute(
+            "INSERT INTO run_shard (run_id, shard, snapshot_id) VALUES (?1, ?2, ?3)",
+            params![run_id, shard, id],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(id)
+    }
+
+    fn runs(&mut self) -> Result<Vec<RunInfo>> {
+        let err = self.err();
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT r.name, r.created_at, r.shards, r.seed, r.spec, s.shard, n.host_count, n.open_count
+                 FROM run r LEFT JOIN run_shard s ON s.run_id = r.id LEFT JOIN snapshot n ON n.id = s.snapshot_id
+                 ORDER BY r.id DESC, s.shard",
+            )
+            .map_err(&err)?;
+        type Row = (String, i64, i64, String, String, Option<i64>, Option<i64>, Option<i64>);
+        let rows = st
+            .query_map([], |r| -> rusqlite::Result<Row> {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+            })
+            .map_err(&err)?;
+        let mut out: Vec<RunInfo> = Vec::new();
+        for row in rows {
+            let (name, created, shards, seed, spec, shard, hosts, open) = row.map_err(&err)?;
+            if out.last().is_none_or(|r| r.name != name) {
+                out.push(RunInfo {
+                    name,
+                    created_at: codec::from_nanos(created).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+                    shards: shards as u32,
+                    seed: seed.parse().unwrap_or(0),
+                    spec,
+                    done: Vec::new(),
+                    hosts: 0,
+                    open: 0,
+                });
+            }
+            if let (Some(r), Some(shard)) = (out.last_mut(), shard) {
+                r.done.push(shard as u32);
+                r.hosts += hosts.unwrap_or(0);
+                r.open += open.unwrap_or(0);
+            }
+        }
+        Ok(out)
+    }
+
+    fn run_snapshots(&mut self, name: &str) -> Result<Option<(RunInfo, Vec<i64>)>> {
+        let Some(info) = self.runs()?.into_iter().find(|r| r.name == name) else { return Ok(None) };
+        let err = self.err();
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT s.snapshot_id FROM run_shard s JOIN run r ON r.id = s.run_id WHERE r.name = ?1 ORDER BY s.shard",
+            )
+            .map_err(&err)?;
+        let ids = st.query_map([name], |r| r.get::<_, i64>(0)).map_err(&err)?;
+        let ids: Vec<i64> = ids.collect::<rusqlite::Result<_>>().map_err(&err)?;
+        Ok(Some((info, ids)))
+    }
+
+    fn delete_run(&mut self, name: &str) -> Result<bool> {
+        let location = self.location.clone();
+        let err = |source| Error::Sqlite { location: location.clone(), source };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let id: Option<i64> = tx
+            .query_row("SELECT id FROM run WHERE name = ?1", [name], |r| r.get(0))
+            .optional()
+            .map_err(err)?;
+        let Some(id) = id else { return Ok(false) };
+        let shards: Vec<i64> = {
+            let mut st = tx.prepare("SELECT snapshot_id FROM run_shard WHERE run_id = ?1").map_err(err)?;
+            let rows = st.query_map([id], |r| r.get(0)).map_err(err)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(err)?
+        };
+        for s in shards {
+            remove(&tx, s).map_err(err)?;
+        }
+        tx.execute("DELETE FROM run WHERE id = ?1", [id]).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(true)
     }
 
     fn list(&mut self) -> Result<Vec<SnapshotInfo>> {
@@ -267,7 +433,8 @@ impl crate::Backend for Db {
             .conn
             .prepare(
                 "SELECT id, taken_at, source, machine, tool_version, scanner, args, host_count, port_count,
-                    open_count, socket_count, finding_count FROM snapshot ORDER BY id DESC",
+                    open_count, socket_count, finding_count FROM snapshot WHERE id NOT IN (SELECT snapshot_id FROM run_shard)
+                    ORDER BY id DESC",
             )
             .map_err(&err)?;
         let rows = st
@@ -306,9 +473,11 @@ impl crate::Backend for Db {
 
     fn nth_last(&mut self, n: u32) -> Result<Option<i64>> {
         self.conn
-            .query_row("SELECT id FROM snapshot ORDER BY id DESC LIMIT 1 OFFSET ?1", [i64::from(n)], |r| {
-                r.get(0)
-            })
+            .query_row(
+                &format!("SELECT id FROM snapshot WHERE {NOT_A_SHARD} ORDER BY id DESC LIMIT 1 OFFSET ?1"),
+                [i64::from(n)],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(self.err())
     }
@@ -420,10 +589,7 @@ impl crate::Backend for Db {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
         let mut n = 0;
         for id in ids {
-            for table in ["host", "socket", "finding"] {
-                tx.execute(&format!("DELETE FROM {table} WHERE snapshot_id = ?1"), [id]).map_err(err)?;
-            }
-            n += tx.execute("DELETE FROM snapshot WHERE id = ?1", [id]).map_err(err)?;
+            n += remove(&tx, *id).map_err(err)?;
         }
         tx.commit().map_err(err)?;
         Ok(n)

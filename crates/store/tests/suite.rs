@@ -327,5 +327,85 @@ fn an_unwritable_location_is_a_clear_error() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `full` split into `n` shards as `--shard` would: each host's ports dealt round-robin (a
+/// host with none in a shard is not in it), its summarised ports in the first shard.
+fn shards_of(full: &Snapshot, n: usize) -> Vec<Snapshot> {
+    (0..n)
+        .map(|k| {
+            let mut s = full.clone();
+            s.findings = if k == 0 { full.findings.clone() } else { Vec::new() };
+            let run = s.scan.as_mut().unwrap();
+            run.hosts.retain_mut(|h| {
+                let ports = std::mem::take(&mut h.ports);
+                h.ports = ports.into_iter().enumerate().filter(|(i, _)| i % n == k).map(|(_, p)| p).collect();
+                if k != 0 {
+                    h.extra_ports.clear();
+                }
+                k == 0 || !h.ports.is_empty()
+            });
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_of_shards_reads_as_one_scan_and_a_resaved_shard_replaces_its_rows() {
+    for b in backends("runs") {
+        let mut st = b.open();
+        let before = st.save(&scan_snapshot(9)).unwrap();
+        let full = scan_snapshot(4);
+        let spec = portolan_store::RunSpec {
+            name: "nightly".into(),
+            shards: 3,
+            seed: 7,
+            spec: "targets=198.18.1.0/30".into(),
+        };
+        let shards = shards_of(&full, 3);
+        // shard 2 first, then 3: the run shows what is missing
+        st.save_shard(&shards[1], &spec, 2).unwrap();
+        st.save_shard(&shards[2], &spec, 3).unwrap();
+        let runs = st.runs().unwrap();
+        assert_eq!(runs.len(), 1, "{}", b.name);
+        assert_eq!((runs[0].done.clone(), runs[0].missing()), (vec![2, 3], vec![1]), "{}", b.name);
+        st.save_shard(&shards[0], &spec, 1).unwrap();
+        // shard 2 again (a re-run): replaced, not added
+        st.save_shard(&shards[1], &spec, 2).unwrap();
+        assert_eq!(st.runs().unwrap()[0].done, [1, 2, 3], "{}", b.name);
+        // shards are not snapshots of their own: last is still the plain one
+        assert_eq!(st.resolve(&SnapshotRef::Last(0)).unwrap(), before, "{}", b.name);
+        assert_eq!(st.list().unwrap().len(), 1, "{}", b.name);
+
+        let merged = st.load_ref(&"run:nightly".parse().unwrap()).unwrap();
+        let (m, f) = (merged.scan.as_ref().unwrap(), full.scan.as_ref().unwrap());
+        let mut want = f.hosts.clone();
+        want.sort_by_key(|h| h.address);
+        for h in &mut want {
+            h.ports.sort_by_key(|p| (p.transport, p.number));
+        }
+        assert_eq!(m.hosts, want, "{}: the merged hosts differ from the unsharded scan", b.name);
+        assert_eq!(merged.findings, full.findings, "{}", b.name);
+        assert!(m.args.contains("run nightly: 3 of 3 shards"), "{}", m.args);
+
+        // a shard that disagrees with its run, or outside it, is refused and writes nothing
+        let other = portolan_store::RunSpec { spec: "targets=198.18.2.0/30".into(), ..spec.clone() };
+        let err = st.save_shard(&shards[0], &other, 1).unwrap_err();
+        assert!(matches!(err, Error::RunMismatch { .. }), "{}: {err}", b.name);
+        assert!(st.check_shard(&other, 1).is_err());
+        assert!(matches!(st.save_shard(&shards[0], &spec, 4), Err(Error::ShardOutOfRange { .. })));
+        assert!(matches!(st.resolve(&"run:nightly".parse().unwrap()), Err(Error::NotOneSnapshot { .. })));
+        let err = st.load_ref(&"run:nope".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("runs: nightly"), "{err}");
+        assert_eq!(st.load_ref(&"run:nightly".parse().unwrap()).unwrap(), merged, "{}", b.name);
+
+        assert!(st.delete_run("nightly").unwrap());
+        assert!(!st.delete_run("nightly").unwrap());
+        assert!(st.runs().unwrap().is_empty());
+        assert_eq!(st.list().unwrap().len(), 1, "{}", b.name);
+    }
+    for bad in ["run:", "run:a b", "run:x/y"] {
+        assert!(matches!(bad.parse::<SnapshotRef>(), Err(Error::BadReference { .. })), "{bad:?}");
+    }
+}
+
 #[allow(dead_code)]
 fn _uses(_: Backend) {}

@@ -21,6 +21,7 @@ enum Side {
 enum Spec {
     File(String),
     Snapshot(i64),
+    Run(SnapshotRef),
 }
 
 fn classify(spec: &str, db: Option<&str>, store: &mut Option<Store>) -> anyhow::Result<Spec> {
@@ -29,13 +30,16 @@ fn classify(spec: &str, db: Option<&str>, store: &mut Option<Store>) -> anyhow::
     }
     let Ok(r) = spec.parse::<SnapshotRef>() else {
         bail!(
-            "{spec}: no such file, and not a snapshot reference (give an nmap XML file, a JSON scan from `portolan scan -oJ`, or a snapshot: an id, last, last~N)"
+            "{spec}: no such file, and not a snapshot reference (give an nmap XML file, a JSON scan from `portolan scan -oJ`, or a snapshot: an id, last, last~N, run:NAME)"
         );
     };
     if store.is_none() {
         *store = Some(super::open_store(db)?);
     }
     let Some(st) = store.as_mut() else { bail!("no snapshot database") };
+    if matches!(r, SnapshotRef::Run(_)) {
+        return Ok(Spec::Run(r));
+    }
     Ok(Spec::Snapshot(st.resolve(&r)?))
 }
 
@@ -51,6 +55,10 @@ fn read_side(spec: &Spec, db: Option<&str>) -> anyhow::Result<Side> {
                 (None, None) => bail!("snapshot {id} holds no observations"),
             }
         }
+        Spec::Run(r) => match super::open_store(db)?.load_ref(r)?.scan {
+            Some(run) => Ok(Side::Scan(run)),
+            None => bail!("{r} holds no scan"),
+        },
     }
 }
 

@@ -45,9 +45,13 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     {
         return Err(portolan_scan::Error::NeedsRawSockets.into());
     }
-    let mut sinks = outputs::open(args.format, &args.files, &args.show, false, ctx)?;
-    // a bad --db fails before any packet is sent
+    // a bad --db, or a shard that does not belong to its run, fails before any packet is sent
     let mut store = if args.store.save { Some(super::open_store(args.store.db.as_deref())?) } else { None };
+    let shard = match (&args.run, store.as_mut()) {
+        (Some(name), Some(st)) => Some(run_shard(name, &args.spec, st)?),
+        _ => None,
+    };
+    let mut sinks = outputs::open(args.format, &args.files, &args.show, false, ctx)?;
     let resume_path = args.resume_file.clone().unwrap_or_else(|| "portolan.resume.json".into());
     let (run, interrupted, left) =
         execute_resumable(&args.spec, &mut sinks, store.is_some(), args.show.verbose, resumed, ctx)?;
@@ -65,7 +69,63 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     }
     if let Some(store) = store.as_mut() {
         let snap = Snapshot::of_scan(Source::Scan, run, &portolan_local::hostname(), super::VERSION);
-        super::save_snapshot(store, &snap, ctx)?;
+        match &shard {
+            Some((spec, index)) => {
+                let id = store.save_shard(&snap, spec, *index)?;
+                if !ctx.quiet {
+                    eprintln!(
+                        "portolan: saved shard {index}/{} of run {} (snapshot {id}) in {}",
+                        spec.shards,
+                        spec.name,
+                        portolan_output::escape::terminal(store.location())
+                    );
+                }
+            }
+            None => {
+                super::save_snapshot(store, &snap, ctx)?;
+            }
+        }
     }
     Ok(interrupted.map_or(ExitCode::SUCCESS, ExitCode::from))
+}
+
+/// The run a shard belongs to and its index, checked against the run as saved so far: a
+/// shard with other targets, ports, seed or shard count is refused before it scans.
+fn run_shard(
+    name: &str,
+    spec: &crate::cli::ScanSpec,
+    store: &mut portolan_store::Store,
+) -> anyhow::Result<(portolan_store::RunSpec, u32)> {
+    let (index, count) = spec.shard.map_or((1, 1), |s| (s.index, s.count));
+    let (Ok(index), Ok(shards)) = (u32::try_from(index), u32::try_from(count)) else {
+        bail!("--shard {index}/{count}: at most 4294967295 shards");
+    };
+    let mut shared = vec![format!("targets={}", spec.targets.join(","))];
+    let opt = |k: &str, v: Option<String>| v.map(|v| format!("{k}={v}"));
+    shared.extend(
+        [
+            opt("input-list", spec.input_list.as_ref().map(|p| p.display().to_string())),
+            opt("exclude", spec.exclude.clone()),
+            opt("excludefile", spec.excludefile.as_ref().map(|p| p.display().to_string())),
+            opt("ports", spec.ports.clone()),
+            opt("top-ports", spec.top_ports.map(|n| n.to_string())),
+            spec.fast.then(|| "fast".to_string()),
+            opt("exclude-ports", spec.exclude_ports.clone()),
+            opt("scan-type", spec.scan_type.map(|t| format!("{t:?}").to_lowercase())),
+            spec.udp.then(|| "udp".to_string()),
+            spec.ping_only.then(|| "ping-only".to_string()),
+            spec.skip_discovery.then(|| "skip-discovery".to_string()),
+            spec.ipv6.then(|| "ipv6".to_string()),
+        ]
+        .into_iter()
+        .flatten(),
+    );
+    let run = portolan_store::RunSpec {
+        name: name.to_string(),
+        shards,
+        seed: spec.seed.unwrap_or(0),
+        spec: shared.join(" "),
+    };
+    store.check_shard(&run, index)?;
+    Ok((run, index))
 }

@@ -13,20 +13,32 @@ pub fn run(args: SnapshotsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut store = super::open_store(args.db.as_deref())?;
     let mut out = super::stdout();
     if let Some(r) = &args.show {
-        let id = store.resolve(&r.parse::<SnapshotRef>()?)?;
-        let snap = store.load(id)?;
+        let snap = store.load_ref(&r.parse::<SnapshotRef>()?)?;
         records::json(&mut out, &snap)?;
         out.flush().context("writing to standard output")?;
         return Ok(ExitCode::SUCCESS);
     }
     if !args.delete.is_empty() {
         let mut ids = Vec::new();
+        let mut runs = Vec::new();
         for r in &args.delete {
-            ids.push(store.resolve(&r.parse::<SnapshotRef>()?)?);
+            match r.parse::<SnapshotRef>()? {
+                SnapshotRef::Run(name) => runs.push(name),
+                r => ids.push(store.resolve(&r)?),
+            }
+        }
+        for name in &runs {
+            if !store.runs()?.iter().any(|r| &r.name == name) {
+                anyhow::bail!("no run {name} in {}", store.location());
+            }
         }
         let n = store.delete(&ids)?;
+        for name in &runs {
+            store.delete_run(name)?;
+        }
         if !ctx.quiet {
-            eprintln!("portolan: deleted {n} snapshot(s)");
+            let runs = if runs.is_empty() { String::new() } else { format!(" and {} run(s)", runs.len()) };
+            eprintln!("portolan: deleted {n} snapshot(s){runs}");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -42,9 +54,29 @@ pub fn run(args: SnapshotsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             eprintln!("portolan: pruned {} snapshot(s)", gone.len());
         }
     }
+    if args.runs {
+        let runs = store.runs()?;
+        match args.format {
+            RecordFormat::Table => snapshots::write_runs(&mut out, &runs)?,
+            RecordFormat::Json => records::json(&mut out, &runs)?,
+            RecordFormat::Ndjson => records::ndjson(&mut out, &runs)?,
+            RecordFormat::Csv => {
+                records::csv(&mut out, &snapshots::RUN_CSV_HEADER, snapshots::run_csv_rows(&runs))?
+            }
+        }
+        out.flush().context("writing to standard output")?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let list = store.list()?;
     match args.format {
-        RecordFormat::Table => snapshots::write_human(&mut out, &list, store.location(), ctx.color)?,
+        RecordFormat::Table => {
+            snapshots::write_human(&mut out, &list, store.location(), ctx.color)?;
+            let runs = store.runs()?;
+            if !runs.is_empty() {
+                writeln!(out)?;
+                snapshots::write_runs(&mut out, &runs)?;
+            }
+        }
         RecordFormat::Json => records::json(&mut out, &list)?,
         RecordFormat::Ndjson => records::ndjson(&mut out, &list)?,
         RecordFormat::Csv => records::csv(&mut out, &snapshots::CSV_HEADER, snapshots::csv_rows(&list))?,

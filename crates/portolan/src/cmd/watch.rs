@@ -20,9 +20,10 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let baseline = match &args.baseline {
         Some(r) => {
             let mut store = super::open_store(args.db.as_deref())?;
-            let id = store.resolve(&r.parse::<portolan_store::SnapshotRef>()?)?;
-            let snap = store.load(id)?;
-            Some(portolan_detect::Baseline::from_snapshot(format!("snapshot {id}"), &snap))
+            let reference = r.parse::<portolan_store::SnapshotRef>()?;
+            let snap = store.load_ref(&reference)?;
+            let name = snap.id.map_or_else(|| reference.to_string(), |id| format!("snapshot {id}"));
+            Some(portolan_detect::Baseline::from_snapshot(name, &snap))
         }
         None => None,
     };
