@@ -177,7 +177,6 @@ fn copy_rows(
 /// Writes a snapshot's rows in `tx`; returns its id.
 fn insert(tx: &mut postgres::Transaction<'_>, s: &Snapshot) -> std::result::Result<i64, postgres::Error> {
     {
-        let mut tx = tx;
         let counts = codec::counts(s);
         let scan_meta = s.scan.as_ref().map(codec::scan_meta);
         let local_meta = s.local.as_ref().map(codec::local_meta);
@@ -220,7 +219,7 @@ fn insert(tx: &mut postgres::Transaction<'_>, s: &Snapshot) -> std::result::Resu
                 ]
             });
             copy_rows(
-                &mut tx,
+                tx,
                 "COPY host (snapshot_id, seq, address, state, hostname, open_count, detail, ports) FROM STDIN (FORMAT binary)",
                 &[
                     Type::INT8,
@@ -250,7 +249,7 @@ fn insert(tx: &mut postgres::Transaction<'_>, s: &Snapshot) -> std::result::Resu
                 ]
             });
             copy_rows(
-                &mut tx,
+                tx,
                 "COPY socket (snapshot_id, seq, transport, state, address, port, process, scope, detail) FROM STDIN (FORMAT binary)",
                 &[
                     Type::INT8,
@@ -282,7 +281,7 @@ fn insert(tx: &mut postgres::Transaction<'_>, s: &Snapshot) -> std::result::Resu
                 ]
             });
             copy_rows(
-                &mut tx,
+                tx,
                 "COPY finding (snapshot_id, seq, rule, severity, title, address, port, transport, detail) FROM STDIN (FORMAT binary)",
                 &[
                     Type::INT8,
