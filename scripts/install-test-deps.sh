@@ -43,6 +43,9 @@ have fail2ban-regex || need+=(fail2ban)
 have promtool || need+=(prometheus)
 # man pages are rendered by groff in the tests
 have groff || need+=(groff-base)
+# fleet: a one-node Slurm cluster runs the job array (scripts/slurm.sh)
+have sbatch || need+=(slurm-wlm)
+have munged || need+=(munge)
 # the report is opened in headless Chromium (scripts/browser-check.py), in a namespace of its
 # own (unshare, from util-linux)
 have chromium || need+=(chromium)

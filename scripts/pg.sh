@@ -59,6 +59,9 @@ case "$cmd" in
       -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
       start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     echo "export PORTOLAN_TEST_POSTGRES=postgres://portolan@127.0.0.1:$port/postgres"
+    # the same server by its Unix socket (a path: reachable from every network namespace)
+    sock=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$dir")
+    echo "export PORTOLAN_TEST_POSTGRES_SOCKET=postgres://portolan@$sock:$port/postgres"
     ;;
   stop)
     stop

@@ -93,6 +93,9 @@ pub enum Command {
     /// the snapshot store (the newest scan and inventory) or from files. It loads nothing
     /// from the network and opens anywhere, offline.
     Report(Box<ReportArgs>),
+    /// A sharded scan as a job for the scheduler that runs the fleet: a Slurm job array
+    /// (slurm) whose task i scans shard i+1 of N into one run of the shared database.
+    Fleet(FleetArgs),
     /// Shell completions on standard output: `portolan completions bash >
     /// /etc/bash_completion.d/portolan` (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -107,6 +110,69 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    #[command(subcommand)]
+    pub scheduler: FleetScheduler,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetScheduler {
+    /// Print an sbatch script: a job array of --shards tasks, task i running `portolan scan
+    /// SCAN-ARGS --shard i+1/N --seed S --save --run NAME`, the database URL from the task's
+    /// environment (or a file), never written into the script.
+    Slurm(FleetSlurmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetSlurmArgs {
+    #[command(flatten)]
+    pub common: FleetCommon,
+    /// Partition (#SBATCH --partition).
+    #[arg(long, value_name = "NAME")]
+    pub partition: Option<String>,
+    /// Time limit per task (#SBATCH --time, Slurm's form: 30, 1:00:00).
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
+    /// At most N tasks at once (--array=0-K%N).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
+    /// Each task's log (#SBATCH --output; default portolan-RUN-%A_%a.out).
+    #[arg(long = "log", value_name = "PATTERN")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetCommon {
+    /// How many shards (tasks).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub shards: u32,
+    /// The run the shards are saved into (see `portolan snapshots --runs`).
+    #[arg(long, value_name = "NAME", value_parser = values::run_name)]
+    pub run: String,
+    /// The seed every shard shares (default: a random one, written into the job).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// The task reads the database URL from this environment variable (default PORTOLAN_DB;
+    /// sbatch exports the submitting shell's environment).
+    #[arg(long, value_name = "VAR", conflicts_with = "db_file")]
+    pub db_env: Option<String>,
+    /// The task reads the database URL from this file on the node.
+    #[arg(long, value_name = "FILE")]
+    pub db_file: Option<String>,
+    /// The portolan binary on the nodes.
+    #[arg(long, value_name = "PATH", default_value = "portolan")]
+    pub bin: String,
+    /// Words to run the binary with on each task (`ip netns exec lab`, `srun`, a container
+    /// runner), split on spaces.
+    #[arg(long, value_name = "WORDS")]
+    pub launcher: Option<String>,
+    /// The scan's arguments, after `--`: targets, ports, scan type (not --shard, --seed,
+    /// --save, --run or --db: the job sets them).
+    #[arg(last = true, value_name = "SCAN-ARGS", required = true)]
+    pub scan_args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

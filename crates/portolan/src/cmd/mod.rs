@@ -3,6 +3,7 @@
 mod audit;
 mod check;
 mod diff;
+mod fleet;
 mod fw;
 mod home;
 mod identify;
@@ -46,6 +47,7 @@ pub fn run(command: Option<Command>, ctx: &Context) -> anyhow::Result<ExitCode> 
         Command::Fw(a) => fw::run(a, ctx),
         Command::Watch(a) => watch::run(a, ctx),
         Command::Report(a) => report::run(*a, ctx),
+        Command::Fleet(a) => fleet::run(a),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut out = stdout();
