@@ -5,6 +5,7 @@
 //! shared database, whose URL reaches the task from its environment (never from the script or
 //! the manifest).
 
+pub mod k8s;
 pub mod slurm;
 
 /// A sharded scan to run on a scheduler.

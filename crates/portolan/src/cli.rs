@@ -124,6 +124,40 @@ pub enum FleetScheduler {
     /// SCAN-ARGS --shard i+1/N --seed S --save --run NAME`, the database URL from the task's
     /// environment (or a file), never written into the script.
     Slurm(FleetSlurmArgs),
+    /// Print (YAML) a Kubernetes Indexed Job: completions N, the pod of index i running shard
+    /// i+1 of N, the database URL from a Secret, NET_RAW only for a SYN scan (else a non-root
+    /// user with no capabilities), a retry budget per index.
+    K8s(FleetK8sArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetK8sArgs {
+    #[command(flatten)]
+    pub common: FleetCommon,
+    /// The container image with portolan (and /bin/sh) in it.
+    #[arg(long, value_name = "IMAGE", default_value = "portolan:latest")]
+    pub image: String,
+    /// The Secret that holds the database URL.
+    #[arg(long, value_name = "NAME", default_value = "portolan-db")]
+    pub secret: String,
+    /// The key of the Secret that holds it.
+    #[arg(long, value_name = "KEY", default_value = "url")]
+    pub secret_key: String,
+    /// Pods at once (default: every shard).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    pub parallelism: Option<i32>,
+    /// Retries of a failed index (backoffLimitPerIndex).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(i32).range(0..))]
+    pub retries: i32,
+    /// Namespace of the Job.
+    #[arg(long, value_name = "NAME")]
+    pub namespace: Option<String>,
+    /// CPU request per pod.
+    #[arg(long, value_name = "CPU", default_value = "250m")]
+    pub cpu: String,
+    /// Memory request and limit per pod.
+    #[arg(long, value_name = "BYTES", default_value = "256Mi")]
+    pub memory: String,
 }
 
 #[derive(Debug, Args)]

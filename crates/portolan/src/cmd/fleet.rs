@@ -18,6 +18,25 @@ pub fn run(args: FleetArgs) -> anyhow::Result<ExitCode> {
             };
             portolan_fleet::slurm::script(&plan, &opts)
         }
+        FleetScheduler::K8s(a) => {
+            if a.common.db_env.is_some() || a.common.db_file.is_some() {
+                anyhow::bail!(
+                    "a Kubernetes Job takes the database URL from a Secret (--secret, --secret-key), not --db-env or --db-file"
+                );
+            }
+            let plan = plan(&a.common)?;
+            let opts = portolan_fleet::k8s::Options {
+                image: a.image,
+                secret: a.secret,
+                secret_key: a.secret_key,
+                parallelism: a.parallelism,
+                backoff_per_index: a.retries,
+                namespace: a.namespace,
+                cpu: a.cpu,
+                memory: a.memory,
+            };
+            portolan_fleet::k8s::manifest(&plan, &opts).context("writing the manifest")?
+        }
     };
     let mut out = super::stdout();
     out.write_all(text.as_bytes()).context("writing to standard output")?;
