@@ -223,11 +223,23 @@ impl Store {
                 hint,
             });
         };
+        let t0 = std::time::Instant::now();
         let mut shards = Vec::with_capacity(ids.len());
         for id in ids {
             shards.push(self.backend.load(id)?);
         }
-        Ok(merge::merge(&info, shards))
+        let t1 = std::time::Instant::now();
+        let merged = merge::merge(&info, shards);
+        if std::env::var_os("PORTOLAN_TIMING").is_some() {
+            let n: usize = merged.scan.as_ref().map_or(0, |r| r.hosts.iter().map(|h| h.ports.len()).sum());
+            eprintln!(
+                "timing: run {name}: {} shards read in {:.1} ms, merged ({n} observations) in {:.1} ms",
+                info.done.len(),
+                (t1 - t0).as_secs_f64() * 1e3,
+                t1.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        Ok(merged)
     }
 
     /// Deletes a run and its shards; whether it existed.
