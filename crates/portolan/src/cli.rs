@@ -1044,6 +1044,9 @@ pub struct SnapshotsArgs {
     /// List the sharded runs (scan --run) with their shards' progress: done and missing.
     #[arg(long, conflicts_with_all = ["show", "delete", "keep", "older_than"])]
     pub runs: bool,
+    /// With --show: the scan as nmap XML (valid against nmap.dtd) instead of Portolan's JSON.
+    #[arg(long, requires = "show")]
+    pub xml: bool,
     /// Print one snapshot in full (an id, last, last~N, or run:NAME merged) instead of the list.
     #[arg(long, value_name = "REF", conflicts_with_all = ["delete", "keep", "older_than"])]
     pub show: Option<String>,

@@ -240,6 +240,19 @@ fn a_slurm_job_array_scans_the_lab_as_one_run() {
         out
     };
     assert_eq!(ports(&merged["scan"]), ports(&whole), "host, port, state and reason");
+    // the merged run as nmap XML, valid against nmap's DTD
+    let xml = portolan(&db, &["snapshots", "--show", "run:lab", "--xml"]);
+    assert!(xml.status.success(), "{}", String::from_utf8_lossy(&xml.stderr));
+    let xml_file = dir.join("merged.xml");
+    std::fs::write(&xml_file, &xml.stdout).unwrap();
+    if require_tool(T, "xmllint") {
+        let v = Command::new("xmllint")
+            .args(["--noout", "--dtdvalid", "/usr/share/nmap/nmap.dtd"])
+            .arg(&xml_file)
+            .output()
+            .unwrap();
+        assert!(v.status.success(), "the merged XML is not valid: {}", String::from_utf8_lossy(&v.stderr));
+    }
 
     // a shard submitted once more replaces itself
     let third = cluster.submit(&script, &db, &["--array=1"]);

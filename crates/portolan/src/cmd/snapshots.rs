@@ -14,7 +14,13 @@ pub fn run(args: SnapshotsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut out = super::stdout();
     if let Some(r) = &args.show {
         let snap = store.load_ref(&r.parse::<SnapshotRef>()?)?;
-        records::json(&mut out, &snap)?;
+        if args.xml {
+            let Some(run) = &snap.scan else { anyhow::bail!("{r} holds no scan to write as nmap XML") };
+            let mut sink = portolan_output::scan::XmlSink::new(&mut out, Default::default());
+            portolan_output::scan::write_run(&mut sink, run).context("writing to standard output")?;
+        } else {
+            records::json(&mut out, &snap)?;
+        }
         out.flush().context("writing to standard output")?;
         return Ok(ExitCode::SUCCESS);
     }
