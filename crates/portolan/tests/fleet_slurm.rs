@@ -254,6 +254,32 @@ fn a_slurm_job_array_scans_the_lab_as_one_run() {
         assert!(v.status.success(), "the merged XML is not valid: {}", String::from_utf8_lossy(&v.stderr));
     }
 
+    // audit and report see the run as they see the unsharded scan
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "[[allow]]\nports = 22\nowner = \"o\"\npurpose = \"p\"\n").unwrap();
+    let audit = |r: &str| -> serde_json::Value {
+        let o =
+            portolan(&db, &["audit", "--policy", policy.to_str().unwrap(), "--snapshot", r, "-o", "json"]);
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        // a scan lists hosts as they finish, the merged run in address order: the same
+        // findings, compared in one order
+        let mut findings = v["findings"].as_array().unwrap().clone();
+        findings.sort_by_key(|f| f.to_string());
+        serde_json::json!({"findings": findings, "summary": v["summary"], "hosts": v["hosts"]})
+    };
+    let (a_run, a_whole) = (audit("run:lab"), audit("last"));
+    assert!(a_run["findings"].as_array().is_some_and(|f| !f.is_empty()), "{a_run}");
+    assert_eq!(a_run, a_whole, "audit of the run differs from the unsharded scan's");
+    let report = |r: &str| -> String {
+        let page = dir.join(&format!("{}.html", r.replace(':', "-")));
+        let o = portolan(&db, &["report", r, "-o", page.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = String::from_utf8_lossy(&o.stderr).into_owned();
+        text[text.find("KiB): ").unwrap()..].to_string()
+    };
+    assert_eq!(report("run:lab"), report("last"), "the report's numbers differ");
+
     // a shard submitted once more replaces itself
     let third = cluster.submit(&script, &db, &["--array=1"]);
     cluster.wait(&third);
