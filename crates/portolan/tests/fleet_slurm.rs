@@ -4,7 +4,7 @@
 //! the lab's scanner namespace) into a fresh PostgreSQL database. The merged run must equal the
 //! same scan run unsharded, no (host, port) may be saved twice, and a task cancelled before it
 //! ran, then submitted again alone, must complete the run; submitting it once more must not
-//! duplicate anything. The cluster is stopped by pid, whatever happens.
+//! duplicate anything. A connect scan, then a SYN scan. The cluster is stopped by pid, whatever happens.
 
 #![allow(clippy::unwrap_used)]
 
@@ -285,6 +285,48 @@ fn a_slurm_job_array_scans_the_lab_as_one_run() {
     cluster.wait(&third);
     assert_eq!(saved_ports(&mut pg).0, plain, "a re-run shard was saved twice");
     assert_eq!(portolan(&db, &["diff", "run:lab", "last"]).status.code(), Some(0));
+
+    // the same with a SYN scan: raw sockets in every task
+    let mut args = vec![
+        "fleet",
+        "slurm",
+        "--shards",
+        "4",
+        "--run",
+        "lab-syn",
+        "--seed",
+        "12",
+        "--bin",
+        bin,
+        "--launcher",
+        "ip netns exec ptl-scan",
+        "--",
+        "-p",
+        PORTS,
+        "-sS",
+    ];
+    args.extend(TARGETS);
+    let o = portolan(&db, &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let syn_script = dir.join("fleet-syn.sbatch");
+    std::fs::write(&syn_script, &o.stdout).unwrap();
+    let job = cluster.submit(&syn_script, &db, &[]);
+    cluster.wait(&job);
+    let mut whole = lab.in_scanner(bin);
+    whole.args(["scan", "-p", PORTS, "-sS", "--save", "-q"]).args(TARGETS).env("PORTOLAN_DB", &db);
+    let o = whole.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let per_run: i64 = pg
+        .query_one(
+            "SELECT COALESCE(SUM(n.port_count), 0)::BIGINT FROM run_shard s JOIN run r ON r.id = s.run_id
+             JOIN snapshot n ON n.id = s.snapshot_id WHERE r.name = 'lab-syn'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(per_run, plain, "the SYN run's shards hold {per_run} port observations");
+    let d = portolan(&db, &["diff", "run:lab-syn", "last"]);
+    assert_eq!(d.status.code(), Some(0), "{}", String::from_utf8_lossy(&d.stdout));
     drop(cluster);
     drop(lab);
 }
