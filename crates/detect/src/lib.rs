@@ -55,13 +55,29 @@ pub struct Config {
 }
 
 /// The services a baseline knows: from a saved scan (address, port) and from a saved local
-/// inventory (its listeners; one bound to every address stands for the port on any address).
-#[derive(Debug, Clone, Default)]
+/// inventory (its listeners; one bound to every address stands for the port on any address),
+/// or those a judge approves (a policy).
+#[derive(Clone, Default)]
 pub struct Baseline {
     /// Where it came from, for the detection's evidence (`snapshot 12`).
     pub name: String,
     exact: HashSet<(IpAddr, u16, Proto), RandomState>,
     any_address: HashSet<(u16, Proto), RandomState>,
+    approves: Option<Approval>,
+}
+
+/// A judge of whether a host may answer on a port (a policy).
+pub type Approval = std::sync::Arc<dyn Fn(IpAddr, u16, Proto) -> bool + Send + Sync>;
+
+impl std::fmt::Debug for Baseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Baseline")
+            .field("name", &self.name)
+            .field("exact", &self.exact.len())
+            .field("any_address", &self.any_address.len())
+            .field("approves", &self.approves.is_some())
+            .finish()
+    }
 }
 
 fn proto_of(t: Transport) -> Proto {
@@ -92,9 +108,16 @@ impl Baseline {
         b
     }
 
+    /// What a judge approves (a policy), named `name` in the detections.
+    pub fn approved_by(name: String, approves: Approval) -> Baseline {
+        Baseline { name, approves: Some(approves), ..Baseline::default() }
+    }
+
     /// Whether `dst` answering on `port` is known.
     pub fn knows(&self, dst: IpAddr, port: u16, proto: Proto) -> bool {
-        self.exact.contains(&(dst, port, proto)) || self.any_address.contains(&(port, proto))
+        self.exact.contains(&(dst, port, proto))
+            || self.any_address.contains(&(port, proto))
+            || self.approves.as_ref().is_some_and(|f| f(dst, port, proto))
     }
 }
 

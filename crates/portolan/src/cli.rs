@@ -264,6 +264,11 @@ pub struct WatchArgs {
     /// to answer: a host that answers a handshake on anything else is reported as new_service.
     #[arg(long, value_name = "SNAPSHOT")]
     pub baseline: Option<String>,
+    /// What the policy approves is what is supposed to answer: a host answering a handshake
+    /// on a port it does not approve is a new_service; with --listeners, a listener that
+    /// appears or changes owner is reported only when the policy does not approve it.
+    #[arg(long, value_name = "FILE", conflicts_with = "baseline")]
+    pub policy: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics while following: lines and events
     /// by source, detections by kind and severity, tracked sources, evictions, lag.
     #[arg(long, value_name = "ADDR:PORT")]

@@ -500,6 +500,60 @@ fn a_new_listener_is_reported_within_a_second_with_its_process() {
 }
 
 #[test]
+fn with_a_policy_only_an_unapproved_listener_is_reported() {
+    use std::io::BufRead;
+    let dir = TempDir::new("watch-listeners-policy");
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let approved = free();
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, format!("[[allow]]\nports = {approved}\nowner = \"o\"\npurpose = \"p\"\n"))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["watch", "--listeners", "--policy", policy.to_str().unwrap(), "-o", "ndjson"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, serde_json::Value)>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send((Instant::now(), serde_json::from_str(&line).unwrap()));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    // an approved listener first: nothing to report
+    let ok = std::net::TcpListener::bind(("127.0.0.1", approved)).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let bad = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = bad.local_addr().unwrap().port();
+    let opened = Instant::now();
+    let found = loop {
+        let left = Duration::from_secs(3).saturating_sub(opened.elapsed());
+        let (at, d) = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no new_service for port {port}"));
+        assert_ne!(
+            d["ports"].as_str(),
+            Some(approved.to_string().as_str()),
+            "an approved listener was reported: {d}"
+        );
+        if d["ports"].as_str() == Some(port.to_string().as_str()) {
+            break (at, d);
+        }
+    };
+    assert!(found.0 - opened < Duration::from_secs(1), "reported after {:?}", found.0 - opened);
+    let summary = found.1["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("policy {}", policy.display())) && summary.contains("not approved"),
+        "{summary}"
+    );
+    assert!(found.1["evidence"][0].as_str().unwrap().contains(&format!("(pid {})", std::process::id())));
+    drop((ok, bad));
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}
+
+#[test]
 fn alerts_reach_a_command_and_an_http_endpoint() {
     use std::io::BufRead;
     let dir = TempDir::new("watch-alerts");
@@ -670,6 +724,30 @@ fn a_service_the_baseline_does_not_know_is_new() {
     let (code, _, err) =
         portolan(&["watch", "--baseline", "last~9", "--db", db.to_str().unwrap(), &zeek("sshguess.pcap")]);
     assert_eq!(code, Some(2), "{err}");
+
+    // a policy as the baseline: ssh approved on that host, nothing new; approved elsewhere
+    // only, ssh answering on .103 is new
+    let by_policy = |text: &str| {
+        let policy = dir.join("policy.toml");
+        std::fs::write(&policy, text).unwrap();
+        let (_, v) =
+            json(&["watch", "-o", "json", "--policy", policy.to_str().unwrap(), &zeek("sshguess.pcap")]);
+        v["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["kind"] == "new_service")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let allow = |hosts: &str| {
+        format!("[[allow]]\nhosts = [\"{hosts}\"]\nports = 22\nowner = \"o\"\npurpose = \"p\"\n")
+    };
+    assert!(by_policy(&allow("192.168.56.103")).is_empty());
+    let found = by_policy(&allow("198.18.9.9"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["ports"].as_str(), Some("22"));
+    assert!(found[0]["summary"].as_str().unwrap().contains("which policy "), "{}", found[0]);
 }
 
 fn free_port() -> u16 {

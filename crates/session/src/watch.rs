@@ -25,6 +25,9 @@ pub struct WatchPlan {
     /// Watch this machine's own listening sockets: one that appears, or changes owner, after
     /// the start is a `new_service` detection.
     pub listeners: bool,
+    /// The policy a listener must be approved by (`--policy`): with it, a listener that
+    /// appears or changes owner is reported only when the policy does not approve it.
+    pub policy: Option<Judge>,
     /// How to read them.
     pub read: Options,
     /// The detectors' thresholds.
@@ -78,19 +81,112 @@ enum Msg {
     Detection(Box<Detection>),
 }
 
+/// What a policy said about (address, port, transport), remembered.
+type Verdicts = std::collections::HashMap<(std::net::IpAddr, u16, portolan_model::Proto), bool>;
+
+/// A policy as watch uses it: whether a host may answer on a port, and what is wrong with a
+/// listener of this machine.
+#[derive(Clone)]
+pub struct Judge {
+    policy: Arc<portolan_policy::Policy>,
+    today: jiff::civil::Date,
+    name: String,
+    cache: Arc<std::sync::Mutex<Verdicts>>,
+}
+
+impl std::fmt::Debug for Judge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Judge").field("name", &self.name).field("today", &self.today).finish()
+    }
+}
+
+impl Judge {
+    /// A judge of `policy` (named `name` in detections) on `today`.
+    pub fn new(policy: portolan_policy::Policy, name: String, today: jiff::civil::Date) -> Judge {
+        Judge { policy: Arc::new(policy), today, name, cache: Arc::default() }
+    }
+
+    /// Whether the policy approves `addr` answering on `port` (as a scan would see it).
+    pub fn approves(&self, addr: std::net::IpAddr, port: u16, proto: portolan_model::Proto) -> bool {
+        let transport = match proto {
+            portolan_model::Proto::Udp => portolan_model::Transport::Udp,
+            portolan_model::Proto::Sctp => portolan_model::Transport::Sctp,
+            portolan_model::Proto::Tcp => portolan_model::Transport::Tcp,
+            _ => return true,
+        };
+        if let Ok(cache) = self.cache.lock()
+            && let Some(v) = cache.get(&(addr, port, proto))
+        {
+            return *v;
+        }
+        let mut run = portolan_model::ScanRun::new("portolan", "", "watch", jiff::Timestamp::now());
+        let mut h = portolan_model::Host::up(addr, portolan_model::Reason::SynAck);
+        h.ports.push(portolan_model::Port {
+            number: port,
+            transport,
+            state: portolan_model::PortState::Open,
+            reason: portolan_model::Reason::SynAck,
+            reason_ttl: 0,
+            service: None,
+        });
+        run.hosts.push(h);
+        let obs = portolan_policy::Observations::from_run(&run);
+        let found =
+            portolan_policy::audit(&self.policy, &obs, &portolan_policy::AuditOptions { today: self.today });
+        let ok = !found.iter().any(|f| f.rule == "policy.unapproved");
+        if let Ok(mut cache) = self.cache.lock()
+            && cache.len() < 100_000
+        {
+            cache.insert((addr, port, proto), ok);
+        }
+        ok
+    }
+
+    /// As a detection baseline: what the policy approves.
+    pub fn baseline(&self) -> portolan_detect::Baseline {
+        let me = self.clone();
+        portolan_detect::Baseline::approved_by(
+            self.name.clone(),
+            Arc::new(move |a, p, t| me.approves(a, p, t)),
+        )
+    }
+
+    /// What the policy says against this listener (not approved, another process, a wider
+    /// scope than approved), or `None` when it approves it.
+    fn listener(
+        &self,
+        s: &portolan_model::LocalSocket,
+        inv: &portolan_model::LocalInventory,
+    ) -> Option<String> {
+        let mut one = inv.clone();
+        one.sockets = vec![s.clone()];
+        one.findings.clear();
+        let obs = portolan_policy::Observations::from_local(&one);
+        let found =
+            portolan_policy::audit(&self.policy, &obs, &portolan_policy::AuditOptions { today: self.today });
+        found
+            .into_iter()
+            .find(|f| f.rule.starts_with("policy.") && f.rule != "policy.missing")
+            .map(|f| f.title)
+    }
+}
+
 /// A listening socket as the listener watch compares them: transport, address, port, and the
 /// names of the processes holding it.
 type Listener = (portolan_model::Transport, std::net::IpAddr, u16);
 
-/// The names of the processes holding a listener, and how far it is bound.
-type Held = (Vec<String>, portolan_model::BindScope);
+/// The names of the processes holding a listener, how far it is bound, and the socket.
+type Held = (Vec<String>, portolan_model::BindScope, portolan_model::LocalSocket);
 
-fn listeners_now() -> Result<std::collections::BTreeMap<Listener, Held>, portolan_local::Error> {
-    let inv = portolan_local::inventory(&portolan_local::Options::default())?;
+type Listeners = (std::collections::BTreeMap<Listener, Held>, portolan_model::LocalInventory);
+
+fn listeners_now() -> Result<Listeners, portolan_local::Error> {
+    let mut inv = portolan_local::inventory(&portolan_local::Options::default())?;
     let mut out: std::collections::BTreeMap<Listener, Held> = std::collections::BTreeMap::new();
     for s in inv.sockets.iter().filter(|s| s.state.is_listening() && !s.probable_client) {
-        let (names, _) =
-            out.entry((s.transport, s.local_address, s.local_port)).or_insert((Vec::new(), s.scope));
+        let (names, _, _) = out
+            .entry((s.transport, s.local_address, s.local_port))
+            .or_insert_with(|| (Vec::new(), s.scope, s.clone()));
         for o in &s.owners {
             let n = format!("{} (pid {})", o.comm, o.pid);
             if !names.contains(&n) {
@@ -98,30 +194,40 @@ fn listeners_now() -> Result<std::collections::BTreeMap<Listener, Held>, portola
             }
         }
     }
-    for (v, _) in out.values_mut() {
+    for (v, _, _) in out.values_mut() {
         v.sort();
     }
-    Ok(out)
+    inv.sockets.clear();
+    Ok((out, inv))
 }
 
 /// Looks at this machine's listeners four times a second until `stop`; a listener not in
 /// `known`, or held by other processes than before, is reported once.
 fn watch_listeners(
     mut known: std::collections::BTreeMap<Listener, Held>,
+    judge: Option<&Judge>,
     stop: &Arc<AtomicBool>,
     report: &mut dyn FnMut(Detection),
 ) {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(250));
-        let Ok(now) = listeners_now() else { continue };
-        for (key, (owners, scope)) in &now {
+        let Ok((now, inv)) = listeners_now() else { continue };
+        for (key, (owners, scope, socket)) in &now {
             let before = known.get(key).map(|h| &h.0);
             if before == Some(owners) {
                 continue;
             }
+            // with a policy, only what it does not approve
+            let verdict = match judge {
+                Some(j) => match j.listener(socket, &inv) {
+                    Some(why) => Some(why),
+                    None => continue,
+                },
+                None => None,
+            };
             let (transport, addr, port) = *key;
             let held = if owners.is_empty() { "an owner not visible".to_string() } else { owners.join(", ") };
-            let summary = match before {
+            let mut summary = match before {
                 None => format!(
                     "a new listener on {}/{transport}, held by {held}",
                     std::net::SocketAddr::new(addr, port)
@@ -132,6 +238,9 @@ fn watch_listeners(
                     if old.is_empty() { "not visible".to_string() } else { old.join(", ") }
                 ),
             };
+            if let (Some(why), Some(j)) = (&verdict, judge) {
+                summary.push_str(&format!("; {}: {why}", j.name));
+            }
             let reach = portolan_kb::Reach::of(*scope, addr);
             let risk = portolan_kb::for_port(port, transport).map(|k| k.risk(reach)).max();
             let severity = match (reach, risk) {
@@ -319,9 +428,10 @@ pub fn follow(
     }
     if plan.listeners {
         let (tx, stop) = (tx.clone(), stop.clone());
-        let baseline = listeners_now().map_err(|e| WatchError::Listeners(e.to_string()))?;
+        let (baseline, _) = listeners_now().map_err(|e| WatchError::Listeners(e.to_string()))?;
+        let judge = plan.policy.clone();
         threads.push(std::thread::spawn(move || {
-            watch_listeners(baseline, &stop, &mut |d| {
+            watch_listeners(baseline, judge.as_ref(), &stop, &mut |d| {
                 let _ = tx.send(Msg::Detection(Box::new(d)));
             });
             Ok(())

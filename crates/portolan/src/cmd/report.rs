@@ -22,6 +22,7 @@ pub fn run(args: ReportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         interfaces: Vec::new(),
         nflog: Vec::new(),
         listeners: false,
+        policy: None,
         read: portolan_traffic::Options {
             format: None,
             max_flows: 200_000,

@@ -27,7 +27,20 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let judge = match &args.policy {
+        Some(path) => match crate::observe::load_policy(path, false, true, ctx) {
+            Ok(p) => Some(portolan_session::watch::Judge::new(
+                p,
+                format!("policy {}", path.display()),
+                crate::observe::today(),
+            )),
+            Err(code) => return Ok(code),
+        },
+        None => None,
+    };
+    let baseline = baseline.or_else(|| judge.as_ref().map(|j| j.baseline()));
     let plan = WatchPlan {
+        policy: judge,
         files: args.files.clone(),
         interfaces: args.interface.clone(),
         listeners: args.listeners,
