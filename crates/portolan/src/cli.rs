@@ -351,6 +351,8 @@ pub enum WatchFormat {
     Zeek,
     /// Kernel LOG lines and sshd's log (dmesg, syslog, journalctl).
     Log,
+    /// AWS VPC flow logs (default format, or custom with its header line).
+    Vpc,
 }
 
 /// `watch -o`.

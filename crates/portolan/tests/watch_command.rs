@@ -750,6 +750,93 @@ fn a_service_the_baseline_does_not_know_is_new() {
     assert!(found[0]["summary"].as_str().unwrap().contains("which policy "), "{}", found[0]);
 }
 
+/// AWS VPC flow logs (no AWS here: records written in the documented default format, with a
+/// header as S3 delivery writes it): a sweep and a port scan refused by the security group are
+/// found, sessions to a web server and the server's answers are not.
+#[test]
+fn vpc_flow_logs_show_sweeps_and_scans() {
+    let dir = TempDir::new("watch-vpc");
+    let mut text = String::from(
+        "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n",
+    );
+    let rec = |src: &str, dst: &str, sp: u16, dp: u16, pk: u32, by: u32, t: u64, action: &str| {
+        format!(
+            "2 123456789010 eni-0a1b2c3d4e5f67890 {src} {dst} {sp} {dp} 6 {pk} {by} {t} {} {action} OK\n",
+            t + 60
+        )
+    };
+    let t0 = 1_790_000_000u64;
+    // a sweep of 22 and 3389 across 30 hosts
+    for h in 1..=30u16 {
+        for p in [22u16, 3389] {
+            text.push_str(&rec(
+                "198.18.99.7",
+                &format!("198.18.20.{h}"),
+                40000 + h,
+                p,
+                1,
+                44,
+                t0 + u64::from(h),
+                "REJECT",
+            ));
+        }
+    }
+    // 40 ports of one host
+    for p in 1000..1040u16 {
+        text.push_str(&rec("198.18.99.8", "198.18.20.5", 51000, p, 1, 40, t0 + 100, "REJECT"));
+    }
+    // a web client's sessions, and the server's answers
+    for i in 0..50u16 {
+        text.push_str(&rec(
+            "198.18.5.5",
+            "198.18.20.9",
+            50000 + i,
+            443,
+            12,
+            5200,
+            t0 + 200 + u64::from(i),
+            "ACCEPT",
+        ));
+        text.push_str(&rec(
+            "198.18.20.9",
+            "198.18.5.5",
+            443,
+            50000 + i,
+            10,
+            90000,
+            t0 + 200 + u64::from(i),
+            "ACCEPT",
+        ));
+    }
+    text.push_str("2 123456789010 eni-0a1b2c3d4e5f67890 - - - - - - - 1790000900 1790000960 - NODATA\n");
+    let log = dir.join("flows.log");
+    std::fs::write(&log, &text).unwrap();
+    let (code, v) = json(&["watch", "-o", "json", log.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["inputs"][0]["format"], "vpc");
+    let found: BTreeSet<(String, String)> = v["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["kind"].as_str().unwrap().to_string(), d["src"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert_eq!(
+        found,
+        BTreeSet::from([
+            ("horizontal_sweep".to_string(), "198.18.99.7".to_string()),
+            ("vertical_scan".to_string(), "198.18.99.8".to_string()),
+        ]),
+        "{v}"
+    );
+    assert!(v["detections"][0]["evidence"][0].as_str().unwrap().contains("flows.log:"), "{v}");
+    // a header without the fields a flow needs: one located error
+    let bad = dir.join("bad.log");
+    std::fs::write(&bad, "version srcaddr dstaddr action\n").unwrap();
+    let (code, _, err) = portolan(&["watch", "--format", "vpc", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("bad.log:1") && err.contains("srcport"), "{err}");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

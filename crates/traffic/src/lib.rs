@@ -14,6 +14,7 @@ pub mod live;
 pub mod logline;
 pub mod nflog;
 pub mod packet;
+pub mod vpc;
 pub mod zeek;
 
 use std::io::{self, BufRead, BufReader, Read};
@@ -38,6 +39,8 @@ pub enum Format {
     Zeek,
     /// Kernel LOG lines and sshd's log (dmesg, syslog, journalctl).
     Log,
+    /// AWS VPC flow logs (version 2 default format, or custom with a header line).
+    Vpc,
 }
 
 impl Format {
@@ -47,6 +50,7 @@ impl Format {
             Format::Capture => "pcap",
             Format::Zeek => "zeek",
             Format::Log => "log",
+            Format::Vpc => "vpc",
         }
     }
 }
@@ -74,6 +78,16 @@ pub enum Error {
         offset: u64,
         /// What is wrong.
         what: String,
+    },
+    /// A VPC flow log's header lacks the fields a flow needs.
+    #[error("{path}:{line}: the flow log header lacks {}; is this a VPC flow log?", missing.join(", "))]
+    VpcHeader {
+        /// The file.
+        path: String,
+        /// The header's line.
+        line: u64,
+        /// The missing field names.
+        missing: Vec<&'static str>,
     },
     /// A Zeek log's header lacks the fields a connection needs.
     #[error("{path}:{line}: the #fields header lacks {}; is this a conn.log?", missing.join(", "))]
@@ -170,13 +184,16 @@ fn read_unpacked(
             stats.events = events;
             r?;
         }
-        Format::Log | Format::Zeek => {
+        Format::Log | Format::Zeek | Format::Vpc => {
             let mut parser = TextParser::new(format, source, opts);
             lines(&mut input, name, &mut stats, |text, n, stats| {
                 match parser.line(text, n) {
                     Ok(Some(e)) => count(e, stats),
                     Ok(None) => {}
                     Err(Parsed::Skip(why)) => skip(stats, name, n, &why),
+                    Err(Parsed::NoHeader(missing)) if format == Format::Vpc => {
+                        return Err(Error::VpcHeader { path: name.to_string(), line: n, missing });
+                    }
                     Err(Parsed::NoHeader(missing)) => {
                         return Err(Error::ZeekHeader { path: name.to_string(), line: n, missing });
                     }
@@ -205,6 +222,7 @@ pub struct TextParser {
     source: u32,
     log: logline::LogReader,
     cols: Option<zeek::Columns>,
+    vpc: Option<vpc::Columns>,
 }
 
 impl TextParser {
@@ -215,11 +233,30 @@ impl TextParser {
             source,
             log: logline::LogReader::new(source, opts.year, opts.tz.clone()),
             cols: None,
+            vpc: None,
         }
     }
 
     /// One line, numbered `n` from 1: an event, nothing (a line of another kind), or why not.
     pub fn line(&mut self, text: &[u8], n: u64) -> Result<Option<Event>, Parsed> {
+        if self.format == Format::Vpc {
+            let Ok(line) = std::str::from_utf8(text) else {
+                return Err(Parsed::Skip("not UTF-8".into()));
+            };
+            if line.trim().is_empty() {
+                return Ok(None);
+            }
+            if vpc::is_header(line) {
+                self.vpc = vpc::Columns::from_header(line);
+                return match self.vpc {
+                    Some(_) => Ok(None),
+                    None => Err(Parsed::NoHeader(vpc::Columns::missing(line))),
+                };
+            }
+            let cols = self.vpc.get_or_insert_with(vpc::Columns::default_v2);
+            return vpc::row(cols, line, self.source, n)
+                .map_err(|e| Parsed::Skip(format!("{}: {}", e.field, e.what)));
+        }
         if self.format != Format::Zeek {
             return Ok(match self.log.line(text, n) {
                 logline::Line::Event(e) => Some(e),
@@ -296,6 +333,11 @@ pub fn sniff(head: &[u8]) -> Format {
     }
     if first.starts_with(b"{") && memchr::memmem::find(first, b"\"id.orig_h\"").is_some() {
         return Format::Zeek;
+    }
+    if let Ok(line) = std::str::from_utf8(first)
+        && (vpc::is_header(line) || vpc::is_record(line))
+    {
+        return Format::Vpc;
     }
     Format::Log
 }

@@ -65,6 +65,9 @@ fn hex(s: &str) -> Vec<u8> {
     (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap_or(0)).collect()
 }
 
+const FLOW: &str = "2 123456789010 eni-1235b8ca123456789 198.18.16.139 198.18.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK";
+const FLOW_HEADER: &str = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status";
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -84,6 +87,18 @@ proptest! {
         let _ = p.line(&bytes, 2);
         let _ = p.line(&mutate(CONN.as_bytes(), &edits), 3);
         let _ = p.line(&mutate(FIELDS.as_bytes(), &edits), 4);
+    }
+
+    #[test]
+    fn flow_log_rows_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300),
+                                 edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..12)) {
+        let mut p = TextParser::new(Format::Vpc, 0, &opts());
+        let _ = p.line(&bytes, 1);
+        let _ = p.line(&mutate(FLOW.as_bytes(), &edits), 2);
+        let mut p = TextParser::new(Format::Vpc, 0, &opts());
+        let _ = p.line(&mutate(FLOW_HEADER.as_bytes(), &edits), 1);
+        let _ = p.line(FLOW.as_bytes(), 2);
+        let _ = p.line(&bytes, 3);
     }
 
     #[test]

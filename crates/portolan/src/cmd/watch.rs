@@ -51,6 +51,7 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 WatchFormat::Pcap => Some(Format::Capture),
                 WatchFormat::Zeek => Some(Format::Zeek),
                 WatchFormat::Log => Some(Format::Log),
+                WatchFormat::Vpc => Some(Format::Vpc),
             },
             max_flows: args.max_flows,
             year,
