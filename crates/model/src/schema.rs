@@ -18,6 +18,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("audit-report.schema.json", render::<AuditReport>()),
         ("watch-report.schema.json", render::<crate::traffic::WatchReport>()),
         ("detection.schema.json", render::<crate::Detection>()),
+        ("run-info.schema.json", render::<crate::RunInfo>()),
     ]
 }
 

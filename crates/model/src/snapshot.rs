@@ -16,6 +16,8 @@ pub enum Source {
     Import,
     /// An audit run (`portolan audit`).
     Audit,
+    /// Detections in logs, flows and captures (`portolan watch --save`), as findings.
+    Watch,
 }
 
 /// A snapshot's summary: one line of `portolan snapshots`.
@@ -146,6 +148,7 @@ impl Source {
             Source::Scan => "scan",
             Source::Import => "import",
             Source::Audit => "audit",
+            Source::Watch => "watch",
         }
     }
 }
@@ -164,11 +167,12 @@ impl std::str::FromStr for Source {
             "scan" => Source::Scan,
             "import" => Source::Import,
             "audit" => Source::Audit,
+            "watch" => Source::Watch,
             _ => {
                 return Err(crate::Error::UnknownValue {
                     what: "snapshot source",
                     given: s.to_string(),
-                    expected: "local, scan, import, audit",
+                    expected: "local, scan, import, audit, watch",
                 });
             }
         })

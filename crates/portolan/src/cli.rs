@@ -274,8 +274,12 @@ pub struct WatchArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<std::net::SocketAddr>,
     /// The snapshot database for --baseline (default: the one --save uses).
-    #[arg(long, value_name = "PATH", requires = "baseline")]
+    #[arg(long, value_name = "PATH")]
     pub db: Option<String>,
+    /// Save the detections (as findings, rules watch.<kind>) as a snapshot in the database, for
+    /// `snapshots`, `report` and `audit`-style tooling; reading files only.
+    #[arg(long, conflicts_with_all = ["follow", "interface", "listeners", "nflog", "events"])]
+    pub save: bool,
     /// Run CMD (with sh -c) for each detection, the detection as JSON on its standard input
     /// (repeatable); live, once when a detection starts. At most 10 s each.
     #[arg(long, value_name = "CMD")]

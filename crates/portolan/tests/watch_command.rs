@@ -837,6 +837,31 @@ fn vpc_flow_logs_show_sweeps_and_scans() {
     assert!(err.contains("bad.log:1") && err.contains("srcport"), "{err}");
 }
 
+/// `watch --save`: the detections as a snapshot of findings that `snapshots` lists and
+/// `report` shows.
+#[test]
+fn saved_detections_reach_snapshots_and_the_report() {
+    let dir = TempDir::new("watch-save");
+    let db = dir.join("w.db");
+    let (code, _, err) =
+        portolan(&["watch", "--save", "--db", db.to_str().unwrap(), "-q", &zeek("sshguess.pcap")]);
+    assert_eq!(code, Some(1), "{err}");
+    let (_, list) = json(&["snapshots", "--db", db.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(list[0]["source"], "watch", "{list}");
+    assert_eq!(list[0]["findings"], 1, "{list}");
+    let (_, snap) = json(&["snapshots", "--db", db.to_str().unwrap(), "--show", "last"]);
+    assert_eq!(snap["findings"][0]["rule"], "watch.brute_force", "{snap}");
+    let page = dir.join("r.html");
+    let (code, _, err) = portolan(&["report", "--db", db.to_str().unwrap(), "-o", page.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(std::fs::read_to_string(&page).unwrap().contains("watch.brute_force"));
+    // --db alone names nothing to use it for; --save reads files only
+    let (code, _, err) = portolan(&["watch", "--db", db.to_str().unwrap(), &zeek("sshguess.pcap")]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, _) = portolan(&["watch", "--save", "-f", &zeek("sshguess.pcap")]);
+    assert_eq!(code, Some(2));
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -127,7 +127,12 @@ pub fn gather(plan: &ReportPlan) -> Result<Report, ReportError> {
             let mut newest_scan = None;
             let mut previous_scan = None;
             let mut newest_local = None;
+            let mut newest_watch = None;
             for info in &list {
+                if info.source == Source::Watch {
+                    newest_watch.get_or_insert(info.id);
+                    continue;
+                }
                 let scan_like = info.hosts > 0 || matches!(info.source, Source::Scan | Source::Import);
                 if info.source == Source::Local {
                     newest_local.get_or_insert(info.id);
@@ -146,7 +151,7 @@ pub fn gather(plan: &ReportPlan) -> Result<Report, ReportError> {
             history.retain(is_scan);
             history.reverse();
             if from_store {
-                for id in [newest_scan, newest_local].into_iter().flatten() {
+                for id in [newest_scan, newest_local, newest_watch].into_iter().flatten() {
                     shown.push(st.load(id)?);
                 }
                 if let (Some(old), Some(new)) = (previous_scan, newest_scan) {

@@ -27,6 +27,11 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    if args.db.is_some() && args.baseline.is_none() && !args.save {
+        anyhow::bail!("--db names the database of --baseline or --save; give one of them");
+    }
+    // a bad --db fails before anything is read
+    let mut store = if args.save { Some(super::open_store(args.db.as_deref())?) } else { None };
     let judge = match &args.policy {
         Some(path) => match crate::observe::load_policy(path, false, true, ctx) {
             Ok(p) => Some(portolan_session::watch::Judge::new(
@@ -198,6 +203,21 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
     }
     finish_alerts(alerts, quiet);
+    if let Some(store) = store.as_mut()
+        && !failed
+    {
+        let snap = portolan_model::Snapshot {
+            id: None,
+            taken_at: jiff::Timestamp::now(),
+            source: portolan_model::Source::Watch,
+            machine: portolan_local::hostname(),
+            tool_version: super::VERSION.to_string(),
+            scan: None,
+            local: None,
+            findings: portolan_output::watch::findings(&report),
+        };
+        super::save_snapshot(store, &snap, ctx)?;
+    }
     if failed {
         return Ok(ExitCode::from(2));
     }
