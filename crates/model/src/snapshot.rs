@@ -69,6 +69,10 @@ pub struct RunInfo {
     pub spec: String,
     /// The shards saved (from 1).
     pub done: Vec<u32>,
+    /// Shards whose last attempt failed (an error, or stopped by a signal such as `scancel`'s)
+    /// and that are not saved, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<(u32, String)>,
     /// Hosts in the saved shards (a host split across shards counts once per shard).
     pub hosts: i64,
     /// Open ports in the saved shards.

@@ -111,10 +111,11 @@ pub fn write_runs(out: &mut dyn Write, runs: &[RunInfo]) -> io::Result<()> {
             "No runs yet: save shards with `portolan scan --shard I/N --seed S --save --run NAME`."
         );
     }
-    let mut t = Table::new(["RUN", "CREATED", "SHARDS", "DONE", "MISSING", "HOSTS", "OPEN", "ARGUMENTS"])
-        .align(2, Align::Right)
-        .align(5, Align::Right)
-        .align(6, Align::Right);
+    let mut t =
+        Table::new(["RUN", "CREATED", "SHARDS", "DONE", "MISSING", "FAILED", "HOSTS", "OPEN", "ARGUMENTS"])
+            .align(2, Align::Right)
+            .align(6, Align::Right)
+            .align(7, Align::Right);
     for r in runs {
         let missing = r.missing();
         t.row(vec![
@@ -127,6 +128,11 @@ pub fn write_runs(out: &mut dyn Write, runs: &[RunInfo]) -> io::Result<()> {
             } else {
                 Cell::styled(shard_list(&missing), Style::Yellow)
             },
+            if r.failed.is_empty() {
+                Cell::new("-")
+            } else {
+                Cell::styled(shard_list(&r.failed.iter().map(|f| f.0).collect::<Vec<_>>()), Style::Red)
+            },
             Cell::new(r.hosts.to_string()),
             Cell::new(r.open.to_string()),
             Cell::new(&r.spec),
@@ -136,8 +142,8 @@ pub fn write_runs(out: &mut dyn Write, runs: &[RunInfo]) -> io::Result<()> {
 }
 
 /// CSV header of the runs.
-pub const RUN_CSV_HEADER: [&str; 8] =
-    ["run", "created_at", "shards", "seed", "done", "missing", "hosts", "open"];
+pub const RUN_CSV_HEADER: [&str; 9] =
+    ["run", "created_at", "shards", "seed", "done", "missing", "failed", "hosts", "open"];
 
 /// CSV rows of the runs.
 pub fn run_csv_rows(runs: &[RunInfo]) -> impl Iterator<Item = Vec<String>> + '_ {
@@ -149,6 +155,7 @@ pub fn run_csv_rows(runs: &[RunInfo]) -> impl Iterator<Item = Vec<String>> + '_ 
             r.seed.to_string(),
             shard_list(&r.done),
             shard_list(&r.missing()),
+            shard_list(&r.failed.iter().map(|f| f.0).collect::<Vec<_>>()),
             r.hosts.to_string(),
             r.open.to_string(),
         ]

@@ -327,6 +327,62 @@ fn a_slurm_job_array_scans_the_lab_as_one_run() {
     assert_eq!(per_run, plain, "the SYN run's shards hold {per_run} port observations");
     let d = portolan(&db, &["diff", "run:lab-syn", "last"]);
     assert_eq!(d.status.code(), Some(0), "{}", String::from_utf8_lossy(&d.stdout));
+
+    // a task stopped while it runs (scancel sends SIGTERM) is recorded as failed in its run
+    let mut args = vec![
+        "fleet",
+        "slurm",
+        "--shards",
+        "4",
+        "--run",
+        "lab-stopped",
+        "--seed",
+        "13",
+        "--bin",
+        bin,
+        "--launcher",
+        "ip netns exec ptl-scan",
+        "--",
+        "-p",
+        PORTS,
+        "-sT",
+        "--max-rate",
+        "20",
+    ];
+    args.extend(TARGETS);
+    let o = portolan(&db, &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let slow = dir.join("fleet-slow.sbatch");
+    std::fs::write(&slow, &o.stdout).unwrap();
+    let job = cluster.submit(&slow, &db, &["--array=0"]);
+    let t0 = Instant::now();
+    loop {
+        let o = cluster.cmd("squeue").args(["-h", "-j", &job, "-o", "%T"]).output().unwrap();
+        if String::from_utf8_lossy(&o.stdout).trim() == "RUNNING" {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "the slow task never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.ok("scancel", &[&format!("{job}_0")]);
+    cluster.wait(&job);
+    let t0 = Instant::now();
+    let failed = loop {
+        let o = portolan(&db, &["snapshots", "--runs", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let run = v.as_array().unwrap().iter().find(|r| r["name"] == "lab-stopped").cloned();
+        if let Some(r) = run
+            && !r["failed"].is_null()
+        {
+            break r;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "the stopped shard was not recorded: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(failed["done"], serde_json::json!([]), "{failed}");
+    assert_eq!(failed["failed"][0][0], 1, "{failed}");
+    assert!(failed["failed"][0][1].as_str().unwrap().contains("signal"), "{failed}");
     drop(cluster);
     drop(lab);
 }

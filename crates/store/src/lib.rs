@@ -122,6 +122,10 @@ trait Backend {
     fn run_snapshots(&mut self, name: &str) -> Result<Option<(RunInfo, Vec<i64>)>>;
     /// Deletes a run and its shards; whether it existed.
     fn delete_run(&mut self, name: &str) -> Result<bool>;
+    /// Records that shard `shard` of `run` failed (the run is made if need be).
+    fn mark_failed(&mut self, run: &RunSpec, shard: u32, at: i64, message: &str) -> Result<()>;
+    /// Every recorded failure: run name, shard, why.
+    fn failures(&mut self) -> Result<Vec<(String, u32, String)>>;
 }
 
 /// The snapshot database.
@@ -202,9 +206,27 @@ impl Store {
         Ok(())
     }
 
-    /// Every run, newest first.
+    /// Every run, newest first, with the shards whose last attempt failed.
     pub fn runs(&mut self) -> Result<Vec<RunInfo>> {
-        self.backend.runs()
+        let mut runs = self.backend.runs()?;
+        for (name, shard, why) in self.backend.failures()? {
+            if let Some(r) = runs.iter_mut().find(|r| r.name == name)
+                && !r.done.contains(&shard)
+            {
+                r.failed.push((shard, why));
+            }
+        }
+        for r in &mut runs {
+            r.failed.sort();
+        }
+        Ok(runs)
+    }
+
+    /// Records that shard `shard` of `run` failed (an error, or a signal): `snapshots --runs`
+    /// shows it as failed until the shard is saved.
+    pub fn mark_failed(&mut self, run: &RunSpec, shard: u32, message: &str) -> Result<()> {
+        self.check_shard(run, shard)?;
+        self.backend.mark_failed(run, shard, codec::nanos(Timestamp::now()), message)
     }
 
     /// A run's saved shards merged into one scan: hosts merged across shards in address

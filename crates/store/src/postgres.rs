@@ -86,6 +86,13 @@ CREATE TABLE run_shard (
     snapshot_id BIGINT NOT NULL UNIQUE,
     PRIMARY KEY (run_id, shard)
 );
+CREATE TABLE run_failure (
+    run_id BIGINT NOT NULL,
+    shard BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (run_id, shard)
+);
 "#,
 ];
 
@@ -388,6 +395,7 @@ impl crate::Backend for Db {
                     seed: seed.parse().unwrap_or(0),
                     spec: r.get(4),
                     done: Vec::new(),
+                    failed: Vec::new(),
                     hosts: 0,
                     open: 0,
                 });
@@ -414,6 +422,33 @@ impl crate::Backend for Db {
         Ok(Some((info, rows.iter().map(|r| r.get(0)).collect())))
     }
 
+    fn mark_failed(&mut self, run: &RunSpec, shard: u32, at: i64, message: &str) -> Result<()> {
+        let location = self.location.clone();
+        let err = |source| Error::Postgres { location: location.clone(), source };
+        let mut tx = self.client.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO run (name, created_at, shards, seed, spec) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO NOTHING",
+            &[&run.name, &at, &i64::from(run.shards), &run.seed.to_string(), &run.spec],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT INTO run_failure (run_id, shard, at, message) SELECT id, $2, $3, $4 FROM run WHERE name = $1
+             ON CONFLICT (run_id, shard) DO UPDATE SET at = EXCLUDED.at, message = EXCLUDED.message",
+            &[&run.name, &i64::from(shard), &at, &message],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn failures(&mut self) -> Result<Vec<(String, u32, String)>> {
+        let rows = self
+            .client
+            .query("SELECT r.name, f.shard, f.message FROM run_failure f JOIN run r ON r.id = f.run_id", &[])
+            .map_err(self.err())?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as u32, r.get(2))).collect())
+    }
+
     fn delete_run(&mut self, name: &str) -> Result<bool> {
         let location = self.location.clone();
         let err = |source| Error::Postgres { location: location.clone(), source };
@@ -431,6 +466,7 @@ impl crate::Backend for Db {
             .map(|r| r.get(0))
             .collect();
         remove(&mut tx, &ids).map_err(err)?;
+        tx.execute("DELETE FROM run_failure WHERE run_id = $1", &[&id]).map_err(err)?;
         tx.execute("DELETE FROM run WHERE id = $1", &[&id]).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(true)

@@ -83,6 +83,13 @@ CREATE TABLE run_shard (
     snapshot_id INTEGER NOT NULL UNIQUE,
     PRIMARY KEY (run_id, shard)
 ) WITHOUT ROWID;
+CREATE TABLE run_failure (
+    run_id INTEGER NOT NULL,
+    shard INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (run_id, shard)
+) WITHOUT ROWID;
 "#,
 ];
 
@@ -378,6 +385,7 @@ impl crate::Backend for Db {
                     seed: seed.parse().unwrap_or(0),
                     spec,
                     done: Vec::new(),
+                    failed: Vec::new(),
                     hosts: 0,
                     open: 0,
                 });
@@ -405,6 +413,38 @@ impl crate::Backend for Db {
         Ok(Some((info, ids)))
     }
 
+    fn mark_failed(&mut self, run: &RunSpec, shard: u32, at: i64, message: &str) -> Result<()> {
+        let location = self.location.clone();
+        let err = |source| Error::Sqlite { location: location.clone(), source };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO run (name, created_at, shards, seed, spec) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![run.name, at, i64::from(run.shards), run.seed.to_string(), run.spec],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO run_failure (run_id, shard, at, message)
+             SELECT id, ?2, ?3, ?4 FROM run WHERE name = ?1",
+            params![run.name, shard, at, message],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn failures(&mut self) -> Result<Vec<(String, u32, String)>> {
+        let err = self.err();
+        let mut st = self
+            .conn
+            .prepare("SELECT r.name, f.shard, f.message FROM run_failure f JOIN run r ON r.id = f.run_id")
+            .map_err(&err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u32, r.get::<_, String>(2)?))
+            })
+            .map_err(&err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(&err)
+    }
+
     fn delete_run(&mut self, name: &str) -> Result<bool> {
         let location = self.location.clone();
         let err = |source| Error::Sqlite { location: location.clone(), source };
@@ -422,6 +462,7 @@ impl crate::Backend for Db {
         for s in shards {
             remove(&tx, s).map_err(err)?;
         }
+        tx.execute("DELETE FROM run_failure WHERE run_id = ?1", [id]).map_err(err)?;
         tx.execute("DELETE FROM run WHERE id = ?1", [id]).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(true)

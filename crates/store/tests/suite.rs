@@ -364,13 +364,16 @@ fn a_run_of_shards_reads_as_one_scan_and_a_resaved_shard_replaces_its_rows() {
         // shard 2 first, then 3: the run shows what is missing
         st.save_shard(&shards[1], &spec, 2).unwrap();
         st.save_shard(&shards[2], &spec, 3).unwrap();
+        st.mark_failed(&spec, 1, "stopped by a signal (exit 143)").unwrap();
         let runs = st.runs().unwrap();
         assert_eq!(runs.len(), 1, "{}", b.name);
         assert_eq!((runs[0].done.clone(), runs[0].missing()), (vec![2, 3], vec![1]), "{}", b.name);
+        assert_eq!(runs[0].failed, [(1, "stopped by a signal (exit 143)".to_string())], "{}", b.name);
         st.save_shard(&shards[0], &spec, 1).unwrap();
         // shard 2 again (a re-run): replaced, not added
         st.save_shard(&shards[1], &spec, 2).unwrap();
         assert_eq!(st.runs().unwrap()[0].done, [1, 2, 3], "{}", b.name);
+        assert!(st.runs().unwrap()[0].failed.is_empty(), "a saved shard is no longer failed");
         // shards are not snapshots of their own: last is still the plain one
         assert_eq!(st.resolve(&SnapshotRef::Last(0)).unwrap(), before, "{}", b.name);
         assert_eq!(st.list().unwrap().len(), 1, "{}", b.name);

@@ -53,9 +53,24 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     };
     let mut sinks = outputs::open(args.format, &args.files, &args.show, false, ctx)?;
     let resume_path = args.resume_file.clone().unwrap_or_else(|| "portolan.resume.json".into());
-    let (run, interrupted, left) =
-        execute_resumable(&args.spec, &mut sinks, store.is_some(), args.show.verbose, resumed, ctx)?;
+    let result = execute_resumable(&args.spec, &mut sinks, store.is_some(), args.show.verbose, resumed, ctx);
     drop(sinks);
+    // a shard that fails or is stopped (scancel sends SIGTERM) is recorded as failed in its run
+    let failure = match &result {
+        Err(e) => Some(format!("{e:#}")),
+        Ok((_, Some(code), _)) => Some(format!("stopped by a signal (exit {code})")),
+        Ok(_) => None,
+    };
+    if let (Some(why), Some((spec, index)), Some(st)) = (failure, &shard, store.as_mut())
+        && let Err(e) = st.mark_failed(spec, *index, &why)
+        && !ctx.quiet
+    {
+        eprintln!(
+            "portolan: warning: could not record the failed shard: {}",
+            portolan_output::escape::terminal(&e.to_string())
+        );
+    }
+    let (run, interrupted, left) = result?;
     if interrupted.is_some() {
         let file = ResumeFile::new(argv, left.done, left.hosts);
         file.write(&resume_path)?;
@@ -70,6 +85,8 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     if let Some(store) = store.as_mut() {
         let snap = Snapshot::of_scan(Source::Scan, run, &portolan_local::hostname(), super::VERSION);
         match &shard {
+            // a stopped shard is not done: it stays failed, to be run again
+            Some(_) if interrupted.is_some() => {}
             Some((spec, index)) => {
                 let id = store.save_shard(&snap, spec, *index)?;
                 if !ctx.quiet {
