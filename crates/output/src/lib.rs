@@ -14,6 +14,7 @@ pub mod audit;
 pub mod check;
 pub mod diff;
 pub mod firewall;
+pub mod fw_json;
 pub mod identify;
 pub mod table;
 

@@ -15,6 +15,15 @@ fn checked_in_schemas_match_the_types() {
     // the elements of `port -o json`, `identify -o json` and `check -o json` (each an array)
     docs.push(("port-lookup.schema.json", portolan_model::schema::render::<portolan_kb::Lookup>()));
     docs.push(("identify-result.schema.json", portolan_model::schema::render::<portolan_identify::Row>()));
+    docs.push(("fw-show.schema.json", portolan_model::schema::render::<portolan_output::fw_json::FwShow>()));
+    docs.push((
+        "fw-query-answer.schema.json",
+        portolan_model::schema::render::<portolan_output::fw_json::FwAnswer>(),
+    ));
+    docs.push((
+        "fw-diff-change.schema.json",
+        portolan_model::schema::render::<portolan_output::fw_json::FwChange>(),
+    ));
     docs.push((
         "check-answer.schema.json",
         portolan_model::schema::render::<portolan_scan::probe::CheckAnswer>(),
@@ -71,4 +80,56 @@ fn array_outputs_use_the_schema_fields() {
         }
     }
     drop(listener);
+}
+
+/// `fw show`, `fw query` and `fw diff` JSON from the firewall corpus reads back into the types
+/// their schemas are made from, unknown fields refused.
+#[test]
+fn firewall_json_is_what_its_schema_says() {
+    use portolan_output::fw_json::{FwAnswer, FwChange, FwShow};
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firewall/tests/corpus");
+    let run = |args: &[&str]| -> Vec<u8> {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_portolan")).args(args).output().unwrap();
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            n.ends_with(".rules")
+                || n.ends_with(".rules6")
+                || n.ends_with(".nft.json")
+                || n.ends_with(".aws.json")
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10);
+    for f in &files {
+        let name = f.to_str().unwrap();
+        let mut args = vec!["fw", "show", name, "-o", "json"];
+        let ipset = f.with_extension("ipset");
+        if ipset.exists() {
+            args.extend(["--ipset", ipset.to_str().unwrap()]);
+        }
+        let show: FwShow =
+            serde_json::from_slice(&run(&args)).unwrap_or_else(|e| panic!("fw show {name}: {e}"));
+        assert!(!show.exposure.is_empty(), "{name}");
+        let v6 = name.ends_with(".rules6");
+        let (src, dst) = if v6 { ("2001:db8::7", "2001:db8::1") } else { ("198.18.0.7", "198.18.0.1") };
+        let mut q = vec!["fw", "query", name, "--dport", "22", "--src", src, "--dst", dst, "-o", "json"];
+        if ipset.exists() {
+            q.extend(["--ipset", ipset.to_str().unwrap()]);
+        }
+        let answers: Vec<FwAnswer> =
+            serde_json::from_slice(&run(&q)).unwrap_or_else(|e| panic!("fw query {name}: {e}"));
+        assert!(!answers.is_empty(), "{name}");
+    }
+    // a diff with changes: the first rule set against the second
+    let a = files[0].to_str().unwrap();
+    let b = files[1].to_str().unwrap();
+    let changes: Vec<FwChange> = serde_json::from_slice(&run(&["fw", "diff", a, b, "-o", "json"])).unwrap();
+    assert!(!changes.is_empty());
 }
