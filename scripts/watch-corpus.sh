@@ -58,7 +58,7 @@ down() {
 
 if [ "${1:-}" = down ]; then down; exit 0; fi
 OUT=${1:?usage: watch-corpus.sh OUTDIR | down}
-for t in ip nft tcpdump nmap masscan ssh sshpass curl python3 dmesg timeout ssh-keygen; do need "$t"; done
+for t in ip nft iptables tcpdump nmap masscan ssh sshpass curl python3 dmesg timeout ssh-keygen; do need "$t"; done
 [ -x /usr/sbin/sshd ] || { echo "watch-corpus.sh: /usr/sbin/sshd is missing (openssh-server)" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "watch-corpus.sh: needs root (namespaces, raw sockets)" >&2; exit 1; }
 
@@ -105,6 +105,12 @@ table inet ptw {
   }
 }
 EOF
+
+# iptables' LOG target beside nftables' log (iptables-nft; the kernel writes the same line
+# format): the first SYN to 3389, with its own prefix, TCP options and sequence
+IPT="PTI$$"
+ip netns exec "$VIC" iptables -t raw -A PREROUTING -p tcp --dport 3389 --tcp-flags SYN,ACK,RST,FIN SYN \
+  -j LOG --log-prefix "$IPT " --log-tcp-options --log-tcp-sequence
 
 # sshd: password logins fail for everyone (root takes only the test key)
 D="$RUN/ssh"
@@ -210,6 +216,7 @@ for p in tcpdump dmesg-raw dmesg-iso; do kill "$(cat "$RUN/$p.pid")" 2>/dev/null
 sleep 0.5
 grep -a "\] $TAG " "$RUN/kmsg-raw" > "$OUT/kern.log" || true
 grep -a " $TAG " "$RUN/kmsg-iso" > "$OUT/kern-iso.log" || true
+grep -a "\] $IPT " "$RUN/kmsg-raw" > "$OUT/kern-iptables.log" || true
 # the syslog form rsyslog's imklog writes (what psad reads): time, host, kernel tag
 python3 - "$OUT/kern-iso.log" > "$OUT/kern-syslog.log" <<'PY'
 import datetime, sys
