@@ -58,7 +58,7 @@ down() {
 
 if [ "${1:-}" = down ]; then down; exit 0; fi
 OUT=${1:?usage: watch-corpus.sh OUTDIR | down}
-for t in ip nft iptables tcpdump nmap masscan ssh sshpass curl python3 dmesg timeout ssh-keygen; do need "$t"; done
+for t in ip nft iptables dnsmasq chronyd tcpdump nmap masscan ssh sshpass curl python3 dmesg timeout ssh-keygen; do need "$t"; done
 [ -x /usr/sbin/sshd ] || { echo "watch-corpus.sh: /usr/sbin/sshd is missing (openssh-server)" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "watch-corpus.sh: needs root (namespaces, raw sockets)" >&2; exit 1; }
 
@@ -100,6 +100,7 @@ table inet ptw {
     ct state established,related accept
     log prefix "$TAG " flags tcp sequence,options
     tcp dport { 22, 80 } accept
+    udp dport { 53, 123 } accept
     meta l4proto tcp reject with tcp reset
     reject
   }
@@ -144,6 +145,21 @@ echo $! > "$RUN/sshd.pid"
 mkdir -p "$RUN/www" && echo "portolan watch corpus" > "$RUN/www/index.html"
 ip netns exec "$VIC" timeout 600 python3 -m http.server 80 --bind 0.0.0.0 --directory "$RUN/www" >/dev/null 2>&1 &
 echo $! > "$RUN/http.pid"
+# DNS and NTP: what a resolver and a time server see from their clients every day
+ip netns exec "$VIC" timeout 600 dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+  --port=53 --listen-address="$V" --bind-interfaces --address=/corpus.test/"$V" \
+  --user=root --group=root --pid-file="$RUN/dnsmasq.pidfile" >/dev/null 2>&1 &
+echo $! > "$RUN/dnsmasq.pid"
+cat > "$RUN/chrony.conf" <<EOF
+allow all
+local stratum 10
+cmdport 0
+bindcmdaddress /
+pidfile $RUN/chronyd.pidfile
+user root
+EOF
+ip netns exec "$VIC" timeout 600 chronyd -d -x -f "$RUN/chrony.conf" >/dev/null 2>&1 &
+echo $! > "$RUN/chronyd.pid"
 # a large buffer: a scan's burst must not be dropped by the kernel before tcpdump reads it
 ip netns exec "$VIC" timeout 600 tcpdump --immediate-mode -U -nn -B 131072 -i ptw-v0 -w "$OUT/corpus.pcap" \
   2> "$RUN/tcpdump.err" &
@@ -175,6 +191,31 @@ for _ in 1 2; do
   A ssh -i "$D/client" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes \
     "root@$V" true >/dev/null 2>&1 || true
 done
+# name lookups and time queries, answered
+A python3 - "$V" <<'PY'
+import socket, struct, sys, time
+server = sys.argv[1]
+for i in range(5):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    name = b"".join(bytes([len(p)]) + p for p in [f"host{i}".encode(), b"corpus", b"test"]) + b"\0"
+    s.sendto(struct.pack(">HHHHHH", 0x1000 + i, 0x0100, 1, 0, 0, 0) + name + struct.pack(">HH", 1, 1), (server, 53))
+    try:
+        s.recv(512)
+    except OSError:
+        pass
+    s.close()
+for i in range(3):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(b"\x1b" + bytes(47), (server, 123))
+    try:
+        s.recv(512)
+    except OSError:
+        pass
+    s.close()
+    time.sleep(0.2)
+PY
 
 A "${NM[@]}" -sS -p1-1000 -S 198.18.40.1 -e ptw-a0 "$V" >/dev/null
 truth 198.18.40.1 vertical_scan syn nmap

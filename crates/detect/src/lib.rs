@@ -316,6 +316,18 @@ impl Counts {
 /// Distinct ports one source must probe to count as a part of a distributed scan.
 const DISTRIBUTED_PART: usize = 3;
 
+/// A source that comes back to the ports it touched — more than this many events per port on
+/// average — is using services (a browser, a resolver's client), not probing: where the
+/// outcome is unknown (LOG lines) this is what tells a client from a part of a scan. A scanner
+/// retransmitting to dropped ports sends at most two or three probes a port.
+const CLIENT_REPEATS: f64 = 2.5;
+
+/// Whether `src`'s events among `events` repeat its `ports` like a client's.
+fn uses_services(events: &[Event], src: IpAddr, ports: usize) -> bool {
+    let n = events.iter().filter(|e| e.src == src).count();
+    ports > 0 && n as f64 / ports as f64 > CLIENT_REPEATS
+}
+
 /// Probes kept per source for a detection that fires later (its first events).
 const RECENT: usize = 64;
 /// Distinct probes tracked per source and window.
@@ -554,6 +566,7 @@ impl Detector {
                 ports.sort();
                 ports.dedup();
                 if ports.len() >= DISTRIBUTED_PART
+                    && !uses_services(j, e.src, ports.len())
                     && let Some(j) = t.joining.remove(&e.src)
                 {
                     for x in &j {
@@ -584,12 +597,24 @@ impl Detector {
             }
             // a part of a scan probes several ports; a client touches one or two
             per_src.retain(|_, n| *n >= DISTRIBUTED_PART);
-            let ports: usize = per_src.values().sum();
-            let most = per_src.values().copied().max().unwrap_or(0);
-            if ports >= cfg.vertical_ports
-                && per_src.len() >= cfg.distributed_sources
-                && most < cfg.vertical_ports
-            {
+            let fires = |per_src: &HashMap<IpAddr, usize, RandomState>| {
+                let ports: usize = per_src.values().sum();
+                let most = per_src.values().copied().max().unwrap_or(0);
+                ports >= cfg.vertical_ports
+                    && per_src.len() >= cfg.distributed_sources
+                    && most < cfg.vertical_ports
+            };
+            // or comes back to the same few: looked at only when a detection is due
+            if fires(&per_src) {
+                let mut seen: HashMap<IpAddr, usize, RandomState> = HashMap::default();
+                for ev in t.events.iter().filter(|ev| per_src.contains_key(&ev.src)) {
+                    *seen.entry(ev.src).or_default() += 1;
+                }
+                per_src.retain(|src, n| {
+                    !(*n > 0 && seen.get(src).copied().unwrap_or(0) as f64 / *n as f64 > CLIENT_REPEATS)
+                });
+            }
+            if fires(&per_src) {
                 let mut acc = Acc::new(DetectionKind::DistributedScan, None, e);
                 for r in t.events.drain(..) {
                     if per_src.contains_key(&r.src) {
