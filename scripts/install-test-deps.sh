@@ -43,6 +43,8 @@ have fail2ban-regex || need+=(fail2ban)
 have promtool || need+=(prometheus)
 # man pages are rendered by groff in the tests
 have groff || need+=(groff-base)
+# watch --journal follows journal files that systemd-journal-remote writes
+[ -x /lib/systemd/systemd-journal-remote ] || need+=(systemd-journal-remote)
 # fleet: a one-node Slurm cluster runs the job array (scripts/slurm.sh)
 have sbatch || need+=(slurm-wlm)
 have munged || need+=(munge)

@@ -245,7 +245,7 @@ pub struct ReportArgs {
 pub struct WatchArgs {
     /// Captures and logs to read (`-` for standard input); gzip is unpacked. The format is
     /// recognised from the content.
-    #[arg(value_name = "FILE", required_unless_present_any = ["interface", "listeners", "nflog"])]
+    #[arg(value_name = "FILE", required_unless_present_any = ["interface", "listeners", "nflog", "journal"])]
     pub files: Vec<PathBuf>,
     /// Capture live on this interface (repeatable; needs root or CAP_NET_RAW); implies
     /// --follow.
@@ -256,6 +256,13 @@ pub struct WatchArgs {
     /// a second; implies --follow.
     #[arg(long)]
     pub listeners: bool,
+    /// Follow the systemd journal (kernel LOG lines, sshd) through `journalctl --follow
+    /// --output=json`; implies --follow.
+    #[arg(long)]
+    pub journal: bool,
+    /// With --journal: the journal files in this directory instead of this machine's.
+    #[arg(long, value_name = "DIR", requires = "journal")]
+    pub journal_directory: Option<PathBuf>,
     /// Read the firewall's own log from NFLOG group N (nft `log group N`, iptables `-j NFLOG
     /// --nflog-group N`), repeatable; needs root; implies --follow.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16))]
@@ -278,7 +285,7 @@ pub struct WatchArgs {
     pub db: Option<String>,
     /// Save the detections (as findings, rules watch.<kind>) as a snapshot in the database, for
     /// `snapshots`, `report` and `audit`-style tooling; reading files only.
-    #[arg(long, conflicts_with_all = ["follow", "interface", "listeners", "nflog", "events"])]
+    #[arg(long, conflicts_with_all = ["follow", "interface", "listeners", "nflog", "journal", "events"])]
     pub save: bool,
     /// Run CMD (with sh -c) for each detection, the detection as JSON on its standard input
     /// (repeatable); live, once when a detection starts. At most 10 s each.

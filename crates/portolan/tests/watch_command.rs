@@ -866,6 +866,71 @@ fn saved_detections_reach_snapshots_and_the_report() {
     assert_eq!(code, Some(2));
 }
 
+/// `watch --journal`: journal files written by systemd's own `systemd-journal-remote` (no
+/// journald runs here), followed through journalctl; failed sshd logins appended while the
+/// watch runs are a brute force within seconds, those written before the start are not read.
+#[test]
+fn the_journal_is_followed() {
+    use std::io::BufRead;
+    const T: &str = "the_journal_is_followed";
+    let remote = "/lib/systemd/systemd-journal-remote";
+    if !require_tool(T, "journalctl") || !require_tool(T, remote) {
+        return;
+    }
+    let dir = TempDir::new("watch-journal");
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim().replace('-', "");
+    let append = |from: &str, n: u32, first: u32| {
+        let now = jiff::Timestamp::now().as_microsecond();
+        let mut text = String::new();
+        for i in 0..n {
+            let t = now + i64::from(i) * 1000;
+            text.push_str(&format!(
+                "__CURSOR=s=0;i={}\n__REALTIME_TIMESTAMP={t}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID={boot}\n_TRANSPORT=syslog\nSYSLOG_IDENTIFIER=sshd\n_COMM=sshd\n_PID=77\n_HOSTNAME=victim\nMESSAGE=Failed password for root from {from} port {} ssh2\n\n",
+                first + i,
+                t / 1000,
+                7000 + i
+            ));
+        }
+        let mut child = Command::new(remote)
+            .arg(format!("--output={}", dir.join("remote.journal").display()))
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    // before the watch: not read (the journal is followed from its end)
+    append("198.18.40.20", 6, 1);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["watch", "--journal", "--journal-directory", dir.path().to_str().unwrap(), "-o", "ndjson"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).unwrap());
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    append("198.18.40.21", 6, 100);
+    let d = rx.recv_timeout(Duration::from_secs(5)).expect("no detection from the journal");
+    assert_eq!((d["kind"].as_str(), d["src"].as_str()), (Some("brute_force"), Some("198.18.40.21")), "{d}");
+    assert!(d["evidence"][0].as_str().unwrap().starts_with("journal:"), "{d}");
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    // nothing about the entries written before the start
+    while let Ok(d) = rx.try_recv() {
+        assert_ne!(d["src"].as_str(), Some("198.18.40.20"), "{d}");
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

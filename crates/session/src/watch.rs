@@ -28,6 +28,9 @@ pub struct WatchPlan {
     /// The policy a listener must be approved by (`--policy`): with it, a listener that
     /// appears or changes owner is reported only when the policy does not approve it.
     pub policy: Option<Judge>,
+    /// Follow the systemd journal (`journalctl --follow --output=json`): `Some(None)` this
+    /// machine's, `Some(Some(dir))` the journal files in a directory.
+    pub journal: Option<Option<PathBuf>>,
     /// How to read them.
     pub read: Options,
     /// The detectors' thresholds.
@@ -57,6 +60,9 @@ pub enum WatchError {
     /// This machine's listeners could not be read.
     #[error("reading this machine's listeners: {0}")]
     Listeners(String),
+    /// journalctl could not be started.
+    #[error("following the journal: cannot run journalctl: {0}")]
+    Journal(std::io::Error),
     /// A live capture could not start.
     #[error(transparent)]
     Live(#[from] portolan_traffic::live::LiveError),
@@ -426,6 +432,58 @@ pub fn follow(
                 .map(|_| ())
         }));
     }
+    // the journal, through journalctl (its files are read by systemd's own reader); the child
+    // is killed when the watch ends
+    let mut journal_child = None;
+    if let Some(dir) = &plan.journal {
+        let name = match dir {
+            Some(d) => format!("journal:{}", d.display()),
+            None => "journal".to_string(),
+        };
+        let source = detector.add_source(SourceName { name: name.clone(), capture: false });
+        let index = parsers.len();
+        parsers.push((TextParser::new(Format::Log, source, &plan.read), name));
+        let mut cmd = std::process::Command::new("journalctl");
+        cmd.args(["--follow", "--output=json", "--no-pager"]);
+        cmd.arg(if from_start { "--lines=all" } else { "--lines=0" });
+        if let Some(d) = dir {
+            cmd.arg("--directory").arg(d);
+        }
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().map_err(WatchError::Journal)?;
+        let Some(out) = child.stdout.take() else {
+            return Err(WatchError::Journal(std::io::Error::other("no output pipe")));
+        };
+        journal_child = Some(child);
+        let tx = tx.clone();
+        threads.push(std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            let mut r = std::io::BufReader::with_capacity(256 * 1024, out);
+            let mut line = Vec::new();
+            let mut n = 0u64;
+            loop {
+                line.clear();
+                // a line is at most 1 MiB: the rest of a longer one is dropped
+                let got = std::io::Read::take(&mut r, 1 << 20).read_until(b'\n', &mut line)?;
+                if got == 0 {
+                    return Ok(());
+                }
+                if line.last() != Some(&b'\n') && got == 1 << 20 {
+                    let mut sink = Vec::new();
+                    r.read_until(b'\n', &mut sink)?;
+                }
+                n += 1;
+                while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    line.pop();
+                }
+                if tx.send(Msg::Line(index, line.clone(), n)).is_err() {
+                    return Ok(());
+                }
+            }
+        }));
+    }
     if plan.listeners {
         let (tx, stop) = (tx.clone(), stop.clone());
         let (baseline, _) = listeners_now().map_err(|e| WatchError::Listeners(e.to_string()))?;
@@ -511,6 +569,10 @@ pub fn follow(
         }
     }
     stop.store(true, Ordering::Relaxed);
+    if let Some(mut c) = journal_child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
     // a follower blocked on a full channel sees it closed
     drop(rx);
     for (t, (_, name)) in threads.into_iter().zip(&parsers) {

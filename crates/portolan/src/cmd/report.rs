@@ -23,6 +23,7 @@ pub fn run(args: ReportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         nflog: Vec::new(),
         listeners: false,
         policy: None,
+        journal: None,
         read: portolan_traffic::Options {
             format: None,
             max_flows: 200_000,

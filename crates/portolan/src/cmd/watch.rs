@@ -46,6 +46,7 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let baseline = baseline.or_else(|| judge.as_ref().map(|j| j.baseline()));
     let plan = WatchPlan {
         policy: judge,
+        journal: args.journal.then(|| args.journal_directory.clone()),
         files: args.files.clone(),
         interfaces: args.interface.clone(),
         listeners: args.listeners,
@@ -89,7 +90,8 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             }
         })?)
     };
-    let live = args.follow || args.listeners || !args.interface.is_empty() || !args.nflog.is_empty();
+    let live =
+        args.follow || args.listeners || args.journal || !args.interface.is_empty() || !args.nflog.is_empty();
     if args.metrics.is_some() && !live {
         anyhow::bail!("--metrics serves a live watch: add --follow, --interface, --nflog or --listeners");
     }
@@ -105,7 +107,12 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 args.files.len(),
                 args.interface.len(),
                 args.nflog.len(),
-                if args.listeners { " and this machine's listeners" } else { "" }
+                match (args.listeners, args.journal) {
+                    (true, true) => ", the journal and this machine's listeners",
+                    (true, false) => " and this machine's listeners",
+                    (false, true) => " and the journal",
+                    (false, false) => "",
+                }
             );
         }
         let mut failing = false;
