@@ -557,6 +557,63 @@ fn with_a_policy_only_an_unapproved_listener_is_reported() {
     let _ = child.wait();
 }
 
+/// `--listeners --baseline SNAPSHOT`: the saved inventory is the baseline, not the start: a
+/// listener opened after the inventory was saved is reported at the first look, one in the
+/// inventory is not.
+#[test]
+fn with_a_saved_inventory_as_baseline_a_listener_it_lacks_is_reported() {
+    use std::io::BufRead;
+    let dir = TempDir::new("watch-listeners-baseline");
+    let db = dir.join("b.db");
+    let known = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let known_port = known.local_addr().unwrap().port();
+    let (code, _, err) = portolan(&["ls", "--save", "--db", db.to_str().unwrap(), "-q"]);
+    assert_eq!(code, Some(0), "{err}");
+    let later = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let later_port = later.local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["watch", "--listeners", "--baseline", "last", "--db", db.to_str().unwrap(), "-o", "ndjson"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).unwrap());
+        }
+    });
+    let t0 = Instant::now();
+    let found = loop {
+        let left = Duration::from_secs(4).saturating_sub(t0.elapsed());
+        let d = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no new_service for port {later_port}"));
+        assert_ne!(
+            d["ports"].as_str(),
+            Some(known_port.to_string().as_str()),
+            "a listener the inventory has: {d}"
+        );
+        if d["ports"].as_str() == Some(later_port.to_string().as_str()) {
+            break d;
+        }
+    };
+    assert!(found["summary"].as_str().unwrap().contains("a new listener"), "{found}");
+    drop((known, later));
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    // a scan snapshot has no listeners to compare with
+    let xml = dir.join("s.xml");
+    std::fs::write(&xml, r#"<?xml version="1.0"?><nmaprun scanner="nmap" args="nmap" start="1" version="7.93" xmloutputversion="1.05"><runstats><finished time="2" timestr="x" elapsed="1" summary="x" exit="success"/><hosts up="0" down="0" total="0"/></runstats></nmaprun>"#).unwrap();
+    let (code, _, err) =
+        portolan(&["import", xml.to_str().unwrap(), "--save", "--db", db.to_str().unwrap(), "-q"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) =
+        portolan(&["watch", "--listeners", "--baseline", "last", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("ls --save"), "{err}");
+}
+
 #[test]
 fn alerts_reach_a_command_and_an_http_endpoint() {
     use std::io::BufRead;

@@ -31,6 +31,9 @@ pub struct WatchPlan {
     /// Follow the systemd journal (`journalctl --follow --output=json`): `Some(None)` this
     /// machine's, `Some(Some(dir))` the journal files in a directory.
     pub journal: Option<Option<PathBuf>>,
+    /// With `listeners`: the saved inventory to compare with, instead of the listeners at the
+    /// start (a listener it lacks, or held by other programs, is reported at the first look).
+    pub listener_baseline: Option<portolan_model::LocalInventory>,
     /// How to read them.
     pub read: Options,
     /// The detectors' thresholds.
@@ -181,30 +184,41 @@ impl Judge {
 /// names of the processes holding it.
 type Listener = (portolan_model::Transport, std::net::IpAddr, u16);
 
-/// The names of the processes holding a listener, how far it is bound, and the socket.
-type Held = (Vec<String>, portolan_model::BindScope, portolan_model::LocalSocket);
+/// The processes holding a listener (`name (pid N)`), their names alone (what is compared: a
+/// restarted daemon is not a change), how far it is bound, and the socket.
+type Held = (Vec<String>, Vec<String>, portolan_model::BindScope, portolan_model::LocalSocket);
 
 type Listeners = (std::collections::BTreeMap<Listener, Held>, portolan_model::LocalInventory);
 
 fn listeners_now() -> Result<Listeners, portolan_local::Error> {
     let mut inv = portolan_local::inventory(&portolan_local::Options::default())?;
+    let out = held(&inv);
+    inv.sockets.clear();
+    Ok((out, inv))
+}
+
+/// The listeners of an inventory, as the listener watch compares them.
+fn held(inv: &portolan_model::LocalInventory) -> std::collections::BTreeMap<Listener, Held> {
     let mut out: std::collections::BTreeMap<Listener, Held> = std::collections::BTreeMap::new();
     for s in inv.sockets.iter().filter(|s| s.state.is_listening() && !s.probable_client) {
-        let (names, _, _) = out
+        let (shown, names, _, _) = out
             .entry((s.transport, s.local_address, s.local_port))
-            .or_insert_with(|| (Vec::new(), s.scope, s.clone()));
+            .or_insert_with(|| (Vec::new(), Vec::new(), s.scope, s.clone()));
         for o in &s.owners {
             let n = format!("{} (pid {})", o.comm, o.pid);
-            if !names.contains(&n) {
-                names.push(n);
+            if !shown.contains(&n) {
+                shown.push(n);
+            }
+            if !names.iter().any(|x| **x == *o.comm) {
+                names.push(o.comm.to_string());
             }
         }
     }
-    for (v, _, _) in out.values_mut() {
-        v.sort();
+    for (a, b, _, _) in out.values_mut() {
+        a.sort();
+        b.sort();
     }
-    inv.sockets.clear();
-    Ok((out, inv))
+    out
 }
 
 /// Looks at this machine's listeners four times a second until `stop`; a listener not in
@@ -218,9 +232,9 @@ fn watch_listeners(
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(250));
         let Ok((now, inv)) = listeners_now() else { continue };
-        for (key, (owners, scope, socket)) in &now {
-            let before = known.get(key).map(|h| &h.0);
-            if before == Some(owners) {
+        for (key, (owners, names, scope, socket)) in &now {
+            let before = known.get(key).map(|h| &h.1);
+            if before == Some(names) {
                 continue;
             }
             // with a policy, only what it does not approve
@@ -486,7 +500,10 @@ pub fn follow(
     }
     if plan.listeners {
         let (tx, stop) = (tx.clone(), stop.clone());
-        let (baseline, _) = listeners_now().map_err(|e| WatchError::Listeners(e.to_string()))?;
+        let baseline = match &plan.listener_baseline {
+            Some(inv) => held(inv),
+            None => listeners_now().map_err(|e| WatchError::Listeners(e.to_string()))?.0,
+        };
         let judge = plan.policy.clone();
         threads.push(std::thread::spawn(move || {
             watch_listeners(baseline, judge.as_ref(), &stop, &mut |d| {

@@ -24,6 +24,7 @@ pub fn run(args: ReportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         listeners: false,
         policy: None,
         journal: None,
+        listener_baseline: None,
         read: portolan_traffic::Options {
             format: None,
             max_flows: 200_000,

@@ -17,12 +17,21 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         Some(y) => y as i16,
         None => jiff::Timestamp::now().to_zoned_datetime(tz.clone()).year(),
     };
+    let mut listener_baseline = None;
     let baseline = match &args.baseline {
         Some(r) => {
             let mut store = super::open_store(args.db.as_deref())?;
             let reference = r.parse::<portolan_store::SnapshotRef>()?;
             let snap = store.load_ref(&reference)?;
             let name = snap.id.map_or_else(|| reference.to_string(), |id| format!("snapshot {id}"));
+            if args.listeners {
+                match &snap.local {
+                    Some(inv) => listener_baseline = Some(inv.clone()),
+                    None => anyhow::bail!(
+                        "{name} holds no inventory of listeners to compare this machine's with (save one with portolan ls --save)"
+                    ),
+                }
+            }
             Some(portolan_detect::Baseline::from_snapshot(name, &snap))
         }
         None => None,
@@ -47,6 +56,7 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let plan = WatchPlan {
         policy: judge,
         journal: args.journal.then(|| args.journal_directory.clone()),
+        listener_baseline,
         files: args.files.clone(),
         interfaces: args.interface.clone(),
         listeners: args.listeners,
