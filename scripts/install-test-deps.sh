@@ -45,6 +45,8 @@ have promtool || need+=(prometheus)
 have groff || need+=(groff-base)
 # watch --journal follows journal files that systemd-journal-remote writes
 [ -x /lib/systemd/systemd-journal-remote ] || need+=(systemd-journal-remote)
+# the watch corpus's pcapng is written by Wireshark's editcap
+have editcap || need+=(wireshark-common)
 # fleet: a one-node Slurm cluster runs the job array (scripts/slurm.sh)
 have sbatch || need+=(slurm-wlm)
 have munged || need+=(munge)

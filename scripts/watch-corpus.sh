@@ -58,7 +58,7 @@ down() {
 
 if [ "${1:-}" = down ]; then down; exit 0; fi
 OUT=${1:?usage: watch-corpus.sh OUTDIR | down}
-for t in ip nft iptables dnsmasq chronyd tcpdump nmap masscan ssh sshpass curl python3 dmesg timeout ssh-keygen; do need "$t"; done
+for t in ip nft iptables dnsmasq chronyd tcpdump editcap nmap masscan ssh sshpass curl python3 dmesg timeout ssh-keygen; do need "$t"; done
 [ -x /usr/sbin/sshd ] || { echo "watch-corpus.sh: /usr/sbin/sshd is missing (openssh-server)" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "watch-corpus.sh: needs root (namespaces, raw sockets)" >&2; exit 1; }
 
@@ -258,6 +258,8 @@ sleep 0.5
 grep -a "\] $TAG " "$RUN/kmsg-raw" > "$OUT/kern.log" || true
 grep -a " $TAG " "$RUN/kmsg-iso" > "$OUT/kern-iso.log" || true
 grep -a "\] $IPT " "$RUN/kmsg-raw" > "$OUT/kern-iptables.log" || true
+# the same capture as pcapng, written by Wireshark's editcap (tcpdump writes pcap only)
+editcap -F pcapng "$OUT/corpus.pcap" "$OUT/corpus.pcapng"
 # the syslog form rsyslog's imklog writes (what psad reads): time, host, kernel tag
 python3 - "$OUT/kern-iso.log" > "$OUT/kern-syslog.log" <<'PY'
 import datetime, sys

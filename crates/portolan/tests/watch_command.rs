@@ -147,6 +147,7 @@ fn the_corpus_made_by_real_tools() {
         "/usr/sbin/sshd",
         "psad",
         "fail2ban-regex",
+        "editcap",
     ] {
         if !require_tool(t, tool) {
             return;
@@ -160,9 +161,15 @@ fn the_corpus_made_by_real_tools() {
     let want = truth(dir.path());
     assert_eq!(want.len(), 11);
     let benign = "198.18.40.30".to_string();
-    for file in
-        ["corpus.pcap", "kern.log", "kern-iso.log", "kern-syslog.log", "auth.log", "kern-iptables.log"]
-    {
+    for file in [
+        "corpus.pcap",
+        "corpus.pcapng",
+        "kern.log",
+        "kern-iso.log",
+        "kern-syslog.log",
+        "auth.log",
+        "kern-iptables.log",
+    ] {
         let path = dir.join(file);
         let (code, v) = json(&["watch", "-o", "json", path.to_str().unwrap()]);
         assert_eq!(code, Some(1), "{file}");
@@ -179,7 +186,7 @@ fn the_corpus_made_by_real_tools() {
                 "auth.log" => w.1 == "brute_force",
                 // iptables LOG logs only the SYNs to 3389: the sweep is all it can see
                 "kern-iptables.log" => w.1 == "horizontal_sweep",
-                "corpus.pcap" => true,
+                "corpus.pcap" | "corpus.pcapng" => true,
                 _ => w.1 != "brute_force",
             })
             .cloned()
