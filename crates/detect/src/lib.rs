@@ -322,6 +322,9 @@ const DISTRIBUTED_PART: usize = 3;
 /// retransmitting to dropped ports sends at most two or three probes a port.
 const CLIENT_REPEATS: f64 = 2.5;
 
+/// Events a source sent to a target, and the distinct ports among them.
+type SentTo = (usize, HashSet<(u16, Proto), RandomState>);
+
 /// Whether `src`'s events among `events` repeat its `ports` like a client's.
 fn uses_services(events: &[Event], src: IpAddr, ports: usize) -> bool {
     let n = events.iter().filter(|e| e.src == src).count();
@@ -520,12 +523,15 @@ impl Detector {
             Proto::Udp => e.outcome == Outcome::Session,
             _ => false,
         };
-        if !answered || base.knows(dst, e.dport, e.proto) || self.new_services.len() >= TARGET_CAP {
+        // what was reported already is not judged again (a policy's judgement costs an audit)
+        let key = (dst, e.dport, e.proto);
+        if !answered || self.new_services.contains(&key) || self.new_services.len() >= TARGET_CAP {
             return;
         }
-        if !self.new_services.insert((dst, e.dport, e.proto)) {
+        if base.knows(dst, e.dport, e.proto) {
             return;
         }
+        self.new_services.insert(key);
         let mut acc = Acc::new(DetectionKind::NewService, None, e);
         acc.add(e);
         let mut d = finish(Box::new(acc), &self.cfg, &self.names);
@@ -606,12 +612,17 @@ impl Detector {
             };
             // or comes back to the same few: looked at only when a detection is due
             if fires(&per_src) {
-                let mut seen: HashMap<IpAddr, usize, RandomState> = HashMap::default();
+                // events and distinct ports of each source, from what it sent
+                let mut seen: HashMap<IpAddr, SentTo, RandomState> = HashMap::default();
                 for ev in t.events.iter().filter(|ev| per_src.contains_key(&ev.src)) {
-                    *seen.entry(ev.src).or_default() += 1;
+                    let s = seen.entry(ev.src).or_default();
+                    s.0 += 1;
+                    s.1.insert((ev.dport, ev.proto));
                 }
-                per_src.retain(|src, n| {
-                    !(*n > 0 && seen.get(src).copied().unwrap_or(0) as f64 / *n as f64 > CLIENT_REPEATS)
+                per_src.retain(|src, _| {
+                    seen.get(src).is_none_or(|(n, ports)| {
+                        ports.is_empty() || *n as f64 / ports.len() as f64 <= CLIENT_REPEATS
+                    })
                 });
             }
             if fires(&per_src) {

@@ -47,6 +47,9 @@ pub enum PlanError {
     /// No shards.
     #[error("a fleet needs at least one shard")]
     NoShards,
+    /// A value that would break out of its `#SBATCH` line.
+    #[error("{0:?}: a job option cannot hold control characters or backslashes")]
+    BadOption(String),
     /// A name that is not a valid environment variable.
     #[error("{0:?} is not an environment variable name (letters, digits and _, not starting with a digit)")]
     BadVariable(String),

@@ -19,6 +19,17 @@ pub struct Options {
     pub output: Option<String>,
 }
 
+/// Checks the options: each becomes an `#SBATCH` line, which sbatch parses itself (a newline
+/// would end it, a backslash escapes even in quotes).
+pub fn check(opts: &Options) -> Result<(), crate::PlanError> {
+    for v in [&opts.partition, &opts.time, &opts.output].into_iter().flatten() {
+        if v.chars().any(|c| c.is_control() || c == '\\') {
+            return Err(crate::PlanError::BadOption(v.clone()));
+        }
+    }
+    Ok(())
+}
+
 /// The batch script for `sbatch`.
 pub fn script(plan: &Plan, opts: &Options) -> String {
     let mut s = String::new();
@@ -67,9 +78,14 @@ pub fn script(plan: &Plan, opts: &Options) -> String {
     let _ = writeln!(s, "shard=$((SLURM_ARRAY_TASK_ID + 1))");
     let mut words: Vec<String> = plan.launcher.iter().map(|w| shell_quote(w)).collect();
     words.push(shell_quote(&plan.bin));
-    words.extend(plan.shard_args("SHARD").iter().map(|a| {
-        if a.starts_with("SHARD/") { format!("\"$shard\"/{}", plan.shards) } else { shell_quote(a) }
-    }));
+    // the shard is the value after --shard, put there by shard_args: replaced by position
+    let args = plan.shard_args("SHARD");
+    let at = args.iter().position(|a| a == "--shard").map(|i| i + 1);
+    words.extend(
+        args.iter()
+            .enumerate()
+            .map(|(i, a)| if Some(i) == at { format!("\"$shard\"/{}", plan.shards) } else { shell_quote(a) }),
+    );
     let _ = writeln!(s, "exec {}", words.join(" "));
     s
 }

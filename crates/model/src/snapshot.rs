@@ -80,9 +80,11 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
-    /// The shards not saved yet.
+    /// The shards not saved yet (failed ones among them).
     pub fn missing(&self) -> Vec<u32> {
-        (1..=self.shards).filter(|i| !self.done.contains(i)).collect()
+        let mut done = self.done.clone();
+        done.sort_unstable();
+        (1..=self.shards).filter(|i| done.binary_search(i).is_err()).collect()
     }
 }
 

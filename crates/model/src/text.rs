@@ -169,3 +169,44 @@ mod tests {
         assert!(matches!(csv_cell("sshd"), Cow::Borrowed(_)));
     }
 }
+
+/// `text` with the password of every URL in it (`scheme://user:PASSWORD@host`) replaced by
+/// `***`: command lines and locations that reach a report or a log keep the user and host.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        // the authority ends at the first '/', whitespace or the end
+        let end = tail.find(|c: char| c == '/' || c.is_whitespace()).unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..colon]);
+                out.push_str(":***");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_urls;
+
+    #[test]
+    fn passwords_go_users_and_hosts_stay() {
+        assert_eq!(
+            redact_urls("portolan report --db postgres://scan:s3cr%40t@db.lab:5432/p -o r.html"),
+            "portolan report --db postgres://scan:***@db.lab:5432/p -o r.html"
+        );
+        assert_eq!(redact_urls("--db=postgresql://u@h/db"), "--db=postgresql://u@h/db");
+        assert_eq!(redact_urls("no url here"), "no url here");
+        assert_eq!(redact_urls("a://x:y@h b://p:q@r/s"), "a://x:***@h b://p:***@r/s");
+    }
+}

@@ -99,8 +99,20 @@ fn shard_list(v: &[u32]) -> String {
     if v.is_empty() {
         return "-".to_string();
     }
-    let nums: Vec<u16> = v.iter().filter_map(|n| u16::try_from(*n).ok()).collect();
-    portolan_model::port_ranges(&nums)
+    let mut nums = v.to_vec();
+    nums.sort_unstable();
+    nums.dedup();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < nums.len() {
+        let mut j = i;
+        while j + 1 < nums.len() && nums[j + 1] == nums[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j { nums[i].to_string() } else { format!("{}-{}", nums[i], nums[j]) });
+        i = j + 1;
+    }
+    out.join(",")
 }
 
 /// The runs, newest first, with their shards' progress, for people.

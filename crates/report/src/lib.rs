@@ -111,17 +111,20 @@ impl Exposure {
 }
 
 impl Firewall {
-    /// The first IPv4 (else any) row for a port, as the kernel would take the first packet of
-    /// a new connection to it.
+    /// The row for a port in its family, as the kernel would take the first packet of a new
+    /// connection to it: the unscoped one, else the first scoped one. `None` when the rule set
+    /// has nothing for that family (an IPv4 `iptables-save` says nothing about IPv6).
     pub fn row_for(&self, transport: Transport, port: u16, v6: bool) -> Option<&FwRow> {
         let family = if v6 { "ipv6" } else { "ipv4" };
         let matches = |r: &&FwRow| {
-            r.protocol == transport.as_str() && r.ports.is_some_and(|(a, b)| a <= port && port <= b)
+            r.family == family
+                && r.protocol == transport.as_str()
+                && r.ports.is_some_and(|(a, b)| a <= port && port <= b)
         };
         self.rows
             .iter()
             .filter(matches)
-            .find(|r| r.family == family && r.scope.is_empty())
+            .find(|r| r.scope.is_empty())
             .or_else(|| self.rows.iter().find(matches))
     }
 
@@ -251,7 +254,9 @@ impl Report {
         let mut rows = Vec::new();
         for h in self.hosts() {
             let name = h.hostnames.first().map(|n| n.name.clone()).unwrap_or_default();
-            for p in h.ports.iter().filter(|p| !matches!(p.state, PortState::Closed | PortState::Filtered)) {
+            for p in h.ports.iter().filter(|p| {
+                !matches!(p.state, PortState::Closed | PortState::Filtered | PortState::ClosedFiltered)
+            }) {
                 let svc = p.service.as_deref();
                 let product = svc
                     .map(|s| {
@@ -430,8 +435,12 @@ impl Report {
             .map(|t| t.as_second())
             .collect();
         let (lo, hi) = (times.iter().min().copied().unwrap_or(0), times.iter().max().copied().unwrap_or(0));
-        let bucket =
-            [60, 600, 3600, 21600, 86400, 604800].into_iter().find(|b| (hi - lo) / b < 48).unwrap_or(2592000);
+        // at most 48 columns, whatever the span (a hostile file can hold any time)
+        let span = hi.saturating_sub(lo);
+        let bucket = [60, 600, 3600, 21600, 86400, 604800]
+            .into_iter()
+            .find(|b| span / b < 48)
+            .unwrap_or_else(|| (span / 47).max(604_800));
         let start = lo - lo.rem_euclid(bucket);
         let mut cols: BTreeMap<i64, u64> = BTreeMap::new();
         let mut t = start;

@@ -34,12 +34,19 @@ pub fn gather(today: jiff::civil::Date) -> Result<Home, portolan_local::Error> {
         None => (PolicyState::Absent(looked.iter().map(|p| p.display().to_string()).collect()), Vec::new()),
     };
     let judged = matches!(policy, PolicyState::Judged(_));
-    let unapproved: std::collections::HashSet<(portolan_model::Transport, u16)> = findings
+    // every objection of the policy (not approved, another process, a wider scope ...) but a
+    // missing required port, by transport, port and, where the finding names it, address
+    let objections: Vec<(portolan_model::Transport, u16, Option<std::net::IpAddr>)> = findings
         .iter()
-        .filter(|f| f.rule == "policy.unapproved")
+        .filter(|f| f.rule.starts_with("policy.") && f.rule != "policy.missing")
         .filter_map(|f| f.target.as_ref())
-        .filter_map(|t| Some((t.transport?, t.port?)))
+        .filter_map(|t| Some((t.transport?, t.port?, t.address)))
         .collect();
+    let objected = |s: &portolan_model::LocalSocket| {
+        objections.iter().any(|(t, p, a)| {
+            *t == s.transport && *p == s.local_port && a.is_none_or(|a| a == s.local_address)
+        })
+    };
     let listeners = portolan_report::listening(&inv)
         .map(|s| Listener {
             reach: portolan_kb::Reach::of(s.scope, s.local_address),
@@ -57,9 +64,7 @@ pub fn gather(today: jiff::civil::Date) -> Result<Home, portolan_local::Error> {
                 .as_ref()
                 .and_then(|fw| fw.row_for(s.transport, s.local_port, s.local_address.is_ipv6()))
                 .map(|r| r.internet.clone()),
-            policy: judged.then(|| {
-                if unapproved.contains(&(s.transport, s.local_port)) { "not approved" } else { "approved" }
-            }),
+            policy: judged.then(|| if objected(s) { "not approved" } else { "approved" }),
             risk: s.risk,
         })
         .collect();
@@ -148,7 +153,10 @@ fn changes(inv: &LocalInventory) -> Changes {
         return Changes::NoSnapshot;
     }
     let found = (|| -> Result<Option<(i64, portolan_model::Snapshot)>, portolan_store::Error> {
-        let mut store = portolan_store::Store::open(&location)?;
+        // read-only, never migrated: this screen writes nothing
+        let Some(mut store) = portolan_store::Store::open_existing(&location)? else {
+            return Ok(None);
+        };
         let Some(info) = store
             .list()?
             .into_iter()

@@ -221,7 +221,13 @@ pub fn gather(plan: &ReportPlan) -> Result<Report, ReportError> {
     report.policy =
         plan.policy.iter().flat_map(|p| p.files.iter().map(|f| f.display().to_string())).collect();
 
-    // the order the report shows: scans newest first, then this machine
+    // the order the report shows: scans newest first, then this machine; their command lines
+    // without the password of a --db URL
+    for s in &mut shown {
+        if let Some(run) = s.scan.as_mut() {
+            run.args = portolan_model::text::redact_urls(&run.args);
+        }
+    }
     let (mut scans, locals): (Vec<Snapshot>, Vec<Snapshot>) = shown.into_iter().partition(is_scan);
     scans.sort_by_key(|s| std::cmp::Reverse(s.taken_at));
     report.local = locals.into_iter().find(|s| s.local.is_some());
@@ -278,13 +284,18 @@ fn firewall(
     let rs = portolan_firewall::load(path, format, &portolan_firewall::LoadOptions::default())?;
     let rows = exposure_rows(&rs)?;
     let mut an = Analysis::new(&[&rs])?;
-    let mut listeners: Vec<Listener> = report
+    // each (transport, port) once: the lint looks the list up for every rule
+    let mut open: Vec<(portolan_model::Transport, u16)> = report
         .hosts()
         .iter()
         .flat_map(|h| h.ports.iter())
         .filter(|p| p.state == PortState::Open)
-        .map(|p| Listener { transport: p.transport, port: p.number, address: None })
+        .map(|p| (p.transport, p.number))
         .collect();
+    open.sort();
+    open.dedup();
+    let mut listeners: Vec<Listener> =
+        open.into_iter().map(|(transport, port)| Listener { transport, port, address: None }).collect();
     if let Some(inv) = report.local.as_ref().and_then(|s| s.local.as_ref()) {
         listeners.extend(
             inv.sockets

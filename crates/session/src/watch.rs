@@ -143,9 +143,11 @@ impl Judge {
         let found =
             portolan_policy::audit(&self.policy, &obs, &portolan_policy::AuditOptions { today: self.today });
         let ok = !found.iter().any(|f| f.rule == "policy.unapproved");
-        if let Ok(mut cache) = self.cache.lock()
-            && cache.len() < 100_000
-        {
+        if let Ok(mut cache) = self.cache.lock() {
+            // bounded: when full, it starts again
+            if cache.len() >= 100_000 {
+                cache.clear();
+            }
             cache.insert((addr, port, proto), ok);
         }
         ok

@@ -74,6 +74,14 @@ pub enum Error {
         /// What the shard has.
         given: String,
     },
+    /// A run of more shards than a store keeps.
+    #[error("a run of {shards} shards: at most {max}")]
+    TooManyShards {
+        /// The count given.
+        shards: u32,
+        /// The most.
+        max: u32,
+    },
     /// A shard index outside the run.
     #[error("shard {shard} is outside 1..={shards}")]
     ShardOutOfRange {

@@ -47,6 +47,9 @@ pub enum SnapshotRef {
     Run(String),
 }
 
+/// The most shards a run may have (as `fleet` allows).
+pub const MAX_SHARDS: u32 = 100_000;
+
 /// What every shard of a run shares: the run is keyed by its name, and a shard that disagrees
 /// is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +164,17 @@ impl Store {
         Ok(Store { backend, location: location.to_string() })
     }
 
+    /// An SQLite database that already exists at this build's schema, read-only: what a
+    /// screen that must not write (`portolan` alone) reads. `None` for a PostgreSQL URL, a
+    /// missing file, or a database at another schema version.
+    pub fn open_existing(location: &str) -> Result<Option<Store>> {
+        if location.contains("://") || !std::path::Path::new(location).exists() {
+            return Ok(None);
+        }
+        Ok(sqlite::Db::open_current(location)?
+            .map(|db| Store { backend: Box::new(db), location: location.to_string() }))
+    }
+
     /// Where the database is (a path or a URL without its password).
     pub fn location(&self) -> &str {
         &self.location
@@ -180,6 +194,9 @@ impl Store {
     /// saved again replaces its earlier rows, in one transaction (a re-run shard leaves no
     /// duplicate).
     pub fn save_shard(&mut self, s: &Snapshot, run: &RunSpec, shard: u32) -> Result<i64> {
+        if run.shards > MAX_SHARDS {
+            return Err(Error::TooManyShards { shards: run.shards, max: MAX_SHARDS });
+        }
         if shard == 0 || shard > run.shards {
             return Err(Error::ShardOutOfRange { shard, shards: run.shards });
         }
@@ -190,6 +207,9 @@ impl Store {
     /// (when it exists) started with the same count, seed and arguments. `save_shard` checks
     /// again, in its transaction; this lets a shard fail before it scans.
     pub fn check_shard(&mut self, run: &RunSpec, shard: u32) -> Result<()> {
+        if run.shards > MAX_SHARDS {
+            return Err(Error::TooManyShards { shards: run.shards, max: MAX_SHARDS });
+        }
         if shard == 0 || shard > run.shards {
             return Err(Error::ShardOutOfRange { shard, shards: run.shards });
         }

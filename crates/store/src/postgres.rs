@@ -363,6 +363,8 @@ impl crate::Backend for Db {
             remove(&mut tx, &[old.get(0)]).map_err(err)?;
         }
         let id = insert(&mut tx, s).map_err(err)?;
+        tx.execute("DELETE FROM run_failure WHERE run_id = $1 AND shard = $2", &[&run_id, &i64::from(shard)])
+            .map_err(err)?;
         tx.execute(
             "INSERT INTO run_shard (run_id, shard, snapshot_id) VALUES ($1, $2, $3)",
             &[&run_id, &i64::from(shard), &id],

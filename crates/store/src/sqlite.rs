@@ -133,6 +133,24 @@ impl Db {
         Ok(db)
     }
 
+    /// An existing database at the current schema, opened read-only; `None` for one at another
+    /// version (it is neither migrated nor refused).
+    pub fn open_current(location: &str) -> Result<Option<Db>> {
+        let path = PathBuf::from(location);
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| Error::Open { path: path.clone(), source: Box::new(e) })?;
+        let db = Db { conn, location: location.to_string() };
+        db.conn.busy_timeout(Duration::from_secs(5)).map_err(db.err())?;
+        let current: Option<i64> = db
+            .conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0))
+            .optional()
+            .ok()
+            .flatten()
+            .flatten();
+        Ok((current == Some(SCHEMA_VERSION)).then_some(db))
+    }
+
     fn migrate(&mut self) -> Result<()> {
         let location = self.location.clone();
         let err = |source| Error::Sqlite { location: location.clone(), source };
@@ -349,6 +367,8 @@ impl crate::Backend for Db {
             remove(&tx, old).map_err(err)?;
         }
         let id = insert(&tx, s).map_err(err)?;
+        tx.execute("DELETE FROM run_failure WHERE run_id = ?1 AND shard = ?2", params![run_id, shard])
+            .map_err(err)?;
         tx.execute(
             "INSERT INTO run_shard (run_id, shard, snapshot_id) VALUES (?1, ?2, ?3)",
             params![run_id, shard, id],

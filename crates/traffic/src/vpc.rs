@@ -5,9 +5,11 @@
 //!
 //! A record sums one direction of a flow over an aggregation interval (1 or 10 minutes), so the
 //! outcome is read from its counters: `REJECT` (a security group or network ACL refused it) is an
-//! attempt nobody answered; an accepted record with only SYN in `tcp-flags` (when the format
-//! has them), or of at most 2 packets and 120 bytes, is a probe; RST with SYN is refused; more is
-//! a session. A record from a well-known port to an ephemeral one is a server's answer, not a
+//! attempt nobody answered; an accepted record of at most 2 packets and 120 bytes whose
+//! `tcp-flags` (custom formats; AWS reports only FIN, SYN, RST and SYN-ACK there, never a plain
+//! ACK) hold SYN alone or nothing, or that has no flags field, is a probe; SYN with RST in so few
+//! packets is a half-open probe (the client reset the answer); anything larger is a session. A
+//! record from a lower port to an ephemeral one (32768 and up) is a server's answer, not a
 //! connection of its own, and gives no event. `NODATA` and `SKIPDATA` records give none.
 
 use std::net::IpAddr;
@@ -117,9 +119,8 @@ pub struct RowError {
 
 /// TCP flag bits as flow logs report them (`tcp-flags`: the OR of the interval's packets).
 mod flag {
-    pub const FIN: u32 = 1;
+    pub const SYN: u32 = 2;
     pub const RST: u32 = 4;
-    pub const ACK: u32 = 16;
 }
 
 /// A record → an event; `Ok(None)` for records with no flow (`NODATA`, `SKIPDATA`, `-`) and for
@@ -160,12 +161,12 @@ pub fn row(c: &Columns, line: &str, source: u32, at: u64) -> Result<Option<Event
         58 => Proto::Icmpv6,
         _ => Proto::Other,
     };
+    // seconds within what a timestamp can hold (about the years -9999 to 9999)
     let secs = |f: &'static str, i: usize| -> Result<i64, RowError> {
-        get(i)
-            .parse::<i64>()
-            .map_err(|_| bad(f, get(i)))?
-            .checked_mul(1_000_000)
-            .ok_or_else(|| bad(f, get(i)))
+        match get(i).parse::<i64>() {
+            Ok(s) if (-250_000_000_000..=250_000_000_000).contains(&s) => Ok(s * 1_000_000),
+            _ => Err(bad(f, get(i))),
+        }
     };
     let start = secs("start", c.start)?;
     let end = match c.end {
@@ -177,24 +178,23 @@ pub fn row(c: &Columns, line: &str, source: u32, at: u64) -> Result<Option<Event
     let bytes = count(c.bytes).unwrap_or(0);
     let flags = c.tcp_flags.map(get).and_then(|v| v.parse::<u32>().ok());
     let reject = c.action.map(get) == Some("REJECT");
-    // a server's answer: from a well-known port to an ephemeral one
-    if matches!(proto, Proto::Tcp | Proto::Udp) && !reject && sport < 1024 && dport >= 32768 {
+    // a server's answer: from a lower port to an ephemeral one
+    if matches!(proto, Proto::Tcp | Proto::Udp) && !reject && dport >= 32768 && sport < dport && sport < 32768
+    {
         return Ok(None);
     }
-    let outcome = if reject {
-        Outcome::Attempt
-    } else {
-        match (proto, flags) {
-            (Proto::Tcp, Some(f)) if f & flag::RST != 0 && f & flag::ACK == 0 => Outcome::Rejected,
-            (Proto::Tcp, Some(f)) if f & (flag::ACK | flag::FIN) == 0 => Outcome::Attempt,
-            _ if packets.is_some_and(|p| p <= 2) && bytes <= 120 => Outcome::Attempt,
-            (Proto::Tcp, Some(_)) if packets.is_some_and(|p| p <= 4) && bytes <= 240 => Outcome::Accepted,
-            _ => Outcome::Session,
-        }
+    let small = packets.is_none_or(|p| p <= 2) && bytes <= 120;
+    let outcome = match (proto, flags) {
+        _ if reject => Outcome::Attempt,
+        (Proto::Tcp, Some(f)) if small && f & flag::SYN != 0 && f & flag::RST != 0 => Outcome::HalfOpen,
+        (Proto::Tcp, Some(f)) if small && (f == flag::SYN || f == 0) => Outcome::Attempt,
+        (Proto::Tcp, Some(_)) => Outcome::Session,
+        _ if small => Outcome::Attempt,
+        _ => Outcome::Session,
     };
     Ok(Some(Event {
         ts_us: start,
-        duration_us: (end - start).max(0),
+        duration_us: end.saturating_sub(start).max(0),
         clock: Clock::Wall,
         src,
         dst: Some(dst),
@@ -245,10 +245,19 @@ mod tests {
         let c = Columns::from_header(h).unwrap();
         let syn_only = "3 vpc-abcdefab012345678 subnet-aaaaaaaa012345678 i-01234567890123456 eni-1235b8ca123456789 123456789010 IPv4 198.18.52.81 198.18.0.185 7256 22 198.18.52.81 198.18.0.185 6 44 1 1566848875 1566848933 ACCEPT 2 OK";
         assert_eq!(row(&c, syn_only, 0, 2).unwrap().unwrap().outcome, Outcome::Attempt);
-        let reset = syn_only.replace(" ACCEPT 2 OK", " ACCEPT 6 OK");
-        assert_eq!(row(&c, &reset, 0, 3).unwrap().unwrap().outcome, Outcome::Rejected);
-        let done = syn_only.replace(" 44 1 ", " 180 3 ").replace(" ACCEPT 2 OK", " ACCEPT 19 OK");
-        assert_eq!(row(&c, &done, 0, 4).unwrap().unwrap().outcome, Outcome::Accepted);
+        let reset = syn_only.replace(" 44 1 ", " 84 2 ").replace(" ACCEPT 2 OK", " ACCEPT 6 OK");
+        assert_eq!(row(&c, &reset, 0, 3).unwrap().unwrap().outcome, Outcome::HalfOpen);
+        // a session's later interval: no SYN or FIN, so flags 0, and many packets
+        let later = syn_only.replace(" 44 1 ", " 52000 40 ").replace(" ACCEPT 2 OK", " ACCEPT 0 OK");
+        assert_eq!(row(&c, &later, 0, 4).unwrap().unwrap().outcome, Outcome::Session);
+        let opened = syn_only.replace(" 44 1 ", " 6200 9 ");
+        assert_eq!(row(&c, &opened, 0, 5).unwrap().unwrap().outcome, Outcome::Session);
+        // a database's answers (from 5432 to an ephemeral port) are not connections
+        let answer = syn_only.replace(" 7256 22 ", " 5432 50211 ");
+        assert_eq!(row(&c, &answer, 0, 6).unwrap(), None);
+        // times beyond what a timestamp holds
+        let far = syn_only.replace("1566848875", "9223372036854");
+        assert_eq!(row(&c, &far, 0, 7).unwrap_err().field, "start");
         assert_eq!(
             Columns::missing("version srcaddr"),
             ["dstaddr", "srcport", "dstport", "protocol", "start"]

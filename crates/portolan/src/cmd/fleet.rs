@@ -16,6 +16,7 @@ pub fn run(args: FleetArgs) -> anyhow::Result<ExitCode> {
                 parallel: a.parallel,
                 output: a.log,
             };
+            portolan_fleet::slurm::check(&opts)?;
             portolan_fleet::slurm::script(&plan, &opts)
         }
         FleetScheduler::K8s(a) => {

@@ -40,7 +40,10 @@ pub fn run(args: ReportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         policy,
         rules: args.rules.clone().map(|p| (p, None)),
         watch,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        // the command as it reaches the page: no password of a --db URL, any bytes shown lossily
+        command: portolan_model::text::redact_urls(
+            &std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" "),
+        ),
         tool_version: super::VERSION.to_string(),
         today: today(),
     };

@@ -52,7 +52,11 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let mut sinks = outputs::open(args.format, &args.files, &args.show, false, ctx)?;
-    let resume_path = args.resume_file.clone().unwrap_or_else(|| "portolan.resume.json".into());
+    // the tasks of a job array share a directory: a shard's resume file is its own
+    let resume_path = args.resume_file.clone().unwrap_or_else(|| match &shard {
+        Some((spec, index)) => format!("portolan.resume.{}.{index}.json", spec.name).into(),
+        None => "portolan.resume.json".into(),
+    });
     let result = execute_resumable(&args.spec, &mut sinks, store.is_some(), args.show.verbose, resumed, ctx);
     drop(sinks);
     // a shard that fails or is stopped (scancel sends SIGTERM) is recorded as failed in its run
