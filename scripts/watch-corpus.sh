@@ -99,6 +99,7 @@ table inet ptw {
     iif "lo" accept
     ct state established,related accept
     log prefix "$TAG " flags tcp sequence,options
+    log group 7
     tcp dport { 22, 80 } accept
     udp dport { 53, 123 } accept
     meta l4proto tcp reject with tcp reset
@@ -164,6 +165,10 @@ echo $! > "$RUN/chronyd.pid"
 ip netns exec "$VIC" timeout 600 tcpdump --immediate-mode -U -nn -B 131072 -i ptw-v0 -w "$OUT/corpus.pcap" \
   2> "$RUN/tcpdump.err" &
 echo $! > "$RUN/tcpdump.pid"
+# the same packets through NFLOG group 7, recorded by tcpdump as they reach the netlink group
+ip netns exec "$VIC" timeout 600 tcpdump --immediate-mode -U -nn -B 131072 -i nflog:7 -w "$OUT/nflog.pcap" \
+  2> "$RUN/tcpdump-nflog.err" &
+echo $! > "$RUN/tcpdump-nflog.pid"
 # the kernel log is read as it is written (the ring buffer is shared and small)
 timeout 600 dmesg -w > "$RUN/kmsg-raw" 2>/dev/null &
 echo $! > "$RUN/dmesg-raw.pid"
@@ -171,7 +176,7 @@ timeout 600 dmesg -w --time-format iso > "$RUN/kmsg-iso" 2>/dev/null &
 echo $! > "$RUN/dmesg-iso.pid"
 for _ in $(seq 1 50); do
   [ -s "$OUT/corpus.pcap" ] && ip netns exec "$VIC" bash -c 'exec 3<>/dev/tcp/127.0.0.1/22' 2>/dev/null \
-    && ip netns exec "$VIC" bash -c 'exec 3<>/dev/tcp/127.0.0.1/80' 2>/dev/null && break
+    && [ -s "$OUT/nflog.pcap" ] && ip netns exec "$VIC" bash -c 'exec 3<>/dev/tcp/127.0.0.1/80' 2>/dev/null && break
   sleep 0.1
 done
 sleep 0.5
@@ -253,7 +258,7 @@ done
 truth 198.18.40.20 brute_force - unknown
 
 sleep 1.5
-for p in tcpdump dmesg-raw dmesg-iso; do kill "$(cat "$RUN/$p.pid")" 2>/dev/null || true; done
+for p in tcpdump tcpdump-nflog dmesg-raw dmesg-iso; do kill "$(cat "$RUN/$p.pid")" 2>/dev/null || true; done
 sleep 0.5
 grep -a "\] $TAG " "$RUN/kmsg-raw" > "$OUT/kern.log" || true
 grep -a " $TAG " "$RUN/kmsg-iso" > "$OUT/kern-iso.log" || true

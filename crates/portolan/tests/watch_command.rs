@@ -169,6 +169,7 @@ fn the_corpus_made_by_real_tools() {
         "kern-syslog.log",
         "auth.log",
         "kern-iptables.log",
+        "nflog.pcap",
     ] {
         let path = dir.join(file);
         let (code, v) = json(&["watch", "-o", "json", path.to_str().unwrap()]);

@@ -28,9 +28,12 @@ pub mod linktype {
     pub const IPV6: u32 = 229;
     /// Linux cooked capture v2 (`tcpdump -i any` since libpcap 1.10).
     pub const LINUX_SLL2: u32 = 276;
+    /// Linux netfilter log messages (`tcpdump -i nflog:GROUP`): the packets a `log group`
+    /// rule logged.
+    pub const NFLOG: u32 = 239;
     /// Whether this reader decodes `lt`.
     pub fn supported(lt: u32) -> bool {
-        matches!(lt, NULL | ETHERNET | RAW | RAW_12 | RAW_14 | LINUX_SLL | IPV4 | IPV6 | LINUX_SLL2)
+        matches!(lt, NULL | ETHERNET | RAW | RAW_12 | RAW_14 | LINUX_SLL | IPV4 | IPV6 | LINUX_SLL2 | NFLOG)
     }
 }
 
@@ -84,6 +87,39 @@ pub struct Pkt {
     pub quoted: Option<Quoted>,
 }
 
+/// The logged packet of an NFLOG record: a 4-byte header (address family, version, group),
+/// then type-length-value attributes, each padded to 4 bytes, whose length and type are in the
+/// capturing host's byte order (little-endian read first, big-endian if that does not fit); the
+/// payload attribute (type 9) holds the packet from its IP header.
+fn nflog_payload(frame: &[u8]) -> Option<&[u8]> {
+    const PAYLOAD: u16 = 9;
+    for big in [false, true] {
+        let mut at = 4usize;
+        while at + 4 <= frame.len() {
+            let (len, kind) = if big {
+                (
+                    u16::from_be_bytes([frame[at], frame[at + 1]]),
+                    u16::from_be_bytes([frame[at + 2], frame[at + 3]]),
+                )
+            } else {
+                (
+                    u16::from_le_bytes([frame[at], frame[at + 1]]),
+                    u16::from_le_bytes([frame[at + 2], frame[at + 3]]),
+                )
+            };
+            let len = usize::from(len);
+            if len < 4 || at + len > frame.len() {
+                break;
+            }
+            if kind == PAYLOAD {
+                return frame.get(at + 4..at + len);
+            }
+            at += len.div_ceil(4) * 4;
+        }
+    }
+    None
+}
+
 /// Decodes one frame of link type `lt`.
 pub fn decode(lt: u32, frame: &[u8]) -> Option<Pkt> {
     let sliced = match lt {
@@ -99,6 +135,7 @@ pub fn decode(lt: u32, frame: &[u8]) -> Option<Pkt> {
             LaxSlicedPacket::from_ether_type(EtherType(proto), frame.get(20..)?)
         }
         linktype::NULL => LaxSlicedPacket::from_ip(frame.get(4..)?).ok()?,
+        linktype::NFLOG => LaxSlicedPacket::from_ip(nflog_payload(frame)?).ok()?,
         linktype::RAW | linktype::RAW_12 | linktype::RAW_14 | linktype::IPV4 | linktype::IPV6 => {
             LaxSlicedPacket::from_ip(frame).ok()?
         }
