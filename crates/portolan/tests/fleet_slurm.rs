@@ -142,6 +142,31 @@ fn saved_ports(c: &mut postgres::Client) -> (i64, i64) {
     (shards, plain)
 }
 
+/// `portolan fleet slurm` for 4 shards of TARGETS with these scan arguments, each task in the
+/// lab's scanner namespace: its output.
+fn fleet_script(db: &str, run: &str, seed: &str, scan: &[&str]) -> Output {
+    let mut args = vec![
+        "fleet",
+        "slurm",
+        "--shards",
+        "4",
+        "--run",
+        run,
+        "--seed",
+        seed,
+        "--bin",
+        env!("CARGO_BIN_EXE_portolan"),
+        "--launcher",
+        "ip netns exec ptl-scan",
+        "--",
+    ];
+    args.extend(scan);
+    args.extend(TARGETS);
+    let o = portolan(db, &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
 fn run_state(db: &str) -> serde_json::Value {
     let o = portolan(db, &["snapshots", "--runs", "-o", "json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -161,27 +186,7 @@ fn a_slurm_job_array_scans_the_lab_as_one_run() {
     let cluster = Cluster::start(dir.path());
 
     let bin = env!("CARGO_BIN_EXE_portolan");
-    let mut args = vec![
-        "fleet",
-        "slurm",
-        "--shards",
-        "4",
-        "--run",
-        "lab",
-        "--seed",
-        "11",
-        "--bin",
-        bin,
-        "--launcher",
-        "ip netns exec ptl-scan",
-        "--",
-        "-p",
-        PORTS,
-        "-sT",
-    ];
-    args.extend(TARGETS);
-    let o = portolan(&db, &args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = fleet_script(&db, "lab", "11", &["-p", PORTS, "-sT"]);
     let script_text = String::from_utf8(o.stdout).unwrap();
     assert!(
         !script_text.contains(&db) && !script_text.contains("127.0.0.1:"),
@@ -287,27 +292,7 @@ fn a_slurm_job_array_scans_the_lab_as_one_run() {
     assert_eq!(portolan(&db, &["diff", "run:lab", "last"]).status.code(), Some(0));
 
     // the same with a SYN scan: raw sockets in every task
-    let mut args = vec![
-        "fleet",
-        "slurm",
-        "--shards",
-        "4",
-        "--run",
-        "lab-syn",
-        "--seed",
-        "12",
-        "--bin",
-        bin,
-        "--launcher",
-        "ip netns exec ptl-scan",
-        "--",
-        "-p",
-        PORTS,
-        "-sS",
-    ];
-    args.extend(TARGETS);
-    let o = portolan(&db, &args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = fleet_script(&db, "lab-syn", "12", &["-p", PORTS, "-sS"]);
     let syn_script = dir.join("fleet-syn.sbatch");
     std::fs::write(&syn_script, &o.stdout).unwrap();
     let job = cluster.submit(&syn_script, &db, &[]);
@@ -329,29 +314,7 @@ fn a_slurm_job_array_scans_the_lab_as_one_run() {
     assert_eq!(d.status.code(), Some(0), "{}", String::from_utf8_lossy(&d.stdout));
 
     // a task stopped while it runs (scancel sends SIGTERM) is recorded as failed in its run
-    let mut args = vec![
-        "fleet",
-        "slurm",
-        "--shards",
-        "4",
-        "--run",
-        "lab-stopped",
-        "--seed",
-        "13",
-        "--bin",
-        bin,
-        "--launcher",
-        "ip netns exec ptl-scan",
-        "--",
-        "-p",
-        PORTS,
-        "-sT",
-        "--max-rate",
-        "20",
-    ];
-    args.extend(TARGETS);
-    let o = portolan(&db, &args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = fleet_script(&db, "lab-stopped", "13", &["-p", PORTS, "-sT", "--max-rate", "20"]);
     let slow = dir.join("fleet-slow.sbatch");
     std::fs::write(&slow, &o.stdout).unwrap();
     let job = cluster.submit(&slow, &db, &["--array=0"]);

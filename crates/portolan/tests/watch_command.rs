@@ -385,28 +385,17 @@ impl Drop for Veth {
 
 #[test]
 fn live_capture_sees_a_scan_within_two_seconds() {
-    use std::io::BufRead;
     let t = "live_capture_sees_a_scan_within_two_seconds";
     if !require_root(t) || !require_tool(t, "nmap") {
         return;
     }
     let _lock = host_lock("watch-live", Duration::from_secs(600));
     let _lab = Veth::up();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", "ptwi-v", "timeout", "60", env!("CARGO_BIN_EXE_portolan")])
-        .args(["watch", "--interface", "ptwi-v0", "-o", "ndjson"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<(Instant, serde_json::Value)>();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send((Instant::now(), serde_json::from_str(&line).unwrap()));
-        }
-    });
+    let (mut child, rx) = ndjson(
+        Command::new("ip")
+            .args(["netns", "exec", "ptwi-v", "timeout", "60", env!("CARGO_BIN_EXE_portolan")])
+            .args(["watch", "--interface", "ptwi-v0", "-o", "ndjson"]),
+    );
     std::thread::sleep(Duration::from_millis(700));
     let o = Command::new("ip")
         .args([
@@ -468,21 +457,8 @@ fn live_capture_sees_a_scan_within_two_seconds() {
 
 #[test]
 fn a_new_listener_is_reported_within_a_second_with_its_process() {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portolan"))
-        .args(["watch", "--listeners", "-o", "ndjson"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<(Instant, serde_json::Value)>();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send((Instant::now(), serde_json::from_str(&line).unwrap()));
-        }
-    });
+    let (mut child, rx) =
+        ndjson(Command::new(env!("CARGO_BIN_EXE_portolan")).args(["watch", "--listeners", "-o", "ndjson"]));
     // the baseline is taken at the start
     std::thread::sleep(Duration::from_millis(1500));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -513,27 +489,20 @@ fn a_new_listener_is_reported_within_a_second_with_its_process() {
 
 #[test]
 fn with_a_policy_only_an_unapproved_listener_is_reported() {
-    use std::io::BufRead;
     let dir = TempDir::new("watch-listeners-policy");
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let approved = free();
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, format!("[[allow]]\nports = {approved}\nowner = \"o\"\npurpose = \"p\"\n"))
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portolan"))
-        .args(["watch", "--listeners", "--policy", policy.to_str().unwrap(), "-o", "ndjson"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<(Instant, serde_json::Value)>();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send((Instant::now(), serde_json::from_str(&line).unwrap()));
-        }
-    });
+    let (mut child, rx) = ndjson(Command::new(env!("CARGO_BIN_EXE_portolan")).args([
+        "watch",
+        "--listeners",
+        "--policy",
+        policy.to_str().unwrap(),
+        "-o",
+        "ndjson",
+    ]));
     std::thread::sleep(Duration::from_millis(1500));
     // an approved listener first: nothing to report
     let ok = std::net::TcpListener::bind(("127.0.0.1", approved)).unwrap();
@@ -674,7 +643,6 @@ fn alerts_reach_a_command_and_an_http_endpoint() {
 
 #[test]
 fn nflog_sees_a_scan_within_two_seconds() {
-    use std::io::BufRead;
     let t = "nflog_sees_a_scan_within_two_seconds";
     if !require_root(t) || !require_tool(t, "nmap") || !require_tool(t, "nft") {
         return;
@@ -689,21 +657,11 @@ fn nflog_sees_a_scan_within_two_seconds() {
         .unwrap();
     nft.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
     assert!(nft.wait().unwrap().success());
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", "ptwi-v", "timeout", "60", env!("CARGO_BIN_EXE_portolan")])
-        .args(["watch", "--nflog", "7", "-o", "ndjson"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<(Instant, serde_json::Value)>();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send((Instant::now(), serde_json::from_str(&line).unwrap()));
-        }
-    });
+    let (mut child, rx) = ndjson(
+        Command::new("ip")
+            .args(["netns", "exec", "ptwi-v", "timeout", "60", env!("CARGO_BIN_EXE_portolan")])
+            .args(["watch", "--nflog", "7", "-o", "ndjson"]),
+    );
     std::thread::sleep(Duration::from_millis(700));
     let o = Command::new("ip")
         .args([
@@ -994,6 +952,23 @@ fn the_journal_is_followed() {
     while let Ok(d) = rx.try_recv() {
         assert_ne!(d["src"].as_str(), Some("198.18.40.20"), "{d}");
     }
+}
+
+/// Spawns a watch (or what runs one) whose standard output is NDJSON, and a thread that hands
+/// each parsed line over with the moment it came.
+fn ndjson(
+    cmd: &mut Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<(Instant, serde_json::Value)>) {
+    use std::io::BufRead;
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send((Instant::now(), serde_json::from_str(&line).unwrap()));
+        }
+    });
+    (child, rx)
 }
 
 fn free_port() -> u16 {
