@@ -36,26 +36,41 @@ fn serve(dir: &TempDir, days: u32) -> (Server, SocketAddr) {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("openssl")
-        .args(["s_server", "-www", "-quiet", "-accept", &format!("127.0.0.1:{port}")])
-        .arg("-cert")
-        .arg(&cert)
-        .arg("-key")
-        .arg(&key)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let t0 = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "s_server did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    // a free port can be taken by another test between our look and s_server's bind: then
+    // s_server exits, and a connect may even reach the other test's listener. Ready means
+    // connectable with s_server still running; otherwise another port.
+    for _ in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("openssl")
+            .args(["s_server", "-www", "-quiet", "-accept", &format!("127.0.0.1:{port}")])
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut server = Server(child);
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let t0 = Instant::now();
+        loop {
+            if server.0.try_wait().unwrap().is_some() {
+                break;
+            }
+            if TcpStream::connect(addr).is_ok() {
+                std::thread::sleep(Duration::from_millis(100));
+                if server.0.try_wait().unwrap().is_none() {
+                    return (server, addr);
+                }
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "s_server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
-    (server, addr)
+    panic!("s_server could not listen on a free port in 5 tries");
 }
 
 fn rules(r: &portolan_identify::Identified) -> Vec<&str> {
