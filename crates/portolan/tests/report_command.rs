@@ -10,8 +10,8 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use portolan_testkit::{TempDir, require_root, require_tool};
 
@@ -23,30 +23,9 @@ fn repo() -> PathBuf {
 
 /// Runs portolan with this store, bounded at 120 s: (exit code, stdout, stderr).
 fn portolan(db: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portolan"))
-        .args(args)
-        .env("PORTOLAN_DB", db)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let out = loop {
-        if child.try_wait().unwrap().is_some() {
-            break child.wait_with_output().unwrap();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("portolan {args:?} ran over 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    portolan_testkit::run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_portolan")).args(args).env("PORTOLAN_DB", db).env("NO_COLOR", "1"),
+        Duration::from_secs(120),
     )
 }
 

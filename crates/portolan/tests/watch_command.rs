@@ -23,27 +23,10 @@ fn zeek(name: &str) -> String {
 
 /// Runs portolan, bounded at 120 s: (exit code, stdout, stderr).
 fn portolan(args: &[&str]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portolan"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let out = loop {
-        if child.try_wait().unwrap().is_some() {
-            break child.wait_with_output().unwrap();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{args:?} did not finish in 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
+    portolan_testkit::run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_portolan")).args(args).env("NO_COLOR", "1"),
+        Duration::from_secs(120),
+    )
 }
 
 fn json(args: &[&str]) -> (Option<i32>, serde_json::Value) {
@@ -396,37 +379,7 @@ fn live_capture_sees_a_scan_within_two_seconds() {
             .args(["netns", "exec", "ptwi-v", "timeout", "60", env!("CARGO_BIN_EXE_portolan")])
             .args(["watch", "--interface", "ptwi-v0", "-o", "ndjson"]),
     );
-    std::thread::sleep(Duration::from_millis(700));
-    let o = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            "ptwi-a",
-            "timeout",
-            "60",
-            "nmap",
-            "-n",
-            "-Pn",
-            "-sS",
-            "-p1-300",
-            "--max-retries",
-            "1",
-        ])
-        .arg("198.18.42.2")
-        .output()
-        .unwrap();
-    let scan_end = Instant::now();
-    assert!(o.status.success(), "nmap: {}", String::from_utf8_lossy(&o.stderr));
-    let (at, d) = rx.recv_timeout(Duration::from_secs(5)).expect("a detection from the live capture");
-    assert!(
-        at.saturating_duration_since(scan_end) < Duration::from_secs(2),
-        "the detection came {:?} after the scan",
-        at - scan_end
-    );
-    assert_eq!(
-        (d["kind"].as_str(), d["src"].as_str(), d["tool"].as_str()),
-        (Some("vertical_scan"), Some("198.18.42.1"), Some("nmap"))
-    );
+    let d = nmap_is_seen(&rx, "-p1-300", "the live capture");
     assert_eq!(d["scan_type"], "syn");
     assert!(d["evidence"][0].as_str().unwrap().starts_with("ptwi-v0#"), "{d}");
     let _ = Command::new("ip")
@@ -662,33 +615,7 @@ fn nflog_sees_a_scan_within_two_seconds() {
             .args(["netns", "exec", "ptwi-v", "timeout", "60", env!("CARGO_BIN_EXE_portolan")])
             .args(["watch", "--nflog", "7", "-o", "ndjson"]),
     );
-    std::thread::sleep(Duration::from_millis(700));
-    let o = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            "ptwi-a",
-            "timeout",
-            "60",
-            "nmap",
-            "-n",
-            "-Pn",
-            "-sS",
-            "-p1-200",
-            "--max-retries",
-            "1",
-        ])
-        .arg("198.18.42.2")
-        .output()
-        .unwrap();
-    let scan_end = Instant::now();
-    assert!(o.status.success(), "nmap: {}", String::from_utf8_lossy(&o.stderr));
-    let (at, d) = rx.recv_timeout(Duration::from_secs(5)).expect("a detection from the NFLOG group");
-    assert!(at.saturating_duration_since(scan_end) < Duration::from_secs(2));
-    assert_eq!(
-        (d["kind"].as_str(), d["src"].as_str(), d["tool"].as_str()),
-        (Some("vertical_scan"), Some("198.18.42.1"), Some("nmap"))
-    );
+    let d = nmap_is_seen(&rx, "-p1-200", "the NFLOG group");
     assert!(d["evidence"][0].as_str().unwrap().starts_with("nflog:7#"), "{d}");
     let _ = Command::new("ip")
         .args(["netns", "exec", "ptwi-v", "pkill", "-TERM", "-f", "portolan watch --nflog"])
@@ -969,6 +896,36 @@ fn ndjson(
         }
     });
     (child, rx)
+}
+
+/// nmap `-sS` from the attacker namespace of the live lab against the victim (198.18.42.2),
+/// then the watch's first detection: a vertical scan by nmap from 198.18.42.1, within 2 s of
+/// nmap's end.
+fn nmap_is_seen(
+    rx: &std::sync::mpsc::Receiver<(Instant, serde_json::Value)>,
+    ports: &str,
+    what: &str,
+) -> serde_json::Value {
+    std::thread::sleep(Duration::from_millis(700));
+    let o = Command::new("ip")
+        .args(["netns", "exec", "ptwi-a", "timeout", "60", "nmap", "-n", "-Pn", "-sS", ports])
+        .args(["--max-retries", "1", "198.18.42.2"])
+        .output()
+        .unwrap();
+    let scan_end = Instant::now();
+    assert!(o.status.success(), "nmap: {}", String::from_utf8_lossy(&o.stderr));
+    let (at, d) =
+        rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| panic!("no detection from {what}"));
+    assert!(
+        at.saturating_duration_since(scan_end) < Duration::from_secs(2),
+        "the detection came {:?} after the scan",
+        at - scan_end
+    );
+    assert_eq!(
+        (d["kind"].as_str(), d["src"].as_str(), d["tool"].as_str()),
+        (Some("vertical_scan"), Some("198.18.42.1"), Some("nmap"))
+    );
+    d
 }
 
 fn free_port() -> u16 {
