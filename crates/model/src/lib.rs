@@ -31,6 +31,7 @@ mod service;
 mod snapshot;
 pub mod text;
 pub mod traffic;
+pub mod values;
 
 pub use audit::{AuditReport, AuditSummary};
 pub use error::{Error, Result};

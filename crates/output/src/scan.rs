@@ -246,3 +246,105 @@ mod tests {
         assert_eq!(version_text(&s), "SimpleHTTPServer 0.6 (Python 3.11.7)");
     }
 }
+
+/// A scan format: one of nmap's (normal, grepable, XML) or Portolan's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// nmap-like report with colour on a terminal.
+    Table,
+    /// nmap normal output.
+    Normal,
+    /// nmap grepable output.
+    Grepable,
+    /// nmap XML.
+    Xml,
+    /// One JSON document (docs/schema/scan-run.schema.json).
+    Json,
+    /// One host per line as JSON.
+    Ndjson,
+    /// One port per line as CSV.
+    Csv,
+}
+
+/// The files nmap's `-oN`, `-oX`, `-oG`, `-oJ` and `-oA BASE` name; `-` is standard output.
+#[derive(Debug, Clone, Default)]
+pub struct Files {
+    /// nmap normal output.
+    pub normal: Option<std::path::PathBuf>,
+    /// nmap XML.
+    pub xml: Option<std::path::PathBuf>,
+    /// nmap grepable output.
+    pub grepable: Option<std::path::PathBuf>,
+    /// JSON.
+    pub json: Option<std::path::PathBuf>,
+    /// Every format at once: BASE.nmap, BASE.xml, BASE.gnmap, BASE.json.
+    pub all: Option<std::path::PathBuf>,
+}
+
+/// A sink that writes one format to `w`.
+pub fn sink(format: Format, w: Box<dyn io::Write>, opts: ShowOptions, color: bool) -> Box<dyn ScanSink> {
+    match format {
+        Format::Table => Box::new(NormalSink::human(w, opts, color)),
+        Format::Normal => Box::new(NormalSink::normal(w, opts)),
+        Format::Grepable => Box::new(GrepableSink::new(w, opts)),
+        Format::Xml => Box::new(XmlSink::new(w, opts)),
+        Format::Json => Box::new(JsonSink::new(w, opts)),
+        Format::Ndjson => Box::new(NdjsonSink::new(w, opts)),
+        Format::Csv => Box::new(CsvSink::new(w, opts)),
+    }
+}
+
+/// An output file that cannot be created.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create output file {}: {source}", path.display())]
+pub struct CreateError {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Why.
+    pub source: io::Error,
+}
+
+/// Opens every sink a command asked for: each file, and standard output in `format` unless a
+/// file is `-`. Files are created before any work starts, so a bad path fails early.
+pub fn open(format: Format, files: &Files, opts: ShowOptions, color: bool) -> Result<Sinks, CreateError> {
+    use std::path::PathBuf;
+    let mut list: Vec<(Format, PathBuf)> = [
+        (Format::Normal, &files.normal),
+        (Format::Xml, &files.xml),
+        (Format::Grepable, &files.grepable),
+        (Format::Json, &files.json),
+    ]
+    .into_iter()
+    .filter_map(|(f, p)| p.clone().map(|p| (f, p)))
+    .collect();
+    if let Some(base) = &files.all {
+        for (f, ext) in [
+            (Format::Normal, ".nmap"),
+            (Format::Xml, ".xml"),
+            (Format::Grepable, ".gnmap"),
+            (Format::Json, ".json"),
+        ] {
+            let mut s = base.clone().into_os_string();
+            s.push(ext);
+            list.push((f, PathBuf::from(s)));
+        }
+    }
+    let stdout = || Box::new(io::BufWriter::new(io::stdout())) as Box<dyn io::Write>;
+    let mut sinks: Vec<Box<dyn ScanSink>> = Vec::new();
+    let to_stdout = list.iter().any(|(_, p)| p.as_os_str() == "-");
+    for (f, path) in list {
+        let w = if path.as_os_str() == "-" {
+            stdout()
+        } else {
+            match std::fs::File::create(&path) {
+                Ok(file) => Box::new(io::BufWriter::new(file)),
+                Err(source) => return Err(CreateError { path, source }),
+            }
+        };
+        sinks.push(sink(f, w, opts, false));
+    }
+    if !to_stdout {
+        sinks.push(sink(format, stdout(), opts, color));
+    }
+    Ok(Sinks::new(sinks))
+}

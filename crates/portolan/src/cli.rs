@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use portolan_output::ColorChoice;
 use portolan_scan::shard::Shard;
 
-use crate::values::{self, FailOn};
+use portolan_model::values::{self, FailOn, ValueError};
 
 /// Chart a network's ports: what listens, what answers, what should be there.
 #[derive(Debug, Parser)]
@@ -184,7 +184,7 @@ pub struct FleetCommon {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub shards: u32,
     /// The run the shards are saved into (see `portolan snapshots --runs`).
-    #[arg(long, value_name = "NAME", value_parser = values::run_name)]
+    #[arg(long, value_name = "NAME", value_parser = run_name)]
     pub run: String,
     /// The seed every shard shares (default: a random one, written into the job).
     #[arg(long, value_name = "N")]
@@ -762,7 +762,7 @@ pub struct ScanArgs {
     /// shard 1 of 1). Saving a shard again replaces it; a shard whose targets, ports, seed or
     /// shard count differ from the run's is refused. diff, audit, report and snapshots take
     /// run:NAME as one scan.
-    #[arg(long, value_name = "NAME", requires = "save", value_parser = values::run_name)]
+    #[arg(long, value_name = "NAME", requires = "save", value_parser = run_name)]
     pub run: Option<String>,
 }
 
@@ -850,13 +850,73 @@ pub struct ScanSpec {
     pub seed: Option<u64>,
     /// Scan only shard I of N of the target x port space (a keyed permutation: N machines
     /// with the same targets, ports and --seed cover it exactly once).
-    #[arg(long, value_name = "I/N", value_parser = values::shard)]
+    #[arg(long, value_name = "I/N", value_parser = shard)]
     pub shard: Option<Shard>,
     /// Scan more than 65,536 hosts.
     #[arg(long)]
     pub yes: bool,
     #[command(flatten)]
     pub version: VersionArgs,
+}
+
+impl ScanSpec {
+    /// The scan as the session library takes it.
+    pub fn request(&self) -> anyhow::Result<portolan_session::scan::ScanRequest> {
+        use portolan_session::scan::{ScanRequest, TimingRequest};
+        Ok(ScanRequest {
+            targets: self.targets.clone(),
+            input_list: self.input_list.clone(),
+            exclude: self.exclude.clone(),
+            excludefile: self.excludefile.clone(),
+            ports: self.ports.clone(),
+            top_ports: self.top_ports,
+            fast: self.fast,
+            exclude_ports: self.exclude_ports.clone(),
+            probe: self.scan_type.map(|t| match t {
+                ScanType::Connect => portolan_scan::Probe::Connect,
+                ScanType::Syn => portolan_scan::Probe::Syn,
+            }),
+            udp: self.udp,
+            ping_only: self.ping_only,
+            skip_discovery: self.skip_discovery,
+            ipv6: self.ipv6,
+            yes: self.yes,
+            timing: TimingRequest {
+                template: self.timing,
+                min_rate: self.min_rate,
+                max_rate: self.max_rate,
+                max_retries: self.max_retries,
+                host_timeout: self.host_timeout,
+                scan_delay: self.scan_delay,
+                min_rtt: self.min_rtt_timeout,
+                max_rtt: self.max_rtt_timeout,
+                initial_rtt: self.initial_rtt_timeout,
+                max_parallelism: self.max_parallelism,
+            },
+            seed: self.seed,
+            shard: self.shard,
+            identify: if self.version.enabled { Some(self.version.options()?) } else { None },
+        })
+    }
+}
+
+impl ObserveArgs {
+    /// What to judge, as the session library takes it.
+    pub fn sources(&self) -> anyhow::Result<portolan_session::gather::Sources> {
+        let s = &self.scan;
+        Ok(portolan_session::gather::Sources {
+            xml: self.xml.clone(),
+            snapshot: self.snapshot.clone(),
+            db: self.db.clone(),
+            scan: s.request()?,
+            scan_options: s.ports.is_some()
+                || s.top_ports.is_some()
+                || s.fast
+                || s.exclude.is_some()
+                || s.excludefile.is_some()
+                || s.exclude_ports.is_some(),
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -993,6 +1053,21 @@ pub enum ScanFormat {
     Csv,
 }
 
+impl From<ScanFormat> for portolan_output::scan::Format {
+    fn from(f: ScanFormat) -> Self {
+        use portolan_output::scan::Format;
+        match f {
+            ScanFormat::Table => Format::Table,
+            ScanFormat::Normal => Format::Normal,
+            ScanFormat::Grepable => Format::Grepable,
+            ScanFormat::Xml => Format::Xml,
+            ScanFormat::Json => Format::Json,
+            ScanFormat::Ndjson => Format::Ndjson,
+            ScanFormat::Csv => Format::Csv,
+        }
+    }
+}
+
 /// nmap's output-file flags, shared by every command that produces scan results.
 #[derive(Debug, Args, Default)]
 pub struct OutputFiles {
@@ -1025,6 +1100,31 @@ pub struct ShowArgs {
     /// More detail (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+impl OutputFiles {
+    /// The files as the output library takes them.
+    pub fn files(&self) -> portolan_output::scan::Files {
+        portolan_output::scan::Files {
+            normal: self.normal.clone(),
+            xml: self.xml.clone(),
+            grepable: self.grepable.clone(),
+            json: self.json.clone(),
+            all: self.all.clone(),
+        }
+    }
+}
+
+impl ShowArgs {
+    /// What to show, as the output library takes it.
+    pub fn options(&self, keep_listed: bool) -> portolan_output::scan::ShowOptions {
+        portolan_output::scan::ShowOptions {
+            verbose: self.verbose,
+            open_only: self.open,
+            reason: self.reason,
+            keep_listed,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -1211,6 +1311,16 @@ pub fn rewrite_nmap_output_flags(args: impl IntoIterator<Item = OsString>) -> Ve
         out.push(a);
     }
     out
+}
+
+/// A run name (`--run`): letters, digits, `.`, `_`, `-`.
+fn run_name(s: &str) -> Result<String, ValueError> {
+    if portolan_store::valid_run_name(s) { Ok(s.to_string()) } else { Err(ValueError::RunName) }
+}
+
+/// `--shard I/N`.
+fn shard(s: &str) -> Result<Shard, ValueError> {
+    s.parse().map_err(|_| ValueError::Shard)
 }
 
 #[cfg(test)]

@@ -2,10 +2,6 @@
 
 mod cli;
 mod cmd;
-mod observe;
-mod outputs;
-mod scanning;
-mod values;
 
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
@@ -74,8 +70,32 @@ fn message(err: &anyhow::Error) -> String {
 /// What to do, in the flags of this command line: the libraries' errors say what is wrong
 /// and never name a flag.
 fn hint(err: &anyhow::Error) -> &'static str {
+    use portolan_session::gather::GatherError;
+    use portolan_session::scan::RequestError as R;
     for cause in err.chain() {
-        if let Some(portolan_scan::Error::TooManyHosts { .. }) = cause.downcast_ref() {
+        // transparent wrappers hide the error they wrap from the chain
+        let request = match cause.downcast_ref::<GatherError>() {
+            Some(GatherError::TwoSources) => return " (targets, --xml, --snapshot)",
+            Some(GatherError::OptionsWithoutTargets) => return " (-p, --top-ports, -F, --exclude...)",
+            Some(GatherError::Scan(r)) => Some(r),
+            Some(GatherError::Store(portolan_store::Error::Open { .. })) => {
+                return " (choose another with --db PATH)";
+            }
+            _ => cause.downcast_ref::<R>(),
+        };
+        let scan = match request {
+            Some(R::RttOrder) => return " (--min-rtt-timeout is above --max-rtt-timeout)",
+            Some(R::RateOrder { .. }) => return " (--min-rate, --max-rate)",
+            Some(R::ShardWithoutSeed) => return ": add --seed N to every shard",
+            Some(R::V4InV6Scan(_)) => return ": leave out -6, or give IPv6 targets",
+            Some(R::NoTargets) => return " (-iL FILE)",
+            Some(R::UdpPortsWithoutUdp) => return ": add -sU",
+            Some(R::TcpPortsWithoutTcp) => return ": add -sS or -sT to -sU",
+            Some(R::Scan(e)) => Some(e),
+            Some(R::Store(portolan_store::Error::Open { .. })) => return " (choose another with --db PATH)",
+            _ => cause.downcast_ref::<portolan_scan::Error>(),
+        };
+        if let Some(portolan_scan::Error::TooManyHosts { .. }) = scan {
             return ", or add --yes to scan that many";
         }
         if let Some(portolan_session::report::ReportError::Empty(_)) = cause.downcast_ref() {

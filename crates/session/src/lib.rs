@@ -3,12 +3,15 @@
 //! identifies the open ports of each host when asked (`-sV`), obeys a stop request in every
 //! phase, closes the outputs properly whatever happened, and returns what a resume file needs.
 //!
-//! The command line decides the [`Plan`] (targets, ports, timing, probe type); a [`Watcher`]
-//! hears the progress and the notes a person might want (the binary shows a progress bar and
-//! notes on stderr); nothing here prints.
+//! A [`scan::ScanRequest`] (targets, ports, timing, probe type as a person asked for them)
+//! becomes the [`Plan`]; a [`Watcher`] hears the progress and the notes a person might want.
+//! Only [`console::Console`], the watcher for people, prints.
 
+pub mod console;
+pub mod gather;
 pub mod home;
 pub mod report;
+pub mod scan;
 pub mod watch;
 
 use std::collections::HashSet;
@@ -296,4 +299,20 @@ pub fn enrich(
         }
     }
     Ok(cut)
+}
+
+/// An error and its causes on one line, each cause once (a message that already quotes its
+/// cause is not followed by it again).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    msg
 }

@@ -9,8 +9,8 @@ use portolan_output::records;
 use portolan_policy::AuditOptions;
 
 use super::Context;
+use super::{load_policy, today};
 use crate::cli::{AuditArgs, AuditFormat};
-use crate::observe::{gather, load_policy, today};
 
 pub fn run(args: AuditArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let threshold = args.fail_on.0;
@@ -20,7 +20,7 @@ pub fn run(args: AuditArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     };
     // a bad --db fails before anything is observed
     let mut store = if args.save { Some(super::open_store(args.from.db.as_deref())?) } else { None };
-    let g = gather(&args.from, ctx)?;
+    let g = portolan_session::gather::gather(&args.from.sources()?, super::VERSION, &mut ctx.console(0))?;
     let findings = portolan_policy::audit(&policy, &g.obs, &AuditOptions { today: today() });
     let report = AuditReport {
         format_version: portolan_model::FORMAT_VERSION,

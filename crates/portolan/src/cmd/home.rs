@@ -7,7 +7,7 @@ use super::Context;
 
 /// `portolan` alone: this machine in one screen.
 pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
-    let home = portolan_session::home::gather(crate::observe::today())?;
+    let home = portolan_session::home::gather(super::today())?;
     let mut out = super::stdout();
     portolan_output::home::write(&mut out, &home, ctx.color)?;
     out.flush().context("writing to standard output")?;

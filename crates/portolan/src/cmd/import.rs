@@ -6,12 +6,16 @@ use portolan_output::scan::ScanSink as _;
 
 use super::Context;
 use crate::cli::ImportArgs;
-use crate::outputs;
 
 pub fn run(args: ImportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut store = if args.store.save { Some(super::open_store(args.store.db.as_deref())?) } else { None };
     let run = portolan_import::read_file(&args.file)?;
-    let mut sinks = outputs::open(args.format, &args.files, &args.show, true, ctx)?;
+    let mut sinks = portolan_output::scan::open(
+        args.format.into(),
+        &args.files.files(),
+        args.show.options(true),
+        ctx.color,
+    )?;
     sinks.begin(&run).context("writing output")?;
     for h in &run.hosts {
         sinks.host(h).context("writing output")?;

@@ -72,10 +72,13 @@ pub fn run(command: Option<Command>, ctx: &Context) -> anyhow::Result<ExitCode> 
     }
 }
 
-/// Opens the snapshot database `--db` names, or the default one.
-pub fn open_store(db: Option<&str>) -> anyhow::Result<portolan_store::Store> {
-    let location = db.map_or_else(portolan_store::default_location, str::to_string);
-    Ok(portolan_store::Store::open(&location)?)
+pub use portolan_session::gather::{open_store, today};
+
+impl Context {
+    /// The console of a command: progress bar, notes and warnings on stderr.
+    pub fn console(&self, verbose: u8) -> portolan_session::console::Console {
+        portolan_session::console::Console::new(self.progress, self.quiet, verbose)
+    }
 }
 
 /// Saves a snapshot and says where (unless `--quiet`).
@@ -84,17 +87,37 @@ pub fn save_snapshot(
     snapshot: &portolan_model::Snapshot,
     ctx: &Context,
 ) -> anyhow::Result<i64> {
-    let t0 = std::time::Instant::now();
-    let id = store.save(snapshot)?;
-    if std::env::var_os("PORTOLAN_TIMING").is_some() {
-        let n = snapshot.scan.as_ref().map_or(0, |r| r.hosts.iter().map(|h| h.ports.len()).sum::<usize>())
-            + snapshot.local.as_ref().map_or(0, |l| l.sockets.len());
-        eprintln!("timing: saved {n} observations in {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+    Ok(ctx.console(0).saved(store, snapshot)?)
+}
+
+/// Reads a policy, printing its warnings (each one, or with `summary` how many) or, when it
+/// cannot be used, its problems (exit 2).
+pub fn load_policy(
+    path: &std::path::Path,
+    includes_anywhere: bool,
+    summary: bool,
+    ctx: &Context,
+) -> Result<portolan_policy::Policy, ExitCode> {
+    match portolan_policy::Policy::load_with(path, &portolan_policy::LoadOptions { includes_anywhere }) {
+        Ok(p) => {
+            ctx.console(0).policy_warnings(&p, path, summary);
+            Ok(p)
+        }
+        Err(e) => {
+            report_problems(&e);
+            Err(ExitCode::from(2))
+        }
     }
-    if !ctx.quiet {
-        eprintln!("portolan: saved snapshot {id} in {}", portolan_output::escape::terminal(store.location()));
+}
+
+/// Prints every problem of a policy that cannot be used, one per line.
+pub fn report_problems(e: &portolan_policy::PolicyError) {
+    for p in &e.problems {
+        eprintln!("portolan: error: {}", portolan_output::escape::terminal(&p.to_string()));
     }
-    Ok(id)
+    if e.problems.iter().any(|p| p.message.contains("outside the policy's directory")) {
+        eprintln!("portolan: hint: --include-anywhere follows includes outside the policy's directory");
+    }
 }
 
 /// Standard output for a command's report: a reader that closes the pipe early does not

@@ -6,8 +6,8 @@ use portolan_output::escape::terminal;
 use portolan_policy::{InitOptions, Policy};
 
 use super::Context;
+use super::{load_policy, report_problems, today};
 use crate::cli::{PolicyAction, PolicyArgs, PolicyCheckArgs, PolicyInitArgs};
-use crate::observe::{gather, load_policy, report_problems, today};
 
 pub fn run(args: PolicyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     match args.action {
@@ -63,7 +63,7 @@ fn init(args: PolicyInitArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     {
         bail!("{} exists; pass --force to replace it", path.display());
     }
-    let g = gather(&args.from, ctx)?;
+    let g = portolan_session::gather::gather(&args.from.sources()?, super::VERSION, &mut ctx.console(0))?;
     let text = portolan_policy::init(&g.obs, &InitOptions { today: today(), source: g.source });
     // what init writes must read back: a policy that fails its own check is a bug, not output
     if let Err(e) = Policy::parse_str("(generated policy)", &text) {

@@ -5,8 +5,8 @@ use portolan_session::report::{ReportPlan, gather, write_atomic};
 use portolan_session::watch::WatchPlan;
 
 use super::Context;
+use super::{load_policy, today};
 use crate::cli::ReportArgs;
-use crate::observe::{load_policy, today};
 
 pub fn run(args: ReportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let policy = match &args.policy {

@@ -42,11 +42,11 @@ pub fn run(args: WatchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     // a bad --db fails before anything is read
     let mut store = if args.save { Some(super::open_store(args.db.as_deref())?) } else { None };
     let judge = match &args.policy {
-        Some(path) => match crate::observe::load_policy(path, false, true, ctx) {
+        Some(path) => match super::load_policy(path, false, true, ctx) {
             Ok(p) => Some(portolan_session::watch::Judge::new(
                 p,
                 format!("policy {}", path.display()),
-                crate::observe::today(),
+                super::today(),
             )),
             Err(code) => return Ok(code),
         },

@@ -1,12 +1,12 @@
-//! Typed parsers for flag values (clap value parsers): every time, rate, count and severity is
-//! checked against its range when the command line is read, and a bad value is one line naming
-//! the flag, what was given and what is accepted.
+//! Typed values as people write them (`500ms`, `90d`, `0.5`, `medium`, `198.18.0.0/15`): each
+//! parser checks its range, and its error says what is accepted. The command line uses them as
+//! value parsers, so a bad flag value is one line naming the flag, what was given and this.
 
 use std::time::Duration;
 
-use portolan_model::Severity;
+use crate::{Finding, Severity};
 
-/// A flag value outside its type or range (clap prints it after the flag and the value).
+/// A value outside its type or range (the command line prints it after the flag and the value).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
     /// Not a time.
@@ -149,6 +149,18 @@ pub const FAIL_ON_DEFAULT: &str = "medium";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailOn(pub Option<Severity>);
 
+impl FailOn {
+    /// Whether a result of this severity fails the run.
+    pub fn fails(self, severity: Severity) -> bool {
+        self.0.is_some_and(|t| severity >= t)
+    }
+
+    /// Whether any of these findings fails the run.
+    pub fn fails_any(self, findings: &[Finding]) -> bool {
+        findings.iter().any(|f| self.fails(f.severity))
+    }
+}
+
 /// Reads `--fail-on`.
 pub fn fail_on(s: &str) -> Result<FailOn, ValueError> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -156,11 +168,6 @@ pub fn fail_on(s: &str) -> Result<FailOn, ValueError> {
         "any" => Ok(FailOn(Some(Severity::Info))),
         other => other.parse::<Severity>().map(|s| FailOn(Some(s))).map_err(|_| ValueError::Severity),
     }
-}
-
-/// A run name (`--run`): letters, digits, `.`, `_`, `-`.
-pub fn run_name(s: &str) -> Result<String, ValueError> {
-    if portolan_store::valid_run_name(s) { Ok(s.to_string()) } else { Err(ValueError::RunName) }
 }
 
 /// An age for `--older-than`: a whole number and a unit (`90d`, `12h`, `2w`, `30m`, `45s`; no
@@ -180,11 +187,6 @@ pub fn age(s: &str) -> Result<jiff::SignedDuration, ValueError> {
     };
     let secs = n.checked_mul(mult).filter(|s| *s <= 100 * 366 * 86_400).ok_or(ValueError::AgeTooLarge)?;
     Ok(jiff::SignedDuration::from_secs(secs))
-}
-
-/// `--shard I/N`.
-pub fn shard(s: &str) -> Result<portolan_scan::shard::Shard, ValueError> {
-    s.parse().map_err(|_| ValueError::Shard)
 }
 
 #[cfg(test)]
@@ -219,6 +221,5 @@ mod tests {
         assert!(fail_on("loud").is_err());
         assert_eq!(age("2w").unwrap().as_secs(), 14 * 86_400);
         assert!(age("99999999999999999d").is_err() && age("3y").is_err());
-        assert!(shard("2/8").is_ok() && shard("9/8").is_err());
     }
 }
