@@ -367,3 +367,40 @@ pub fn junit(out: &mut dyn Write, r: &AuditReport) -> io::Result<()> {
     writeln!(out, "  </testsuite>")?;
     writeln!(out, "</testsuites>")
 }
+
+/// A format of findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Findings with evidence and remedies, for people.
+    Table,
+    /// One JSON document (docs/schema/audit-report.schema.json).
+    Json,
+    /// One finding per line as JSON.
+    Ndjson,
+    /// One finding per line as CSV.
+    Csv,
+    /// SARIF 2.1.0, for code-scanning dashboards.
+    Sarif,
+    /// JUnit XML, for CI test reports.
+    Junit,
+}
+
+/// Writes a report of findings in `format`; `lint` titles the table for a rule set instead of
+/// hosts and ports.
+pub fn write(
+    out: &mut dyn Write,
+    format: Format,
+    r: &AuditReport,
+    lint: bool,
+    color: bool,
+) -> io::Result<()> {
+    match format {
+        Format::Table if lint => write_lint_human(out, r, color),
+        Format::Table => write_human(out, r, color),
+        Format::Json => crate::records::json(out, r),
+        Format::Ndjson => crate::records::ndjson(out, &r.findings),
+        Format::Csv => crate::records::csv(out, &CSV_HEADER, csv_rows(r)),
+        Format::Sarif => sarif(out, r),
+        Format::Junit => junit(out, r),
+    }
+}

@@ -401,6 +401,23 @@ pub struct FwInput {
 }
 
 /// `--format` of `fw`.
+impl FwInput {
+    /// How to read the rule set, as the session library takes it.
+    pub fn reading(&self) -> portolan_session::firewall::Reading {
+        use portolan_firewall::{Family, Format};
+        portolan_session::firewall::Reading {
+            format: match self.format {
+                FwFormat::Auto => None,
+                FwFormat::Iptables => Some(Format::Iptables),
+                FwFormat::Nft => Some(Format::NftJson),
+                FwFormat::Aws => Some(Format::Aws),
+            },
+            family: self.family.map(|n| if n == 6 { Family::V6 } else { Family::V4 }),
+            ipset: self.ipset.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FwFormat {
     /// Detect.
@@ -659,6 +676,20 @@ pub enum AuditFormat {
     Sarif,
     /// JUnit XML, for CI test reports.
     Junit,
+}
+
+impl From<AuditFormat> for portolan_output::audit::Format {
+    fn from(f: AuditFormat) -> Self {
+        use portolan_output::audit::Format;
+        match f {
+            AuditFormat::Table => Format::Table,
+            AuditFormat::Json => Format::Json,
+            AuditFormat::Ndjson => Format::Ndjson,
+            AuditFormat::Csv => Format::Csv,
+            AuditFormat::Sarif => Format::Sarif,
+            AuditFormat::Junit => Format::Junit,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -76,12 +76,10 @@ impl ResumeFile {
         Ok(r)
     }
 
-    /// Writes the file atomically: a temporary file beside it, renamed over it.
+    /// Writes the file whole or not at all ([`portolan_model::atomic::write`]).
     pub fn write(&self, path: &Path) -> Result<(), ResumeError> {
-        let tmp = path.with_extension("tmp");
-        let err = |p: &Path, reason| ResumeError::Write { path: p.to_path_buf(), reason };
-        let json = serde_json::to_vec(self).map_err(|e| err(path, std::io::Error::other(e)))?;
-        std::fs::write(&tmp, json).map_err(|e| err(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| err(path, e))
+        let err = |reason| ResumeError::Write { path: path.to_path_buf(), reason };
+        let json = serde_json::to_vec(self).map_err(|e| err(std::io::Error::other(e)))?;
+        portolan_model::atomic::write(path, &json).map_err(err)
     }
 }

@@ -8,11 +8,13 @@
 //! Only [`console::Console`], the watcher for people, prints.
 
 pub mod console;
+pub mod firewall;
 pub mod gather;
 pub mod home;
 pub mod report;
 pub mod scan;
 pub mod watch;
+pub mod watching;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -315,4 +317,28 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     msg
+}
+
+/// A report of findings in the one form audit, lint and watch write: made now, on this
+/// machine, by this `version`, of what `source` names.
+pub fn audit_report(
+    policy: Vec<String>,
+    source: String,
+    hosts: u32,
+    observed: Vec<portolan_model::FindingTarget>,
+    findings: Vec<portolan_model::Finding>,
+    version: &str,
+) -> portolan_model::AuditReport {
+    portolan_model::AuditReport {
+        format_version: portolan_model::FORMAT_VERSION,
+        taken_at: Timestamp::now(),
+        machine: portolan_local::hostname(),
+        tool_version: version.to_string(),
+        policy,
+        source,
+        hosts,
+        observed,
+        summary: portolan_model::AuditSummary::of(&findings),
+        findings,
+    }
 }

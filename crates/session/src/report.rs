@@ -2,7 +2,6 @@
 //! judges' findings, a firewall's exposure and lint, the drift across saved scans, detections
 //! from logs — and writes the page so that no partial file is ever left behind.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -365,26 +364,8 @@ fn fw_rows(v: &serde_json::Value) -> Vec<FwRow> {
     out
 }
 
-/// Writes `bytes` to `path` whole or not at all: into a temporary file beside it, flushed to
-/// disk, then renamed over it. On any error the temporary file is removed and an existing
-/// file at `path` is left as it was.
+/// Writes `bytes` to `path` whole or not at all ([`portolan_model::atomic::write`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let err = |source| ReportError::Write { path: path.display().to_string(), source };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(e));
-    }
-    Ok(())
+    portolan_model::atomic::write(path, bytes)
+        .map_err(|source| ReportError::Write { path: path.display().to_string(), source })
 }

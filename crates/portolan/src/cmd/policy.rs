@@ -76,19 +76,9 @@ fn init(args: PolicyInitArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             out.flush().context("writing to standard output")?;
         }
         Some(path) => {
-            // written beside the target and renamed over it: never a half-written policy
-            let dir =
-                path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            let tmp = dir.join(format!(
-                ".{}.{}.tmp",
-                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-                std::process::id()
-            ));
-            std::fs::write(&tmp, &text).with_context(|| format!("cannot write {}", tmp.display()))?;
-            if let Err(e) = std::fs::rename(&tmp, path) {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e).with_context(|| format!("cannot write {}", path.display()));
-            }
+            // never a half-written policy
+            portolan_model::atomic::write(path, text.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
             if !ctx.quiet {
                 eprintln!(
                     "portolan: wrote {} ({} entr{}); fill in each owner and purpose",
