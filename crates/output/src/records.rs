@@ -18,6 +18,25 @@ pub enum Format {
     Csv,
 }
 
+/// Writes a document in `format`: `whole` as one JSON document, its `items` one a line, its
+/// CSV rows under `header`, or its `table` for people.
+pub fn write<W: Serialize + ?Sized, I: Serialize>(
+    out: &mut dyn Write,
+    format: Format,
+    whole: &W,
+    items: &[I],
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+    table: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    match format {
+        Format::Table => table(out),
+        Format::Json => json(out, whole),
+        Format::Ndjson => ndjson(out, items),
+        Format::Csv => csv(out, header, rows),
+    }
+}
+
 /// Writes `value` as one pretty JSON document and a newline.
 pub fn json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> io::Result<()> {
     // the serialiser writes a few bytes at a time: gathered here, they reach `out` (a trait

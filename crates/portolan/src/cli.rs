@@ -1033,6 +1033,18 @@ pub enum RecordFormat {
     Csv,
 }
 
+impl From<RecordFormat> for portolan_output::records::Format {
+    fn from(f: RecordFormat) -> Self {
+        use portolan_output::records::Format;
+        match f {
+            RecordFormat::Table => Format::Table,
+            RecordFormat::Json => Format::Json,
+            RecordFormat::Ndjson => Format::Ndjson,
+            RecordFormat::Csv => Format::Csv,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PortArgs {
     /// Ports, ranges or service names.

@@ -73,17 +73,12 @@ fn hint(err: &anyhow::Error) -> &'static str {
     use portolan_session::gather::GatherError;
     use portolan_session::scan::RequestError as R;
     for cause in err.chain() {
-        // transparent wrappers hide the error they wrap from the chain
-        let request = match cause.downcast_ref::<GatherError>() {
+        match cause.downcast_ref::<GatherError>() {
             Some(GatherError::TwoSources) => return " (targets, --xml, --snapshot)",
             Some(GatherError::OptionsWithoutTargets) => return " (-p, --top-ports, -F, --exclude...)",
-            Some(GatherError::Scan(r)) => Some(r),
-            Some(GatherError::Store(portolan_store::Error::Open { .. })) => {
-                return " (choose another with --db PATH)";
-            }
-            _ => cause.downcast_ref::<R>(),
-        };
-        let scan = match request {
+            _ => {}
+        }
+        match cause.downcast_ref::<R>() {
             Some(R::RttOrder) => return " (--min-rtt-timeout is above --max-rtt-timeout)",
             Some(R::RateOrder { .. }) => return " (--min-rate, --max-rate)",
             Some(R::ShardWithoutSeed) => return ": add --seed N to every shard",
@@ -91,18 +86,27 @@ fn hint(err: &anyhow::Error) -> &'static str {
             Some(R::NoTargets) => return " (-iL FILE)",
             Some(R::UdpPortsWithoutUdp) => return ": add -sU",
             Some(R::TcpPortsWithoutTcp) => return ": add -sS or -sT to -sU",
-            Some(R::Scan(e)) => Some(e),
-            Some(R::Store(portolan_store::Error::Open { .. })) => return " (choose another with --db PATH)",
-            _ => cause.downcast_ref::<portolan_scan::Error>(),
-        };
-        if let Some(portolan_scan::Error::TooManyHosts { .. }) = scan {
+            _ => {}
+        }
+        if let Some(portolan_scan::Error::TooManyHosts { .. }) = cause.downcast_ref() {
             return ", or add --yes to scan that many";
+        }
+        if let Some(portolan_session::watching::WatchRunError::NoInventory(_)) = cause.downcast_ref() {
+            return " (portolan ls --save)";
         }
         if let Some(portolan_session::report::ReportError::Empty(_)) = cause.downcast_ref() {
             return "; save one first (portolan scan --save, portolan ls --save) or name a scan file";
         }
-        if let Some(portolan_store::Error::Open { .. }) = cause.downcast_ref() {
-            return " (choose another with --db PATH)";
+        match cause.downcast_ref() {
+            Some(portolan_store::Error::Open { .. }) => return " (choose another with --db PATH)",
+            Some(portolan_store::Error::TooNew { .. }) => return " (--db PATH)",
+            Some(portolan_store::Error::NotFound { hint, .. }) if hint.contains("no runs") => {
+                return " (portolan scan --shard I/N --seed S --save --run NAME)";
+            }
+            Some(portolan_store::Error::NotFound { hint, .. }) if hint.contains("no snapshots") => {
+                return " (portolan ls --save, scan --save, import --save)";
+            }
+            _ => {}
         }
         if let Some(e) = cause.downcast_ref::<portolan_firewall::Error>()
             && e.to_string().contains("ipset save")

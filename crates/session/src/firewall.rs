@@ -44,19 +44,19 @@ pub enum FirewallError {
     #[error("fw verify makes network namespaces and loads kernel firewall rules: run it as root")]
     NotRoot,
     /// The rule set, or a file beside it, is unusable.
-    #[error(transparent)]
+    #[error("{0}")]
     Firewall(#[from] portolan_firewall::Error),
     /// A file could not be read.
-    #[error(transparent)]
+    #[error("{0}")]
     Input(#[from] portolan_model::input::TextError),
     /// The scan file of the listeners could not be read.
-    #[error(transparent)]
+    #[error("{0}")]
     Import(#[from] portolan_import::Error),
     /// This machine's sockets could not be read.
-    #[error(transparent)]
+    #[error("{0}")]
     Local(#[from] portolan_local::Error),
     /// The kernel lab failed.
-    #[error(transparent)]
+    #[error("{0}")]
     Verify(#[from] portolan_verify::Error),
 }
 

@@ -38,16 +38,16 @@ pub enum GatherError {
     #[error("snapshot {0} holds no observations")]
     Empty(String),
     /// The file could not be read.
-    #[error(transparent)]
+    #[error("{0}")]
     Import(#[from] portolan_import::Error),
     /// The snapshot could not be read.
-    #[error(transparent)]
+    #[error("{0}")]
     Store(#[from] portolan_store::Error),
     /// The scan failed.
-    #[error(transparent)]
+    #[error("{0}")]
     Scan(#[from] RequestError),
     /// This machine's sockets could not be read.
-    #[error(transparent)]
+    #[error("{0}")]
     Local(#[from] portolan_local::Error),
 }
 

@@ -8,6 +8,7 @@
 //! Only [`console::Console`], the watcher for people, prints.
 
 pub mod console;
+pub mod diff;
 pub mod firewall;
 pub mod gather;
 pub mod home;

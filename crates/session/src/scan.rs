@@ -69,19 +69,19 @@ pub enum RequestError {
     #[error("cannot watch for Ctrl-C: {0}")]
     Signals(std::io::Error),
     /// The resume file cannot be written.
-    #[error(transparent)]
+    #[error("{0}")]
     Resume(#[from] portolan_scan::resume::ResumeError),
     /// The engine or identification failed.
-    #[error(transparent)]
+    #[error("{0}")]
     Session(#[from] crate::SessionError),
     /// A target, port or resume problem found by the scan library.
-    #[error(transparent)]
+    #[error("{0}")]
     Scan(#[from] portolan_scan::Error),
     /// The service names cannot be read.
-    #[error(transparent)]
+    #[error("{0}")]
     Registry(#[from] portolan_registry::Error),
     /// The snapshot database refused.
-    #[error(transparent)]
+    #[error("{0}")]
     Store(#[from] portolan_store::Error),
     /// Standard output failed.
     #[error("writing to standard output: {0}")]

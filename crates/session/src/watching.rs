@@ -19,18 +19,16 @@ use crate::watch::{WatchError, WatchPlan, follow, read_files};
 #[derive(Debug, thiserror::Error)]
 pub enum WatchRunError {
     /// The baseline snapshot holds no inventory of listeners.
-    #[error(
-        "{0} holds no inventory of listeners to compare this machine's with (save one with portolan ls --save)"
-    )]
+    #[error("{0} holds no inventory of listeners to compare this machine's with: save one first")]
     NoInventory(String),
     /// The watch failed.
-    #[error(transparent)]
+    #[error("{0}")]
     Watch(#[from] WatchError),
     /// The snapshot database refused.
-    #[error(transparent)]
+    #[error("{0}")]
     Store(#[from] portolan_store::Error),
     /// An alert URL is unusable.
-    #[error(transparent)]
+    #[error("{0}")]
     Alert(#[from] portolan_output::alert::BadUrl),
     /// The signals cannot be watched.
     #[error("installing signal handlers: {0}")]

@@ -32,7 +32,7 @@ pub enum Error {
     },
     /// The database was written by a newer Portolan.
     #[error(
-        "snapshot database {location} has schema version {found}, newer than this Portolan knows ({known}); upgrade Portolan or use another --db"
+        "snapshot database {location} has schema version {found}, newer than this Portolan knows ({known}); upgrade Portolan or use another database"
     )]
     TooNew {
         /// The database.

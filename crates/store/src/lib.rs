@@ -255,7 +255,7 @@ impl Store {
         let Some((info, ids)) = self.backend.run_snapshots(name)? else {
             let runs = self.backend.runs()?;
             let hint = if runs.is_empty() {
-                "it holds no runs: save shards with scan --save --run NAME".to_string()
+                "it holds no runs: save the shards of one first".to_string()
             } else {
                 format!("runs: {}", runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "))
             };
@@ -320,7 +320,7 @@ impl Store {
                             hi.id
                         )
                     }
-                    _ => "it holds no snapshots yet: save one with --save".to_string(),
+                    _ => "it holds no snapshots yet: save one first".to_string(),
                 };
                 Err(Error::NotFound { reference: r.to_string(), location: self.location.clone(), hint })
             }

@@ -11,7 +11,7 @@ use portolan_model::Transport;
 use portolan_output::{identify, records};
 
 use super::Context;
-use crate::cli::{IdentifyArgs, RecordFormat};
+use crate::cli::IdentifyArgs;
 
 use portolan_identify::Row;
 
@@ -33,25 +33,18 @@ fn parse_target(s: &str) -> anyhow::Result<Target> {
 pub fn run(args: IdentifyArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut opts = args.version.options()?;
     opts.starttls = !args.no_starttls;
-    let fail_on = args.fail_on.and_then(|f| f.0);
+    let fail_on = args.fail_on;
     let targets: Vec<Target> =
         args.endpoints.iter().map(|e| parse_target(e)).collect::<anyhow::Result<_>>()?;
     let results = portolan_identify::identify(&targets, &opts)?;
     let rows: Vec<Row> =
         args.endpoints.iter().cloned().zip(results).map(|(target, result)| Row { target, result }).collect();
     let mut out = super::stdout();
-    match args.format {
-        RecordFormat::Table => identify::write_table(&mut out, &rows, ctx.color)?,
-        RecordFormat::Json => records::json(&mut out, &rows)?,
-        RecordFormat::Ndjson => records::ndjson(&mut out, &rows)?,
-        RecordFormat::Csv => {
-            records::csv(&mut out, &identify::CSV_HEADER, rows.iter().map(identify::csv_row))?
-        }
-    }
+    let csv = rows.iter().map(identify::csv_row);
+    records::write(&mut out, args.format.into(), &rows, &rows, &identify::CSV_HEADER, csv, |o| {
+        identify::write_table(o, &rows, ctx.color)
+    })?;
     out.flush().context("writing to standard output")?;
-    let worst = rows.iter().flat_map(|r| r.result.findings.iter().map(|f| f.severity)).max();
-    Ok(match (fail_on, worst) {
-        (Some(limit), Some(w)) if w >= limit => ExitCode::from(1),
-        _ => ExitCode::SUCCESS,
-    })
+    let failing = rows.iter().any(|r| fail_on.is_some_and(|f| f.fails_any(&r.result.findings)));
+    Ok(ExitCode::from(u8::from(failing)))
 }

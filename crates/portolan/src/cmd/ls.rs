@@ -6,7 +6,7 @@ use portolan_local::Options;
 use portolan_output::{local, records};
 
 use super::Context;
-use crate::cli::{LsArgs, RecordFormat};
+use crate::cli::LsArgs;
 
 pub fn run(args: LsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let either_transport = !args.tcp && !args.udp;
@@ -31,12 +31,15 @@ pub fn run(args: LsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let inv = portolan_local::inventory(&opts)?;
     let t_inv = t0.elapsed();
     let mut out = super::stdout();
-    match args.format {
-        RecordFormat::Table => local::write_human(&mut out, &inv, opts.processes, args.all, ctx.color)?,
-        RecordFormat::Json => records::json(&mut out, &inv)?,
-        RecordFormat::Ndjson => records::ndjson(&mut out, &inv.sockets)?,
-        RecordFormat::Csv => records::csv(&mut out, &local::CSV_HEADER, local::csv_rows(&inv))?,
-    }
+    records::write(
+        &mut out,
+        args.format.into(),
+        &inv,
+        &inv.sockets,
+        &local::CSV_HEADER,
+        local::csv_rows(&inv),
+        |o| local::write_human(o, &inv, opts.processes, args.all, ctx.color),
+    )?;
     out.flush().context("writing to standard output")?;
     if std::env::var_os("PORTOLAN_TIMING").is_some() {
         eprintln!(

@@ -21,21 +21,16 @@ pub fn run(args: PortArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         None => args.queries.iter().map(|q| portolan_kb::lookup(q)).collect::<Result<_, _>>()?,
     };
     let mut out = super::stdout();
-    match args.format {
-        RecordFormat::Table => {
-            for (i, a) in answers.iter().enumerate() {
-                if i > 0 {
-                    writeln!(out)?;
-                }
-                lookup::write_human(&mut out, a, ctx.color)?;
+    let rows = answers.iter().flat_map(lookup::csv_rows);
+    records::write(&mut out, args.format.into(), &answers, &answers, &lookup::CSV_HEADER, rows, |o| {
+        for (i, a) in answers.iter().enumerate() {
+            if i > 0 {
+                writeln!(o)?;
             }
+            lookup::write_human(o, a, ctx.color)?;
         }
-        RecordFormat::Json => records::json(&mut out, &answers)?,
-        RecordFormat::Ndjson => records::ndjson(&mut out, &answers)?,
-        RecordFormat::Csv => {
-            records::csv(&mut out, &lookup::CSV_HEADER, answers.iter().flat_map(lookup::csv_rows))?
-        }
-    }
+        Ok(())
+    })?;
     out.flush().context("writing to standard output")?;
     let found_nothing =
         args.search.is_some() && answers.iter().all(|a| a.registry.is_empty() && a.knowledge.is_empty());
@@ -59,25 +54,15 @@ fn top(n: usize, args: &PortArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     };
     let doc = TopPorts::of(&ranking, transport, n);
     let mut out = super::stdout();
-    match args.format {
-        RecordFormat::Table => {
-            lookup::write_top(&mut out, &doc, ctx.color)?;
-            if !ctx.quiet {
-                eprintln!(
-                    "ranking: {}",
-                    if doc.source == "portolan" {
-                        "Portolan's own (nmap not installed or --builtin-ranking)".to_string()
-                    } else {
-                        doc.source.clone()
-                    }
-                );
-            }
-        }
-        RecordFormat::Json => records::json(&mut out, &doc)?,
-        RecordFormat::Ndjson => records::ndjson(&mut out, &doc.ports)?,
-        RecordFormat::Csv => {
-            records::csv(&mut out, &lookup::TOP_CSV_HEADER, doc.ports.iter().map(lookup::top_csv_row))?
-        }
+    let rows = doc.ports.iter().map(lookup::top_csv_row);
+    records::write(&mut out, args.format.into(), &doc, &doc.ports, &lookup::TOP_CSV_HEADER, rows, |o| {
+        lookup::write_top(o, &doc, ctx.color)
+    })?;
+    if args.format == RecordFormat::Table && !ctx.quiet {
+        let own = doc.source == "portolan";
+        let source =
+            if own { "Portolan's own (nmap not installed or --builtin-ranking)" } else { &doc.source };
+        eprintln!("ranking: {source}");
     }
     out.flush().context("writing to standard output")?;
     Ok(ExitCode::SUCCESS)

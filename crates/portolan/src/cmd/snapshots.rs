@@ -62,31 +62,25 @@ pub fn run(args: SnapshotsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     }
     if args.runs {
         let runs = store.runs()?;
-        match args.format {
-            RecordFormat::Table => snapshots::write_runs(&mut out, &runs)?,
-            RecordFormat::Json => records::json(&mut out, &runs)?,
-            RecordFormat::Ndjson => records::ndjson(&mut out, &runs)?,
-            RecordFormat::Csv => {
-                records::csv(&mut out, &snapshots::RUN_CSV_HEADER, snapshots::run_csv_rows(&runs))?
-            }
-        }
+        let rows = snapshots::run_csv_rows(&runs);
+        records::write(&mut out, args.format.into(), &runs, &runs, &snapshots::RUN_CSV_HEADER, rows, |o| {
+            snapshots::write_runs(o, &runs)
+        })?;
         out.flush().context("writing to standard output")?;
         return Ok(ExitCode::SUCCESS);
     }
     let list = store.list()?;
-    match args.format {
-        RecordFormat::Table => {
-            snapshots::write_human(&mut out, &list, store.location(), ctx.color)?;
-            let runs = store.runs()?;
-            if !runs.is_empty() {
-                writeln!(out)?;
-                snapshots::write_runs(&mut out, &runs)?;
-            }
+    // the table lists the runs under the snapshots
+    let runs = if args.format == RecordFormat::Table { store.runs()? } else { Vec::new() };
+    let rows = snapshots::csv_rows(&list);
+    records::write(&mut out, args.format.into(), &list, &list, &snapshots::CSV_HEADER, rows, |o| {
+        snapshots::write_human(o, &list, store.location(), ctx.color)?;
+        if !runs.is_empty() {
+            writeln!(o)?;
+            snapshots::write_runs(o, &runs)?;
         }
-        RecordFormat::Json => records::json(&mut out, &list)?,
-        RecordFormat::Ndjson => records::ndjson(&mut out, &list)?,
-        RecordFormat::Csv => records::csv(&mut out, &snapshots::CSV_HEADER, snapshots::csv_rows(&list))?,
-    }
+        Ok(())
+    })?;
     out.flush().context("writing to standard output")?;
     Ok(ExitCode::SUCCESS)
 }
