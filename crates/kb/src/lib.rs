@@ -324,29 +324,4 @@ pub fn for_service_name(name: &str) -> Vec<&'static Entry> {
     out
 }
 
-/// A routable public address (not private, shared, link-local, documentation or benchmark).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            !(a.is_private()
-                || a.is_loopback()
-                || a.is_link_local()
-                || a.is_unspecified()
-                || a.is_broadcast()
-                || a.is_documentation()
-                || a.is_multicast()
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || (o[0] == 198 && (18..20).contains(&o[1]))
-                || o[0] == 0
-                || o[0] >= 240)
-        }
-        IpAddr::V6(a) => {
-            if let Some(v4) = a.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = a.segments();
-            (s[0] & 0xe000) == 0x2000 && !(s[0] == 0x2001 && s[1] == 0x0db8)
-        }
-    }
-}
+pub use portolan_model::addr::is_public;

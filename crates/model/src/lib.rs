@@ -17,6 +17,7 @@
 //! assert_eq!(RangeClass::of(3389), RangeClass::Registered);
 //! ```
 
+pub mod addr;
 pub mod atomic;
 mod audit;
 mod error;
