@@ -43,7 +43,7 @@ struct TableScope<'a> {
 }
 
 fn loc(file: &Arc<str>, j: &Json, path: &str) -> Location {
-    Location { file: file.clone(), line: j.pos.line, column: j.pos.column, path: Some(path.to_string()) }
+    j.pos.in_file(file, Some(path))
 }
 
 fn err(scope: &TableScope, j: &Json, path: &str, m: impl Into<String>) -> Error {
@@ -786,12 +786,8 @@ const NEUTRAL: &[&str] = &[
 /// Parses `nft -j list ruleset` output.
 pub fn parse(text: &str, file: &str) -> Result<Ruleset> {
     let file_arc: Arc<str> = Arc::from(file);
-    let doc = json::parse(text).map_err(|e| {
-        Error::at(
-            Location { file: file_arc.clone(), line: e.pos.line, column: e.pos.column, path: None },
-            format!("JSON syntax: {}", e.message),
-        )
-    })?;
+    let doc = json::parse(text)
+        .map_err(|e| Error::at(e.pos.in_file(&file_arc, None), format!("JSON syntax: {}", e.message)))?;
     parse_doc(&doc, file_arc)
 }
 
