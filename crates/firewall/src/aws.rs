@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::json::{self, Json};
 use crate::model::*;
 use crate::sets::{IntervalSet, prefix};
@@ -22,8 +22,8 @@ fn loc(file: &Arc<str>, j: &Json, path: &str) -> Location {
 /// Parses describe-security-groups output.
 pub fn parse(text: &str, file: &str) -> Result<Ruleset> {
     let file: Arc<str> = Arc::from(file);
-    let doc = json::parse(text)
-        .map_err(|e| Error::at(e.pos.in_file(&file, None), format!("JSON syntax: {}", e.message)))?;
+    let doc =
+        json::parse(text).map_err(|e| Error::syntax(e.pos.in_file(&file, None), ErrorKind::BadJson(e)))?;
     let groups = doc.get("SecurityGroups").and_then(Json::as_array).ok_or_else(|| {
         Error::at(loc(&file, &doc, "$"), format!("expected an object with a \"SecurityGroups\" array (aws ec2 describe-security-groups), found {}", doc.kind()))
     })?;

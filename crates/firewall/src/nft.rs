@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::json::{self, Json, Value};
 use crate::model::*;
 use crate::sets::{IntervalSet, addr_max, ip_to_u128, prefix};
@@ -787,7 +787,7 @@ const NEUTRAL: &[&str] = &[
 pub fn parse(text: &str, file: &str) -> Result<Ruleset> {
     let file_arc: Arc<str> = Arc::from(file);
     let doc = json::parse(text)
-        .map_err(|e| Error::at(e.pos.in_file(&file_arc, None), format!("JSON syntax: {}", e.message)))?;
+        .map_err(|e| Error::syntax(e.pos.in_file(&file_arc, None), ErrorKind::BadJson(e)))?;
     parse_doc(&doc, file_arc)
 }
 

@@ -6,8 +6,8 @@
 
 use super::rule::{Conditions, LineContext, OptionAt};
 use super::values;
-use crate::error::Result;
-use crate::ipset::Dir;
+use crate::error::{ErrorKind, Result};
+use crate::ipset::{Dir, SetError};
 use crate::model::*;
 use crate::sets::IntervalSet;
 
@@ -87,13 +87,8 @@ pub(super) fn module(line: &LineContext, at: &OptionAt, conditions: &mut Conditi
     let m = v.text.to_ascii_lowercase();
     let stateful = STATEFUL.contains(&m.as_str());
     if !stateful && !MODELLED.contains(&m.as_str()) {
-        return Err(line.error(
-            v,
-            format!(
-                "unknown match module {m:?}: Portolan models tcp, udp, sctp, icmp, icmp6, multiport, conntrack, state, iprange, set, comment, addrtype, pkttype, and treats {} as state it cannot see; rewrite the rule or remove it to analyse the rest",
-                STATEFUL[..8].join(", ") + ", ..."
-            ),
-        ));
+        return Err(line
+            .error(v, ErrorKind::UnknownModule { module: m, stateful: STATEFUL[..8].join(", ") + ", ..." }));
     }
     if stateful {
         conditions.stateful.push(format!("-m {m}"));
@@ -157,8 +152,12 @@ fn tcp(line: &LineContext, at: &OptionAt, conditions: &mut Conditions) -> Result
         }
         "--tcp-flags" => {
             let mask = values::tcp_flags(line, at.value(line)?)?;
-            let comp_token =
-                at.rest.get(1).ok_or_else(|| line.error(at.option, "--tcp-flags needs MASK and COMP"))?;
+            let comp_token = at.rest.get(1).ok_or_else(|| {
+                line.error(
+                    at.option,
+                    ErrorKind::MissingValues { option: at.name().to_string(), values: "MASK and COMP" },
+                )
+            })?;
             let comp = values::tcp_flags(line, comp_token)?;
             if ((2 & mask) == comp) == at.negated {
                 conditions.never = true;
@@ -189,7 +188,7 @@ fn multiport(line: &LineContext, at: &OptionAt, conditions: &mut Conditions) -> 
         .as_ref()
         .is_none_or(|p| !PORT_PROTOS.iter().any(|&pp| p.contains(u128::from(pp))) || p.count() != 1)
     {
-        return Err(line.error(at.option, "multiport needs -p tcp, udp, udplite, dccp or sctp"));
+        return Err(line.error(at.option, ErrorKind::MultiportWithoutProtocol));
     }
     match o {
         "--dports" | "--destination-ports" => and_set(&mut conditions.base.dport, s),
@@ -223,10 +222,12 @@ fn icmp(
         let (ty, code) = v.text.split_once('/').map_or((v.text.as_str(), None), |(a, b)| (a, Some(b)));
         let (type_number, named_code) = match ty.parse::<u8>() {
             Ok(n) => (n, None),
-            Err(_) => icmp_type(ty, line.family.is_v6()).ok_or_else(|| line.error(v, "unknown ICMP type"))?,
+            Err(_) => {
+                icmp_type(ty, line.family.is_v6()).ok_or_else(|| line.error(v, ErrorKind::UnknownIcmpType))?
+            }
         };
         let code = match code {
-            Some(c) => Some(c.parse::<u8>().map_err(|_| line.error(v, "bad ICMP code"))?),
+            Some(c) => Some(c.parse::<u8>().map_err(|_| line.error(v, ErrorKind::BadIcmpCode))?),
             None => named_code,
         };
         icmp_span(type_number, code)
@@ -249,7 +250,8 @@ fn conntrack(line: &LineContext, at: &OptionAt, conditions: &mut Conditions) -> 
         }
         "--ctproto" => {
             let v = at.value(line)?;
-            let n = proto_number(&v.text).ok_or_else(|| line.error(v, "unknown protocol"))?;
+            let n =
+                proto_number(&v.text).ok_or_else(|| line.error(v, ErrorKind::UnknownConntrackProtocol))?;
             let s = IntervalSet::single(u128::from(n));
             and_set(&mut conditions.base.proto, if at.negated { s.complement(255) } else { s });
             Ok(Some(2))
@@ -282,7 +284,7 @@ fn states(line: &LineContext, at: &OptionAt, conditions: &mut Conditions) -> Res
             "NEW" => has_new = true,
             "ESTABLISHED" | "RELATED" | "INVALID" | "UNTRACKED" => {}
             "SNAT" | "DNAT" => translated = true,
-            _ => return Err(line.error(v, format!("unknown conntrack state {s:?}"))),
+            _ => return Err(line.error(v, ErrorKind::UnknownConntrackState { state: s.to_string() })),
         }
     }
     if translated && !has_new {
@@ -329,31 +331,32 @@ fn set(line: &LineContext, at: &OptionAt, conditions: &mut Conditions) -> Result
         _ => return Ok(None),
     }
     let name = at.value(line)?;
-    let flags =
-        at.rest.get(1).ok_or_else(|| line.error(at.option, "--match-set needs NAME and FLAGS (src/dst)"))?;
+    let flags = at.rest.get(1).ok_or_else(|| {
+        line.error(
+            at.option,
+            ErrorKind::MissingValues { option: at.name().to_string(), values: "NAME and FLAGS (src/dst)" },
+        )
+    })?;
     let mut dirs = Vec::new();
     for f in flags.text.split(',') {
         dirs.push(match f {
             "src" => Dir::Src,
             "dst" => Dir::Dst,
-            _ => return Err(line.error(flags, "set flags are src or dst, comma-separated")),
+            _ => return Err(line.error(flags, ErrorKind::BadSetFlags)),
         });
     }
-    let sets = line.ipsets.ok_or_else(|| {
-        line.error(
-            name,
-            format!("ipset {:?} is not defined: give the `ipset save` output that defines it", name.text),
-        )
-    })?;
+    let sets = line
+        .ipsets
+        .ok_or_else(|| line.error(name, ErrorKind::Set(SetError::Undefined(name.text.clone()))))?;
     if let Some(set_v6) = sets.is_v6(&name.text)
         && set_v6 != line.family.is_v6()
     {
-        return Err(line.error(name, "the set's family differs from the rule set's"));
+        return Err(line.error(name, ErrorKind::SetFamilyMismatch));
     }
-    let cubes = sets.cubes(&name.text, &dirs, 0).map_err(|m| line.error(name, m.to_string()))?;
+    let cubes = sets.cubes(&name.text, &dirs, 0).map_err(|m| line.error(name, ErrorKind::Set(m)))?;
     if at.negated {
         if cubes.len() != 1 || cubes[0].iif.len() + cubes[0].oif.len() > 0 {
-            return Err(line.error(name, "a negated multi-dimension set match is not supported"));
+            return Err(line.error(name, ErrorKind::NegatedMultiDimensionSet));
         }
         let max = line.address_max();
         let mut c = Cube::default();

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use self::rule::{LineContext, ParsedRule};
 pub use self::tokenize::{Token, tokenize};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::ipset::IpSets;
 use crate::model::*;
 
@@ -126,17 +126,14 @@ pub fn parse(text: &str, file: &str, opts: &Options) -> Result<Ruleset> {
         }
         if let Some(name) = trimmed.strip_prefix('*') {
             if let Some(t) = &cur {
-                return Err(Error::at(
+                return Err(Error::syntax(
                     loc(col0),
-                    format!("table *{} starts before table *{} has its COMMIT", name, t.name),
+                    ErrorKind::TableBeforeCommit { table: name.to_string(), open: t.name.clone() },
                 ));
             }
             let name = name.trim().to_string();
             if !matches!(name.as_str(), "filter" | "nat" | "mangle" | "raw" | "security") {
-                return Err(Error::at(
-                    loc(col0),
-                    format!("unknown table {name:?} (filter, nat, mangle, raw, security)"),
-                ));
+                return Err(Error::syntax(loc(col0), ErrorKind::UnknownTable { name }));
             }
             let mut pt = PendingTable {
                 name: name.clone(),
@@ -161,21 +158,15 @@ pub fn parse(text: &str, file: &str, opts: &Options) -> Result<Ruleset> {
             continue;
         }
         let Some(t) = cur.as_mut() else {
-            return Err(Error::at(
+            return Err(Error::syntax(
                 loc(col0),
-                format!(
-                    "{:?} outside a table: an iptables-save file starts tables with *filter, *nat, ...",
-                    trimmed.split_whitespace().next().unwrap_or("")
-                ),
+                ErrorKind::OutsideTable { word: trimmed.split_whitespace().next().unwrap_or("").to_string() },
             ));
         };
         if let Some(decl) = trimmed.strip_prefix(':') {
             let w: Vec<&str> = decl.split_whitespace().collect();
             let (Some(name), Some(policy)) = (w.first(), w.get(1)) else {
-                return Err(Error::at(
-                    loc(col0),
-                    "chain declaration needs `:NAME POLICY [packets:bytes]` (is the line truncated?)",
-                ));
+                return Err(Error::syntax(loc(col0), ErrorKind::ShortChainDeclaration));
             };
             let policy_col = line.find(policy).unwrap_or(col0);
             let pol = match *policy {
@@ -183,32 +174,34 @@ pub fn parse(text: &str, file: &str, opts: &Options) -> Result<Ruleset> {
                 "DROP" => Some(Policy::Drop),
                 "-" => None,
                 other => {
-                    return Err(Error::at(
+                    return Err(Error::syntax(
                         loc(policy_col),
-                        format!("chain policy {other:?}: expected ACCEPT, DROP or - (user chain)"),
+                        ErrorKind::BadChainPolicy { policy: other.to_string() },
                     ));
                 }
             };
             match t.index.get(*name) {
                 Some(&i) if t.chains[i].hook.is_some() => {
                     if pol.is_none() {
-                        return Err(Error::at(
+                        return Err(Error::syntax(
                             loc(policy_col),
-                            format!("built-in chain {name} needs a policy (ACCEPT or DROP)"),
+                            ErrorKind::BuiltinWithoutPolicy { chain: name.to_string() },
                         ));
                     }
                     t.chains[i].policy = pol;
                     t.chains[i].location = loc(col0);
                 }
-                Some(_) => return Err(Error::at(loc(col0), format!("chain {name} is declared twice"))),
+                Some(_) => {
+                    return Err(Error::syntax(
+                        loc(col0),
+                        ErrorKind::ChainDeclaredTwice { chain: name.to_string() },
+                    ));
+                }
                 None => {
                     if pol.is_some() {
-                        return Err(Error::at(
+                        return Err(Error::syntax(
                             loc(policy_col),
-                            format!(
-                                "{name} is not a built-in chain of table {}: a user chain's policy is -",
-                                t.name
-                            ),
+                            ErrorKind::UserChainPolicy { chain: name.to_string(), table: t.name.clone() },
                         ));
                     }
                     t.index.insert(name.to_string(), t.chains.len());
@@ -234,28 +227,19 @@ pub fn parse(text: &str, file: &str, opts: &Options) -> Result<Ruleset> {
             t.rules.push((line_no, line));
             continue;
         }
-        return Err(Error::at(
+        return Err(Error::syntax(
             loc(col0),
-            format!(
-                "unexpected line starting {:?}: iptables-save lines are *table, :chain, -A rules and COMMIT",
-                trimmed.split_whitespace().next().unwrap_or("")
-            ),
+            ErrorKind::UnexpectedLine { word: trimmed.split_whitespace().next().unwrap_or("").to_string() },
         ));
     }
     if let Some(t) = cur {
-        return Err(Error::at(
-            Location { file: file_arc, line: last_line.max(1), column: 1, path: None },
-            format!(
-                "table *{} (started at line {}) has no COMMIT: the file is truncated or incomplete",
-                t.name, t.start.line
-            ),
+        return Err(Error::syntax(
+            Location::new(file_arc, last_line.max(1), 1),
+            ErrorKind::NoCommit { table: t.name, started: t.start.line },
         ));
     }
     if tables.is_empty() {
-        return Err(Error::at(
-            Location { file: file_arc, line: 1, column: 1, path: None },
-            "no tables: an iptables-save file has *filter ... COMMIT",
-        ));
+        return Err(Error::syntax(Location::new(file_arc, 1, 1), ErrorKind::NoTables));
     }
     Ok(Ruleset {
         file: file.to_string(),
@@ -289,9 +273,9 @@ fn finish_table(
         std::thread::scope(|sc| {
             let h = sc.spawn(move || parse_lines(b, index, name, &file2, family, opts));
             let first = parse_lines(a, index, name, &file, family, opts);
-            let second = h.join().unwrap_or_else(|_| {
-                Err(Error::at(pt.start.clone(), "the rule parser's second thread failed".to_string()))
-            });
+            let second = h
+                .join()
+                .unwrap_or_else(|_| Err(Error::syntax(pt.start.clone(), ErrorKind::ParserThreadFailed)));
             vec![first, second]
         })
     } else {
@@ -326,24 +310,20 @@ fn parse_lines(
             family,
             ipsets: opts.ipsets.as_ref(),
         };
-        let tokens = tokenize(line).map_err(|at| {
-            Error::at(context.location(at), "unterminated quoted string (is the line truncated?)")
-        })?;
+        let tokens =
+            tokenize(line).map_err(|at| Error::syntax(context.location(at), ErrorKind::UnterminatedQuote))?;
         // `[packets:bytes] -A CHAIN ...`
         let append = usize::from(tokens.first().is_some_and(|t| t.text.starts_with('[')));
         let Some(chain) = tokens.get(append + 1) else {
-            return Err(Error::at(
+            return Err(Error::syntax(
                 context.location(tokens.get(append).map_or(0, |t| t.start)),
-                "-A needs a chain name (is the line truncated?)",
+                ErrorKind::MissingChainName,
             ));
         };
         let ci = *index.get(&chain.text).ok_or_else(|| {
             context.error(
                 chain,
-                format!(
-                    "chain {:?} is not declared in table {} (no `:{} - [0:0]` line)",
-                    chain.text, table, chain.text
-                ),
+                ErrorKind::UndeclaredChain { chain: chain.text.clone(), table: table.to_string() },
             )
         })?;
         let ParsedRule { cubes, action, conditions } =
@@ -402,6 +382,25 @@ mod tests {
             let e = parse(&(bad.join("\n") + "\n"), "big", &Options::default()).unwrap_err();
             assert!(e.to_string().starts_with(&format!("big:{first}:")), "{e}");
         }
+    }
+
+    #[test]
+    fn errors_are_named_kinds_and_name_no_flag() {
+        let text = "*filter\n:INPUT DROP [0:0]\n-A INPUT -s 2001:db8::1 -j ACCEPT\nCOMMIT\n";
+        let e = parse(text, "f", &Options { family: Some(Family::V4), ipsets: None }).unwrap_err();
+        assert!(matches!(e.kind(), Some(ErrorKind::FamilyMismatch { address_v6: true, .. })), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "f:3:13: IPv6 address \"2001:db8::1\" in an ipv4 rule set (at \"2001:db8::1\")"
+        );
+        assert_eq!(
+            e.display_with_advice(" (advice)"),
+            "f:3:13: IPv6 address \"2001:db8::1\" in an ipv4 rule set (advice) (at \"2001:db8::1\")"
+        );
+        let e =
+            parse("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport\nCOMMIT\n", "f", &Options::default())
+                .unwrap_err();
+        assert!(matches!(e.kind(), Some(ErrorKind::MissingValue { option }) if option == "--dport"), "{e:?}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::tokenize::Token;
 use super::{matches, targets, values};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Limit, Result};
 use crate::ipset::IpSets;
 use crate::model::*;
 use crate::sets::{IntervalSet, addr_max};
@@ -28,8 +28,8 @@ impl LineContext<'_> {
         Location { file: self.file.clone(), line: self.line, column: col as u32, path: None }
     }
     /// An error about a token.
-    pub fn error(&self, token: &Token, message: impl Into<String>) -> Error {
-        Error::at(self.location(token.start), format!("{} (at {:?})", message.into(), token.text))
+    pub fn error(&self, token: &Token, kind: ErrorKind) -> Error {
+        Error::at_token(self.location(token.start), kind, &token.text)
     }
     /// The largest address of the family.
     pub fn address_max(&self) -> u128 {
@@ -74,7 +74,7 @@ impl<'t> OptionAt<'t> {
     /// The option's first value; an error at the option when the line ends.
     pub fn value(&self, line: &LineContext) -> Result<&'t Token> {
         self.rest.first().ok_or_else(|| {
-            line.error(self.option, format!("{} needs a value (is the line truncated?)", self.option.text))
+            line.error(self.option, ErrorKind::MissingValue { option: self.option.text.clone() })
         })
     }
     /// How many tokens the option takes with every value up to the next option.
@@ -111,7 +111,7 @@ pub(super) fn parse_rule(
         let token = &tokens[i];
         if token.text == "!" {
             if negated {
-                return Err(line.error(token, "double negation"));
+                return Err(line.error(token, ErrorKind::DoubleNegation));
             }
             negated = true;
             i += 1;
@@ -162,21 +162,22 @@ pub(super) fn parse_rule(
                 1
             }
             o if !o.starts_with("--") => {
-                return Err(line.error(token, "unexpected word: expected an option such as -s, -p, -m or -j"));
+                return Err(line.error(token, ErrorKind::UnexpectedWord));
             }
             o => {
                 let m = module.as_deref().or(protocol.as_deref()).unwrap_or_default();
                 match matches::option(line, m, &at, &mut conditions)? {
                     Some(consumed) => consumed,
                     None if m.is_empty() => {
-                        return Err(line.error(
-                            token,
-                            format!("option {o} needs a match module (-m) or protocol (-p) before it"),
-                        ));
+                        return Err(
+                            line.error(token, ErrorKind::OptionWithoutModule { option: o.to_string() })
+                        );
                     }
                     None => {
-                        return Err(line
-                            .error(token, format!("option {o} is not one Portolan knows for match {m:?}")));
+                        return Err(line.error(
+                            token,
+                            ErrorKind::UnknownOption { option: o.to_string(), module: m.to_string() },
+                        ));
                     }
                 }
             }
@@ -187,7 +188,7 @@ pub(super) fn parse_rule(
         i += consumed;
     }
     if negated && let Some(last) = tokens.last() {
-        return Err(line.error(last, "`!` at the end of the rule negates nothing"));
+        return Err(line.error(last, ErrorKind::DanglingNegation));
     }
     let cubes = expand(line, tokens, &conditions)?;
     Ok(ParsedRule { cubes, action, conditions })
@@ -200,8 +201,7 @@ fn expand(line: &LineContext, tokens: &[Token], conditions: &Conditions) -> Resu
         if cubes.len() * alt.len() > 100_000 {
             return Err(Error::TooLarge {
                 location: line.location(tokens.first().map_or(0, |t| t.start)),
-                message: "the rule's set and multiport conditions expand into more than 100,000 alternatives"
-                    .into(),
+                limit: Limit::RuleAlternatives,
             });
         }
         cubes = cubes.iter().flat_map(|c| alt.iter().map(move |a| c.and(a))).collect();
@@ -233,8 +233,7 @@ fn protocol_option(line: &LineContext, at: &OptionAt, conditions: &mut Condition
         }
         return Ok(None);
     }
-    let n = proto_number(&name)
-        .ok_or_else(|| line.error(v, "unknown protocol (a name such as tcp, udp, icmp, or a number)"))?;
+    let n = proto_number(&name).ok_or_else(|| line.error(v, ErrorKind::UnknownProtocol))?;
     let mut s = IntervalSet::single(u128::from(n));
     if at.negated {
         s = s.complement(255);

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::rule::{LineContext, OptionAt};
 use super::tokenize::Token;
 use super::values;
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::model::Action;
 
 /// Targets that let the packet go on to the next rule.
@@ -49,7 +49,7 @@ pub(super) fn target(
 ) -> Result<(Action, usize)> {
     let v = at.value(line)?;
     if at.negated {
-        return Err(line.error(at.option, "a target cannot be negated"));
+        return Err(line.error(at.option, ErrorKind::NegatedTarget));
     }
     let goto = matches!(at.name(), "-g" | "--goto");
     // the target's options: each `--name` with the values up to the next option
@@ -77,7 +77,7 @@ pub(super) fn target(
         "QUEUE" | "NFQUEUE" => Action::Queue,
         "SNAT" | "MASQUERADE" | "NETMAP" => Action::Snat,
         "DNAT" => {
-            let d = to_destination.ok_or_else(|| line.error(v, "DNAT needs --to-destination"))?;
+            let d = to_destination.ok_or_else(|| line.error(v, ErrorKind::DnatWithoutDestination))?;
             let (to, ports) = nat_destination(line, d)?;
             Action::Dnat { to, ports }
         }
@@ -87,15 +87,13 @@ pub(super) fn target(
             Some(&c) if goto => Action::Goto(c),
             Some(&c) => Action::Jump(c),
             None => {
-                return Err(line.error(
-                    v,
-                    format!("target {n:?} is neither a known target nor a chain declared in table {table}"),
-                ));
+                return Err(line
+                    .error(v, ErrorKind::UnknownTarget { target: n.to_string(), table: table.to_string() }));
             }
         },
     };
     if matches!(action, Action::Dnat { .. } | Action::Redirect { .. } | Action::Snat) && table != "nat" {
-        return Err(line.error(v, format!("{name} is only valid in the nat table")));
+        return Err(line.error(v, ErrorKind::NatOutsideNatTable { target: name.to_string() }));
     }
     Ok((action, 1 + i))
 }
@@ -111,7 +109,7 @@ fn redirect_ports(line: &LineContext, to_ports: Option<&Token>) -> Result<Option
 fn nat_destination(line: &LineContext, token: &Token) -> Result<(Option<IpAddr>, Option<(u16, u16)>)> {
     let s = token.text.as_str();
     let (addr, ports) = if let Some(rest) = s.strip_prefix('[') {
-        let (a, r) = rest.split_once(']').ok_or_else(|| line.error(token, "unclosed ["))?;
+        let (a, r) = rest.split_once(']').ok_or_else(|| line.error(token, ErrorKind::UnclosedBracket))?;
         (a, r.strip_prefix(':'))
     } else if line.family.is_v6() {
         (s, None)
@@ -125,13 +123,13 @@ fn nat_destination(line: &LineContext, token: &Token) -> Result<(Option<IpAddr>,
     let to = if addr.is_empty() {
         None
     } else {
-        Some(addr.parse::<IpAddr>().map_err(|_| line.error(token, "bad --to-destination address"))?)
+        Some(addr.parse::<IpAddr>().map_err(|_| line.error(token, ErrorKind::BadNatAddress))?)
     };
     let ports = match ports {
         Some(p) => {
             let (a, b) = p.split_once('-').unwrap_or((p, p));
-            let a: u16 = a.parse().map_err(|_| line.error(token, "bad --to-destination port"))?;
-            let b: u16 = b.parse().map_err(|_| line.error(token, "bad --to-destination port"))?;
+            let a: u16 = a.parse().map_err(|_| line.error(token, ErrorKind::BadNatPort))?;
+            let b: u16 = b.parse().map_err(|_| line.error(token, ErrorKind::BadNatPort))?;
             Some((a, b))
         }
         None => None,

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use super::rule::LineContext;
 use super::tokenize::Token;
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::sets::{IntervalSet, prefix};
 
 /// One address or prefix (`a.b.c.d`, `a.b.c.d/len`, `a.b.c.d/netmask`) of the token.
@@ -14,19 +14,16 @@ pub(super) fn address(line: &LineContext, token: &Token, one: &str) -> Result<In
         Some((a, l)) => (a, Some(l)),
         None => (one, None),
     };
-    let ip: IpAddr = a.parse().map_err(|_| {
-        line.error(token, format!("bad address {one:?}: iptables-save writes numeric addresses (a.b.c.d[/len]); host names are not resolved"))
-    })?;
+    let ip: IpAddr =
+        a.parse().map_err(|_| line.error(token, ErrorKind::BadAddress { text: one.to_string() }))?;
     if ip.is_ipv6() != v6 {
         return Err(line.error(
             token,
-            format!(
-                "{} address {one:?} in an {} rule set (use --family {} if the file is ip{}tables-save output)",
-                if ip.is_ipv6() { "IPv6" } else { "IPv4" },
-                line.family.as_str(),
-                if ip.is_ipv6() { "6" } else { "4" },
-                if ip.is_ipv6() { "6" } else { "" }
-            ),
+            ErrorKind::FamilyMismatch {
+                text: one.to_string(),
+                address_v6: ip.is_ipv6(),
+                family: line.family,
+            },
         ));
     }
     let bits = if v6 { 128u32 } else { 32 };
@@ -35,17 +32,17 @@ pub(super) fn address(line: &LineContext, token: &Token, one: &str) -> Result<In
         Some(l) => {
             if let Ok(n) = l.parse::<u32>() {
                 if n > bits {
-                    return Err(line.error(token, format!("prefix length /{n} is longer than {bits} bits")));
+                    return Err(line.error(token, ErrorKind::PrefixTooLong { length: n, bits }));
                 }
                 n as u8
             } else if let Ok(IpAddr::V4(m)) = l.parse::<IpAddr>() {
                 let m = u32::from(m);
                 if m.leading_ones() + m.trailing_zeros() != 32 {
-                    return Err(line.error(token, format!("netmask {l} is not contiguous")));
+                    return Err(line.error(token, ErrorKind::NetmaskNotContiguous { mask: l.to_string() }));
                 }
                 m.leading_ones() as u8
             } else {
-                return Err(line.error(token, format!("bad prefix length in {one:?}")));
+                return Err(line.error(token, ErrorKind::BadPrefixLength { text: one.to_string() }));
             }
         }
     };
@@ -63,11 +60,11 @@ pub(super) fn addresses(line: &LineContext, token: &Token) -> Result<IntervalSet
 
 /// `FIRST-LAST` (`-m iprange`).
 pub(super) fn address_range(line: &LineContext, token: &Token) -> Result<IntervalSet> {
-    let (a, b) = token.text.split_once('-').ok_or_else(|| line.error(token, "expected FIRST-LAST"))?;
+    let (a, b) = token.text.split_once('-').ok_or_else(|| line.error(token, ErrorKind::NotARange))?;
     let a = address(line, token, a)?.first().unwrap_or(0);
     let b = address(line, token, b)?.first().unwrap_or(0);
     if a > b {
-        return Err(line.error(token, "address range is reversed"));
+        return Err(line.error(token, ErrorKind::ReversedAddressRange));
     }
     Ok(IntervalSet::range(a, b))
 }
@@ -80,7 +77,7 @@ fn port(line: &LineContext, token: &Token, p: &str) -> Result<u16> {
     if let Some((lo, _)) = portolan_registry::by_name(p).into_iter().find_map(|e| e.ports()) {
         return Ok(lo);
     }
-    Err(line.error(token, format!("bad port {p:?} (a number 0-65535 or a service name)")))
+    Err(line.error(token, ErrorKind::BadPort { text: p.to_string() }))
 }
 
 /// A port or range (`80`, `1000:2000`, `:1024`), or with `multi` a comma-separated list of
@@ -89,14 +86,14 @@ pub(super) fn ports(line: &LineContext, token: &Token, multi: bool) -> Result<In
     let mut v = Vec::new();
     let parts: Vec<&str> = if multi { token.text.split(',').collect() } else { vec![token.text.as_str()] };
     if multi && parts.len() > 15 {
-        return Err(line.error(token, "multiport takes at most 15 ports"));
+        return Err(line.error(token, ErrorKind::TooManyPorts));
     }
     for p in parts {
         let (a, b) = p.split_once(':').unwrap_or((p, p));
         let lo = if a.is_empty() { 0 } else { port(line, token, a)? };
         let hi = if b.is_empty() { 65535 } else { port(line, token, b)? };
         if lo > hi {
-            return Err(line.error(token, format!("port range {p:?} is reversed")));
+            return Err(line.error(token, ErrorKind::ReversedPortRange { text: p.to_string() }));
         }
         v.push((u128::from(lo), u128::from(hi)));
     }
@@ -117,7 +114,7 @@ pub(super) fn tcp_flags(line: &LineContext, token: &Token) -> Result<u8> {
                 .iter()
                 .find(|(n, _)| *n == u)
                 .map(|x| x.1)
-                .ok_or_else(|| line.error(token, format!("unknown TCP flag {f:?}")))?,
+                .ok_or_else(|| line.error(token, ErrorKind::UnknownTcpFlag { flag: f.to_string() }))?,
         };
     }
     Ok(v)
