@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::dd::{self, CONTINUE, Dd, FALSE, HOLE, Id, Kind, NDIMS, NONE, TRUE, Term};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Limit, Result};
 use crate::model::*;
 use crate::sets::{IntervalSet, addr_max, ip_to_u128, prefix};
 
@@ -270,13 +270,10 @@ pub(crate) fn forward_used(rs: &Ruleset, tables: &[usize], f: Family) -> bool {
 /// kernel allows, is an error at the chain.
 pub(crate) fn enter_chain(chain: &Chain, ci: usize, stack: &mut Vec<usize>) -> Result<()> {
     if stack.contains(&ci) {
-        return Err(Error::at(
-            chain.location.clone(),
-            format!("chain {} jumps back into itself (a loop the kernel refuses)", chain.name),
-        ));
+        return Err(Error::syntax(chain.location.clone(), ErrorKind::JumpLoop { chain: chain.name.clone() }));
     }
     if stack.len() > 64 {
-        return Err(Error::at(chain.location.clone(), "jumps nest deeper than 64 chains"));
+        return Err(Error::syntax(chain.location.clone(), ErrorKind::JumpsTooDeep));
     }
     stack.push(ci);
     Ok(())
@@ -1798,7 +1795,7 @@ impl Analysis<'_> {
                                 column: 1,
                                 path: None,
                             },
-                            message: "the rule sets differ in too many packet classes to list".into(),
+                            limit: Limit::DiffClasses,
                         });
                     }
                     let t = dd.term_of(a);

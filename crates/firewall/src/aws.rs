@@ -10,24 +10,20 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::json::{self, Json};
 use crate::model::*;
 use crate::sets::{IntervalSet, prefix};
 
 fn loc(file: &Arc<str>, j: &Json, path: &str) -> Location {
-    Location { file: file.clone(), line: j.pos.line, column: j.pos.column, path: Some(path.to_string()) }
+    j.pos.in_file(file, Some(path))
 }
 
 /// Parses describe-security-groups output.
 pub fn parse(text: &str, file: &str) -> Result<Ruleset> {
     let file: Arc<str> = Arc::from(file);
-    let doc = json::parse(text).map_err(|e| {
-        Error::at(
-            Location { file: file.clone(), line: e.pos.line, column: e.pos.column, path: None },
-            format!("JSON syntax: {}", e.message),
-        )
-    })?;
+    let doc =
+        json::parse(text).map_err(|e| Error::syntax(e.pos.in_file(&file, None), ErrorKind::BadJson(e)))?;
     let groups = doc.get("SecurityGroups").and_then(Json::as_array).ok_or_else(|| {
         Error::at(loc(&file, &doc, "$"), format!("expected an object with a \"SecurityGroups\" array (aws ec2 describe-security-groups), found {}", doc.kind()))
     })?;

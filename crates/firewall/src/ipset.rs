@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Cube, Location, proto_number};
 use crate::sets::{IntervalSet, ip_to_u128, prefix};
 
@@ -127,12 +127,7 @@ pub fn parse(text: &str, file: &str) -> Result<IpSets> {
             Some("create") | Some("-N") | Some("-exist") if words.len() >= 3 => {
                 let kind = words[2];
                 let dims = dims_of(kind).ok_or_else(|| {
-                    Error::at(
-                        loc(col0),
-                        format!(
-                            "set type {kind:?} is not supported (supported: hash/bitmap of ip, net, port, iface, and list:set)"
-                        ),
-                    )
+                    Error::syntax(loc(col0), ErrorKind::UnsupportedSetType { kind: kind.to_string() })
                 })?;
                 let v6 = words.windows(2).any(|w| w[0] == "family" && w[1] == "inet6");
                 out.sets.insert(
@@ -150,10 +145,7 @@ pub fn parse(text: &str, file: &str) -> Result<IpSets> {
             }
             Some("add") | Some("-A") if words.len() >= 3 => {
                 let set = out.sets.get_mut(words[1]).ok_or_else(|| {
-                    Error::at(
-                        loc(col0),
-                        format!("`add` to set {:?}, which no earlier `create` line declares", words[1]),
-                    )
+                    Error::syntax(loc(col0), ErrorKind::UndeclaredSet { set: words[1].to_string() })
                 })?;
                 let entry = words[2];
                 let col = raw.find(entry).unwrap_or(col0);
@@ -164,14 +156,14 @@ pub fn parse(text: &str, file: &str) -> Result<IpSets> {
                 }
                 let parts: Vec<&str> = entry.split(',').collect();
                 if parts.len() != set.dims.len() {
-                    return Err(Error::at(
+                    return Err(Error::syntax(
                         loc(col),
-                        format!(
-                            "member {entry:?} of {} set {:?} needs {} comma-separated parts",
-                            set.kind,
-                            set.name,
-                            set.dims.len()
-                        ),
+                        ErrorKind::MemberParts {
+                            member: entry.to_string(),
+                            kind: set.kind.clone(),
+                            set: set.name.clone(),
+                            parts: set.dims.len(),
+                        },
                     ));
                 }
                 let mut vals = Vec::new();
@@ -182,18 +174,22 @@ pub fn parse(text: &str, file: &str) -> Result<IpSets> {
                         Dim::Iface => Some(Value::Iface(p.to_string())),
                     };
                     vals.push(v.ok_or_else(|| {
-                        Error::at(loc(col), format!("bad member {p:?} of set {:?} ({})", set.name, set.kind))
+                        Error::syntax(
+                            loc(col),
+                            ErrorKind::BadMember {
+                                part: p.to_string(),
+                                set: set.name.clone(),
+                                kind: set.kind.clone(),
+                            },
+                        )
                     })?);
                 }
                 set.members.push((vals, nomatch));
             }
             _ => {
-                return Err(Error::at(
+                return Err(Error::syntax(
                     loc(col0),
-                    format!(
-                        "expected `create NAME TYPE ...` or `add NAME MEMBER` (ipset save output), found {:?}",
-                        words[0]
-                    ),
+                    ErrorKind::UnexpectedIpsetLine { word: words[0].to_string() },
                 ));
             }
         }

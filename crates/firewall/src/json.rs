@@ -3,14 +3,26 @@
 //! `serde_json::Value` forgets positions; this keeps them, with a bounded nesting depth.
 
 use std::fmt;
+use std::sync::Arc;
 
-/// Where a value starts.
+use crate::model::Location;
+
+/// Where a value starts in the text. The reader does not know the file's name, and every
+/// value has a position: a [`Location`] (which names the file) is made from it only for the
+/// values a rule or an error is about ([`Pos::in_file`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pos {
     /// Line, from 1.
     pub line: u32,
     /// Column (in characters), from 1.
     pub column: u32,
+}
+
+impl Pos {
+    /// This position in a file, with the JSON path to the value when there is one.
+    pub fn in_file(self, file: &Arc<str>, path: Option<&str>) -> Location {
+        Location { file: file.clone(), line: self.line, column: self.column, path: path.map(str::to_string) }
+    }
 }
 
 /// A JSON value with its position.

@@ -33,7 +33,7 @@ pub mod model;
 pub mod nft;
 pub mod sets;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Limit, Result};
 pub use model::{Family, Format, Location, Ruleset};
 
 /// How to read a rule file.
@@ -89,10 +89,7 @@ fn not_utf8(name: &str, e: &std::string::FromUtf8Error) -> Error {
     let line = good.iter().filter(|b| **b == b'\n').count() as u32 + 1;
     let start = good.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
     let column = String::from_utf8_lossy(&good[start..]).chars().count() as u32 + 1;
-    Error::at(
-        Location { file: name.into(), line, column, path: None },
-        format!("not UTF-8 text: byte 0x{:02x} (a rule set is UTF-8 text)", e.as_bytes()[good.len()]),
-    )
+    Error::syntax(Location::new(name, line, column), ErrorKind::NotUtf8 { byte: e.as_bytes()[good.len()] })
 }
 
 /// The largest rule file read: a million iptables rules take about 100 MiB.

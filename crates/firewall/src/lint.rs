@@ -71,7 +71,7 @@ fn finding(
         remediation: remediation.to_string(),
         references: vec![NIST.to_string()],
         attack: Vec::new(),
-        location: Some(loc.to_model()),
+        location: Some(loc.without_path()),
     }
 }
 
@@ -571,7 +571,7 @@ fn exposure_checks(a: &mut Analysis, exps: &[Exposure], opts: &Options, out: &mu
                     && t.rule != NONE
                 {
                     let r = a.refs[t.rule as usize];
-                    fd.location = Some(a.location(r).to_model());
+                    fd.location = Some(a.location(r).without_path());
                     fd.evidence.insert(0, format!("accepted by {}", a.describe(r)));
                 }
                 out.push(fd);
@@ -621,7 +621,7 @@ fn exposure_checks(a: &mut Analysis, exps: &[Exposure], opts: &Options, out: &mu
                     if let Some(t) = decider {
                         if t.rule != NONE {
                             let r = a.refs[t.rule as usize];
-                            fd.location = Some(a.location(r).to_model());
+                            fd.location = Some(a.location(r).without_path());
                             fd.evidence.insert(0, format!("accepted by {}", a.describe(r)));
                         }
                         if t.via != NONE {
@@ -788,7 +788,7 @@ fn listener_checks(a: &Analysis, e: &Exposure, ls: &[Listener], out: &mut Vec<Fi
                     .into(),
             references: vec![NIST.to_string()],
             attack: kb.map(|k| k.attack.iter().map(|s| s.to_string()).collect()).unwrap_or_default(),
-            location: loc.map(|l| l.to_model()),
+            location: loc.map(|l| l.without_path()),
         };
         if fd.location.is_none() {
             fd.evidence.push("the rule set has no chain on the input hook for this family".into());

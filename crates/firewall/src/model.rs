@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use crate::sets::IntervalSet;
 
@@ -55,35 +54,9 @@ impl Format {
     }
 }
 
-/// Where something is in a rule file.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Location {
-    /// The file, as named.
-    pub file: Arc<str>,
-    /// Line, from 1.
-    pub line: u32,
-    /// Column, from 1.
-    pub column: u32,
-    /// For JSON: the path to the value (`$.nftables[4].rule`).
-    pub path: Option<String>,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)?;
-        if let Some(p) = &self.path {
-            write!(f, " ({p})")?;
-        }
-        Ok(())
-    }
-}
-
-impl Location {
-    /// As the shared model's source location.
-    pub fn to_model(&self) -> portolan_model::SourceLocation {
-        portolan_model::SourceLocation { file: self.file.to_string(), line: self.line, column: self.column }
-    }
-}
+/// Where something is in a rule file: the shared model's source location (file, line,
+/// column, and for JSON the path to the value).
+pub use portolan_model::SourceLocation as Location;
 
 /// One interface name pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

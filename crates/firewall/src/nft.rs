@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::json::{self, Json, Value};
 use crate::model::*;
 use crate::sets::{IntervalSet, addr_max, ip_to_u128, prefix};
@@ -35,18 +35,19 @@ enum Field {
     Opaque,
 }
 
-struct Cx<'a> {
+/// The table a rule is in: its file, its sets and maps, its family and name.
+struct TableScope<'a> {
     file: Arc<str>,
     sets: &'a HashMap<(String, String, String), &'a Json>,
     table: (String, String),
 }
 
 fn loc(file: &Arc<str>, j: &Json, path: &str) -> Location {
-    Location { file: file.clone(), line: j.pos.line, column: j.pos.column, path: Some(path.to_string()) }
+    j.pos.in_file(file, Some(path))
 }
 
-fn err(cx: &Cx, j: &Json, path: &str, m: impl Into<String>) -> Error {
-    Error::at(loc(&cx.file, j, path), m.into())
+fn err(scope: &TableScope, j: &Json, path: &str, m: impl Into<String>) -> Error {
+    Error::at(loc(&scope.file, j, path), m.into())
 }
 
 /// The value's text for messages (short).
@@ -64,10 +65,10 @@ fn show(j: &Json) -> String {
     s.chars().take(60).collect()
 }
 
-fn field_of(cx: &Cx, j: &Json, path: &str) -> Result<Field> {
+fn field_of(scope: &TableScope, j: &Json, path: &str) -> Result<Field> {
     let one = j.as_object().filter(|m| m.len() == 1).map(|m| (&m[0].0, &m[0].1));
     let Some((k, v)) = one else {
-        return Err(err(cx, j, path, format!("expected a match expression, found {}", show(j))));
+        return Err(err(scope, j, path, format!("expected a match expression, found {}", show(j))));
     };
     match k.as_str() {
         "payload" => {
@@ -75,7 +76,7 @@ fn field_of(cx: &Cx, j: &Json, path: &str) -> Result<Field> {
             let fieldn = v.get("field").and_then(Json::as_str);
             let (Some(p), Some(f)) = (proto, fieldn) else {
                 return Err(err(
-                    cx,
+                    scope,
                     v,
                     &format!("{path}.payload"),
                     "raw payload expressions (base/offset/len) are not supported",
@@ -105,7 +106,7 @@ fn field_of(cx: &Cx, j: &Json, path: &str) -> Result<Field> {
                 ) => Field::Opaque,
                 _ => {
                     return Err(err(
-                        cx,
+                        scope,
                         v,
                         &format!("{path}.payload"),
                         format!("payload field {p} {f} is not supported"),
@@ -125,7 +126,7 @@ fn field_of(cx: &Cx, j: &Json, path: &str) -> Result<Field> {
                 | "ipsec" | "iifkind" | "oifkind" | "time" | "day" | "hour" | "protocol" => Field::Opaque,
                 _ => {
                     return Err(err(
-                        cx,
+                        scope,
                         v,
                         &format!("{path}.meta"),
                         format!("meta key {key:?} is not supported"),
@@ -146,32 +147,44 @@ fn field_of(cx: &Cx, j: &Json, path: &str) -> Result<Field> {
         | "symhash" | "sctp chunk" | "dccp option" | "ip option" => Ok(Field::Opaque),
         "&" | "|" | "^" => {
             let Some(a) = v.as_array().and_then(|a| a.first()) else {
-                return Err(err(cx, v, path, "binary operation needs operands"));
+                return Err(err(scope, v, path, "binary operation needs operands"));
             };
-            let inner = field_of(cx, a, &format!("{path}.{k}[0]"))?;
+            let inner = field_of(scope, a, &format!("{path}.{k}[0]"))?;
             Ok(if inner == Field::TcpFlags && k == "&" { Field::TcpFlags } else { Field::Opaque })
         }
-        "concat" => Err(err(cx, j, path, "internal: concat handled by the caller")),
-        other => Err(err(cx, j, path, format!("expression {other:?} is not supported"))),
+        "concat" => Err(err(scope, j, path, "internal: concat handled by the caller")),
+        other => Err(err(scope, j, path, format!("expression {other:?} is not supported"))),
     }
 }
 
 /// A value as an integer set for a field.
-fn values(cx: &Cx, f: Field, j: &Json, path: &str, fam: Family, depth: usize) -> Result<IntervalSet> {
+fn values(
+    scope: &TableScope,
+    f: Field,
+    j: &Json,
+    path: &str,
+    fam: Family,
+    depth: usize,
+) -> Result<IntervalSet> {
     if depth > 16 {
-        return Err(err(cx, j, path, "sets nest too deeply"));
+        return Err(err(scope, j, path, "sets nest too deeply"));
     }
     if let Some(s) = j.as_str()
         && let Some(name) = s.strip_prefix('@')
     {
-        let key = (cx.table.0.clone(), cx.table.1.clone(), name.to_string());
-        let set = cx.sets.get(&key).ok_or_else(|| {
-            err(cx, j, path, format!("set @{name} is not defined in table {} {}", cx.table.0, cx.table.1))
+        let key = (scope.table.0.clone(), scope.table.1.clone(), name.to_string());
+        let set = scope.sets.get(&key).ok_or_else(|| {
+            err(
+                scope,
+                j,
+                path,
+                format!("set @{name} is not defined in table {} {}", scope.table.0, scope.table.1),
+            )
         })?;
         let mut out = IntervalSet::empty();
         if let Some(elems) = set.get("elem").and_then(Json::as_array) {
             for (i, e) in elems.iter().enumerate() {
-                out = out.union(&values(cx, f, e, &format!("set {name} elem[{i}]"), fam, depth + 1)?);
+                out = out.union(&values(scope, f, e, &format!("set {name} elem[{i}]"), fam, depth + 1)?);
             }
         }
         return Ok(out);
@@ -180,42 +193,43 @@ fn values(cx: &Cx, f: Field, j: &Json, path: &str, fam: Family, depth: usize) ->
         Value::Array(a) => {
             let mut out = IntervalSet::empty();
             for (i, e) in a.iter().enumerate() {
-                out = out.union(&values(cx, f, e, &format!("{path}[{i}]"), fam, depth + 1)?);
+                out = out.union(&values(scope, f, e, &format!("{path}[{i}]"), fam, depth + 1)?);
             }
             return Ok(out);
         }
         Value::Object(m) if m.len() == 1 => {
             let (k, v) = (&m[0].0, &m[0].1);
             match k.as_str() {
-                "set" => return values(cx, f, v, &format!("{path}.set"), fam, depth + 1),
+                "set" => return values(scope, f, v, &format!("{path}.set"), fam, depth + 1),
                 "elem" => {
-                    let val = v.get("val").ok_or_else(|| err(cx, v, path, "elem without val"))?;
-                    return values(cx, f, val, &format!("{path}.elem.val"), fam, depth + 1);
+                    let val = v.get("val").ok_or_else(|| err(scope, v, path, "elem without val"))?;
+                    return values(scope, f, val, &format!("{path}.elem.val"), fam, depth + 1);
                 }
                 "prefix" => {
                     let a = v
                         .get("addr")
                         .and_then(Json::as_str)
-                        .ok_or_else(|| err(cx, v, path, "prefix needs addr"))?;
+                        .ok_or_else(|| err(scope, v, path, "prefix needs addr"))?;
                     let len = v
                         .get("len")
                         .and_then(Json::as_i64)
-                        .ok_or_else(|| err(cx, v, path, "prefix needs len"))?;
-                    let ip: IpAddr = a.parse().map_err(|_| err(cx, v, path, format!("bad address {a:?}")))?;
+                        .ok_or_else(|| err(scope, v, path, "prefix needs len"))?;
+                    let ip: IpAddr =
+                        a.parse().map_err(|_| err(scope, v, path, format!("bad address {a:?}")))?;
                     let bits = if ip.is_ipv6() { 128 } else { 32 };
                     if !(0..=bits).contains(&len) {
-                        return Err(err(cx, v, path, format!("bad prefix length {len}")));
+                        return Err(err(scope, v, path, format!("bad prefix length {len}")));
                     }
-                    check_fam(cx, v, path, ip, fam)?;
+                    check_fam(scope, v, path, ip, fam)?;
                     return Ok(prefix(ip, len as u8));
                 }
                 "range" => {
                     let r = v
                         .as_array()
                         .filter(|r| r.len() == 2)
-                        .ok_or_else(|| err(cx, v, path, "range needs [first, last]"))?;
-                    let a = values(cx, f, &r[0], &format!("{path}.range[0]"), fam, depth + 1)?;
-                    let b = values(cx, f, &r[1], &format!("{path}.range[1]"), fam, depth + 1)?;
+                        .ok_or_else(|| err(scope, v, path, "range needs [first, last]"))?;
+                    let a = values(scope, f, &r[0], &format!("{path}.range[0]"), fam, depth + 1)?;
+                    let b = values(scope, f, &r[1], &format!("{path}.range[1]"), fam, depth + 1)?;
                     let (Some(a), Some(b)) = (a.first(), b.first()) else { return Ok(IntervalSet::empty()) };
                     return Ok(IntervalSet::range(a, b));
                 }
@@ -224,28 +238,28 @@ fn values(cx: &Cx, f: Field, j: &Json, path: &str, fam: Family, depth: usize) ->
         }
         _ => {}
     }
-    scalar(cx, f, j, path, fam)
+    scalar(scope, f, j, path, fam)
 }
 
-fn check_fam(cx: &Cx, j: &Json, path: &str, ip: IpAddr, fam: Family) -> Result<()> {
+fn check_fam(scope: &TableScope, j: &Json, path: &str, ip: IpAddr, fam: Family) -> Result<()> {
     if ip.is_ipv6() != fam.is_v6() {
-        return Err(err(cx, j, path, format!("{ip} is not an {} address", fam.as_str())));
+        return Err(err(scope, j, path, format!("{ip} is not an {} address", fam.as_str())));
     }
     Ok(())
 }
 
-fn scalar(cx: &Cx, f: Field, j: &Json, path: &str, fam: Family) -> Result<IntervalSet> {
+fn scalar(scope: &TableScope, f: Field, j: &Json, path: &str, fam: Family) -> Result<IntervalSet> {
     let text = match &j.v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.clone(),
-        _ => return Err(err(cx, j, path, format!("expected a value, found {}", show(j)))),
+        _ => return Err(err(scope, j, path, format!("expected a value, found {}", show(j)))),
     };
-    let bad = |what: &str| err(cx, j, path, format!("bad {what} {text:?}"));
+    let bad = |what: &str| err(scope, j, path, format!("bad {what} {text:?}"));
     Ok(match f {
         Field::Src(_) | Field::Dst(_) => {
             let (a, l) = text.split_once('/').map_or((text.as_str(), None), |(a, l)| (a, Some(l)));
             let ip: IpAddr = a.parse().map_err(|_| bad("address"))?;
-            check_fam(cx, j, path, ip, fam)?;
+            check_fam(scope, j, path, ip, fam)?;
             let bits = if ip.is_ipv6() { 128 } else { 32 };
             let len = match l {
                 Some(l) => l.parse::<u8>().ok().filter(|&n| n <= bits).ok_or_else(|| bad("prefix"))?,
@@ -316,26 +330,28 @@ fn scalar(cx: &Cx, f: Field, j: &Json, path: &str, fam: Family) -> Result<Interv
             IntervalSet::single(v)
         }
         Field::Iif | Field::Oif | Field::Opaque | Field::CtStatus => {
-            return Err(err(cx, j, path, "internal: not a numeric field"));
+            return Err(err(scope, j, path, "internal: not a numeric field"));
         }
     })
 }
 
 /// Interface names of a right-hand side.
-fn names(cx: &Cx, j: &Json, path: &str, depth: usize) -> Result<Vec<IfacePattern>> {
+fn names(scope: &TableScope, j: &Json, path: &str, depth: usize) -> Result<Vec<IfacePattern>> {
     if depth > 16 {
-        return Err(err(cx, j, path, "sets nest too deeply"));
+        return Err(err(scope, j, path, "sets nest too deeply"));
     }
     match &j.v {
         Value::String(s) if s.starts_with('@') => {
             let name = &s[1..];
-            let key = (cx.table.0.clone(), cx.table.1.clone(), name.to_string());
-            let set =
-                cx.sets.get(&key).ok_or_else(|| err(cx, j, path, format!("set @{name} is not defined")))?;
+            let key = (scope.table.0.clone(), scope.table.1.clone(), name.to_string());
+            let set = scope
+                .sets
+                .get(&key)
+                .ok_or_else(|| err(scope, j, path, format!("set @{name} is not defined")))?;
             let mut out = Vec::new();
             if let Some(elems) = set.get("elem").and_then(Json::as_array) {
                 for e in elems {
-                    out.extend(names(cx, e, path, depth + 1)?);
+                    out.extend(names(scope, e, path, depth + 1)?);
                 }
             }
             Ok(out)
@@ -344,15 +360,15 @@ fn names(cx: &Cx, j: &Json, path: &str, depth: usize) -> Result<Vec<IfacePattern
         Value::Array(a) => {
             let mut out = Vec::new();
             for e in a {
-                out.extend(names(cx, e, path, depth + 1)?);
+                out.extend(names(scope, e, path, depth + 1)?);
             }
             Ok(out)
         }
         Value::Object(m) if m.len() == 1 && (m[0].0 == "set" || m[0].0 == "elem") => {
             let inner = if m[0].0 == "elem" { m[0].1.get("val").unwrap_or(&m[0].1) } else { &m[0].1 };
-            names(cx, inner, path, depth + 1)
+            names(scope, inner, path, depth + 1)
         }
-        _ => Err(err(cx, j, path, format!("expected an interface name, found {}", show(j)))),
+        _ => Err(err(scope, j, path, format!("expected an interface name, found {}", show(j)))),
     }
 }
 
@@ -466,27 +482,27 @@ fn field_family(f: Field) -> Option<Family> {
 }
 
 /// Applies one `match` statement.
-fn apply_match(cx: &Cx, b: &mut Build, m: &Json, path: &str) -> Result<()> {
+fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Result<()> {
     let op = m.get("op").and_then(Json::as_str).unwrap_or("==");
-    let left = m.get("left").ok_or_else(|| err(cx, m, path, "match without left"))?;
-    let right = m.get("right").ok_or_else(|| err(cx, m, path, "match without right"))?;
+    let left = m.get("left").ok_or_else(|| err(scope, m, path, "match without left"))?;
+    let right = m.get("right").ok_or_else(|| err(scope, m, path, "match without right"))?;
     let neg = match op {
         "==" | "in" => false,
         "!=" => true,
         "<" | ">" | "<=" | ">=" => false,
-        _ => return Err(err(cx, m, path, format!("match operator {op:?} is not supported"))),
+        _ => return Err(err(scope, m, path, format!("match operator {op:?} is not supported"))),
     };
     // concatenations: alternatives
     if let Some(parts) = left.get("concat").and_then(Json::as_array) {
         if neg {
-            return Err(err(cx, m, path, "a negated concatenation match is not supported"));
+            return Err(err(scope, m, path, "a negated concatenation match is not supported"));
         }
         let fields: Vec<Field> = parts
             .iter()
             .enumerate()
-            .map(|(i, p)| field_of(cx, p, &format!("{path}.left.concat[{i}]")))
+            .map(|(i, p)| field_of(scope, p, &format!("{path}.left.concat[{i}]")))
             .collect::<Result<_>>()?;
-        let elems = concat_elements(cx, right, &format!("{path}.right"))?;
+        let elems = concat_elements(scope, right, &format!("{path}.right"))?;
         let mut per_fam: [Option<Vec<Cube>>; 2] = [Some(Vec::new()), Some(Vec::new())];
         for (fi, fam) in Family::BOTH.iter().enumerate() {
             if fields.iter().any(|f| field_family(*f).is_some_and(|x| x != *fam)) {
@@ -497,7 +513,7 @@ fn apply_match(cx: &Cx, b: &mut Build, m: &Json, path: &str) -> Result<()> {
             for (vals, vpath) in &elems {
                 if vals.len() != fields.len() {
                     return Err(err(
-                        cx,
+                        scope,
                         right,
                         vpath,
                         "element has a different number of parts than the concatenation",
@@ -506,12 +522,12 @@ fn apply_match(cx: &Cx, b: &mut Build, m: &Json, path: &str) -> Result<()> {
                 let mut c = Cube::default();
                 for (f, v) in fields.iter().zip(vals) {
                     if matches!(f, Field::Iif | Field::Oif) {
-                        let im = IfaceMatch { negated: false, any_of: names(cx, v, vpath, 0)? };
+                        let im = IfaceMatch { negated: false, any_of: names(scope, v, vpath, 0)? };
                         if *f == Field::Iif { c.iif.push(im) } else { c.oif.push(im) }
                     } else if *f == Field::Opaque {
                         b.stateful.push("concatenation with a field the analysis does not model".into());
                     } else {
-                        let s = values(cx, *f, v, vpath, *fam, 0)?;
+                        let s = values(scope, *f, v, vpath, *fam, 0)?;
                         c = c.and(&field_cube(*f, s).1);
                     }
                 }
@@ -522,14 +538,14 @@ fn apply_match(cx: &Cx, b: &mut Build, m: &Json, path: &str) -> Result<()> {
         b.and_alts(per_fam);
         return Ok(());
     }
-    let f = field_of(cx, left, &format!("{path}.left"))?;
+    let f = field_of(scope, left, &format!("{path}.left"))?;
     match f {
         Field::Opaque => {
             b.stateful.push(format!("match on {}", show(left)));
             Ok(())
         }
         Field::Iif | Field::Oif => {
-            let im = IfaceMatch { negated: neg, any_of: names(cx, right, &format!("{path}.right"), 0)? };
+            let im = IfaceMatch { negated: neg, any_of: names(scope, right, &format!("{path}.right"), 0)? };
             let mut c = Cube::default();
             if f == Field::Iif {
                 c.iif.push(im)
@@ -540,7 +556,7 @@ fn apply_match(cx: &Cx, b: &mut Build, m: &Json, path: &str) -> Result<()> {
             Ok(())
         }
         Field::CtState => {
-            let s = values(cx, f, right, &format!("{path}.right"), Family::V4, 0)?;
+            let s = values(scope, f, right, &format!("{path}.right"), Family::V4, 0)?;
             let new = s.contains(1);
             if new == neg {
                 b.never();
@@ -549,7 +565,7 @@ fn apply_match(cx: &Cx, b: &mut Build, m: &Json, path: &str) -> Result<()> {
             Ok(())
         }
         Field::CtDirection => {
-            let s = values(cx, f, right, &format!("{path}.right"), Family::V4, 0)?;
+            let s = values(scope, f, right, &format!("{path}.right"), Family::V4, 0)?;
             if s.contains(0) == neg {
                 b.never();
             }
@@ -574,10 +590,10 @@ fn apply_match(cx: &Cx, b: &mut Build, m: &Json, path: &str) -> Result<()> {
             // `tcp flags & (a|b) == c` or `tcp flags syn`: evaluated for the first packet (SYN)
             let mask = left.get("&").and_then(Json::as_array).and_then(|a| a.get(1));
             let mask = match mask {
-                Some(mj) => values(cx, f, mj, path, Family::V4, 0)?.first().unwrap_or(0xff),
+                Some(mj) => values(scope, f, mj, path, Family::V4, 0)?.first().unwrap_or(0xff),
                 None => 0xff,
             };
-            let want = values(cx, f, right, &format!("{path}.right"), Family::V4, 0)?;
+            let want = values(scope, f, right, &format!("{path}.right"), Family::V4, 0)?;
             let hit = if left.get("&").is_some() || op == "==" && want.count() > 1 {
                 want.contains(2 & mask)
             } else {
@@ -592,7 +608,7 @@ fn apply_match(cx: &Cx, b: &mut Build, m: &Json, path: &str) -> Result<()> {
             Ok(())
         }
         Field::Nfproto => {
-            let s = values(cx, f, right, &format!("{path}.right"), Family::V4, 0)?;
+            let s = values(scope, f, right, &format!("{path}.right"), Family::V4, 0)?;
             for (i, fam) in Family::BOTH.iter().enumerate() {
                 let v = if fam.is_v6() { 6 } else { 4 };
                 if s.contains(v) == neg {
@@ -608,7 +624,7 @@ fn apply_match(cx: &Cx, b: &mut Build, m: &Json, path: &str) -> Result<()> {
                 if restrict.is_some_and(|r| r != *fam) || b.fam[i].is_none() {
                     continue;
                 }
-                let mut s = values(cx, f, right, &format!("{path}.right"), *fam, 0)?;
+                let mut s = values(scope, f, right, &format!("{path}.right"), *fam, 0)?;
                 let max = field_max(f, *fam);
                 if let Some(v) = s.first() {
                     s = match op {
@@ -636,12 +652,18 @@ fn apply_match(cx: &Cx, b: &mut Build, m: &Json, path: &str) -> Result<()> {
 }
 
 /// The elements of a set used with a concatenation: each a list of part values.
-fn concat_elements<'a>(cx: &'a Cx, right: &'a Json, path: &str) -> Result<Vec<(Vec<Json>, String)>> {
+fn concat_elements<'a>(
+    scope: &'a TableScope,
+    right: &'a Json,
+    path: &str,
+) -> Result<Vec<(Vec<Json>, String)>> {
     let mut out = Vec::new();
     let list: Vec<&Json> = if let Some(s) = right.as_str().and_then(|s| s.strip_prefix('@')) {
-        let key = (cx.table.0.clone(), cx.table.1.clone(), s.to_string());
-        let set =
-            cx.sets.get(&key).ok_or_else(|| err(cx, right, path, format!("set @{s} is not defined")))?;
+        let key = (scope.table.0.clone(), scope.table.1.clone(), s.to_string());
+        let set = scope
+            .sets
+            .get(&key)
+            .ok_or_else(|| err(scope, right, path, format!("set @{s} is not defined")))?;
         set.get("elem").and_then(Json::as_array).map(|a| a.iter().collect()).unwrap_or_default()
     } else if let Some(a) = right.get("set").and_then(Json::as_array) {
         a.iter().collect()
@@ -653,29 +675,37 @@ fn concat_elements<'a>(cx: &'a Cx, right: &'a Json, path: &str) -> Result<Vec<(V
         let parts = e
             .get("concat")
             .and_then(Json::as_array)
-            .ok_or_else(|| err(cx, e, path, "expected a concatenated element"))?;
+            .ok_or_else(|| err(scope, e, path, "expected a concatenated element"))?;
         out.push((parts.to_vec(), format!("{path}[{i}]")));
     }
     Ok(out)
 }
 
 /// A verdict statement.
-fn verdict(cx: &Cx, j: &Json, path: &str, chains: &HashMap<String, usize>) -> Result<Option<Action>> {
+fn verdict(
+    scope: &TableScope,
+    j: &Json,
+    path: &str,
+    chains: &HashMap<String, usize>,
+) -> Result<Option<Action>> {
     let Some(m) = j.as_object().filter(|m| m.len() == 1) else {
-        return Err(err(cx, j, path, format!("expected a statement, found {}", show(j))));
+        return Err(err(scope, j, path, format!("expected a statement, found {}", show(j))));
     };
     let (k, v) = (&m[0].0, &m[0].1);
     let target = |what: &str| -> Result<usize> {
         let t = v
             .get("target")
             .and_then(Json::as_str)
-            .ok_or_else(|| err(cx, v, path, format!("{what} needs a target")))?;
+            .ok_or_else(|| err(scope, v, path, format!("{what} needs a target")))?;
         chains.get(t).copied().ok_or_else(|| {
             err(
-                cx,
+                scope,
                 v,
                 path,
-                format!("{what} to chain {t:?}, which table {} {} does not have", cx.table.0, cx.table.1),
+                format!(
+                    "{what} to chain {t:?}, which table {} {} does not have",
+                    scope.table.0, scope.table.1
+                ),
             )
         })
     };
@@ -695,7 +725,7 @@ fn verdict(cx: &Cx, j: &Json, path: &str, chains: &HashMap<String, usize>) -> Re
                     Some(Ok(ip)) => Some(ip),
                     _ => {
                         return Err(err(
-                            cx,
+                            scope,
                             a,
                             path,
                             "dnat to a computed address (map) is not supported; use a literal address",
@@ -709,7 +739,7 @@ fn verdict(cx: &Cx, j: &Json, path: &str, chains: &HashMap<String, usize>) -> Re
                     Some(n) => Some((n, n)),
                     None => {
                         return Err(err(
-                            cx,
+                            scope,
                             p,
                             path,
                             "dnat to a computed port is not supported; use a literal port",
@@ -756,12 +786,8 @@ const NEUTRAL: &[&str] = &[
 /// Parses `nft -j list ruleset` output.
 pub fn parse(text: &str, file: &str) -> Result<Ruleset> {
     let file_arc: Arc<str> = Arc::from(file);
-    let doc = json::parse(text).map_err(|e| {
-        Error::at(
-            Location { file: file_arc.clone(), line: e.pos.line, column: e.pos.column, path: None },
-            format!("JSON syntax: {}", e.message),
-        )
-    })?;
+    let doc = json::parse(text)
+        .map_err(|e| Error::syntax(e.pos.in_file(&file_arc, None), ErrorKind::BadJson(e)))?;
     parse_doc(&doc, file_arc)
 }
 
@@ -949,7 +975,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 format!("rule in chain {cname}, which table {fam} {tname} does not declare"),
             ));
         };
-        let cx = Cx { file: file.clone(), sets: &sets, table: (fam.clone(), tname.clone()) };
+        let scope = TableScope { file: file.clone(), sets: &sets, table: (fam.clone(), tname.clone()) };
         let exprs = v
             .get("expr")
             .and_then(Json::as_array)
@@ -979,28 +1005,35 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
         for (j, e) in exprs.iter().enumerate() {
             let ep = format!("{path}.expr[{j}]");
             if done {
-                return Err(err(&cx, e, &ep, "statement after the rule's verdict"));
+                return Err(err(&scope, e, &ep, "statement after the rule's verdict"));
             }
             let Some(obj) = e.as_object().filter(|m| m.len() == 1) else {
-                return Err(err(&cx, e, &ep, format!("expected a statement object, found {}", show(e))));
+                return Err(err(&scope, e, &ep, format!("expected a statement object, found {}", show(e))));
             };
             let (k, sv) = (&obj[0].0, &obj[0].1);
             match k.as_str() {
-                "match" => apply_match(&cx, &mut b, sv, &format!("{ep}.match"))?,
+                "match" => apply_match(&scope, &mut b, sv, &format!("{ep}.match"))?,
                 "vmap" => {
-                    let key = sv.get("key").ok_or_else(|| err(&cx, sv, &ep, "vmap needs a key"))?;
-                    let data = sv.get("data").ok_or_else(|| err(&cx, sv, &ep, "vmap needs data"))?;
+                    let key = sv.get("key").ok_or_else(|| err(&scope, sv, &ep, "vmap needs a key"))?;
+                    let data = sv.get("data").ok_or_else(|| err(&scope, sv, &ep, "vmap needs data"))?;
                     let elems: Vec<&Json> = if let Some(name) =
                         data.as_str().and_then(|d| d.strip_prefix('@'))
                     {
                         let key = (fam.clone(), tname.clone(), name.to_string());
                         let m = sets
                             .get(&key)
-                            .ok_or_else(|| err(&cx, data, &ep, format!("map @{name} is not defined")))?;
+                            .ok_or_else(|| err(&scope, data, &ep, format!("map @{name} is not defined")))?;
                         m.get("elem").and_then(Json::as_array).map(|a| a.iter().collect()).unwrap_or_default()
                     } else {
                         data.get("set").and_then(Json::as_array).map(|a| a.iter().collect()).ok_or_else(
-                            || err(&cx, data, &ep, "vmap data must be a set of [key, verdict] pairs or @map"),
+                            || {
+                                err(
+                                    &scope,
+                                    data,
+                                    &ep,
+                                    "vmap data must be a set of [key, verdict] pairs or @map",
+                                )
+                            },
                         )?
                     };
                     for (n, pair) in elems.iter().enumerate() {
@@ -1008,9 +1041,9 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                         let pr = pair
                             .as_array()
                             .filter(|a| a.len() == 2)
-                            .ok_or_else(|| err(&cx, pair, &pp, "vmap element must be [key, verdict]"))?;
-                        let action = verdict(&cx, &pr[1], &pp, &cindex[ti])?
-                            .ok_or_else(|| err(&cx, &pr[1], &pp, "vmap value must be a verdict"))?;
+                            .ok_or_else(|| err(&scope, pair, &pp, "vmap element must be [key, verdict]"))?;
+                        let action = verdict(&scope, &pr[1], &pp, &cindex[ti])?
+                            .ok_or_else(|| err(&scope, &pr[1], &pp, "vmap value must be a verdict"))?;
                         let synthetic = Json {
                             pos: pair.pos,
                             v: Value::Object(vec![
@@ -1020,7 +1053,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                             ]),
                         };
                         let mut bb = b.clone();
-                        apply_match(&cx, &mut bb, &synthetic, &pp)?;
+                        apply_match(&scope, &mut bb, &synthetic, &pp)?;
                         let l = loc(&file, pair, &pp);
                         push(
                             &bb,
@@ -1034,7 +1067,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 }
                 "limit" | "quota" => b.stateful.push(format!("{k} statement")),
                 "ct count" => b.stateful.push("ct count".into()),
-                _ => match verdict(&cx, e, &ep, &cindex[ti])? {
+                _ => match verdict(&scope, e, &ep, &cindex[ti])? {
                     Some(a) => {
                         // a NAT statement to an address translates only that address' family
                         if let Action::Dnat { to: Some(addr), .. } = &a {
@@ -1045,13 +1078,13 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                             && tables[ti].chains[ci].hook.is_some()
                             && tables[ti].chains[ci].kind != ChainKind::Nat
                         {
-                            return Err(err(&cx, e, &ep, "NAT statement in a chain that is not type nat"));
+                            return Err(err(&scope, e, &ep, "NAT statement in a chain that is not type nat"));
                         }
                         push(&b, a, rule_loc.clone(), text.clone(), &mut tables[ti].chains);
                         done = true;
                     }
                     None if NEUTRAL.contains(&k.as_str()) => {}
-                    None => return Err(err(&cx, e, &ep, format!("statement {k:?} is not supported"))),
+                    None => return Err(err(&scope, e, &ep, format!("statement {k:?} is not supported"))),
                 },
             }
         }

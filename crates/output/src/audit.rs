@@ -237,40 +237,40 @@ pub fn sarif(out: &mut dyn Write, r: &AuditReport) -> io::Result<()> {
         })
         .collect();
     let default_file = r.policy.first().cloned().unwrap_or_else(|| "policy.toml".into());
-    let results: Vec<Value> =
-        r.findings
-            .iter()
-            .map(|f| {
-                let (file, line, col) = f.location.as_ref().map_or((default_file.clone(), 1, 1), |l| {
-                    (l.file.clone(), l.line.max(1), l.column.max(1))
-                });
-                let target = target_text(f.target.as_ref());
-                let mut text = f.title.clone();
-                text.push_str(". ");
-                text.push_str(&f.remediation);
-                json!({
-                    "ruleId": f.rule,
-                    "ruleIndex": used.iter().position(|u| *u == f.rule).unwrap_or(0),
-                    "level": sarif_level(f.severity),
-                    "message": {"text": text},
-                    "locations": [{
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": file},
-                            "region": {"startLine": line, "startColumn": col},
-                        },
-                        "logicalLocations": [{"name": target, "kind": "resource"}],
-                    }],
-                    "partialFingerprints": {"portolanTarget/v1": format!("{}|{}", f.rule, target)},
-                    "properties": {
-                        "severity": f.severity.as_str(),
-                        "security-severity": security_severity(f.severity),
-                        "evidence": f.evidence,
-                        "references": f.references,
-                        "attack": f.attack,
+    let results: Vec<Value> = r
+        .findings
+        .iter()
+        .map(|f| {
+            let (file, line, col) = f.location.as_ref().map_or((default_file.clone(), 1, 1), |l| {
+                (l.file.to_string(), l.line.max(1), l.column.max(1))
+            });
+            let target = target_text(f.target.as_ref());
+            let mut text = f.title.clone();
+            text.push_str(". ");
+            text.push_str(&f.remediation);
+            json!({
+                "ruleId": f.rule,
+                "ruleIndex": used.iter().position(|u| *u == f.rule).unwrap_or(0),
+                "level": sarif_level(f.severity),
+                "message": {"text": text},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": file},
+                        "region": {"startLine": line, "startColumn": col},
                     },
-                })
+                    "logicalLocations": [{"name": target, "kind": "resource"}],
+                }],
+                "partialFingerprints": {"portolanTarget/v1": format!("{}|{}", f.rule, target)},
+                "properties": {
+                    "severity": f.severity.as_str(),
+                    "security-severity": security_severity(f.severity),
+                    "evidence": f.evidence,
+                    "references": f.references,
+                    "attack": f.attack,
+                },
             })
-            .collect();
+        })
+        .collect();
     let doc = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",

@@ -129,17 +129,13 @@ pub fn findings(r: &WatchReport) -> Vec<portolan_model::Finding> {
         .map(|d| {
             let location = d.evidence.first().map(|ev| match ev.rsplit_once(':') {
                 Some((file, line)) if line.bytes().all(|b| b.is_ascii_digit()) && !line.is_empty() => {
-                    portolan_model::SourceLocation {
-                        file: file.to_string(),
-                        line: line.parse().unwrap_or(1),
-                        column: 1,
-                    }
+                    portolan_model::SourceLocation::new(file, line.parse().unwrap_or(1), 1)
                 }
-                _ => portolan_model::SourceLocation {
-                    file: ev.split_once('#').map_or(ev.as_str(), |(f, _)| f).to_string(),
-                    line: 1,
-                    column: 1,
-                },
+                _ => portolan_model::SourceLocation::new(
+                    ev.split_once('#').map_or(ev.as_str(), |(f, _)| f),
+                    1,
+                    1,
+                ),
             });
             let transport = match d.transport {
                 portolan_model::Proto::Udp => Some(portolan_model::Transport::Udp),

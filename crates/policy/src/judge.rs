@@ -345,7 +345,7 @@ pub fn audit(policy: &Policy, obs: &Observations, opts: &AuditOptions) -> Vec<Fi
                         remediation,
                         references: refs.clone(),
                         attack: attack.clone(),
-                        location: Some(SourceLocation { file: main_file.clone(), line: 1, column: 1 }),
+                        location: Some(SourceLocation::new(main_file.clone(), 1, 1)),
                     });
                 }
             }

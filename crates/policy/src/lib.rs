@@ -60,11 +60,7 @@ pub struct Location {
 impl Location {
     /// The model's form, for findings.
     pub fn to_source(&self) -> portolan_model::SourceLocation {
-        portolan_model::SourceLocation {
-            file: self.file.display().to_string(),
-            line: self.line,
-            column: self.col,
-        }
+        portolan_model::SourceLocation::new(self.file.display().to_string(), self.line, self.col)
     }
 }
 

@@ -7,6 +7,7 @@ use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 
 use clap::Parser;
+use portolan_firewall::ErrorKind as FwKind;
 
 fn main() -> ExitCode {
     let args = cli::rewrite_nmap_output_flags(std::env::args_os());
@@ -43,7 +44,8 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("portolan: error: {}{}", portolan_output::escape::terminal(&message(&err)), hint(&err));
+            let text = firewall_message(&err).unwrap_or_else(|| message(&err));
+            eprintln!("portolan: error: {}{}", portolan_output::escape::terminal(&text), hint(&err));
             ExitCode::from(2)
         }
     }
@@ -108,13 +110,30 @@ fn hint(err: &anyhow::Error) -> &'static str {
             }
             _ => {}
         }
-        if let Some(e) = cause.downcast_ref::<portolan_firewall::Error>()
-            && e.to_string().contains("ipset save")
-        {
-            return "; pass it with --ipset FILE";
+        match cause.downcast_ref::<portolan_firewall::Error>().map(|e| (e, e.kind())) {
+            Some((_, Some(FwKind::Set(portolan_firewall::ipset::SetError::Undefined(_))))) => {
+                return "; pass it with --ipset FILE";
+            }
+            Some((portolan_firewall::Error::UnknownFormat { .. }, _)) => {
+                return "; name the format with --format iptables|nft|aws";
+            }
+            _ => {}
         }
     }
     ""
+}
+
+/// A firewall error whose advice goes inside the message, before the token at fault.
+fn firewall_message(err: &anyhow::Error) -> Option<String> {
+    let e = err.chain().find_map(|c| c.downcast_ref::<portolan_firewall::Error>())?;
+    match e.kind() {
+        Some(FwKind::FamilyMismatch { address_v6, .. }) => {
+            let (n, tool) = if *address_v6 { ("6", "ip6tables-save") } else { ("4", "iptables-save") };
+            let advice = format!(" (use --family {n} if the file is {tool} output)");
+            Some(message(err).replace(&e.to_string(), &e.display_with_advice(&advice)))
+        }
+        _ => None,
+    }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -123,7 +123,7 @@ fn finding(n: u16) -> Finding {
         remediation: "approve it or close it".into(),
         references: vec!["NIST SP 800-41".into()],
         attack: vec!["T1046".into()],
-        location: Some(SourceLocation { file: "policy.toml".into(), line: 12, column: 1 }),
+        location: Some(SourceLocation::new("policy.toml", 12, 1)),
     }
 }
 

@@ -271,14 +271,14 @@ fn rewrite_iptables(text: &str, m: &Mapping) -> String {
         let mut edits: Vec<(usize, usize, String)> = Vec::new();
         for w in toks.windows(2) {
             let (o, v) = (&w[0], &w[1]);
-            match o.s.as_str() {
+            match o.text.as_str() {
                 "-s" | "--source" | "--src" | "-d" | "--destination" | "--dst" => {
-                    if let Some(set) = parse_addr_list(&v.s, m.v6) {
+                    if let Some(set) = parse_addr_list(&v.text, m.v6) {
                         edits.push((v.start, v.end, m.literal(&set, false)));
                     }
                 }
                 "--src-range" | "--dst-range" => {
-                    if let Some((a, b)) = v.s.split_once('-')
+                    if let Some((a, b)) = v.text.split_once('-')
                         && let (Ok(a), Ok(b)) = (a.parse::<IpAddr>(), b.parse::<IpAddr>())
                     {
                         let set = IntervalSet::range(ip_to_u128(a), ip_to_u128(b));
@@ -288,9 +288,9 @@ fn rewrite_iptables(text: &str, m: &Mapping) -> String {
                 "--to-destination" | "--to-source" => {
                     let nat = if m.v6 { format!("[{LAB_NAT6}]") } else { LAB_NAT4.to_string() };
                     let port = if m.v6 {
-                        v.s.rsplit_once("]:").map(|(_, p)| format!(":{p}")).unwrap_or_default()
+                        v.text.rsplit_once("]:").map(|(_, p)| format!(":{p}")).unwrap_or_default()
                     } else {
-                        v.s.split_once(':').map(|(_, p)| format!(":{p}")).unwrap_or_default()
+                        v.text.split_once(':').map(|(_, p)| format!(":{p}")).unwrap_or_default()
                     };
                     let addr = if m.v6 && port.is_empty() { LAB_NAT6.to_string() } else { nat };
                     edits.push((v.start, v.end, format!("{addr}{port}")));
