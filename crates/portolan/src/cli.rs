@@ -1020,6 +1020,30 @@ pub struct LsArgs {
     pub store: SaveArgs,
 }
 
+impl LsArgs {
+    /// What to list, as the inventory library takes it.
+    pub fn options(&self) -> portolan_local::Options {
+        use portolan_local::Options;
+        let either_transport = !self.tcp && !self.udp;
+        let either_family = !self.ipv4 && !self.ipv6;
+        Options {
+            tcp: self.tcp || either_transport,
+            udp: self.udp || either_transport,
+            ipv4: self.ipv4 || either_family,
+            ipv6: self.ipv6 || either_family,
+            listening: self.listening || self.all || !self.bound,
+            connected: self.all,
+            bound_inactive: self.bound,
+            processes: !self.no_process,
+            all_netns: self.all_netns,
+            ports: self.port.clone(),
+            process: self.process.clone(),
+            force_procfs: self.procfs,
+            threads: self.threads,
+        }
+    }
+}
+
 /// Formats for records (`-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RecordFormat {

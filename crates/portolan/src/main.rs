@@ -51,22 +51,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line, each cause once: a library message that already
-/// quotes its cause ("cannot open X: No such file or directory") is not followed by the cause
-/// again.
+/// The error and its causes on one line, each cause once.
 fn message(err: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if msg.contains(&text) {
-            continue;
-        }
-        if !msg.is_empty() {
-            msg.push_str(": ");
-        }
-        msg.push_str(&text);
-    }
-    msg
+    portolan_session::error_chain(err.as_ref())
 }
 
 /// What to do, in the flags of this command line: the libraries' errors say what is wrong

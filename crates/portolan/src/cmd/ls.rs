@@ -2,30 +2,13 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use portolan_local::Options;
 use portolan_output::{local, records};
 
 use super::Context;
 use crate::cli::LsArgs;
 
 pub fn run(args: LsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let either_transport = !args.tcp && !args.udp;
-    let either_family = !args.ipv4 && !args.ipv6;
-    let opts = Options {
-        tcp: args.tcp || either_transport,
-        udp: args.udp || either_transport,
-        ipv4: args.ipv4 || either_family,
-        ipv6: args.ipv6 || either_family,
-        listening: args.listening || args.all || !args.bound,
-        connected: args.all,
-        bound_inactive: args.bound,
-        processes: !args.no_process,
-        all_netns: args.all_netns,
-        ports: args.port.clone(),
-        process: args.process.clone(),
-        force_procfs: args.procfs,
-        threads: args.threads,
-    };
+    let opts = args.options();
     let mut store = if args.store.save { Some(super::open_store(args.store.db.as_deref())?) } else { None };
     let t0 = std::time::Instant::now();
     let inv = portolan_local::inventory(&opts)?;
