@@ -320,7 +320,7 @@ pub fn audit(policy: &Policy, obs: &Observations, opts: &AuditOptions) -> Vec<Fi
                     ),
                     references: refs.clone(),
                     attack: attack.clone(),
-                        location: Some(e.at.to_source()),
+                        location: Some(e.at.clone()),
                 });
             }
             None => {
@@ -382,7 +382,7 @@ pub fn audit(policy: &Policy, obs: &Observations, opts: &AuditOptions) -> Vec<Fi
                         ),
                         references: refs.clone(),
                         attack: attack.clone(),
-                        location: Some(e.at.to_source()),
+                        location: Some(e.at.clone()),
                     });
                 }
                 if let (Some(want), Some(seen)) = (&e.service, &p.service)
@@ -404,7 +404,7 @@ pub fn audit(policy: &Policy, obs: &Observations, opts: &AuditOptions) -> Vec<Fi
                         ),
                         references: refs.clone(),
                         attack: attack.clone(),
-                        location: Some(e.at.to_source()),
+                        location: Some(e.at.clone()),
                     });
                 }
                 if let Some(want) = &e.process
@@ -433,7 +433,7 @@ pub fn audit(policy: &Policy, obs: &Observations, opts: &AuditOptions) -> Vec<Fi
                         ),
                         references: refs.clone(),
                         attack: attack.clone(),
-                        location: Some(e.at.to_source()),
+                        location: Some(e.at.clone()),
                     });
                 }
             }
@@ -498,7 +498,7 @@ pub fn audit(policy: &Policy, obs: &Observations, opts: &AuditOptions) -> Vec<Fi
                     ),
                     references: Vec::new(),
                     attack: Vec::new(),
-                    location: Some(e.at.to_source()),
+                    location: Some(e.at.clone()),
                 });
             }
         }
@@ -532,7 +532,7 @@ pub fn audit(policy: &Policy, obs: &Observations, opts: &AuditOptions) -> Vec<Fi
             ),
             references: Vec::new(),
             attack: Vec::new(),
-            location: Some(r.at.to_source()),
+            location: Some(r.at.clone()),
         });
     }
     out

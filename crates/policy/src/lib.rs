@@ -38,7 +38,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use jiff::civil::Date;
 use portolan_model::Transport;
@@ -46,29 +45,8 @@ use portolan_model::Transport;
 /// The policy format version this build reads.
 pub const POLICY_VERSION: i64 = 1;
 
-/// A place in a policy file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    /// The file.
-    pub file: Arc<Path>,
-    /// Line, from 1.
-    pub line: u32,
-    /// Column (characters), from 1.
-    pub col: u32,
-}
-
-impl Location {
-    /// The model's form, for findings.
-    pub fn to_source(&self) -> portolan_model::SourceLocation {
-        portolan_model::SourceLocation::new(self.file.display().to_string(), self.line, self.col)
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
-    }
-}
+/// A place in a policy file: the model's one source-location type.
+pub use portolan_model::SourceLocation as Location;
 
 /// One thing wrong with a policy.
 #[derive(Debug, Clone, PartialEq, Eq)]

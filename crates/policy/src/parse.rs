@@ -23,7 +23,9 @@ const MAX_DEPTH: usize = 16;
 
 /// One file's text and line table.
 struct Src {
-    file: Arc<Path>,
+    path: std::path::PathBuf,
+    /// The file as locations name it.
+    file: Arc<str>,
     text: String,
     line_starts: Vec<usize>,
 }
@@ -32,7 +34,7 @@ impl Src {
     fn new(file: &Path, text: String) -> Src {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Src { file: Arc::from(file), text, line_starts }
+        Src { path: file.to_path_buf(), file: Arc::from(file.display().to_string()), text, line_starts }
     }
 
     fn loc(&self, offset: usize) -> Location {
@@ -40,7 +42,7 @@ impl Src {
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
         let start = self.line_starts[line - 1];
         let col = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
-        Location { file: Arc::clone(&self.file), line: line as u32, col: col as u32 }
+        Location::new(Arc::clone(&self.file), line as u32, col as u32)
     }
 }
 
@@ -93,7 +95,7 @@ pub fn load_text(name: &Path, text: &str) -> Result<Policy, PolicyError> {
 }
 
 fn file_problem(file: &Path, message: String) -> Problem {
-    Problem { at: Location { file: Arc::from(file), line: 1, col: 1 }, field: String::new(), message }
+    Problem { at: Location::new(file.display().to_string(), 1, 1), field: String::new(), message }
 }
 
 impl Loader {
@@ -237,7 +239,7 @@ impl Loader {
         let FileCtx { problems, warnings, .. } = f;
         self.problems.extend(problems);
         self.warnings.extend(warnings);
-        let dir = src.file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = src.path.parent().map(Path::to_path_buf).unwrap_or_default();
         for (inc, at, field) in includes {
             let pattern = dir.join(&inc);
             match expand_glob(&pattern) {
@@ -310,11 +312,8 @@ impl Loader {
         }
         if !self.problems.is_empty() {
             self.problems.sort_by(|a, b| {
-                (self.files.iter().position(|f| **f == *a.at.file), a.at.line, a.at.col).cmp(&(
-                    self.files.iter().position(|f| **f == *b.at.file),
-                    b.at.line,
-                    b.at.col,
-                ))
+                let file = |l: &Location| self.files.iter().position(|f| f.display().to_string() == *l.file);
+                (file(&a.at), a.at.line, a.at.column).cmp(&(file(&b.at), b.at.line, b.at.column))
             });
             return Err(PolicyError { problems: self.problems });
         }
