@@ -9,9 +9,7 @@ use portolan_firewall::dd::Term;
 use portolan_firewall::lint::{self, Listener};
 use portolan_firewall::model::Packet;
 use portolan_firewall::{Family, Format, LoadOptions, Ruleset};
-use portolan_model::{
-    AuditReport, FindingTarget, LocalInventory, PortState, ScanRun, SocketState, Transport,
-};
+use portolan_model::{AuditReport, FindingTarget, Host, LocalInventory, PortState, SocketState, Transport};
 
 /// Why a firewall command cannot answer. The messages name no flag; the binary adds them.
 #[derive(Debug, thiserror::Error)]
@@ -177,11 +175,10 @@ pub fn listeners_of_inventory(inv: &LocalInventory) -> Vec<Listener> {
         .collect()
 }
 
-/// The open ports of a scan as listeners, each (transport, port) once.
-pub fn listeners_of_run<'a>(runs: impl IntoIterator<Item = &'a ScanRun>) -> Vec<Listener> {
-    let mut open: Vec<(Transport, u16)> = runs
+/// The open ports of scanned hosts as listeners, each (transport, port) once.
+pub fn listeners_of_hosts<'a>(hosts: impl IntoIterator<Item = &'a Host>) -> Vec<Listener> {
+    let mut open: Vec<(Transport, u16)> = hosts
         .into_iter()
-        .flat_map(|r| r.hosts.iter())
         .flat_map(|h| h.ports.iter())
         .filter(|p| p.state == PortState::Open)
         .map(|p| (p.transport, p.number))

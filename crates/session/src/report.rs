@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use portolan_firewall::analysis::{self, Analysis};
-use portolan_firewall::lint::{self, Listener};
-use portolan_model::{Finding, PortState, Snapshot, SocketState, Source};
+use portolan_firewall::lint;
+use portolan_model::{Finding, PortState, Snapshot, Source};
 use portolan_policy::{AuditOptions, Observations, Policy};
 use portolan_report::{Changes, Firewall, FwRow, Report};
 use portolan_store::{SnapshotRef, Store};
@@ -284,28 +284,9 @@ fn firewall(
     let rows = exposure_rows(&rs)?;
     let mut an = Analysis::new(&[&rs])?;
     // each (transport, port) once: the lint looks the list up for every rule
-    let mut open: Vec<(portolan_model::Transport, u16)> = report
-        .hosts()
-        .iter()
-        .flat_map(|h| h.ports.iter())
-        .filter(|p| p.state == PortState::Open)
-        .map(|p| (p.transport, p.number))
-        .collect();
-    open.sort();
-    open.dedup();
-    let mut listeners: Vec<Listener> =
-        open.into_iter().map(|(transport, port)| Listener { transport, port, address: None }).collect();
+    let mut listeners = crate::firewall::listeners_of_hosts(report.hosts());
     if let Some(inv) = report.local.as_ref().and_then(|s| s.local.as_ref()) {
-        listeners.extend(
-            inv.sockets
-                .iter()
-                .filter(|s| s.state == SocketState::Listen || s.transport == portolan_model::Transport::Udp)
-                .map(|s| Listener {
-                    transport: s.transport,
-                    port: s.local_port,
-                    address: Some(s.local_address),
-                }),
-        );
+        listeners.extend(crate::firewall::listeners_of_inventory(inv));
     }
     let opts = lint::Options { listeners: if listeners.is_empty() { None } else { Some(listeners) } };
     let lint = lint::lint(&mut an, &opts);
