@@ -368,21 +368,28 @@ pub fn junit(out: &mut dyn Write, r: &AuditReport) -> io::Result<()> {
     writeln!(out, "</testsuites>")
 }
 
-/// A format of findings.
+/// A format of findings; [`Format::CHOICES`] names and describes each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum Format {
-    /// Findings with evidence and remedies, for people.
     Table,
-    /// One JSON document (docs/schema/audit-report.schema.json).
     Json,
-    /// One finding per line as JSON.
     Ndjson,
-    /// One finding per line as CSV.
     Csv,
-    /// SARIF 2.1.0, for code-scanning dashboards.
     Sarif,
-    /// JUnit XML, for CI test reports.
     Junit,
+}
+
+impl Format {
+    /// Each format's name (as `-o` takes it), what it is, and the format.
+    pub const CHOICES: &[(&str, &str, Format)] = &[
+        ("table", "Findings with evidence and remedies, for people", Format::Table),
+        ("json", "One JSON document (docs/schema/audit-report.schema.json)", Format::Json),
+        ("ndjson", "One finding per line as JSON", Format::Ndjson),
+        ("csv", "One finding per line as CSV", Format::Csv),
+        ("sarif", "SARIF 2.1.0, for code-scanning dashboards", Format::Sarif),
+        ("junit", "JUnit XML, for CI test reports", Format::Junit),
+    ];
 }
 
 /// Writes a report of findings in `format`; `lint` titles the table for a rule set instead of

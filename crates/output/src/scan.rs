@@ -247,23 +247,31 @@ mod tests {
     }
 }
 
-/// A scan format: one of nmap's (normal, grepable, XML) or Portolan's.
+/// A scan format: one of nmap's (normal, grepable, XML) or Portolan's; [`Format::CHOICES`]
+/// names and describes each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum Format {
-    /// nmap-like report with colour on a terminal.
     Table,
-    /// nmap normal output.
     Normal,
-    /// nmap grepable output.
     Grepable,
-    /// nmap XML.
     Xml,
-    /// One JSON document (docs/schema/scan-run.schema.json).
     Json,
-    /// One host per line as JSON.
     Ndjson,
-    /// One port per line as CSV.
     Csv,
+}
+
+impl Format {
+    /// Each format's name (as `-o` takes it), what it is, and the format.
+    pub const CHOICES: &[(&str, &str, Format)] = &[
+        ("table", "nmap-like report with colour on a terminal", Format::Table),
+        ("normal", "nmap normal output", Format::Normal),
+        ("grepable", "nmap grepable output", Format::Grepable),
+        ("xml", "nmap XML", Format::Xml),
+        ("json", "One JSON document (docs/schema/scan-run.schema.json)", Format::Json),
+        ("ndjson", "One host per line as JSON", Format::Ndjson),
+        ("csv", "One port per line as CSV", Format::Csv),
+    ];
 }
 
 /// The files nmap's `-oN`, `-oX`, `-oG`, `-oJ` and `-oA BASE` name; `-` is standard output.

@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use portolan_output::ColorChoice;
+use portolan_output::audit::Format as AuditFormat;
+use portolan_output::scan::Format as ScanFormat;
 use portolan_scan::shard::Shard;
 
 use portolan_model::values::{self, FailOn, ValueError};
@@ -550,7 +552,7 @@ pub struct FwLintArgs {
     #[arg(long, value_name = "SEVERITY", default_value = values::FAIL_ON_DEFAULT, value_parser = values::fail_on)]
     pub fail_on: FailOn,
     /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditFormat::Table)]
+    #[arg(short = 'o', long = "output", value_name = "FORMAT", default_value = "table", value_parser = choice(AuditFormat::CHOICES))]
     pub output: AuditFormat,
 }
 
@@ -654,42 +656,11 @@ pub struct AuditArgs {
     #[arg(long, value_name = "SEVERITY", default_value = values::FAIL_ON_DEFAULT, value_parser = values::fail_on)]
     pub fail_on: FailOn,
     /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = AuditFormat::Table)]
+    #[arg(short = 'o', long = "output", value_name = "FORMAT", default_value = "table", value_parser = choice(AuditFormat::CHOICES))]
     pub format: AuditFormat,
     /// Record the observations and findings as a snapshot (see `portolan snapshots`).
     #[arg(long)]
     pub save: bool,
-}
-
-/// Formats of `audit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AuditFormat {
-    /// Findings with evidence and remedies, for people.
-    Table,
-    /// One JSON document (docs/schema/audit-report.schema.json).
-    Json,
-    /// One finding per line as JSON.
-    Ndjson,
-    /// One finding per line as CSV.
-    Csv,
-    /// SARIF 2.1.0, for code-scanning dashboards.
-    Sarif,
-    /// JUnit XML, for CI test reports.
-    Junit,
-}
-
-impl From<AuditFormat> for portolan_output::audit::Format {
-    fn from(f: AuditFormat) -> Self {
-        use portolan_output::audit::Format;
-        match f {
-            AuditFormat::Table => Format::Table,
-            AuditFormat::Json => Format::Json,
-            AuditFormat::Ndjson => Format::Ndjson,
-            AuditFormat::Csv => Format::Csv,
-            AuditFormat::Sarif => Format::Sarif,
-            AuditFormat::Junit => Format::Junit,
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -781,7 +752,7 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub resume_file: Option<PathBuf>,
     /// Format on standard output.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = ScanFormat::Table)]
+    #[arg(short = 'o', long = "output", value_name = "FORMAT", default_value = "table", value_parser = choice(ScanFormat::CHOICES))]
     pub format: ScanFormat,
     #[command(flatten)]
     pub files: OutputFiles,
@@ -1101,40 +1072,6 @@ pub enum TopTransport {
     Udp,
 }
 
-/// Formats for scan results on standard output (`-o`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ScanFormat {
-    /// nmap-like report with colour on a terminal.
-    Table,
-    /// nmap normal output.
-    Normal,
-    /// nmap grepable output.
-    Grepable,
-    /// nmap XML.
-    Xml,
-    /// One JSON document (docs/schema/scan-run.schema.json).
-    Json,
-    /// One host per line as JSON.
-    Ndjson,
-    /// One port per line as CSV.
-    Csv,
-}
-
-impl From<ScanFormat> for portolan_output::scan::Format {
-    fn from(f: ScanFormat) -> Self {
-        use portolan_output::scan::Format;
-        match f {
-            ScanFormat::Table => Format::Table,
-            ScanFormat::Normal => Format::Normal,
-            ScanFormat::Grepable => Format::Grepable,
-            ScanFormat::Xml => Format::Xml,
-            ScanFormat::Json => Format::Json,
-            ScanFormat::Ndjson => Format::Ndjson,
-            ScanFormat::Csv => Format::Csv,
-        }
-    }
-}
-
 /// nmap's output-file flags, shared by every command that produces scan results.
 #[derive(Debug, Args, Default)]
 pub struct OutputFiles {
@@ -1199,7 +1136,7 @@ pub struct ImportArgs {
     /// The nmap XML file.
     pub file: PathBuf,
     /// Format on standard output.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = ScanFormat::Table)]
+    #[arg(short = 'o', long = "output", value_name = "FORMAT", default_value = "table", value_parser = choice(ScanFormat::CHOICES))]
     pub format: ScanFormat,
     #[command(flatten)]
     pub files: OutputFiles,
@@ -1378,6 +1315,16 @@ pub fn rewrite_nmap_output_flags(args: impl IntoIterator<Item = OsString>) -> Ve
         out.push(a);
     }
     out
+}
+
+/// A value parser over a library's named choices (name, help, value); `--help` lists them.
+fn choice<T: Copy + Send + Sync + 'static>(
+    choices: &'static [(&'static str, &'static str, T)],
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    let names = choices.iter().map(|(name, help, _)| clap::builder::PossibleValue::new(name).help(help));
+    // the possible values have checked the name: the fallback is never taken
+    clap::builder::PossibleValuesParser::new(names)
+        .map(move |s| choices.iter().find(|c| c.0 == s).map_or(choices[0].2, |c| c.2))
 }
 
 /// A run name (`--run`): letters, digits, `.`, `_`, `-`.

@@ -28,7 +28,7 @@ pub fn run(args: AuditArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let report =
         portolan_session::audit_report(files, g.source, hosts, observed.collect(), findings, super::VERSION);
     let mut out = super::stdout();
-    portolan_output::audit::write(&mut out, args.format.into(), &report, false, ctx.color)?;
+    portolan_output::audit::write(&mut out, args.format, &report, false, ctx.color)?;
     out.flush().context("writing to standard output")?;
     drop(out);
     if let Some(store) = store.as_mut() {

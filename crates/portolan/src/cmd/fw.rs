@@ -90,7 +90,7 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 (None, false) => Behind::Nothing,
             };
             let report = fw::lint(&rs, behind, super::VERSION)?;
-            portolan_output::audit::write(&mut out, a.output.into(), &report, true, ctx.color)?;
+            portolan_output::audit::write(&mut out, a.output, &report, true, ctx.color)?;
             ExitCode::from(u8::from(a.fail_on.fails_any(&report.findings)))
         }
         FwAction::Verify(a) => {

@@ -11,7 +11,7 @@ pub fn run(args: ImportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut store = if args.store.save { Some(super::open_store(args.store.db.as_deref())?) } else { None };
     let run = portolan_import::read_file(&args.file)?;
     let mut sinks = portolan_output::scan::open(
-        args.format.into(),
+        args.format,
         &args.files.files(),
         args.show.options(true),
         ctx.color,

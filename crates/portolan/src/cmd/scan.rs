@@ -53,12 +53,8 @@ pub fn run(args: ScanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let sinks = portolan_output::scan::open(
-        args.format.into(),
-        &args.files.files(),
-        args.show.options(false),
-        ctx.color,
-    )?;
+    let sinks =
+        portolan_output::scan::open(args.format, &args.files.files(), args.show.options(false), ctx.color)?;
     let keeping = Keeping {
         store: store.as_mut(),
         resume_path: args.resume_file.clone().unwrap_or_else(|| resume_path(run.as_ref())),
