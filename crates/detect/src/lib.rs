@@ -159,7 +159,7 @@ type Pair = (IpAddr, u16, Proto);
 
 /// A detection being built.
 #[derive(Debug, Clone)]
-struct Acc {
+struct Draft {
     kind: DetectionKind,
     src: Option<IpAddr>,
     srcs: HashSet<IpAddr, RandomState>,
@@ -181,9 +181,9 @@ struct Acc {
 const TARGET_CAP: usize = 1 << 16;
 const EVIDENCE: usize = 8;
 
-impl Acc {
-    fn new(kind: DetectionKind, src: Option<IpAddr>, e: &Event) -> Acc {
-        Acc {
+impl Draft {
+    fn new(kind: DetectionKind, src: Option<IpAddr>, e: &Event) -> Draft {
+        Draft {
             kind,
             src,
             srcs: HashSet::default(),
@@ -250,10 +250,10 @@ struct Src {
     /// The first probe of a source not yet counting (most sources of a flood send one).
     first: Option<Event>,
     counts: Option<Box<Counts>>,
-    scan: Option<Box<Acc>>,
+    scan: Option<Box<Draft>>,
     /// Login failures and short login sessions.
     logins: VecDeque<Event>,
-    brute: Option<Box<Acc>>,
+    brute: Option<Box<Draft>>,
 }
 
 /// One source's distinct probes in the current windows.
@@ -342,7 +342,7 @@ struct Dst {
     /// Each port probed this window, and by whom first.
     ports: HashMap<(u16, Proto), IpAddr, RandomState>,
     events: VecDeque<Event>,
-    scan: Option<Box<Acc>>,
+    scan: Option<Box<Draft>>,
     /// Sources probing the target of a distributed scan that are not yet part of it.
     joining: HashMap<IpAddr, Vec<Event>, RandomState>,
 }
@@ -398,21 +398,21 @@ impl Detector {
         let cfg = &self.cfg;
         for s in self.sources.values_mut() {
             if s.scan.as_ref().is_some_and(|a| now_us - a.last_us > cfg.window_us)
-                && let Some(acc) = s.scan.take()
+                && let Some(draft) = s.scan.take()
             {
-                self.done.push(finish(acc, cfg, &self.names));
+                self.done.push(finish(draft, cfg, &self.names));
             }
             if s.brute.as_ref().is_some_and(|a| now_us - a.last_us > cfg.auth_window_us)
-                && let Some(acc) = s.brute.take()
+                && let Some(draft) = s.brute.take()
             {
-                self.done.push(finish(acc, cfg, &self.names));
+                self.done.push(finish(draft, cfg, &self.names));
             }
         }
         for t in self.targets.values_mut() {
             if t.scan.as_ref().is_some_and(|a| now_us - a.last_us > cfg.window_us)
-                && let Some(acc) = t.scan.take()
+                && let Some(draft) = t.scan.take()
             {
-                self.done.push(finish(acc, cfg, &self.names));
+                self.done.push(finish(draft, cfg, &self.names));
             }
         }
     }
@@ -463,16 +463,16 @@ impl Detector {
         let cfg = &self.cfg;
         let s = self.sources.entry(e.src).or_default();
         // a source quiet for a window: what it did is over
-        if let Some(acc) = s.scan.take() {
-            if e.ts_us - acc.last_us > cfg.window_us {
-                self.done.push(finish(acc, cfg, &self.names));
+        if let Some(draft) = s.scan.take() {
+            if e.ts_us - draft.last_us > cfg.window_us {
+                self.done.push(finish(draft, cfg, &self.names));
             } else {
-                s.scan = Some(acc);
+                s.scan = Some(draft);
             }
         }
         s.last_us = s.last_us.max(e.ts_us);
-        if let Some(acc) = s.scan.as_mut() {
-            acc.add(e);
+        if let Some(draft) = s.scan.as_mut() {
+            draft.add(e);
             return;
         }
         // a source seen once keeps only that probe; counting starts with its second
@@ -493,18 +493,18 @@ impl Detector {
             }
         };
         if fire && let Some(mut c) = s.counts.take() {
-            let mut acc = Acc::new(DetectionKind::VerticalScan, Some(e.src), e);
+            let mut draft = Draft::new(DetectionKind::VerticalScan, Some(e.src), e);
             let kept = c.recent.iter().any(|r| r.evidence == e.evidence);
             for r in c.recent.drain(..) {
-                acc.add(&r);
+                draft.add(&r);
             }
             if !kept {
-                acc.add(e);
+                draft.add(e);
             }
             if self.live {
-                self.started.push(finish_open(&acc, cfg, &self.names));
+                self.started.push(finish_open(&draft, cfg, &self.names));
             }
-            s.scan = Some(Box::new(acc));
+            s.scan = Some(Box::new(draft));
             return;
         }
         self.distributed(e, dst);
@@ -532,9 +532,9 @@ impl Detector {
             return;
         }
         self.new_services.insert(key);
-        let mut acc = Acc::new(DetectionKind::NewService, None, e);
-        acc.add(e);
-        let mut d = finish(Box::new(acc), &self.cfg, &self.names);
+        let mut draft = Draft::new(DetectionKind::NewService, None, e);
+        draft.add(e);
+        let mut d = finish(Box::new(draft), &self.cfg, &self.names);
         d.summary = format!(
             "{} answers on {}/{}, which {} does not know (first answer to {})",
             dst, e.dport, e.proto, base.name, e.src
@@ -551,18 +551,18 @@ impl Detector {
             return;
         }
         let t = self.targets.entry(dst).or_default();
-        if let Some(acc) = t.scan.take() {
-            if e.ts_us - acc.last_us > cfg.window_us {
-                self.done.push(finish(acc, cfg, &self.names));
+        if let Some(draft) = t.scan.take() {
+            if e.ts_us - draft.last_us > cfg.window_us {
+                self.done.push(finish(draft, cfg, &self.names));
             } else {
-                t.scan = Some(acc);
+                t.scan = Some(draft);
             }
         }
-        if let Some(acc) = t.scan.as_mut() {
+        if let Some(draft) = t.scan.as_mut() {
             // its parts; another source joins once it too probes several ports (a client of
             // the same host touches one or two)
-            if acc.srcs.contains(&e.src) {
-                acc.add(e);
+            if draft.srcs.contains(&e.src) {
+                draft.add(e);
             } else if t.joining.len() < 1024 || t.joining.contains_key(&e.src) {
                 let j = t.joining.entry(e.src).or_default();
                 if j.len() < 64 {
@@ -576,7 +576,7 @@ impl Detector {
                     && let Some(j) = t.joining.remove(&e.src)
                 {
                     for x in &j {
-                        acc.add(x);
+                        draft.add(x);
                     }
                 }
             }
@@ -626,17 +626,17 @@ impl Detector {
                 });
             }
             if fires(&per_src) {
-                let mut acc = Acc::new(DetectionKind::DistributedScan, None, e);
+                let mut draft = Draft::new(DetectionKind::DistributedScan, None, e);
                 for r in t.events.drain(..) {
                     if per_src.contains_key(&r.src) {
-                        acc.add(&r);
+                        draft.add(&r);
                     }
                 }
                 t.ports.clear();
                 if self.live {
-                    self.started.push(finish_open(&acc, cfg, &self.names));
+                    self.started.push(finish_open(&draft, cfg, &self.names));
                 }
-                t.scan = Some(Box::new(acc));
+                t.scan = Some(Box::new(draft));
             }
         }
     }
@@ -645,15 +645,15 @@ impl Detector {
         let cfg = &self.cfg;
         let s = self.sources.entry(e.src).or_default();
         s.last_us = s.last_us.max(e.ts_us);
-        if let Some(acc) = s.brute.take() {
-            if e.ts_us - acc.last_us > cfg.auth_window_us {
-                self.done.push(finish(acc, cfg, &self.names));
+        if let Some(draft) = s.brute.take() {
+            if e.ts_us - draft.last_us > cfg.auth_window_us {
+                self.done.push(finish(draft, cfg, &self.names));
             } else {
-                s.brute = Some(acc);
+                s.brute = Some(draft);
             }
         }
-        if let Some(acc) = s.brute.as_mut() {
-            acc.add(e);
+        if let Some(draft) = s.brute.as_mut() {
+            draft.add(e);
             return;
         }
         while s.logins.front().is_some_and(|f| e.ts_us - f.ts_us > cfg.auth_window_us) {
@@ -668,17 +668,17 @@ impl Detector {
             .filter(|l| l.outcome != Outcome::AuthFailure && l.dst == e.dst && l.dport == e.dport)
             .count();
         if failures >= cfg.auth_failures || sessions >= cfg.auth_sessions {
-            let mut acc = Acc::new(DetectionKind::BruteForce, Some(e.src), e);
+            let mut draft = Draft::new(DetectionKind::BruteForce, Some(e.src), e);
             let want_failures = failures >= cfg.auth_failures;
             for l in s.logins.drain(..) {
                 if (l.outcome == Outcome::AuthFailure) == want_failures {
-                    acc.add(&l);
+                    draft.add(&l);
                 }
             }
             if self.live {
-                self.started.push(finish_open(&acc, cfg, &self.names));
+                self.started.push(finish_open(&draft, cfg, &self.names));
             }
-            s.brute = Some(Box::new(acc));
+            s.brute = Some(Box::new(draft));
         }
         if s.logins.len() > 4 * cfg.auth_failures.max(cfg.auth_sessions) + 64 {
             s.logins.pop_front();
@@ -700,8 +700,8 @@ impl Detector {
                 if s.scan.is_none() && s.brute.is_none() {
                     self.evicted += 1;
                 }
-                for acc in [s.scan, s.brute].into_iter().flatten() {
-                    self.done.push(finish(acc, cfg, &self.names));
+                for draft in [s.scan, s.brute].into_iter().flatten() {
+                    self.done.push(finish(draft, cfg, &self.names));
                 }
             }
         }
@@ -717,13 +717,13 @@ impl Detector {
         let cfg = &self.cfg;
         let mut out = std::mem::take(&mut self.done);
         for (_, s) in self.sources.drain() {
-            for acc in [s.scan, s.brute].into_iter().flatten() {
-                out.push(finish(acc, cfg, &self.names));
+            for draft in [s.scan, s.brute].into_iter().flatten() {
+                out.push(finish(draft, cfg, &self.names));
             }
         }
         for (_, t) in self.targets.drain() {
-            if let Some(acc) = t.scan {
-                out.push(finish(acc, cfg, &self.names));
+            if let Some(draft) = t.scan {
+                out.push(finish(draft, cfg, &self.names));
             }
         }
         out.sort_by(|a, b| (&a.first_seen, a.kind, a.src).cmp(&(&b.first_seen, b.kind, b.src)));
@@ -742,8 +742,8 @@ fn ignored(e: &Event) -> bool {
 }
 
 /// A detection as it stands, still open.
-fn finish_open(acc: &Acc, cfg: &Config, names: &[SourceName]) -> Detection {
-    let mut d = finish(Box::new(acc.clone()), cfg, names);
+fn finish_open(draft: &Draft, cfg: &Config, names: &[SourceName]) -> Detection {
+    let mut d = finish(Box::new(draft.clone()), cfg, names);
     d.open = true;
     d
 }
@@ -757,21 +757,21 @@ fn time_text(us: i64, clock: Clock) -> String {
     }
 }
 
-fn finish(acc: Box<Acc>, cfg: &Config, names: &[SourceName]) -> Detection {
-    let mut kind = acc.kind;
-    let target_count = acc.targets.len() as u64;
+fn finish(draft: Box<Draft>, cfg: &Config, names: &[SourceName]) -> Detection {
+    let mut kind = draft.kind;
+    let target_count = draft.targets.len() as u64;
     if kind == DetectionKind::VerticalScan && target_count >= cfg.sweep_hosts as u64 {
         kind = DetectionKind::HorizontalSweep;
     }
-    let span = acc.last_us - acc.first_us;
+    let span = draft.last_us - draft.first_us;
     if matches!(kind, DetectionKind::VerticalScan | DetectionKind::HorizontalSweep)
-        && acc.events > 1
-        && span / (acc.events as i64 - 1) >= cfg.slow_gap_us
+        && draft.events > 1
+        && span / (draft.events as i64 - 1) >= cfg.slow_gap_us
     {
         kind = DetectionKind::SlowScan;
     }
     let mut ports = Vec::new();
-    for (w, bits) in acc.ports.iter().enumerate() {
+    for (w, bits) in draft.ports.iter().enumerate() {
         let mut b = *bits;
         while b != 0 {
             let i = b.trailing_zeros() as usize;
@@ -779,52 +779,52 @@ fn finish(acc: Box<Acc>, cfg: &Config, names: &[SourceName]) -> Detection {
             b &= b - 1;
         }
     }
-    let mut targets: Vec<IpAddr> = acc.targets.iter().copied().collect();
+    let mut targets: Vec<IpAddr> = draft.targets.iter().copied().collect();
     targets.sort();
     targets.truncate(32);
-    let mut srcs: Vec<IpAddr> = acc.srcs.iter().copied().collect();
+    let mut srcs: Vec<IpAddr> = draft.srcs.iter().copied().collect();
     srcs.sort();
     srcs.truncate(32);
     // a login, or a service that answers, is no scan technique
     let technique = if matches!(kind, DetectionKind::BruteForce | DetectionKind::NewService) {
         None
     } else {
-        (0..7).filter(|&i| acc.techniques[i] > 0).max_by_key(|&i| acc.techniques[i]).map(TECHNIQUES)
+        (0..7).filter(|&i| draft.techniques[i] > 0).max_by_key(|&i| draft.techniques[i]).map(TECHNIQUES)
     };
     let tool = {
-        let known: u64 = acc.tools[..3].iter().sum();
-        let best = (0..3).max_by_key(|&i| acc.tools[i]).unwrap_or(3);
+        let known: u64 = draft.tools[..3].iter().sum();
+        let best = (0..3).max_by_key(|&i| draft.tools[i]).unwrap_or(3);
         // most of the packets that show a fingerprint must agree
         if kind != DetectionKind::NewService
             && known > 0
-            && acc.tools[best] * 2 > known
-            && acc.tools[best] * 2 >= acc.events.min(known.max(1))
+            && draft.tools[best] * 2 > known
+            && draft.tools[best] * 2 >= draft.events.min(known.max(1))
         {
             TOOLS[best]
         } else {
             Tool::Unknown
         }
     };
-    let allowed = acc.src.is_some_and(|s| cfg.allowed.iter().any(|&(net, len)| in_net(s, net, len)));
-    let transport = match acc.proto {
+    let allowed = draft.src.is_some_and(|s| cfg.allowed.iter().any(|&(net, len)| in_net(s, net, len)));
+    let transport = match draft.proto {
         Proto::Udp => Transport::Udp,
         Proto::Sctp => Transport::Sctp,
         _ => Transport::Tcp,
     };
     let mut severity = match kind {
         DetectionKind::BruteForce | DetectionKind::DistributedScan => Severity::High,
-        DetectionKind::NewService => portolan_kb::for_port(acc.ports_first(), transport)
+        DetectionKind::NewService => portolan_kb::for_port(draft.ports_first(), transport)
             .map(|k| k.internet_risk)
             .max()
             .unwrap_or(Severity::Medium)
             .max(Severity::Medium),
         _ => Severity::Medium,
     };
-    let risky_answer = acc
+    let risky_answer = draft
         .answered
         .iter()
         .any(|&p| portolan_kb::for_port(p, transport).any(|k| k.internet_risk >= Severity::High));
-    let public = acc.targets.iter().any(|&t| portolan_kb::is_public(t));
+    let public = draft.targets.iter().any(|&t| portolan_kb::is_public(t));
     for raise in [risky_answer && kind != DetectionKind::BruteForce, public] {
         if raise {
             severity = raise_one(severity);
@@ -839,7 +839,7 @@ fn finish(acc: Box<Acc>, cfg: &Config, names: &[SourceName]) -> Detection {
         DetectionKind::NewService => Vec::new(),
         _ => vec!["T1046".into()],
     };
-    let mut sample = acc.evidence.clone();
+    let mut sample = draft.evidence.clone();
     sample.sort();
     let evidence = sample
         .iter()
@@ -850,7 +850,7 @@ fn finish(acc: Box<Acc>, cfg: &Config, names: &[SourceName]) -> Detection {
         })
         .collect();
     let ports_text = portolan_model::port_ranges(&ports);
-    let who = acc.src.map_or_else(|| format!("{} sources", acc.srcs.len()), |s| s.to_string());
+    let who = draft.src.map_or_else(|| format!("{} sources", draft.srcs.len()), |s| s.to_string());
     let how = match (technique, tool) {
         (Some(t), Tool::Unknown) => format!(" ({} scan)", t.as_str()),
         (Some(t), tool) => format!(" ({} scan, {})", t.as_str(), tool.as_str()),
@@ -861,37 +861,37 @@ fn finish(acc: Box<Acc>, cfg: &Config, names: &[SourceName]) -> Detection {
     let summary = match kind {
         DetectionKind::BruteForce => format!(
             "{who} tried {} logins on {} in {secs:.1} s",
-            acc.events,
+            draft.events,
             if ports.is_empty() { "ssh".to_string() } else { format!("port {ports_text}") }
         ),
         DetectionKind::HorizontalSweep => format!(
             "{who} swept {} hosts on {} port{}{how} in {secs:.1} s",
             target_count,
-            acc.port_count,
-            if acc.port_count == 1 { "" } else { "s" }
+            draft.port_count,
+            if draft.port_count == 1 { "" } else { "s" }
         ),
         _ => format!(
             "{who} probed {} port{} of {} host{}{how} in {secs:.1} s",
-            acc.port_count,
-            if acc.port_count == 1 { "" } else { "s" },
+            draft.port_count,
+            if draft.port_count == 1 { "" } else { "s" },
             target_count,
             if target_count == 1 { "" } else { "s" }
         ),
     };
     Detection {
         kind,
-        src: acc.src,
+        src: draft.src,
         srcs,
         targets,
         target_count,
         ports: ports_text,
-        port_count: acc.port_count,
-        transport: acc.proto,
+        port_count: draft.port_count,
+        transport: draft.proto,
         scan_type: technique,
         tool,
-        first_seen: time_text(acc.first_us, acc.clock),
-        last_seen: time_text(acc.last_us, acc.clock),
-        events: acc.events,
+        first_seen: time_text(draft.first_us, draft.clock),
+        last_seen: time_text(draft.last_us, draft.clock),
+        events: draft.events,
         severity,
         attack,
         evidence,

@@ -10,12 +10,8 @@ use crate::cli::ImportArgs;
 pub fn run(args: ImportArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut store = if args.store.save { Some(super::open_store(args.store.db.as_deref())?) } else { None };
     let run = portolan_import::read_file(&args.file)?;
-    let mut sinks = portolan_output::scan::open(
-        args.format,
-        &args.files.files(),
-        args.show.options(true),
-        ctx.color,
-    )?;
+    let mut sinks =
+        portolan_output::scan::open(args.format, &args.files.files(), args.show.options(true), ctx.color)?;
     sinks.begin(&run).context("writing output")?;
     for h in &run.hosts {
         sinks.host(h).context("writing output")?;
