@@ -11,6 +11,7 @@ use portolan_output::ColorChoice;
 use portolan_output::audit::Format as AuditFormat;
 use portolan_output::scan::Format as ScanFormat;
 use portolan_scan::shard::Shard;
+use portolan_store::SnapshotRef;
 
 use portolan_model::values::{self, FailOn, ValueError};
 
@@ -271,8 +272,8 @@ pub struct WatchArgs {
     pub nflog: Vec<u16>,
     /// A saved snapshot (last, last~1, or an id; see `portolan snapshots`) of what is supposed
     /// to answer: a host that answers a handshake on anything else is reported as new_service.
-    #[arg(long, value_name = "SNAPSHOT")]
-    pub baseline: Option<String>,
+    #[arg(long, value_name = "SNAPSHOT", value_parser = snapshot_ref)]
+    pub baseline: Option<SnapshotRef>,
     /// What the policy approves is what is supposed to answer: a host answering a handshake
     /// on a port it does not approve is a new_service; with --listeners, a listener that
     /// appears or changes owner is reported only when the policy does not approve it.
@@ -500,8 +501,8 @@ pub struct FwQueryArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["src", "dst"])]
     pub batch: Option<PathBuf>,
     /// Protocol (tcp, udp, icmp, a number).
-    #[arg(short = 'p', long = "proto", default_value = "tcp")]
-    pub proto: String,
+    #[arg(short = 'p', long = "proto", value_name = "PROTO", default_value = "tcp", value_parser = protocol)]
+    pub proto: u8,
     /// Destination port (ICMP: the type).
     #[arg(long, default_value_t = 0)]
     pub dport: u16,
@@ -630,8 +631,8 @@ pub struct ObserveArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "snapshot")]
     pub xml: Option<PathBuf>,
     /// A stored snapshot: an id, last, last~N (see `portolan snapshots`).
-    #[arg(long, value_name = "REF")]
-    pub snapshot: Option<String>,
+    #[arg(long, value_name = "REF", value_parser = snapshot_ref)]
+    pub snapshot: Option<SnapshotRef>,
     /// Snapshot database (for --snapshot and --save; default: $PORTOLAN_DB, else
     /// ~/.local/share/portolan/portolan.db) or a postgres:// URL.
     #[arg(long, value_name = "PATH|URL")]
@@ -1170,11 +1171,11 @@ pub struct SnapshotsArgs {
     #[arg(long, requires = "show")]
     pub xml: bool,
     /// Print one snapshot in full (an id, last, last~N, or run:NAME merged) instead of the list.
-    #[arg(long, value_name = "REF", conflicts_with_all = ["delete", "keep", "older_than"])]
-    pub show: Option<String>,
+    #[arg(long, value_name = "REF", conflicts_with_all = ["delete", "keep", "older_than"], value_parser = snapshot_ref)]
+    pub show: Option<SnapshotRef>,
     /// Delete these snapshots (ids, last, last~N).
-    #[arg(long, value_name = "REF", num_args = 1.., conflicts_with_all = ["keep", "older_than"])]
-    pub delete: Vec<String>,
+    #[arg(long, value_name = "REF", num_args = 1.., conflicts_with_all = ["keep", "older_than"], value_parser = snapshot_ref)]
+    pub delete: Vec<SnapshotRef>,
     /// Retention: keep only the N newest snapshots, deleting the rest.
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,
@@ -1325,6 +1326,17 @@ fn choice<T: Copy + Send + Sync + 'static>(
     // the possible values have checked the name: the fallback is never taken
     clap::builder::PossibleValuesParser::new(names)
         .map(move |s| choices.iter().find(|c| c.0 == s).map_or(choices[0].2, |c| c.2))
+}
+
+/// A snapshot reference (`12`, `last`, `last~2`, `run:NAME`).
+fn snapshot_ref(s: &str) -> Result<SnapshotRef, String> {
+    s.parse::<SnapshotRef>().map_err(|e| e.to_string())
+}
+
+/// A protocol by name or number (`tcp`, `udp`, `icmp`, `47`).
+fn protocol(s: &str) -> Result<u8, &'static str> {
+    portolan_firewall::model::proto_number(s)
+        .ok_or("expected a protocol name (tcp, udp, icmp, ...) or number")
 }
 
 /// A run name (`--run`): letters, digits, `.`, `_`, `-`.

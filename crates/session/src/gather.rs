@@ -16,7 +16,7 @@ pub struct Sources {
     /// An nmap XML file (or a Portolan JSON scan).
     pub xml: Option<PathBuf>,
     /// A stored snapshot reference.
-    pub snapshot: Option<String>,
+    pub snapshot: Option<SnapshotRef>,
     /// The snapshot database (default: [`portolan_store::default_location`]).
     pub db: Option<String>,
     /// A scan to run.
@@ -89,9 +89,8 @@ pub fn gather(from: &Sources, version: &str, console: &mut Console) -> Result<Ga
             snapshot: Snapshot::of_scan(Source::Import, run, &machine, version),
         });
     }
-    if let Some(r) = &from.snapshot {
-        let reference: SnapshotRef = r.parse()?;
-        let snap = open_store(from.db.as_deref())?.load_ref(&reference)?;
+    if let Some(reference) = &from.snapshot {
+        let snap = open_store(from.db.as_deref())?.load_ref(reference)?;
         let id = snap.id.map_or_else(|| reference.to_string(), |i| i.to_string());
         let obs = match (&snap.scan, &snap.local) {
             (Some(run), _) => Observations::from_run(run),

@@ -52,11 +52,10 @@ pub enum WatchRunError {
 /// A saved snapshot as the baseline: what was seen (and, for a listener watch, its inventory).
 pub fn baseline(
     store: &mut Store,
-    reference: &str,
+    reference: &SnapshotRef,
     listeners: bool,
 ) -> Result<(portolan_detect::Baseline, Option<LocalInventory>), WatchRunError> {
-    let reference = reference.parse::<SnapshotRef>()?;
-    let snap = store.load_ref(&reference)?;
+    let snap = store.load_ref(reference)?;
     let name = snap.id.map_or_else(|| reference.to_string(), |id| format!("snapshot {id}"));
     let inventory = match (&snap.local, listeners) {
         (_, false) => None,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use portolan_firewall::analysis::Analysis;
-use portolan_firewall::model::{Packet, proto_number};
+use portolan_firewall::model::Packet;
 use portolan_output::firewall as render;
 use portolan_output::records;
 use portolan_session::firewall::{self as fw, Behind};
@@ -60,10 +60,8 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             if src.is_ipv6() != dst.is_ipv6() {
                 bail!("--src and --dst must both be IPv4 or both IPv6");
             }
-            let proto = proto_number(&a.proto)
-                .with_context(|| format!("-p {:?}: a protocol name or number", a.proto))?;
             let (iif, oif) = (a.iif.clone(), a.oif.clone());
-            let p = Packet { src, dst, proto, dport: a.dport, sport: a.sport, iif, oif };
+            let p = Packet { src, dst, proto: a.proto, dport: a.dport, sport: a.sport, iif, oif };
             let (an, answers) = fw::query(&rs, &p, a.forward)?;
             match a.output {
                 FwOutput::Json => records::json(&mut out, &render::query_json(&an, &answers))?,

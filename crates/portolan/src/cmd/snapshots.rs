@@ -13,7 +13,7 @@ pub fn run(args: SnapshotsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut store = super::open_store(args.db.as_deref())?;
     let mut out = super::stdout();
     if let Some(r) = &args.show {
-        let snap = store.load_ref(&r.parse::<SnapshotRef>()?)?;
+        let snap = store.load_ref(r)?;
         if args.xml {
             let Some(run) = &snap.scan else { anyhow::bail!("{r} holds no scan to write as nmap XML") };
             let mut sink = portolan_output::scan::XmlSink::new(&mut out, Default::default());
@@ -28,9 +28,9 @@ pub fn run(args: SnapshotsArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         let mut ids = Vec::new();
         let mut runs = Vec::new();
         for r in &args.delete {
-            match r.parse::<SnapshotRef>()? {
-                SnapshotRef::Run(name) => runs.push(name),
-                r => ids.push(store.resolve(&r)?),
+            match r {
+                SnapshotRef::Run(name) => runs.push(name.clone()),
+                r => ids.push(store.resolve(r)?),
             }
         }
         for name in &runs {
