@@ -8,14 +8,18 @@
 //!   socket's error queue).
 //! - [`shard`]: `--shard I/N`, a keyed permutation of the target x port space.
 //! - [`syn`]: the SYN scan's worker (raw sockets, keyed cookies, rounds, the rate cap).
-//! - [`engine`]: the scheduler; results stream to an [`engine::Observer`] and never print.
+//! - [`engine`]: the coordinator; results stream to an [`engine::Observer`] and never print.
+//!   Its workers: the connect workers (`connect.rs`) and the packet worker ([`syn`]), which
+//!   share only the job and part types (`jobs.rs`).
 //! - [`interrupt`]: Ctrl-C and SIGTERM as a stop request every phase of a run obeys.
 //! - [`resume`]: the resume file an interrupted scan writes.
 
 pub mod check;
+mod connect;
 pub mod engine;
 mod error;
 pub mod interrupt;
+mod jobs;
 mod neigh;
 mod packet;
 pub mod ports;

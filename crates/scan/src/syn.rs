@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use portolan_model::{Port, PortState, Reason, Transport};
 
-use crate::engine::{Job, Kind, Msg, Part, Shared};
+use crate::jobs::{Job, Kind, Msg, Part, Shared, TableNames};
 use crate::packet::{self, Answer, Cookie, ICMP_QUERY_LEN, SYN_LEN};
 use crate::raw::{
     ArpSock, Link, RawSock, RxBatch, RxRing, Transmitter, TxBatch, on_link, poll_readable, reserve_port,
@@ -986,7 +986,7 @@ impl SynWorker {
         // in port order (the probes went out shuffled): the host's ports need no sort then
         let make = |index: &[(u16, u32)]| -> Vec<Port> {
             // each half its own shared `unknown`: no counter written from both threads
-            let table = names.map(crate::engine::TableNames::new);
+            let table = names.map(TableNames::new);
             index
                 .iter()
                 .map(|&(p, i)| {
