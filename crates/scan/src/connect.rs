@@ -29,6 +29,7 @@ use portolan_model::{Port, PortState, Reason, Service, Transport};
 use crate::jobs::{Job, Kind, Msg, Part, Shared, TableNames};
 use crate::probe::{reason_for_errno, reason_for_icmp};
 use crate::raw::{Epoll, Sock, Start};
+use crate::rounds::{below_min_rate, connect_retries, host_timed_out, paced_until};
 use crate::timing::{Congestion, RttEstimator, Timing, TokenBucket};
 use crate::{Error, Result};
 
@@ -358,7 +359,7 @@ impl Worker {
         let now = Instant::now();
         let mut wake = Duration::from_millis(25);
         let behind =
-            self.min_rate.is_some_and(|r| (self.sent_here as f64) < r * self.started.elapsed().as_secs_f64());
+            below_min_rate(self.sent_here, self.min_rate, now.saturating_duration_since(self.started));
         let limit = if behind { usize::MAX } else { self.cc.window() };
         let n = active.len();
         let mut idle = 0;
@@ -369,22 +370,18 @@ impl Worker {
             *rr = (*rr + 1) % n;
             let ji = *rr;
             let j = &mut active[ji];
-            if let Some(ht) = self.t.host_timeout
-                && !j.timed_out
-                && j.started.elapsed() > ht
+            // the clock is read only when there is a host timeout (a hot loop)
+            if !j.timed_out
+                && self.t.host_timeout.is_some()
+                && host_timed_out(j.started, Instant::now(), self.t.host_timeout)
             {
                 j.timed_out = true;
                 j.give_up_sending();
             }
-            if self.t.scan_delay > Duration::ZERO
-                && let Some(last) = j.last_send
-            {
-                let at = last + self.t.scan_delay;
-                if at > now {
-                    wake = wake.min(at - now);
-                    idle += 1;
-                    continue;
-                }
+            if let Some(at) = paced_until(j.last_send, self.t.scan_delay, now) {
+                wake = wake.min(at - now);
+                idle += 1;
+                continue;
             }
             let next = if let Some(&r) = j.retries.front() {
                 Some((r, true))
@@ -540,11 +537,7 @@ impl Worker {
                 drop(f.sock);
                 // silence is not congestion: the slot is free, the window may grow
                 self.cc.on_response();
-                // nmap allows one try more than the highest that was ever answered; Portolan
-                // allows at least two retransmissions, so that two losses in a row do not hide
-                // an open port (0.04 % of ports at 2 % loss); --max-retries still caps it
-                let allowed = self.t.max_retries.min(j.max_ok_try.saturating_add(1).max(2));
-                if f.tryno < allowed && !j.timed_out {
+                if f.tryno < connect_retries(self.t.max_retries, j.max_ok_try) && !j.timed_out {
                     j.retries.push_back((f.port, f.tryno + 1));
                 } else if j.job.kind == Kind::Ports {
                     self.shared.done.fetch_add(1, Ordering::Relaxed);

@@ -3,7 +3,8 @@
 //! - [`targets`]: addresses, CIDRs, nmap octet ranges, names, files, exclusions — as interval
 //!   sets, never expanded in memory.
 //! - [`ports`]: `-p` lists, ranges, `T:`/`U:` prefixes, service names, `--top-ports`.
-//! - [`timing`]: `-T0`..`-T5`, RTT estimation, the congestion window, the rate cap.
+//! - [`timing`]: `-T0`..`-T5`, RTT estimation, the congestion window, the rate and its cap.
+//! - `rounds.rs`: retransmission rounds, deadlines and pacing as functions of a given time.
 //! - [`probe`]: one TCP connect probe with nmap's states and reasons (ICMP details from the
 //!   socket's error queue).
 //! - [`shard`]: `--shard I/N`, a keyed permutation of the target x port space.
@@ -26,6 +27,7 @@ pub mod ports;
 pub mod probe;
 mod raw;
 pub mod resume;
+mod rounds;
 pub mod shard;
 pub mod syn;
 pub mod targets;

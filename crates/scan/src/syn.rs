@@ -14,10 +14,12 @@
 //! answer comes from the target's kernel. A late answer still counts, and a round that gets
 //! one earns the host another round, so a short timeout costs packets, not accuracy.
 //!
-//! Rate: `--max-rate` is a hard cap (a token bucket refilled continuously, burst of one
-//! millisecond's worth); `--min-rate` a floor; without either the template's rate, halved when
+//! Rate: `--max-rate` is a hard cap (a token bucket refilled continuously, bursts of a
+//! hundredth of a second's worth); `--min-rate` a floor; without either the template's rate, halved when
 //! a retransmission round is answered (the first probes were lost) and regrown by a quarter
-//! after every round that lost nothing.
+//! after every first round (`timing::RateControl`). The rules of rounds, deadlines and pacing
+//! are pure functions of the time passed in (`rounds.rs`); this worker reads the clock and
+//! does the I/O.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -35,7 +37,8 @@ use crate::raw::{
     ArpSock, Link, RawSock, RxBatch, RxRing, Transmitter, TxBatch, on_link, poll_readable, reserve_port,
     source_for,
 };
-use crate::timing::{RttEstimator, Timing, TokenBucket};
+use crate::rounds::{RoundEnd, Rounds};
+use crate::timing::{RateControl, RateStep, RttEstimator, Timing, TokenBucket};
 use crate::udp::UdpSock;
 use crate::{Error, Result};
 
@@ -65,28 +68,9 @@ pub(crate) const PING_ARP: u16 = 4;
 /// Neighbour solicitation (IPv6 targets on a directly connected Ethernet).
 pub(crate) const PING_ND: u16 = 5;
 
-/// The first delay between two UDP probes to a host that limits its ICMP errors.
-const UDP_MIN_GAP: Duration = Duration::from_millis(100);
-/// The longest: Linux sends one ICMP error a second to a peer once a burst of six is spent
-/// (`net.ipv4.icmp_ratelimit` = 1000 ms), so at one probe a second every closed port answers.
-const UDP_MAX_GAP: Duration = Duration::from_secs(1);
-
 /// Opens a raw TCP socket to see whether SYN scanning is possible here.
 pub fn privileged(v6: bool) -> bool {
     RawSock::open(v6, libc::IPPROTO_TCP).is_ok()
-}
-
-/// The probe rate of a template when no rate is given (probes a second).
-fn template_rate(t: &Timing) -> f64 {
-    if t.scan_delay > Duration::ZERO {
-        return 1.0 / t.scan_delay.as_secs_f64();
-    }
-    match t.template {
-        0..=2 => 10.0,
-        3 => 200_000.0,
-        4 => 500_000.0,
-        _ => 1_000_000.0,
-    }
 }
 
 /// nmap's SYN-scan reading of an ICMP unreachable: every code is `filtered`.
@@ -190,24 +174,15 @@ struct SynJob {
     /// Outcome per port: UNDECIDED, or 1 + index into `outcomes`.
     state: Vec<u8>,
     ttl: Vec<u8>,
-    /// Milliseconds since `t0` of the last probe of each port.
+    /// Milliseconds since the host's start (`Rounds::probe_sent`) of the last probe of each
+    /// port.
     sent_ms: Vec<u32>,
     /// The round of the last probe of each port.
     probe_round: Vec<u8>,
-    t0: Instant,
-    round: u8,
-    /// Highest round that got an answer.
-    max_ok_round: u8,
-    /// Next index of the current round.
+    /// Its rounds, deadlines and pacing.
+    rounds: Rounds,
+    /// Next index of the current pass.
     cursor: usize,
-    /// Passes over the undecided ports left in the current round, this one included: 2 in a
-    /// doubled round (see `advance`), else 1.
-    passes: u8,
-    /// Whether the current pass is its round's first.
-    first_pass: bool,
-    /// When the current round's last probe went out.
-    round_done: Option<Instant>,
-    answered_in_round: usize,
     rtt: RttEstimator,
     timeout: Duration,
     up: Option<Reason>,
@@ -215,14 +190,6 @@ struct SynJob {
     unreachable: bool,
     /// Ports not decided yet.
     left: usize,
-    /// UDP: ports answered by an ICMP error in the current round, and in all.
-    closed_in_round: usize,
-    icmp_total: usize,
-    /// UDP: the host limits its ICMP errors; probes to it are spaced by `gap`, across rounds
-    /// too (from `last_sent`).
-    limited: bool,
-    gap: Duration,
-    last_sent: Instant,
     /// Discovery of a target on a directly connected link: ARP or neighbour discovery.
     link: Option<Link>,
     /// Its slot in the worker's slab.
@@ -233,16 +200,6 @@ struct SynJob {
 }
 
 impl SynJob {
-    fn next_round(&mut self) {
-        self.round = self.round.saturating_add(1);
-        self.cursor = 0;
-        self.passes = 1;
-        self.first_pass = true;
-        self.round_done = None;
-        self.answered_in_round = 0;
-        self.closed_in_round = 0;
-    }
-
     fn index_of(&self, port: u16) -> Option<usize> {
         if !self.dense.is_empty() {
             return match self.dense.get(usize::from(port)) {
@@ -267,9 +224,7 @@ pub(crate) struct SynWorker {
     v6: Option<Family>,
     /// Source ports per family.
     sport: [u16; 2],
-    rate: f64,
-    floor: f64,
-    cap: f64,
+    rate: RateControl,
     bucket: TokenBucket,
     /// Decided outcomes other than open and closed (ICMP reasons), interned.
     reasons: Vec<(PortState, Reason)>,
@@ -303,15 +258,13 @@ impl SynWorker {
         shared: Arc<Shared>,
         seed: u64,
     ) -> SynWorker {
-        let cap = t.max_rate.unwrap_or_else(|| template_rate(&t).max(t.min_rate.unwrap_or(0.0)));
-        let floor = t.min_rate.unwrap_or(10.0_f64.min(cap)).min(cap);
-        let rate = cap;
+        let rate = RateControl::new(&t);
         // the cookie's key comes from the kernel, never from --seed: a repeatable port order
         // must not make the sequence numbers predictable
         let _ = seed;
         let cookie = Cookie::random();
         SynWorker {
-            bucket: TokenBucket::new(rate),
+            bucket: TokenBucket::new(rate.rate()),
             t,
             shared,
             names,
@@ -320,8 +273,6 @@ impl SynWorker {
             v6: None,
             sport: [0, 0],
             rate,
-            floor,
-            cap,
             reasons: vec![(PortState::Open, Reason::SynAck), (PortState::Closed, Reason::Reset)],
             by_addr: HashMap::new(),
             udp: [None, None],
@@ -378,11 +329,10 @@ impl SynWorker {
         Ok(())
     }
 
-    fn set_rate(&mut self, rate: f64) {
-        let r = rate.clamp(self.floor, self.cap);
-        if (r - self.rate).abs() > f64::EPSILON {
-            self.rate = r;
-            self.bucket = TokenBucket::new(r);
+    /// Changes the rate as a host's round asks; a new rate starts a new bucket.
+    fn step_rate(&mut self, step: RateStep) {
+        if let Some(rate) = self.rate.step(step) {
+            self.bucket = TokenBucket::new(rate);
         }
     }
 
@@ -433,24 +383,13 @@ impl SynWorker {
             ttl: vec![0; n],
             sent_ms: vec![0; n],
             probe_round: vec![0; n],
-            t0: Instant::now(),
-            round: 0,
-            max_ok_round: 0,
+            rounds: Rounds::new(Instant::now(), job.transport == Transport::Tcp, job.kind == Kind::Ports),
             cursor: 0,
-            passes: 1,
-            first_pass: true,
-            round_done: None,
-            answered_in_round: 0,
             rtt: RttEstimator::default(),
             timeout: self.t.initial_rtt,
             up: None,
             unreachable: false,
             left: n,
-            closed_in_round: 0,
-            icmp_total: 0,
-            limited: false,
-            gap: Duration::ZERO,
-            last_sent: Instant::now(),
             link,
             slot: 0,
             wake: None,
@@ -462,7 +401,7 @@ impl SynWorker {
     fn ping_answer(&mut self, j: &mut SynJob, code: u16, reason: Reason, ttl: u8, now: Instant) -> bool {
         if j.up.is_none() {
             if let Some(i) = j.index_of(code) {
-                let sent = j.t0 + Duration::from_millis(u64::from(j.sent_ms[i]));
+                let sent = j.rounds.sent_at(j.sent_ms[i]);
                 j.rtt.sample(now.saturating_duration_since(sent));
                 j.ttl[i] = ttl;
             }
@@ -493,9 +432,9 @@ impl SynWorker {
         };
         j.state[i] = (code + 1).min(255) as u8;
         j.ttl[i] = ttl;
-        let sent = j.t0 + Duration::from_millis(u64::from(j.sent_ms[i]));
+        let sent = j.rounds.sent_at(j.sent_ms[i]);
         // a SYN sent again may be answered for an earlier copy: no RTT from it (Karn's rule)
-        if j.job.transport != Transport::Tcp || j.probe_round[i] == 0 {
+        if j.rounds.rtt_sample(j.probe_round[i]) {
             j.rtt.sample(now.saturating_duration_since(sent));
         }
         // SYN answers come from the target's kernel; a UDP reply may come from a slow service
@@ -508,17 +447,7 @@ impl SynWorker {
             // its wait in the heap was reckoned with the longer timeout
             self.sooner.push(j.slot);
         }
-        // a TCP answer counts for the round of the probe it answers (a late answer to the first
-        // round may come after the second began), as nmap counts by try number; UDP's by arrival
-        let round = if j.job.transport == Transport::Tcp { j.probe_round[i] } else { j.round };
-        j.max_ok_round = j.max_ok_round.max(round);
-        if round == j.round {
-            j.answered_in_round += 1;
-        }
-        if outcome.0 != PortState::Open {
-            j.closed_in_round += 1;
-            j.icmp_total += 1;
-        }
+        j.rounds.answered(j.probe_round[i], outcome.0 == PortState::Open);
         match j.job.kind {
             Kind::Discovery => {
                 if matches!(outcome.0, PortState::Open | PortState::Closed) && j.up.is_none() {
@@ -836,17 +765,13 @@ impl SynWorker {
             if j.cursor < j.job.ports.len() {
                 break;
             }
-            if j.passes > 1 {
+            if j.rounds.next_pass() {
                 // a doubled round: its second pass
-                j.passes -= 1;
-                j.first_pass = false;
                 j.cursor = 0;
                 continue;
             }
             // the round's last probes were answered before their turn came
-            if j.round_done.is_none() {
-                j.round_done = Some(Instant::now());
-            }
+            j.rounds.nothing_left(Instant::now());
             return Ok(Step::Idle);
         }
         if let Some(due) = Self::port_due(j)
@@ -874,15 +799,14 @@ impl SynWorker {
                 ) => {}
             Err(e) => return Err(Error::Engine(e)),
         }
-        j.last_sent = Instant::now();
-        j.sent_ms[i] = j.last_sent.duration_since(j.t0).as_millis().min(u128::from(u32::MAX)) as u32;
-        j.probe_round[i] = j.round;
+        j.sent_ms[i] = j.rounds.probe_sent(Instant::now());
+        j.probe_round[i] = j.rounds.round();
         self.shared.sent.fetch_add(1, Ordering::Relaxed);
-        if j.round > 0 {
+        if j.rounds.round() > 0 {
             self.shared.retrans.fetch_add(1, Ordering::Relaxed);
         }
-        if j.cursor >= j.job.ports.len() && j.passes <= 1 {
-            j.round_done = Some(Instant::now());
+        if j.cursor >= j.job.ports.len() && j.rounds.last_pass() {
+            j.rounds.last_probe_sent(Instant::now());
         }
         Ok(Step::Sent)
     }
@@ -1023,40 +947,25 @@ impl SynWorker {
         Part { host: j.job.host, kind: Kind::Ports, ports, up: None, srtt }
     }
 
-    /// When the port at the cursor may go again, in the first pass of a TCP retransmission
-    /// round: once its last probe has had the timeout to be answered (as in nmap), not once
-    /// the whole round has. The ports go in the order they went before, so a round after a
-    /// long sweep starts with the ports probed long ago. (`sent_ms` is whole milliseconds,
-    /// rounded down: one more.)
+    /// When the port at the cursor may go again (`Rounds::port_due`); `None`: now.
     fn port_due(j: &SynJob) -> Option<Instant> {
-        if j.round == 0 || !j.first_pass || j.job.kind != Kind::Ports || j.job.transport != Transport::Tcp {
-            return None;
-        }
         let sent = j.sent_ms.get(j.cursor)?;
-        Some(j.t0 + Duration::from_millis(u64::from(*sent) + 1) + j.timeout)
+        j.rounds.port_due(*sent, j.timeout)
     }
 
     /// When a waiting host is due, reckoned with its timeout as it is now: the end of its
     /// round, or its next port's time. `None` for a wait the timeout does not set (a UDP gap).
     fn due(&self, j: &SynJob) -> Option<Instant> {
-        if j.round_done.is_some() { self.round_end(j) } else { Self::port_due(j) }
+        if j.rounds.round_out() { self.round_end(j) } else { Self::port_due(j) }
     }
 
-    /// When a round whose last probe went out is over. A TCP port scan's first round ends at
-    /// once: the first retransmission round always follows it, and each port in it waits for
-    /// its own probe's timeout (`send_one`), so a full-range sweep's early ports go again
-    /// while its last answers are still coming. Later rounds end a timeout after their last
-    /// probe, since whether another follows depends on their answers.
+    /// When a round whose last probe went out is over (`Rounds::round_end`).
     fn round_end(&self, j: &SynJob) -> Option<Instant> {
-        let done = j.round_done?;
-        let rolls = j.round == 0
-            && j.job.kind == Kind::Ports
-            && j.job.transport == Transport::Tcp
-            && self.t.max_retries >= 1;
-        Some(if rolls { done } else { done + j.timeout })
+        j.rounds.round_end(j.timeout, self.t.max_retries)
     }
 
-    /// Whether a job is finished; moves it to its next round when its round timed out.
+    /// Whether a job is finished at `now`; moves it to its next round when its round is over
+    /// and another follows (`Rounds::end_round`).
     fn advance(&mut self, j: &mut SynJob, now: Instant) -> bool {
         if j.job.kind == Kind::Discovery && (j.up.is_some() || j.unreachable) {
             return true;
@@ -1064,73 +973,18 @@ impl SynWorker {
         if j.undecided() == 0 {
             return true;
         }
-        let Some(end) = self.round_end(j) else { return false };
-        if now < end {
-            return false;
-        }
-        if j.job.transport == Transport::Udp {
-            return self.advance_udp(j, now);
-        }
-        // answers to a retransmission mean first probes were lost: slow down
-        if j.round > 0 && j.answered_in_round > 0 {
-            self.set_rate(self.rate / 2.0);
-        } else if j.round == 0 {
-            self.set_rate(self.rate * 1.25);
-        }
-        // nmap's rule: one round more than the last that was answered. Where that would end
-        // the host after its first retransmission (nothing answered one yet), that round
-        // sends each probe twice: three probes, as a third round would send, without waiting
-        // out a third round (on a host with filtered ports the waits are most of its tail)
-        let allowed = j.max_ok_round.saturating_add(1).min(self.t.max_retries);
-        if j.round >= allowed {
-            return true;
-        }
-        if let Some(limit) = self.t.host_timeout
-            && now.duration_since(j.t0) > limit
-        {
-            return true;
-        }
-        j.next_round();
-        if j.round == 1 && j.max_ok_round == 0 && self.t.max_retries >= 2 {
-            j.passes = 2;
-        }
-        false
-    }
-
-    /// The end of a UDP round. A port-unreachable to a retransmitted probe means the host
-    /// dropped its first answer: it limits its ICMP errors (Linux: a burst of six, then one a
-    /// second to each peer). Then its probes are spaced, the gap doubling each round up to one
-    /// second, and the rounds go on while they find closed ports; a round at the longest gap
-    /// that finds nothing ends the host. A host that sent ICMP errors and then fell silent
-    /// while ports are undecided is treated the same way (its limiter may have swallowed every
-    /// retransmission). So a closed port is never left as open|filtered because its answer
-    /// was rate-limited away; the price is time, as in nmap.
-    fn advance_udp(&mut self, j: &mut SynJob, now: Instant) -> bool {
-        if j.round > 0 && j.closed_in_round > 0 {
-            j.limited = true;
-        }
-        if let Some(limit) = self.t.host_timeout
-            && now.duration_since(j.t0) > limit
-        {
-            return true;
-        }
-        if j.limited {
-            if j.answered_in_round == 0 && j.gap >= UDP_MAX_GAP {
-                return true;
+        match j.rounds.end_round(now, j.timeout, &self.t) {
+            RoundEnd::NotYet => false,
+            RoundEnd::Next(step) => {
+                self.step_rate(step);
+                j.cursor = 0;
+                false
             }
-            j.gap = (j.gap * 2).clamp(UDP_MIN_GAP, UDP_MAX_GAP);
-        } else {
-            let allowed = j.max_ok_round.saturating_add(1).max(2).min(self.t.max_retries);
-            if j.round >= allowed {
-                if j.icmp_total == 0 {
-                    return true;
-                }
-                j.limited = true;
-                j.gap = UDP_MIN_GAP;
+            RoundEnd::Last(step) => {
+                self.step_rate(step);
+                true
             }
         }
-        j.next_round();
-        false
     }
 
     pub(crate) fn run(&mut self, jobs_rx: mpsc::Receiver<Job>, out: &mpsc::Sender<Msg>) -> Result<()> {
@@ -1208,12 +1062,11 @@ impl SynWorker {
                     continue;
                 }
                 if let Some(j) = slab[slot].as_mut()
-                    && j.gap > Duration::ZERO
-                    && j.last_sent + j.gap > Instant::now()
+                    && let Some(at) = j.rounds.paced_until()
+                    && at > Instant::now()
                 {
                     // a host that limits its ICMP errors: its next probe after the gap
                     ready.pop_front();
-                    let at = j.last_sent + j.gap;
                     park(&mut waiting, j, at, g);
                     continue;
                 }
@@ -1231,17 +1084,16 @@ impl SynWorker {
                     }
                     step => step == Step::Sent,
                 };
-                match (more, j.round_done) {
-                    (true, None) if j.gap > Duration::ZERO => {
-                        let at = j.last_sent + j.gap;
-                        park(&mut waiting, j, at, g)
-                    }
-                    (true, None) => ready.push_back((slot, g)),
-                    (_, Some(_)) => {
+                match (more, j.rounds.round_out()) {
+                    (true, false) => match j.rounds.paced_until() {
+                        Some(at) => park(&mut waiting, j, at, g),
+                        None => ready.push_back((slot, g)),
+                    },
+                    (_, true) => {
                         let end = self.round_end(j).unwrap_or_else(Instant::now);
                         park(&mut waiting, j, end, g)
                     }
-                    (false, None) => park(&mut waiting, j, Instant::now(), g),
+                    (false, false) => park(&mut waiting, j, Instant::now(), g),
                 }
             }
             self.flush()?;
