@@ -59,14 +59,14 @@ struct JobRun {
 }
 
 impl JobRun {
-    fn new(job: Job, t: &Timing) -> JobRun {
+    fn new(job: Job, timing: &Timing) -> JobRun {
         JobRun {
             job,
             next: 0,
             retries: VecDeque::new(),
             outstanding: 0,
             rtt: RttEstimator::default(),
-            timeout: t.initial_rtt,
+            timeout: timing.initial_rtt,
             max_ok_try: 0,
             last_send: None,
             started: Instant::now(),
@@ -108,8 +108,8 @@ struct Flight {
 }
 
 pub(crate) struct Worker {
-    t: Timing,
-    cc: Congestion,
+    timing: Timing,
+    congestion: Congestion,
     bucket: Option<TokenBucket>,
     min_rate: Option<f64>,
     names: Option<TableNames>,
@@ -131,20 +131,20 @@ fn icmp_errno(errno: i32) -> bool {
 
 impl Worker {
     pub(crate) fn new(
-        t: Timing,
+        timing: Timing,
         budget: usize,
         workers: usize,
         names: Option<Arc<portolan_registry::Ranking>>,
         shared: Arc<Shared>,
     ) -> Worker {
-        let mut tw = t.clone();
-        tw.max_parallelism = (t.max_parallelism / workers).max(1);
-        let cc = Congestion::new(&tw, budget.max(1));
-        let bucket = t.max_rate.map(|r| TokenBucket::new(r / workers as f64));
-        let min_rate = t.min_rate.map(|r| r / workers as f64);
+        let mut worker_timing = timing.clone();
+        worker_timing.max_parallelism = (timing.max_parallelism / workers).max(1);
+        let congestion = Congestion::new(&worker_timing, budget.max(1));
+        let bucket = timing.max_rate.map(|rate| TokenBucket::new(rate / workers as f64));
+        let min_rate = timing.min_rate.map(|rate| rate / workers as f64);
         Worker {
-            t,
-            cc,
+            timing,
+            congestion,
             bucket,
             min_rate,
             names: names.as_ref().map(TableNames::new),
@@ -173,14 +173,14 @@ impl Worker {
     /// A connect failed with `errno`: decide the port, or probe again for the ICMP detail.
     fn failed(
         &mut self,
-        j: &mut JobRun,
+        run: &mut JobRun,
         sock: Sock,
         port: u16,
         tryno: u8,
         errno: i32,
         rtt: Option<Duration>,
     ) {
-        let v6 = j.job.addr.is_ipv6();
+        let v6 = run.job.addr.is_ipv6();
         if icmp_errno(errno) {
             // the socket queued the ICMP error (IP_RECVERR); reading it also empties the queue
             // for reuse. Without it, the errno says what nmap's connect scan says.
@@ -188,49 +188,50 @@ impl Worker {
                 sock.latest_icmp().and_then(|(kind, code)| reason_for_icmp(v6, kind, code))
             {
                 self.recycle(sock, v6);
-                self.decided(j, port, tryno, state, reason, rtt);
+                self.decided(run, port, tryno, state, reason, rtt);
                 return;
             }
         }
         match reason_for_errno(errno) {
             Some((state, reason)) => {
                 self.recycle(sock, v6);
-                self.decided(j, port, tryno, state, reason, rtt);
+                self.decided(run, port, tryno, state, reason, rtt);
             }
             None => {
                 // an errno that is no answer about the port: try again
-                self.cc.on_drop();
-                j.retries.push_back((port, tryno));
+                self.congestion.on_drop();
+                run.retries.push_back((port, tryno));
             }
         }
     }
 
     fn decided(
         &mut self,
-        j: &mut JobRun,
+        run: &mut JobRun,
         port: u16,
         tryno: u8,
         state: PortState,
         reason: Reason,
         rtt: Option<Duration>,
     ) {
-        if let Some(r) = rtt {
-            j.rtt.sample(r);
-            j.timeout = j.rtt.timeout(&self.t);
+        if let Some(rtt) = rtt {
+            run.rtt.sample(rtt);
+            run.timeout = run.rtt.timeout(&self.timing);
         }
         if tryno > 0 {
             // a retransmission was answered: the first try was lost
-            j.max_ok_try = j.max_ok_try.max(tryno);
-            self.cc.on_drop();
+            run.max_ok_try = run.max_ok_try.max(tryno);
+            self.congestion.on_drop();
         } else {
-            self.cc.on_response();
+            self.congestion.on_response();
         }
-        match j.job.kind {
+        match run.job.kind {
             Kind::Discovery => {
-                if j.up.is_none() && matches!(state, PortState::Open | PortState::Closed) {
-                    j.up = Some(if state == PortState::Open { Reason::SynAck } else { Reason::ConnRefused });
+                if run.up.is_none() && matches!(state, PortState::Open | PortState::Closed) {
+                    run.up =
+                        Some(if state == PortState::Open { Reason::SynAck } else { Reason::ConnRefused });
                     // the other ping needs no answer
-                    j.give_up_sending();
+                    run.give_up_sending();
                 }
             }
             Kind::Ports => {
@@ -239,7 +240,7 @@ impl Worker {
                     self.shared.open.fetch_add(1, Ordering::Relaxed);
                 }
                 let service = self.service(port);
-                j.results.push(Port {
+                run.results.push(Port {
                     number: port,
                     transport: Transport::Tcp,
                     state,
@@ -255,7 +256,7 @@ impl Worker {
         while active.len() < ACTIVE_JOBS && !*closed {
             let got = if active.is_empty() {
                 match jobs.recv_timeout(Duration::from_millis(50)) {
-                    Ok(j) => Some(j),
+                    Ok(job) => Some(job),
                     Err(mpsc::RecvTimeoutError::Timeout) => None,
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
                         *closed = true;
@@ -264,7 +265,7 @@ impl Worker {
                 }
             } else {
                 match jobs.try_recv() {
-                    Ok(j) => Some(j),
+                    Ok(job) => Some(job),
                     Err(mpsc::TryRecvError::Empty) => None,
                     Err(mpsc::TryRecvError::Disconnected) => {
                         *closed = true;
@@ -273,23 +274,23 @@ impl Worker {
                 }
             };
             let Some(job) = got else { break };
-            active.push(JobRun::new(job, &self.t));
+            active.push(JobRun::new(job, &self.timing));
         }
     }
 
     pub(crate) fn run(&mut self, jobs: mpsc::Receiver<Job>, out: &mpsc::Sender<Msg>) -> Result<()> {
-        let mut ep = Epoll::new(1024).map_err(Error::Engine)?;
+        let mut epoll = Epoll::new(1024).map_err(Error::Engine)?;
         let mut active: Vec<JobRun> = Vec::new();
         let mut ready: Vec<(u64, u32)> = Vec::new();
         let mut closed = false;
-        let mut rr = 0usize;
+        let mut turn = 0usize;
         loop {
             if self.shared.stop.load(Ordering::Relaxed) {
                 // report what is decided; what is in flight is dropped
                 self.slots.clear();
                 self.in_flight = 0;
-                for j in active.drain(..) {
-                    let _ = out.send(Msg::Part(j.part()));
+                for run in active.drain(..) {
+                    let _ = out.send(Msg::Part(run.part()));
                 }
                 return Ok(());
             }
@@ -300,13 +301,14 @@ impl Worker {
                 }
                 continue;
             }
-            let (sent, mut wake) = self.send(&ep, &mut active, &mut rr)?;
+            let (sent, mut wake) = self.send(&epoll, &mut active, &mut turn)?;
             // the nearest timeout among the jobs (their oldest probe)
-            for j in &active {
-                if let Some(&(slot, generation)) = j.fifo.front()
-                    && let Some(f) = self.slots[slot].as_ref().filter(|f| f.generation == generation)
+            for run in &active {
+                if let Some(&(slot, generation)) = run.fifo.front()
+                    && let Some(flight) =
+                        self.slots[slot].as_ref().filter(|flight| flight.generation == generation)
                 {
-                    wake = wake.min((f.sent + j.timeout).saturating_duration_since(Instant::now()));
+                    wake = wake.min((flight.sent + run.timeout).saturating_duration_since(Instant::now()));
                 }
             }
             let wait = if sent >= SEND_BATCH {
@@ -316,20 +318,20 @@ impl Worker {
             } else {
                 wake
             };
-            ep.wait(wait, &mut ready).map_err(Error::Engine)?;
+            epoll.wait(wait, &mut ready).map_err(Error::Engine)?;
             for &(token, flags) in &ready {
-                self.on_event(&ep, &mut active, token as usize, flags)?;
+                self.on_event(&epoll, &mut active, token as usize, flags)?;
             }
             self.expire(&mut active);
             // a host found up needs no answer to its other ping
-            for (ji, j) in active.iter_mut().enumerate() {
-                if j.job.kind == Kind::Discovery && j.up.is_some() && j.outstanding > 0 {
-                    for (slot, f) in self.slots.iter_mut().enumerate() {
-                        if f.as_ref().is_some_and(|f| f.job == ji) {
-                            *f = None;
+            for (index, run) in active.iter_mut().enumerate() {
+                if run.job.kind == Kind::Discovery && run.up.is_some() && run.outstanding > 0 {
+                    for (slot, flight) in self.slots.iter_mut().enumerate() {
+                        if flight.as_ref().is_some_and(|flight| flight.job == index) {
+                            *flight = None;
                             self.free.push(slot);
                             self.in_flight -= 1;
-                            j.outstanding -= 1;
+                            run.outstanding -= 1;
                         }
                     }
                 }
@@ -339,13 +341,13 @@ impl Worker {
             let mut i = 0;
             while i < active.len() {
                 if active[i].finished() {
-                    let j = active.remove(i);
-                    for f in self.slots.iter_mut().flatten() {
-                        if f.job > i {
-                            f.job -= 1;
+                    let run = active.remove(i);
+                    for flight in self.slots.iter_mut().flatten() {
+                        if flight.job > i {
+                            flight.job -= 1;
                         }
                     }
-                    let _ = out.send(Msg::Part(j.part()));
+                    let _ = out.send(Msg::Part(run.part()));
                     continue;
                 }
                 i += 1;
@@ -355,38 +357,38 @@ impl Worker {
 
     /// Starts what the window, the rate and the pacing allow (at most a batch); returns how
     /// many were started and when to look again.
-    fn send(&mut self, ep: &Epoll, active: &mut [JobRun], rr: &mut usize) -> Result<(usize, Duration)> {
+    fn send(&mut self, epoll: &Epoll, active: &mut [JobRun], turn: &mut usize) -> Result<(usize, Duration)> {
         let now = Instant::now();
         let mut wake = Duration::from_millis(25);
         let behind =
             below_min_rate(self.sent_here, self.min_rate, now.saturating_duration_since(self.started));
-        let limit = if behind { usize::MAX } else { self.cc.window() };
+        let limit = if behind { usize::MAX } else { self.congestion.window() };
         let n = active.len();
         let mut idle = 0;
         let mut sent = 0;
         // Batches with polls between them: a burst of thousands of connects before reading any
         // answer costs more kernel time per probe than a steady pipeline.
         while self.in_flight < limit && idle < n && sent < SEND_BATCH {
-            *rr = (*rr + 1) % n;
-            let ji = *rr;
-            let j = &mut active[ji];
+            *turn = (*turn + 1) % n;
+            let index = *turn;
+            let run = &mut active[index];
             // the clock is read only when there is a host timeout (a hot loop)
-            if !j.timed_out
-                && self.t.host_timeout.is_some()
-                && host_timed_out(j.started, Instant::now(), self.t.host_timeout)
+            if !run.timed_out
+                && self.timing.host_timeout.is_some()
+                && host_timed_out(run.started, Instant::now(), self.timing.host_timeout)
             {
-                j.timed_out = true;
-                j.give_up_sending();
+                run.timed_out = true;
+                run.give_up_sending();
             }
-            if let Some(at) = paced_until(j.last_send, self.t.scan_delay, now) {
+            if let Some(at) = paced_until(run.last_send, self.timing.scan_delay, now) {
                 wake = wake.min(at - now);
                 idle += 1;
                 continue;
             }
-            let next = if let Some(&r) = j.retries.front() {
-                Some((r, true))
-            } else if j.next < j.job.ports.len() {
-                Some(((j.job.ports[j.next], 0), false))
+            let next = if let Some(&retry) = run.retries.front() {
+                Some((retry, true))
+            } else if run.next < run.job.ports.len() {
+                Some(((run.job.ports[run.next], 0), false))
             } else {
                 None
             };
@@ -401,22 +403,22 @@ impl Worker {
                 break;
             }
             if retry {
-                j.retries.pop_front();
+                run.retries.pop_front();
             } else {
-                j.next += 1;
+                run.next += 1;
             }
             idle = 0;
             sent += 1;
-            j.last_send = Some(now);
+            run.last_send = Some(now);
             self.sent_here += 1;
             self.shared.sent.fetch_add(1, Ordering::Relaxed);
             if tryno > 0 && retry {
                 self.shared.retrans.fetch_add(1, Ordering::Relaxed);
             }
-            let addr = SocketAddr::new(j.job.addr, port);
+            let addr = SocketAddr::new(run.job.addr, port);
             let v6 = addr.is_ipv6();
             let pooled = self.pools[usize::from(v6)].pop();
-            let requeue = |j: &mut JobRun| j.retries.push_front((port, tryno));
+            let requeue = |run: &mut JobRun| run.retries.push_front((port, tryno));
             let mut sock = match pooled {
                 Some(s) => s,
                 None => match Sock::new(v6) {
@@ -424,8 +426,8 @@ impl Worker {
                     Err(Start::Fatal(e)) => return Err(Error::Engine(e)),
                     Err(_) => {
                         // out of descriptors: shrink and try the same probe again
-                        self.cc.on_drop();
-                        requeue(j);
+                        self.congestion.on_drop();
+                        requeue(run);
                         break;
                     }
                 },
@@ -439,35 +441,35 @@ impl Worker {
                     });
                     self.gens[slot] = self.gens[slot].wrapping_add(1);
                     let generation = self.gens[slot];
-                    if let Err(e) = ep.arm(&mut sock, slot as u64) {
+                    if let Err(e) = epoll.arm(&mut sock, slot as u64) {
                         self.free.push(slot);
                         return Err(Error::Engine(e));
                     }
-                    self.slots[slot] = Some(Flight { sock, job: ji, port, tryno, sent: now, generation });
-                    j.outstanding += 1;
-                    j.fifo.push_back((slot, generation));
+                    self.slots[slot] = Some(Flight { sock, job: index, port, tryno, sent: now, generation });
+                    run.outstanding += 1;
+                    run.fifo.push_back((slot, generation));
                     self.in_flight += 1;
                     self.shared.peak.fetch_max(self.in_flight as u64, Ordering::Relaxed);
                 }
                 Start::Open => {
                     if sock.is_self_connect(addr) {
-                        j.retries.push_back((port, tryno));
+                        run.retries.push_back((port, tryno));
                     } else {
                         sock.close_with_reset();
-                        self.decided(j, port, tryno, PortState::Open, Reason::SynAck, Some(Duration::ZERO));
+                        self.decided(run, port, tryno, PortState::Open, Reason::SynAck, Some(Duration::ZERO));
                     }
                 }
-                Start::Failed(errno) => self.failed(j, sock, port, tryno, errno, None),
+                Start::Failed(errno) => self.failed(run, sock, port, tryno, errno, None),
                 // the route went away during the scan: this port is not reachable
                 Start::NoRoute => {
                     self.recycle(sock, v6);
-                    self.decided(j, port, tryno, PortState::Filtered, Reason::NetUnreach, None);
+                    self.decided(run, port, tryno, PortState::Filtered, Reason::NetUnreach, None);
                 }
                 Start::Again => {
                     // out of ephemeral ports or buffers: shrink and retry the same try
-                    self.cc.on_drop();
+                    self.congestion.on_drop();
                     self.recycle(sock, v6);
-                    requeue(j);
+                    requeue(run);
                     break;
                 }
                 Start::Fatal(e) => return Err(Error::Engine(e)),
@@ -476,37 +478,37 @@ impl Worker {
         Ok((sent, wake))
     }
 
-    fn on_event(&mut self, ep: &Epoll, active: &mut [JobRun], slot: usize, flags: u32) -> Result<()> {
-        let Some(mut f) = self.slots.get_mut(slot).and_then(Option::take) else { return Ok(()) };
-        let addr = SocketAddr::new(active[f.job].job.addr, f.port);
-        match f.sock.so_error() {
+    fn on_event(&mut self, epoll: &Epoll, active: &mut [JobRun], slot: usize, flags: u32) -> Result<()> {
+        let Some(mut flight) = self.slots.get_mut(slot).and_then(Option::take) else { return Ok(()) };
+        let addr = SocketAddr::new(active[flight.job].job.addr, flight.port);
+        match flight.sock.so_error() {
             Ok(None) if flags & libc::EPOLLOUT as u32 == 0 => {
                 // Not a connection: an ICMP error queued by an earlier use of this reused
                 // socket made it readable. Empty the queue and keep waiting.
-                f.sock.drain_errors();
-                ep.arm(&mut f.sock, slot as u64).map_err(Error::Engine)?;
-                self.slots[slot] = Some(f);
+                flight.sock.drain_errors();
+                epoll.arm(&mut flight.sock, slot as u64).map_err(Error::Engine)?;
+                self.slots[slot] = Some(flight);
             }
             Ok(None) => {
                 self.free.push(slot);
                 self.in_flight -= 1;
-                let rtt = f.sent.elapsed();
-                let j = &mut active[f.job];
-                j.outstanding -= 1;
-                if f.sock.is_self_connect(addr) {
-                    j.retries.push_back((f.port, f.tryno));
+                let rtt = flight.sent.elapsed();
+                let run = &mut active[flight.job];
+                run.outstanding -= 1;
+                if flight.sock.is_self_connect(addr) {
+                    run.retries.push_back((flight.port, flight.tryno));
                 } else {
-                    f.sock.close_with_reset();
-                    self.decided(j, f.port, f.tryno, PortState::Open, Reason::SynAck, Some(rtt));
+                    flight.sock.close_with_reset();
+                    self.decided(run, flight.port, flight.tryno, PortState::Open, Reason::SynAck, Some(rtt));
                 }
             }
             Ok(Some(errno)) => {
                 self.free.push(slot);
                 self.in_flight -= 1;
-                let rtt = f.sent.elapsed();
-                let j = &mut active[f.job];
-                j.outstanding -= 1;
-                self.failed(j, f.sock, f.port, f.tryno, errno, Some(rtt));
+                let rtt = flight.sent.elapsed();
+                let run = &mut active[flight.job];
+                run.outstanding -= 1;
+                self.failed(run, flight.sock, flight.port, flight.tryno, errno, Some(rtt));
             }
             Err(e) => return Err(Error::Engine(e)),
         }
@@ -516,34 +518,35 @@ impl Worker {
     /// Probes past their job's timeout: retransmit or decide "filtered".
     fn expire(&mut self, active: &mut [JobRun]) {
         let now = Instant::now();
-        for (ji, j) in active.iter_mut().enumerate() {
-            while let Some(&(slot, generation)) = j.fifo.front() {
-                let live =
-                    self.slots[slot].as_ref().is_some_and(|f| f.generation == generation && f.job == ji);
+        for (index, run) in active.iter_mut().enumerate() {
+            while let Some(&(slot, generation)) = run.fifo.front() {
+                let live = self.slots[slot]
+                    .as_ref()
+                    .is_some_and(|flight| flight.generation == generation && flight.job == index);
                 if !live {
-                    j.fifo.pop_front();
+                    run.fifo.pop_front();
                     continue;
                 }
-                let due = self.slots[slot].as_ref().map_or(now, |f| f.sent + j.timeout);
+                let due = self.slots[slot].as_ref().map_or(now, |flight| flight.sent + run.timeout);
                 if due > now {
                     break;
                 }
-                j.fifo.pop_front();
-                let Some(f) = self.slots[slot].take() else { continue };
+                run.fifo.pop_front();
+                let Some(flight) = self.slots[slot].take() else { continue };
                 self.free.push(slot);
                 self.in_flight -= 1;
-                j.outstanding -= 1;
+                run.outstanding -= 1;
                 // a socket still connecting is closed, never reused
-                drop(f.sock);
+                drop(flight.sock);
                 // silence is not congestion: the slot is free, the window may grow
-                self.cc.on_response();
-                if f.tryno < connect_retries(self.t.max_retries, j.max_ok_try) && !j.timed_out {
-                    j.retries.push_back((f.port, f.tryno + 1));
-                } else if j.job.kind == Kind::Ports {
+                self.congestion.on_response();
+                if flight.tryno < connect_retries(self.timing.max_retries, run.max_ok_try) && !run.timed_out {
+                    run.retries.push_back((flight.port, flight.tryno + 1));
+                } else if run.job.kind == Kind::Ports {
                     self.shared.done.fetch_add(1, Ordering::Relaxed);
-                    let service = self.service(f.port);
-                    j.results.push(Port {
-                        number: f.port,
+                    let service = self.service(flight.port);
+                    run.results.push(Port {
+                        number: flight.port,
                         transport: Transport::Tcp,
                         state: PortState::Filtered,
                         reason: Reason::NoResponse,

@@ -167,9 +167,9 @@ impl Rng {
 }
 
 fn random_seed() -> u64 {
-    let t =
+    let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    t ^ (u64::from(std::process::id()) << 32)
+    nanos ^ (u64::from(std::process::id()) << 32)
 }
 
 /// Ports of the unprivileged host discovery (nmap's TCP connect ping).
@@ -178,9 +178,9 @@ const PING_PORTS: [u16; 2] = [443, 80];
 /// Runs a scan (connect, SYN, UDP or discovery only), reporting each host to `obs` as it finishes. `stop` ends the scan
 /// early (Ctrl-C): hosts in progress are reported with what was decided.
 pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Result<Summary> {
-    let t = &cfg.timing;
+    let timing = &cfg.timing;
     let budget = fd_budget();
-    let strict = t.scan_delay > Duration::ZERO || t.max_parallelism <= 1;
+    let strict = timing.scan_delay > Duration::ZERO || timing.max_parallelism <= 1;
     if cfg.probe == Probe::Syn && !crate::syn::privileged(false) && !crate::syn::privileged(true) {
         return Err(Error::NeedsRawSockets);
     }
@@ -205,22 +205,19 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Resul
         let (tx, rx) = mpsc::channel::<Job>();
         packet_tx = Some(tx);
         let res_tx = res_tx.clone();
-        let mut wk = crate::syn::SynWorker::new(
-            t.clone(),
-            cfg.service_names.clone(),
-            Arc::clone(&shared),
-            cfg.seed.unwrap_or_else(random_seed) ^ random_seed(),
-        );
-        wk.max_jobs = crate::syn::SynWorker::hosts_in_flight(cfg.ports.len() + cfg.udp_ports.len());
-        let h = std::thread::Builder::new()
+        let mut packet_worker =
+            crate::syn::SynWorker::new(timing.clone(), cfg.service_names.clone(), Arc::clone(&shared));
+        packet_worker.max_jobs =
+            crate::syn::SynWorker::hosts_in_flight(cfg.ports.len() + cfg.udp_ports.len());
+        let handle = std::thread::Builder::new()
             .name("syn".into())
             .spawn(move || {
-                if let Err(e) = wk.run(rx, &res_tx) {
+                if let Err(e) = packet_worker.run(rx, &res_tx) {
                     let _ = res_tx.send(Msg::Failed(e));
                 }
             })
             .map_err(Error::Engine)?;
-        handles.push(h);
+        handles.push(handle);
     }
     for w in 0..workers {
         if cfg.probe == Probe::Syn {
@@ -230,19 +227,19 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Resul
         job_txs.push(tx);
         let res_tx = res_tx.clone();
         let shared = Arc::clone(&shared);
-        let timing = t.clone();
+        let timing = timing.clone();
         let names = cfg.service_names.clone();
         let share = budget / workers;
-        let h = std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name(format!("scan-{w}"))
             .spawn(move || {
-                let mut wk = Worker::new(timing, share, workers, names, shared);
-                if let Err(e) = wk.run(rx, &res_tx) {
+                let mut worker = Worker::new(timing, share, workers, names, shared);
+                if let Err(e) = worker.run(rx, &res_tx) {
                     let _ = res_tx.send(Msg::Failed(e));
                 }
             })
             .map_err(Error::Engine)?;
-        handles.push(h);
+        handles.push(handle);
     }
     drop(res_tx);
     let lanes = Lanes { connect: &job_txs, packet: packet_tx.as_ref(), raw_ping };
@@ -253,8 +250,8 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, obs: &mut dyn Observer) -> Resul
     }
     drop(job_txs);
     drop(packet_tx);
-    for h in handles {
-        let _ = h.join();
+    for handle in handles {
+        let _ = handle.join();
     }
     let mut summary = result?;
     summary.fd_budget = budget;
@@ -332,12 +329,12 @@ fn coordinate(
     let mut summary = Summary::default();
     let mut rng = Rng::new(cfg.seed.unwrap_or_else(random_seed));
     let sharder = match cfg.shard {
-        Some(sh) => {
-            let seed = cfg
-                .seed
-                .ok_or(Error::BadShard { given: format!("{}/{} without a seed", sh.index, sh.count) })?;
+        Some(shard) => {
+            let seed = cfg.seed.ok_or(Error::BadShard {
+                given: format!("{}/{} without a seed", shard.index, shard.count),
+            })?;
             let ports = cfg.ports.len() + cfg.udp_ports.len();
-            Some(crate::shard::Sharder::new(sh, cfg.targets.len(), ports, seed)?)
+            Some(crate::shard::Sharder::new(shard, cfg.targets.len(), ports, seed)?)
         }
         None => None,
     };
@@ -358,33 +355,33 @@ fn coordinate(
         cfg.group_size.max(1)
     };
     let tcp_lanes = if cfg.probe == Probe::Syn { 1 } else { workers };
-    let dispatch_ports = |id: u64, h: &mut HostRec| -> Result<()> {
+    let dispatch_ports = |id: u64, record: &mut HostRec| -> Result<()> {
         for w in 0..tcp_lanes {
-            let share: Vec<u16> = h.ports.iter().skip(w).step_by(tcp_lanes).copied().collect();
+            let share: Vec<u16> = record.ports.iter().skip(w).step_by(tcp_lanes).copied().collect();
             if !share.is_empty() {
                 let job = Job {
                     host: id,
-                    addr: h.addr,
+                    addr: record.addr,
                     ports: share,
                     kind: Kind::Ports,
                     transport: Transport::Tcp,
                 };
                 lanes.send(w, job, cfg.probe == Probe::Syn)?;
-                h.pending_parts += 1;
+                record.pending_parts += 1;
             }
         }
-        if !h.udp.is_empty() {
+        if !record.udp.is_empty() {
             let job = Job {
                 host: id,
-                addr: h.addr,
-                ports: h.udp.clone(),
+                addr: record.addr,
+                ports: record.udp.clone(),
                 kind: Kind::Ports,
                 transport: Transport::Udp,
             };
             lanes.send(0, job, true)?;
-            h.pending_parts += 1;
+            record.pending_parts += 1;
         }
-        h.started = true;
+        record.started = true;
         Ok(())
     };
     loop {
@@ -405,7 +402,7 @@ fn coordinate(
             }
             let (mut ports, mut udp) = match &sharder {
                 Some(s) => {
-                    let t = cfg.ports.len();
+                    let tcp_count = cfg.ports.len();
                     let mine = |base: usize, list: &[u16]| -> Vec<u16> {
                         list.iter()
                             .enumerate()
@@ -413,7 +410,7 @@ fn coordinate(
                             .map(|(_, p)| *p)
                             .collect()
                     };
-                    (mine(0, &cfg.ports), mine(t, &cfg.udp_ports))
+                    (mine(0, &cfg.ports), mine(tcp_count, &cfg.udp_ports))
                 }
                 None => (cfg.ports.clone(), cfg.udp_ports.clone()),
             };
@@ -480,35 +477,35 @@ fn coordinate(
         }
         match results.recv_timeout(Duration::from_millis(100)) {
             Ok(Msg::Part(part)) => {
-                if let Some(h) = hosts.get_mut(&part.host) {
+                if let Some(record) = hosts.get_mut(&part.host) {
                     match part.kind {
                         Kind::Discovery => {
-                            h.pending_pings -= 1;
-                            h.srtt = part.srtt;
+                            record.pending_pings -= 1;
+                            record.srtt = part.srtt;
                             match part.up {
                                 Some(reason) => {
-                                    h.up = Some(reason);
-                                    dispatch_ports(part.host, h)?;
+                                    record.up = Some(reason);
+                                    dispatch_ports(part.host, record)?;
                                 }
                                 None => {
-                                    shared.done.fetch_add(h.ports.len() as u64, Ordering::Relaxed);
-                                    h.started = true;
+                                    shared.done.fetch_add(record.ports.len() as u64, Ordering::Relaxed);
+                                    record.started = true;
                                 }
                             }
                         }
                         Kind::Ports => {
-                            h.pending_parts -= 1;
-                            h.results.extend(part.ports);
+                            record.pending_parts -= 1;
+                            record.results.extend(part.ports);
                             if let Some(s) = part.srtt {
-                                h.srtt = Some(h.srtt.map_or(s, |x| x.min(s)));
+                                record.srtt = Some(record.srtt.map_or(s, |x| x.min(s)));
                             }
                         }
                     }
-                    if h.finished()
-                        && let Some(h) = hosts.remove(&part.host)
+                    if record.finished()
+                        && let Some(record) = hosts.remove(&part.host)
                     {
-                        obs.finished(h.addr);
-                        report(h, cfg, &mut neighbours, &mut summary, obs);
+                        obs.finished(record.addr);
+                        report(record, cfg, &mut neighbours, &mut summary, obs);
                     }
                 }
             }
@@ -527,16 +524,17 @@ fn coordinate(
         // the workers send what they decided for the hosts in progress, then stop
         shared.stop.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while hosts.values().any(|h| h.pending_parts > 0 || h.pending_pings > 0) && Instant::now() < deadline
+        while hosts.values().any(|record| record.pending_parts > 0 || record.pending_pings > 0)
+            && Instant::now() < deadline
         {
             match results.recv_timeout(Duration::from_millis(50)) {
                 Ok(Msg::Part(p)) => {
-                    if let Some(h) = hosts.get_mut(&p.host) {
+                    if let Some(record) = hosts.get_mut(&p.host) {
                         match p.kind {
-                            Kind::Discovery => h.pending_pings = h.pending_pings.saturating_sub(1),
+                            Kind::Discovery => record.pending_pings = record.pending_pings.saturating_sub(1),
                             Kind::Ports => {
-                                h.pending_parts = h.pending_parts.saturating_sub(1);
-                                h.results.extend(p.ports);
+                                record.pending_parts = record.pending_parts.saturating_sub(1);
+                                record.results.extend(p.ports);
                             }
                         }
                     }
@@ -547,9 +545,9 @@ fn coordinate(
         }
         let mut rest: Vec<(u64, HostRec)> = hosts.into_iter().collect();
         rest.sort_by_key(|(k, _)| *k);
-        for (_, h) in rest {
-            if h.up.is_some() {
-                report(h, cfg, &mut neighbours, &mut summary, obs);
+        for (_, record) in rest {
+            if record.up.is_some() {
+                report(record, cfg, &mut neighbours, &mut summary, obs);
             }
         }
     }
@@ -569,38 +567,38 @@ fn coordinate(
 }
 
 fn report(
-    h: HostRec,
+    record: HostRec,
     cfg: &Config,
     neighbours: &mut crate::neigh::Neighbours,
     summary: &mut Summary,
     obs: &mut dyn Observer,
 ) {
-    let up = h.up.is_some();
+    let up = record.up.is_some();
     if up {
         summary.hosts_up += 1;
     } else {
         summary.hosts_down += 1;
         // a host that could not be probed at all is always reported, with why
-        if !cfg.report_down && h.down.is_none() {
+        if !cfg.report_down && record.down.is_none() {
             return;
         }
     }
-    let mut host = Host::up(h.addr, h.up.clone().or(h.down).unwrap_or(Reason::NoResponseHost));
+    let mut host = Host::up(record.addr, record.up.clone().or(record.down).unwrap_or(Reason::NoResponseHost));
     if !up {
         host.status.state = HostState::Down;
     }
-    if let Some(n) = h.name {
+    if let Some(n) = record.name {
         host.hostnames.push(Hostname { name: n, kind: HostnameKind::User });
     }
-    host.ports = h.results;
+    host.ports = record.results;
     host.sort_ports();
-    host.start_time = Some(h.start);
+    host.start_time = Some(record.start);
     host.end_time = Some(Timestamp::now());
-    host.srtt_us = h.srtt.map(|d| d.as_micros() as u64);
+    host.srtt_us = record.srtt.map(|d| d.as_micros() as u64);
     if up
         && cfg.link_addresses
-        && !h.addr.is_loopback()
-        && let Some(mac) = neighbours.lookup(h.addr)
+        && !record.addr.is_loopback()
+        && let Some(mac) = neighbours.lookup(record.addr)
     {
         host.mac = Some(portolan_registry::oui::mac_text(mac));
         host.mac_vendor = portolan_registry::oui::mac_vendor(mac).map(str::to_string);

@@ -30,7 +30,7 @@ pub use link::{ArpSock, Link, neighbour_solicit, on_link};
 pub use ring::RxRing;
 pub(crate) use route::RouteCheck;
 pub use route::{reserve_port, source_for};
-pub use send::{Transmitter, TxBatch};
+pub use send::{Transmitter, TxBatch, lost_packet};
 pub use socket::{RawSock, RxBatch};
 pub(crate) use tcp::icmp_from_errqueue;
 pub use tcp::{Sock, Start};
