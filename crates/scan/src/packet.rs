@@ -14,8 +14,8 @@ const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
 
 /// A keyed 32-bit cookie of a probe's addresses and ports: SipHash-1-3 (the `siphasher`
-/// crate, a keyed pseudo-random function) under a 128-bit key, truncated to the 32 bits of a
-/// sequence number. An answer carrying it answers that probe; a host that never saw the probe
+/// crate, a keyed pseudo-random function) under a 128-bit key, its 64 bits folded (the two
+/// halves XORed) to the 32 bits of a sequence number. An answer carrying it answers that probe; a host that never saw the probe
 /// can forge one only by guessing 32 bits, since the key (from the kernel's random source,
 /// [`Cookie::random`]) is never sent.
 #[derive(Debug, Clone, Copy)]

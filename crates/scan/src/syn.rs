@@ -14,10 +14,12 @@
 //! answer comes from the target's kernel. A late answer still counts, and a round that gets
 //! one earns the host another round, so a short timeout costs packets, not accuracy.
 //!
-//! Rate: `--max-rate` is a hard cap (a token bucket refilled continuously, burst of one
-//! millisecond's worth); `--min-rate` a floor; without either the template's rate, halved when
+//! Rate: `--max-rate` is a hard cap (a token bucket refilled continuously, bursts of a
+//! hundredth of a second's worth); `--min-rate` a floor; without either the template's rate, halved when
 //! a retransmission round is answered (the first probes were lost) and regrown by a quarter
-//! after every round that lost nothing.
+//! after every first round (`timing::RateControl`). The rules of rounds, deadlines and pacing
+//! are pure functions of the time passed in (`rounds.rs`); this worker reads the clock and
+//! does the I/O.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -29,13 +31,14 @@ use std::time::{Duration, Instant};
 
 use portolan_model::{Port, PortState, Reason, Transport};
 
-use crate::engine::{Job, Kind, Msg, Part, Shared};
+use crate::jobs::{Job, Kind, Msg, Part, Shared, TableNames};
 use crate::packet::{self, Answer, Cookie, ICMP_QUERY_LEN, SYN_LEN};
 use crate::raw::{
-    ArpSock, Link, RawSock, RxBatch, RxRing, Transmitter, TxBatch, on_link, poll_readable, reserve_port,
-    source_for,
+    ArpSock, Link, RawSock, RxBatch, RxRing, Transmitter, TxBatch, lost_packet, on_link, poll_readable,
+    reserve_port, source_for,
 };
-use crate::timing::{RttEstimator, Timing, TokenBucket};
+use crate::rounds::{RoundEnd, Rounds};
+use crate::timing::{RateControl, RateStep, RttEstimator, Timing, TokenBucket};
 use crate::udp::UdpSock;
 use crate::{Error, Result};
 
@@ -65,28 +68,9 @@ pub(crate) const PING_ARP: u16 = 4;
 /// Neighbour solicitation (IPv6 targets on a directly connected Ethernet).
 pub(crate) const PING_ND: u16 = 5;
 
-/// The first delay between two UDP probes to a host that limits its ICMP errors.
-const UDP_MIN_GAP: Duration = Duration::from_millis(100);
-/// The longest: Linux sends one ICMP error a second to a peer once a burst of six is spent
-/// (`net.ipv4.icmp_ratelimit` = 1000 ms), so at one probe a second every closed port answers.
-const UDP_MAX_GAP: Duration = Duration::from_secs(1);
-
 /// Opens a raw TCP socket to see whether SYN scanning is possible here.
 pub fn privileged(v6: bool) -> bool {
     RawSock::open(v6, libc::IPPROTO_TCP).is_ok()
-}
-
-/// The probe rate of a template when no rate is given (probes a second).
-fn template_rate(t: &Timing) -> f64 {
-    if t.scan_delay > Duration::ZERO {
-        return 1.0 / t.scan_delay.as_secs_f64();
-    }
-    match t.template {
-        0..=2 => 10.0,
-        3 => 200_000.0,
-        4 => 500_000.0,
-        _ => 1_000_000.0,
-    }
 }
 
 /// nmap's SYN-scan reading of an ICMP unreachable: every code is `filtered`.
@@ -129,8 +113,8 @@ struct Family {
 
 impl Drop for Family {
     fn drop(&mut self) {
-        if let Ring::On(r) | Ring::Leaving(r, _) = std::mem::replace(&mut self.ring, Ring::Done) {
-            r.close_in_background();
+        if let Ring::On(ring) | Ring::Leaving(ring, _) = std::mem::replace(&mut self.ring, Ring::Done) {
+            ring.close_in_background();
         }
     }
 }
@@ -190,24 +174,15 @@ struct SynJob {
     /// Outcome per port: UNDECIDED, or 1 + index into `outcomes`.
     state: Vec<u8>,
     ttl: Vec<u8>,
-    /// Milliseconds since `t0` of the last probe of each port.
+    /// Milliseconds since the host's start (`Rounds::probe_sent`) of the last probe of each
+    /// port.
     sent_ms: Vec<u32>,
     /// The round of the last probe of each port.
     probe_round: Vec<u8>,
-    t0: Instant,
-    round: u8,
-    /// Highest round that got an answer.
-    max_ok_round: u8,
-    /// Next index of the current round.
+    /// Its rounds, deadlines and pacing.
+    rounds: Rounds,
+    /// Next index of the current pass.
     cursor: usize,
-    /// Passes over the undecided ports left in the current round, this one included: 2 in a
-    /// doubled round (see `advance`), else 1.
-    passes: u8,
-    /// Whether the current pass is its round's first.
-    first_pass: bool,
-    /// When the current round's last probe went out.
-    round_done: Option<Instant>,
-    answered_in_round: usize,
     rtt: RttEstimator,
     timeout: Duration,
     up: Option<Reason>,
@@ -215,14 +190,6 @@ struct SynJob {
     unreachable: bool,
     /// Ports not decided yet.
     left: usize,
-    /// UDP: ports answered by an ICMP error in the current round, and in all.
-    closed_in_round: usize,
-    icmp_total: usize,
-    /// UDP: the host limits its ICMP errors; probes to it are spaced by `gap`, across rounds
-    /// too (from `last_sent`).
-    limited: bool,
-    gap: Duration,
-    last_sent: Instant,
     /// Discovery of a target on a directly connected link: ARP or neighbour discovery.
     link: Option<Link>,
     /// Its slot in the worker's slab.
@@ -233,16 +200,6 @@ struct SynJob {
 }
 
 impl SynJob {
-    fn next_round(&mut self) {
-        self.round = self.round.saturating_add(1);
-        self.cursor = 0;
-        self.passes = 1;
-        self.first_pass = true;
-        self.round_done = None;
-        self.answered_in_round = 0;
-        self.closed_in_round = 0;
-    }
-
     fn index_of(&self, port: u16) -> Option<usize> {
         if !self.dense.is_empty() {
             return match self.dense.get(usize::from(port)) {
@@ -259,7 +216,7 @@ impl SynJob {
 }
 
 pub(crate) struct SynWorker {
-    t: Timing,
+    timing: Timing,
     shared: Arc<Shared>,
     names: Option<Arc<portolan_registry::Ranking>>,
     cookie: Cookie,
@@ -267,9 +224,7 @@ pub(crate) struct SynWorker {
     v6: Option<Family>,
     /// Source ports per family.
     sport: [u16; 2],
-    rate: f64,
-    floor: f64,
-    cap: f64,
+    rate: RateControl,
     bucket: TokenBucket,
     /// Decided outcomes other than open and closed (ICMP reasons), interned.
     reasons: Vec<(PortState, Reason)>,
@@ -297,22 +252,18 @@ impl SynWorker {
         (PROBES_IN_PROGRESS / ports.max(1)).clamp(64, 65_536)
     }
 
+    /// A worker for these timings. The cookie's key comes from the kernel, never from
+    /// `--seed`: a repeatable port order must not make the sequence numbers predictable.
     pub(crate) fn new(
-        t: Timing,
+        timing: Timing,
         names: Option<Arc<portolan_registry::Ranking>>,
         shared: Arc<Shared>,
-        seed: u64,
     ) -> SynWorker {
-        let cap = t.max_rate.unwrap_or_else(|| template_rate(&t).max(t.min_rate.unwrap_or(0.0)));
-        let floor = t.min_rate.unwrap_or(10.0_f64.min(cap)).min(cap);
-        let rate = cap;
-        // the cookie's key comes from the kernel, never from --seed: a repeatable port order
-        // must not make the sequence numbers predictable
-        let _ = seed;
+        let rate = RateControl::new(&timing);
         let cookie = Cookie::random();
         SynWorker {
-            bucket: TokenBucket::new(rate),
-            t,
+            bucket: TokenBucket::new(rate.rate()),
+            timing,
             shared,
             names,
             cookie,
@@ -320,8 +271,6 @@ impl SynWorker {
             v6: None,
             sport: [0, 0],
             rate,
-            floor,
-            cap,
             reasons: vec![(PortState::Open, Reason::SynAck), (PortState::Closed, Reason::Reset)],
             by_addr: HashMap::new(),
             udp: [None, None],
@@ -353,7 +302,7 @@ impl SynWorker {
             RawSock::open(v6, if v6 { libc::IPPROTO_ICMPV6 } else { libc::IPPROTO_ICMP }).map_err(need)?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(TX_THREADS);
         let tx = Transmitter::start(&tcp, v6, threads).map_err(Error::Engine)?;
-        let fam = Family {
+        let family = Family {
             tcp: Some(tcp),
             icmp,
             tx,
@@ -363,9 +312,9 @@ impl SynWorker {
         };
         self.sport[usize::from(v6)] = port;
         if v6 {
-            self.v6 = Some(fam);
+            self.v6 = Some(family);
         } else {
-            self.v4 = Some(fam);
+            self.v4 = Some(family);
         }
         Ok(())
     }
@@ -378,11 +327,10 @@ impl SynWorker {
         Ok(())
     }
 
-    fn set_rate(&mut self, rate: f64) {
-        let r = rate.clamp(self.floor, self.cap);
-        if (r - self.rate).abs() > f64::EPSILON {
-            self.rate = r;
-            self.bucket = TokenBucket::new(r);
+    /// Changes the rate as a host's round asks; a new rate starts a new bucket.
+    fn step_rate(&mut self, step: RateStep) {
+        if let Some(rate) = self.rate.step(step) {
+            self.bucket = TokenBucket::new(rate);
         }
     }
 
@@ -433,24 +381,13 @@ impl SynWorker {
             ttl: vec![0; n],
             sent_ms: vec![0; n],
             probe_round: vec![0; n],
-            t0: Instant::now(),
-            round: 0,
-            max_ok_round: 0,
+            rounds: Rounds::new(Instant::now(), job.transport == Transport::Tcp, job.kind == Kind::Ports),
             cursor: 0,
-            passes: 1,
-            first_pass: true,
-            round_done: None,
-            answered_in_round: 0,
             rtt: RttEstimator::default(),
-            timeout: self.t.initial_rtt,
+            timeout: self.timing.initial_rtt,
             up: None,
             unreachable: false,
             left: n,
-            closed_in_round: 0,
-            icmp_total: 0,
-            limited: false,
-            gap: Duration::ZERO,
-            last_sent: Instant::now(),
             link,
             slot: 0,
             wake: None,
@@ -459,72 +396,62 @@ impl SynWorker {
     }
 
     /// A discovery answer: the host is up; true (the job is finished).
-    fn ping_answer(&mut self, j: &mut SynJob, code: u16, reason: Reason, ttl: u8, now: Instant) -> bool {
-        if j.up.is_none() {
-            if let Some(i) = j.index_of(code) {
-                let sent = j.t0 + Duration::from_millis(u64::from(j.sent_ms[i]));
-                j.rtt.sample(now.saturating_duration_since(sent));
-                j.ttl[i] = ttl;
+    fn ping_answer(&mut self, host: &mut SynJob, code: u16, reason: Reason, ttl: u8, now: Instant) -> bool {
+        if host.up.is_none() {
+            if let Some(i) = host.index_of(code) {
+                let sent = host.rounds.sent_at(host.sent_ms[i]);
+                host.rtt.sample(now.saturating_duration_since(sent));
+                host.ttl[i] = ttl;
             }
-            j.up = Some(reason);
+            host.up = Some(reason);
         }
         true
     }
 
-    /// Records an answer for port index `i` of job `j`; true when that finishes the job.
+    /// Records an answer for port index `i` of `host`; true when that finishes the host.
     fn decide(
         &mut self,
-        j: &mut SynJob,
+        host: &mut SynJob,
         i: usize,
         outcome: (PortState, Reason),
         ttl: u8,
         now: Instant,
     ) -> bool {
-        if j.state[i] != UNDECIDED {
+        if host.state[i] != UNDECIDED {
             return false;
         }
-        j.left -= 1;
-        let code = match self.reasons.iter().position(|r| *r == outcome) {
-            Some(c) => c,
+        host.left -= 1;
+        let code = match self.reasons.iter().position(|known| *known == outcome) {
+            Some(code) => code,
             None => {
                 self.reasons.push(outcome.clone());
                 self.reasons.len() - 1
             }
         };
-        j.state[i] = (code + 1).min(255) as u8;
-        j.ttl[i] = ttl;
-        let sent = j.t0 + Duration::from_millis(u64::from(j.sent_ms[i]));
+        host.state[i] = (code + 1).min(255) as u8;
+        host.ttl[i] = ttl;
+        let sent = host.rounds.sent_at(host.sent_ms[i]);
         // a SYN sent again may be answered for an earlier copy: no RTT from it (Karn's rule)
-        if j.job.transport != Transport::Tcp || j.probe_round[i] == 0 {
-            j.rtt.sample(now.saturating_duration_since(sent));
+        if host.rounds.rtt_sample(host.probe_round[i]) {
+            host.rtt.sample(now.saturating_duration_since(sent));
         }
         // SYN answers come from the target's kernel; a UDP reply may come from a slow service
-        let before = j.timeout;
-        j.timeout = match j.job.transport {
-            Transport::Tcp => j.rtt.measured_timeout(&self.t),
-            _ => j.rtt.timeout(&self.t),
+        let before = host.timeout;
+        host.timeout = match host.job.transport {
+            Transport::Tcp => host.rtt.measured_timeout(&self.timing),
+            _ => host.rtt.timeout(&self.timing),
         };
-        if j.timeout < before && j.wake.is_some() {
+        if host.timeout < before && host.wake.is_some() {
             // its wait in the heap was reckoned with the longer timeout
-            self.sooner.push(j.slot);
+            self.sooner.push(host.slot);
         }
-        // a TCP answer counts for the round of the probe it answers (a late answer to the first
-        // round may come after the second began), as nmap counts by try number; UDP's by arrival
-        let round = if j.job.transport == Transport::Tcp { j.probe_round[i] } else { j.round };
-        j.max_ok_round = j.max_ok_round.max(round);
-        if round == j.round {
-            j.answered_in_round += 1;
-        }
-        if outcome.0 != PortState::Open {
-            j.closed_in_round += 1;
-            j.icmp_total += 1;
-        }
-        match j.job.kind {
+        host.rounds.answered(host.probe_round[i], outcome.0 == PortState::Open);
+        match host.job.kind {
             Kind::Discovery => {
-                if matches!(outcome.0, PortState::Open | PortState::Closed) && j.up.is_none() {
-                    j.up = Some(if outcome.0 == PortState::Open { Reason::SynAck } else { Reason::Reset });
-                } else if j.up.is_none() {
-                    j.unreachable = true;
+                if matches!(outcome.0, PortState::Open | PortState::Closed) && host.up.is_none() {
+                    host.up = Some(if outcome.0 == PortState::Open { Reason::SynAck } else { Reason::Reset });
+                } else if host.up.is_none() {
+                    host.unreachable = true;
                 }
             }
             Kind::Ports => {
@@ -534,11 +461,11 @@ impl SynWorker {
                 }
             }
         }
-        j.left == 0 || (j.job.kind == Kind::Discovery && (j.up.is_some() || j.unreachable))
+        host.left == 0 || (host.job.kind == Kind::Discovery && (host.up.is_some() || host.unreachable))
     }
 
     /// Reads every waiting answer; returns the slots of hosts that are now fully decided.
-    fn receive(&mut self, jobs: &mut [Option<SynJob>]) -> Result<Vec<usize>> {
+    fn receive(&mut self, hosts: &mut [Option<SynJob>]) -> Result<Vec<usize>> {
         let now = Instant::now();
         let mut finished = Vec::new();
         // a ring that is ready takes over: the raw socket is read to the end (what came after
@@ -549,12 +476,12 @@ impl SynWorker {
             for icmp in [true, false] {
                 let batches = if ring_came && !v6 && !icmp { usize::MAX } else { 64 };
                 for _ in 0..batches {
-                    let fam = if v6 { self.v6.as_ref() } else { self.v4.as_ref() };
-                    let Some(fam) = fam else { break };
+                    let family = if v6 { self.v6.as_ref() } else { self.v4.as_ref() };
+                    let Some(family) = family else { break };
                     let sock = if icmp {
-                        &fam.icmp
+                        &family.icmp
                     } else {
-                        let Some(tcp) = fam.tcp.as_ref() else { break };
+                        let Some(tcp) = family.tcp.as_ref() else { break };
                         tcp
                     };
                     let n = match sock.recv_batch(&mut rx) {
@@ -567,7 +494,7 @@ impl SynWorker {
                     for k in 0..n {
                         let (pkt, from) = rx.get(k);
                         if let Some(from) = from {
-                            self.answer(v6, icmp, pkt, from, jobs, now, &mut finished);
+                            self.answer(v6, icmp, pkt, from, hosts, now, &mut finished);
                         }
                     }
                     if n < crate::raw::BATCH {
@@ -576,23 +503,23 @@ impl SynWorker {
                 }
             }
             if !v6 {
-                self.receive_ring(jobs, &mut finished);
+                self.receive_ring(hosts, &mut finished);
             }
-            self.receive_udp(v6, jobs, now, &mut finished)?;
+            self.receive_udp(v6, hosts, now, &mut finished)?;
         }
         self.rx = rx;
-        if ring_came && let Some(fam) = self.v4.as_mut() {
-            fam.tcp = None;
+        if ring_came && let Some(family) = self.v4.as_mut() {
+            family.tcp = None;
         }
         for _ in 0..4096 {
             let Some(from) = self.arp.as_ref().and_then(ArpSock::reply) else { break };
-            let Some(&ji) = self.by_addr.get(&(from, false)) else { continue };
-            let Some(j) = jobs[ji].as_mut() else { continue };
-            if j.job.kind == Kind::Discovery
-                && j.link.is_some()
-                && self.ping_answer(j, PING_ARP, Reason::ArpResponse, 0, now)
+            let Some(&slot) = self.by_addr.get(&(from, false)) else { continue };
+            let Some(host) = hosts[slot].as_mut() else { continue };
+            if host.job.kind == Kind::Discovery
+                && host.link.is_some()
+                && self.ping_answer(host, PING_ARP, Reason::ArpResponse, 0, now)
             {
-                finished.push(ji);
+                finished.push(slot);
             }
         }
         Ok(finished)
@@ -601,8 +528,8 @@ impl SynWorker {
     /// Starts making the IPv4 receive ring on a thread of its own, once.
     fn ring_up(&mut self) {
         let port = self.sport[0];
-        let Some(fam) = self.v4.as_mut() else { return };
-        if !matches!(fam.ring, Ring::Unused) {
+        let Some(family) = self.v4.as_mut() else { return };
+        if !matches!(family.ring, Ring::Unused) {
             return;
         }
         let (tx, rx) = mpsc::sync_channel(1);
@@ -610,22 +537,22 @@ impl SynWorker {
             // a scan that ended meanwhile drops the ring here, off its path
             let _ = tx.send(RxRing::open(port));
         });
-        fam.ring = if made.is_ok() { Ring::Coming(rx) } else { Ring::Done };
+        family.ring = if made.is_ok() { Ring::Coming(rx) } else { Ring::Done };
     }
 
     /// Whether the ring has just become ready (the caller then drains and closes the raw
     /// socket). A ring that could not be made leaves the raw socket in place.
     fn ring_ready(&mut self) -> bool {
-        let Some(fam) = self.v4.as_mut() else { return false };
-        let Ring::Coming(rx) = &fam.ring else { return false };
+        let Some(family) = self.v4.as_mut() else { return false };
+        let Ring::Coming(rx) = &family.ring else { return false };
         match rx.try_recv() {
             Ok(Ok(ring)) => {
-                fam.ring = Ring::On(ring);
+                family.ring = Ring::On(ring);
                 true
             }
             Err(mpsc::TryRecvError::Empty) => false,
             Ok(Err(_)) | Err(mpsc::TryRecvError::Disconnected) => {
-                fam.ring = Ring::Done;
+                family.ring = Ring::Done;
                 false
             }
         }
@@ -634,32 +561,32 @@ impl SynWorker {
     /// Hands the answers back to a raw socket: the first rounds are out.
     fn ring_down(&mut self) {
         let port = self.sport[0];
-        let Some(fam) = self.v4.as_mut() else { return };
-        match std::mem::replace(&mut fam.ring, Ring::Done) {
+        let Some(family) = self.v4.as_mut() else { return };
+        match std::mem::replace(&mut family.ring, Ring::Done) {
             Ring::On(ring) => {
-                let raw = RawSock::open(false, libc::IPPROTO_TCP).and_then(|s| {
-                    s.filter_tcp_dport(false, port)?;
-                    Ok(s)
+                let raw = RawSock::open(false, libc::IPPROTO_TCP).and_then(|sock| {
+                    sock.filter_tcp_dport(false, port)?;
+                    Ok(sock)
                 });
                 match raw {
                     Ok(raw) => {
-                        fam.tcp = Some(raw);
-                        fam.ring = Ring::Leaving(ring, Instant::now() + RING_LINGER);
+                        family.tcp = Some(raw);
+                        family.ring = Ring::Leaving(ring, Instant::now() + RING_LINGER);
                     }
                     // no raw socket: the ring stays
-                    Err(_) => fam.ring = Ring::On(ring),
+                    Err(_) => family.ring = Ring::On(ring),
                 }
             }
             // dropping the channel leaves a ring still being made to its thread, which closes it
             Ring::Coming(_) => {}
-            other => fam.ring = other,
+            other => family.ring = other,
         }
     }
 
     /// Reads the answers the ring holds, each with the time it arrived.
-    fn receive_ring(&mut self, jobs: &mut [Option<SynJob>], finished: &mut Vec<usize>) {
-        let Some(fam) = self.v4.as_mut() else { return };
-        let mut state = std::mem::replace(&mut fam.ring, Ring::Done);
+    fn receive_ring(&mut self, hosts: &mut [Option<SynJob>], finished: &mut Vec<usize>) {
+        let Some(family) = self.v4.as_mut() else { return };
+        let mut state = std::mem::replace(&mut family.ring, Ring::Done);
         if let Ring::On(ring) | Ring::Leaving(ring, _) = &mut state {
             let now = Instant::now();
             let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -668,7 +595,7 @@ impl SynWorker {
                 let ago = wall.saturating_sub(arrived);
                 let at = if ago < Duration::from_secs(1) { now.checked_sub(ago).unwrap_or(now) } else { now };
                 if let Some(&[a, b, c, d]) = pkt.get(12..16) {
-                    self.answer(false, false, pkt, IpAddr::from([a, b, c, d]), jobs, at, finished);
+                    self.answer(false, false, pkt, IpAddr::from([a, b, c, d]), hosts, at, finished);
                 }
             });
             self.shared.ring.fetch_add(n as u64, Ordering::Relaxed);
@@ -680,8 +607,8 @@ impl SynWorker {
             }
             state => state,
         };
-        if let Some(fam) = self.v4.as_mut() {
-            fam.ring = state;
+        if let Some(family) = self.v4.as_mut() {
+            family.ring = state;
         }
     }
 
@@ -694,7 +621,7 @@ impl SynWorker {
         icmp: bool,
         pkt: &[u8],
         from: IpAddr,
-        jobs: &mut [Option<SynJob>],
+        hosts: &mut [Option<SynJob>],
         now: Instant,
         finished: &mut Vec<usize>,
     ) {
@@ -704,78 +631,80 @@ impl SynWorker {
             && let Some(target) = packet::parse_neighbour_advert(pkt)
         {
             // a neighbour advertisement for a target being discovered
-            let Some(&ji) = self.by_addr.get(&(target, false)) else { return };
-            let Some(j) = jobs[ji].as_mut() else { return };
-            if j.job.kind == Kind::Discovery
-                && j.link.is_some()
-                && self.ping_answer(j, PING_ND, Reason::NdResponse, 0, now)
+            let Some(&slot) = self.by_addr.get(&(target, false)) else { return };
+            let Some(host) = hosts[slot].as_mut() else { return };
+            if host.job.kind == Kind::Discovery
+                && host.link.is_some()
+                && self.ping_answer(host, PING_ND, Reason::NdResponse, 0, now)
             {
-                finished.push(ji);
+                finished.push(slot);
             }
             return;
         }
         if icmp && let Some((from, kind, id)) = packet::parse_icmp_reply(v6, from, pkt) {
             // an echo or timestamp reply to a discovery probe
-            let Some(&ji) = self.by_addr.get(&(from, false)) else { return };
-            let Some(j) = jobs[ji].as_mut() else { return };
+            let Some(&slot) = self.by_addr.get(&(from, false)) else { return };
+            let Some(host) = hosts[slot].as_mut() else { return };
             let (code, reason) = if kind == 14 {
                 (PING_TIMESTAMP, Reason::TimestampReply)
             } else {
                 (PING_ECHO, Reason::EchoReply)
             };
-            if j.job.kind == Kind::Discovery
-                && id == self.cookie.of(j.src, from, 0, code)
-                && self.ping_answer(j, code, reason, 0, now)
+            if host.job.kind == Kind::Discovery
+                && id == self.cookie.of(host.src, from, 0, code)
+                && self.ping_answer(host, code, reason, 0, now)
             {
-                finished.push(ji);
+                finished.push(slot);
             }
             return;
         }
         if icmp {
             let e = if v6 { packet::parse_icmp_v6(from, pkt) } else { packet::parse_icmp_v4(pkt) };
             let Some(e) = e else { return };
-            let Some(&ji) = self.by_addr.get(&(e.target, false)) else { return };
-            let Some(j) = jobs[ji].as_mut() else { return };
-            if e.sport != sport || e.seq != self.cookie.of(j.src, e.target, sport, e.dport) {
+            let Some(&slot) = self.by_addr.get(&(e.target, false)) else { return };
+            let Some(host) = hosts[slot].as_mut() else { return };
+            if e.sport != sport || e.seq != self.cookie.of(host.src, e.target, sport, e.dport) {
                 return;
             }
-            if let Some(i) = j.index_of(e.dport) {
+            if let Some(i) = host.index_of(e.dport) {
                 let reason = icmp_reason(v6, e.kind, e.code);
-                if self.decide(j, i, (PortState::Filtered, reason), 0, now) {
-                    finished.push(ji);
+                if self.decide(host, i, (PortState::Filtered, reason), 0, now) {
+                    finished.push(slot);
                 }
             }
         } else {
-            let r = if v6 { packet::parse_tcp_v6(from, pkt) } else { packet::parse_tcp_v4(pkt) };
-            let Some(r) = r else { return };
-            let Some(&ji) = self.by_addr.get(&(r.from, false)) else { return };
-            let Some(j) = jobs[ji].as_mut() else { return };
-            if j.job.kind == Kind::Discovery {
+            let reply = if v6 { packet::parse_tcp_v6(from, pkt) } else { packet::parse_tcp_v4(pkt) };
+            let Some(reply) = reply else { return };
+            let Some(&slot) = self.by_addr.get(&(reply.from, false)) else { return };
+            let Some(host) = hosts[slot].as_mut() else { return };
+            if host.job.kind == Kind::Discovery {
                 // a SYN-ACK or reset from 443 to the SYN, or a reset from 80 to the ACK
-                let syn =
-                    r.sport == 443 && r.ack == self.cookie.of(j.src, r.from, sport, 443).wrapping_add(1);
-                let ack = r.sport == 80
-                    && r.answer == Answer::Reset
-                    && r.seq == self.cookie.of(j.src, r.from, sport, 80);
-                if r.dport == sport && (syn || ack) {
-                    let reason = if r.answer == Answer::SynAck { Reason::SynAck } else { Reason::Reset };
+                let syn = reply.sport == 443
+                    && reply.ack == self.cookie.of(host.src, reply.from, sport, 443).wrapping_add(1);
+                let ack = reply.sport == 80
+                    && reply.answer == Answer::Reset
+                    && reply.seq == self.cookie.of(host.src, reply.from, sport, 80);
+                if reply.dport == sport && (syn || ack) {
+                    let reason = if reply.answer == Answer::SynAck { Reason::SynAck } else { Reason::Reset };
                     let code = if syn { PING_SYN } else { PING_ACK };
-                    if self.ping_answer(j, code, reason, r.ttl, now) {
-                        finished.push(ji);
+                    if self.ping_answer(host, code, reason, reply.ttl, now) {
+                        finished.push(slot);
                     }
                 }
                 return;
             }
-            if r.dport != sport || r.ack != self.cookie.of(j.src, r.from, sport, r.sport).wrapping_add(1) {
+            if reply.dport != sport
+                || reply.ack != self.cookie.of(host.src, reply.from, sport, reply.sport).wrapping_add(1)
+            {
                 return;
             }
-            if let Some(i) = j.index_of(r.sport) {
-                let outcome = match r.answer {
+            if let Some(i) = host.index_of(reply.sport) {
+                let outcome = match reply.answer {
                     Answer::SynAck => (PortState::Open, Reason::SynAck),
                     Answer::Reset => (PortState::Closed, Reason::Reset),
                 };
-                if self.decide(j, i, outcome, r.ttl, now) {
-                    finished.push(ji);
+                if self.decide(host, i, outcome, reply.ttl, now) {
+                    finished.push(slot);
                 }
             }
         }
@@ -785,27 +714,27 @@ impl SynWorker {
     fn receive_udp(
         &mut self,
         v6: bool,
-        jobs: &mut [Option<SynJob>],
+        hosts: &mut [Option<SynJob>],
         now: Instant,
         finished: &mut Vec<usize>,
     ) -> Result<()> {
         for _ in 0..4096 {
             let Some(sock) = self.udp[usize::from(v6)].as_ref() else { return Ok(()) };
             let Some((_, from)) = sock.recv_from(&mut self.buf).map_err(Error::Engine)? else { break };
-            let Some(&ji) = self.by_addr.get(&(from.ip(), true)) else { continue };
-            let Some(j) = jobs[ji].as_mut() else { continue };
-            if let Some(i) = j.index_of(from.port())
-                && self.decide(j, i, (PortState::Open, Reason::UdpResponse), 0, now)
+            let Some(&slot) = self.by_addr.get(&(from.ip(), true)) else { continue };
+            let Some(host) = hosts[slot].as_mut() else { continue };
+            if let Some(i) = host.index_of(from.port())
+                && self.decide(host, i, (PortState::Open, Reason::UdpResponse), 0, now)
             {
-                finished.push(ji);
+                finished.push(slot);
             }
         }
         for _ in 0..4096 {
             let Some(sock) = self.udp[usize::from(v6)].as_ref() else { return Ok(()) };
             let Some(e) = sock.recv_error() else { break };
             let Some(reporter) = e.reporter else { continue };
-            let Some(&ji) = self.by_addr.get(&(e.target.ip(), true)) else { continue };
-            let Some(j) = jobs[ji].as_mut() else { continue };
+            let Some(&slot) = self.by_addr.get(&(e.target.ip(), true)) else { continue };
+            let Some(host) = hosts[slot].as_mut() else { continue };
             let unreachable = if v6 { e.kind == 1 } else { e.kind == 3 };
             if !unreachable {
                 continue;
@@ -818,87 +747,71 @@ impl SynWorker {
             } else {
                 (PortState::Filtered, icmp_reason(v6, e.kind, e.code))
             };
-            if let Some(i) = j.index_of(e.target.port())
-                && self.decide(j, i, outcome, 0, now)
+            if let Some(i) = host.index_of(e.target.port())
+                && self.decide(host, i, outcome, 0, now)
             {
-                finished.push(ji);
+                finished.push(slot);
             }
         }
         Ok(())
     }
 
-    /// Sends the next probe of job `j`, or says why it cannot yet.
-    fn send_one(&mut self, j: &mut SynJob) -> Result<Step> {
+    /// Sends the next probe of `host`, or says why it cannot yet.
+    fn send_one(&mut self, host: &mut SynJob) -> Result<Step> {
         loop {
-            while j.cursor < j.job.ports.len() && j.state[j.cursor] != UNDECIDED {
-                j.cursor += 1;
+            while host.cursor < host.job.ports.len() && host.state[host.cursor] != UNDECIDED {
+                host.cursor += 1;
             }
-            if j.cursor < j.job.ports.len() {
+            if host.cursor < host.job.ports.len() {
                 break;
             }
-            if j.passes > 1 {
+            if host.rounds.next_pass() {
                 // a doubled round: its second pass
-                j.passes -= 1;
-                j.first_pass = false;
-                j.cursor = 0;
+                host.cursor = 0;
                 continue;
             }
             // the round's last probes were answered before their turn came
-            if j.round_done.is_none() {
-                j.round_done = Some(Instant::now());
-            }
+            host.rounds.nothing_left(Instant::now());
             return Ok(Step::Idle);
         }
-        if let Some(due) = Self::port_due(j)
+        if let Some(due) = Self::port_due(host)
             && due > Instant::now()
         {
             return Ok(Step::NotBefore(due));
         }
-        let i = j.cursor;
-        j.cursor += 1;
-        match self.transmit(j, j.job.ports[i]) {
+        let i = host.cursor;
+        host.cursor += 1;
+        match self.transmit(host, host.job.ports[i]) {
             Ok(()) => {}
             // a full socket buffer, a neighbour not resolved yet, or a local firewall that
             // dropped the packet (EPERM): lost like any other probe; the round will retry
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(
-                        libc::ENOBUFS
-                            | libc::EAGAIN
-                            | libc::EHOSTUNREACH
-                            | libc::ENETUNREACH
-                            | libc::EPERM
-                            | libc::EACCES
-                    )
-                ) => {}
+            Err(e) if lost_packet(&e) => {}
             Err(e) => return Err(Error::Engine(e)),
         }
-        j.last_sent = Instant::now();
-        j.sent_ms[i] = j.last_sent.duration_since(j.t0).as_millis().min(u128::from(u32::MAX)) as u32;
-        j.probe_round[i] = j.round;
+        host.sent_ms[i] = host.rounds.probe_sent(Instant::now());
+        host.probe_round[i] = host.rounds.round();
         self.shared.sent.fetch_add(1, Ordering::Relaxed);
-        if j.round > 0 {
+        if host.rounds.round() > 0 {
             self.shared.retrans.fetch_add(1, Ordering::Relaxed);
         }
-        if j.cursor >= j.job.ports.len() && j.passes <= 1 {
-            j.round_done = Some(Instant::now());
+        if host.cursor >= host.job.ports.len() && host.rounds.last_pass() {
+            host.rounds.last_probe_sent(Instant::now());
         }
         Ok(Step::Sent)
     }
 
-    /// Sends one probe of job `j`: a SYN, a UDP datagram, or a discovery probe.
-    fn transmit(&mut self, j: &SynJob, port: u16) -> std::io::Result<()> {
-        let v6 = j.job.addr.is_ipv6();
-        let dst = j.job.addr;
-        if j.job.transport == Transport::Udp {
+    /// Sends one probe of `host`: a SYN, a UDP datagram, or a discovery probe.
+    fn transmit(&mut self, host: &SynJob, port: u16) -> std::io::Result<()> {
+        let v6 = host.job.addr.is_ipv6();
+        let dst = host.job.addr;
+        if host.job.transport == Transport::Udp {
             let Some(sock) = self.udp[usize::from(v6)].as_ref() else { return Ok(()) };
             let to = std::net::SocketAddr::new(dst, port);
             // a send fails with the pending ICMP error of an earlier probe (which is then
             // cleared, its details stay in the error queue) and is not sent: send again
-            let mut r = sock.send_to(crate::udp::payload(port), to);
+            let mut sent = sock.send_to(crate::udp::payload(port), to);
             for _ in 0..4 {
-                match &r {
+                match &sent {
                     Err(e)
                         if matches!(
                             e.raw_os_error(),
@@ -911,74 +824,83 @@ impl SynWorker {
                             )
                         ) =>
                     {
-                        r = sock.send_to(crate::udp::payload(port), to);
+                        sent = sock.send_to(crate::udp::payload(port), to);
                     }
                     _ => break,
                 }
             }
-            return r;
+            return sent;
         }
         let cookie = self.cookie;
         let arp = self.arp.as_ref();
         let sport = self.sport[usize::from(v6)];
-        let Some(fam) = (if v6 { self.v6.as_mut() } else { self.v4.as_mut() }) else { return Ok(()) };
+        let Some(family) = (if v6 { self.v6.as_mut() } else { self.v4.as_mut() }) else { return Ok(()) };
         let mut seg = [0u8; SYN_LEN];
-        if j.job.kind == Kind::Discovery {
+        if host.job.kind == Kind::Discovery {
             return match port {
                 PING_SYN | PING_ACK => {
                     // with the port probes, from the sender threads
                     if port == PING_SYN {
                         packet::write_syn(
                             &mut seg,
-                            j.src,
+                            host.src,
                             dst,
                             sport,
                             443,
-                            cookie.of(j.src, dst, sport, 443),
+                            cookie.of(host.src, dst, sport, 443),
                         );
                     } else {
-                        packet::write_ack(&mut seg, j.src, dst, sport, 80, cookie.of(j.src, dst, sport, 80));
+                        packet::write_ack(
+                            &mut seg,
+                            host.src,
+                            dst,
+                            sport,
+                            80,
+                            cookie.of(host.src, dst, sport, 80),
+                        );
                     }
-                    fam.pending.push(seg, j.src, dst);
+                    family.pending.push(seg, host.src, dst);
                     Ok(())
                 }
-                PING_ARP | PING_ND => match (j.link.as_ref(), dst) {
-                    (Some(link), IpAddr::V4(d)) => arp.map_or(Ok(()), |a| a.request(link, d)),
-                    (Some(link), IpAddr::V6(d)) => crate::raw::neighbour_solicit(fam.icmp.fd(), link, d),
+                PING_ARP | PING_ND => match (host.link.as_ref(), dst) {
+                    (Some(link), IpAddr::V4(target)) => arp.map_or(Ok(()), |arp| arp.request(link, target)),
+                    (Some(link), IpAddr::V6(target)) => {
+                        crate::raw::neighbour_solicit(family.icmp.fd(), link, target)
+                    }
                     (None, _) => Ok(()),
                 },
                 code => {
                     let kind = if code == PING_TIMESTAMP { packet::TIMESTAMP } else { packet::ECHO };
-                    let mut q = [0u8; ICMP_QUERY_LEN];
-                    let n = packet::write_icmp_query(&mut q, v6, kind, cookie.of(j.src, dst, 0, code));
-                    fam.icmp.send_to(&q[..n], dst)
+                    let mut query = [0u8; ICMP_QUERY_LEN];
+                    let n = packet::write_icmp_query(&mut query, v6, kind, cookie.of(host.src, dst, 0, code));
+                    family.icmp.send_to(&query[..n], dst)
                 }
             };
         }
-        packet::write_syn(&mut seg, j.src, dst, sport, port, cookie.of(j.src, dst, sport, port));
-        fam.pending.push(seg, j.src, dst);
-        if fam.pending.len() >= crate::raw::BATCH {
-            fam.tx.send(std::mem::take(&mut fam.pending))?;
+        packet::write_syn(&mut seg, host.src, dst, sport, port, cookie.of(host.src, dst, sport, port));
+        family.pending.push(seg, host.src, dst);
+        if family.pending.len() >= crate::raw::BATCH {
+            family.tx.send(std::mem::take(&mut family.pending))?;
         }
         Ok(())
     }
 
     /// Hands the port probes waiting in batches to the sender threads.
     fn flush(&mut self) -> Result<()> {
-        for fam in [self.v4.as_mut(), self.v6.as_mut()].into_iter().flatten() {
-            if !fam.pending.is_empty() {
-                fam.tx.send(std::mem::take(&mut fam.pending)).map_err(Error::Engine)?;
+        for family in [self.v4.as_mut(), self.v6.as_mut()].into_iter().flatten() {
+            if !family.pending.is_empty() {
+                family.tx.send(std::mem::take(&mut family.pending)).map_err(Error::Engine)?;
             }
         }
         Ok(())
     }
 
-    fn part(&self, j: SynJob) -> Part {
-        let srtt = j.rtt.srtt();
-        if j.job.kind == Kind::Discovery {
-            return Part { host: j.job.host, kind: Kind::Discovery, ports: Vec::new(), up: j.up, srtt };
+    fn part(&self, host: SynJob) -> Part {
+        let srtt = host.rtt.srtt();
+        if host.job.kind == Kind::Discovery {
+            return Part { host: host.job.host, kind: Kind::Discovery, ports: Vec::new(), up: host.up, srtt };
         }
-        let transport = j.job.transport;
+        let transport = host.job.transport;
         // no answer: filtered (TCP), open|filtered (UDP)
         let silent = if transport == Transport::Udp { PortState::OpenFiltered } else { PortState::Filtered };
         let names = self.names.as_ref();
@@ -986,151 +908,81 @@ impl SynWorker {
         // in port order (the probes went out shuffled): the host's ports need no sort then
         let make = |index: &[(u16, u32)]| -> Vec<Port> {
             // each half its own shared `unknown`: no counter written from both threads
-            let table = names.map(crate::engine::TableNames::new);
+            let table = names.map(TableNames::new);
             index
                 .iter()
-                .map(|&(p, i)| {
+                .map(|&(port, i)| {
                     let i = i as usize;
-                    let (state, reason) = match j.state[i] {
+                    let (state, reason) = match host.state[i] {
                         UNDECIDED => (silent, Reason::NoResponse),
-                        c => reasons[usize::from(c) - 1].clone(),
+                        code => reasons[usize::from(code) - 1].clone(),
                     };
                     Port {
-                        number: p,
+                        number: port,
                         transport,
                         state,
                         reason,
-                        reason_ttl: j.ttl[i],
-                        service: table.as_ref().map(|t| t.of(p, transport)),
+                        reason_ttl: host.ttl[i],
+                        service: table.as_ref().map(|names| names.of(port, transport)),
                     }
                 })
                 .collect()
         };
         // a full-range host is reported as its scan ends, when the other CPU is idle: each
         // port's service name is an allocation, so the two halves are made side by side
-        let ports = if j.index.len() >= PART_SPLIT {
-            let (a, b) = j.index.split_at(j.index.len() / 2);
-            std::thread::scope(|s| {
+        let ports = if host.index.len() >= PART_SPLIT {
+            let (low, high) = host.index.split_at(host.index.len() / 2);
+            std::thread::scope(|scope| {
                 // no thread to be had: this one makes both halves
-                let second = std::thread::Builder::new().spawn_scoped(s, || make(b)).ok();
-                let mut ports = make(a);
-                ports.extend(second.and_then(|h| h.join().ok()).unwrap_or_else(|| make(b)));
+                let second = std::thread::Builder::new().spawn_scoped(scope, || make(high)).ok();
+                let mut ports = make(low);
+                ports.extend(second.and_then(|handle| handle.join().ok()).unwrap_or_else(|| make(high)));
                 ports
             })
         } else {
-            make(&j.index)
+            make(&host.index)
         };
-        Part { host: j.job.host, kind: Kind::Ports, ports, up: None, srtt }
+        Part { host: host.job.host, kind: Kind::Ports, ports, up: None, srtt }
     }
 
-    /// When the port at the cursor may go again, in the first pass of a TCP retransmission
-    /// round: once its last probe has had the timeout to be answered (as in nmap), not once
-    /// the whole round has. The ports go in the order they went before, so a round after a
-    /// long sweep starts with the ports probed long ago. (`sent_ms` is whole milliseconds,
-    /// rounded down: one more.)
-    fn port_due(j: &SynJob) -> Option<Instant> {
-        if j.round == 0 || !j.first_pass || j.job.kind != Kind::Ports || j.job.transport != Transport::Tcp {
-            return None;
-        }
-        let sent = j.sent_ms.get(j.cursor)?;
-        Some(j.t0 + Duration::from_millis(u64::from(*sent) + 1) + j.timeout)
+    /// When the port at the cursor may go again (`Rounds::port_due`); `None`: now.
+    fn port_due(host: &SynJob) -> Option<Instant> {
+        let sent = host.sent_ms.get(host.cursor)?;
+        host.rounds.port_due(*sent, host.timeout)
     }
 
     /// When a waiting host is due, reckoned with its timeout as it is now: the end of its
     /// round, or its next port's time. `None` for a wait the timeout does not set (a UDP gap).
-    fn due(&self, j: &SynJob) -> Option<Instant> {
-        if j.round_done.is_some() { self.round_end(j) } else { Self::port_due(j) }
+    fn due(&self, host: &SynJob) -> Option<Instant> {
+        if host.rounds.round_out() { self.round_end(host) } else { Self::port_due(host) }
     }
 
-    /// When a round whose last probe went out is over. A TCP port scan's first round ends at
-    /// once: the first retransmission round always follows it, and each port in it waits for
-    /// its own probe's timeout (`send_one`), so a full-range sweep's early ports go again
-    /// while its last answers are still coming. Later rounds end a timeout after their last
-    /// probe, since whether another follows depends on their answers.
-    fn round_end(&self, j: &SynJob) -> Option<Instant> {
-        let done = j.round_done?;
-        let rolls = j.round == 0
-            && j.job.kind == Kind::Ports
-            && j.job.transport == Transport::Tcp
-            && self.t.max_retries >= 1;
-        Some(if rolls { done } else { done + j.timeout })
+    /// When a round whose last probe went out is over (`Rounds::round_end`).
+    fn round_end(&self, host: &SynJob) -> Option<Instant> {
+        host.rounds.round_end(host.timeout, self.timing.max_retries)
     }
 
-    /// Whether a job is finished; moves it to its next round when its round timed out.
-    fn advance(&mut self, j: &mut SynJob, now: Instant) -> bool {
-        if j.job.kind == Kind::Discovery && (j.up.is_some() || j.unreachable) {
+    /// Whether a job is finished at `now`; moves it to its next round when its round is over
+    /// and another follows (`Rounds::end_round`).
+    fn advance(&mut self, host: &mut SynJob, now: Instant) -> bool {
+        if host.job.kind == Kind::Discovery && (host.up.is_some() || host.unreachable) {
             return true;
         }
-        if j.undecided() == 0 {
+        if host.undecided() == 0 {
             return true;
         }
-        let Some(end) = self.round_end(j) else { return false };
-        if now < end {
-            return false;
-        }
-        if j.job.transport == Transport::Udp {
-            return self.advance_udp(j, now);
-        }
-        // answers to a retransmission mean first probes were lost: slow down
-        if j.round > 0 && j.answered_in_round > 0 {
-            self.set_rate(self.rate / 2.0);
-        } else if j.round == 0 {
-            self.set_rate(self.rate * 1.25);
-        }
-        // nmap's rule: one round more than the last that was answered. Where that would end
-        // the host after its first retransmission (nothing answered one yet), that round
-        // sends each probe twice: three probes, as a third round would send, without waiting
-        // out a third round (on a host with filtered ports the waits are most of its tail)
-        let allowed = j.max_ok_round.saturating_add(1).min(self.t.max_retries);
-        if j.round >= allowed {
-            return true;
-        }
-        if let Some(limit) = self.t.host_timeout
-            && now.duration_since(j.t0) > limit
-        {
-            return true;
-        }
-        j.next_round();
-        if j.round == 1 && j.max_ok_round == 0 && self.t.max_retries >= 2 {
-            j.passes = 2;
-        }
-        false
-    }
-
-    /// The end of a UDP round. A port-unreachable to a retransmitted probe means the host
-    /// dropped its first answer: it limits its ICMP errors (Linux: a burst of six, then one a
-    /// second to each peer). Then its probes are spaced, the gap doubling each round up to one
-    /// second, and the rounds go on while they find closed ports; a round at the longest gap
-    /// that finds nothing ends the host. A host that sent ICMP errors and then fell silent
-    /// while ports are undecided is treated the same way (its limiter may have swallowed every
-    /// retransmission). So a closed port is never left as open|filtered because its answer
-    /// was rate-limited away; the price is time, as in nmap.
-    fn advance_udp(&mut self, j: &mut SynJob, now: Instant) -> bool {
-        if j.round > 0 && j.closed_in_round > 0 {
-            j.limited = true;
-        }
-        if let Some(limit) = self.t.host_timeout
-            && now.duration_since(j.t0) > limit
-        {
-            return true;
-        }
-        if j.limited {
-            if j.answered_in_round == 0 && j.gap >= UDP_MAX_GAP {
-                return true;
+        match host.rounds.end_round(now, host.timeout, &self.timing) {
+            RoundEnd::NotYet => false,
+            RoundEnd::Next(step) => {
+                self.step_rate(step);
+                host.cursor = 0;
+                false
             }
-            j.gap = (j.gap * 2).clamp(UDP_MIN_GAP, UDP_MAX_GAP);
-        } else {
-            let allowed = j.max_ok_round.saturating_add(1).max(2).min(self.t.max_retries);
-            if j.round >= allowed {
-                if j.icmp_total == 0 {
-                    return true;
-                }
-                j.limited = true;
-                j.gap = UDP_MIN_GAP;
+            RoundEnd::Last(step) => {
+                self.step_rate(step);
+                true
             }
         }
-        j.next_round();
-        false
     }
 
     pub(crate) fn run(&mut self, jobs_rx: mpsc::Receiver<Job>, out: &mpsc::Sender<Msg>) -> Result<()> {
@@ -1138,21 +990,21 @@ impl SynWorker {
         // round, `waiting` the ones whose round is out, by deadline. Entries carry the slot's
         // generation so that a host finished early is skipped lazily.
         let mut slab: Vec<Option<SynJob>> = Vec::new();
-        let mut gens: Vec<u32> = Vec::new();
+        let mut generations: Vec<u32> = Vec::new();
         let mut free: Vec<usize> = Vec::new();
         let mut ready: VecDeque<(usize, u32)> = VecDeque::new();
         let mut waiting: BinaryHeap<Reverse<(Instant, usize, u32)>> = BinaryHeap::new();
         let mut live = 0usize;
         let mut closed = false;
-        let send_part = |w: &SynWorker, j: SynJob| {
-            out.send(Msg::Part(w.part(j)))
+        let send_part = |worker: &SynWorker, host: SynJob| {
+            out.send(Msg::Part(worker.part(host)))
                 .map_err(|_| Error::Engine(std::io::Error::other("the scan coordinator stopped")))
         };
         loop {
             if self.shared.stop.load(Ordering::Relaxed) {
                 // report what was decided for the hosts in progress
-                for j in slab.iter_mut().filter_map(Option::take) {
-                    let _ = out.send(Msg::Part(self.part(j)));
+                for host in slab.iter_mut().filter_map(Option::take) {
+                    let _ = out.send(Msg::Part(self.part(host)));
                 }
                 return Ok(());
             }
@@ -1160,7 +1012,7 @@ impl SynWorker {
             while live < self.max_jobs && !closed {
                 let got = if live == 0 {
                     match jobs_rx.recv_timeout(Duration::from_millis(50)) {
-                        Ok(j) => Some(j),
+                        Ok(job) => Some(job),
                         Err(mpsc::RecvTimeoutError::Timeout) => None,
                         Err(mpsc::RecvTimeoutError::Disconnected) => {
                             closed = true;
@@ -1169,7 +1021,7 @@ impl SynWorker {
                     }
                 } else {
                     match jobs_rx.try_recv() {
-                        Ok(j) => Some(j),
+                        Ok(job) => Some(job),
                         Err(mpsc::TryRecvError::Empty) => None,
                         Err(mpsc::TryRecvError::Disconnected) => {
                             closed = true;
@@ -1178,17 +1030,17 @@ impl SynWorker {
                     }
                 };
                 let Some(job) = got else { break };
-                let mut sj = self.start(job)?;
+                let mut host = self.start(job)?;
                 let slot = free.pop().unwrap_or_else(|| {
                     slab.push(None);
-                    gens.push(0);
+                    generations.push(0);
                     slab.len() - 1
                 });
-                gens[slot] = gens[slot].wrapping_add(1);
-                sj.slot = slot;
-                self.by_addr.insert((sj.job.addr, sj.job.transport == Transport::Udp), slot);
-                slab[slot] = Some(sj);
-                ready.push_back((slot, gens[slot]));
+                generations[slot] = generations[slot].wrapping_add(1);
+                host.slot = slot;
+                self.by_addr.insert((host.job.addr, host.job.transport == Transport::Udp), slot);
+                slab[slot] = Some(host);
+                ready.push_back((slot, generations[slot]));
                 live += 1;
             }
             if live == 0 {
@@ -1202,46 +1054,44 @@ impl SynWorker {
             // the rate cap, not a lack of work, ended the sending: sleep until a batch is due
             let mut capped = false;
             for _ in 0..512 {
-                let Some(&(slot, g)) = ready.front() else { break };
-                if gens[slot] != g || slab[slot].is_none() {
+                let Some(&(slot, generation)) = ready.front() else { break };
+                if generations[slot] != generation || slab[slot].is_none() {
                     ready.pop_front();
                     continue;
                 }
-                if let Some(j) = slab[slot].as_mut()
-                    && j.gap > Duration::ZERO
-                    && j.last_sent + j.gap > Instant::now()
+                if let Some(host) = slab[slot].as_mut()
+                    && let Some(at) = host.rounds.paced_until()
+                    && at > Instant::now()
                 {
                     // a host that limits its ICMP errors: its next probe after the gap
                     ready.pop_front();
-                    let at = j.last_sent + j.gap;
-                    park(&mut waiting, j, at, g);
+                    park(&mut waiting, host, at, generation);
                     continue;
                 }
-                if let Err(d) = self.bucket.take(Instant::now()) {
-                    wait = wait.min(d.max(self.bucket.batch_wait(Instant::now())));
+                if let Err(until_token) = self.bucket.take(Instant::now()) {
+                    wait = wait.min(until_token.max(self.bucket.batch_wait(Instant::now())));
                     capped = true;
                     break;
                 }
                 ready.pop_front();
-                let Some(j) = slab[slot].as_mut() else { continue };
-                let more = match self.send_one(j)? {
+                let Some(host) = slab[slot].as_mut() else { continue };
+                let more = match self.send_one(host)? {
                     Step::NotBefore(at) => {
-                        park(&mut waiting, j, at, g);
+                        park(&mut waiting, host, at, generation);
                         continue;
                     }
                     step => step == Step::Sent,
                 };
-                match (more, j.round_done) {
-                    (true, None) if j.gap > Duration::ZERO => {
-                        let at = j.last_sent + j.gap;
-                        park(&mut waiting, j, at, g)
+                match (more, host.rounds.round_out()) {
+                    (true, false) => match host.rounds.paced_until() {
+                        Some(at) => park(&mut waiting, host, at, generation),
+                        None => ready.push_back((slot, generation)),
+                    },
+                    (_, true) => {
+                        let end = self.round_end(host).unwrap_or_else(Instant::now);
+                        park(&mut waiting, host, end, generation)
                     }
-                    (true, None) => ready.push_back((slot, g)),
-                    (_, Some(_)) => {
-                        let end = self.round_end(j).unwrap_or_else(Instant::now);
-                        park(&mut waiting, j, end, g)
-                    }
-                    (false, None) => park(&mut waiting, j, Instant::now(), g),
+                    (false, false) => park(&mut waiting, host, Instant::now(), generation),
                 }
             }
             self.flush()?;
@@ -1254,24 +1104,26 @@ impl SynWorker {
             // answers; hosts whose every port is decided finish at once
             let finished = self.receive(&mut slab)?;
             for slot in finished {
-                if let Some(j) = retire(&mut slab, &mut gens, &mut free, &mut live, slot) {
-                    self.by_addr.remove(&(j.job.addr, j.job.transport == Transport::Udp));
-                    send_part(self, j)?;
+                if let Some(host) = retire(&mut slab, &mut generations, &mut free, &mut live, slot) {
+                    self.by_addr.remove(&(host.job.addr, host.job.transport == Transport::Udp));
+                    send_part(self, host)?;
                 }
             }
             // waits that answers shortened: a sooner entry (the old one goes stale)
             for slot in std::mem::take(&mut self.sooner) {
-                let Some(j) = slab[slot].as_mut() else { continue };
-                if let (Some(w), Some(due)) = (j.wake, self.due(j))
-                    && due < w
+                let Some(host) = slab[slot].as_mut() else { continue };
+                if let (Some(wake), Some(due)) = (host.wake, self.due(host))
+                    && due < wake
                 {
-                    park(&mut waiting, j, due, gens[slot]);
+                    park(&mut waiting, host, due, generations[slot]);
                 }
             }
             // rounds that timed out: the next round, or the end
             let now = Instant::now();
-            while let Some(&Reverse((deadline, slot, g))) = waiting.peek() {
-                if gens[slot] != g || slab[slot].as_ref().is_none_or(|j| j.wake != Some(deadline)) {
+            while let Some(&Reverse((deadline, slot, generation))) = waiting.peek() {
+                if generations[slot] != generation
+                    || slab[slot].as_ref().is_none_or(|host| host.wake != Some(deadline))
+                {
                     waiting.pop();
                     continue;
                 }
@@ -1279,21 +1131,21 @@ impl SynWorker {
                     break;
                 }
                 waiting.pop();
-                let Some(j) = slab[slot].as_mut() else { continue };
-                j.wake = None;
-                let due = self.round_end(j).unwrap_or(now);
+                let Some(host) = slab[slot].as_mut() else { continue };
+                host.wake = None;
+                let due = self.round_end(host).unwrap_or(now);
                 if due > now {
                     // the timeout grew since: wait until the real deadline
-                    park(&mut waiting, j, due, g);
+                    park(&mut waiting, host, due, generation);
                     continue;
                 }
-                if self.advance(j, now) {
-                    if let Some(j) = retire(&mut slab, &mut gens, &mut free, &mut live, slot) {
-                        self.by_addr.remove(&(j.job.addr, j.job.transport == Transport::Udp));
-                        send_part(self, j)?;
+                if self.advance(host, now) {
+                    if let Some(host) = retire(&mut slab, &mut generations, &mut free, &mut live, slot) {
+                        self.by_addr.remove(&(host.job.addr, host.job.transport == Transport::Udp));
+                        send_part(self, host)?;
                     }
                 } else {
-                    ready.push_back((slot, g));
+                    ready.push_back((slot, generation));
                 }
             }
             let fds: Vec<i32> = [self.v4.as_ref(), self.v6.as_ref()]
@@ -1301,7 +1153,7 @@ impl SynWorker {
                 .flatten()
                 .flat_map(|f| {
                     let ring = match &f.ring {
-                        Ring::On(r) | Ring::Leaving(r, _) => Some(r.fd()),
+                        Ring::On(ring) | Ring::Leaving(ring, _) => Some(ring.fd()),
                         _ => None,
                     };
                     [f.tcp.as_ref().map(RawSock::fd), Some(f.icmp.fd()), ring]
@@ -1315,9 +1167,9 @@ impl SynWorker {
             } else if !ready.is_empty() {
                 wait.min(Duration::from_millis(1))
             } else {
-                let next = waiting
-                    .peek()
-                    .map_or(Duration::from_millis(5), |Reverse((d, _, _))| d.saturating_duration_since(now));
+                let next = waiting.peek().map_or(Duration::from_millis(5), |Reverse((deadline, _, _))| {
+                    deadline.saturating_duration_since(now)
+                });
                 next.clamp(Duration::from_micros(100), Duration::from_millis(5))
             };
             poll_readable(&fds, timeout).map_err(Error::Engine)?;
@@ -1326,23 +1178,28 @@ impl SynWorker {
 }
 
 /// Puts a host in the deadline heap, due at `at`; its earlier entry, if any, goes stale.
-fn park(waiting: &mut BinaryHeap<Reverse<(Instant, usize, u32)>>, j: &mut SynJob, at: Instant, g: u32) {
-    j.wake = Some(at);
-    waiting.push(Reverse((at, j.slot, g)));
+fn park(
+    waiting: &mut BinaryHeap<Reverse<(Instant, usize, u32)>>,
+    host: &mut SynJob,
+    at: Instant,
+    generation: u32,
+) {
+    host.wake = Some(at);
+    waiting.push(Reverse((at, host.slot, generation)));
 }
 
 /// Takes a finished host out of its slot; the slot's generation changes, so queue entries that
 /// still name it are skipped.
 fn retire(
     slab: &mut [Option<SynJob>],
-    gens: &mut [u32],
+    generations: &mut [u32],
     free: &mut Vec<usize>,
     live: &mut usize,
     slot: usize,
 ) -> Option<SynJob> {
-    let j = slab[slot].take()?;
-    gens[slot] = gens[slot].wrapping_add(1);
+    let host = slab[slot].take()?;
+    generations[slot] = generations[slot].wrapping_add(1);
     free.push(slot);
     *live -= 1;
-    Some(j)
+    Some(host)
 }

@@ -1,5 +1,7 @@
-//! Timing: nmap's `-T0`..`-T5` templates, their overrides, RTT estimation and the congestion
-//! window that adapts parallelism to loss.
+//! Timing: nmap's `-T0`..`-T5` templates, their overrides, RTT estimation, the congestion
+//! window that adapts the connect scan's parallelism to loss, the packet worker's rate and the
+//! token bucket that caps it. Pure: the clock is an argument (the rounds and deadlines that
+//! use these are in `rounds.rs`).
 
 use std::time::Duration;
 
@@ -207,10 +209,15 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    /// A bucket for `rate` per second.
+    /// A bucket for `rate` per second, starting now with one token.
     pub fn new(rate: f64) -> TokenBucket {
+        TokenBucket::starting_at(rate, std::time::Instant::now())
+    }
+
+    /// A bucket for `rate` per second, starting at `now` with one token.
+    pub fn starting_at(rate: f64, now: std::time::Instant) -> TokenBucket {
         let burst = (rate / 100.0).max(1.0);
-        TokenBucket { rate, burst, tokens: 1.0, last: std::time::Instant::now() }
+        TokenBucket { rate, burst, tokens: 1.0, last: now }
     }
 
     fn refill(&mut self, now: std::time::Instant) {
@@ -237,6 +244,71 @@ impl TokenBucket {
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        }
+    }
+}
+
+/// How the packet worker's rate changes at the end of a host's round (`rounds::Rounds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateStep {
+    /// As it is.
+    Keep,
+    /// Halved: a retransmission was answered, so first probes were lost.
+    Halve,
+    /// Grown by a quarter: a first round is out.
+    Grow,
+}
+
+/// The probe rate of a template when no rate is given (probes a second).
+pub fn template_rate(t: &Timing) -> f64 {
+    if t.scan_delay > Duration::ZERO {
+        return 1.0 / t.scan_delay.as_secs_f64();
+    }
+    match t.template {
+        0..=2 => 10.0,
+        3 => 200_000.0,
+        4 => 500_000.0,
+        _ => 1_000_000.0,
+    }
+}
+
+/// The packet worker's probe rate: `--max-rate` (or the template's rate, or `--min-rate` if
+/// higher) is the ceiling and the start; `--min-rate` (or 10 a second) the floor. Halved when
+/// a host's retransmission round is answered, grown by a quarter when a host's first round is
+/// out, always within the two.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateControl {
+    rate: f64,
+    floor: f64,
+    cap: f64,
+}
+
+impl RateControl {
+    /// The rate of a scan with these timings.
+    pub fn new(t: &Timing) -> RateControl {
+        let cap = t.max_rate.unwrap_or_else(|| template_rate(t).max(t.min_rate.unwrap_or(0.0)));
+        let floor = t.min_rate.unwrap_or(10.0_f64.min(cap)).min(cap);
+        RateControl { rate: cap, floor, cap }
+    }
+
+    /// Probes a second now.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Applies a step; the new rate when it changed (the caller then starts a new bucket).
+    pub fn step(&mut self, step: RateStep) -> Option<f64> {
+        let want = match step {
+            RateStep::Keep => return None,
+            RateStep::Halve => self.rate / 2.0,
+            RateStep::Grow => self.rate * 1.25,
+        };
+        let r = want.clamp(self.floor, self.cap);
+        if (r - self.rate).abs() > f64::EPSILON {
+            self.rate = r;
+            Some(r)
+        } else {
+            None
         }
     }
 }
@@ -331,5 +403,93 @@ mod tests {
         assert!(slow.take(start).is_ok());
         assert!(slow.batch_wait(start) <= Duration::from_millis(100));
         assert!(slow.batch_wait(start + Duration::from_millis(100)).is_zero());
+    }
+
+    #[test]
+    fn the_window_grows_in_slow_start_then_by_one_a_window_and_halves_on_drops() {
+        let t4 = Timing::template(4);
+        let mut c = Congestion::new(&t4, 1000);
+        assert_eq!(c.window(), 10, "the template's initial window");
+        for _ in 0..10 {
+            c.on_response();
+        }
+        assert_eq!(c.window(), 20, "slow start: one more per answer");
+        c.on_drop();
+        assert_eq!(c.window(), 10, "a drop halves it (and sets ssthresh there)");
+        // congestion avoidance: about one more per window's worth of answers
+        for _ in 0..10 {
+            c.on_response();
+        }
+        assert_eq!(c.window(), 10);
+        for _ in 0..11 {
+            c.on_response();
+        }
+        assert_eq!(c.window(), 11);
+        // drops in a row: never below two
+        for _ in 0..10 {
+            c.on_drop();
+        }
+        assert_eq!(c.window(), 2);
+        // and never above the descriptor budget or the template's parallelism
+        let mut small = Congestion::new(&Timing { max_parallelism: 16, ..t4 }, 1000);
+        for _ in 0..1000 {
+            small.on_response();
+        }
+        assert_eq!(small.window(), 16);
+    }
+
+    #[test]
+    fn no_second_of_simulated_time_sees_more_than_the_cap_and_a_burst() {
+        let start = std::time::Instant::now();
+        let rate = 1000.0;
+        let mut b = TokenBucket::starting_at(rate, start);
+        // a sender that wants a probe every 10 us for 3 s, idles 5 s, then wants more for 1 ms
+        let mut sent = Vec::new();
+        for step in (0..300_000u64).chain(800_000..800_100) {
+            let now = start + Duration::from_micros(step * 10);
+            if b.take(now).is_ok() {
+                sent.push(now);
+            }
+        }
+        let burst = 10; // a hundredth of a second's worth
+        for (i, &t) in sent.iter().enumerate() {
+            let in_window = sent[i..].iter().take_while(|&&u| u < t + Duration::from_secs(1)).count();
+            assert!(in_window <= rate as usize + burst, "{in_window} in the second from {:?}", t - start);
+        }
+        // the idle five seconds saved a burst, not five seconds of tokens
+        let after_idle = sent.iter().filter(|&&t| t >= start + Duration::from_secs(8)).count();
+        assert!((burst..=burst + 1).contains(&after_idle), "{after_idle}");
+        // and a busy second gets the rate
+        let first_second = sent.iter().filter(|&&t| t < start + Duration::from_secs(1)).count();
+        assert!((995..=1011).contains(&first_second), "{first_second}");
+    }
+
+    #[test]
+    fn the_packet_rate_halves_and_grows_within_its_floor_and_cap() {
+        let t4 = Timing::template(4);
+        let mut r = RateControl::new(&t4);
+        assert_eq!(r.rate(), 500_000.0, "-T4 starts at its template rate");
+        assert_eq!(r.step(RateStep::Keep), None);
+        assert_eq!(r.step(RateStep::Halve), Some(250_000.0));
+        assert_eq!(r.step(RateStep::Grow), Some(312_500.0));
+        for _ in 0..10 {
+            r.step(RateStep::Grow);
+        }
+        assert_eq!(r.rate(), 500_000.0, "never above the cap");
+        assert_eq!(r.step(RateStep::Grow), None);
+        for _ in 0..100 {
+            r.step(RateStep::Halve);
+        }
+        assert_eq!(r.rate(), 10.0, "never below 10 a second without --min-rate");
+        let capped = Timing { max_rate: Some(1000.0), min_rate: Some(100.0), ..t4.clone() };
+        let mut r = RateControl::new(&capped);
+        let rates: Vec<Option<f64>> = (0..6).map(|_| r.step(RateStep::Halve)).collect();
+        assert_eq!(rates, [Some(500.0), Some(250.0), Some(125.0), Some(100.0), None, None]);
+        // --min-rate above the template's rate raises the ceiling to it
+        let fast = Timing { min_rate: Some(2_000_000.0), ..t4.clone() };
+        assert_eq!(RateControl::new(&fast).rate(), 2_000_000.0);
+        // a scan delay sets the template's rate
+        assert_eq!(template_rate(&Timing::template(2)), 2.5);
+        assert_eq!(template_rate(&Timing::template(3)), 200_000.0);
     }
 }
