@@ -191,9 +191,10 @@ impl Congestion {
         self.cwnd = self.cwnd.min(self.max);
     }
 
-    /// A confirmed drop.
+    /// A confirmed drop: the window halves, to at least 2 but never above its maximum (a
+    /// template or a descriptor budget of one probe in flight stays at one).
     pub fn on_drop(&mut self) {
-        self.ssthresh = (self.cwnd / 2.0).max(2.0);
+        self.ssthresh = (self.cwnd / 2.0).max(2.0).min(self.max);
         self.cwnd = self.ssthresh.max(self.min);
     }
 }
@@ -371,6 +372,19 @@ mod tests {
         assert_eq!(c.window(), 100, "capped by the descriptor budget");
         c.on_drop();
         assert_eq!(c.window(), 50);
+    }
+
+    #[test]
+    fn a_drop_never_opens_a_window_of_one() {
+        let mut t = Timing::template(2);
+        t.max_parallelism = 1;
+        let mut c = Congestion::new(&t, 100);
+        assert_eq!(c.window(), 1);
+        c.on_drop();
+        assert_eq!(c.window(), 1, "-T2's one probe in flight stays one after a loss");
+        let mut budget = Congestion::new(&Timing::template(4), 1);
+        budget.on_drop();
+        assert_eq!(budget.window(), 1, "a descriptor budget of one is kept");
     }
 
     #[test]
