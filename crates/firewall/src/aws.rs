@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Expected, Missing, Result};
 use crate::json::{self, Json};
 use crate::model::*;
 use crate::sets::{IntervalSet, prefix};
@@ -19,27 +19,40 @@ fn loc(file: &Arc<str>, j: &Json, path: &str) -> Location {
     j.pos.in_file(file, Some(path))
 }
 
+fn err(file: &Arc<str>, j: &Json, path: &str, kind: impl Into<ErrorKind>) -> Error {
+    Error::syntax(loc(file, j, path), kind.into())
+}
+
 /// Parses describe-security-groups output.
 pub fn parse(text: &str, file: &str) -> Result<Ruleset> {
     let file: Arc<str> = Arc::from(file);
     let doc =
         json::parse(text).map_err(|e| Error::syntax(e.pos.in_file(&file, None), ErrorKind::BadJson(e)))?;
     let groups = doc.get("SecurityGroups").and_then(Json::as_array).ok_or_else(|| {
-        Error::at(loc(&file, &doc, "$"), format!("expected an object with a \"SecurityGroups\" array (aws ec2 describe-security-groups), found {}", doc.kind()))
+        err(
+            &file,
+            &doc,
+            "$",
+            ErrorKind::Expected { expected: Expected::SecurityGroupsDocument, found: doc.kind().to_string() },
+        )
     })?;
     let mut tables = Vec::new();
     for (gi, g) in groups.iter().enumerate() {
         let gp = format!("$.SecurityGroups[{gi}]");
         if g.as_object().is_none() {
-            return Err(Error::at(
-                loc(&file, g, &gp),
-                format!("a security group must be an object, found {}", g.kind()),
+            return Err(err(
+                &file,
+                g,
+                &gp,
+                ErrorKind::WrongType {
+                    subject: "a security group".into(),
+                    expected: "an object",
+                    found: Some(g.kind()),
+                },
             ));
         }
-        let id = g
-            .get("GroupId")
-            .and_then(Json::as_str)
-            .ok_or_else(|| Error::at(loc(&file, g, &gp), "security group without a \"GroupId\" string"))?;
+        let id =
+            g.get("GroupId").and_then(Json::as_str).ok_or_else(|| err(&file, g, &gp, Missing::GroupId))?;
         let name = g.get("GroupName").and_then(Json::as_str).unwrap_or("");
         let mut chains = Vec::new();
         for (key, hook) in [("IpPermissions", Hook::Input), ("IpPermissionsEgress", Hook::Output)] {
@@ -47,9 +60,15 @@ pub fn parse(text: &str, file: &str) -> Result<Ruleset> {
             let cp = format!("{gp}.{key}");
             if let Some(perms) = g.get(key) {
                 let perms = perms.as_array().ok_or_else(|| {
-                    Error::at(
-                        loc(&file, perms, &cp),
-                        format!("{key} must be an array, found {}", perms.kind()),
+                    err(
+                        &file,
+                        perms,
+                        &cp,
+                        ErrorKind::WrongType {
+                            subject: key.into(),
+                            expected: "an array",
+                            found: Some(perms.kind()),
+                        },
                     )
                 })?;
                 for (pi, p) in perms.iter().enumerate() {
@@ -85,25 +104,27 @@ fn int(file: &Arc<str>, p: &Json, key: &str, path: &str) -> Result<Option<i64>> 
     match p.get(key) {
         None => Ok(None),
         Some(v) => v.as_i64().map(Some).ok_or_else(|| {
-            Error::at(
-                loc(file, v, &format!("{path}.{key}")),
-                format!("{key} must be an integer, found {}", v.kind()),
+            err(
+                file,
+                v,
+                &format!("{path}.{key}"),
+                ErrorKind::WrongType { subject: key.into(), expected: "an integer", found: Some(v.kind()) },
             )
         }),
     }
 }
 
 fn permission(file: &Arc<str>, p: &Json, path: &str) -> Result<Vec<Rule>> {
-    let proto_j = p
-        .get("IpProtocol")
-        .ok_or_else(|| Error::at(loc(file, p, path), "permission without \"IpProtocol\""))?;
+    let proto_j = p.get("IpProtocol").ok_or_else(|| err(file, p, path, Missing::IpProtocol))?;
     let proto_s = match (proto_j.as_str(), proto_j.as_i64()) {
         (Some(s), _) => s.to_string(),
         (None, Some(n)) => n.to_string(),
         _ => {
-            return Err(Error::at(
-                loc(file, proto_j, &format!("{path}.IpProtocol")),
-                "IpProtocol must be a string",
+            return Err(err(
+                file,
+                proto_j,
+                &format!("{path}.IpProtocol"),
+                ErrorKind::WrongType { subject: "IpProtocol".into(), expected: "a string", found: None },
             ));
         }
     };
@@ -114,18 +135,20 @@ fn permission(file: &Arc<str>, p: &Json, path: &str) -> Result<Vec<Rule>> {
     let mut icmp_fam: Option<Family> = None;
     if !all {
         let n = proto_number(&proto_s).ok_or_else(|| {
-            Error::at(
-                loc(file, proto_j, &format!("{path}.IpProtocol")),
-                format!("unknown protocol {proto_s:?}"),
+            err(
+                file,
+                proto_j,
+                &format!("{path}.IpProtocol"),
+                ErrorKind::UnknownIpProtocol { name: proto_s.clone() },
             )
         })?;
         base.proto = Some(IntervalSet::single(u128::from(n)));
         if PORT_PROTOS.contains(&n) {
             let (Some(a), Some(b)) = (from, to) else {
-                return Err(Error::at(loc(file, p, path), "tcp/udp permission needs FromPort and ToPort"));
+                return Err(err(file, p, path, Missing::Ports));
             };
             if !(0..=65535).contains(&a) || !(0..=65535).contains(&b) || a > b {
-                return Err(Error::at(loc(file, p, path), format!("bad port range {a}-{b}")));
+                return Err(err(file, p, path, ErrorKind::BadPortRange { from: a, to: b }));
             }
             base.dport = Some(IntervalSet::range(a as u128, b as u128));
         } else if n == 1 || n == 58 {
@@ -181,32 +204,39 @@ fn permission(file: &Arc<str>, p: &Json, path: &str) -> Result<Vec<Rule>> {
         match p.get(key) {
             None => Ok(Vec::new()),
             Some(v) => v.as_array().map(<[Json]>::to_vec).ok_or_else(|| {
-                Error::at(loc(file, v, &format!("{path}.{key}")), format!("{key} must be an array"))
+                err(
+                    file,
+                    v,
+                    &format!("{path}.{key}"),
+                    ErrorKind::WrongType { subject: key.into(), expected: "an array", found: None },
+                )
             }),
         }
     };
     for (key, field, fam) in [("IpRanges", "CidrIp", Family::V4), ("Ipv6Ranges", "CidrIpv6", Family::V6)] {
         for (i, r) in arr(key)?.iter().enumerate() {
             let rp = format!("{path}.{key}[{i}]");
-            let cidr = r.get(field).and_then(Json::as_str).ok_or_else(|| {
-                Error::at(loc(file, r, &rp), format!("{key} entry without a \"{field}\" string"))
-            })?;
+            let cidr = r
+                .get(field)
+                .and_then(Json::as_str)
+                .ok_or_else(|| err(file, r, &rp, Missing::Cidr { list: key, field }))?;
             let (a, l) = cidr.split_once('/').ok_or_else(|| {
-                Error::at(loc(file, r, &rp), format!("{field} {cidr:?} needs a prefix length (a.b.c.d/n)"))
+                err(file, r, &rp, ErrorKind::CidrWithoutLength { field, cidr: cidr.to_string() })
             })?;
-            let ip: IpAddr = a
-                .parse()
-                .map_err(|_| Error::at(loc(file, r, &rp), format!("bad address in {field} {cidr:?}")))?;
+            let ip: IpAddr = a.parse().map_err(|_| {
+                err(file, r, &rp, ErrorKind::BadCidrAddress { field, cidr: cidr.to_string() })
+            })?;
             let bits = if ip.is_ipv6() { 128 } else { 32 };
-            let len: u8 = l
-                .parse()
-                .ok()
-                .filter(|&n: &u8| n <= bits)
-                .ok_or_else(|| Error::at(loc(file, r, &rp), format!("bad prefix length in {cidr:?}")))?;
+            let len: u8 =
+                l.parse().ok().filter(|&n: &u8| n <= bits).ok_or_else(|| {
+                    err(file, r, &rp, ErrorKind::BadPrefixLength { text: cidr.to_string() })
+                })?;
             if ip.is_ipv6() != (fam == Family::V6) {
-                return Err(Error::at(
-                    loc(file, r, &rp),
-                    format!("{cidr} is not an {} prefix", fam.as_str()),
+                return Err(err(
+                    file,
+                    r,
+                    &rp,
+                    ErrorKind::OtherFamily { text: cidr.to_string(), family: fam, prefix: true },
                 ));
             }
             let desc = r.get("Description").and_then(Json::as_str).map(str::to_string);
@@ -232,4 +262,52 @@ fn permission(file: &Arc<str>, p: &Json, path: &str) -> Result<Vec<Rule>> {
         push(r, format!("{path}.PrefixListIds[{i}]"), None, None, format!("prefix list {g}"), desc, true);
     }
     Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Missing;
+
+    #[test]
+    fn errors_are_named_kinds_worded_as_before() {
+        let group =
+            |perm: &str| format!(r#"{{"SecurityGroups":[{{"GroupId":"sg-1","IpPermissions":[{perm}]}}]}}"#);
+        let cases: Vec<(String, &str, fn(&ErrorKind) -> bool)> = vec![
+            (
+                r#"{"SecurityGroups":[7]}"#.to_string(),
+                "a security group must be an object, found a number",
+                |k| matches!(k, ErrorKind::WrongType { expected: "an object", found: Some("a number"), .. }),
+            ),
+            (group(r#"{"IpProtocol":"tcp","FromPort":90,"ToPort":80}"#), "bad port range 90-80", |k| {
+                matches!(k, ErrorKind::BadPortRange { from: 90, to: 80 })
+            }),
+            (
+                group(r#"{"IpProtocol":"-1","Ipv6Ranges":[{}]}"#),
+                r#"Ipv6Ranges entry without a "CidrIpv6" string"#,
+                |k| matches!(k, ErrorKind::Missing(Missing::Cidr { list: "Ipv6Ranges", field: "CidrIpv6" })),
+            ),
+            (
+                group(r#"{"IpProtocol":"-1","IpRanges":[{"CidrIp":"10.0.0.0/99"}]}"#),
+                r#"bad prefix length in "10.0.0.0/99""#,
+                |k| matches!(k, ErrorKind::BadPrefixLength { text } if text == "10.0.0.0/99"),
+            ),
+            (
+                group(r#"{"IpProtocol":"-1","Ipv6Ranges":[{"CidrIpv6":"10.0.0.0/8"}]}"#),
+                "10.0.0.0/8 is not an ipv6 prefix",
+                |k| matches!(k, ErrorKind::OtherFamily { family: Family::V6, prefix: true, .. }),
+            ),
+            (
+                group(r#"{"IpProtocol":"-1","IpRanges":5}"#),
+                "IpRanges must be an array",
+                |k| matches!(k, ErrorKind::WrongType { subject, found: None, .. } if subject == "IpRanges"),
+            ),
+        ];
+        for (text, message, is_kind) in cases {
+            let e = parse(&text, "sg.json").unwrap_err();
+            let kind = e.kind().expect("a syntax error");
+            assert!(is_kind(kind), "{kind:?}");
+            assert_eq!(kind.to_string(), message);
+        }
+    }
 }

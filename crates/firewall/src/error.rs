@@ -62,10 +62,6 @@ impl Error {
     pub fn syntax(location: Location, kind: ErrorKind) -> Error {
         Error::Syntax { location, kind: Box::new(kind), token: None }
     }
-    /// An nftables or AWS reader's error at a place (see [`ErrorKind::Other`]).
-    pub(crate) fn at(location: Location, message: impl Into<String>) -> Error {
-        Error::syntax(location, ErrorKind::Other(message.into()))
-    }
     /// A syntax error about a token at a place.
     pub fn at_token(location: Location, kind: ErrorKind, token: &str) -> Error {
         Error::Syntax { location, kind: Box::new(kind), token: Some(token.to_string()) }
@@ -435,11 +431,371 @@ pub enum ErrorKind {
         word: String,
     },
 
-    // ---- nftables and AWS JSON
-    /// A problem found by the nftables or AWS reader, in its words. These readers' sites
-    /// are not yet split into kinds of their own (issue 23 continues with them).
-    #[error("{0}")]
-    Other(String),
+    // ---- nftables and AWS JSON: the document's shape
+    /// A JSON value of another kind than the reader expects at this place.
+    #[error("expected {expected}, found {found}")]
+    Expected {
+        /// What the reader expects.
+        expected: Expected,
+        /// What is there: a short rendering of the value, or its JSON kind (`an array`).
+        found: String,
+    },
+    /// An AWS field (or a security group) of the wrong JSON kind.
+    #[error("{subject} must be {expected}{}", found.map(|f| format!(", found {f}")).unwrap_or_default())]
+    WrongType {
+        /// The key (`IpPermissions`, `FromPort`), or `a security group`.
+        subject: String,
+        /// The JSON kind it must be (`an array`, `an integer`, `a string`).
+        expected: &'static str,
+        /// The JSON kind it is, when the message names it.
+        found: Option<&'static str>,
+    },
+    /// A member the object needs is missing (or of the wrong kind).
+    #[error(transparent)]
+    Missing(#[from] Missing),
+    /// An nftables feature Portolan does not model.
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+    /// A top-level nftables object that is not a table, chain, rule, set, map, ...
+    #[error("unknown object {name:?} (expected table, chain, rule, set, map, ...)")]
+    UnknownObject {
+        /// The object's key.
+        name: String,
+    },
+    /// Named sets (or interface-name sets) that refer to each other too deeply.
+    #[error("sets nest too deeply")]
+    SetsTooDeep,
+
+    // ---- nftables tables and chains
+    /// A chain priority that is neither a number nor a standard name.
+    #[error("chain priority must be a number or a standard name")]
+    BadChainPriority,
+    /// A base chain's policy other than accept or drop.
+    #[error("chain policy {policy:?}: expected accept or drop")]
+    BadHookPolicy {
+        /// The policy as written.
+        policy: String,
+    },
+    /// A chain of a table no earlier object declares.
+    #[error("chain {chain} of table {table}, which is not declared before it")]
+    ChainOfUndeclaredTable {
+        /// The chain.
+        chain: String,
+        /// The table (`FAMILY NAME`).
+        table: String,
+    },
+    /// A rule in a chain its table does not declare.
+    #[error("rule in chain {chain}, which table {table} does not declare")]
+    RuleInUndeclaredChain {
+        /// The chain.
+        chain: String,
+        /// The table (`FAMILY NAME`).
+        table: String,
+    },
+    /// A jump or goto to a chain the table does not have.
+    #[error("{statement} to chain {chain:?}, which table {table} does not have")]
+    UnknownJumpTarget {
+        /// `jump` or `goto`.
+        statement: &'static str,
+        /// The chain.
+        chain: String,
+        /// The table (`FAMILY NAME`).
+        table: String,
+    },
+    /// `@NAME` of a set the table does not define.
+    #[error("set @{name} is not defined{}", table.as_ref().map(|t| format!(" in table {t}")).unwrap_or_default())]
+    UndefinedSet {
+        /// The set.
+        name: String,
+        /// The table (`FAMILY NAME`), when the message names it.
+        table: Option<String>,
+    },
+    /// A verdict map's `@NAME` of a map the table does not define.
+    #[error("map @{name} is not defined")]
+    UndefinedMap {
+        /// The map.
+        name: String,
+    },
+    /// An nftables document without tables.
+    #[error("no tables: the rule set is empty")]
+    EmptyRuleset,
+
+    // ---- nftables rules
+    /// A statement after the rule's verdict.
+    #[error("statement after the rule's verdict")]
+    StatementAfterVerdict,
+    /// A NAT statement in a base chain that is not `type nat`.
+    #[error("NAT statement in a chain that is not type nat")]
+    NatOutsideNatChain,
+    /// A value that does not read as what the field holds (also a `fw query --batch` field).
+    #[error("bad {what} {text:?}")]
+    BadValue {
+        /// What the value is.
+        what: ValueKind,
+        /// The value as written.
+        text: String,
+    },
+    /// A `prefix` length beyond the address' bits.
+    #[error("bad prefix length {length}")]
+    PrefixLengthOutOfRange {
+        /// The length.
+        length: i64,
+    },
+    /// An address (nftables) or prefix (AWS) of the other family.
+    #[error("{text} is not an {} {}", family.as_str(), if *prefix { "prefix" } else { "address" })]
+    OtherFamily {
+        /// The address or prefix.
+        text: String,
+        /// The family it must be of.
+        family: Family,
+        /// Whether the message calls it a prefix (AWS) rather than an address.
+        prefix: bool,
+    },
+    /// A `range` that is not `[first, last]`.
+    #[error("range needs [first, last]")]
+    BadRange,
+    /// A set element used with a concatenation that is not one.
+    #[error("expected a concatenated element")]
+    NotConcatenated,
+    /// A concatenated element with another number of parts than the concatenation.
+    #[error("element has a different number of parts than the concatenation")]
+    ConcatenationParts,
+    /// A verdict map's data that is neither an anonymous set nor `@map`.
+    #[error("vmap data must be a set of [key, verdict] pairs or @map")]
+    BadVmapData,
+    /// A verdict map element that is not a pair.
+    #[error("vmap element must be [key, verdict]")]
+    BadVmapElement,
+    /// A verdict map element whose value is not a verdict.
+    #[error("vmap value must be a verdict")]
+    VmapValueNotVerdict,
+
+    // ---- AWS security groups
+    /// An `IpProtocol` that is neither a known name, a number nor `-1`.
+    #[error("unknown protocol {name:?}")]
+    UnknownIpProtocol {
+        /// The protocol as written.
+        name: String,
+    },
+    /// `FromPort`..`ToPort` outside 0-65535 or reversed.
+    #[error("bad port range {from}-{to}")]
+    BadPortRange {
+        /// `FromPort`.
+        from: i64,
+        /// `ToPort`.
+        to: i64,
+    },
+    /// A CIDR without its `/LEN`.
+    #[error("{field} {cidr:?} needs a prefix length (a.b.c.d/n)")]
+    CidrWithoutLength {
+        /// `CidrIp` or `CidrIpv6`.
+        field: &'static str,
+        /// The CIDR as written.
+        cidr: String,
+    },
+    /// A CIDR whose address does not parse.
+    #[error("bad address in {field} {cidr:?}")]
+    BadCidrAddress {
+        /// `CidrIp` or `CidrIpv6`.
+        field: &'static str,
+        /// The CIDR as written.
+        cidr: String,
+    },
+
+    // ---- fw query --batch
+    /// A batch line with fewer than four fields.
+    #[error("expected `SRC DST PROTO DPORT [IIF]`")]
+    ShortBatchLine,
+}
+
+/// What an nftables or AWS reader expects where it finds something else
+/// ([`ErrorKind::Expected`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Expected {
+    /// The whole nftables document.
+    #[error("an object with an \"nftables\" array (nft -j list ruleset)")]
+    NftablesDocument,
+    /// The whole AWS document.
+    #[error("an object with a \"SecurityGroups\" array (aws ec2 describe-security-groups)")]
+    SecurityGroupsDocument,
+    /// An element of the `nftables` array.
+    #[error("an object with one key (table, chain, rule, set, ...)")]
+    NftablesObject,
+    /// A statement of a rule's `expr`.
+    #[error("a statement object")]
+    StatementObject,
+    /// A verdict statement (a verdict map's value).
+    #[error("a statement")]
+    Statement,
+    /// The left side of a match.
+    #[error("a match expression")]
+    MatchExpression,
+    /// A value on the right of a match.
+    #[error("a value")]
+    Value,
+    /// An interface name on the right of an `iifname`/`oifname` match.
+    #[error("an interface name")]
+    InterfaceName,
+}
+
+/// What a value is, for [`ErrorKind::BadValue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueKind {
+    /// An address (or an address with `/LEN`).
+    #[error("address")]
+    Address,
+    /// The `/LEN` of an address.
+    #[error("prefix")]
+    Prefix,
+    /// An IP protocol.
+    #[error("protocol")]
+    Protocol,
+    /// A port number or service name.
+    #[error("port")]
+    Port,
+    /// An ICMP type.
+    #[error("ICMP type")]
+    IcmpType,
+    /// An ICMP code.
+    #[error("ICMP code")]
+    IcmpCode,
+    /// `meta nfproto`'s value.
+    #[error("nfproto")]
+    Nfproto,
+    /// A conntrack state.
+    #[error("ct state")]
+    CtState,
+    /// A TCP flag.
+    #[error("TCP flag")]
+    TcpFlag,
+    /// A batch line's source address.
+    #[error("source")]
+    Source,
+    /// A batch line's destination address.
+    #[error("destination")]
+    Destination,
+}
+
+/// A member an nftables or AWS object needs that is missing ([`ErrorKind::Missing`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Missing {
+    /// A string member of a top-level nftables object (or rule).
+    #[error("{object} needs a string \"{key}\"")]
+    String {
+        /// The object (`table`, `chain`, `set`, `map`, `rule`).
+        object: String,
+        /// The member.
+        key: &'static str,
+    },
+    /// A rule's `expr` array.
+    #[error("rule needs an \"expr\" array")]
+    RuleExpressions,
+    /// A match's `left` or `right`.
+    #[error("match without {side}")]
+    MatchSide {
+        /// `left` or `right`.
+        side: &'static str,
+    },
+    /// An `elem`'s `val`.
+    #[error("elem without val")]
+    ElementValue,
+    /// A `prefix`'s `addr` or `len`.
+    #[error("prefix needs {member}")]
+    PrefixMember {
+        /// `addr` or `len`.
+        member: &'static str,
+    },
+    /// The operands of `&`, `|` or `^`.
+    #[error("binary operation needs operands")]
+    Operands,
+    /// A verdict map's key.
+    #[error("vmap needs a key")]
+    VmapKey,
+    /// A verdict map's data.
+    #[error("vmap needs data")]
+    VmapData,
+    /// A jump's or goto's target chain.
+    #[error("{statement} needs a target")]
+    Target {
+        /// `jump` or `goto`.
+        statement: &'static str,
+    },
+    /// A security group's `GroupId`.
+    #[error("security group without a \"GroupId\" string")]
+    GroupId,
+    /// A permission's `IpProtocol`.
+    #[error("permission without \"IpProtocol\"")]
+    IpProtocol,
+    /// A port protocol permission's `FromPort` or `ToPort`.
+    #[error("tcp/udp permission needs FromPort and ToPort")]
+    Ports,
+    /// An `IpRanges` / `Ipv6Ranges` entry's CIDR.
+    #[error("{list} entry without a \"{field}\" string")]
+    Cidr {
+        /// `IpRanges` or `Ipv6Ranges`.
+        list: &'static str,
+        /// `CidrIp` or `CidrIpv6`.
+        field: &'static str,
+    },
+}
+
+/// An nftables feature Portolan does not model ([`ErrorKind::Unsupported`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unsupported {
+    /// A payload expression by base, offset and length.
+    #[error("raw payload expressions (base/offset/len) are not supported")]
+    RawPayload,
+    /// A payload field that is not modelled.
+    #[error("payload field {protocol} {field} is not supported")]
+    PayloadField {
+        /// The header.
+        protocol: String,
+        /// The field.
+        field: String,
+    },
+    /// A `meta` key that is not modelled.
+    #[error("meta key {key:?} is not supported")]
+    MetaKey {
+        /// The key.
+        key: String,
+    },
+    /// An expression that is not modelled.
+    #[error("expression {name:?} is not supported")]
+    Expression {
+        /// The expression's key.
+        name: String,
+    },
+    /// A concatenation inside a concatenation (or an operation).
+    #[error("internal: concat handled by the caller")]
+    NestedConcatenation,
+    /// A concatenation part whose values are not numbers (`ct status`).
+    #[error("internal: not a numeric field")]
+    NonNumericField,
+    /// A match operator other than `==`, `!=`, `in`, `<`, `>`, `<=` and `>=`.
+    #[error("match operator {op:?} is not supported")]
+    MatchOperator {
+        /// The operator.
+        op: String,
+    },
+    /// `!=` of a concatenation.
+    #[error("a negated concatenation match is not supported")]
+    NegatedConcatenation,
+    /// A statement that is neither modelled nor neutral.
+    #[error("statement {name:?} is not supported")]
+    Statement {
+        /// The statement's key.
+        name: String,
+    },
+    /// `dnat to` an address computed by a map.
+    #[error("dnat to a computed address (map) is not supported; use a literal address")]
+    ComputedDnatAddress,
+    /// `dnat to` a port that is not a literal.
+    #[error("dnat to a computed port is not supported; use a literal port")]
+    ComputedDnatPort,
 }
 
 /// Results of this crate.

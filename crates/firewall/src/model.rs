@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::error::{ErrorKind, ValueKind};
 use crate::sets::IntervalSet;
 
 /// IPv4 or IPv6.
@@ -506,16 +507,20 @@ pub fn read_batch(text: &str, file: &str) -> crate::Result<Vec<Packet>> {
         if w.is_empty() || w[0].starts_with('#') {
             continue;
         }
-        let at = |m: String| {
-            crate::Error::at(Location { file: file.into(), line: n as u32 + 1, column: 1, path: None }, m)
+        let at = |kind: ErrorKind| {
+            crate::Error::syntax(
+                Location { file: file.into(), line: n as u32 + 1, column: 1, path: None },
+                kind,
+            )
         };
+        let bad = |what: ValueKind, text: &str| at(ErrorKind::BadValue { what, text: text.to_string() });
         if w.len() < 4 {
-            return Err(at("expected `SRC DST PROTO DPORT [IIF]`".into()));
+            return Err(at(ErrorKind::ShortBatchLine));
         }
-        let src: IpAddr = w[0].parse().map_err(|_| at(format!("bad source {:?}", w[0])))?;
-        let dst: IpAddr = w[1].parse().map_err(|_| at(format!("bad destination {:?}", w[1])))?;
-        let proto = proto_number(w[2]).ok_or_else(|| at(format!("bad protocol {:?}", w[2])))?;
-        let dport: u16 = w[3].parse().map_err(|_| at(format!("bad port {:?}", w[3])))?;
+        let src: IpAddr = w[0].parse().map_err(|_| bad(ValueKind::Source, w[0]))?;
+        let dst: IpAddr = w[1].parse().map_err(|_| bad(ValueKind::Destination, w[1]))?;
+        let proto = proto_number(w[2]).ok_or_else(|| bad(ValueKind::Protocol, w[2]))?;
+        let dport: u16 = w[3].parse().map_err(|_| bad(ValueKind::Port, w[3]))?;
         packets.push(Packet {
             src,
             dst,
@@ -527,4 +532,24 @@ pub fn read_batch(text: &str, file: &str) -> crate::Result<Vec<Packet>> {
         });
     }
     Ok(packets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_errors_are_named_kinds_worded_as_before() {
+        let e = read_batch("# packets\n\n10.0.0.1 10.0.0.2 tcp\n", "b").unwrap_err();
+        assert!(matches!(e.kind(), Some(ErrorKind::ShortBatchLine)), "{e:?}");
+        assert_eq!(e.to_string(), "b:3:1: expected `SRC DST PROTO DPORT [IIF]`");
+        let e = read_batch("10.0.0.1 10.0.0.2 tcp 70000\n", "b").unwrap_err();
+        assert!(
+            matches!(e.kind(), Some(ErrorKind::BadValue { what: ValueKind::Port, text }) if text == "70000"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "b:1:1: bad port \"70000\"");
+        let e = read_batch("x 10.0.0.2 tcp 22\n", "b").unwrap_err();
+        assert_eq!(e.to_string(), "b:1:1: bad source \"x\"");
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Expected, Missing, Result, Unsupported, ValueKind};
 use crate::json::{self, Json, Value};
 use crate::model::*;
 use crate::sets::{IntervalSet, addr_max, ip_to_u128, prefix};
@@ -46,8 +46,15 @@ fn loc(file: &Arc<str>, j: &Json, path: &str) -> Location {
     j.pos.in_file(file, Some(path))
 }
 
-fn err(scope: &TableScope, j: &Json, path: &str, m: impl Into<String>) -> Error {
-    Error::at(loc(&scope.file, j, path), m.into())
+fn err(scope: &TableScope, j: &Json, path: &str, kind: impl Into<ErrorKind>) -> Error {
+    Error::syntax(loc(&scope.file, j, path), kind.into())
+}
+
+impl TableScope<'_> {
+    /// The table as messages name it: `FAMILY NAME`.
+    fn table_name(&self) -> String {
+        format!("{} {}", self.table.0, self.table.1)
+    }
 }
 
 /// The value's text for messages (short).
@@ -68,19 +75,19 @@ fn show(j: &Json) -> String {
 fn field_of(scope: &TableScope, j: &Json, path: &str) -> Result<Field> {
     let one = j.as_object().filter(|m| m.len() == 1).map(|m| (&m[0].0, &m[0].1));
     let Some((k, v)) = one else {
-        return Err(err(scope, j, path, format!("expected a match expression, found {}", show(j))));
+        return Err(err(
+            scope,
+            j,
+            path,
+            ErrorKind::Expected { expected: Expected::MatchExpression, found: show(j) },
+        ));
     };
     match k.as_str() {
         "payload" => {
             let proto = v.get("protocol").and_then(Json::as_str);
             let fieldn = v.get("field").and_then(Json::as_str);
             let (Some(p), Some(f)) = (proto, fieldn) else {
-                return Err(err(
-                    scope,
-                    v,
-                    &format!("{path}.payload"),
-                    "raw payload expressions (base/offset/len) are not supported",
-                ));
+                return Err(err(scope, v, &format!("{path}.payload"), Unsupported::RawPayload));
             };
             Ok(match (p, f) {
                 ("ip", "saddr") => Field::Src(Family::V4),
@@ -109,7 +116,7 @@ fn field_of(scope: &TableScope, j: &Json, path: &str) -> Result<Field> {
                         scope,
                         v,
                         &format!("{path}.payload"),
-                        format!("payload field {p} {f} is not supported"),
+                        Unsupported::PayloadField { protocol: p.to_string(), field: f.to_string() },
                     ));
                 }
             })
@@ -129,7 +136,7 @@ fn field_of(scope: &TableScope, j: &Json, path: &str) -> Result<Field> {
                         scope,
                         v,
                         &format!("{path}.meta"),
-                        format!("meta key {key:?} is not supported"),
+                        Unsupported::MetaKey { key: key.to_string() },
                     ));
                 }
             })
@@ -147,13 +154,13 @@ fn field_of(scope: &TableScope, j: &Json, path: &str) -> Result<Field> {
         | "symhash" | "sctp chunk" | "dccp option" | "ip option" => Ok(Field::Opaque),
         "&" | "|" | "^" => {
             let Some(a) = v.as_array().and_then(|a| a.first()) else {
-                return Err(err(scope, v, path, "binary operation needs operands"));
+                return Err(err(scope, v, path, Missing::Operands));
             };
             let inner = field_of(scope, a, &format!("{path}.{k}[0]"))?;
             Ok(if inner == Field::TcpFlags && k == "&" { Field::TcpFlags } else { Field::Opaque })
         }
-        "concat" => Err(err(scope, j, path, "internal: concat handled by the caller")),
-        other => Err(err(scope, j, path, format!("expression {other:?} is not supported"))),
+        "concat" => Err(err(scope, j, path, Unsupported::NestedConcatenation)),
+        other => Err(err(scope, j, path, Unsupported::Expression { name: other.to_string() })),
     }
 }
 
@@ -167,7 +174,7 @@ fn values(
     depth: usize,
 ) -> Result<IntervalSet> {
     if depth > 16 {
-        return Err(err(scope, j, path, "sets nest too deeply"));
+        return Err(err(scope, j, path, ErrorKind::SetsTooDeep));
     }
     if let Some(s) = j.as_str()
         && let Some(name) = s.strip_prefix('@')
@@ -178,7 +185,7 @@ fn values(
                 scope,
                 j,
                 path,
-                format!("set @{name} is not defined in table {} {}", scope.table.0, scope.table.1),
+                ErrorKind::UndefinedSet { name: name.to_string(), table: Some(scope.table_name()) },
             )
         })?;
         let mut out = IntervalSet::empty();
@@ -202,23 +209,29 @@ fn values(
             match k.as_str() {
                 "set" => return values(scope, f, v, &format!("{path}.set"), fam, depth + 1),
                 "elem" => {
-                    let val = v.get("val").ok_or_else(|| err(scope, v, path, "elem without val"))?;
+                    let val = v.get("val").ok_or_else(|| err(scope, v, path, Missing::ElementValue))?;
                     return values(scope, f, val, &format!("{path}.elem.val"), fam, depth + 1);
                 }
                 "prefix" => {
                     let a = v
                         .get("addr")
                         .and_then(Json::as_str)
-                        .ok_or_else(|| err(scope, v, path, "prefix needs addr"))?;
+                        .ok_or_else(|| err(scope, v, path, Missing::PrefixMember { member: "addr" }))?;
                     let len = v
                         .get("len")
                         .and_then(Json::as_i64)
-                        .ok_or_else(|| err(scope, v, path, "prefix needs len"))?;
-                    let ip: IpAddr =
-                        a.parse().map_err(|_| err(scope, v, path, format!("bad address {a:?}")))?;
+                        .ok_or_else(|| err(scope, v, path, Missing::PrefixMember { member: "len" }))?;
+                    let ip: IpAddr = a.parse().map_err(|_| {
+                        err(
+                            scope,
+                            v,
+                            path,
+                            ErrorKind::BadValue { what: ValueKind::Address, text: a.to_string() },
+                        )
+                    })?;
                     let bits = if ip.is_ipv6() { 128 } else { 32 };
                     if !(0..=bits).contains(&len) {
-                        return Err(err(scope, v, path, format!("bad prefix length {len}")));
+                        return Err(err(scope, v, path, ErrorKind::PrefixLengthOutOfRange { length: len }));
                     }
                     check_fam(scope, v, path, ip, fam)?;
                     return Ok(prefix(ip, len as u8));
@@ -227,7 +240,7 @@ fn values(
                     let r = v
                         .as_array()
                         .filter(|r| r.len() == 2)
-                        .ok_or_else(|| err(scope, v, path, "range needs [first, last]"))?;
+                        .ok_or_else(|| err(scope, v, path, ErrorKind::BadRange))?;
                     let a = values(scope, f, &r[0], &format!("{path}.range[0]"), fam, depth + 1)?;
                     let b = values(scope, f, &r[1], &format!("{path}.range[1]"), fam, depth + 1)?;
                     let (Some(a), Some(b)) = (a.first(), b.first()) else { return Ok(IntervalSet::empty()) };
@@ -243,7 +256,12 @@ fn values(
 
 fn check_fam(scope: &TableScope, j: &Json, path: &str, ip: IpAddr, fam: Family) -> Result<()> {
     if ip.is_ipv6() != fam.is_v6() {
-        return Err(err(scope, j, path, format!("{ip} is not an {} address", fam.as_str())));
+        return Err(err(
+            scope,
+            j,
+            path,
+            ErrorKind::OtherFamily { text: ip.to_string(), family: fam, prefix: false },
+        ));
     }
     Ok(())
 }
@@ -252,23 +270,32 @@ fn scalar(scope: &TableScope, f: Field, j: &Json, path: &str, fam: Family) -> Re
     let text = match &j.v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.clone(),
-        _ => return Err(err(scope, j, path, format!("expected a value, found {}", show(j)))),
+        _ => {
+            return Err(err(
+                scope,
+                j,
+                path,
+                ErrorKind::Expected { expected: Expected::Value, found: show(j) },
+            ));
+        }
     };
-    let bad = |what: &str| err(scope, j, path, format!("bad {what} {text:?}"));
+    let bad = |what: ValueKind| err(scope, j, path, ErrorKind::BadValue { what, text: text.clone() });
     Ok(match f {
         Field::Src(_) | Field::Dst(_) => {
             let (a, l) = text.split_once('/').map_or((text.as_str(), None), |(a, l)| (a, Some(l)));
-            let ip: IpAddr = a.parse().map_err(|_| bad("address"))?;
+            let ip: IpAddr = a.parse().map_err(|_| bad(ValueKind::Address))?;
             check_fam(scope, j, path, ip, fam)?;
             let bits = if ip.is_ipv6() { 128 } else { 32 };
             let len = match l {
-                Some(l) => l.parse::<u8>().ok().filter(|&n| n <= bits).ok_or_else(|| bad("prefix"))?,
+                Some(l) => {
+                    l.parse::<u8>().ok().filter(|&n| n <= bits).ok_or_else(|| bad(ValueKind::Prefix))?
+                }
                 None => bits,
             };
             prefix(ip, len)
         }
         Field::Proto(_) => {
-            IntervalSet::single(u128::from(proto_number(&text).ok_or_else(|| bad("protocol"))?))
+            IntervalSet::single(u128::from(proto_number(&text).ok_or_else(|| bad(ValueKind::Protocol))?))
         }
         Field::Dport(_) | Field::Sport(_) => {
             let p = match text.parse::<u16>() {
@@ -277,19 +304,19 @@ fn scalar(scope: &TableScope, f: Field, j: &Json, path: &str, fam: Family) -> Re
                     .into_iter()
                     .find_map(|e| e.ports())
                     .map(|(lo, _)| lo)
-                    .ok_or_else(|| bad("port"))?,
+                    .ok_or_else(|| bad(ValueKind::Port))?,
             };
             IntervalSet::single(u128::from(p))
         }
         Field::IcmpType(fm) => {
             let (t, c) = match text.parse::<u8>() {
                 Ok(n) => (n, None),
-                Err(_) => icmp_type(&text, fm.is_v6()).ok_or_else(|| bad("ICMP type"))?,
+                Err(_) => icmp_type(&text, fm.is_v6()).ok_or_else(|| bad(ValueKind::IcmpType))?,
             };
             icmp_span(t, c)
         }
         Field::IcmpCode(_) => {
-            let c: u8 = text.parse().map_err(|_| bad("ICMP code"))?;
+            let c: u8 = text.parse().map_err(|_| bad(ValueKind::IcmpCode))?;
             // any type with this code
             IntervalSet::from_intervals(
                 (0..=255u128).map(|t| (t * 256 + u128::from(c), t * 256 + u128::from(c))).collect(),
@@ -298,7 +325,7 @@ fn scalar(scope: &TableScope, f: Field, j: &Json, path: &str, fam: Family) -> Re
         Field::Nfproto => match text.as_str() {
             "ipv4" => IntervalSet::single(4),
             "ipv6" => IntervalSet::single(6),
-            _ => return Err(bad("nfproto")),
+            _ => return Err(bad(ValueKind::Nfproto)),
         },
         Field::CtState => {
             let bit = match text.as_str() {
@@ -307,7 +334,7 @@ fn scalar(scope: &TableScope, f: Field, j: &Json, path: &str, fam: Family) -> Re
                 "related" => 4,
                 "invalid" => 8,
                 "untracked" => 16,
-                _ => return Err(bad("ct state")),
+                _ => return Err(bad(ValueKind::CtState)),
             };
             IntervalSet::single(bit)
         }
@@ -324,13 +351,13 @@ fn scalar(scope: &TableScope, f: Field, j: &Json, path: &str, fam: Family) -> Re
                     "urg" => 32,
                     "ecn" => 64,
                     "cwr" => 128,
-                    n => n.parse::<u128>().map_err(|_| bad("TCP flag"))?,
+                    n => n.parse::<u128>().map_err(|_| bad(ValueKind::TcpFlag))?,
                 };
             }
             IntervalSet::single(v)
         }
         Field::Iif | Field::Oif | Field::Opaque | Field::CtStatus => {
-            return Err(err(scope, j, path, "internal: not a numeric field"));
+            return Err(err(scope, j, path, Unsupported::NonNumericField));
         }
     })
 }
@@ -338,16 +365,15 @@ fn scalar(scope: &TableScope, f: Field, j: &Json, path: &str, fam: Family) -> Re
 /// Interface names of a right-hand side.
 fn names(scope: &TableScope, j: &Json, path: &str, depth: usize) -> Result<Vec<IfacePattern>> {
     if depth > 16 {
-        return Err(err(scope, j, path, "sets nest too deeply"));
+        return Err(err(scope, j, path, ErrorKind::SetsTooDeep));
     }
     match &j.v {
         Value::String(s) if s.starts_with('@') => {
             let name = &s[1..];
             let key = (scope.table.0.clone(), scope.table.1.clone(), name.to_string());
-            let set = scope
-                .sets
-                .get(&key)
-                .ok_or_else(|| err(scope, j, path, format!("set @{name} is not defined")))?;
+            let set = scope.sets.get(&key).ok_or_else(|| {
+                err(scope, j, path, ErrorKind::UndefinedSet { name: name.to_string(), table: None })
+            })?;
             let mut out = Vec::new();
             if let Some(elems) = set.get("elem").and_then(Json::as_array) {
                 for e in elems {
@@ -368,7 +394,12 @@ fn names(scope: &TableScope, j: &Json, path: &str, depth: usize) -> Result<Vec<I
             let inner = if m[0].0 == "elem" { m[0].1.get("val").unwrap_or(&m[0].1) } else { &m[0].1 };
             names(scope, inner, path, depth + 1)
         }
-        _ => Err(err(scope, j, path, format!("expected an interface name, found {}", show(j)))),
+        _ => Err(err(
+            scope,
+            j,
+            path,
+            ErrorKind::Expected { expected: Expected::InterfaceName, found: show(j) },
+        )),
     }
 }
 
@@ -484,18 +515,18 @@ fn field_family(f: Field) -> Option<Family> {
 /// Applies one `match` statement.
 fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Result<()> {
     let op = m.get("op").and_then(Json::as_str).unwrap_or("==");
-    let left = m.get("left").ok_or_else(|| err(scope, m, path, "match without left"))?;
-    let right = m.get("right").ok_or_else(|| err(scope, m, path, "match without right"))?;
+    let left = m.get("left").ok_or_else(|| err(scope, m, path, Missing::MatchSide { side: "left" }))?;
+    let right = m.get("right").ok_or_else(|| err(scope, m, path, Missing::MatchSide { side: "right" }))?;
     let neg = match op {
         "==" | "in" => false,
         "!=" => true,
         "<" | ">" | "<=" | ">=" => false,
-        _ => return Err(err(scope, m, path, format!("match operator {op:?} is not supported"))),
+        _ => return Err(err(scope, m, path, Unsupported::MatchOperator { op: op.to_string() })),
     };
     // concatenations: alternatives
     if let Some(parts) = left.get("concat").and_then(Json::as_array) {
         if neg {
-            return Err(err(scope, m, path, "a negated concatenation match is not supported"));
+            return Err(err(scope, m, path, Unsupported::NegatedConcatenation));
         }
         let fields: Vec<Field> = parts
             .iter()
@@ -512,12 +543,7 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
             let mut alts = Vec::new();
             for (vals, vpath) in &elems {
                 if vals.len() != fields.len() {
-                    return Err(err(
-                        scope,
-                        right,
-                        vpath,
-                        "element has a different number of parts than the concatenation",
-                    ));
+                    return Err(err(scope, right, vpath, ErrorKind::ConcatenationParts));
                 }
                 let mut c = Cube::default();
                 for (f, v) in fields.iter().zip(vals) {
@@ -660,10 +686,9 @@ fn concat_elements<'a>(
     let mut out = Vec::new();
     let list: Vec<&Json> = if let Some(s) = right.as_str().and_then(|s| s.strip_prefix('@')) {
         let key = (scope.table.0.clone(), scope.table.1.clone(), s.to_string());
-        let set = scope
-            .sets
-            .get(&key)
-            .ok_or_else(|| err(scope, right, path, format!("set @{s} is not defined")))?;
+        let set = scope.sets.get(&key).ok_or_else(|| {
+            err(scope, right, path, ErrorKind::UndefinedSet { name: s.to_string(), table: None })
+        })?;
         set.get("elem").and_then(Json::as_array).map(|a| a.iter().collect()).unwrap_or_default()
     } else if let Some(a) = right.get("set").and_then(Json::as_array) {
         a.iter().collect()
@@ -675,7 +700,7 @@ fn concat_elements<'a>(
         let parts = e
             .get("concat")
             .and_then(Json::as_array)
-            .ok_or_else(|| err(scope, e, path, "expected a concatenated element"))?;
+            .ok_or_else(|| err(scope, e, path, ErrorKind::NotConcatenated))?;
         out.push((parts.to_vec(), format!("{path}[{i}]")));
     }
     Ok(out)
@@ -689,23 +714,25 @@ fn verdict(
     chains: &HashMap<String, usize>,
 ) -> Result<Option<Action>> {
     let Some(m) = j.as_object().filter(|m| m.len() == 1) else {
-        return Err(err(scope, j, path, format!("expected a statement, found {}", show(j))));
+        return Err(err(
+            scope,
+            j,
+            path,
+            ErrorKind::Expected { expected: Expected::Statement, found: show(j) },
+        ));
     };
     let (k, v) = (&m[0].0, &m[0].1);
-    let target = |what: &str| -> Result<usize> {
+    let target = |statement: &'static str| -> Result<usize> {
         let t = v
             .get("target")
             .and_then(Json::as_str)
-            .ok_or_else(|| err(scope, v, path, format!("{what} needs a target")))?;
+            .ok_or_else(|| err(scope, v, path, Missing::Target { statement }))?;
         chains.get(t).copied().ok_or_else(|| {
             err(
                 scope,
                 v,
                 path,
-                format!(
-                    "{what} to chain {t:?}, which table {} {} does not have",
-                    scope.table.0, scope.table.1
-                ),
+                ErrorKind::UnknownJumpTarget { statement, chain: t.to_string(), table: scope.table_name() },
             )
         })
     };
@@ -724,12 +751,7 @@ fn verdict(
                 Some(a) => match a.as_str().map(str::parse::<IpAddr>) {
                     Some(Ok(ip)) => Some(ip),
                     _ => {
-                        return Err(err(
-                            scope,
-                            a,
-                            path,
-                            "dnat to a computed address (map) is not supported; use a literal address",
-                        ));
+                        return Err(err(scope, a, path, Unsupported::ComputedDnatAddress));
                     }
                 },
                 None => None,
@@ -738,12 +760,7 @@ fn verdict(
                 Some(p) => match p.as_i64().and_then(|n| u16::try_from(n).ok()) {
                     Some(n) => Some((n, n)),
                     None => {
-                        return Err(err(
-                            scope,
-                            p,
-                            path,
-                            "dnat to a computed port is not supported; use a literal port",
-                        ));
+                        return Err(err(scope, p, path, Unsupported::ComputedDnatPort));
                     }
                 },
                 None => None,
@@ -794,12 +811,11 @@ pub fn parse(text: &str, file: &str) -> Result<Ruleset> {
 /// Parses an already-read JSON document.
 pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
     let items = doc.get("nftables").and_then(Json::as_array).ok_or_else(|| {
-        Error::at(
-            loc(&file, doc, "$"),
-            format!(
-                "expected an object with an \"nftables\" array (nft -j list ruleset), found {}",
-                doc.kind()
-            ),
+        err_at(
+            &file,
+            doc,
+            "$",
+            ErrorKind::Expected { expected: Expected::NftablesDocument, found: doc.kind().to_string() },
         )
     })?;
     // pass 1: tables, chains and sets
@@ -823,16 +839,16 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 &file,
                 it,
                 &path,
-                format!("expected an object with one key (table, chain, rule, set, ...), found {}", show(it)),
+                ErrorKind::Expected { expected: Expected::NftablesObject, found: show(it) },
             ));
         };
         let (k, v) = (&obj[0].0, &obj[0].1);
         let p = format!("{path}.{k}");
-        let s = |key: &str| -> Result<String> {
+        let s = |key: &'static str| -> Result<String> {
             v.get(key)
                 .and_then(Json::as_str)
                 .map(str::to_string)
-                .ok_or_else(|| err_at(&file, v, &p, format!("{k} needs a string \"{key}\"")))
+                .ok_or_else(|| err_at(&file, v, &p, Missing::String { object: k.clone(), key }))
         };
         match k.as_str() {
             "metainfo" => {}
@@ -862,7 +878,10 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                             &file,
                             v,
                             &p,
-                            format!("chain {name} of table {fam} {tname}, which is not declared before it"),
+                            ErrorKind::ChainOfUndeclaredTable {
+                                chain: name,
+                                table: format!("{fam} {tname}"),
+                            },
                         ));
                     }
                     continue;
@@ -899,7 +918,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                                     &file,
                                     pj,
                                     &format!("{p}.prio"),
-                                    "chain priority must be a number or a standard name",
+                                    ErrorKind::BadChainPriority,
                                 ));
                             }
                         },
@@ -914,7 +933,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                                 &file,
                                 v,
                                 &p,
-                                format!("chain policy {other:?}: expected accept or drop"),
+                                ErrorKind::BadHookPolicy { policy: other.to_string() },
                             ));
                         }
                     }
@@ -922,7 +941,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                     None
                 };
                 if cindex[ti].contains_key(&name) {
-                    return Err(err_at(&file, v, &p, format!("chain {name} is declared twice")));
+                    return Err(err_at(&file, v, &p, ErrorKind::ChainDeclaredTwice { chain: name }));
                 }
                 cindex[ti].insert(name.clone(), tables[ti].chains.len());
                 tables[ti].chains.push(Chain {
@@ -944,12 +963,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
             "rule" | "element" | "flowtable" | "counter" | "quota" | "ct helper" | "limit" | "ct timeout"
             | "ct expectation" | "secmark" | "synproxy" => {}
             other => {
-                return Err(err_at(
-                    &file,
-                    it,
-                    &path,
-                    format!("unknown object {other:?} (expected table, chain, rule, set, map, ...)"),
-                ));
+                return Err(err_at(&file, it, &path, ErrorKind::UnknownObject { name: other.to_string() }));
             }
         }
     }
@@ -957,11 +971,11 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
     for (i, it) in items.iter().enumerate() {
         let Some(v) = it.get("rule") else { continue };
         let path = format!("$.nftables[{i}].rule");
-        let s = |key: &str| -> Result<String> {
+        let s = |key: &'static str| -> Result<String> {
             v.get(key)
                 .and_then(Json::as_str)
                 .map(str::to_string)
-                .ok_or_else(|| err_at(&file, v, &path, format!("rule needs a string \"{key}\"")))
+                .ok_or_else(|| err_at(&file, v, &path, Missing::String { object: "rule".into(), key }))
         };
         let fam = s("family")?;
         let tname = s("table")?;
@@ -972,14 +986,14 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 &file,
                 v,
                 &path,
-                format!("rule in chain {cname}, which table {fam} {tname} does not declare"),
+                ErrorKind::RuleInUndeclaredChain { chain: cname, table: format!("{fam} {tname}") },
             ));
         };
         let scope = TableScope { file: file.clone(), sets: &sets, table: (fam.clone(), tname.clone()) };
         let exprs = v
             .get("expr")
             .and_then(Json::as_array)
-            .ok_or_else(|| err_at(&file, v, &path, "rule needs an \"expr\" array"))?;
+            .ok_or_else(|| err_at(&file, v, &path, Missing::RuleExpressions))?;
         let fams = tables[ti].families.clone();
         let comment = v.get("comment").and_then(Json::as_str).map(str::to_string);
         let handle = v.get("handle").and_then(Json::as_i64);
@@ -1005,45 +1019,44 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
         for (j, e) in exprs.iter().enumerate() {
             let ep = format!("{path}.expr[{j}]");
             if done {
-                return Err(err(&scope, e, &ep, "statement after the rule's verdict"));
+                return Err(err(&scope, e, &ep, ErrorKind::StatementAfterVerdict));
             }
             let Some(obj) = e.as_object().filter(|m| m.len() == 1) else {
-                return Err(err(&scope, e, &ep, format!("expected a statement object, found {}", show(e))));
+                return Err(err(
+                    &scope,
+                    e,
+                    &ep,
+                    ErrorKind::Expected { expected: Expected::StatementObject, found: show(e) },
+                ));
             };
             let (k, sv) = (&obj[0].0, &obj[0].1);
             match k.as_str() {
                 "match" => apply_match(&scope, &mut b, sv, &format!("{ep}.match"))?,
                 "vmap" => {
-                    let key = sv.get("key").ok_or_else(|| err(&scope, sv, &ep, "vmap needs a key"))?;
-                    let data = sv.get("data").ok_or_else(|| err(&scope, sv, &ep, "vmap needs data"))?;
+                    let key = sv.get("key").ok_or_else(|| err(&scope, sv, &ep, Missing::VmapKey))?;
+                    let data = sv.get("data").ok_or_else(|| err(&scope, sv, &ep, Missing::VmapData))?;
                     let elems: Vec<&Json> = if let Some(name) =
                         data.as_str().and_then(|d| d.strip_prefix('@'))
                     {
                         let key = (fam.clone(), tname.clone(), name.to_string());
-                        let m = sets
-                            .get(&key)
-                            .ok_or_else(|| err(&scope, data, &ep, format!("map @{name} is not defined")))?;
+                        let m = sets.get(&key).ok_or_else(|| {
+                            err(&scope, data, &ep, ErrorKind::UndefinedMap { name: name.to_string() })
+                        })?;
                         m.get("elem").and_then(Json::as_array).map(|a| a.iter().collect()).unwrap_or_default()
                     } else {
-                        data.get("set").and_then(Json::as_array).map(|a| a.iter().collect()).ok_or_else(
-                            || {
-                                err(
-                                    &scope,
-                                    data,
-                                    &ep,
-                                    "vmap data must be a set of [key, verdict] pairs or @map",
-                                )
-                            },
-                        )?
+                        data.get("set")
+                            .and_then(Json::as_array)
+                            .map(|a| a.iter().collect())
+                            .ok_or_else(|| err(&scope, data, &ep, ErrorKind::BadVmapData))?
                     };
                     for (n, pair) in elems.iter().enumerate() {
                         let pp = format!("{ep}.vmap.data[{n}]");
                         let pr = pair
                             .as_array()
                             .filter(|a| a.len() == 2)
-                            .ok_or_else(|| err(&scope, pair, &pp, "vmap element must be [key, verdict]"))?;
+                            .ok_or_else(|| err(&scope, pair, &pp, ErrorKind::BadVmapElement))?;
                         let action = verdict(&scope, &pr[1], &pp, &cindex[ti])?
-                            .ok_or_else(|| err(&scope, &pr[1], &pp, "vmap value must be a verdict"))?;
+                            .ok_or_else(|| err(&scope, &pr[1], &pp, ErrorKind::VmapValueNotVerdict))?;
                         let synthetic = Json {
                             pos: pair.pos,
                             v: Value::Object(vec![
@@ -1078,13 +1091,15 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                             && tables[ti].chains[ci].hook.is_some()
                             && tables[ti].chains[ci].kind != ChainKind::Nat
                         {
-                            return Err(err(&scope, e, &ep, "NAT statement in a chain that is not type nat"));
+                            return Err(err(&scope, e, &ep, ErrorKind::NatOutsideNatChain));
                         }
                         push(&b, a, rule_loc.clone(), text.clone(), &mut tables[ti].chains);
                         done = true;
                     }
                     None if NEUTRAL.contains(&k.as_str()) => {}
-                    None => return Err(err(&scope, e, &ep, format!("statement {k:?} is not supported"))),
+                    None => {
+                        return Err(err(&scope, e, &ep, Unsupported::Statement { name: k.to_string() }));
+                    }
                 },
             }
         }
@@ -1093,13 +1108,13 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
         }
     }
     if tables.is_empty() && notes.is_empty() {
-        return Err(err_at(&file, doc, "$.nftables", "no tables: the rule set is empty"));
+        return Err(err_at(&file, doc, "$.nftables", ErrorKind::EmptyRuleset));
     }
     Ok(Ruleset { file: file.to_string(), format: Format::NftJson, tables, separate_tables: false, notes })
 }
 
-fn err_at(file: &Arc<str>, j: &Json, path: &str, m: impl Into<String>) -> Error {
-    Error::at(loc(file, j, path), m)
+fn err_at(file: &Arc<str>, j: &Json, path: &str, kind: impl Into<ErrorKind>) -> Error {
+    Error::syntax(loc(file, j, path), kind.into())
 }
 
 /// A short rendering of a rule's expressions, in nft's words where easy.
@@ -1188,4 +1203,68 @@ pub fn addr_value(s: &str) -> Option<IntervalSet> {
     };
     let _ = ip_to_u128(ip);
     Some(prefix(ip, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table `inet f` with a filter input chain and one rule of `expr`.
+    fn doc(expr: &str) -> String {
+        format!(
+            r#"{{"nftables":[{{"table":{{"family":"inet","name":"f"}}}},
+{{"chain":{{"family":"inet","table":"f","name":"in","hook":"input","prio":0,"policy":"drop","type":"filter"}}}},
+{{"rule":{{"family":"inet","table":"f","chain":"in","expr":{expr}}}}}]}}"#
+        )
+    }
+
+    #[test]
+    fn errors_are_named_kinds_worded_as_before() {
+        let saddr = r#"{"payload":{"protocol":"ip","field":"saddr"}}"#;
+        let cases: Vec<(String, &str, fn(&ErrorKind) -> bool)> = vec![
+            (
+                doc(&format!(r#"[{{"match":{{"op":"==","left":{saddr},"right":"10.1.2"}}}}]"#)),
+                r#"bad address "10.1.2""#,
+                |k| matches!(k, ErrorKind::BadValue { what: ValueKind::Address, text } if text == "10.1.2"),
+            ),
+            (
+                doc(r#"[{"jump":{"target":"x"}}]"#),
+                r#"jump to chain "x", which table inet f does not have"#,
+                |k| matches!(k, ErrorKind::UnknownJumpTarget { statement: "jump", chain, .. } if chain == "x"),
+            ),
+            (
+                doc(&format!(r#"[{{"match":{{"op":"==","left":{saddr},"right":"@s"}}}}]"#)),
+                "set @s is not defined in table inet f",
+                |k| matches!(k, ErrorKind::UndefinedSet { name, table: Some(t) } if name == "s" && t == "inet f"),
+            ),
+            (
+                doc(r#"[{"bogus":null}]"#),
+                r#"statement "bogus" is not supported"#,
+                |k| matches!(k, ErrorKind::Unsupported(Unsupported::Statement { name }) if name == "bogus"),
+            ),
+            (doc(&format!(r#"[{{"match":{{"op":"==","left":{saddr}}}}}]"#)), "match without right", |k| {
+                matches!(k, ErrorKind::Missing(Missing::MatchSide { side: "right" }))
+            }),
+            (
+                doc("[42]"),
+                "expected a statement object, found 42",
+                |k| matches!(k, ErrorKind::Expected { expected: Expected::StatementObject, found } if found == "42"),
+            ),
+            (
+                r#"{"nftables":[{"table":{"family":"inet"}}]}"#.to_string(),
+                r#"table needs a string "name""#,
+                |k| matches!(k, ErrorKind::Missing(Missing::String { object, key: "name" }) if object == "table"),
+            ),
+            (r#"{"nftables":[]}"#.to_string(), "no tables: the rule set is empty", |k| {
+                matches!(k, ErrorKind::EmptyRuleset)
+            }),
+        ];
+        for (text, message, is_kind) in cases {
+            let e = parse(&text, "f.json").unwrap_err();
+            let kind = e.kind().expect("a syntax error");
+            assert!(is_kind(kind), "{kind:?}");
+            assert_eq!(kind.to_string(), message);
+            assert!(e.to_string().ends_with(&format!("): {message}")), "{e}");
+        }
+    }
 }
