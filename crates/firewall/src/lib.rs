@@ -33,7 +33,7 @@ pub mod model;
 pub mod nft;
 pub mod sets;
 
-pub use error::{Error, ErrorKind, Limit, Result};
+pub use error::{Error, ErrorKind, Expected, Limit, Missing, Result, Unsupported, ValueKind};
 pub use model::{Family, Format, Location, Ruleset};
 
 /// How to read a rule file.
