@@ -289,7 +289,7 @@ fn check_lint(file: &Path, a: &mut Analysis) -> Vec<String> {
     let text =
         std::fs::read_to_string(&lint_path).unwrap_or_else(|_| panic!("missing {}", lint_path.display()));
     let listeners = read_listeners(&corpus().join(format!("{}.listeners", stem(file))));
-    let findings = lint::lint(a, &lint::Options { listeners });
+    let findings = lint::lint(a, &lint::Options { listeners }).unwrap();
     let got: Vec<(String, u32, String)> = findings
         .iter()
         .map(|f| (f.rule.clone(), f.location.as_ref().map_or(0, |l| l.line), detail(f)))

@@ -283,7 +283,7 @@ fn firewall(
 ) -> Result<Firewall, ReportError> {
     let rs = portolan_firewall::load(path, format, &portolan_firewall::LoadOptions::default())?;
     let rows = exposure_rows(&rs)?;
-    let mut an = Analysis::new(&[&rs])?;
+    let mut an = Analysis::outline(&[&rs]);
     // each (transport, port) once: the lint looks the list up for every rule
     let mut open: Vec<(portolan_model::Transport, u16)> = report
         .hosts()
@@ -309,7 +309,7 @@ fn firewall(
         );
     }
     let opts = lint::Options { listeners: if listeners.is_empty() { None } else { Some(listeners) } };
-    let lint = lint::lint(&mut an, &opts);
+    let lint = lint::lint(&mut an, &opts)?;
     Ok(Firewall {
         file: rs.file.clone(),
         format: rs.format.as_str().to_string(),

@@ -211,8 +211,8 @@ fn lint_cmd(a: crate::cli::FwLintArgs, ctx: &Context) -> anyhow::Result<ExitCode
     } else {
         (None, format!("firewall rule set {}", rs.file))
     };
-    let mut an = Analysis::new(&[&rs])?;
-    let findings = lint::lint(&mut an, &lint::Options { listeners: listeners.clone() });
+    let mut an = Analysis::outline(&[&rs]);
+    let findings = lint::lint(&mut an, &lint::Options { listeners: listeners.clone() })?;
     let report = AuditReport {
         format_version: portolan_model::FORMAT_VERSION,
         taken_at: Timestamp::now(),
