@@ -30,6 +30,7 @@ use crate::analysis::{
     Analysis, Class, Exposure, Outcome, Row, RuleRef, Sources, View, forward_used, hook_chains, unicast,
 };
 use crate::dd::{Kind, NONE, Term};
+use crate::error::Result;
 use crate::model::{Action, ChainKind, Family, Hook, Policy, Rule};
 use crate::sets::{IntervalSet, LazySet, boundary_hash, ip_to_u128};
 
@@ -38,32 +39,31 @@ const OIF: usize = 1;
 const SRC: usize = 2;
 const DST: usize = 3;
 const SPORT: usize = 4;
-const ND: usize = 5;
+const REGION_DIMS: usize = 5;
 /// The order a box is cut in when a cube is taken out of it: the large source set last, so
 /// only one piece copies it.
-const CUT_ORDER: [usize; ND] = [IIF, OIF, SPORT, DST, SRC];
+const CUT_ORDER: [usize; REGION_DIMS] = [IIF, OIF, SPORT, DST, SRC];
 
 type Set = Arc<LazySet>;
 
-/// A box: one set per dimension, and the part of the source classes' Venn diagram its
-/// sources lie in (so a box's sources belong to a class wholly or not at all, and the
-/// sources of a class are read off without intersecting sets).
+/// A box of packets: one set per dimension, and a tag: in the exposure, the part of the source
+/// classes' Venn diagram its sources lie in (so a box's sources belong to a class wholly or
+/// not at all, and the sources of a class are read off without intersecting sets); in lint's
+/// chain judgement, the rule that decided its packets.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Bx([Set; ND], u32);
+struct PacketBox([Set; REGION_DIMS], u32);
 
 /// A union of disjoint boxes.
-type Region = Arc<Vec<Bx>>;
+type Region = Arc<Vec<PacketBox>>;
 
 /// A rule cube's conditions outside (protocol, port).
-type Conds = [Option<IntervalSet>; ND];
-
-type Res<T> = crate::error::Result<T>;
+type Conditions = [Option<IntervalSet>; REGION_DIMS];
 
 fn meet(a: &Set, s: &IntervalSet) -> Set {
     a.meet(s).map_or_else(|| a.clone(), Arc::new)
 }
 
-fn box_and(b: &Bx, c: &Conds) -> Option<Bx> {
+fn box_and(b: &PacketBox, c: &Conditions) -> Option<PacketBox> {
     let mut out = b.clone();
     for (d, cond) in c.iter().enumerate() {
         if let Some(s) = cond {
@@ -78,7 +78,7 @@ fn box_and(b: &Bx, c: &Conds) -> Option<Bx> {
 }
 
 /// Splits a region into the part a cube matches and the rest.
-fn split(r: &[Bx], c: &Conds) -> (Vec<Bx>, Vec<Bx>) {
+fn split(r: &[PacketBox], c: &Conditions) -> (Vec<PacketBox>, Vec<PacketBox>) {
     let mut inside = Vec::new();
     let mut rest = Vec::new();
     for b in r {
@@ -155,7 +155,7 @@ impl Space {
 /// What reaches a point of the chains: a region, the accept an earlier chain of the hook
 /// gave it, and the DNAT rule that translated it.
 #[derive(Debug, Clone)]
-struct St {
+struct State {
     region: Region,
     pending: Option<Term>,
     via: u32,
@@ -173,7 +173,7 @@ enum Exit {
 }
 
 /// A recorded verdict for some cells.
-enum Dec {
+enum Decision {
     One(Term, Region),
     Pieces(u32),
 }
@@ -181,21 +181,21 @@ enum Dec {
 const EMPTY: u32 = u32::MAX;
 
 struct Engine<'a, 'r> {
-    an: &'a mut Analysis<'r>,
+    analysis: &'a mut Analysis<'r>,
     si: usize,
     f: Family,
-    states: Vec<St>,
+    states: Vec<State>,
     interned: HashMap<u64, Vec<u32>>,
     pieces: Vec<Arc<Vec<(Term, Region)>>>,
-    decs: Vec<Dec>,
-    dec_memo: HashMap<(u32, Term), u32>,
+    decisions: Vec<Decision>,
+    decision_memo: HashMap<(u32, Term), u32>,
     /// Per row (cell of the main space): the decisions that concern it.
     log: Vec<Vec<u32>>,
     space: Space,
     /// (table, chain, rule) -> end of the sweepable run that starts there (or none).
     sweeps: HashMap<(usize, usize, usize), Option<usize>>,
     /// The decision of each swept run's pieces.
-    piece_decs: HashMap<u32, u32>,
+    piece_decisions: HashMap<u32, u32>,
 }
 
 fn terminal_kind(a: &Action) -> Option<Kind> {
@@ -214,17 +214,17 @@ fn through(k: Kind) -> bool {
 
 impl<'r> Engine<'_, 'r> {
     fn rule(&self, ti: usize, ci: usize, ri: usize) -> &'r Rule {
-        let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+        let rs: &'r crate::model::Ruleset = self.analysis.sets[self.si];
         &rs.tables[ti].chains[ci].rules[ri]
     }
 
     fn rid(&mut self, ti: usize, ci: usize, ri: Option<usize>) -> u32 {
-        self.an.intern(RuleRef { set: self.si, table: ti, chain: ci, rule: ri })
+        self.analysis.intern(RuleRef { set: self.si, table: ti, chain: ci, rule: ri })
     }
 
     /// The id of a state; states with the same region (small sets by content, large ones by
     /// identity) share one, so what follows is worked out once for all of them.
-    fn state(&mut self, s: St) -> u32 {
+    fn state(&mut self, s: State) -> u32 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let mut mix = |x: u64| h = (h ^ x).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
         mix(u64::from(s.via));
@@ -259,8 +259,8 @@ impl<'r> Engine<'_, 'r> {
         id
     }
 
-    fn conds(&self, c: &crate::model::Cube) -> Conds {
-        let sets = self.an.cube_sets(c);
+    fn conds(&self, c: &crate::model::Cube) -> Conditions {
+        let sets = self.analysis.cube_sets(c);
         [sets[0].clone(), sets[1].clone(), sets[2].clone(), sets[3].clone(), sets[6].clone()]
     }
 
@@ -270,12 +270,12 @@ impl<'r> Engine<'_, 'r> {
     }
 
     fn decide(&mut self, cell: u32, s: u32, t: Term) {
-        let d = match self.dec_memo.get(&(s, t)) {
+        let d = match self.decision_memo.get(&(s, t)) {
             Some(&d) => d,
             None => {
-                self.decs.push(Dec::One(t, self.states[s as usize].region.clone()));
-                let d = (self.decs.len() - 1) as u32;
-                self.dec_memo.insert((s, t), d);
+                self.decisions.push(Decision::One(t, self.states[s as usize].region.clone()));
+                let d = (self.decisions.len() - 1) as u32;
+                self.decision_memo.insert((s, t), d);
                 d
             }
         };
@@ -288,7 +288,7 @@ impl<'r> Engine<'_, 'r> {
         if let Some(&e) = self.sweeps.get(&(ti, ci, ri)) {
             return e;
         }
-        let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+        let rs: &'r crate::model::Ruleset = self.analysis.sets[self.si];
         let rules = &rs.tables[ti].chains[ci].rules;
         let f = self.f;
         let simple = |r: &'r Rule| -> Option<&'r IntervalSet> {
@@ -350,8 +350,8 @@ impl<'r> Engine<'_, 'r> {
                 Some(&x) => x,
                 None => {
                     let st = self.states[e.1 as usize].clone();
-                    let mut by_rule: BTreeMap<usize, Vec<Bx>> = BTreeMap::new();
-                    let mut rest: Vec<Bx> = Vec::new();
+                    let mut by_rule: BTreeMap<usize, Vec<PacketBox>> = BTreeMap::new();
+                    let mut rest: Vec<PacketBox> = Vec::new();
                     for b in st.region.iter() {
                         let src = &b.0[SRC];
                         // walk the box's sources against the run's
@@ -398,7 +398,7 @@ impl<'r> Engine<'_, 'r> {
                     } else if pid.is_none() {
                         e.1
                     } else {
-                        self.state(St { region: Arc::new(rest), ..st })
+                        self.state(State { region: Arc::new(rest), ..st })
                     };
                     memo.insert(e.1, (pid, rest));
                     (pid, rest)
@@ -417,8 +417,8 @@ impl<'r> Engine<'_, 'r> {
         ci: usize,
         flow: Vec<(u32, u32)>,
         stack: &mut Vec<usize>,
-    ) -> Res<Vec<(u32, u32, Exit)>> {
-        let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+    ) -> Result<Vec<(u32, u32, Exit)>> {
+        let rs: &'r crate::model::Ruleset = self.analysis.sets[self.si];
         let chain = &rs.tables[ti].chains[ci];
         crate::analysis::enter_chain(chain, ci, stack)?;
         let out = self.run_rules(ti, ci, 0, flow, stack);
@@ -434,8 +434,8 @@ impl<'r> Engine<'_, 'r> {
         from: usize,
         mut flow: Vec<(u32, u32)>,
         stack: &mut Vec<usize>,
-    ) -> Res<Vec<(u32, u32, Exit)>> {
-        let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+    ) -> Result<Vec<(u32, u32, Exit)>> {
+        let rs: &'r crate::model::Ruleset = self.analysis.sets[self.si];
         let rules = &rs.tables[ti].chains[ci].rules;
         let mut outs: Vec<(u32, u32, Exit)> = Vec::new();
         let mut ri = from;
@@ -473,8 +473,8 @@ impl<'r> Engine<'_, 'r> {
         outs: &mut Vec<(u32, u32, Exit)>,
         empties: &mut usize,
         stack: &mut Vec<usize>,
-    ) -> Res<()> {
-        let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+    ) -> Result<()> {
+        let rs: &'r crate::model::Ruleset = self.analysis.sets[self.si];
         let rules = &rs.tables[ti].chains[ci].rules;
         let mut ranges: Vec<(usize, usize)> = Vec::new();
         let r = &rules[ri];
@@ -519,7 +519,7 @@ impl<'r> Engine<'_, 'r> {
             return Ok(());
         }
         hits.sort_unstable();
-        let conds: Vec<Conds> = cubes.iter().map(|c| self.conds(c)).collect();
+        let conds: Vec<Conditions> = cubes.iter().map(|c| self.conds(c)).collect();
         let rid = self.rid(ti, ci, Some(ri));
         // per (state, cubes): (matched state, rest state)
         let mut memo: HashMap<(u32, Vec<u16>), (u32, u32)> = HashMap::new();
@@ -539,8 +539,8 @@ impl<'r> Engine<'_, 'r> {
                 Some(&x) => x,
                 None => {
                     let st = self.states[s as usize].clone();
-                    let mut rest: Vec<Bx> = st.region.to_vec();
-                    let mut inside: Vec<Bx> = Vec::new();
+                    let mut rest: Vec<PacketBox> = st.region.to_vec();
+                    let mut inside: Vec<PacketBox> = Vec::new();
                     for &k in &ks {
                         let (a, b) = split(&rest, &conds[k as usize]);
                         inside.extend(a);
@@ -549,11 +549,11 @@ impl<'r> Engine<'_, 'r> {
                     let x = if inside.is_empty() {
                         (EMPTY, s)
                     } else {
-                        let m = self.state(St { region: Arc::new(inside), ..st.clone() });
+                        let m = self.state(State { region: Arc::new(inside), ..st.clone() });
                         let r = if rest.is_empty() {
                             EMPTY
                         } else {
-                            self.state(St { region: Arc::new(rest), ..st })
+                            self.state(State { region: Arc::new(rest), ..st })
                         };
                         (m, r)
                     };
@@ -693,29 +693,29 @@ impl<'r> Engine<'_, 'r> {
             for &(s, x) in &key.0 {
                 for (t, r) in self.expand(s, x) {
                     if t.is_some_and(|t| through(t.kind)) {
-                        let n = self.state(St { region: r, ..tmpl.clone() });
+                        let n = self.state(State { region: r, ..tmpl.clone() });
                         res.push((
                             n,
                             Exit::Term(t.unwrap_or(Term { kind: Kind::Accept, rule: NONE, via: NONE })),
                         ));
                         continue;
                     }
-                    let mut left: Vec<Bx> = r.to_vec();
+                    let mut left: Vec<PacketBox> = r.to_vec();
                     for (at, ar) in &acts {
-                        let mut hit: Vec<Bx> = Vec::new();
+                        let mut hit: Vec<PacketBox> = Vec::new();
                         for b in ar.iter() {
-                            let c: Conds = [0, 1, 2, 3, 4].map(|d| Some(b.0[d].to_set()));
+                            let c: Conditions = [0, 1, 2, 3, 4].map(|d| Some(b.0[d].to_set()));
                             let (inside, outside) = split(&left, &c);
                             hit.extend(inside);
                             left = outside;
                         }
                         if !hit.is_empty() {
-                            let n = self.state(St { region: Arc::new(hit), ..tmpl.clone() });
+                            let n = self.state(State { region: Arc::new(hit), ..tmpl.clone() });
                             res.push((n, Exit::Term(*at)));
                         }
                     }
                     if !left.is_empty() {
-                        let n = self.state(St { region: Arc::new(left), ..tmpl.clone() });
+                        let n = self.state(State { region: Arc::new(left), ..tmpl.clone() });
                         res.push((n, t.map_or(Exit::Return, Exit::Term)));
                     }
                 }
@@ -732,7 +732,7 @@ impl<'r> Engine<'_, 'r> {
         chains: &[(usize, usize)],
         mut flow: Vec<(u32, u32)>,
         nat: bool,
-    ) -> Res<(Vec<(u32, u32)>, Vec<(u32, u32, u32)>)> {
+    ) -> Result<(Vec<(u32, u32)>, Vec<(u32, u32, u32)>)> {
         let mut accepted: Vec<(u32, u32)> = Vec::new();
         let mut translated: Vec<(u32, u32, u32)> = Vec::new();
         if chains.is_empty() {
@@ -749,7 +749,7 @@ impl<'r> Engine<'_, 'r> {
             let last = k + 1 == chains.len();
             flow.sort_by_key(|e| e.0);
             let outs = self.run_chain(ti, ci, std::mem::take(&mut flow), &mut Vec::new())?;
-            let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+            let rs: &'r crate::model::Ruleset = self.analysis.sets[self.si];
             let chain = &rs.tables[ti].chains[ci];
             let pol = self.rid(ti, ci, None);
             let pol_drop = chain.policy == Some(Policy::Drop);
@@ -771,7 +771,7 @@ impl<'r> Engine<'_, 'r> {
                     }
                     Exit::Term(t) if t.kind == Kind::Accept => {
                         if !last {
-                            let n = self.state(St { pending: Some(t), ..st.clone() });
+                            let n = self.state(State { pending: Some(t), ..st.clone() });
                             flow.push((a, n));
                         } else if nat {
                             accepted.push((a, s));
@@ -784,12 +784,12 @@ impl<'r> Engine<'_, 'r> {
                     Exit::Pieces(p) => {
                         let all = self.pieces[p as usize].clone();
                         if (last && !nat) || all.iter().all(|(t, _)| t.kind != Kind::Accept) {
-                            let d = match self.piece_decs.get(&p) {
+                            let d = match self.piece_decisions.get(&p) {
                                 Some(&d) => d,
                                 None => {
-                                    self.decs.push(Dec::Pieces(p));
-                                    let d = (self.decs.len() - 1) as u32;
-                                    self.piece_decs.insert(p, d);
+                                    self.decisions.push(Decision::Pieces(p));
+                                    let d = (self.decisions.len() - 1) as u32;
+                                    self.piece_decisions.insert(p, d);
                                     d
                                 }
                             };
@@ -803,15 +803,15 @@ impl<'r> Engine<'_, 'r> {
                                 all.iter().filter(|(t, _)| t.kind != Kind::Accept).cloned().collect();
                             let dec = (!rest.is_empty()).then(|| {
                                 self.pieces.push(Arc::new(rest));
-                                self.decs.push(Dec::Pieces((self.pieces.len() - 1) as u32));
-                                (self.decs.len() - 1) as u32
+                                self.decisions.push(Decision::Pieces((self.pieces.len() - 1) as u32));
+                                (self.decisions.len() - 1) as u32
                             });
                             let base = self.states[s as usize].clone();
                             let states: Vec<u32> = all
                                 .iter()
                                 .filter(|(t, _)| t.kind == Kind::Accept)
                                 .map(|(t, r)| {
-                                    self.state(St {
+                                    self.state(State {
                                         region: r.clone(),
                                         pending: if nat { None } else { Some(*t) },
                                         via: base.via,
@@ -838,8 +838,8 @@ impl<'r> Engine<'_, 'r> {
 }
 
 /// The main space: the (protocol, port) cells of every cube of the scope's rules.
-fn main_space(an: &Analysis, si: usize, tables: &[usize], f: Family) -> Space {
-    let rs = an.sets[si];
+fn main_space(analysis: &Analysis, si: usize, tables: &[usize], f: Family) -> Space {
+    let rs = analysis.sets[si];
     let rules = tables
         .iter()
         .map(|&ti| &rs.tables[ti])
@@ -896,16 +896,21 @@ fn space_of<'a>(rules: impl Iterator<Item = &'a Rule>, f: Family) -> Space {
 type Parts = Vec<(Term, Sources)>;
 
 impl Analysis<'_> {
-    /// [`Analysis::exposure_on`] by first-match propagation, without building the diagrams
-    /// (see the module documentation): the same rows, verdicts, rules and sources (for at
-    /// most 64 classes; later ones are left out).
-    pub fn exposure_flow(
+    /// The exposure of every scope and family for the source classes (at most 64; later ones
+    /// are left out): per protocol and port range, what each class gets from which rules. The
+    /// input view (NAT followed: DNATed ports appear as published), and with `forward` the
+    /// forward view where a forward chain has rules; `dst`: only traffic to this address;
+    /// `external`: the interfaces traffic arrives on (empty: every interface but loopback and
+    /// container bridges, see [`crate::analysis::Ifaces::external`]). Computed by first-match
+    /// propagation, without decision diagrams (see the module documentation); works on
+    /// [`Analysis::outline`].
+    pub fn exposure(
         &mut self,
         classes: &[Class],
         dst: Option<IpAddr>,
         forward: bool,
         external: &[String],
-    ) -> Res<Vec<Exposure>> {
+    ) -> Result<Vec<Exposure>> {
         let mut out = Vec::new();
         let iif = Arc::new(LazySet::new(self.ifaces.external(external)));
         let oif = Arc::new(LazySet::new(self.ifaces.not_lo()));
@@ -953,11 +958,11 @@ impl Analysis<'_> {
                     None => unicast(f),
                 }));
                 let masks: Vec<u64> = venn.iter().map(|v| v.1).collect();
-                let start: Vec<Bx> = venn
+                let start: Vec<PacketBox> = venn
                     .into_iter()
                     .enumerate()
                     .map(|(i, (set, _))| {
-                        Bx(
+                        PacketBox(
                             [
                                 iif.clone(),
                                 oif.clone(),
@@ -985,10 +990,10 @@ impl Analysis<'_> {
         tables: &[usize],
         f: Family,
         view: View,
-        (start, masks): (&[Bx], &[u64]),
+        (start, masks): (&[PacketBox], &[u64]),
         classes: &[Class],
         scope: &str,
-    ) -> Res<Exposure> {
+    ) -> Result<Exposure> {
         let space = main_space(self, si, tables, f);
         let n = space.keys.len();
         let keys = space.keys.clone();
@@ -1005,43 +1010,49 @@ impl Analysis<'_> {
             &[(Hook::Prerouting, ChainKind::Filter), (Hook::Forward, ChainKind::Filter)],
         );
         let nat_chains = hook_chains(self.sets[si], tables, f, &[(Hook::Prerouting, ChainKind::Nat)]);
-        let mut eng = Engine {
-            an: self,
+        let mut engine = Engine {
+            analysis: self,
             si,
             f,
             states: Vec::new(),
             interned: HashMap::new(),
             pieces: Vec::new(),
-            decs: Vec::new(),
-            dec_memo: HashMap::new(),
+            decisions: Vec::new(),
+            decision_memo: HashMap::new(),
             log: vec![Vec::new(); n],
             space,
             sweeps: HashMap::new(),
-            piece_decs: HashMap::new(),
+            piece_decisions: HashMap::new(),
         };
-        let s0 = eng.state(St { region: Arc::new(start.to_vec()), pending: None, via: NONE });
+        let s0 = engine.state(State { region: Arc::new(start.to_vec()), pending: None, via: NONE });
         let init: Vec<(u32, u32)> = (0..n as u32).map(|a| (a, s0)).collect();
         match view {
             View::Forward => {
-                eng.pipeline(&forward_chains, init, false)?;
+                engine.pipeline(&forward_chains, init, false)?;
             }
             View::Input => {
-                let (cont, translated) = eng.pipeline(&nat_chains, init, true)?;
+                let (cont, translated) = engine.pipeline(&nat_chains, init, true)?;
                 let cont: Vec<(u32, u32)> = cont
                     .into_iter()
                     .map(|(a, s)| {
-                        let st = eng.states[s as usize].clone();
-                        if st.pending.is_some() { (a, eng.state(St { pending: None, ..st })) } else { (a, s) }
+                        let st = engine.states[s as usize].clone();
+                        if st.pending.is_some() {
+                            (a, engine.state(State { pending: None, ..st }))
+                        } else {
+                            (a, s)
+                        }
                     })
                     .collect();
-                eng.pipeline(&input_filter, cont, false)?;
+                engine.pipeline(&input_filter, cont, false)?;
                 // translated packets: into the input path (to this machine) or the forward path,
                 // with the new destination and port
                 let mut local: Vec<(((u8, u8), (u16, u16)), u32, u32)> = Vec::new();
                 let mut routed: Vec<(((u8, u8), (u16, u16)), u32, u32)> = Vec::new();
                 let mut memo: HashMap<(u32, u32), u32> = HashMap::new();
                 for (a, s, rid) in translated {
-                    let Some(rule) = eng.an.rule(eng.an.refs[rid as usize]) else { continue };
+                    let Some(rule) = engine.analysis.rule(engine.analysis.refs[rid as usize]) else {
+                        continue;
+                    };
                     let (to, ports, is_local) = match &rule.action {
                         Action::Dnat { to, ports } => (*to, *ports, to.is_none_or(|a| a.is_loopback())),
                         Action::Redirect { ports } => (None, *ports, true),
@@ -1050,7 +1061,7 @@ impl Analysis<'_> {
                     let n = match memo.get(&(s, rid)) {
                         Some(&n) => n,
                         None => {
-                            let st = eng.states[s as usize].clone();
+                            let st = engine.states[s as usize].clone();
                             let region = match to {
                                 Some(t) if t.is_ipv6() == f.is_v6() => {
                                     let d = Arc::new(LazySet::new(IntervalSet::single(ip_to_u128(t))));
@@ -1067,7 +1078,7 @@ impl Analysis<'_> {
                                 }
                                 _ => st.region.clone(),
                             };
-                            let n = eng.state(St { region, pending: None, via: rid });
+                            let n = engine.state(State { region, pending: None, via: rid });
                             memo.insert((s, rid), n);
                             n
                         }
@@ -1085,22 +1096,22 @@ impl Analysis<'_> {
                         v.sort_by_key(|c| c.0);
                         let sp = Space::new(v.iter().map(|c| (c.0, c.1)).collect());
                         let st = v.iter().map(|c| c.2).collect();
-                        eng.space = sp;
+                        engine.space = sp;
                         st
                     };
                     let flow: Vec<(u32, u32)> =
                         states.into_iter().enumerate().map(|(i, s)| (i as u32, s)).collect();
-                    eng.pipeline(chains, flow, false)?;
+                    engine.pipeline(chains, flow, false)?;
                 }
             }
         }
-        Ok(assemble(&eng, &keys, classes, masks, f, view, scope))
+        Ok(assemble(&engine, &keys, classes, masks, f, view, scope))
     }
 }
 
 /// The table from the decisions each row collected.
 fn assemble(
-    eng: &Engine,
+    engine: &Engine,
     keys: &[((u8, u8), (u16, u16))],
     classes: &[Class],
     masks: &[u64],
@@ -1134,9 +1145,9 @@ fn assemble(
         let groups = &groups;
         let (a, b) = std::thread::scope(|sc| {
             let h = sc.spawn(move || {
-                theirs.into_iter().map(|ci| class_parts(eng, groups, masks, ci)).collect::<Vec<_>>()
+                theirs.into_iter().map(|ci| class_parts(engine, groups, masks, ci)).collect::<Vec<_>>()
             });
-            let a: Vec<_> = mine.into_iter().map(|ci| class_parts(eng, groups, masks, ci)).collect();
+            let a: Vec<_> = mine.into_iter().map(|ci| class_parts(engine, groups, masks, ci)).collect();
             (a, h.join())
         });
         match b {
@@ -1146,10 +1157,10 @@ fn assemble(
                 (0..nc).filter_map(|ci| if ci % 2 == 0 { a.next() } else { b.next() }).collect()
             }
             // the other thread cannot fail but by a bug; do its classes here then
-            Err(_) => (0..nc).map(|ci| class_parts(eng, groups, masks, ci)).collect(),
+            Err(_) => (0..nc).map(|ci| class_parts(engine, groups, masks, ci)).collect(),
         }
     } else {
-        (0..nc).map(|ci| class_parts(eng, &groups, masks, ci)).collect()
+        (0..nc).map(|ci| class_parts(engine, &groups, masks, ci)).collect()
     };
     let mut every: Vec<Arc<[(Term, Sources)]>> = Vec::with_capacity(nc);
     let mut columns: Vec<std::vec::IntoIter<Parts>> = Vec::with_capacity(nc);
@@ -1202,7 +1213,7 @@ fn assemble(
 /// One class's column of the table: the parts every row has (shown once), and each row
 /// group's own parts, one source set per terminal.
 fn class_parts(
-    eng: &Engine,
+    engine: &Engine,
     groups: &[((u8, u8), Option<(u16, u16)>, std::ops::Range<usize>)],
     masks: &[u64],
     ci: usize,
@@ -1225,9 +1236,9 @@ fn class_parts(
     };
     let mut contents: HashMap<u64, Vec<(Arc<[(Term, Sources)]>, u32)>> = HashMap::new();
     let mut ncontents: u32 = 0;
-    let mut proj: Vec<Option<(u32, Arc<[(Term, Sources)]>)>> = Vec::with_capacity(eng.decs.len());
+    let mut proj: Vec<Option<(u32, Arc<[(Term, Sources)]>)>> = Vec::with_capacity(engine.decisions.len());
     let mut parts: Vec<(Term, Sources)> = Vec::new();
-    for d in &eng.decs {
+    for d in &engine.decisions {
         parts.clear();
         let mut add = |t: Term, r: &Region| {
             let s = project(r, masks, ci);
@@ -1236,9 +1247,9 @@ fn class_parts(
             }
         };
         match d {
-            Dec::One(t, r) => add(*t, r),
-            Dec::Pieces(p) => {
-                for (t, r) in eng.pieces[*p as usize].iter() {
+            Decision::One(t, r) => add(*t, r),
+            Decision::Pieces(p) => {
+                for (t, r) in engine.pieces[*p as usize].iter() {
                     add(*t, r);
                 }
             }
@@ -1260,10 +1271,10 @@ fn class_parts(
         proj.push(Some((id, parts)));
     }
     // a content every row has (and that no translation decides) is shown once
-    let n = eng.log.len();
+    let n = engine.log.len();
     let mut count: HashMap<u32, usize> = HashMap::new();
     let mut seen: Vec<u32> = Vec::new();
-    for row in &eng.log {
+    for row in &engine.log {
         seen.clear();
         seen.extend(row.iter().filter_map(|&d| proj[d as usize].as_ref().map(|x| x.0)));
         seen.sort_unstable();
@@ -1274,7 +1285,7 @@ fn class_parts(
     }
     let mut everywhere: Vec<u32> = Vec::new();
     let mut every: Vec<(Term, Sources)> = Vec::new();
-    for &d in eng.log.first().map_or(&[][..], |v| v.as_slice()) {
+    for &d in engine.log.first().map_or(&[][..], |v| v.as_slice()) {
         if let Some((id, parts)) = &proj[d as usize]
             && count.get(id) == Some(&n)
             && parts.iter().all(|(t, _)| t.via == NONE)
@@ -1292,7 +1303,7 @@ fn class_parts(
         .map(|(_, _, cells)| {
             all.clear();
             for cell in cells.clone() {
-                for &d in &eng.log[cell] {
+                for &d in &engine.log[cell] {
                     if let Some((id, parts)) = &proj[d as usize]
                         && !everywhere.contains(id)
                     {
@@ -1357,7 +1368,7 @@ fn class_parts(
 /// The sources of a region within a class: its boxes in the class' parts of the Venn
 /// diagram (one box: its set itself, shared).
 fn project(r: &Region, masks: &[u64], ci: usize) -> Sources {
-    let inside = |b: &&Bx| masks.get(b.1 as usize).is_some_and(|m| m >> ci & 1 == 1);
+    let inside = |b: &&PacketBox| masks.get(b.1 as usize).is_some_and(|m| m >> ci & 1 == 1);
     let mut it = r.iter().filter(inside);
     match (it.next(), it.next()) {
         (None, _) => Arc::new(IntervalSet::empty().into()),
@@ -1415,11 +1426,11 @@ fn add_flow(flows: &mut Vec<Vec<(u32, u32)>>, fresh: Vec<(u32, u32)>) {
 }
 
 /// Whether two rules' matches share a packet.
-fn rules_meet(an: &Analysis, a: &Rule, b: &Rule, f: Family) -> bool {
+fn rules_meet(analysis: &Analysis, a: &Rule, b: &Rule, f: Family) -> bool {
     a.cubes(f).iter().any(|x| {
-        let xs = an.cube_sets(x);
+        let xs = analysis.cube_sets(x);
         b.cubes(f).iter().any(|y| {
-            let ys = an.cube_sets(y);
+            let ys = analysis.cube_sets(y);
             xs.iter().zip(&ys).all(|(p, q)| match (p, q) {
                 (Some(p), Some(q)) => p.meets(q),
                 (Some(p), None) | (None, Some(p)) => !p.is_empty(),
@@ -1463,7 +1474,7 @@ impl Engine<'_, '_> {
             }
         }
         hits.sort_unstable();
-        let conds: Vec<Conds> = cubes.iter().map(|c| self.conds(c)).collect();
+        let conds: Vec<Conditions> = cubes.iter().map(|c| self.conds(c)).collect();
         let mut memo: HashMap<(u32, Vec<u16>), (u32, u32)> = HashMap::new();
         let mut out = Vec::new();
         let mut i = 0;
@@ -1481,8 +1492,8 @@ impl Engine<'_, '_> {
                 Some(&x) => x,
                 None => {
                     let st = self.states[s as usize].clone();
-                    let mut rest: Vec<Bx> = st.region.to_vec();
-                    let mut inside: Vec<Bx> = Vec::new();
+                    let mut rest: Vec<PacketBox> = st.region.to_vec();
+                    let mut inside: Vec<PacketBox> = Vec::new();
                     for &k in &ks {
                         let (a, b) = split(&rest, &conds[k as usize]);
                         inside.extend(a);
@@ -1491,11 +1502,11 @@ impl Engine<'_, '_> {
                     let x = if inside.is_empty() {
                         (EMPTY, s)
                     } else {
-                        let m = self.state(St { region: Arc::new(inside), ..st.clone() });
+                        let m = self.state(State { region: Arc::new(inside), ..st.clone() });
                         let r = if rest.is_empty() {
                             EMPTY
                         } else {
-                            self.state(St { region: Arc::new(rest), ..st })
+                            self.state(State { region: Arc::new(rest), ..st })
                         };
                         (m, r)
                     };
@@ -1513,8 +1524,8 @@ impl Engine<'_, '_> {
     /// A state whose boxes are tagged with the rule whose packets they are.
     fn tagged(&mut self, s: u32, origin: u32) -> u32 {
         let st = self.states[s as usize].clone();
-        let region: Vec<Bx> = st.region.iter().map(|b| Bx(b.0.clone(), origin)).collect();
-        self.state(St { region: Arc::new(region), ..st })
+        let region: Vec<PacketBox> = st.region.iter().map(|b| PacketBox(b.0.clone(), origin)).collect();
+        self.state(State { region: Arc::new(region), ..st })
     }
 
     /// Marks the rules (tags) of exits whose verdict is not the rule's own as not redundant.
@@ -1559,7 +1570,13 @@ impl Analysis<'_> {
     /// chain and the chains it jumps to: what reaches each rule (what no earlier rule has
     /// decided), and the packets each rule decided so far, each box tagged with its rule, which
     /// the later rules and the policy judge as a chain walk would.
-    pub(crate) fn chain_reach(&mut self, si: usize, ti: usize, ci: usize, f: Family) -> Res<Vec<RuleReach>> {
+    pub(crate) fn chain_reach(
+        &mut self,
+        si: usize,
+        ti: usize,
+        ci: usize,
+        f: Family,
+    ) -> Result<Vec<RuleReach>> {
         let rs = self.sets[si];
         let table = &rs.tables[ti];
         let chain = &table.chains[ci];
@@ -1583,7 +1600,7 @@ impl Analysis<'_> {
             table.chains.iter().enumerate().filter(|(c, _)| seen[*c]).flat_map(|(_, c)| c.rules.iter());
         let space = space_of(entered, f);
         let n = space.keys.len();
-        let everything = Bx(
+        let everything = PacketBox(
             [
                 Arc::new(IntervalSet::full(self.ifaces.atoms.len() as u128 - 1).into()),
                 Arc::new(IntervalSet::full(self.ifaces.atoms.len() as u128 - 1).into()),
@@ -1593,21 +1610,21 @@ impl Analysis<'_> {
             ],
             0,
         );
-        let mut eng = Engine {
-            an: self,
+        let mut engine = Engine {
+            analysis: self,
             si,
             f,
             states: Vec::new(),
             interned: HashMap::new(),
             pieces: Vec::new(),
-            decs: Vec::new(),
-            dec_memo: HashMap::new(),
+            decisions: Vec::new(),
+            decision_memo: HashMap::new(),
             log: vec![Vec::new(); n],
             space,
             sweeps: HashMap::new(),
-            piece_decs: HashMap::new(),
+            piece_decisions: HashMap::new(),
         };
-        let start = eng.state(St { region: Arc::new(vec![everything]), pending: None, via: NONE });
+        let start = engine.state(State { region: Arc::new(vec![everything]), pending: None, via: NONE });
         let mut reach: Vec<(u32, u32)> = (0..n as u32).map(|a| (a, start)).collect();
         let mut reach_empties = 0usize;
         // what earlier rules decided, as a few flows sorted by cell (a new rule's packets are a
@@ -1619,23 +1636,28 @@ impl Analysis<'_> {
         let mut differs = vec![false; rules.len()];
         let mut deciders: Vec<usize> = Vec::new();
         let mut stack = vec![ci];
-        let shadowed_by = |an: &Analysis, deciders: &[usize], ri: usize| -> Vec<usize> {
-            deciders.iter().copied().filter(|&j| rules_meet(an, &rules[j], &rules[ri], f)).take(3).collect()
+        let shadowed_by = |analysis: &Analysis, deciders: &[usize], ri: usize| -> Vec<usize> {
+            deciders
+                .iter()
+                .copied()
+                .filter(|&j| rules_meet(analysis, &rules[j], &rules[ri], f))
+                .take(3)
+                .collect()
         };
         let mut ri = 0;
         while ri < rules.len() {
             // a run of rules that differ only in their disjoint sources, swept at once: what a
             // rule of the run decides meets no other rule of the run
-            if let Some(end) = eng.sweep_end(ti, ci, ri)
+            if let Some(end) = engine.sweep_end(ti, ci, ri)
                 && rules[ri..end].iter().all(|r| !r.assumed)
             {
                 let mut outs = Vec::new();
                 for flow in &mut decided {
-                    eng.run_sweep(ti, ci, ri, end, flow, &mut outs);
+                    engine.run_sweep(ti, ci, ri, end, flow, &mut outs);
                 }
-                eng.judge(&outs, &want, &mut differs);
+                engine.judge(&outs, &want, &mut differs);
                 let mut outs = Vec::new();
-                eng.run_sweep(ti, ci, ri, end, &mut reach, &mut outs);
+                engine.run_sweep(ti, ci, ri, end, &mut reach, &mut outs);
                 reach.retain(|e| e.1 != EMPTY);
                 reach_empties = 0;
                 let mut fresh: Vec<(u32, u32)> = Vec::new();
@@ -1644,14 +1666,19 @@ impl Analysis<'_> {
                 for (cell, _, x) in outs {
                     let Exit::Pieces(p) = x else { continue };
                     if let std::collections::hash_map::Entry::Vacant(slot) = memo.entry(p) {
-                        let pieces = eng.pieces[p as usize].clone();
+                        let pieces = engine.pieces[p as usize].clone();
                         let mut states = Vec::new();
                         for (t, r) in pieces.iter() {
-                            let Some(k) = eng.an.refs[t.rule as usize].rule else { continue };
+                            let Some(k) = engine.analysis.refs[t.rule as usize].rule else { continue };
                             hit[k - ri] = true;
                             want[k] = own_verdict(&rules[k].action);
-                            let region: Vec<Bx> = r.iter().map(|b| Bx(b.0.clone(), k as u32)).collect();
-                            states.push(eng.state(St { region: Arc::new(region), pending: None, via: NONE }));
+                            let region: Vec<PacketBox> =
+                                r.iter().map(|b| PacketBox(b.0.clone(), k as u32)).collect();
+                            states.push(engine.state(State {
+                                region: Arc::new(region),
+                                pending: None,
+                                via: NONE,
+                            }));
                         }
                         slot.insert(states);
                     }
@@ -1665,7 +1692,7 @@ impl Analysis<'_> {
                         facts[k] = RuleReach::Reached { redundant: false };
                         deciders.push(k);
                     } else {
-                        facts[k] = RuleReach::Shadowed(shadowed_by(eng.an, &deciders, k));
+                        facts[k] = RuleReach::Shadowed(shadowed_by(engine.analysis, &deciders, k));
                     }
                 }
                 ri = end;
@@ -1676,21 +1703,21 @@ impl Analysis<'_> {
             let mut outs = Vec::new();
             for flow in &mut decided {
                 let mut empties = 0;
-                eng.apply_rule(ti, ci, ri, flow, &mut outs, &mut empties, &mut stack)?;
+                engine.apply_rule(ti, ci, ri, flow, &mut outs, &mut empties, &mut stack)?;
             }
-            eng.judge(&outs, &want, &mut differs);
+            engine.judge(&outs, &want, &mut differs);
             // this rule, on what reaches it
             let cubes = r.cubes(f);
             let matches_nothing = cubes.iter().all(|c| {
-                c.is_void() || eng.conds(c).iter().any(|s| s.as_ref().is_some_and(|s| s.is_empty()))
+                c.is_void() || engine.conds(c).iter().any(|s| s.as_ref().is_some_and(|s| s.is_empty()))
             });
             if matches_nothing || !r.stateful.is_empty() {
                 ri += 1;
                 continue;
             }
-            let hits = eng.match_flow(cubes, &reach);
+            let hits = engine.match_flow(cubes, &reach);
             if hits.is_empty() {
-                facts[ri] = RuleReach::Shadowed(shadowed_by(eng.an, &deciders, ri));
+                facts[ri] = RuleReach::Shadowed(shadowed_by(engine.analysis, &deciders, ri));
                 ri += 1;
                 continue;
             }
@@ -1703,7 +1730,7 @@ impl Analysis<'_> {
                     let s = match memo.get(&m) {
                         Some(&s) => s,
                         None => {
-                            let s = eng.tagged(m, ri as u32);
+                            let s = engine.tagged(m, ri as u32);
                             memo.insert(m, s);
                             s
                         }
@@ -1721,9 +1748,12 @@ impl Analysis<'_> {
                 let hooked = table.chains.get(c).is_some_and(|x| x.hook.is_some());
                 // whether the called chain decides anything the rule matches at all
                 let whole: Vec<(u32, u32)> = (0..n as u32).map(|a| (a, start)).collect();
-                let all: Vec<(u32, u32)> =
-                    eng.match_flow(cubes, &whole).into_iter().map(|(pos, m, _)| (whole[pos].0, m)).collect();
-                let exits = eng.run_chain(ti, c, all, &mut stack)?;
+                let all: Vec<(u32, u32)> = engine
+                    .match_flow(cubes, &whole)
+                    .into_iter()
+                    .map(|(pos, m, _)| (whole[pos].0, m))
+                    .collect();
+                let exits = engine.run_chain(ti, c, all, &mut stack)?;
                 if hooked || exits.iter().any(|x| !matches!(x.2, Exit::Return)) {
                     deciders.push(ri);
                 }
@@ -1733,7 +1763,7 @@ impl Analysis<'_> {
                 }
                 if !hooked {
                     let mut back = false;
-                    for (a, s, x) in eng.run_chain(ti, c, matched, &mut stack)? {
+                    for (a, s, x) in engine.run_chain(ti, c, matched, &mut stack)? {
                         if matches!(x, Exit::Return) {
                             reach.push((a, s));
                             back = true;
@@ -1766,7 +1796,7 @@ impl Analysis<'_> {
         };
         let outs: Vec<(u32, u32, Exit)> =
             decided.iter().flatten().filter(|e| e.1 != EMPTY).map(|&(a, s)| (a, s, end)).collect();
-        eng.judge(&outs, &want, &mut differs);
+        engine.judge(&outs, &want, &mut differs);
         for (k, fact) in facts.iter_mut().enumerate() {
             if let RuleReach::Reached { redundant } = fact {
                 *redundant = want[k].is_some() && !differs[k];
@@ -1784,14 +1814,14 @@ impl Analysis<'_> {
         hooks: &[(Hook, ChainKind)],
         iif: Option<IntervalSet>,
         dst: Option<IntervalSet>,
-    ) -> Res<Vec<Term>> {
+    ) -> Result<Vec<Term>> {
         let (si, tables) = (self.scopes[scope].set, self.scopes[scope].tables.clone());
         let space = main_space(self, si, &tables, f);
         let n = space.keys.len();
         let chains = hook_chains(self.sets[si], &tables, f, hooks);
         let atoms = || Arc::new(LazySet::new(IntervalSet::full(self.ifaces.atoms.len() as u128 - 1)));
         let addrs = IntervalSet::full(crate::sets::addr_max(f.is_v6()));
-        let start = Bx(
+        let start = PacketBox(
             [
                 iif.map_or_else(atoms, |s| Arc::new(s.into())),
                 atoms(),
@@ -1801,28 +1831,28 @@ impl Analysis<'_> {
             ],
             0,
         );
-        let mut eng = Engine {
-            an: self,
+        let mut engine = Engine {
+            analysis: self,
             si,
             f,
             states: Vec::new(),
             interned: HashMap::new(),
             pieces: Vec::new(),
-            decs: Vec::new(),
-            dec_memo: HashMap::new(),
+            decisions: Vec::new(),
+            decision_memo: HashMap::new(),
             log: vec![Vec::new(); n],
             space,
             sweeps: HashMap::new(),
-            piece_decs: HashMap::new(),
+            piece_decisions: HashMap::new(),
         };
-        let s0 = eng.state(St { region: Arc::new(vec![start]), pending: None, via: NONE });
+        let s0 = engine.state(State { region: Arc::new(vec![start]), pending: None, via: NONE });
         let init: Vec<(u32, u32)> = (0..n as u32).map(|a| (a, s0)).collect();
-        eng.pipeline(&chains, init, false)?;
+        engine.pipeline(&chains, init, false)?;
         let mut out: Vec<Term> = Vec::new();
-        for d in &eng.decs {
+        for d in &engine.decisions {
             match d {
-                Dec::One(t, _) => out.push(*t),
-                Dec::Pieces(p) => out.extend(eng.pieces[*p as usize].iter().map(|(t, _)| *t)),
+                Decision::One(t, _) => out.push(*t),
+                Decision::Pieces(p) => out.extend(engine.pieces[*p as usize].iter().map(|(t, _)| *t)),
             }
         }
         out.sort_unstable();
@@ -1830,3 +1860,7 @@ impl Analysis<'_> {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+#[path = "flow_tests.rs"]
+mod tests;

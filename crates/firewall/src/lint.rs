@@ -96,7 +96,7 @@ pub fn lint(a: &mut Analysis, opts: &Options) -> crate::Result<Vec<Finding>> {
     let mut out = Vec::new();
     rule_checks(a, &mut out)?;
     let classes: Vec<Class> = standard_classes();
-    let exposures = a.exposure_flow(&classes, None, false, &[])?;
+    let exposures = a.exposure(&classes, None, false, &[])?;
     exposure_checks(a, &exposures, opts, &mut out);
     path_checks(a, &mut out)?;
     out.sort_by(|x, y| {

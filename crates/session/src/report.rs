@@ -324,7 +324,7 @@ fn firewall(
 pub(crate) fn exposure_rows(rs: &portolan_firewall::Ruleset) -> Result<Vec<FwRow>, portolan_firewall::Error> {
     let mut an = Analysis::outline(&[rs]);
     let classes = analysis::standard_classes();
-    let exps = an.exposure_flow(&classes, None, true, &[])?;
+    let exps = an.exposure(&classes, None, true, &[])?;
     let json = serde_json::to_value(portolan_output::firewall::show_json(&an, rs, &exps, false))
         .unwrap_or(serde_json::Value::Null);
     Ok(fw_rows(&json))

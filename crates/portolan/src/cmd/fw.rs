@@ -54,12 +54,12 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             let mut an = Analysis::outline(&[&rs]);
             let (exps, classes) = if analysis::names_special_sources(&rs) {
                 let classes = with(special);
-                let mut exps = an.exposure_flow(&classes, a.dst, true, &a.iif)?;
+                let mut exps = an.exposure(&classes, a.dst, true, &a.iif)?;
                 let classes = analysis::keep_telling_classes(&mut exps, classes, 2..2 + n_special);
                 (exps, classes)
             } else {
                 let classes = with(Vec::new());
-                (an.exposure_flow(&classes, a.dst, true, &a.iif)?, classes)
+                (an.exposure(&classes, a.dst, true, &a.iif)?, classes)
             };
             let t2 = std::time::Instant::now();
             let mut out = super::stdout();
