@@ -196,6 +196,9 @@ struct Engine<'a, 'r> {
     sweeps: HashMap<(usize, usize, usize), Option<usize>>,
     /// The decision of each swept run's pieces.
     piece_decisions: HashMap<u32, u32>,
+    /// A base chain judged alone (lint): what falls off its end meets its policy here (a
+    /// verdict), while its RETURN rules still return.
+    end_of: Option<(usize, usize, Term)>,
 }
 
 fn terminal_kind(a: &Action) -> Option<Kind> {
@@ -457,7 +460,11 @@ impl<'r> Engine<'_, 'r> {
             self.apply_rule(ti, ci, ri, &mut flow, &mut outs, &mut empties, stack)?;
             ri += 1;
         }
-        outs.extend(flow.into_iter().filter(|e| e.1 != EMPTY).map(|(a, s)| (a, s, Exit::Return)));
+        let end = match self.end_of {
+            Some((t, c, policy)) if (t, c) == (ti, ci) => Exit::Term(policy),
+            _ => Exit::Return,
+        };
+        outs.extend(flow.into_iter().filter(|e| e.1 != EMPTY).map(|(a, s)| (a, s, end)));
         Ok(outs)
     }
 
@@ -1023,6 +1030,7 @@ impl Analysis<'_> {
             space,
             sweeps: HashMap::new(),
             piece_decisions: HashMap::new(),
+            end_of: None,
         };
         let s0 = engine.state(State { region: Arc::new(start.to_vec()), pending: None, via: NONE });
         let init: Vec<(u32, u32)> = (0..n as u32).map(|a| (a, s0)).collect();
@@ -1623,7 +1631,14 @@ impl Analysis<'_> {
             space,
             sweeps: HashMap::new(),
             piece_decisions: HashMap::new(),
+            end_of: None,
         };
+        // what falls off the end of a base chain meets its policy
+        let policy = match chain.policy {
+            Some(Policy::Drop) => Term { kind: Kind::Drop, rule: NONE, via: NONE },
+            _ => Term { kind: Kind::Accept, rule: NONE, via: NONE },
+        };
+        engine.end_of = chain.hook.is_some().then_some((ti, ci, policy));
         let start = engine.state(State { region: Arc::new(vec![everything]), pending: None, via: NONE });
         let mut reach: Vec<(u32, u32)> = (0..n as u32).map(|a| (a, start)).collect();
         let mut reach_empties = 0usize;
@@ -1789,11 +1804,7 @@ impl Analysis<'_> {
             ri += 1;
         }
         // what falls off the end: the policy of a base chain, back to the caller otherwise
-        let end = match (chain.hook, chain.policy) {
-            (None, _) => Exit::Return,
-            (Some(_), Some(Policy::Drop)) => Exit::Term(Term { kind: Kind::Drop, rule: NONE, via: NONE }),
-            (Some(_), _) => Exit::Term(Term { kind: Kind::Accept, rule: NONE, via: NONE }),
-        };
+        let end = engine.end_of.map_or(Exit::Return, |(_, _, policy)| Exit::Term(policy));
         let outs: Vec<(u32, u32, Exit)> =
             decided.iter().flatten().filter(|e| e.1 != EMPTY).map(|&(a, s)| (a, s, end)).collect();
         engine.judge(&outs, &want, &mut differs);
@@ -1844,6 +1855,7 @@ impl Analysis<'_> {
             space,
             sweeps: HashMap::new(),
             piece_decisions: HashMap::new(),
+            end_of: None,
         };
         let s0 = engine.state(State { region: Arc::new(vec![start]), pending: None, via: NONE });
         let init: Vec<(u32, u32)> = (0..n as u32).map(|a| (a, s0)).collect();

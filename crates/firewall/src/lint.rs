@@ -423,15 +423,16 @@ fn exposure_checks(a: &mut Analysis, exps: &[Exposure], opts: &Options, out: &mu
             }
             let accepted = inet.accepted();
             let limited = accepted.count() < total_public.count();
-            // the accepting rule that comes first in the file
+            // the accepting rule that comes first in the file (untranslated before translated)
             let decider =
                 inet.all().filter(|(t, _)| t.kind == Kind::Accept).map(|(t, _)| *t).min_by_key(|t| {
-                    if t.rule == NONE {
+                    let at = if t.rule == NONE {
                         (0, 0)
                     } else {
                         let l = a.location(a.refs[t.rule as usize]);
                         (l.line, l.column)
-                    }
+                    };
+                    (at, t.via != NONE, t.via)
                 });
             // (nearly) every port of the transport open: one finding that names the risky
             // services it includes, not one per service (~110 for `-p tcp -j ACCEPT`)
@@ -662,25 +663,42 @@ fn listener_checks(a: &Analysis, e: &Exposure, ls: &[Listener], out: &mut Vec<Fi
             continue;
         };
         let inet = &row.classes[0];
-        let Some((t, _)) = inet.all().find(|(t, _)| t.kind == Kind::Accept && t.via == NONE) else {
-            continue;
-        };
-        let (names_port, loc, why) = if t.rule == NONE {
-            (false, None, "no chain filters this traffic".to_string())
-        } else {
-            let r = a.refs[t.rule as usize];
-            match a.rule(r) {
-                Some(rule) => (
-                    rule.cubes(e.family).iter().all(|c| c.dport.as_ref().is_some_and(|d| d.count() <= 16)),
-                    Some(rule.location.clone()),
-                    format!("accepted by {}", a.describe(r)),
-                ),
-                None => (false, Some(a.location(r).clone()), format!("accepted by {}", a.describe(r))),
+        // the accepting rules (untranslated), in file order: the first that does not name the
+        // port is the one the finding names (no chain at all comes first)
+        let mut accepting: Vec<u32> = inet
+            .all()
+            .filter(|(t, _)| t.kind == Kind::Accept && t.via == NONE)
+            .map(|(t, _)| t.rule)
+            .collect();
+        accepting.sort_by_key(|&rule| {
+            if rule == NONE {
+                (0, 0)
+            } else {
+                let l = a.location(a.refs[rule as usize]);
+                (l.line, l.column)
             }
-        };
-        if names_port {
+        });
+        accepting.dedup();
+        let judged = accepting.iter().map(|&rule| {
+            if rule == NONE {
+                (false, None, "no chain filters this traffic".to_string())
+            } else {
+                let r = a.refs[rule as usize];
+                match a.rule(r) {
+                    Some(rule) => (
+                        rule.cubes(e.family)
+                            .iter()
+                            .all(|c| c.dport.as_ref().is_some_and(|d| d.count() <= 16)),
+                        Some(rule.location.clone()),
+                        format!("accepted by {}", a.describe(r)),
+                    ),
+                    None => (false, Some(a.location(r).clone()), format!("accepted by {}", a.describe(r))),
+                }
+            }
+        });
+        let Some((_, loc, why)) = judged.into_iter().find(|(names_port, _, _)| !names_port) else {
             continue;
-        }
+        };
         let kb = portolan_kb::for_port(l.port, l.transport).next();
         let severity = kb.map_or(Severity::Medium, |k| k.risk(Reach::Internet).max(Severity::Medium));
         let mut fd = Finding {
