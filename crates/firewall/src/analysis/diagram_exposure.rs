@@ -1,5 +1,5 @@
 //! The exposure read off the decision diagrams: the reference the first-match propagation
-//! ([`Analysis::exposure`]) is tested against on the whole corpus (`flow_tests.rs`).
+//! ([`Analysis::exposure`]) is tested against on the whole corpus (`flow/tests.rs`).
 
 use super::*;
 use crate::dd::{self, Dd, Id, Kind, NONE, Term};
