@@ -128,7 +128,7 @@ pub fn special_classes() -> Vec<Class> {
 
 /// Whether class `c` of the exposure has a source accepted by a rule that accepts nothing from
 /// the internet (class 0) in that row.
-pub fn telling(exps: &[Exposure], c: usize) -> bool {
+fn telling(exps: &[Exposure], c: usize) -> bool {
     let accepting = |o: &Outcome| -> Vec<Term> {
         o.parts.iter().map(|(t, _)| *t).filter(|t| t.kind == Kind::Accept).collect()
     };

@@ -31,7 +31,7 @@ fn combine(dd: &mut Dd, fs: &[Id]) -> Id {
 
 /// What a rule does at its place in a chain: `ite(m, act, next)`, or for a rule with a
 /// condition the analysis cannot see, the verdict that favours the packet.
-pub fn step(dd: &mut Dd, r: &Rule, m: Id, act: Id, next: Id) -> Id {
+fn step(dd: &mut Dd, r: &Rule, m: Id, act: Id, next: Id) -> Id {
     if r.stateful.is_empty() {
         dd.ite(m, act, next)
     } else {
@@ -42,7 +42,7 @@ pub fn step(dd: &mut Dd, r: &Rule, m: Id, act: Id, next: Id) -> Id {
 
 impl<'r> Analysis<'r> {
     /// The boolean diagram of what a rule matches (before earlier rules).
-    pub fn rule_match(&self, dd: &mut Dd, r: &Rule, f: Family) -> Id {
+    pub(crate) fn rule_match(&self, dd: &mut Dd, r: &Rule, f: Family) -> Id {
         let mut m = FALSE;
         for c in r.cubes(f) {
             let sets = self.cube_sets(c);

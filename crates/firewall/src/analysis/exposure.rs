@@ -37,7 +37,7 @@ pub struct Outcome {
 }
 
 /// The verdicts among parts, one bit per [`Kind`].
-pub fn kind_mask(parts: &[(Term, Sources)]) -> u16 {
+pub(crate) fn kind_mask(parts: &[(Term, Sources)]) -> u16 {
     parts.iter().fold(0, |m, (t, _)| m | 1 << t.kind as u16)
 }
 

@@ -35,11 +35,11 @@ pub use chains::check_jumps;
 pub(crate) use chains::{enter_chain, forward_used, hook_chains};
 pub use classes::{
     Class, SourceSpecError, keep_telling_classes, named_class, names_special_sources, public_v4, public_v6,
-    special_classes, standard_classes, telling, unicast,
+    special_classes, standard_classes, unicast,
 };
-pub use compile::step;
 pub use diff::Change;
-pub use exposure::{Exposure, Outcome, Row, Sources, View, kind_mask};
+pub(crate) use exposure::kind_mask;
+pub use exposure::{Exposure, Outcome, Row, Sources, View};
 pub use interfaces::Ifaces;
 pub use query::{Answer, Step};
 
@@ -167,7 +167,7 @@ impl<'r> Analysis<'r> {
     }
 
     /// The terminal rule index of a reference (interned).
-    pub fn intern(&mut self, r: RuleRef) -> u32 {
+    pub(crate) fn intern(&mut self, r: RuleRef) -> u32 {
         self.rule_id(r)
     }
 
@@ -227,7 +227,7 @@ impl<'r> Analysis<'r> {
     }
 
     /// The sets of a rule cube in the diagram's dimension order.
-    pub fn cube_sets(&self, c: &Cube) -> [Option<IntervalSet>; NDIMS] {
+    pub(crate) fn cube_sets(&self, c: &Cube) -> [Option<IntervalSet>; NDIMS] {
         [
             self.ifaces.set(&c.iif),
             self.ifaces.set(&c.oif),
