@@ -15,6 +15,13 @@
 # `fw query` as a user asks it (a walk of the chains, no diagram: time and peak RSS).
 # Prints the ratios. Needs root (namespaces), hyperfine, iptables, nftables, python3.
 #
+# Then the growth table (issue 24): `fw show` and `fw lint` on rule sets of SIZES rules
+# (default 1,000 4,000 16,000 40,000 64,000) of two shapes from fw_ruleset_gen.py — `distinct`
+# (each rule its own source and TCP port) and `random` — with each run's wall time and peak RSS
+# (/usr/bin/time), bounded by PORTOLAN_TIMEOUT seconds. The target: 40,000 distinct rules in
+# under 10 s and 1 GB, growth no worse than n log n. FW_SCALE_ONLY=1 prints only this table
+# (no root needed).
+#
 # Usage: bench/firewall.sh [RULES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +30,32 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo build --release -p portolan -q
 BIN="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/portolan"
 D="$(mktemp -d /tmp/portolan-fwbench.XXXXXX)"
+
+# fw show and fw lint as the rule set grows: wall time and peak RSS of each run
+scale_table() {
+  local mode n cmd out rc secs kb
+  printf '\n%-8s %7s %-8s %9s %10s\n' shape rules command time "peak RSS"
+  for mode in distinct random; do
+    for n in ${SIZES:-1000 4000 16000 40000 64000}; do
+      python3 bench/fw_ruleset_gen.py "$n" "$D/scale.v4" "$D/scale.nft.json" --mode "$mode" 2>/dev/null
+      for cmd in show lint; do
+        # lint exits 1 when it has findings at or above medium; only 2 (or a timeout) fails
+        out=$( { /usr/bin/time -f "%x %e %M" timeout "${PORTOLAN_TIMEOUT:-300}" "$BIN" fw "$cmd" "$D/scale.v4" >/dev/null; } 2>&1 | tail -1) || true
+        read -r rc secs kb <<<"$out"
+        if [[ ("$rc" == 0 || "$rc" == 1) && "$secs" =~ ^[0-9.]+$ && "$kb" =~ ^[0-9]+$ ]]; then
+          printf '%-8s %7s %-8s %8.2fs %7.0f MB\n' "$mode" "$n" "fw $cmd" "$secs" "$(awk -v k="$kb" 'BEGIN { print k / 1024 }')"
+        else
+          printf '%-8s %7s %-8s %s\n' "$mode" "$n" "fw $cmd" "did not finish: $out"
+        fi
+      done
+    done
+  done
+}
+if [ -n "${FW_SCALE_ONLY:-}" ]; then
+  trap 'rm -rf "$D"' EXIT
+  scale_table
+  exit 0
+fi
 NS="pfw-bench-$$"
 cleanup() { ip netns del "$NS" 2>/dev/null || true; rm -rf "$D"; }
 trap cleanup EXIT
@@ -116,3 +149,5 @@ for ours, theirs in (("portolan-iptables", "iptables-restore-test"), ("portolan-
     print(f"{ours:22} {p[ours]*1000:10.1f} ms   {theirs:22} {k[theirs]*1000:8.1f} ms   ratio {ratio:8.2f}  {note}")
 print(f"exposure queries: {qps} queries/s (target >= 10,000: {'met' if qps >= 10000 else 'NOT met'})")
 PY
+
+scale_table

@@ -41,7 +41,7 @@ fn main() {
     eprintln!("queries {n} in {el:?}: {:.0}/s", n as f64 / el.as_secs_f64());
     if std::env::args().nth(2).is_some() {
         let t = Instant::now();
-        let e = a.exposure(&standard_classes(), None, true);
+        let e = a.exposure(&standard_classes(), None, true, &[]).unwrap();
         eprintln!("exposure {:?} rows {}", t.elapsed(), e.iter().map(|x| x.rows.len()).sum::<usize>());
     }
 }

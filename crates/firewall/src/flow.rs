@@ -30,6 +30,7 @@ use crate::analysis::{
     Analysis, Class, Exposure, Outcome, Row, RuleRef, Sources, View, forward_used, hook_chains, unicast,
 };
 use crate::dd::{Kind, NONE, Term};
+use crate::error::Result;
 use crate::model::{Action, ChainKind, Family, Hook, Policy, Rule};
 use crate::sets::{IntervalSet, LazySet, boundary_hash, ip_to_u128};
 
@@ -38,32 +39,31 @@ const OIF: usize = 1;
 const SRC: usize = 2;
 const DST: usize = 3;
 const SPORT: usize = 4;
-const ND: usize = 5;
+const REGION_DIMS: usize = 5;
 /// The order a box is cut in when a cube is taken out of it: the large source set last, so
 /// only one piece copies it.
-const CUT_ORDER: [usize; ND] = [IIF, OIF, SPORT, DST, SRC];
+const CUT_ORDER: [usize; REGION_DIMS] = [IIF, OIF, SPORT, DST, SRC];
 
 type Set = Arc<LazySet>;
 
-/// A box: one set per dimension, and the part of the source classes' Venn diagram its
-/// sources lie in (so a box's sources belong to a class wholly or not at all, and the
-/// sources of a class are read off without intersecting sets).
+/// A box of packets: one set per dimension, and a tag: in the exposure, the part of the source
+/// classes' Venn diagram its sources lie in (so a box's sources belong to a class wholly or
+/// not at all, and the sources of a class are read off without intersecting sets); in lint's
+/// chain judgement, the rule that decided its packets.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Bx([Set; ND], u16);
+struct PacketBox([Set; REGION_DIMS], u32);
 
 /// A union of disjoint boxes.
-type Region = Arc<Vec<Bx>>;
+type Region = Arc<Vec<PacketBox>>;
 
 /// A rule cube's conditions outside (protocol, port).
-type Conds = [Option<IntervalSet>; ND];
-
-type Res<T> = crate::error::Result<T>;
+type Conditions = [Option<IntervalSet>; REGION_DIMS];
 
 fn meet(a: &Set, s: &IntervalSet) -> Set {
     a.meet(s).map_or_else(|| a.clone(), Arc::new)
 }
 
-fn box_and(b: &Bx, c: &Conds) -> Option<Bx> {
+fn box_and(b: &PacketBox, c: &Conditions) -> Option<PacketBox> {
     let mut out = b.clone();
     for (d, cond) in c.iter().enumerate() {
         if let Some(s) = cond {
@@ -78,7 +78,7 @@ fn box_and(b: &Bx, c: &Conds) -> Option<Bx> {
 }
 
 /// Splits a region into the part a cube matches and the rest.
-fn split(r: &[Bx], c: &Conds) -> (Vec<Bx>, Vec<Bx>) {
+fn split(r: &[PacketBox], c: &Conditions) -> (Vec<PacketBox>, Vec<PacketBox>) {
     let mut inside = Vec::new();
     let mut rest = Vec::new();
     for b in r {
@@ -155,7 +155,7 @@ impl Space {
 /// What reaches a point of the chains: a region, the accept an earlier chain of the hook
 /// gave it, and the DNAT rule that translated it.
 #[derive(Debug, Clone)]
-struct St {
+struct State {
     region: Region,
     pending: Option<Term>,
     via: u32,
@@ -173,7 +173,7 @@ enum Exit {
 }
 
 /// A recorded verdict for some cells.
-enum Dec {
+enum Decision {
     One(Term, Region),
     Pieces(u32),
 }
@@ -181,21 +181,24 @@ enum Dec {
 const EMPTY: u32 = u32::MAX;
 
 struct Engine<'a, 'r> {
-    an: &'a mut Analysis<'r>,
+    analysis: &'a mut Analysis<'r>,
     si: usize,
     f: Family,
-    states: Vec<St>,
+    states: Vec<State>,
     interned: HashMap<u64, Vec<u32>>,
     pieces: Vec<Arc<Vec<(Term, Region)>>>,
-    decs: Vec<Dec>,
-    dec_memo: HashMap<(u32, Term), u32>,
+    decisions: Vec<Decision>,
+    decision_memo: HashMap<(u32, Term), u32>,
     /// Per row (cell of the main space): the decisions that concern it.
     log: Vec<Vec<u32>>,
     space: Space,
     /// (table, chain, rule) -> end of the sweepable run that starts there (or none).
     sweeps: HashMap<(usize, usize, usize), Option<usize>>,
     /// The decision of each swept run's pieces.
-    piece_decs: HashMap<u32, u32>,
+    piece_decisions: HashMap<u32, u32>,
+    /// A base chain judged alone (lint): what falls off its end meets its policy here (a
+    /// verdict), while its RETURN rules still return.
+    end_of: Option<(usize, usize, Term)>,
 }
 
 fn terminal_kind(a: &Action) -> Option<Kind> {
@@ -214,17 +217,17 @@ fn through(k: Kind) -> bool {
 
 impl<'r> Engine<'_, 'r> {
     fn rule(&self, ti: usize, ci: usize, ri: usize) -> &'r Rule {
-        let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+        let rs: &'r crate::model::Ruleset = self.analysis.sets[self.si];
         &rs.tables[ti].chains[ci].rules[ri]
     }
 
     fn rid(&mut self, ti: usize, ci: usize, ri: Option<usize>) -> u32 {
-        self.an.intern(RuleRef { set: self.si, table: ti, chain: ci, rule: ri })
+        self.analysis.intern(RuleRef { set: self.si, table: ti, chain: ci, rule: ri })
     }
 
     /// The id of a state; states with the same region (small sets by content, large ones by
     /// identity) share one, so what follows is worked out once for all of them.
-    fn state(&mut self, s: St) -> u32 {
+    fn state(&mut self, s: State) -> u32 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let mut mix = |x: u64| h = (h ^ x).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
         mix(u64::from(s.via));
@@ -259,8 +262,8 @@ impl<'r> Engine<'_, 'r> {
         id
     }
 
-    fn conds(&self, c: &crate::model::Cube) -> Conds {
-        let sets = self.an.cube_sets(c);
+    fn conds(&self, c: &crate::model::Cube) -> Conditions {
+        let sets = self.analysis.cube_sets(c);
         [sets[0].clone(), sets[1].clone(), sets[2].clone(), sets[3].clone(), sets[6].clone()]
     }
 
@@ -270,12 +273,12 @@ impl<'r> Engine<'_, 'r> {
     }
 
     fn decide(&mut self, cell: u32, s: u32, t: Term) {
-        let d = match self.dec_memo.get(&(s, t)) {
+        let d = match self.decision_memo.get(&(s, t)) {
             Some(&d) => d,
             None => {
-                self.decs.push(Dec::One(t, self.states[s as usize].region.clone()));
-                let d = (self.decs.len() - 1) as u32;
-                self.dec_memo.insert((s, t), d);
+                self.decisions.push(Decision::One(t, self.states[s as usize].region.clone()));
+                let d = (self.decisions.len() - 1) as u32;
+                self.decision_memo.insert((s, t), d);
                 d
             }
         };
@@ -288,7 +291,7 @@ impl<'r> Engine<'_, 'r> {
         if let Some(&e) = self.sweeps.get(&(ti, ci, ri)) {
             return e;
         }
-        let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+        let rs: &'r crate::model::Ruleset = self.analysis.sets[self.si];
         let rules = &rs.tables[ti].chains[ci].rules;
         let f = self.f;
         let simple = |r: &'r Rule| -> Option<&'r IntervalSet> {
@@ -350,8 +353,8 @@ impl<'r> Engine<'_, 'r> {
                 Some(&x) => x,
                 None => {
                     let st = self.states[e.1 as usize].clone();
-                    let mut by_rule: BTreeMap<usize, Vec<Bx>> = BTreeMap::new();
-                    let mut rest: Vec<Bx> = Vec::new();
+                    let mut by_rule: BTreeMap<usize, Vec<PacketBox>> = BTreeMap::new();
+                    let mut rest: Vec<PacketBox> = Vec::new();
                     for b in st.region.iter() {
                         let src = &b.0[SRC];
                         // walk the box's sources against the run's
@@ -398,7 +401,7 @@ impl<'r> Engine<'_, 'r> {
                     } else if pid.is_none() {
                         e.1
                     } else {
-                        self.state(St { region: Arc::new(rest), ..st })
+                        self.state(State { region: Arc::new(rest), ..st })
                     };
                     memo.insert(e.1, (pid, rest));
                     (pid, rest)
@@ -417,8 +420,8 @@ impl<'r> Engine<'_, 'r> {
         ci: usize,
         flow: Vec<(u32, u32)>,
         stack: &mut Vec<usize>,
-    ) -> Res<Vec<(u32, u32, Exit)>> {
-        let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+    ) -> Result<Vec<(u32, u32, Exit)>> {
+        let rs: &'r crate::model::Ruleset = self.analysis.sets[self.si];
         let chain = &rs.tables[ti].chains[ci];
         crate::analysis::enter_chain(chain, ci, stack)?;
         let out = self.run_rules(ti, ci, 0, flow, stack);
@@ -434,13 +437,12 @@ impl<'r> Engine<'_, 'r> {
         from: usize,
         mut flow: Vec<(u32, u32)>,
         stack: &mut Vec<usize>,
-    ) -> Res<Vec<(u32, u32, Exit)>> {
-        let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+    ) -> Result<Vec<(u32, u32, Exit)>> {
+        let rs: &'r crate::model::Ruleset = self.analysis.sets[self.si];
         let rules = &rs.tables[ti].chains[ci].rules;
         let mut outs: Vec<(u32, u32, Exit)> = Vec::new();
         let mut ri = from;
         let mut empties = 0usize;
-        let mut ranges: Vec<(usize, usize)> = Vec::new();
         while ri < rules.len() {
             if empties * 2 > flow.len() {
                 flow.retain(|e| e.1 != EMPTY);
@@ -455,184 +457,204 @@ impl<'r> Engine<'_, 'r> {
                 ri = end;
                 continue;
             }
-            let r = &rules[ri];
-            let cubes = r.cubes(self.f);
-            if matches!(r.action, Action::Continue) || cubes.is_empty() {
-                ri += 1;
-                continue;
-            }
-            let stateful = !r.stateful.is_empty();
-            let tk = terminal_kind(&r.action);
-            if stateful {
-                match &r.action {
-                    Action::Jump(_) | Action::Goto(_) => {}
-                    // a condition resolved in favour of the packet: a rule that would not let
-                    // it through never takes effect
-                    _ if !tk.is_some_and(through) => {
-                        ri += 1;
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            // the flow entries each cube covers
-            let mut hits: Vec<(usize, u16)> = Vec::new();
-            for (k, c) in cubes.iter().enumerate() {
-                if c.is_void() {
-                    continue;
-                }
-                ranges.clear();
-                self.space.cells(&c.proto, &c.dport, &mut ranges);
-                for &(a, b) in &ranges {
-                    let lo = flow.partition_point(|e| (e.0 as usize) < a);
-                    for (i, e) in flow[lo..].iter().enumerate() {
-                        if e.0 as usize >= b {
-                            break;
-                        }
-                        if e.1 != EMPTY {
-                            hits.push((lo + i, k as u16));
-                        }
-                    }
-                }
-            }
-            if hits.is_empty() {
-                ri += 1;
-                continue;
-            }
-            hits.sort_unstable();
-            let conds: Vec<Conds> = cubes.iter().map(|c| self.conds(c)).collect();
-            let rid = self.rid(ti, ci, Some(ri));
-            // per (state, cubes): (matched state, rest state)
-            let mut memo: HashMap<(u32, Vec<u16>), (u32, u32)> = HashMap::new();
-            let mut matched: Vec<(u32, u32)> = Vec::new();
-            let mut i = 0;
-            while i < hits.len() {
-                let pos = hits[i].0;
-                let mut ks: Vec<u16> = Vec::new();
-                while i < hits.len() && hits[i].0 == pos {
-                    if ks.last() != Some(&hits[i].1) {
-                        ks.push(hits[i].1);
-                    }
-                    i += 1;
-                }
-                let s = flow[pos].1;
-                let (m, rest) = match memo.get(&(s, ks.clone())) {
-                    Some(&x) => x,
-                    None => {
-                        let st = self.states[s as usize].clone();
-                        let mut rest: Vec<Bx> = st.region.to_vec();
-                        let mut inside: Vec<Bx> = Vec::new();
-                        for &k in &ks {
-                            let (a, b) = split(&rest, &conds[k as usize]);
-                            inside.extend(a);
-                            rest = b;
-                        }
-                        let x = if inside.is_empty() {
-                            (EMPTY, s)
-                        } else {
-                            let m = self.state(St { region: Arc::new(inside), ..st.clone() });
-                            let r = if rest.is_empty() {
-                                EMPTY
-                            } else {
-                                self.state(St { region: Arc::new(rest), ..st })
-                            };
-                            (m, r)
-                        };
-                        memo.insert((s, ks), x);
-                        x
-                    }
-                };
-                if m == EMPTY {
-                    continue;
-                }
-                matched.push((flow[pos].0, m));
-                if rest == EMPTY {
-                    empties += 1;
-                }
-                flow[pos].1 = rest;
-            }
-            if matched.is_empty() {
-                ri += 1;
-                continue;
-            }
-            match (&r.action, tk) {
-                (Action::Jump(c) | Action::Goto(c), _) if stateful => {
-                    // per packet: what the rest of the chain does where it lets the packet
-                    // through, else what the jump does where that lets it through, else the rest
-                    let rest = self.run_rules(ti, ci, ri + 1, matched.clone(), stack)?;
-                    let sub = self.run_chain(ti, *c, matched, stack)?;
-                    let jumped = if matches!(r.action, Action::Jump(_)) {
-                        let (mut back, mut done): (Vec<_>, Vec<_>) =
-                            sub.into_iter().partition(|x| matches!(x.2, Exit::Return));
-                        back.sort_by_key(|x| x.0);
-                        let back: Vec<(u32, u32)> = back.into_iter().map(|(a, s, _)| (a, s)).collect();
-                        done.extend(self.run_rules(ti, ci, ri + 1, back, stack)?);
-                        done
-                    } else {
-                        sub
-                    };
-                    self.favour(rest, jumped, &mut outs);
-                }
-                (_, Some(kind)) if stateful => {
-                    // what the rest of the chain does with these packets, where it lets them
-                    // through; this rule's verdict elsewhere
-                    let sub = self.run_rules(ti, ci, ri + 1, matched, stack)?;
-                    let mut pmemo: HashMap<u32, u32> = HashMap::new();
-                    for (a, s, x) in sub {
-                        let via = self.states[s as usize].via;
-                        let mine = Term { kind, rule: rid, via };
-                        let x = match x {
-                            Exit::Term(t) if through(t.kind) => Exit::Term(t),
-                            Exit::Term(_) | Exit::Return => Exit::Term(mine),
-                            Exit::Pieces(p) => {
-                                let np = *pmemo.entry(p).or_insert_with(|| {
-                                    let v: Vec<(Term, Region)> = self.pieces[p as usize]
-                                        .iter()
-                                        .map(|(t, r)| (if through(t.kind) { *t } else { mine }, r.clone()))
-                                        .collect();
-                                    self.pieces.push(Arc::new(v));
-                                    (self.pieces.len() - 1) as u32
-                                });
-                                Exit::Pieces(np)
-                            }
-                        };
-                        outs.push((a, s, x));
-                    }
-                }
-                (_, Some(kind)) => {
-                    for (a, m) in matched {
-                        let via = self.states[m as usize].via;
-                        outs.push((a, m, Exit::Term(Term { kind, rule: rid, via })));
-                    }
-                }
-                (Action::Return, _) => outs.extend(matched.into_iter().map(|(a, m)| (a, m, Exit::Return))),
-                (Action::Jump(c), _) => {
-                    let sub = self.run_chain(ti, *c, matched, stack)?;
-                    let mut back = false;
-                    for (a, s, x) in sub {
-                        if matches!(x, Exit::Return) {
-                            flow.push((a, s));
-                            back = true;
-                        } else {
-                            outs.push((a, s, x));
-                        }
-                    }
-                    if back {
-                        flow.retain(|e| e.1 != EMPTY);
-                        empties = 0;
-                        flow.sort_by_key(|e| e.0);
-                    }
-                }
-                (Action::Goto(c), _) => {
-                    let sub = self.run_chain(ti, *c, matched, stack)?;
-                    outs.extend(sub);
+            self.apply_rule(ti, ci, ri, &mut flow, &mut outs, &mut empties, stack)?;
+            ri += 1;
+        }
+        let end = match self.end_of {
+            Some((t, c, policy)) if (t, c) == (ti, ci) => Exit::Term(policy),
+            _ => Exit::Return,
+        };
+        outs.extend(flow.into_iter().filter(|e| e.1 != EMPTY).map(|(a, s)| (a, s, end)));
+        Ok(outs)
+    }
+
+    /// Applies rule `ri` of a chain (not a swept run) to a flow: what it matches leaves as
+    /// exits in `outs` (or, for a jump, comes back into the flow), the rest stays.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_rule(
+        &mut self,
+        ti: usize,
+        ci: usize,
+        ri: usize,
+        flow: &mut Vec<(u32, u32)>,
+        outs: &mut Vec<(u32, u32, Exit)>,
+        empties: &mut usize,
+        stack: &mut Vec<usize>,
+    ) -> Result<()> {
+        let rs: &'r crate::model::Ruleset = self.analysis.sets[self.si];
+        let rules = &rs.tables[ti].chains[ci].rules;
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        let r = &rules[ri];
+        let cubes = r.cubes(self.f);
+        if matches!(r.action, Action::Continue) || cubes.is_empty() {
+            return Ok(());
+        }
+        let stateful = !r.stateful.is_empty();
+        let tk = terminal_kind(&r.action);
+        if stateful {
+            match &r.action {
+                Action::Jump(_) | Action::Goto(_) => {}
+                // a condition resolved in favour of the packet: a rule that would not let
+                // it through never takes effect
+                _ if !tk.is_some_and(through) => {
+                    return Ok(());
                 }
                 _ => {}
             }
-            ri += 1;
         }
-        outs.extend(flow.into_iter().filter(|e| e.1 != EMPTY).map(|(a, s)| (a, s, Exit::Return)));
-        Ok(outs)
+        // the flow entries each cube covers
+        let mut hits: Vec<(usize, u16)> = Vec::new();
+        for (k, c) in cubes.iter().enumerate() {
+            if c.is_void() {
+                continue;
+            }
+            ranges.clear();
+            self.space.cells(&c.proto, &c.dport, &mut ranges);
+            for &(a, b) in &ranges {
+                let lo = flow.partition_point(|e| (e.0 as usize) < a);
+                for (i, e) in flow[lo..].iter().enumerate() {
+                    if e.0 as usize >= b {
+                        break;
+                    }
+                    if e.1 != EMPTY {
+                        hits.push((lo + i, k as u16));
+                    }
+                }
+            }
+        }
+        if hits.is_empty() {
+            return Ok(());
+        }
+        hits.sort_unstable();
+        let conds: Vec<Conditions> = cubes.iter().map(|c| self.conds(c)).collect();
+        let rid = self.rid(ti, ci, Some(ri));
+        // per (state, cubes): (matched state, rest state)
+        let mut memo: HashMap<(u32, Vec<u16>), (u32, u32)> = HashMap::new();
+        let mut matched: Vec<(u32, u32)> = Vec::new();
+        let mut i = 0;
+        while i < hits.len() {
+            let pos = hits[i].0;
+            let mut ks: Vec<u16> = Vec::new();
+            while i < hits.len() && hits[i].0 == pos {
+                if ks.last() != Some(&hits[i].1) {
+                    ks.push(hits[i].1);
+                }
+                i += 1;
+            }
+            let s = flow[pos].1;
+            let (m, rest) = match memo.get(&(s, ks.clone())) {
+                Some(&x) => x,
+                None => {
+                    let st = self.states[s as usize].clone();
+                    let mut rest: Vec<PacketBox> = st.region.to_vec();
+                    let mut inside: Vec<PacketBox> = Vec::new();
+                    for &k in &ks {
+                        let (a, b) = split(&rest, &conds[k as usize]);
+                        inside.extend(a);
+                        rest = b;
+                    }
+                    let x = if inside.is_empty() {
+                        (EMPTY, s)
+                    } else {
+                        let m = self.state(State { region: Arc::new(inside), ..st.clone() });
+                        let r = if rest.is_empty() {
+                            EMPTY
+                        } else {
+                            self.state(State { region: Arc::new(rest), ..st })
+                        };
+                        (m, r)
+                    };
+                    memo.insert((s, ks), x);
+                    x
+                }
+            };
+            if m == EMPTY {
+                continue;
+            }
+            matched.push((flow[pos].0, m));
+            if rest == EMPTY {
+                *empties += 1;
+            }
+            flow[pos].1 = rest;
+        }
+        if matched.is_empty() {
+            return Ok(());
+        }
+        match (&r.action, tk) {
+            (Action::Jump(c) | Action::Goto(c), _) if stateful => {
+                // per packet: what the rest of the chain does where it lets the packet
+                // through, else what the jump does where that lets it through, else the rest
+                let rest = self.run_rules(ti, ci, ri + 1, matched.clone(), stack)?;
+                let sub = self.run_chain(ti, *c, matched, stack)?;
+                let jumped = if matches!(r.action, Action::Jump(_)) {
+                    let (mut back, mut done): (Vec<_>, Vec<_>) =
+                        sub.into_iter().partition(|x| matches!(x.2, Exit::Return));
+                    back.sort_by_key(|x| x.0);
+                    let back: Vec<(u32, u32)> = back.into_iter().map(|(a, s, _)| (a, s)).collect();
+                    done.extend(self.run_rules(ti, ci, ri + 1, back, stack)?);
+                    done
+                } else {
+                    sub
+                };
+                self.favour(rest, jumped, outs);
+            }
+            (_, Some(kind)) if stateful => {
+                // what the rest of the chain does with these packets, where it lets them
+                // through; this rule's verdict elsewhere
+                let sub = self.run_rules(ti, ci, ri + 1, matched, stack)?;
+                let mut pmemo: HashMap<u32, u32> = HashMap::new();
+                for (a, s, x) in sub {
+                    let via = self.states[s as usize].via;
+                    let mine = Term { kind, rule: rid, via };
+                    let x = match x {
+                        Exit::Term(t) if through(t.kind) => Exit::Term(t),
+                        Exit::Term(_) | Exit::Return => Exit::Term(mine),
+                        Exit::Pieces(p) => {
+                            let np = *pmemo.entry(p).or_insert_with(|| {
+                                let v: Vec<(Term, Region)> = self.pieces[p as usize]
+                                    .iter()
+                                    .map(|(t, r)| (if through(t.kind) { *t } else { mine }, r.clone()))
+                                    .collect();
+                                self.pieces.push(Arc::new(v));
+                                (self.pieces.len() - 1) as u32
+                            });
+                            Exit::Pieces(np)
+                        }
+                    };
+                    outs.push((a, s, x));
+                }
+            }
+            (_, Some(kind)) => {
+                for (a, m) in matched {
+                    let via = self.states[m as usize].via;
+                    outs.push((a, m, Exit::Term(Term { kind, rule: rid, via })));
+                }
+            }
+            (Action::Return, _) => outs.extend(matched.into_iter().map(|(a, m)| (a, m, Exit::Return))),
+            (Action::Jump(c), _) => {
+                let sub = self.run_chain(ti, *c, matched, stack)?;
+                let mut back = false;
+                for (a, s, x) in sub {
+                    if matches!(x, Exit::Return) {
+                        flow.push((a, s));
+                        back = true;
+                    } else {
+                        outs.push((a, s, x));
+                    }
+                }
+                if back {
+                    flow.retain(|e| e.1 != EMPTY);
+                    *empties = 0;
+                    flow.sort_by_key(|e| e.0);
+                }
+            }
+            (Action::Goto(c), _) => {
+                let sub = self.run_chain(ti, *c, matched, stack)?;
+                outs.extend(sub);
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// An exit as (verdict or `None` for a return, region) pieces.
@@ -678,29 +700,29 @@ impl<'r> Engine<'_, 'r> {
             for &(s, x) in &key.0 {
                 for (t, r) in self.expand(s, x) {
                     if t.is_some_and(|t| through(t.kind)) {
-                        let n = self.state(St { region: r, ..tmpl.clone() });
+                        let n = self.state(State { region: r, ..tmpl.clone() });
                         res.push((
                             n,
                             Exit::Term(t.unwrap_or(Term { kind: Kind::Accept, rule: NONE, via: NONE })),
                         ));
                         continue;
                     }
-                    let mut left: Vec<Bx> = r.to_vec();
+                    let mut left: Vec<PacketBox> = r.to_vec();
                     for (at, ar) in &acts {
-                        let mut hit: Vec<Bx> = Vec::new();
+                        let mut hit: Vec<PacketBox> = Vec::new();
                         for b in ar.iter() {
-                            let c: Conds = [0, 1, 2, 3, 4].map(|d| Some(b.0[d].to_set()));
+                            let c: Conditions = [0, 1, 2, 3, 4].map(|d| Some(b.0[d].to_set()));
                             let (inside, outside) = split(&left, &c);
                             hit.extend(inside);
                             left = outside;
                         }
                         if !hit.is_empty() {
-                            let n = self.state(St { region: Arc::new(hit), ..tmpl.clone() });
+                            let n = self.state(State { region: Arc::new(hit), ..tmpl.clone() });
                             res.push((n, Exit::Term(*at)));
                         }
                     }
                     if !left.is_empty() {
-                        let n = self.state(St { region: Arc::new(left), ..tmpl.clone() });
+                        let n = self.state(State { region: Arc::new(left), ..tmpl.clone() });
                         res.push((n, t.map_or(Exit::Return, Exit::Term)));
                     }
                 }
@@ -717,7 +739,7 @@ impl<'r> Engine<'_, 'r> {
         chains: &[(usize, usize)],
         mut flow: Vec<(u32, u32)>,
         nat: bool,
-    ) -> Res<(Vec<(u32, u32)>, Vec<(u32, u32, u32)>)> {
+    ) -> Result<(Vec<(u32, u32)>, Vec<(u32, u32, u32)>)> {
         let mut accepted: Vec<(u32, u32)> = Vec::new();
         let mut translated: Vec<(u32, u32, u32)> = Vec::new();
         if chains.is_empty() {
@@ -734,7 +756,7 @@ impl<'r> Engine<'_, 'r> {
             let last = k + 1 == chains.len();
             flow.sort_by_key(|e| e.0);
             let outs = self.run_chain(ti, ci, std::mem::take(&mut flow), &mut Vec::new())?;
-            let rs: &'r crate::model::Ruleset = self.an.sets[self.si];
+            let rs: &'r crate::model::Ruleset = self.analysis.sets[self.si];
             let chain = &rs.tables[ti].chains[ci];
             let pol = self.rid(ti, ci, None);
             let pol_drop = chain.policy == Some(Policy::Drop);
@@ -756,7 +778,7 @@ impl<'r> Engine<'_, 'r> {
                     }
                     Exit::Term(t) if t.kind == Kind::Accept => {
                         if !last {
-                            let n = self.state(St { pending: Some(t), ..st.clone() });
+                            let n = self.state(State { pending: Some(t), ..st.clone() });
                             flow.push((a, n));
                         } else if nat {
                             accepted.push((a, s));
@@ -769,12 +791,12 @@ impl<'r> Engine<'_, 'r> {
                     Exit::Pieces(p) => {
                         let all = self.pieces[p as usize].clone();
                         if (last && !nat) || all.iter().all(|(t, _)| t.kind != Kind::Accept) {
-                            let d = match self.piece_decs.get(&p) {
+                            let d = match self.piece_decisions.get(&p) {
                                 Some(&d) => d,
                                 None => {
-                                    self.decs.push(Dec::Pieces(p));
-                                    let d = (self.decs.len() - 1) as u32;
-                                    self.piece_decs.insert(p, d);
+                                    self.decisions.push(Decision::Pieces(p));
+                                    let d = (self.decisions.len() - 1) as u32;
+                                    self.piece_decisions.insert(p, d);
                                     d
                                 }
                             };
@@ -788,15 +810,15 @@ impl<'r> Engine<'_, 'r> {
                                 all.iter().filter(|(t, _)| t.kind != Kind::Accept).cloned().collect();
                             let dec = (!rest.is_empty()).then(|| {
                                 self.pieces.push(Arc::new(rest));
-                                self.decs.push(Dec::Pieces((self.pieces.len() - 1) as u32));
-                                (self.decs.len() - 1) as u32
+                                self.decisions.push(Decision::Pieces((self.pieces.len() - 1) as u32));
+                                (self.decisions.len() - 1) as u32
                             });
                             let base = self.states[s as usize].clone();
                             let states: Vec<u32> = all
                                 .iter()
                                 .filter(|(t, _)| t.kind == Kind::Accept)
                                 .map(|(t, r)| {
-                                    self.state(St {
+                                    self.state(State {
                                         region: r.clone(),
                                         pending: if nat { None } else { Some(*t) },
                                         via: base.via,
@@ -823,28 +845,31 @@ impl<'r> Engine<'_, 'r> {
 }
 
 /// The main space: the (protocol, port) cells of every cube of the scope's rules.
-fn main_space(an: &Analysis, si: usize, tables: &[usize], f: Family) -> Space {
-    let rs = an.sets[si];
+fn main_space(analysis: &Analysis, si: usize, tables: &[usize], f: Family) -> Space {
+    let rs = analysis.sets[si];
+    let rules = tables
+        .iter()
+        .map(|&ti| &rs.tables[ti])
+        .filter(|t| t.families.contains(&f))
+        .flat_map(|t| t.chains.iter())
+        .flat_map(|c| c.rules.iter());
+    space_of(rules, f)
+}
+
+/// The (protocol, port) cells that the cubes of these rules are unions of.
+fn space_of<'a>(rules: impl Iterator<Item = &'a Rule>, f: Family) -> Space {
     let mut pb: std::collections::BTreeSet<u32> = [0, 6, 7, 17, 18, 256].into();
     let mut cubes: Vec<&crate::model::Cube> = Vec::new();
-    for &ti in tables {
-        let t = &rs.tables[ti];
-        if !t.families.contains(&f) {
-            continue;
-        }
-        for c in &t.chains {
-            for r in &c.rules {
-                for cube in r.cubes(f) {
-                    if let Some(p) = &cube.proto {
-                        for &(a, b) in p.intervals() {
-                            pb.insert(a as u32);
-                            pb.insert(b as u32 + 1);
-                        }
-                    }
-                    if cube.dport.is_some() {
-                        cubes.push(cube);
-                    }
+    for r in rules {
+        for cube in r.cubes(f) {
+            if let Some(p) = &cube.proto {
+                for &(a, b) in p.intervals() {
+                    pb.insert(a as u32);
+                    pb.insert(b as u32 + 1);
                 }
+            }
+            if cube.dport.is_some() {
+                cubes.push(cube);
             }
         }
     }
@@ -878,16 +903,21 @@ fn main_space(an: &Analysis, si: usize, tables: &[usize], f: Family) -> Space {
 type Parts = Vec<(Term, Sources)>;
 
 impl Analysis<'_> {
-    /// [`Analysis::exposure_on`] by first-match propagation, without building the diagrams
-    /// (see the module documentation): the same rows, verdicts, rules and sources (for at
-    /// most 64 classes; later ones are left out).
-    pub fn exposure_flow(
+    /// The exposure of every scope and family for the source classes (at most 64; later ones
+    /// are left out): per protocol and port range, what each class gets from which rules. The
+    /// input view (NAT followed: DNATed ports appear as published), and with `forward` the
+    /// forward view where a forward chain has rules; `dst`: only traffic to this address;
+    /// `external`: the interfaces traffic arrives on (empty: every interface but loopback and
+    /// container bridges, see [`crate::analysis::Ifaces::external`]). Computed by first-match
+    /// propagation, without decision diagrams (see the module documentation); works on
+    /// [`Analysis::outline`].
+    pub fn exposure(
         &mut self,
         classes: &[Class],
         dst: Option<IpAddr>,
         forward: bool,
         external: &[String],
-    ) -> Res<Vec<Exposure>> {
+    ) -> Result<Vec<Exposure>> {
         let mut out = Vec::new();
         let iif = Arc::new(LazySet::new(self.ifaces.external(external)));
         let oif = Arc::new(LazySet::new(self.ifaces.not_lo()));
@@ -935,11 +965,11 @@ impl Analysis<'_> {
                     None => unicast(f),
                 }));
                 let masks: Vec<u64> = venn.iter().map(|v| v.1).collect();
-                let start: Vec<Bx> = venn
+                let start: Vec<PacketBox> = venn
                     .into_iter()
                     .enumerate()
                     .map(|(i, (set, _))| {
-                        Bx(
+                        PacketBox(
                             [
                                 iif.clone(),
                                 oif.clone(),
@@ -947,7 +977,7 @@ impl Analysis<'_> {
                                 d.clone(),
                                 Arc::new(IntervalSet::full(65535).into()),
                             ],
-                            i as u16,
+                            i as u32,
                         )
                     })
                     .collect();
@@ -967,10 +997,10 @@ impl Analysis<'_> {
         tables: &[usize],
         f: Family,
         view: View,
-        (start, masks): (&[Bx], &[u64]),
+        (start, masks): (&[PacketBox], &[u64]),
         classes: &[Class],
         scope: &str,
-    ) -> Res<Exposure> {
+    ) -> Result<Exposure> {
         let space = main_space(self, si, tables, f);
         let n = space.keys.len();
         let keys = space.keys.clone();
@@ -987,43 +1017,50 @@ impl Analysis<'_> {
             &[(Hook::Prerouting, ChainKind::Filter), (Hook::Forward, ChainKind::Filter)],
         );
         let nat_chains = hook_chains(self.sets[si], tables, f, &[(Hook::Prerouting, ChainKind::Nat)]);
-        let mut eng = Engine {
-            an: self,
+        let mut engine = Engine {
+            analysis: self,
             si,
             f,
             states: Vec::new(),
             interned: HashMap::new(),
             pieces: Vec::new(),
-            decs: Vec::new(),
-            dec_memo: HashMap::new(),
+            decisions: Vec::new(),
+            decision_memo: HashMap::new(),
             log: vec![Vec::new(); n],
             space,
             sweeps: HashMap::new(),
-            piece_decs: HashMap::new(),
+            piece_decisions: HashMap::new(),
+            end_of: None,
         };
-        let s0 = eng.state(St { region: Arc::new(start.to_vec()), pending: None, via: NONE });
+        let s0 = engine.state(State { region: Arc::new(start.to_vec()), pending: None, via: NONE });
         let init: Vec<(u32, u32)> = (0..n as u32).map(|a| (a, s0)).collect();
         match view {
             View::Forward => {
-                eng.pipeline(&forward_chains, init, false)?;
+                engine.pipeline(&forward_chains, init, false)?;
             }
             View::Input => {
-                let (cont, translated) = eng.pipeline(&nat_chains, init, true)?;
+                let (cont, translated) = engine.pipeline(&nat_chains, init, true)?;
                 let cont: Vec<(u32, u32)> = cont
                     .into_iter()
                     .map(|(a, s)| {
-                        let st = eng.states[s as usize].clone();
-                        if st.pending.is_some() { (a, eng.state(St { pending: None, ..st })) } else { (a, s) }
+                        let st = engine.states[s as usize].clone();
+                        if st.pending.is_some() {
+                            (a, engine.state(State { pending: None, ..st }))
+                        } else {
+                            (a, s)
+                        }
                     })
                     .collect();
-                eng.pipeline(&input_filter, cont, false)?;
+                engine.pipeline(&input_filter, cont, false)?;
                 // translated packets: into the input path (to this machine) or the forward path,
                 // with the new destination and port
                 let mut local: Vec<(((u8, u8), (u16, u16)), u32, u32)> = Vec::new();
                 let mut routed: Vec<(((u8, u8), (u16, u16)), u32, u32)> = Vec::new();
                 let mut memo: HashMap<(u32, u32), u32> = HashMap::new();
                 for (a, s, rid) in translated {
-                    let Some(rule) = eng.an.rule(eng.an.refs[rid as usize]) else { continue };
+                    let Some(rule) = engine.analysis.rule(engine.analysis.refs[rid as usize]) else {
+                        continue;
+                    };
                     let (to, ports, is_local) = match &rule.action {
                         Action::Dnat { to, ports } => (*to, *ports, to.is_none_or(|a| a.is_loopback())),
                         Action::Redirect { ports } => (None, *ports, true),
@@ -1032,7 +1069,7 @@ impl Analysis<'_> {
                     let n = match memo.get(&(s, rid)) {
                         Some(&n) => n,
                         None => {
-                            let st = eng.states[s as usize].clone();
+                            let st = engine.states[s as usize].clone();
                             let region = match to {
                                 Some(t) if t.is_ipv6() == f.is_v6() => {
                                     let d = Arc::new(LazySet::new(IntervalSet::single(ip_to_u128(t))));
@@ -1049,7 +1086,7 @@ impl Analysis<'_> {
                                 }
                                 _ => st.region.clone(),
                             };
-                            let n = eng.state(St { region, pending: None, via: rid });
+                            let n = engine.state(State { region, pending: None, via: rid });
                             memo.insert((s, rid), n);
                             n
                         }
@@ -1067,22 +1104,22 @@ impl Analysis<'_> {
                         v.sort_by_key(|c| c.0);
                         let sp = Space::new(v.iter().map(|c| (c.0, c.1)).collect());
                         let st = v.iter().map(|c| c.2).collect();
-                        eng.space = sp;
+                        engine.space = sp;
                         st
                     };
                     let flow: Vec<(u32, u32)> =
                         states.into_iter().enumerate().map(|(i, s)| (i as u32, s)).collect();
-                    eng.pipeline(chains, flow, false)?;
+                    engine.pipeline(chains, flow, false)?;
                 }
             }
         }
-        Ok(assemble(&eng, &keys, classes, masks, f, view, scope))
+        Ok(assemble(&engine, &keys, classes, masks, f, view, scope))
     }
 }
 
 /// The table from the decisions each row collected.
 fn assemble(
-    eng: &Engine,
+    engine: &Engine,
     keys: &[((u8, u8), (u16, u16))],
     classes: &[Class],
     masks: &[u64],
@@ -1116,9 +1153,9 @@ fn assemble(
         let groups = &groups;
         let (a, b) = std::thread::scope(|sc| {
             let h = sc.spawn(move || {
-                theirs.into_iter().map(|ci| class_parts(eng, groups, masks, ci)).collect::<Vec<_>>()
+                theirs.into_iter().map(|ci| class_parts(engine, groups, masks, ci)).collect::<Vec<_>>()
             });
-            let a: Vec<_> = mine.into_iter().map(|ci| class_parts(eng, groups, masks, ci)).collect();
+            let a: Vec<_> = mine.into_iter().map(|ci| class_parts(engine, groups, masks, ci)).collect();
             (a, h.join())
         });
         match b {
@@ -1128,10 +1165,10 @@ fn assemble(
                 (0..nc).filter_map(|ci| if ci % 2 == 0 { a.next() } else { b.next() }).collect()
             }
             // the other thread cannot fail but by a bug; do its classes here then
-            Err(_) => (0..nc).map(|ci| class_parts(eng, groups, masks, ci)).collect(),
+            Err(_) => (0..nc).map(|ci| class_parts(engine, groups, masks, ci)).collect(),
         }
     } else {
-        (0..nc).map(|ci| class_parts(eng, &groups, masks, ci)).collect()
+        (0..nc).map(|ci| class_parts(engine, &groups, masks, ci)).collect()
     };
     let mut every: Vec<Arc<[(Term, Sources)]>> = Vec::with_capacity(nc);
     let mut columns: Vec<std::vec::IntoIter<Parts>> = Vec::with_capacity(nc);
@@ -1184,7 +1221,7 @@ fn assemble(
 /// One class's column of the table: the parts every row has (shown once), and each row
 /// group's own parts, one source set per terminal.
 fn class_parts(
-    eng: &Engine,
+    engine: &Engine,
     groups: &[((u8, u8), Option<(u16, u16)>, std::ops::Range<usize>)],
     masks: &[u64],
     ci: usize,
@@ -1207,9 +1244,9 @@ fn class_parts(
     };
     let mut contents: HashMap<u64, Vec<(Arc<[(Term, Sources)]>, u32)>> = HashMap::new();
     let mut ncontents: u32 = 0;
-    let mut proj: Vec<Option<(u32, Arc<[(Term, Sources)]>)>> = Vec::with_capacity(eng.decs.len());
+    let mut proj: Vec<Option<(u32, Arc<[(Term, Sources)]>)>> = Vec::with_capacity(engine.decisions.len());
     let mut parts: Vec<(Term, Sources)> = Vec::new();
-    for d in &eng.decs {
+    for d in &engine.decisions {
         parts.clear();
         let mut add = |t: Term, r: &Region| {
             let s = project(r, masks, ci);
@@ -1218,9 +1255,9 @@ fn class_parts(
             }
         };
         match d {
-            Dec::One(t, r) => add(*t, r),
-            Dec::Pieces(p) => {
-                for (t, r) in eng.pieces[*p as usize].iter() {
+            Decision::One(t, r) => add(*t, r),
+            Decision::Pieces(p) => {
+                for (t, r) in engine.pieces[*p as usize].iter() {
                     add(*t, r);
                 }
             }
@@ -1242,10 +1279,10 @@ fn class_parts(
         proj.push(Some((id, parts)));
     }
     // a content every row has (and that no translation decides) is shown once
-    let n = eng.log.len();
+    let n = engine.log.len();
     let mut count: HashMap<u32, usize> = HashMap::new();
     let mut seen: Vec<u32> = Vec::new();
-    for row in &eng.log {
+    for row in &engine.log {
         seen.clear();
         seen.extend(row.iter().filter_map(|&d| proj[d as usize].as_ref().map(|x| x.0)));
         seen.sort_unstable();
@@ -1256,7 +1293,7 @@ fn class_parts(
     }
     let mut everywhere: Vec<u32> = Vec::new();
     let mut every: Vec<(Term, Sources)> = Vec::new();
-    for &d in eng.log.first().map_or(&[][..], |v| v.as_slice()) {
+    for &d in engine.log.first().map_or(&[][..], |v| v.as_slice()) {
         if let Some((id, parts)) = &proj[d as usize]
             && count.get(id) == Some(&n)
             && parts.iter().all(|(t, _)| t.via == NONE)
@@ -1274,7 +1311,7 @@ fn class_parts(
         .map(|(_, _, cells)| {
             all.clear();
             for cell in cells.clone() {
-                for &d in &eng.log[cell] {
+                for &d in &engine.log[cell] {
                     if let Some((id, parts)) = &proj[d as usize]
                         && !everywhere.contains(id)
                     {
@@ -1339,7 +1376,7 @@ fn class_parts(
 /// The sources of a region within a class: its boxes in the class' parts of the Venn
 /// diagram (one box: its set itself, shared).
 fn project(r: &Region, masks: &[u64], ci: usize) -> Sources {
-    let inside = |b: &&Bx| masks.get(usize::from(b.1)).is_some_and(|m| m >> ci & 1 == 1);
+    let inside = |b: &&PacketBox| masks.get(b.1 as usize).is_some_and(|m| m >> ci & 1 == 1);
     let mut it = r.iter().filter(inside);
     match (it.next(), it.next()) {
         (None, _) => Arc::new(IntervalSet::empty().into()),
@@ -1350,3 +1387,9 @@ fn project(r: &Region, masks: &[u64], ci: usize) -> Sources {
         }
     }
 }
+
+mod judge;
+pub(crate) use judge::RuleReach;
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,11 @@
 //! Portolan's firewall analysis: read real rule sets (`iptables-save`, `nft -j list
-//! ruleset`, AWS security groups) into one normalized model, compute their effective
-//! exposure exactly, answer one-packet queries with the deciding rule and the chain path,
-//! diff two rule sets and lint them. The proof on a real kernel firewall is
+//! ruleset`, AWS security groups) into one normalized model ([`model`], the readers
+//! [`iptables`], [`nft`], [`aws`], [`ipset`]), compute their effective exposure exactly
+//! ([`analysis::Analysis::exposure`], by first-match propagation), answer one-packet queries
+//! with the deciding rule and the chain path ([`analysis::Analysis::query_walk`]), diff two
+//! rule sets ([`analysis::Analysis::diff`]) and lint them ([`lint`]). The decision diagrams
+//! ([`dd`]) serve batches of queries, diffs and verification; their verdicts ([`dd::Kind`],
+//! [`dd::Term`]) are those of every result. The proof on a real kernel firewall is
 //! `portolan-verify`, a crate of its own (it loads rule sets into network namespaces and
 //! scans them, so it depends on the scanner; the analysis does not).
 //!
@@ -10,8 +14,8 @@
 //! let text = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n\
 //!             -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n";
 //! let rs = fw::parse_str(text, "rules.v4", None, &fw::LoadOptions::default()).unwrap();
-//! let mut a = Analysis::new(&[&rs]).unwrap();
-//! let exp = a.exposure(&standard_classes(), None, false);
+//! let mut a = Analysis::outline(&[&rs]);
+//! let exp = a.exposure(&standard_classes(), None, false, &[]).unwrap();
 //! let ssh = exp[0].rows.iter().find(|r| r.proto == (6, 6) && r.ports == Some((22, 22))).unwrap();
 //! assert!(ssh.classes[0].all_accept()); // open to the internet
 //! ```
@@ -24,7 +28,7 @@ pub mod analysis;
 pub mod aws;
 pub mod dd;
 mod error;
-pub mod flow;
+mod flow;
 pub mod ipset;
 pub mod iptables;
 pub mod json;

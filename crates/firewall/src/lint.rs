@@ -25,10 +25,11 @@ use std::net::IpAddr;
 use portolan_kb::Reach;
 use portolan_model::{Finding, FindingTarget, Severity, Transport};
 
-use crate::analysis::{Analysis, Class, Exposure, RuleRef, View, public_v4, public_v6, standard_classes};
-use crate::dd::{self, CONTINUE, Dd, FALSE, Id, Kind, NDIMS, NONE, TRUE, Term};
+use crate::analysis::{Analysis, Class, Exposure, View, public_v4, public_v6, standard_classes};
+use crate::dd::{Kind, NONE};
+use crate::flow::RuleReach;
 use crate::model::*;
-use crate::sets::{IntervalSet, cidrs};
+use crate::sets::cidrs;
 
 /// A listening socket observed on the machine (or an open port seen by a scan).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,21 +88,24 @@ fn scope_prefix(scope: &str, f: Family) -> String {
     if scope.is_empty() { format!("{}: ", f.as_str()) } else { format!("{scope} {}: ", f.as_str()) }
 }
 
-/// Lints an analysed rule set (rule set 0 of the analysis).
-pub fn lint(a: &mut Analysis, opts: &Options) -> Vec<Finding> {
+/// Lints rule set 0 of an analysis ([`Analysis::outline`] is enough: lint computes what it
+/// needs by first-match propagation, without the decision diagrams). A chain that jumps back
+/// into itself is an error, as for every command.
+pub fn lint(a: &mut Analysis, opts: &Options) -> crate::Result<Vec<Finding>> {
+    crate::analysis::check_jumps(a.sets[0])?;
     let mut out = Vec::new();
-    rule_checks(a, &mut out);
+    rule_checks(a, &mut out)?;
     let classes: Vec<Class> = standard_classes();
-    let exposures = a.exposure(&classes, None, false);
+    let exposures = a.exposure(&classes, None, false, &[])?;
     exposure_checks(a, &exposures, opts, &mut out);
-    path_checks(a, &mut out);
+    path_checks(a, &mut out)?;
     out.sort_by(|x, y| {
         let lx = x.location.as_ref().map(|l| (l.line, l.column));
         let ly = y.location.as_ref().map(|l| (l.line, l.column));
         y.severity.cmp(&x.severity).then(lx.cmp(&ly)).then(x.rule.cmp(&y.rule)).then(x.title.cmp(&y.title))
     });
     out.dedup();
-    out
+    Ok(out)
 }
 
 /// Chains reachable (by jumps) from base chains on these hooks.
@@ -169,7 +173,7 @@ fn entered_by_all(t: &Table, f: Family) -> HashSet<usize> {
     }
 }
 
-fn rule_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
+fn rule_checks(a: &mut Analysis, out: &mut Vec<Finding>) -> crate::Result<()> {
     let rs = a.sets[0];
     let lo_only = |c: &Cube| {
         c.iif.iter().any(|m| !m.negated && m.any_of.iter().all(|p| *p == IfacePattern::Exact("lo".into())))
@@ -280,85 +284,36 @@ fn rule_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
             continue;
         }
         for f in Family::BOTH {
-            if a.scopes[si].fams[f as usize].is_none() {
-                continue;
-            }
             let tables = a.scopes[si].tables.clone();
             for ti in tables {
                 if !rs.tables[ti].families.contains(&f) {
                     continue;
                 }
                 for ci in 0..rs.tables[ti].chains.len() {
-                    chain_checks(a, si, ti, ci, f, out);
+                    chain_checks(a, si, ti, ci, f, out)?;
                 }
             }
         }
     }
+    Ok(())
 }
 
-fn chain_checks(a: &mut Analysis, si: usize, ti: usize, ci: usize, f: Family, out: &mut Vec<Finding>) {
+fn chain_checks(
+    a: &mut Analysis,
+    si: usize,
+    ti: usize,
+    ci: usize,
+    f: Family,
+    out: &mut Vec<Finding>,
+) -> crate::Result<()> {
     let rs = a.sets[0];
     let chain = &rs.tables[ti].chains[ci];
-    let n = chain.rules.len();
-    if n == 0 {
-        return;
+    if chain.rules.is_empty() {
+        return Ok(());
     }
-    let Some(mut ff) = a.scopes[si].fams[f as usize].take() else { return };
-    let dd = &mut ff.dd;
-    // matches and actions
-    let mut ms: Vec<Id> = Vec::with_capacity(n);
-    for r in &chain.rules {
-        ms.push(a.rule_match(dd, r, f));
-    }
-    let action_of = |a: &mut Analysis,
-                     dd: &mut Dd,
-                     chains: &std::collections::HashMap<(usize, usize, usize), Id>,
-                     ri: usize,
-                     next: Id|
-     -> Option<Id> {
-        let r = &chain.rules[ri];
-        let rr = RuleRef { set: 0, table: ti, chain: ci, rule: Some(ri) };
-        let _ = a;
-        Some(match &r.action {
-            Action::Accept | Action::Queue | Action::Snat => {
-                dd.term(Term { kind: Kind::Accept, rule: rid(a, rr), via: NONE })
-            }
-            Action::Drop => dd.term(Term { kind: Kind::Drop, rule: rid(a, rr), via: NONE }),
-            Action::Reject => dd.term(Term { kind: Kind::Reject, rule: rid(a, rr), via: NONE }),
-            Action::Return => CONTINUE,
-            Action::Dnat { .. } | Action::Redirect { .. } => {
-                dd.term(Term { kind: Kind::Nat, rule: rid(a, rr), via: NONE })
-            }
-            Action::Jump(c) => {
-                let sub = *chains.get(&(0, ti, *c))?;
-                dd.seq(sub, next)
-            }
-            Action::Goto(c) => *chains.get(&(0, ti, *c))?,
-            Action::Continue => return None,
-        })
-    };
-    // suffixes: what the rules from i+1 on decide
-    let mut tail = vec![CONTINUE; n + 1];
-    if chain.hook.is_some() {
-        let rr = RuleRef { set: 0, table: ti, chain: ci, rule: None };
-        let kind = if chain.policy == Some(Policy::Drop) { Kind::Drop } else { Kind::Accept };
-        tail[n] = dd.term(Term { kind, rule: rid(a, rr), via: NONE });
-    }
-    for i in (0..n).rev() {
-        let r = &chain.rules[i];
-        tail[i] = tail[i + 1];
-        if ms[i] == FALSE {
-            continue;
-        }
-        if let Some(act) = action_of(a, dd, &ff.chains, i, tail[i + 1]) {
-            tail[i] = crate::analysis::step(dd, r, ms[i], act, tail[i + 1]);
-        }
-    }
-    let mut reach = TRUE;
-    let mut deciders: Vec<usize> = Vec::new();
-    for i in 0..n {
-        let r = &chain.rules[i];
-        let m = ms[i];
+    let set = a.scopes[si].set;
+    let facts = a.chain_reach(set, ti, ci, f)?;
+    for (i, (r, fact)) in chain.rules.iter().zip(facts).enumerate() {
         if r.v4.is_empty()
             && r.v6.is_empty()
             && !r.state_only
@@ -376,50 +331,32 @@ fn chain_checks(a: &mut Analysis, si: usize, ti: usize, ci: usize, f: Family, ou
                 "Its conditions contradict each other or exclude new connections (e.g. ! --syn, -f); remove it or fix the conditions.",
             ));
         }
-        if m == FALSE || !r.stateful.is_empty() {
-            continue;
-        }
-        let assumed = r.assumed;
-        let hit = dd.and(reach, m);
-        if hit == FALSE {
-            let mut by = Vec::new();
-            for &j in deciders.iter() {
-                if dd.and(ms[j], m) != FALSE {
-                    by.push(format!("rule {} ({})", j + 1, chain.rules[j].location));
-                }
-                if by.len() == 3 {
-                    break;
-                }
+        match fact {
+            RuleReach::Skipped => {}
+            RuleReach::Shadowed(deciders) => {
+                let by: Vec<String> = deciders
+                    .iter()
+                    .map(|&j| format!("rule {} ({})", j + 1, chain.rules[j].location))
+                    .collect();
+                out.push(finding(
+                    "fw.shadowed",
+                    Severity::Medium,
+                    format!(
+                        "{} {} {}: rule {} is shadowed: no packet reaches it",
+                        rs.tables[ti].name,
+                        chain.name,
+                        f.as_str(),
+                        i + 1
+                    ),
+                    &r.location,
+                    vec![
+                        format!("rule: {}", r.text),
+                        format!("earlier rules decide every packet it matches: {}", by.join(", ")),
+                    ],
+                    "Remove it, or move it above the rules that shadow it if it was meant to take effect.",
+                ));
             }
-            out.push(finding(
-                "fw.shadowed",
-                Severity::Medium,
-                format!(
-                    "{} {} {}: rule {} is shadowed: no packet reaches it",
-                    rs.tables[ti].name,
-                    chain.name,
-                    f.as_str(),
-                    i + 1
-                ),
-                &r.location,
-                vec![
-                    format!("rule: {}", r.text),
-                    format!("earlier rules decide every packet it matches: {}", by.join(", ")),
-                ],
-                "Remove it, or move it above the rules that shadow it if it was meant to take effect.",
-            ));
-            continue;
-        }
-        let act_kind = match r.action {
-            Action::Accept | Action::Queue => Some(Kind::Accept),
-            Action::Drop => Some(Kind::Drop),
-            Action::Reject => Some(Kind::Reject),
-            _ => None,
-        };
-        if let Some(k) = act_kind {
-            let rest = dd.ite(hit, tail[i + 1], FALSE);
-            let same = dd.terminals(rest).into_iter().all(|t| t == FALSE || dd.term_of(t).kind == k);
-            if same {
+            RuleReach::Reached { redundant: true } => {
                 out.push(finding(
                     "fw.redundant",
                     Severity::Low,
@@ -435,31 +372,10 @@ fn chain_checks(a: &mut Analysis, si: usize, ti: usize, ci: usize, f: Family, ou
                     "Remove it: the rule set means the same without it.",
                 ));
             }
-        }
-        // what this rule decides leaves the chain
-        let decided = match &r.action {
-            Action::Continue => FALSE,
-            Action::Jump(c) => match ff.chains.get(&(0, ti, *c)) {
-                Some(&sub) => {
-                    let dec = dd.map(sub, &mut |_, t| if t.kind == Kind::Continue { FALSE } else { TRUE });
-                    dd.and(m, dec)
-                }
-                None => FALSE,
-            },
-            _ => m,
-        };
-        if decided != FALSE && !assumed {
-            deciders.push(i);
-            let nd = dd.not(decided);
-            reach = dd.and(reach, nd);
+            RuleReach::Reached { redundant: false } => {}
         }
     }
-    a.scopes[si].fams[f as usize] = Some(ff);
-}
-
-fn rid(a: &mut Analysis, r: RuleRef) -> u32 {
-    // the analysis interns rule references; reuse its table
-    a.intern(r)
+    Ok(())
 }
 
 /// Ports of a transport open to the internet from which lint reports "nearly every port is
@@ -507,15 +423,16 @@ fn exposure_checks(a: &mut Analysis, exps: &[Exposure], opts: &Options, out: &mu
             }
             let accepted = inet.accepted();
             let limited = accepted.count() < total_public.count();
-            // the accepting rule that comes first in the file
+            // the accepting rule that comes first in the file (untranslated before translated)
             let decider =
                 inet.all().filter(|(t, _)| t.kind == Kind::Accept).map(|(t, _)| *t).min_by_key(|t| {
-                    if t.rule == NONE {
+                    let at = if t.rule == NONE {
                         (0, 0)
                     } else {
                         let l = a.location(a.refs[t.rule as usize]);
                         (l.line, l.column)
-                    }
+                    };
+                    (at, t.via != NONE, t.via)
                 });
             // (nearly) every port of the transport open: one finding that names the risky
             // services it includes, not one per service (~110 for `-p tcp -j ACCEPT`)
@@ -746,25 +663,42 @@ fn listener_checks(a: &Analysis, e: &Exposure, ls: &[Listener], out: &mut Vec<Fi
             continue;
         };
         let inet = &row.classes[0];
-        let Some((t, _)) = inet.all().find(|(t, _)| t.kind == Kind::Accept && t.via == NONE) else {
-            continue;
-        };
-        let (names_port, loc, why) = if t.rule == NONE {
-            (false, None, "no chain filters this traffic".to_string())
-        } else {
-            let r = a.refs[t.rule as usize];
-            match a.rule(r) {
-                Some(rule) => (
-                    rule.cubes(e.family).iter().all(|c| c.dport.as_ref().is_some_and(|d| d.count() <= 16)),
-                    Some(rule.location.clone()),
-                    format!("accepted by {}", a.describe(r)),
-                ),
-                None => (false, Some(a.location(r).clone()), format!("accepted by {}", a.describe(r))),
+        // the accepting rules (untranslated), in file order: the first that does not name the
+        // port is the one the finding names (no chain at all comes first)
+        let mut accepting: Vec<u32> = inet
+            .all()
+            .filter(|(t, _)| t.kind == Kind::Accept && t.via == NONE)
+            .map(|(t, _)| t.rule)
+            .collect();
+        accepting.sort_by_key(|&rule| {
+            if rule == NONE {
+                (0, 0)
+            } else {
+                let l = a.location(a.refs[rule as usize]);
+                (l.line, l.column)
             }
-        };
-        if names_port {
+        });
+        accepting.dedup();
+        let judged = accepting.iter().map(|&rule| {
+            if rule == NONE {
+                (false, None, "no chain filters this traffic".to_string())
+            } else {
+                let r = a.refs[rule as usize];
+                match a.rule(r) {
+                    Some(rule) => (
+                        rule.cubes(e.family)
+                            .iter()
+                            .all(|c| c.dport.as_ref().is_some_and(|d| d.count() <= 16)),
+                        Some(rule.location.clone()),
+                        format!("accepted by {}", a.describe(r)),
+                    ),
+                    None => (false, Some(a.location(r).clone()), format!("accepted by {}", a.describe(r))),
+                }
+            }
+        });
+        let Some((_, loc, why)) = judged.into_iter().find(|(names_port, _, _)| !names_port) else {
             continue;
-        }
+        };
         let kb = portolan_kb::for_port(l.port, l.transport).next();
         let severity = kb.map_or(Severity::Medium, |k| k.risk(Reach::Internet).max(Severity::Medium));
         let mut fd = Finding {
@@ -797,15 +731,18 @@ fn listener_checks(a: &Analysis, e: &Exposure, ls: &[Listener], out: &mut Vec<Fi
     }
 }
 
-fn path_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
+fn path_checks(a: &mut Analysis, out: &mut Vec<Finding>) -> crate::Result<()> {
     let not_lo = a.ifaces.external(&[]);
     for si in 0..a.scopes.len() {
         if a.scopes[si].set != 0 {
             continue;
         }
         let scope = a.scopes[si].name.clone();
-        let has_family: Vec<Family> =
-            Family::BOTH.into_iter().filter(|f| a.scopes[si].fams[*f as usize].is_some()).collect();
+        let rs = a.sets[0];
+        let has_family: Vec<Family> = Family::BOTH
+            .into_iter()
+            .filter(|f| a.scopes[si].tables.iter().any(|&t| rs.tables[t].families.contains(f)))
+            .collect();
         // a host rule set that filters only one family
         if scope.is_empty() && has_family.len() == 1 && a.sets[0].format == Format::NftJson {
             let missing = if has_family[0] == Family::V4 { Family::V6 } else { Family::V4 };
@@ -827,24 +764,25 @@ fn path_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
             ));
         }
         for f in has_family {
-            let Some(mut ff) = a.scopes[si].fams[f as usize].take() else { continue };
-            let dd = &mut ff.dd;
-            let mut sets: [Option<IntervalSet>; NDIMS] = Default::default();
-            sets[dd::IIF] = Some(not_lo.clone());
-            let ext = dd.cube(&sets);
-            for (root, hook, sev) in [
-                (ff.input_filter, "input", Severity::High),
-                (ff.forward, "forward", if ff.forward_used { Severity::Medium } else { Severity::Low }),
+            let forward_used = crate::analysis::forward_used(rs, &a.scopes[si].tables, f);
+            for (hooks, hook, sev) in [
+                (
+                    [(Hook::Prerouting, ChainKind::Filter), (Hook::Input, ChainKind::Filter)],
+                    "input",
+                    Severity::High,
+                ),
+                (
+                    [(Hook::Prerouting, ChainKind::Filter), (Hook::Forward, ChainKind::Filter)],
+                    "forward",
+                    if forward_used { Severity::Medium } else { Severity::Low },
+                ),
             ] {
                 if hook == "forward" && a.sets[0].format == Format::Aws {
                     continue;
                 }
-                let view = dd.ite(ext, root, FALSE);
-                for tid in dd.terminals(view) {
-                    if tid == FALSE {
-                        continue;
-                    }
-                    let t: Term = dd.term_of(tid);
+                // what the path accepts from external interfaces without a rule: a policy, or
+                // no chain at all (only the last chain's policy can be the final word)
+                for t in a.hook_verdicts(si, f, &hooks, Some(not_lo.clone()), None)? {
                     if t.kind != Kind::Accept {
                         continue;
                     }
@@ -879,17 +817,11 @@ fn path_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
             // egress
             if a.sets[0].format != Format::Aws || !scope.is_empty() {
                 let public = if f.is_v6() { public_v6() } else { public_v4() };
-                let mut s2: [Option<IntervalSet>; NDIMS] = Default::default();
-                s2[dd::DST] = Some(public);
-                let m = dd.cube(&s2);
-                let view = dd.ite(m, ff.output, FALSE);
-                let terms = dd.terminals(view);
-                let all_accept = terms.iter().all(|&t| t == FALSE || dd.term_of(t).kind == Kind::Accept);
-                if all_accept {
+                let hooks = [(Hook::Output, ChainKind::Filter), (Hook::Postrouting, ChainKind::Filter)];
+                let terms = a.hook_verdicts(si, f, &hooks, None, Some(public))?;
+                if terms.iter().all(|t| t.kind == Kind::Accept) {
                     let loc = terms
                         .iter()
-                        .filter(|&&t| t != FALSE)
-                        .map(|&t| dd.term_of(t))
                         .filter(|t| t.rule != NONE)
                         .map(|t| a.location(a.refs[t.rule as usize]).clone())
                         .min_by_key(|l| (l.line, l.column))
@@ -909,7 +841,7 @@ fn path_checks(a: &mut Analysis, out: &mut Vec<Finding>) {
                     ));
                 }
             }
-            a.scopes[si].fams[f as usize] = Some(ff);
         }
     }
+    Ok(())
 }

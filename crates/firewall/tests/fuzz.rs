@@ -19,7 +19,7 @@ fn exercise(text: &str, format: Format) {
             if rs.rule_count() <= 200
                 && let Ok(mut a) = Analysis::new(&[&rs])
             {
-                let _ = a.exposure(&standard_classes(), None, true);
+                let _ = a.exposure(&standard_classes(), None, true, &[]);
             }
         }
         Err(e) => {

@@ -116,12 +116,12 @@ pub fn show<'r>(
     let mut an = Analysis::outline(&[rs]);
     let (exposures, classes) = if analysis::names_special_sources(rs) {
         let classes = with(special);
-        let mut exps = an.exposure_flow(&classes, dst, true, iif)?;
+        let mut exps = an.exposure(&classes, dst, true, iif)?;
         let classes = analysis::keep_telling_classes(&mut exps, classes, 2..2 + n_special);
         (exps, classes)
     } else {
         let classes = with(Vec::new());
-        (an.exposure_flow(&classes, dst, true, iif)?, classes)
+        (an.exposure(&classes, dst, true, iif)?, classes)
     };
     Ok(Shown { analysis: an, exposures, classes })
 }
@@ -222,8 +222,8 @@ pub fn lint(rs: &Ruleset, behind: Behind<'_>, version: &str) -> Result<AuditRepo
         }
         Behind::Nothing => (None, format!("firewall rule set {}", rs.file)),
     };
-    let mut an = Analysis::new(&[rs])?;
-    let findings = lint::lint(&mut an, &lint::Options { listeners: listeners.clone() });
+    let mut an = Analysis::outline(&[rs]);
+    let findings = lint::lint(&mut an, &lint::Options { listeners: listeners.clone() })?;
     let observed = listeners
         .as_deref()
         .unwrap_or_default()

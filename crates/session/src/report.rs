@@ -282,14 +282,14 @@ fn firewall(
 ) -> Result<Firewall, ReportError> {
     let rs = portolan_firewall::load(path, format, &portolan_firewall::LoadOptions::default())?;
     let rows = exposure_rows(&rs)?;
-    let mut an = Analysis::new(&[&rs])?;
+    let mut an = Analysis::outline(&[&rs]);
     // each (transport, port) once: the lint looks the list up for every rule
     let mut listeners = crate::firewall::listeners_of_hosts(report.hosts());
     if let Some(inv) = report.local.as_ref().and_then(|s| s.local.as_ref()) {
         listeners.extend(crate::firewall::listeners_of_inventory(inv));
     }
     let opts = lint::Options { listeners: if listeners.is_empty() { None } else { Some(listeners) } };
-    let lint = lint::lint(&mut an, &opts);
+    let lint = lint::lint(&mut an, &opts)?;
     Ok(Firewall {
         file: rs.file.clone(),
         format: rs.format.as_str().to_string(),
@@ -304,7 +304,7 @@ fn firewall(
 pub(crate) fn exposure_rows(rs: &portolan_firewall::Ruleset) -> Result<Vec<FwRow>, portolan_firewall::Error> {
     let mut an = Analysis::outline(&[rs]);
     let classes = analysis::standard_classes();
-    let exps = an.exposure_flow(&classes, None, true, &[])?;
+    let exps = an.exposure(&classes, None, true, &[])?;
     let json = serde_json::to_value(portolan_output::firewall::show_json(&an, rs, &exps, false))
         .unwrap_or(serde_json::Value::Null);
     Ok(fw_rows(&json))

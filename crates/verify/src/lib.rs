@@ -935,8 +935,8 @@ fn pick_ports(rows: &[(u8, (u16, u16), bool)], proto: u8, opts: &Options, seed: 
 
 /// Representative sources of a class: one interior address of the whole class and of each
 /// part of it that some row treats differently.
-fn pick_sources(an: &mut Analysis, f: Family, classes: &[Class], per_class: usize) -> Vec<IpAddr> {
-    let exps = an.exposure(classes, None, false);
+fn pick_sources(an: &mut Analysis, f: Family, classes: &[Class], per_class: usize) -> Result<Vec<IpAddr>> {
+    let exps = an.exposure(classes, None, false, &[])?;
     let mut out: Vec<IpAddr> = Vec::new();
     for (ci, c) in classes.iter().enumerate() {
         let whole = if f.is_v6() { &c.v6 } else { &c.v4 };
@@ -975,7 +975,7 @@ fn pick_sources(an: &mut Analysis, f: Family, classes: &[Class], per_class: usiz
         }
         out.extend(picks.into_iter().map(|x| portolan_firewall::sets::u128_to_ip(x, f.is_v6())));
     }
-    out
+    Ok(out)
 }
 
 /// One lab run: an interface, a source, and the verdicts the analysis expects.
@@ -1073,7 +1073,7 @@ pub fn run(rs: &Ruleset, text: &str, ipset_text: Option<&str>, opts: &Options) -
             IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
         };
         // ports: every row's boundaries, the accepted rows first, and samples
-        let exps = an.exposure(&classes, None, false);
+        let exps = an.exposure(&classes, None, false, &[])?;
         let mut rows: Vec<(u8, (u16, u16), bool)> = Vec::new();
         for e in exps.iter().filter(|e| e.family == f && e.view == View::Input) {
             for r in &e.rows {
@@ -1084,7 +1084,7 @@ pub fn run(rs: &Ruleset, text: &str, ipset_text: Option<&str>, opts: &Options) -
         }
         let tcp = pick_ports(&rows, 6, opts, opts.seed);
         let udp = pick_ports(&rows, 17, opts, opts.seed);
-        let sources = pick_sources(&mut an, f, &classes, opts.sources_per_class);
+        let sources = pick_sources(&mut an, f, &classes, opts.sources_per_class)?;
         let atoms: Vec<u128> = an
             .ifaces
             .external(&[])
