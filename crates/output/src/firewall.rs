@@ -83,24 +83,24 @@ pub fn source_text(s: &portolan_firewall::sets::IntervalSet, f: Family, limit: u
 }
 
 /// A deciding terminal for people: the verdict and its rule's location.
-pub fn term_text(an: &Analysis, t: Term) -> String {
+pub fn term_text(analysis: &Analysis, t: Term) -> String {
     let mut s = kind_word(t.kind).to_string();
     if t.rule != NONE {
-        s.push_str(&format!(" ({})", an.location(an.refs[t.rule as usize])));
+        s.push_str(&format!(" ({})", analysis.location(analysis.refs[t.rule as usize])));
     }
     if t.via != NONE {
-        s.push_str(&format!(" via DNAT {}", an.location(an.refs[t.via as usize])));
+        s.push_str(&format!(" via DNAT {}", analysis.location(analysis.refs[t.via as usize])));
     }
     s
 }
 
 /// A deciding terminal as JSON: verdict, rule, location, DNAT.
-pub fn term_json(an: &Analysis, t: Term) -> Value {
+pub fn term_json(analysis: &Analysis, t: Term) -> Value {
     json!({
         "verdict": kind_word(t.kind),
-        "rule": (t.rule != NONE).then(|| an.describe(an.refs[t.rule as usize])),
-        "location": (t.rule != NONE).then(|| an.location(an.refs[t.rule as usize]).to_string()),
-        "dnat": (t.via != NONE).then(|| an.describe(an.refs[t.via as usize])),
+        "rule": (t.rule != NONE).then(|| analysis.describe(analysis.refs[t.rule as usize])),
+        "location": (t.rule != NONE).then(|| analysis.location(analysis.refs[t.rule as usize]).to_string()),
+        "dnat": (t.via != NONE).then(|| analysis.describe(analysis.refs[t.via as usize])),
     })
 }
 
@@ -155,41 +155,44 @@ pub fn service(proto: (u8, u8), ports: Option<(u16, u16)>) -> String {
 }
 
 /// `line N` for a rule, `CHAIN policy` for a policy, `no chain` for none.
-pub fn rule_label(an: &Analysis, t: Term) -> String {
+pub fn rule_label(analysis: &Analysis, t: Term) -> String {
     if t.rule == NONE {
         return "no chain".to_string();
     }
-    let r = an.refs[t.rule as usize];
-    match (r.rule, an.rule(r)) {
+    let r = analysis.refs[t.rule as usize];
+    match (r.rule, analysis.rule(r)) {
         // nft -j writes one line: a rule is named by its chain and handle (or position)
-        (Some(ri), Some(rule)) if an.ruleset(r).format == portolan_firewall::Format::NftJson => {
+        (Some(ri), Some(rule)) if analysis.ruleset(r).format == portolan_firewall::Format::NftJson => {
             match rule.handle {
-                Some(h) => format!("{} handle {h}", an.chain(r).name),
-                None => format!("{} rule {}", an.chain(r).name, ri + 1),
+                Some(h) => format!("{} handle {h}", analysis.chain(r).name),
+                None => format!("{} rule {}", analysis.chain(r).name, ri + 1),
             }
         }
-        (Some(_), _) => format!("line {}", an.location(r).line),
-        (None, _) => format!("{} policy", an.chain(r).name),
+        (Some(_), _) => format!("line {}", analysis.location(r).line),
+        (None, _) => format!("{} policy", analysis.chain(r).name),
     }
 }
 
 /// The rules of a list of terminals for people: each line when few, else a count and the
 /// span of lines.
-pub fn rules_text(an: &Analysis, terms: &[Term]) -> String {
+pub fn rules_text(analysis: &Analysis, terms: &[Term]) -> String {
     // distinct rules in order of appearance (a row can name thousands: no quadratic search)
     let mut seen = std::collections::HashSet::new();
     let uniq: Vec<Term> = terms.iter().filter(|t| seen.insert(t.rule)).copied().collect();
     if uniq.len() <= 6 {
         let mut labels: Vec<String> = Vec::new();
         for t in &uniq {
-            let s = rule_label(an, *t);
+            let s = rule_label(analysis, *t);
             if !labels.contains(&s) {
                 labels.push(s);
             }
         }
         return labels.join(", ");
     }
-    let lines = uniq.iter().filter(|t| t.rule != NONE).map(|t| an.location(an.refs[t.rule as usize]).line);
+    let lines = uniq
+        .iter()
+        .filter(|t| t.rule != NONE)
+        .map(|t| analysis.location(analysis.refs[t.rule as usize]).line);
     let (lo, hi) = lines.fold((u32::MAX, 0), |(lo, hi), l| (lo.min(l), hi.max(l)));
     if lo >= hi {
         // no span (or one line, as nft -j writes the whole rule set): the count alone
@@ -200,7 +203,12 @@ pub fn rules_text(an: &Analysis, terms: &[Term]) -> String {
 
 /// The verdicts each class gets whatever the protocol and port (source blocklists, trusted
 /// networks), once per exposure rather than on every row.
-pub fn everywhere_table(out: &mut dyn Write, an: &Analysis, e: &Exposure, color: bool) -> io::Result<()> {
+pub fn everywhere_table(
+    out: &mut dyn Write,
+    analysis: &Analysis,
+    e: &Exposure,
+    color: bool,
+) -> io::Result<()> {
     if e.everywhere.iter().all(|p| p.is_empty()) {
         return Ok(());
     }
@@ -227,7 +235,7 @@ pub fn everywhere_table(out: &mut dyn Write, an: &Analysis, e: &Exposure, color:
                 Cell::new(name.clone()),
                 Cell::new(kind_word(kind)),
                 Cell::new(terminal(&src.join(", "))),
-                Cell::new(terminal(&rules_text(an, &terms))),
+                Cell::new(terminal(&rules_text(analysis, &terms))),
             ]);
         }
     }
@@ -240,7 +248,7 @@ pub fn everywhere_table(out: &mut dyn Write, an: &Analysis, e: &Exposure, color:
 #[allow(clippy::too_many_arguments)]
 pub fn show_table(
     out: &mut dyn Write,
-    an: &Analysis,
+    analysis: &Analysis,
     rs: &Ruleset,
     exps: &[Exposure],
     classes: &[Class],
@@ -270,7 +278,7 @@ pub fn show_table(
                 View::Forward => "routed through this machine",
             }
         )?;
-        everywhere_table(out, an, e, color)?;
+        everywhere_table(out, analysis, e, color)?;
         let mut headers = vec!["PROTO".to_string(), "PORTS".into(), "SERVICE".into()];
         headers.extend(classes.iter().map(|c| c.name.to_uppercase()));
         headers.push("DECIDED BY".into());
@@ -297,7 +305,7 @@ pub fn show_table(
             // the rules that decide this row, internet first
             let terms: Vec<Term> =
                 row.classes.iter().flat_map(|o| o.parts.iter().map(|(tm, _)| *tm)).collect();
-            cells.push(Cell::new(terminal(&rules_text(an, &terms))));
+            cells.push(Cell::new(terminal(&rules_text(analysis, &terms))));
             cells
         };
         // a large table's cells are made on two threads, then laid out in order
@@ -324,7 +332,7 @@ pub fn show_table(
 /// `fw show -o json`, written as it is serialised: one row's JSON at a time, so a large rule
 /// set's answer is never held in memory whole (the keys keep serde_json's sorted order).
 pub struct ShowJson<'a> {
-    an: &'a Analysis<'a>,
+    analysis: &'a Analysis<'a>,
     rs: &'a Ruleset,
     exps: &'a [Exposure],
     open_only: bool,
@@ -376,8 +384,12 @@ impl Serialize for RowJson<'_> {
 
 impl ShowJson<'_> {
     fn part(&self, e: &Exposure, t: &Term, s: &analysis::Sources) -> PartJson {
-        let term =
-            self.terms.borrow_mut().entry(*t).or_insert_with(|| Rc::new(term_json(self.an, *t))).clone();
+        let term = self
+            .terms
+            .borrow_mut()
+            .entry(*t)
+            .or_insert_with(|| Rc::new(term_json(self.analysis, *t)))
+            .clone();
         let src = self
             .sources
             .borrow_mut()
@@ -469,26 +481,26 @@ impl Serialize for ShowJson<'_> {
 
 /// `fw show -o json`, serialised row by row.
 pub fn show_json<'a>(
-    an: &'a Analysis<'a>,
+    analysis: &'a Analysis<'a>,
     rs: &'a Ruleset,
     exps: &'a [Exposure],
     open_only: bool,
 ) -> ShowJson<'a> {
-    ShowJson { an, rs, exps, open_only, sources: RefCell::default(), terms: RefCell::default() }
+    ShowJson { analysis, rs, exps, open_only, sources: RefCell::default(), terms: RefCell::default() }
 }
 
 /// `fw query -o json`: per scope, the verdict, the deciding and translating rules and the path.
-pub fn query_json(an: &Analysis, answers: &[analysis::Answer]) -> Vec<Value> {
+pub fn query_json(analysis: &Analysis, answers: &[analysis::Answer]) -> Vec<Value> {
     answers
         .iter()
         .map(|ans| {
             json!({
                 "scope": ans.scope,
                 "verdict": kind_word(ans.kind),
-                "rule": ans.rule.map(|r| an.describe(r)),
-                "location": ans.rule.map(|r| an.location(r).to_string()),
-                "translated_by": ans.via.map(|r| an.describe(r)),
-                "path": ans.path.iter().map(|s| json!({"rule": an.describe(s.rule), "what": s.what})).collect::<Vec<_>>(),
+                "rule": ans.rule.map(|r| analysis.describe(r)),
+                "location": ans.rule.map(|r| analysis.location(r).to_string()),
+                "translated_by": ans.via.map(|r| analysis.describe(r)),
+                "path": ans.path.iter().map(|s| json!({"rule": analysis.describe(s.rule), "what": s.what})).collect::<Vec<_>>(),
             })
         })
         .collect()
@@ -497,7 +509,7 @@ pub fn query_json(an: &Analysis, answers: &[analysis::Answer]) -> Vec<Value> {
 /// `fw query` for people: per scope, the verdict, the deciding rule and the path rule by rule.
 pub fn write_query(
     out: &mut dyn Write,
-    an: &Analysis,
+    analysis: &Analysis,
     answers: &[analysis::Answer],
     p: &portolan_firewall::model::Packet,
     forward: bool,
@@ -517,23 +529,23 @@ pub fn write_query(
             paint_kind(ans.kind, color)
         )?;
         match ans.rule {
-            Some(r) => writeln!(out, "  decided by {}", terminal(&an.describe(r)))?,
+            Some(r) => writeln!(out, "  decided by {}", terminal(&analysis.describe(r)))?,
             None => writeln!(out, "  decided by: no chain on this hook (accepted)")?,
         }
         if let Some(v) = ans.via {
-            writeln!(out, "  translated by {}", terminal(&an.describe(v)))?;
+            writeln!(out, "  translated by {}", terminal(&analysis.describe(v)))?;
         }
         writeln!(out, "  path:")?;
         for s in &ans.path {
-            let text = an.rule(s.rule).map_or(String::new(), |r| format!("  {}", r.text));
-            writeln!(out, "    {} -> {}{}", terminal(&an.describe(s.rule)), s.what, terminal(&text))?;
+            let text = analysis.rule(s.rule).map_or(String::new(), |r| format!("  {}", r.text));
+            writeln!(out, "    {} -> {}{}", terminal(&analysis.describe(s.rule)), s.what, terminal(&text))?;
         }
     }
     Ok(())
 }
 
 /// `fw diff -o json`: every packet class whose verdict changed, sources as CIDRs (no summary).
-pub fn diff_json(an: &Analysis, changes: &[analysis::Change]) -> Vec<Value> {
+pub fn diff_json(analysis: &Analysis, changes: &[analysis::Change]) -> Vec<Value> {
     changes
         .iter()
         .map(|c| {
@@ -544,8 +556,8 @@ pub fn diff_json(an: &Analysis, changes: &[analysis::Change]) -> Vec<Value> {
                 "ports": ports_text(c.ports),
                 "sources": cidrs(&c.sources, c.family.is_v6(), usize::MAX),
                 "in_interfaces": c.iif,
-                "old": term_json(an, c.old),
-                "new": term_json(an, c.new),
+                "old": term_json(analysis, c.old),
+                "new": term_json(analysis, c.new),
             })
         })
         .collect()
@@ -555,7 +567,7 @@ pub fn diff_json(an: &Analysis, changes: &[analysis::Change]) -> Vec<Value> {
 /// change on `-i lo` is not one from the internet).
 pub fn write_diff(
     out: &mut dyn Write,
-    an: &Analysis,
+    analysis: &Analysis,
     changes: &[analysis::Change],
     color: bool,
 ) -> io::Result<()> {
@@ -575,8 +587,8 @@ pub fn write_diff(
             Cell::new(proto_text(c.proto)),
             Cell::new(ports_text(c.ports)),
             Cell::new(terminal(&source_text(&c.sources, c.family, 3).join(" "))),
-            Cell::new(terminal(&term_text(an, c.old))),
-            Cell::new(terminal(&term_text(an, c.new))),
+            Cell::new(terminal(&term_text(analysis, c.old))),
+            Cell::new(terminal(&term_text(analysis, c.new))),
         ]);
     }
     t.render(out, color)?;
@@ -649,7 +661,7 @@ pub fn write_verify(
 /// `fw query --batch`: one line per packet, `SRC DST PROTO DPORT VERDICT LOCATION`.
 pub fn write_batch(
     out: &mut dyn Write,
-    an: &Analysis,
+    analysis: &Analysis,
     packets: &[portolan_firewall::model::Packet],
     verdicts: &[Option<Term>],
 ) -> io::Result<()> {
@@ -659,7 +671,7 @@ pub fn write_batch(
                 let loc = if t.rule == NONE {
                     "-".to_string()
                 } else {
-                    an.location(an.refs[t.rule as usize]).to_string()
+                    analysis.location(analysis.refs[t.rule as usize]).to_string()
                 };
                 writeln!(
                     out,

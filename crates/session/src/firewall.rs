@@ -113,17 +113,17 @@ pub fn show<'r>(
         c.extend(from.iter().cloned());
         c
     };
-    let mut an = Analysis::outline(&[rs]);
+    let mut analysis = Analysis::outline(&[rs]);
     let (exposures, classes) = if analysis::names_special_sources(rs) {
         let classes = with(special);
-        let mut exps = an.exposure(&classes, dst, true, iif)?;
+        let mut exps = analysis.exposure(&classes, dst, true, iif)?;
         let classes = analysis::keep_telling_classes(&mut exps, classes, 2..2 + n_special);
         (exps, classes)
     } else {
         let classes = with(Vec::new());
-        (an.exposure(&classes, dst, true, iif)?, classes)
+        (analysis.exposure(&classes, dst, true, iif)?, classes)
     };
-    Ok(Shown { analysis: an, exposures, classes })
+    Ok(Shown { analysis, exposures, classes })
 }
 
 /// One packet's fate, walking the chains (no diagram is built; a test holds the answers equal
@@ -134,13 +134,13 @@ pub fn query<'r>(
     forward: bool,
 ) -> Result<(Analysis<'r>, Vec<Answer>), FirewallError> {
     analysis::check_jumps(rs)?;
-    let an = Analysis::outline(&[rs]);
-    let answers = an.query_walk(packet, forward);
+    let analysis = Analysis::outline(&[rs]);
+    let answers = analysis.query_walk(packet, forward);
     if answers.is_empty() {
         let family = if packet.src.is_ipv6() { "IPv6" } else { "IPv4" };
         return Err(FirewallError::NoTable { file: rs.file.clone(), family });
     }
-    Ok((an, answers))
+    Ok((analysis, answers))
 }
 
 /// A batch of packets (one per line of `file`), answered from the decision diagrams; with
@@ -148,10 +148,10 @@ pub fn query<'r>(
 pub fn query_batch<'r>(rs: &'r Ruleset, file: &Path) -> Result<Batch<'r>, FirewallError> {
     let text = portolan_model::input::read_text(file, portolan_firewall::MAX_RULE_FILE)?;
     let packets = portolan_firewall::model::read_batch(&text, &file.display().to_string())?;
-    let an = Analysis::new(&[rs])?;
+    let analysis = Analysis::new(&[rs])?;
     let t0 = std::time::Instant::now();
-    let verdicts = packets.iter().map(|p| an.verdict(0, p)).collect();
-    Ok(Batch { elapsed: t0.elapsed(), analysis: an, packets, verdicts })
+    let verdicts = packets.iter().map(|p| analysis.verdict(0, p)).collect();
+    Ok(Batch { elapsed: t0.elapsed(), analysis: analysis, packets, verdicts })
 }
 
 /// The answers of a batch.
@@ -222,8 +222,8 @@ pub fn lint(rs: &Ruleset, behind: Behind<'_>, version: &str) -> Result<AuditRepo
         }
         Behind::Nothing => (None, format!("firewall rule set {}", rs.file)),
     };
-    let mut an = Analysis::outline(&[rs]);
-    let findings = lint::lint(&mut an, &lint::Options { listeners: listeners.clone() })?;
+    let mut analysis = Analysis::outline(&[rs]);
+    let findings = lint::lint(&mut analysis, &lint::Options { listeners: listeners.clone() })?;
     let observed = listeners
         .as_deref()
         .unwrap_or_default()

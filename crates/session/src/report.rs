@@ -282,14 +282,14 @@ fn firewall(
 ) -> Result<Firewall, ReportError> {
     let rs = portolan_firewall::load(path, format, &portolan_firewall::LoadOptions::default())?;
     let rows = exposure_rows(&rs)?;
-    let mut an = Analysis::outline(&[&rs]);
+    let mut analysis = Analysis::outline(&[&rs]);
     // each (transport, port) once: the lint looks the list up for every rule
     let mut listeners = crate::firewall::listeners_of_hosts(report.hosts());
     if let Some(inv) = report.local.as_ref().and_then(|s| s.local.as_ref()) {
         listeners.extend(crate::firewall::listeners_of_inventory(inv));
     }
     let opts = lint::Options { listeners: if listeners.is_empty() { None } else { Some(listeners) } };
-    let lint = lint::lint(&mut an, &opts)?;
+    let lint = lint::lint(&mut analysis, &opts)?;
     Ok(Firewall {
         file: rs.file.clone(),
         format: rs.format.as_str().to_string(),
@@ -302,10 +302,10 @@ fn firewall(
 /// The rule set's exposure, as `fw show` computes it: from internet and private sources, to
 /// this machine and forwarded.
 pub(crate) fn exposure_rows(rs: &portolan_firewall::Ruleset) -> Result<Vec<FwRow>, portolan_firewall::Error> {
-    let mut an = Analysis::outline(&[rs]);
+    let mut analysis = Analysis::outline(&[rs]);
     let classes = analysis::standard_classes();
-    let exps = an.exposure(&classes, None, true, &[])?;
-    let json = serde_json::to_value(portolan_output::firewall::show_json(&an, rs, &exps, false))
+    let exps = analysis.exposure(&classes, None, true, &[])?;
+    let json = serde_json::to_value(portolan_output::firewall::show_json(&analysis, rs, &exps, false))
         .unwrap_or(serde_json::Value::Null);
     Ok(fw_rows(&json))
 }

@@ -935,8 +935,13 @@ fn pick_ports(rows: &[(u8, (u16, u16), bool)], proto: u8, opts: &Options, seed: 
 
 /// Representative sources of a class: one interior address of the whole class and of each
 /// part of it that some row treats differently.
-fn pick_sources(an: &mut Analysis, f: Family, classes: &[Class], per_class: usize) -> Result<Vec<IpAddr>> {
-    let exps = an.exposure(classes, None, false, &[])?;
+fn pick_sources(
+    analysis: &mut Analysis,
+    f: Family,
+    classes: &[Class],
+    per_class: usize,
+) -> Result<Vec<IpAddr>> {
+    let exps = analysis.exposure(classes, None, false, &[])?;
     let mut out: Vec<IpAddr> = Vec::new();
     for (ci, c) in classes.iter().enumerate() {
         let whole = if f.is_v6() { &c.v6 } else { &c.v4 };
@@ -1055,7 +1060,7 @@ pub fn run(rs: &Ruleset, text: &str, ipset_text: Option<&str>, opts: &Options) -
         return Err(Error::Unsupported { format: "AWS security groups" });
     }
     remove_leftovers();
-    let mut an = Analysis::new(&[rs])?;
+    let mut analysis = Analysis::new(&[rs])?;
     let ipsets = match ipset_text {
         Some(t) => Some(portolan_firewall::ipset::parse(t, "ipset")?),
         None => None,
@@ -1063,7 +1068,7 @@ pub fn run(rs: &Ruleset, text: &str, ipset_text: Option<&str>, opts: &Options) -
     let classes = standard_classes();
     let mut report = Report::default();
     for f in Family::BOTH {
-        if an.scopes.first().and_then(|s| s.fams[f as usize].as_ref()).is_none() {
+        if analysis.scopes.first().and_then(|s| s.fams[f as usize].as_ref()).is_none() {
             continue;
         }
         let v6 = f.is_v6();
@@ -1073,7 +1078,7 @@ pub fn run(rs: &Ruleset, text: &str, ipset_text: Option<&str>, opts: &Options) -
             IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
         };
         // ports: every row's boundaries, the accepted rows first, and samples
-        let exps = an.exposure(&classes, None, false, &[])?;
+        let exps = analysis.exposure(&classes, None, false, &[])?;
         let mut rows: Vec<(u8, (u16, u16), bool)> = Vec::new();
         for e in exps.iter().filter(|e| e.family == f && e.view == View::Input) {
             for r in &e.rows {
@@ -1084,8 +1089,8 @@ pub fn run(rs: &Ruleset, text: &str, ipset_text: Option<&str>, opts: &Options) -
         }
         let tcp = pick_ports(&rows, 6, opts, opts.seed);
         let udp = pick_ports(&rows, 17, opts, opts.seed);
-        let sources = pick_sources(&mut an, f, &classes, opts.sources_per_class)?;
-        let atoms: Vec<u128> = an
+        let sources = pick_sources(&mut analysis, f, &classes, opts.sources_per_class)?;
+        let atoms: Vec<u128> = analysis
             .ifaces
             .external(&[])
             .intervals()
@@ -1095,7 +1100,7 @@ pub fn run(rs: &Ruleset, text: &str, ipset_text: Option<&str>, opts: &Options) -
             .collect();
         let mut jobs: Vec<Job> = Vec::new();
         for atom in atoms {
-            let iface = an.ifaces.sample_name(atom);
+            let iface = analysis.ifaces.sample_name(atom);
             for &p in &sources {
                 let m = Mapping { p: ip_to_u128(p), d: ip_to_u128(d), v6 };
                 // expected verdicts; translated ports are not verified here
@@ -1111,17 +1116,17 @@ pub fn run(rs: &Ruleset, text: &str, ipset_text: Option<&str>, opts: &Options) -
                             iif: Some(iface.clone()),
                             oif: None,
                         };
-                        let Some(ans) = an.query(&pkt, false).into_iter().next() else { continue };
+                        let Some(ans) = analysis.query(&pkt, false).into_iter().next() else { continue };
                         if ans.via.is_some() {
                             report.skipped.push(format!(
                                 "{} {port}/{} from {p} on {iface}: translated by {} (its packets leave for another machine)",
                                 f.as_str(),
                                 portolan_firewall::model::proto_name(proto),
-                                ans.via.map(|r| an.describe(r)).unwrap_or_default()
+                                ans.via.map(|r| analysis.describe(r)).unwrap_or_default()
                             ));
                             continue;
                         }
-                        let rule = ans.rule.map_or("no chain".to_string(), |r| an.describe(r));
+                        let rule = ans.rule.map_or("no chain".to_string(), |r| analysis.describe(r));
                         want.push((proto, port, ans.kind, rule));
                     }
                 }

@@ -24,11 +24,11 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             let t1 = std::time::Instant::now();
             let shown = fw::show(&rs, &a.from, a.dst, &a.iif).map_err(with_flag)?;
             let t2 = std::time::Instant::now();
-            let (an, exps) = (&shown.analysis, &shown.exposures);
+            let (analysis, exps) = (&shown.analysis, &shown.exposures);
             match a.output {
-                FwOutput::Json => records::json(&mut out, &render::show_json(an, &rs, exps, a.open))?,
+                FwOutput::Json => records::json(&mut out, &render::show_json(analysis, &rs, exps, a.open))?,
                 FwOutput::Table => {
-                    render::show_table(&mut out, an, &rs, exps, &shown.classes, a.open, ctx.color)?
+                    render::show_table(&mut out, analysis, &rs, exps, &shown.classes, a.open, ctx.color)?
                 }
             }
             out.flush()?;
@@ -62,21 +62,23 @@ pub fn run(args: FwArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             }
             let (iif, oif) = (a.iif.clone(), a.oif.clone());
             let p = Packet { src, dst, proto: a.proto, dport: a.dport, sport: a.sport, iif, oif };
-            let (an, answers) = fw::query(&rs, &p, a.forward)?;
+            let (analysis, answers) = fw::query(&rs, &p, a.forward)?;
             match a.output {
-                FwOutput::Json => records::json(&mut out, &render::query_json(&an, &answers))?,
-                FwOutput::Table => render::write_query(&mut out, &an, &answers, &p, a.forward, ctx.color)?,
+                FwOutput::Json => records::json(&mut out, &render::query_json(&analysis, &answers))?,
+                FwOutput::Table => {
+                    render::write_query(&mut out, &analysis, &answers, &p, a.forward, ctx.color)?
+                }
             }
             ExitCode::SUCCESS
         }
         FwAction::Diff(a) => {
             let old = fw::load(&a.old, &a.input.reading())?;
             let new = fw::load(&a.new, &a.input.reading())?;
-            let mut an = Analysis::new(&[&old, &new])?;
-            let changes = an.diff(10_000)?;
+            let mut analysis = Analysis::new(&[&old, &new])?;
+            let changes = analysis.diff(10_000)?;
             match a.output {
-                FwOutput::Json => records::json(&mut out, &render::diff_json(&an, &changes))?,
-                FwOutput::Table => render::write_diff(&mut out, &an, &changes, ctx.color)?,
+                FwOutput::Json => records::json(&mut out, &render::diff_json(&analysis, &changes))?,
+                FwOutput::Table => render::write_diff(&mut out, &analysis, &changes, ctx.color)?,
             }
             ExitCode::from(u8::from(!changes.is_empty()))
         }
