@@ -151,7 +151,7 @@ pub fn query_batch<'r>(rs: &'r Ruleset, file: &Path) -> Result<Batch<'r>, Firewa
     let analysis = Analysis::new(&[rs])?;
     let t0 = std::time::Instant::now();
     let verdicts = packets.iter().map(|p| analysis.verdict(0, p)).collect();
-    Ok(Batch { elapsed: t0.elapsed(), analysis: analysis, packets, verdicts })
+    Ok(Batch { elapsed: t0.elapsed(), analysis, packets, verdicts })
 }
 
 /// The answers of a batch.
