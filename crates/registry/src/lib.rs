@@ -71,10 +71,7 @@ pub fn port_name(port: u16, transport: Transport) -> Option<&'static str> {
 
 /// [`port_name`] and where the name came from.
 pub fn port_name_and_source(port: u16, transport: Transport) -> Option<(&'static str, NameSource)> {
-    match rank::discovered() {
-        Ok(r) => r.name_of(port, transport),
-        Err(_) => iana_name(port, transport).map(|n| (n, NameSource::Iana)),
-    }
+    rank::name_by_rule(rank::discovered_names(), port, transport)
 }
 
 /// IANA's primary name of a port: the first named row for exactly this port and transport.
