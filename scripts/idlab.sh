@@ -33,7 +33,7 @@ LIFETIME="${IDLAB_LIFETIME:-1800}"
 PACKAGES=(openssh-server nginx-light lighttpd vsftpd opensmtpd dovecot-imapd dovecot-pop3d dnsmasq-base
   chrony snmpd slapd mariadb-server redis-server memcached mosquitto rsync ngircd krb5-kdc
   rpcbind inetutils-inetd inetutils-telnetd fingerd finger tinyproxy samba xrdp tigervnc-standalone-server
-  openssl iproute2)
+  pptpd git tftpd-hpa openssl iproute2)
 
 log() { echo "idlab: $*" >&2; }
 
@@ -229,9 +229,25 @@ allow all
 local stratum 10
 pidfile $D/chronyd.pid
 EOF
+  # smux (RFC 1227) on 199: a peer must authenticate with its OID and password
   cat >"$D/snmpd.conf" <<EOF
 rocommunity public default
+smuxsocket $STD
+smuxpeer .1.3.6.1.4.1.674.10892.1 unused-lab-smux-password
 EOF
+  # pptpd: the control connection (1723) answers without pppd; call addresses stay in the lab's
+  # range and are never used (no call is placed)
+  cat >"$D/pptpd.conf" <<EOF
+option $D/pptpd-options
+localip 198.18.211.1
+remoteip 198.18.211.10-20
+EOF
+  : >"$D/pptpd-options"
+  # git daemon (9418) serving one bare repository
+  mkdir -p "$D/git"
+  git init -q --bare "$D/git/lab.git"
+  # tftpd-hpa (69/udp), secure mode in an empty directory
+  mkdir -p "$D/tftp"
   cat >"$D/slapd.conf" <<EOF
 include /etc/ldap/schema/core.schema
 modulepath /usr/lib/ldap
@@ -297,8 +313,10 @@ EOF
     kdb5_util create -s -r LAB.EXAMPLE -P unused-lab-master-key >"$D/log/kdb5_util.log" 2>&1
   cat >"$D/inetd.conf" <<EOF
 echo    stream tcp nowait root internal
+echo    dgram  udp wait   root internal
 discard stream tcp nowait root internal
 daytime stream tcp nowait root internal
+daytime dgram  udp wait   root internal
 chargen stream tcp nowait root internal
 time    stream tcp nowait root internal
 telnet  stream tcp nowait root /usr/sbin/telnetd telnetd
@@ -330,6 +348,9 @@ EOF
   log file = $D/log/samba.log
   map to guest = bad user
 EOF
+  # nmbd (NetBIOS name service, 137/udp) from the same configuration, NetBIOS on
+  sed -e '/disable netbios/d' -e 's|^  workgroup = LAB$|  workgroup = LAB\n  netbios name = LABSMB|' \
+    -e "s|samba.log|nmbd.log|" "$D/smb.conf" >"$D/nmb.conf"
   # xrdp: the packaged configuration, listening on the lab address, in the foreground
   sed -e "s|^port=3389\$|port=tcp://$STD:3389|" -e 's|^fork=true|fork=false|' /etc/xrdp/xrdp.ini >"$D/xrdp.ini"
   # MariaDB and PostgreSQL data directories
@@ -370,7 +391,7 @@ daemons() {
     --tls-ca-cert-file "$D/cert.pem" --tls-auth-clients no
   start redis-alt /usr/bin/redis-server --bind "$ALT" --port 8080 --protected-mode no --save '' --appendonly no \
     --dir "$D/redis-alt"
-  start memcached /usr/bin/memcached -u nobody -l "$STD" -p 11211 -U 0
+  start memcached /usr/bin/memcached -u nobody -l "$STD" -p 11211 -U 11211
   start mosquitto /usr/sbin/mosquitto -c "$D/mosquitto.conf"
   start rsyncd /usr/bin/rsync --daemon --no-detach --config="$D/rsyncd.conf" --address="$STD" --port=873
   start ngircd /usr/sbin/ngircd -n -f "$D/ngircd.conf"
@@ -379,6 +400,11 @@ daemons() {
   start inetd /usr/sbin/inetutils-inetd -d "$D/inetd.conf"
   start tinyproxy /usr/bin/tinyproxy -d -c "$D/tinyproxy.conf"
   start smbd /usr/sbin/smbd --foreground --no-process-group --debug-stdout -s "$D/smb.conf"
+  start nmbd /usr/sbin/nmbd --foreground --no-process-group --debug-stdout -s "$D/nmb.conf"
+  start pptpd /usr/sbin/pptpd -f -c "$D/pptpd.conf" -o "$D/pptpd-options" -p "$D/pptpd.pid" -l "$STD"
+  start gitd /usr/bin/git daemon --reuseaddr --listen="$STD" --port=9418 --base-path="$D/git" --export-all \
+    --informative-errors "$D/git"
+  start tftpd /usr/sbin/in.tftpd --foreground --listen --address "$STD:69" --user nobody --secure "$D/tftp"
   start xrdp /usr/sbin/xrdp --nodaemon --config "$D/xrdp.ini"
   # Xvnc turns away an address after 5 connections that end before authentication (every
   # scanner's probes do); the comparison scans it twice in a row from one address, so the
@@ -407,8 +433,12 @@ versions() {
   P_FINGERD=$(dpkg -S /usr/sbin/in.fingerd | cut -d: -f1)
   P_CHRONY=$(/usr/sbin/chronyd -v | sed -n 's/^chronyd (\(chrony\)) version.*/\1/p')
   P_XVNC=$(/usr/bin/Xvnc -version 2>&1 | sed -n 's/^Xvnc \(TigerVNC\) [0-9].*/\1/p')
+  P_PPTPD=$(/usr/sbin/pptpd --version 2>&1 | sed -n 's/^\(pptpd\) v[0-9].*/\1/p')
+  P_GIT=$(git --version | sed -n 's/^\(git\) version [0-9].*/\1/p')
+  P_SNMPD=$(/usr/sbin/snmpd -v | sed -n 's/^\(NET-SNMP\) version.*/\1/p' | tr 'A-Z' 'a-z')
+  P_TFTPD=$(dpkg -S /usr/sbin/in.tftpd | cut -d: -f1)
   local v
-  for v in P_SAMBA P_XRDP P_FINGERD P_XVNC P_CHRONY; do
+  for v in P_SAMBA P_XRDP P_FINGERD P_XVNC P_CHRONY P_PPTPD P_GIT P_SNMPD P_TFTPD; do
     [ -n "${!v}" ] || { log "cannot tell the product for $v"; exit 1; }
   done
 }
@@ -458,6 +488,15 @@ manifest() {
       "$STD" 88 udp kerberos-sec no "MIT Kerberos" - no \
       "$STD" 123 udp ntp no "$P_CHRONY" - no \
       "$STD" 161 udp snmp no net-snmp - no \
+      "$STD" 199 tcp smux no "$P_SNMPD" - no \
+      "$STD" 1723 tcp pptp no "$P_PPTPD" - no \
+      "$STD" 9418 tcp git no "$P_GIT" - no \
+      "$STD" 7 udp echo no - - no \
+      "$STD" 13 udp daytime no - - no \
+      "$STD" 69 udp tftp no "$P_TFTPD" - no \
+      "$STD" 111 udp rpcbind no - 2-4 no \
+      "$STD" 137 udp netbios-ns no "$P_SAMBA" - no \
+      "$STD" 11211 udp memcached no Memcached "$V_MEMCACHED" no \
       "$ALT" 22 tcp http no nginx "$V_NGINX" yes \
       "$ALT" 443 tcp ssh no OpenSSH "$V_SSH" yes \
       "$ALT" 8080 tcp redis no Redis "$V_REDIS" yes

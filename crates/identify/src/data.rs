@@ -14,8 +14,10 @@ use crate::error::Error;
 pub const PROBES_TOML: &str = include_str!("../data/probes.toml");
 
 /// The built-in protocol codecs a probe can name (`builtin = "..."`).
-pub const BUILTINS: &[&str] =
-    &["tls", "smb", "ldap", "snmp", "mssql", "rdp", "kerberos", "rpc", "dns", "ntp", "pgsql", "echo"];
+pub const BUILTINS: &[&str] = &[
+    "tls", "smb", "ldap", "snmp", "mssql", "rdp", "kerberos", "rpc", "dns", "ntp", "pgsql", "echo", "pptp",
+    "nbstat",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +50,8 @@ struct RawProbe {
     wait_ms: Option<u64>,
     #[serde(default)]
     in_tls: bool,
+    #[serde(default)]
+    any_port: bool,
 }
 
 fn tcp() -> String {
@@ -120,6 +124,9 @@ pub struct Probe {
     pub wait_ms: u64,
     /// Worth sending inside a TLS tunnel.
     pub in_tls: bool,
+    /// UDP: the answer may come from another port of the host (TFTP answers from a port of
+    /// its own, RFC 1350's transfer identifier).
+    pub any_port: bool,
 }
 
 /// One matcher: a pattern over a response and the service it names.
@@ -306,6 +313,9 @@ pub fn parse(file: &str, text: &str) -> Result<Data, Error> {
         {
             return Err(err(at, "builtin", format!("{b:?} is not one of {}", BUILTINS.join(", "))));
         }
+        if p.any_port && transport != Transport::Udp {
+            return Err(err(at, "any_port", "only a UDP probe can take an answer from another port".into()));
+        }
         if p.builtin.is_some() && p.send.is_some() {
             return Err(err(at, "send", "a probe has either send or builtin, not both".into()));
         }
@@ -328,6 +338,7 @@ pub fn parse(file: &str, text: &str) -> Result<Data, Error> {
             rarity: p.rarity,
             wait_ms: p.wait_ms.unwrap_or(if transport == Transport::Udp { 1000 } else { 2000 }),
             in_tls: p.in_tls,
+            any_port: p.any_port,
         });
     }
     let mut matchers = Vec::new();
@@ -451,6 +462,11 @@ mod tests {
         assert!(e.contains("builtin"), "{e}");
         let e = parse("t.toml", "[[probe]]\nname = 'a'\nsend = 'x\\q'\n").unwrap_err().to_string();
         assert!(e.contains("unknown escape"), "{e}");
+        let e =
+            parse("t.toml", "[[probe]]\nname = 'a'\nsend = 'x'\nany_port = true\n").unwrap_err().to_string();
+        assert!(e.contains("any_port: only a UDP probe"), "{e}");
+        let ok = "[[probe]]\nname = 'a'\ntransport = 'udp'\nsend = 'x'\nany_port = true\n";
+        assert!(parse("t.toml", ok).is_ok_and(|d| d.probes[0].any_port));
     }
 
     #[test]

@@ -931,7 +931,10 @@ async fn udp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
             break;
         }
         let Ok(sock) = UdpSocket::bind(bind).await else { return };
-        if sock.connect(t.addr).await.is_err() {
+        // a connected socket takes answers from the port asked and hears its ICMP port
+        // unreachable; a probe whose answer comes from another port (TFTP) sends unconnected
+        // and takes an answer from any port of the same address
+        if !p.any_port && sock.connect(t.addr).await.is_err() {
             return;
         }
         st.probes.push(p.name.clone());
@@ -940,10 +943,21 @@ async fn udp(sh: &Shared, t: &Target, exp: &Option<Expected>, st: &mut State, st
         let mut got: Option<usize> = None;
         // the request and one retransmission
         for attempt in 0..2 {
-            let _ = sock.send(&send).await;
+            let _ = if p.any_port { sock.send_to(&send, t.addr).await } else { sock.send(&send).await };
             let wait = Duration::from_millis(p.wait_ms / 2 + 200 * attempt);
             let until = (Instant::now() + wait).min(deadline);
-            match tokio::time::timeout_at(until, sock.recv(&mut buf)).await {
+            let recv = async {
+                if !p.any_port {
+                    return sock.recv(&mut buf).await;
+                }
+                loop {
+                    let (n, from) = sock.recv_from(&mut buf).await?;
+                    if from.ip() == t.addr.ip() {
+                        return Ok(n);
+                    }
+                }
+            };
+            match tokio::time::timeout_at(until, recv).await {
                 Ok(Ok(n)) => {
                     got = Some(n);
                     break;
@@ -1085,5 +1099,76 @@ mod tests {
             evaluate(&sh, get, Transport::Tcp, b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n\r\n").unwrap();
         assert_eq!((f.service.as_str(), f.product.as_deref()), ("http", Some("nginx")));
         assert_eq!(f.version.as_deref(), Some("1.22.1"));
+    }
+
+    /// The answers the lab's daemons gave (scripts/idlab.sh), byte for byte, name them.
+    #[test]
+    fn probed_services_are_named_by_their_answers() {
+        let sh = shared();
+        let ask = |probe: &str, transport: Transport, answer: &[u8]| {
+            let p = sh.data.probe(probe).unwrap();
+            assert_eq!(p.transport, transport, "{probe}");
+            evaluate(&sh, p, transport, answer)
+        };
+        // pptpd 1.4.0: host "local", vendor "linux", firmware 1
+        let mut sccrp =
+            vec![0x00, 0x9c, 0x00, 0x01, 0x1a, 0x2b, 0x3c, 0x4d, 0x00, 0x02, 0x00, 0x00, 0x01, 0x00];
+        sccrp.extend_from_slice(&[0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01]);
+        let mut field = [0u8; 64];
+        field[..5].copy_from_slice(b"local");
+        sccrp.extend_from_slice(&field);
+        field = [0u8; 64];
+        field[..5].copy_from_slice(b"linux");
+        sccrp.extend_from_slice(&field);
+        let f = ask("pptp-start", Transport::Tcp, &sccrp).unwrap();
+        assert_eq!((f.service.as_str(), f.product.as_deref()), ("pptp", Some("pptpd")));
+        assert_eq!(f.info.as_deref(), Some("vendor linux; protocol 1.0; firmware 1"));
+        assert!(!f.soft);
+        // another vendor is reported as it says, with its host name; a cut reply is nothing yet
+        sccrp[92..100].copy_from_slice(b"MikroTik");
+        sccrp[28..33].copy_from_slice(b"gw-01");
+        let f = ask("pptp-start", Transport::Tcp, &sccrp).unwrap();
+        assert_eq!((f.product.as_deref(), f.hostname.as_deref()), (Some("MikroTik"), Some("gw-01")));
+        assert!(ask("pptp-start", Transport::Tcp, &sccrp[..100]).is_none());
+        // git daemon 2.39 with and without --informative-errors
+        let f = ask("git-upload-pack", Transport::Tcp, b"001dERR no such repository: /").unwrap();
+        assert_eq!((f.service.as_str(), f.product.as_deref()), ("git", Some("git daemon")));
+        let f =
+            ask("git-upload-pack", Transport::Tcp, b"0036ERR access denied or repository not exported: /")
+                .unwrap();
+        assert_eq!(f.product.as_deref(), Some("git daemon"));
+        let adv = b"00f1a3f1e0c6b5d4a3f1e0c6b5d4a3f1e0c6b5d4a3f1 HEAD\0multi_ack thin-pack side-band agent=git/2.39.5\n";
+        let f = ask("git-upload-pack", Transport::Tcp, adv).unwrap();
+        assert_eq!(f.version.as_deref(), Some("2.39.5"));
+        // net-snmp's ClosePDU to an unknown SMUX peer
+        let f = ask("smux-open", Transport::Tcp, b"A\x01\x05").unwrap();
+        assert_eq!(f.service, "smux");
+        assert_eq!(f.info.as_deref(), Some("peer refused: authentication failure"));
+        assert!(ask("smux-open", Transport::Tcp, b"A\x02\x05").is_none());
+        // UDP: tftpd-hpa's error, memcached's framed VERSION, echo, daytime
+        let f = ask("tftp-rrq", Transport::Udp, b"\x00\x05\x00\x01File not found\x00").unwrap();
+        assert_eq!((f.service.as_str(), f.info.as_deref()), ("tftp", Some("error: File not found")));
+        let f = ask("memcached-version-udp", Transport::Udp, b"PT\x00\x00\x00\x01\x00\x00VERSION 1.6.18\r\n")
+            .unwrap();
+        assert_eq!((f.product.as_deref(), f.version.as_deref()), (Some("Memcached"), Some("1.6.18")));
+        assert!(f.noauth);
+        let echo = proto::request("echo", Transport::Udp);
+        assert_eq!(ask("echo-udp", Transport::Udp, &echo).unwrap().service, "echo");
+        assert_eq!(
+            ask("daytime-udp", Transport::Udp, b"Sat Dec  5 22:50:36 2026\r\n").unwrap().service,
+            "daytime"
+        );
+        // nmbd 4.17's node status: names, workgroup LAB, a zero unit id
+        let nbstat = b"PT\x84\x00\x00\x00\x00\x01\x00\x00\x00\x00 CKAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\x00\x00!\x00\x01\x00\x00\x00\x00\x00\xad\x07LABSMB         \x00\x04\x00LABSMB         \x03\x04\x00LABSMB          \x04\x00\x01\x02__MSBROWSE__\x02\x01\x84\x00LAB            \x00\x84\x00LAB            \x1d\x04\x00LAB            \x1e\x84\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+        let f = ask("nbstat", Transport::Udp, nbstat).unwrap();
+        assert_eq!((f.service.as_str(), f.product.as_deref()), ("netbios-ns", Some("Samba nmbd")));
+        assert_eq!((f.info.as_deref(), f.hostname.as_deref()), (Some("workgroup: LAB"), Some("LABSMB")));
+        // a unit id that is a MAC address names no product, and says the address
+        let mut other = nbstat.to_vec();
+        let at = other.len() - 46;
+        other[at..at + 6].copy_from_slice(&[0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+        let f = ask("nbstat", Transport::Udp, &other).unwrap();
+        assert_eq!(f.product, None);
+        assert_eq!(f.info.as_deref(), Some("workgroup: LAB; MAC 52:54:00:12:34:56"));
     }
 }

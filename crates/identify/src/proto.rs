@@ -2,7 +2,8 @@
 //! headers, length prefixes): each builds a request and reads an answer into a [`Found`].
 //! Written from the protocols' specifications (RFC 4511 LDAP, RFC 3416 SNMP, RFC 4120 Kerberos,
 //! RFC 5531/1833 ONC RPC and portmapper, RFC 1035 DNS, RFC 5905 NTP, MS-SMB2, MS-RDPBCGR,
-//! MS-TDS, the PostgreSQL and MySQL client/server protocols).
+//! MS-TDS, the PostgreSQL and MySQL client/server protocols, RFC 2637 PPTP, RFC 1002 NetBIOS
+//! name service).
 
 use portolan_model::Transport;
 
@@ -67,6 +68,8 @@ pub fn request(builtin: &str, transport: Transport) -> Vec<u8> {
         "ntp" => ntp_request(),
         "pgsql" => pgsql_request(),
         "echo" => ECHO_TEXT.to_vec(),
+        "pptp" => pptp_request(),
+        "nbstat" => nbstat_request(),
         _ => Vec::new(),
     }
 }
@@ -86,6 +89,8 @@ pub fn parse(builtin: &str, transport: Transport, resp: &[u8]) -> Option<Found> 
         "ntp" => ntp_parse(resp),
         "pgsql" => pgsql_parse(resp),
         "echo" => (resp.starts_with(ECHO_TEXT)).then(|| Found::new("echo")),
+        "pptp" => pptp_parse(resp),
+        "nbstat" => nbstat_parse(resp),
         _ => None,
     }
 }
@@ -644,6 +649,144 @@ fn ntp_parse(resp: &[u8]) -> Option<Found> {
     Some(f)
 }
 
+// --- PPTP Start-Control-Connection-Request / -Reply (RFC 2637 2.1, 2.2) ---
+
+const PPTP_COOKIE: u32 = 0x1a2b_3c4d;
+const PPTP_LEN: usize = 156;
+
+fn pptp_request() -> Vec<u8> {
+    let mut p = Vec::with_capacity(PPTP_LEN);
+    p.extend_from_slice(&(PPTP_LEN as u16).to_be_bytes());
+    p.extend_from_slice(&1u16.to_be_bytes()); // control message
+    p.extend_from_slice(&PPTP_COOKIE.to_be_bytes());
+    p.extend_from_slice(&1u16.to_be_bytes()); // Start-Control-Connection-Request
+    p.extend_from_slice(&[0, 0, 1, 0, 0, 0]); // reserved, protocol version 1.0, reserved
+    p.extend_from_slice(&1u32.to_be_bytes()); // framing: asynchronous
+    p.extend_from_slice(&1u32.to_be_bytes()); // bearer: analog
+    p.extend_from_slice(&[0, 0, 0, 0]); // maximum channels, firmware revision
+    let mut name = [0u8; 64];
+    name[..8].copy_from_slice(b"portolan");
+    p.extend_from_slice(&name); // host name
+    p.extend_from_slice(&name); // vendor
+    p
+}
+
+/// A NUL-padded text field, cleaned of everything but printable ASCII.
+fn padded_text(b: &[u8]) -> String {
+    let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
+    b[..end].iter().filter(|c| c.is_ascii_graphic() || **c == b' ').map(|c| char::from(*c)).collect()
+}
+
+fn pptp_parse(resp: &[u8]) -> Option<Found> {
+    if resp.len() < PPTP_LEN
+        || usize::from(be16(resp, 0)?) != PPTP_LEN
+        || be16(resp, 2)? != 1
+        || be32(resp, 4)? != PPTP_COOKIE
+        || be16(resp, 8)? != 2
+    {
+        return None;
+    }
+    let mut f = Found::new("pptp");
+    let (result, firmware) = (resp[14], be16(resp, 26)?);
+    let host = padded_text(&resp[28..92]);
+    let vendor = padded_text(&resp[92..156]);
+    // Poptop's pptpd answers with its compiled-in defaults, host "local" and vendor "linux"
+    // (its defaults.h); any other vendor is reported as the vendor says
+    if host == "local" && vendor == "linux" {
+        f.product = Some("pptpd".into());
+        f.cpe.push("cpe:/a:poptop:pptpd".into());
+    } else if !vendor.is_empty() {
+        f.product = Some(vendor.clone());
+    }
+    if !host.is_empty() && host != "local" {
+        f.hostname = Some(host);
+    }
+    let mut info = vec![format!("protocol {}.{}", resp[12], resp[13]), format!("firmware {firmware}")];
+    if !vendor.is_empty() {
+        info.insert(0, format!("vendor {vendor}"));
+    }
+    if result != 1 {
+        info.push(format!("result code {result}"));
+    }
+    f.info = Some(info.join("; "));
+    Some(f)
+}
+
+// --- NetBIOS node status (NBSTAT) of the name "*" (RFC 1002 4.2.17, 4.2.18) ---
+
+fn nbstat_request() -> Vec<u8> {
+    let mut q = vec![0x50, 0x54, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    // "*" padded with NULs, first-level encoded: each half-byte as 'A' + nibble
+    q.push(32);
+    for b in std::iter::once(b'*').chain(std::iter::repeat_n(0u8, 15)) {
+        q.push(b'A' + (b >> 4));
+        q.push(b'A' + (b & 0x0f));
+    }
+    q.extend_from_slice(&[0, 0, 0x21, 0, 1]);
+    q
+}
+
+fn nbstat_parse(resp: &[u8]) -> Option<Found> {
+    if be16(resp, 0)? != 0x5054 || resp.get(2)? & 0x80 == 0 || be16(resp, 6)? == 0 {
+        return None;
+    }
+    // the answer's name: labels or a pointer
+    let mut at = 12;
+    loop {
+        let l = *resp.get(at)?;
+        if l & 0xc0 == 0xc0 {
+            at += 2;
+            break;
+        }
+        at += 1 + usize::from(l);
+        if l == 0 {
+            break;
+        }
+    }
+    if be16(resp, at)? != 0x21 {
+        return None;
+    }
+    let rdlen = usize::from(be16(resp, at + 8)?);
+    let rd = resp.get(at + 10..at + 10 + rdlen)?;
+    let count = usize::from(*rd.first()?);
+    let names = rd.get(1..1 + count * 18)?;
+    let mut f = Found::new("netbios-ns");
+    let (mut workgroup, mut host) = (None, None);
+    for n in names.chunks_exact(18) {
+        let name = padded_text(&n[..15]).trim_end().to_string();
+        let (suffix, group) = (n[15], n[16] & 0x80 != 0);
+        if name.is_empty() || n[0] == 0x01 {
+            continue;
+        }
+        if group && suffix == 0 && workgroup.is_none() {
+            workgroup = Some(name);
+        } else if !group && (suffix == 0 || suffix == 0x20) && host.is_none() {
+            host = Some(name);
+        }
+    }
+    // the statistics start with the unit id (the MAC address); Samba's nmbd sends zeros
+    // there (observed with Samba 4.17, where Windows sends the adapter's address)
+    match rd.get(1 + count * 18..1 + count * 18 + 6) {
+        Some(mac) if mac.iter().all(|b| *b == 0) => f.product = Some("Samba nmbd".into()),
+        Some(mac) => {
+            let m: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+            f.info = Some(format!("MAC {}", m.join(":")));
+        }
+        None => {}
+    }
+    if let Some(w) = workgroup {
+        f.info = Some(match f.info.take() {
+            Some(i) => format!("workgroup: {w}; {i}"),
+            None => format!("workgroup: {w}"),
+        });
+    }
+    f.hostname = host;
+    if f.product.is_some() {
+        f.cpe.push("cpe:/a:samba:samba".into());
+    }
+    Some(f)
+}
+
 // --- PostgreSQL StartupMessage (protocol 3.0) ---
 
 fn pgsql_request() -> Vec<u8> {
@@ -841,7 +984,9 @@ mod tests {
 
     #[test]
     fn parsers_survive_truncation() {
-        for b in ["smb", "ldap", "snmp", "mssql", "rdp", "kerberos", "rpc", "dns", "ntp", "pgsql"] {
+        for b in [
+            "smb", "ldap", "snmp", "mssql", "rdp", "kerberos", "rpc", "dns", "ntp", "pgsql", "pptp", "nbstat",
+        ] {
             let req = request(b, Transport::Tcp);
             for cut in 0..req.len().min(64) {
                 let _ = parse(b, Transport::Tcp, &req[..cut]);

@@ -22,7 +22,8 @@ use crate::{Identified, TlsInfo};
 /// What a port promises.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Expected {
-    /// The registered (IANA) name of the port, or the knowledge-base id.
+    /// The port's name, as every command names it (nmap's where nmap is installed, IANA's
+    /// otherwise); the knowledge-base id when neither names the port.
     pub registered: String,
     /// The service identification would report for it, when it knows that service.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,24 +32,25 @@ pub struct Expected {
     pub tls: bool,
 }
 
-/// The expectation for a port: the first registered name (IANA order, then knowledge-base
-/// ids) that the data file knows; else the registry's primary name alone.
+/// The expectation for a port: the first of its names that the data file knows — the port's
+/// name ([`portolan_registry::port_name`]), then every IANA name in IANA's order, then the
+/// knowledge-base ids — reported under the port's name.
 pub fn expectation(data: &Data, port: u16, transport: Transport) -> Option<Expected> {
-    let mut names: Vec<String> = portolan_registry::by_port(port, Some(transport))
-        .filter(|e| e.transport() == Some(transport) && !e.name().is_empty())
-        .map(|e| e.name().to_ascii_lowercase())
-        .collect();
+    let name = portolan_registry::port_name(port, transport).map(str::to_ascii_lowercase);
+    let mut names: Vec<String> = name.iter().cloned().collect();
+    names.extend(
+        portolan_registry::by_port(port, Some(transport))
+            .filter(|e| e.transport() == Some(transport) && !e.name().is_empty())
+            .map(|e| e.name().to_ascii_lowercase()),
+    );
     names.extend(portolan_kb::for_port(port, transport).map(|e| e.id.to_ascii_lowercase()));
+    let registered = name.or_else(|| names.first().cloned())?;
     for n in &names {
         if let Some(&(i, tls)) = data.by_registered.get(n) {
-            return Some(Expected {
-                registered: n.clone(),
-                service: Some(data.services[i].name.clone()),
-                tls,
-            });
+            return Some(Expected { registered, service: Some(data.services[i].name.clone()), tls });
         }
     }
-    names.first().map(|n| Expected { registered: n.clone(), service: None, tls: false })
+    Some(Expected { registered, service: None, tls: false })
 }
 
 fn compatible(data: &Data, observed: &str, expected: &str) -> bool {
@@ -301,8 +303,13 @@ mod tests {
         let data = crate::data::builtin().unwrap();
         let e = expectation(data, 443, Transport::Tcp).unwrap();
         assert_eq!((e.registered.as_str(), e.service.as_deref(), e.tls), ("https", Some("http"), true));
+        // 8080 is nmap's http-proxy (a service of its own, compatible with http) where nmap is
+        // installed, IANA's http-alt (http) otherwise
         let e = expectation(data, 8080, Transport::Tcp).unwrap();
-        assert_eq!(e.service.as_deref(), Some("http"));
+        let name = portolan_registry::port_name(8080, Transport::Tcp);
+        assert_eq!(Some(e.registered.as_str()), name);
+        let want = if name == Some("http-proxy") { "http-proxy" } else { "http" };
+        assert_eq!(e.service.as_deref(), Some(want));
         assert!(!e.tls);
         assert_eq!(expectation(data, 22, Transport::Tcp).unwrap().service.as_deref(), Some("ssh"));
         // a registered name identification does not know promises nothing checkable

@@ -21,7 +21,7 @@ pub mod lookup;
 #[allow(dead_code, missing_docs)]
 mod spec;
 
-pub use lookup::{Lookup, RegistryRow, lookup, search};
+pub use lookup::{Lookup, PortName, RegistryRow, lookup, search};
 
 use std::fmt;
 use std::net::IpAddr;

@@ -69,6 +69,20 @@ impl From<registry::Entry> for RegistryRow {
     }
 }
 
+/// The name Portolan gives a port on one transport (the name every command prints).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct PortName {
+    /// The port.
+    pub port: u16,
+    /// The transport.
+    pub transport: Transport,
+    /// The name ([`portolan_registry::port_name`]).
+    pub name: &'static str,
+    /// Where it came from: `nmap-services` (nmap installed and its file names the port) or
+    /// `iana`.
+    pub source: &'static str,
+}
+
 /// The answer to one query.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Lookup {
@@ -77,6 +91,10 @@ pub struct Lookup {
     /// Range class of the port, for a single-port query.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub range_class: Option<RangeClass>,
+    /// For a single-port query: the port's name on each transport (TCP, UDP, or the one
+    /// given), as `scan`, `ls`, `check` and `identify` print it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<PortName>,
     /// Registry rows, in IANA's order.
     pub registry: Vec<RegistryRow>,
     /// Knowledge-base entries for the port(s) or name.
@@ -90,10 +108,20 @@ pub fn lookup(text: &str) -> Result<Lookup, registry::Error> {
     let mut rows: Vec<registry::Entry> = Vec::new();
     let mut knowledge: Vec<&'static Entry> = Vec::new();
     let mut range_class = None;
+    let mut names = Vec::new();
     match &query {
         Query::Port { lo, hi, transport } => {
             if lo == hi {
                 range_class = Some(RangeClass::of(*lo));
+                let transports = match transport {
+                    Some(t) => vec![*t],
+                    None => vec![Transport::Tcp, Transport::Udp],
+                };
+                for t in transports {
+                    if let Some((name, source)) = registry::port_name_and_source(*lo, t) {
+                        names.push(PortName { port: *lo, transport: t, name, source: source.as_str() });
+                    }
+                }
             }
             for p in *lo..=*hi {
                 for e in registry::by_port(p, *transport) {
@@ -129,6 +157,7 @@ pub fn lookup(text: &str) -> Result<Lookup, registry::Error> {
     Ok(Lookup {
         query: text.to_string(),
         range_class,
+        names,
         registry: rows.into_iter().map(RegistryRow::from).collect(),
         knowledge,
     })
@@ -149,6 +178,7 @@ pub fn search(text: &str) -> Lookup {
     Lookup {
         query: text.to_string(),
         range_class: None,
+        names: Vec::new(),
         registry: rows.into_iter().map(RegistryRow::from).collect(),
         knowledge,
     }

@@ -153,7 +153,7 @@ impl<'a> Judge<'a> {
         let probable_client = s.transport == Transport::Udp
             && listener
             && (self.local_range.0..=self.local_range.1).contains(&s.sport);
-        let service = portolan_registry::service_name(s.sport, s.transport).map(Cow::Borrowed);
+        let service = portolan_registry::port_name(s.sport, s.transport).map(Cow::Borrowed);
         let kb = if listener && !probable_client {
             portolan_kb::for_port(s.sport, s.transport).next()
         } else {

@@ -101,7 +101,7 @@ pub struct LocalSocket {
     /// A UDP socket on an ephemeral port: most likely a client, not a service.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub probable_client: bool,
-    /// Service name the registry gives the port.
+    /// The port's name (`portolan_registry::port_name`: nmap's where installed, else IANA's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Cow<'static, str>>,
     /// Knowledge-base entry for the port.

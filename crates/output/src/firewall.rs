@@ -146,7 +146,7 @@ pub fn service(proto: (u8, u8), ports: Option<(u16, u16)>) -> String {
         return String::new();
     }
     let kb = portolan_kb::for_port(lo, tr).next();
-    match (portolan_registry::service_name(lo, tr), kb) {
+    match (portolan_registry::port_name(lo, tr), kb) {
         (Some(n), Some(k)) if k.id != n => format!("{n} / {}", k.id),
         (Some(n), _) => n.to_string(),
         (None, Some(k)) => k.id.to_string(),

@@ -50,6 +50,14 @@ pub fn write_human(out: &mut dyn Write, l: &Lookup, color: bool) -> io::Result<(
             writeln!(out, "Port class: {}", c.describe())?;
         }
     }
+    if !l.names.is_empty() {
+        let names: Vec<String> = l
+            .names
+            .iter()
+            .map(|n| format!("{} ({}/{}, {})", n.name, n.port, n.transport, n.source))
+            .collect();
+        writeln!(out, "Portolan names it: {}", names.join(", "))?;
+    }
     for e in &l.knowledge {
         writeln!(out)?;
         write_entry(out, e, color)?;
@@ -176,7 +184,7 @@ impl TopPorts {
                 rank: i + 1,
                 port,
                 transport,
-                service: portolan_registry::service_name(port, transport),
+                service: portolan_registry::port_name(port, transport),
             })
             .collect();
         TopPorts { source, transport, ports }

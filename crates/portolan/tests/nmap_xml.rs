@@ -54,7 +54,7 @@ fn model() -> ScanRun {
                 cpe: vec!["cpe:/a:openbsd:openssh:9.2p1".into()],
                 ..Service::default()
             }),
-            n => portolan_registry::service_name(n, Transport::Tcp).map(Service::from_table),
+            n => portolan_registry::port_name(n, Transport::Tcp).map(Service::from_table),
         };
         h.ports.push(port(n, Transport::Tcp, state, reason, service));
     }

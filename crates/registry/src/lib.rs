@@ -11,7 +11,8 @@
 //!
 //! let rdp: Vec<_> = reg::by_port(3389, Some(Transport::Tcp)).collect();
 //! assert!(rdp.iter().any(|e| e.name() == "ms-wbt-server"));
-//! assert_eq!(reg::service_name(22, Transport::Tcp), Some("ssh"));
+//! assert_eq!(reg::iana_name(22, Transport::Tcp), Some("ssh"));
+//! assert_eq!(reg::iana_name(8000, Transport::Tcp), Some("irdmi"));
 //! assert!(matches!("53/udp".parse::<Query>(), Ok(Query::Port { lo: 53, hi: 53, transport: Some(Transport::Udp) })));
 //! ```
 
@@ -25,7 +26,7 @@ mod tables;
 pub use entry::Entry;
 pub use error::{Error, Result};
 pub use query::Query;
-pub use rank::{Ranking, RankingSource};
+pub use rank::{NameSource, Ranking, RankingSource};
 
 use portolan_model::Transport;
 
@@ -56,9 +57,27 @@ pub fn by_name(name: &str) -> impl Iterator<Item = Entry> {
     tables::name_rows(name).map(Entry::new)
 }
 
-/// The registered service name of a port, the way nmap's table lookup names it: the first
-/// named row for exactly this port and transport. `None` when IANA names no service.
-pub fn service_name(port: u16, transport: Transport) -> Option<&'static str> {
+/// The name of a port, the one every command prints (`scan`, `ls`, `check`, `identify`, `port`,
+/// `fw`): nmap's name from its `nmap-services` where nmap is installed and its file names the
+/// port (its placeholder `unknown` is no name), IANA's primary name otherwise — the name an nmap
+/// user already knows for the port (8000/tcp `http-alt`, not IANA's `irdmi`), and the
+/// registry's where nmap is absent or silent. `None` when neither names the port.
+///
+/// nmap's file is found as [`Ranking::discover`] finds it (`$NMAPDIR`, then the usual paths)
+/// and read once per process; a file that cannot be read leaves IANA's names.
+pub fn port_name(port: u16, transport: Transport) -> Option<&'static str> {
+    port_name_and_source(port, transport).map(|(n, _)| n)
+}
+
+/// [`port_name`] and where the name came from.
+pub fn port_name_and_source(port: u16, transport: Transport) -> Option<(&'static str, NameSource)> {
+    rank::name_by_rule(rank::discovered_names(), port, transport)
+}
+
+/// IANA's primary name of a port: the first named row for exactly this port and transport.
+/// `None` when IANA names no service. Commands name ports with [`port_name`], which prefers
+/// nmap's name; this is the registry's half of that rule.
+pub fn iana_name(port: u16, transport: Transport) -> Option<&'static str> {
     match transport {
         Transport::Tcp => return tables::primary_name(port, false),
         Transport::Udp => return tables::primary_name(port, true),

@@ -63,44 +63,176 @@ impl Order {
     }
 }
 
-/// nmap's service names: the file's text, and for each transport (TCP, UDP, SCTP) and port
-/// where in the text its name is (`start << 32 | end`, 0 when the file names none). A scan of
-/// every port names each one, so a name is an index, not a hashed lookup.
-struct Names {
+/// nmap's service names, copied out of its file: the names concatenated, and for each named
+/// (transport, port) slot where its name is, sorted by slot. Only real names are kept: nmap's
+/// `unknown` (its placeholder for thousands of ports) is no name, so the registry's applies.
+pub(crate) struct Names {
     text: Box<str>,
-    at: Box<[u64]>,
+    at: Box<[(u32, u32, u32)]>,
 }
 
 impl std::fmt::Debug for Names {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let named = self.at.iter().filter(|&&a| a != 0).count();
-        f.debug_struct("Names").field("text_bytes", &self.text.len()).field("named", &named).finish()
+        f.debug_struct("Names").field("text_bytes", &self.text.len()).field("named", &self.at.len()).finish()
     }
 }
 
 impl Names {
-    fn slot(port: u16, t: Transport) -> Option<usize> {
+    fn slot(port: u16, t: Transport) -> Option<u32> {
         let base = match t {
             Transport::Tcp => 0,
             Transport::Udp => 1,
             Transport::Sctp => 2,
             _ => return None,
         };
-        Some(base << 16 | usize::from(port))
+        Some(base << 16 | u32::from(port))
     }
 
     fn get(&self, port: u16, t: Transport) -> Option<&str> {
-        let at = *self.at.get(Names::slot(port, t)?)?;
-        if at == 0 {
-            return None;
-        }
-        self.text.get((at >> 32) as usize..(at & 0xffff_ffff) as usize)
+        let slot = Names::slot(port, t)?;
+        let i = self.at.binary_search_by_key(&slot, |&(s, _, _)| s).ok()?;
+        let (_, start, end) = *self.at.get(i)?;
+        self.text.get(start as usize..end as usize)
     }
+
+    /// Adds a line's name (nmap's `unknown` is none); call [`Names::done`] after the last.
+    fn add(names: &mut String, at: &mut Vec<(u32, u32, u32)>, name: &str, port: u16, t: Transport) {
+        if let Some(slot) = Names::slot(port, t)
+            && !name.is_empty()
+            && name != "unknown"
+        {
+            let start = names.len() as u32;
+            names.push_str(name);
+            at.push((slot, start, names.len() as u32));
+        }
+    }
+
+    /// The table from what [`Names::add`] collected: the first name of a port wins (names
+    /// are appended in the file's order, so within a slot the first has the lowest start).
+    fn done(names: String, mut at: Vec<(u32, u32, u32)>) -> Names {
+        at.sort_unstable_by_key(|&(slot, start, _)| (slot, start));
+        at.dedup_by_key(|&mut (slot, _, _)| slot);
+        Names { text: names.into_boxed_str(), at: at.into_boxed_slice() }
+    }
+
+    /// Only the names of an nmap-services file, for commands that name a few ports (`ls`,
+    /// `check`, `port`): streamed line by line, frequencies and the thousands of `unknown`
+    /// lines skipped, lines it cannot read ignored (the ranking's reader reports them).
+    fn read(path: &Path) -> std::io::Result<Names> {
+        let bytes = std::fs::read(path)?;
+        let (mut names, mut at) = (String::new(), Vec::with_capacity(16384));
+        let mut from = 0;
+        let ends = memchr::memchr_iter(b'\n', &bytes).chain(std::iter::once(bytes.len()));
+        for end in ends {
+            let line = &bytes[from..end];
+            from = end + 1;
+            let unknown = line.starts_with(b"unknown") && line.get(7).is_some_and(u8::is_ascii_whitespace);
+            if line.is_empty() || unknown || line.starts_with(b"#") {
+                continue;
+            }
+            // nmap's own lines (`name<TAB>port/proto<TAB>...`) in place; any other form word by
+            // word
+            if let Some((name, port, t)) = tab_line(line) {
+                Names::add(&mut names, &mut at, name, port, t);
+                continue;
+            }
+            let text = String::from_utf8_lossy(line);
+            let text = text.split_once('#').map_or(text.as_ref(), |(l, _)| l);
+            let mut words = text.split_ascii_whitespace();
+            let (Some(name), Some(portproto)) = (words.next(), words.next()) else { continue };
+            let Some((port, proto)) = portproto.split_once('/') else { continue };
+            let (Ok(port), Ok(t)) = (port.parse::<u16>(), proto.parse::<Transport>()) else { continue };
+            Names::add(&mut names, &mut at, name, port, t);
+        }
+        Ok(Names::done(names, at))
+    }
+}
+
+/// `name<TAB>port/proto` then a tab, a blank or the end: the name, port and transport; `None`
+/// for any other line.
+fn tab_line(line: &[u8]) -> Option<(&str, u16, Transport)> {
+    let tab = memchr::memchr(b'\t', line)?;
+    let name = std::str::from_utf8(&line[..tab]).ok()?;
+    if name.is_empty() || name.bytes().any(|c| c == b'#' || c.is_ascii_whitespace()) {
+        return None;
+    }
+    let (port, n, k) = digits(line, tab + 1, 5, 0);
+    if n == 0 || line.get(k) != Some(&b'/') {
+        return None;
+    }
+    let rest = &line[k + 1..];
+    let end = rest.iter().position(|c| c.is_ascii_whitespace()).unwrap_or(rest.len());
+    let t = match &rest[..end] {
+        b"tcp" => Transport::Tcp,
+        b"udp" => Transport::Udp,
+        b"sctp" => Transport::Sctp,
+        _ => return None,
+    };
+    Some((name, u16::try_from(port).ok()?, t))
+}
+
+/// The one naming rule ([`crate::port_name`]): nmap's name where `nmap` (its services file)
+/// names the port, IANA's primary name otherwise, and where the name came from.
+pub(crate) fn name_by_rule(nmap: Option<&Names>, port: u16, t: Transport) -> Option<(&str, NameSource)> {
+    if let Some(n) = nmap.and_then(|n| n.get(port, t)) {
+        return Some((n, NameSource::Nmap));
+    }
+    crate::iana_name(port, t).map(|n| (n, NameSource::Iana))
 }
 
 /// Portolan's own order of one transport.
 fn builtin_order(bytes: &'static [u8]) -> impl Iterator<Item = u16> {
     (0..bytes.len() / 2).map(|i| u16_at(bytes, i))
+}
+
+/// Where a port's name came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameSource {
+    /// nmap's `nmap-services`, read at run time.
+    Nmap,
+    /// The IANA registry embedded in Portolan.
+    Iana,
+}
+
+impl NameSource {
+    /// `nmap-services` or `iana`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameSource::Nmap => "nmap-services",
+            NameSource::Iana => "iana",
+        }
+    }
+}
+
+/// nmap's services file where nmap is installed: `$NMAPDIR`, then the usual paths.
+fn nmap_services_path() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = std::env::var_os("NMAPDIR") {
+        candidates.push(PathBuf::from(dir).join("nmap-services"));
+    }
+    candidates.extend(NMAP_SERVICES_PATHS.iter().map(PathBuf::from));
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+static DISCOVERED: std::sync::OnceLock<Result<Ranking, Error>> = std::sync::OnceLock::new();
+
+/// The ranking this process discovered, read on first use.
+pub(crate) fn discovered() -> &'static Result<Ranking, Error> {
+    DISCOVERED.get_or_init(|| match nmap_services_path() {
+        Some(path) => Ranking::from_nmap_services(&path),
+        None => Ok(Ranking::builtin()),
+    })
+}
+
+/// nmap's port names for [`crate::port_name`]: the discovered ranking's when a scan has read
+/// the file already, else only the names, read once (a fraction of the whole file's cost, for
+/// commands that name a few ports). `None` without nmap or when its file cannot be read.
+pub(crate) fn discovered_names() -> Option<&'static Names> {
+    if let Some(Ok(r)) = DISCOVERED.get() {
+        return r.names.as_deref();
+    }
+    static NAMES: std::sync::OnceLock<Option<Names>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| Names::read(&nmap_services_path()?).ok()).as_ref()
 }
 
 /// Places where nmap installs its data files, searched in order after `$NMAPDIR`.
@@ -212,19 +344,10 @@ impl Ranking {
     }
 
     /// nmap's ranking when its services file is installed (`$NMAPDIR`, then the usual paths),
-    /// otherwise Portolan's own. A file that exists but cannot be read is an error.
+    /// otherwise Portolan's own. A file that exists but cannot be read is an error. The file is
+    /// read once per process: every later call (and [`crate::port_name`]) shares that reading.
     pub fn discover() -> Result<Ranking, Error> {
-        let mut candidates: Vec<PathBuf> = Vec::new();
-        if let Some(dir) = std::env::var_os("NMAPDIR") {
-            candidates.push(PathBuf::from(dir).join("nmap-services"));
-        }
-        candidates.extend(NMAP_SERVICES_PATHS.iter().map(PathBuf::from));
-        for path in candidates {
-            if path.is_file() {
-                return Ranking::from_nmap_services(&path);
-            }
-        }
-        Ok(Ranking::builtin())
+        discovered().clone()
     }
 
     /// Reads nmap's `nmap-services` (`name port/proto frequency [# comment]`). Ports it lists
@@ -247,11 +370,9 @@ impl Ranking {
         }
         let mut tcp: Vec<(f64, u16)> = Vec::with_capacity(8192);
         let mut udp: Vec<(f64, u16)> = Vec::with_capacity(8192);
-        let mut at = vec![0u64; 3 << 16];
-        let mut line_start = 0usize;
+        let mut names = String::new();
+        let mut at: Vec<(u32, u32, u32)> = Vec::with_capacity(16384);
         for (i, raw) in text.split('\n').enumerate() {
-            let offset = line_start;
-            line_start += raw.len() + 1;
             let line = match fast_line(raw.as_bytes()) {
                 Some(l) => l,
                 None => match slow_line(raw, i, path)? {
@@ -272,31 +393,28 @@ impl Ranking {
                 Proto::Sctp => Transport::Sctp,
                 Proto::Other => continue,
             };
-            if let Some(slot) = Names::slot(port, t).and_then(|s| at.get_mut(s))
-                && *slot == 0
-            {
-                *slot = ((offset + line.name.0) as u64) << 32 | (offset + line.name.1) as u64;
-            }
+            let name = raw.get(line.name.0..line.name.1).unwrap_or("");
+            Names::add(&mut names, &mut at, name, port, t);
         }
         Ok(Ranking {
             tcp: Order::new(tcp, RANK_TCP),
             udp: Order::new(udp, RANK_UDP),
             source: RankingSource::Nmap(path.to_path_buf()),
-            names: Some(std::sync::Arc::new(Names {
-                text: text.into_boxed_str(),
-                at: at.into_boxed_slice(),
-            })),
+            names: Some(std::sync::Arc::new(Names::done(names, at))),
         })
     }
 
-    /// The service name of a port for scan output (nmap's "table" lookup): nmap's name when the
-    /// ranking came from nmap's file (so that nmap's tools see the same names), the IANA
-    /// registry's otherwise. `None` when neither names the port (nmap prints `unknown`).
+    /// The name of a port by [`crate::port_name`]'s rule, with this ranking's nmap file as the
+    /// nmap side (none for the built-in ranking): nmap's name where its file has one, the IANA
+    /// registry's otherwise, and where the name came from. `None` when neither names the port
+    /// (scan output then says `unknown`, as nmap does).
+    pub fn name_of(&self, port: u16, transport: Transport) -> Option<(&str, NameSource)> {
+        name_by_rule(self.names.as_deref(), port, transport)
+    }
+
+    /// [`Ranking::name_of`] without the source: the name scan output writes for a port.
     pub fn service_name(&self, port: u16, transport: Transport) -> Option<&str> {
-        match &self.names {
-            Some(n) => n.get(port, transport),
-            None => crate::service_name(port, transport),
-        }
+        self.name_of(port, transport).map(|(n, _)| n)
     }
 
     /// Where this ranking came from.
@@ -345,8 +463,11 @@ mod tests {
         assert_eq!(r.top(Transport::Udp, 1), &[161]);
         assert_eq!(r.top(Transport::Tcp, 99999).len(), 65536);
         assert_eq!(r.service_name(22, Transport::Tcp), Some("ssh"));
-        assert_eq!(r.service_name(23, Transport::Tcp), None);
+        // where nmap's file is silent, the registry names the port
+        assert_eq!(r.name_of(23, Transport::Tcp), Some(("telnet", NameSource::Iana)));
+        assert_eq!(r.name_of(22, Transport::Tcp), Some(("ssh", NameSource::Nmap)));
         assert_eq!(Ranking::builtin().service_name(23, Transport::Tcp), Some("telnet"));
+        assert_eq!(r.service_name(60000, Transport::Tcp), None);
         let err =
             Ranking::from_nmap_services_text("ssh 22/tcp nope\n".to_string(), Path::new("f")).unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
@@ -370,10 +491,65 @@ mod tests {
         assert_eq!(r.service_name(7, Transport::Tcp), Some("echo"));
         assert_eq!(r.service_name(7, Transport::Udp), Some("echo"));
         assert_eq!(r.service_name(9, Transport::Sctp), Some("x-sctp"));
-        assert_eq!(r.service_name(9, Transport::Tcp), None);
+        assert_eq!(r.name_of(9, Transport::Tcp), Some(("discard", NameSource::Iana)));
         assert_eq!(r.service_name(65535, Transport::Udp), Some("last"));
         // the order uses every line's frequency, the names the first line of each port
+        assert_eq!(r.service_name(60001, Transport::Udp), None);
         assert_eq!(r.top(Transport::Tcp, 1), &[7]);
         assert_eq!(&r.top(Transport::Udp, 2), &[7, 65535]);
+    }
+
+    #[test]
+    fn nmap_names_win_over_iana_but_unknown_is_no_name() {
+        let text = "http-alt\t8000/tcp\t0.009710\t# irdmi\nirdmi\t8000/udp\t0.001652\n\
+                    unknown\t300/tcp\t0.000100\nunknown\t4/tcp\t0.000477\nunknown 5/udp\nlate\t5/udp\t0.1\n";
+        let r = Ranking::from_nmap_services_text(text.to_string(), Path::new("t")).unwrap();
+        assert_eq!(r.name_of(8000, Transport::Tcp), Some(("http-alt", NameSource::Nmap)));
+        assert_eq!(crate::iana_name(8000, Transport::Tcp), Some("irdmi"));
+        assert_eq!(r.name_of(8000, Transport::Udp), Some(("irdmi", NameSource::Nmap)));
+        // nmap's placeholder: IANA names 300/tcp, nobody names 4/tcp
+        assert_eq!(r.name_of(300, Transport::Tcp), Some(("tacacss", NameSource::Iana)));
+        assert_eq!(r.name_of(4, Transport::Tcp), None);
+        assert_eq!(r.name_of(5, Transport::Udp), Some(("late", NameSource::Nmap)));
+    }
+
+    /// The names-only reader (`ls`, `check`, `port`) and the ranking's reader (`scan`) name
+    /// every port alike: on a file with every kind of line, and on nmap's own where installed.
+    #[test]
+    fn both_readers_of_nmap_services_name_ports_alike() {
+        let text = "# c\nhttp-alt\t8000/tcp\t0.009710\t# irdmi\r\nunknown\t4/tcp\t0.1\n\
+                    spaced   22/tcp   0.5  # comment\nfirst\t7/udp\t0.1\nsecond\t7/udp\t0.2\n\
+                    x-sctp\t9/sctp\t0.1\nddp 7/ddp 0.1\n\nunknown 5/udp\nlate\t5/udp\t0.1\n\
+                    unknown-ish\t6/udp\t0.1\nhash\t10/tcp#c\nbare\t11/tcp";
+        let dir = std::env::temp_dir().join(format!("portolan-names-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("nmap-services");
+        std::fs::write(&file, text).unwrap();
+        let mut files = vec![file.clone()];
+        files.extend(NMAP_SERVICES_PATHS.iter().map(PathBuf::from).filter(|p| p.is_file()).take(1));
+        for f in &files {
+            let full = Ranking::from_nmap_services(f).unwrap();
+            let names = Names::read(f).unwrap();
+            for t in [Transport::Tcp, Transport::Udp, Transport::Sctp] {
+                for port in 0..=65535u16 {
+                    assert_eq!(
+                        full.name_of(port, t),
+                        name_by_rule(Some(&names), port, t),
+                        "{}: {port}/{t}",
+                        f.display()
+                    );
+                }
+            }
+        }
+        let names = Names::read(&file).unwrap();
+        assert_eq!(names.get(8000, Transport::Tcp), Some("http-alt"));
+        assert_eq!(names.get(22, Transport::Tcp), Some("spaced"));
+        assert_eq!(names.get(7, Transport::Udp), Some("first"));
+        assert_eq!(names.get(5, Transport::Udp), Some("late"));
+        assert_eq!(names.get(4, Transport::Tcp), None);
+        assert_eq!(names.get(6, Transport::Udp), Some("unknown-ish"));
+        assert_eq!(names.get(10, Transport::Tcp), Some("hash"));
+        assert_eq!(names.get(11, Transport::Tcp), Some("bare"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -95,14 +95,14 @@ fn known_rows_hand_checked() {
     assert_eq!(ssh[0].reference(), "[RFC4251]");
     assert_eq!(ssh[0].range_class(), Some(RangeClass::WellKnown));
 
-    assert_eq!(reg::service_name(3389, Transport::Tcp), Some("ms-wbt-server"));
-    assert_eq!(reg::service_name(53, Transport::Udp), Some("domain"));
-    assert_eq!(reg::service_name(443, Transport::Tcp), Some("https"));
+    assert_eq!(reg::iana_name(3389, Transport::Tcp), Some("ms-wbt-server"));
+    assert_eq!(reg::iana_name(53, Transport::Udp), Some("domain"));
+    assert_eq!(reg::iana_name(443, Transport::Tcp), Some("https"));
 
     let x11: Vec<Entry> = reg::by_name("X11").filter(|e| e.ports().is_some()).collect();
     assert_eq!(x11.len(), 2, "x11 on tcp and udp");
     assert!(x11.iter().all(|e| e.ports() == Some((6000, 6063))));
-    assert_eq!(reg::service_name(6010, Transport::Tcp), Some("x11"));
+    assert_eq!(reg::iana_name(6010, Transport::Tcp), Some("x11"));
 
     // all four transports exist
     for t in Transport::ALL {
@@ -142,7 +142,7 @@ fn the_compact_name_table_agrees_with_the_rows() {
             let from_rows = reg::by_port(port, Some(t))
                 .find(|e| e.transport() == Some(t) && !e.name().is_empty())
                 .map(|e| e.name());
-            assert_eq!(reg::service_name(port, t), from_rows, "{port}/{t}");
+            assert_eq!(reg::iana_name(port, t), from_rows, "{port}/{t}");
         }
     }
 }

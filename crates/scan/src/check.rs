@@ -80,7 +80,7 @@ async fn check_one(
     timeout: Duration,
     banner_wait: Duration,
 ) -> CheckAnswer {
-    let service = portolan_registry::service_name(addr.port(), Transport::Tcp);
+    let service = portolan_registry::port_name(addr.port(), Transport::Tcp);
     // one retransmission, as a scan would
     let mut tries = 0;
     loop {

@@ -305,7 +305,7 @@ pub struct CheckAnswer {
     /// Connect latency in milliseconds, when the connection was made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
-    /// The port's registered service name.
+    /// The port's name (`portolan_registry::port_name`: nmap's where installed, else IANA's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<&'static str>,
     /// What the service sent first, escaped for display (control bytes as `\xNN`).
