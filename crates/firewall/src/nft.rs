@@ -38,7 +38,7 @@ enum Field {
 /// The table a rule is in: its file, its sets and maps, its family and name.
 struct TableScope<'a> {
     file: Arc<str>,
-    sets: &'a HashMap<(String, String, String), &'a Json>,
+    sets: &'a HashMap<(String, String, String), &'a Json<'a>>,
     table: (String, String),
 }
 
@@ -61,7 +61,7 @@ impl TableScope<'_> {
 fn show(j: &Json) -> String {
     let s = match &j.v {
         Value::String(s) => format!("{s:?}"),
-        Value::Number(n) => n.clone(),
+        Value::Number(n) => n.to_string(),
         Value::Object(m) => {
             format!("{{{}}}", m.iter().map(|(k, _)| format!("{k:?}")).collect::<Vec<_>>().join(","))
         }
@@ -82,7 +82,7 @@ fn field_of(scope: &TableScope, j: &Json, path: &str) -> Result<Field> {
             ErrorKind::Expected { expected: Expected::MatchExpression, found: show(j) },
         ));
     };
-    match k.as_str() {
+    match k.as_ref() {
         "payload" => {
             let proto = v.get("protocol").and_then(Json::as_str);
             let fieldn = v.get("field").and_then(Json::as_str);
@@ -206,7 +206,7 @@ fn values(
         }
         Value::Object(m) if m.len() == 1 => {
             let (k, v) = (&m[0].0, &m[0].1);
-            match k.as_str() {
+            match k.as_ref() {
                 "set" => return values(scope, f, v, &format!("{path}.set"), fam, depth + 1),
                 "elem" => {
                     let val = v.get("val").ok_or_else(|| err(scope, v, path, Missing::ElementValue))?;
@@ -268,8 +268,8 @@ fn check_fam(scope: &TableScope, j: &Json, path: &str, ip: IpAddr, fam: Family) 
 
 fn scalar(scope: &TableScope, f: Field, j: &Json, path: &str, fam: Family) -> Result<IntervalSet> {
     let text = match &j.v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.clone(),
+        Value::String(s) => s.to_string(),
+        Value::Number(n) => n.to_string(),
         _ => {
             return Err(err(
                 scope,
@@ -546,7 +546,7 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
                     return Err(err(scope, right, vpath, ErrorKind::ConcatenationParts));
                 }
                 let mut c = Cube::default();
-                for (f, v) in fields.iter().zip(vals) {
+                for (f, v) in fields.iter().zip(vals.iter()) {
                     if matches!(f, Field::Iif | Field::Oif) {
                         let im = IfaceMatch { negated: false, any_of: names(scope, v, vpath, 0)? };
                         if *f == Field::Iif { c.iif.push(im) } else { c.oif.push(im) }
@@ -599,7 +599,7 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
         }
         Field::CtStatus => {
             let words: Vec<String> = match &right.v {
-                Value::String(s) => vec![s.clone()],
+                Value::String(s) => vec![s.to_string()],
                 Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
                 _ => Vec::new(),
             };
@@ -679,10 +679,10 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
 
 /// The elements of a set used with a concatenation: each a list of part values.
 fn concat_elements<'a>(
-    scope: &'a TableScope,
-    right: &'a Json,
+    scope: &TableScope<'a>,
+    right: &'a Json<'a>,
     path: &str,
-) -> Result<Vec<(Vec<Json>, String)>> {
+) -> Result<Vec<(&'a [Json<'a>], String)>> {
     let mut out = Vec::new();
     let list: Vec<&Json> = if let Some(s) = right.as_str().and_then(|s| s.strip_prefix('@')) {
         let key = (scope.table.0.clone(), scope.table.1.clone(), s.to_string());
@@ -701,7 +701,7 @@ fn concat_elements<'a>(
             .get("concat")
             .and_then(Json::as_array)
             .ok_or_else(|| err(scope, e, path, ErrorKind::NotConcatenated))?;
-        out.push((parts.to_vec(), format!("{path}[{i}]")));
+        out.push((parts, format!("{path}[{i}]")));
     }
     Ok(out)
 }
@@ -736,7 +736,7 @@ fn verdict(
             )
         })
     };
-    Ok(Some(match k.as_str() {
+    Ok(Some(match k.as_ref() {
         "accept" => Action::Accept,
         "drop" => Action::Drop,
         "reject" => Action::Reject,
@@ -848,9 +848,9 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
             v.get(key)
                 .and_then(Json::as_str)
                 .map(str::to_string)
-                .ok_or_else(|| err_at(&file, v, &p, Missing::String { object: k.clone(), key }))
+                .ok_or_else(|| err_at(&file, v, &p, Missing::String { object: k.to_string(), key }))
         };
-        match k.as_str() {
+        match k.as_ref() {
             "metainfo" => {}
             "table" => {
                 let fam = s("family")?;
@@ -1030,7 +1030,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 ));
             };
             let (k, sv) = (&obj[0].0, &obj[0].1);
-            match k.as_str() {
+            match k.as_ref() {
                 "match" => apply_match(&scope, &mut b, sv, &format!("{ep}.match"))?,
                 "vmap" => {
                     let key = sv.get("key").ok_or_else(|| err(&scope, sv, &ep, Missing::VmapKey))?;
@@ -1096,7 +1096,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                         push(&b, a, rule_loc.clone(), text.clone(), &mut tables[ti].chains);
                         done = true;
                     }
-                    None if NEUTRAL.contains(&k.as_str()) => {}
+                    None if NEUTRAL.contains(&k.as_ref()) => {}
                     None => {
                         return Err(err(&scope, e, &ep, Unsupported::Statement { name: k.to_string() }));
                     }
@@ -1121,12 +1121,12 @@ fn err_at(file: &Arc<str>, j: &Json, path: &str, kind: impl Into<ErrorKind>) -> 
 fn render_rule(exprs: &[Json]) -> String {
     fn val(j: &Json) -> String {
         match &j.v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.clone(),
+            Value::String(s) => s.to_string(),
+            Value::Number(n) => n.to_string(),
             Value::Array(a) => format!("{{ {} }}", a.iter().map(val).collect::<Vec<_>>().join(", ")),
             Value::Object(m) if m.len() == 1 => {
                 let (k, v) = (&m[0].0, &m[0].1);
-                match k.as_str() {
+                match k.as_ref() {
                     "payload" => format!(
                         "{} {}",
                         v.get("protocol").and_then(Json::as_str).unwrap_or("?"),
@@ -1149,7 +1149,7 @@ fn render_rule(exprs: &[Json]) -> String {
                     "jump" | "goto" => {
                         format!("{k} {}", v.get("target").and_then(Json::as_str).unwrap_or("?"))
                     }
-                    _ => k.clone(),
+                    _ => k.to_string(),
                 }
             }
             _ => "?".into(),
@@ -1159,7 +1159,7 @@ fn render_rule(exprs: &[Json]) -> String {
     for e in exprs {
         let Some(m) = e.as_object().filter(|m| m.len() == 1) else { continue };
         let (k, v) = (&m[0].0, &m[0].1);
-        match k.as_str() {
+        match k.as_ref() {
             "match" => {
                 let op = v.get("op").and_then(Json::as_str).unwrap_or("==");
                 let l = v.get("left").map(val).unwrap_or_default();
