@@ -3,6 +3,7 @@
 //! ranges, intervals, concatenations), verdict maps, jumps and gotos, NAT statements.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -38,15 +39,44 @@ enum Field {
 /// The table a rule is in: its file, its sets and maps, its family and name.
 struct TableScope<'a> {
     file: Arc<str>,
-    sets: &'a HashMap<(String, String, String), &'a Json>,
+    sets: &'a HashMap<(String, String, String), &'a Json<'a>>,
     table: (String, String),
 }
 
-fn loc(file: &Arc<str>, j: &Json, path: &str) -> Location {
-    j.pos.in_file(file, Some(path))
+/// Where a value is in the document, as a location or an error names it
+/// (`$.nftables[4].rule.expr[2]`): the steps to it, written out only when a location or an
+/// error is made (writing it for every expression was a sixth of reading a large file).
+#[derive(Debug, Clone, Copy)]
+enum Path<'p> {
+    /// Written as it is (`$`, `$.nftables`).
+    Text(&'p str),
+    /// `$.nftables[I]`.
+    Item(usize),
+    /// `set NAME elem[I]`: an element of a named set.
+    SetElem(&'p str, usize),
+    /// `PARENT.KEY`.
+    Key(&'p Path<'p>, &'p str),
+    /// `PARENT[I]`.
+    Index(&'p Path<'p>, usize),
 }
 
-fn err(scope: &TableScope, j: &Json, path: &str, kind: impl Into<ErrorKind>) -> Error {
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Text(t) => f.write_str(t),
+            Path::Item(i) => write!(f, "$.nftables[{i}]"),
+            Path::SetElem(name, i) => write!(f, "set {name} elem[{i}]"),
+            Path::Key(p, k) => write!(f, "{p}.{k}"),
+            Path::Index(p, i) => write!(f, "{p}[{i}]"),
+        }
+    }
+}
+
+fn loc(file: &Arc<str>, j: &Json, path: &Path) -> Location {
+    j.pos.in_file(file, Some(&path.to_string()))
+}
+
+fn err(scope: &TableScope, j: &Json, path: &Path, kind: impl Into<ErrorKind>) -> Error {
     Error::syntax(loc(&scope.file, j, path), kind.into())
 }
 
@@ -61,7 +91,7 @@ impl TableScope<'_> {
 fn show(j: &Json) -> String {
     let s = match &j.v {
         Value::String(s) => format!("{s:?}"),
-        Value::Number(n) => n.clone(),
+        Value::Number(n) => n.to_string(),
         Value::Object(m) => {
             format!("{{{}}}", m.iter().map(|(k, _)| format!("{k:?}")).collect::<Vec<_>>().join(","))
         }
@@ -72,7 +102,7 @@ fn show(j: &Json) -> String {
     s.chars().take(60).collect()
 }
 
-fn field_of(scope: &TableScope, j: &Json, path: &str) -> Result<Field> {
+fn field_of(scope: &TableScope, j: &Json, path: &Path) -> Result<Field> {
     let one = j.as_object().filter(|m| m.len() == 1).map(|m| (&m[0].0, &m[0].1));
     let Some((k, v)) = one else {
         return Err(err(
@@ -82,12 +112,12 @@ fn field_of(scope: &TableScope, j: &Json, path: &str) -> Result<Field> {
             ErrorKind::Expected { expected: Expected::MatchExpression, found: show(j) },
         ));
     };
-    match k.as_str() {
+    match k.as_ref() {
         "payload" => {
             let proto = v.get("protocol").and_then(Json::as_str);
             let fieldn = v.get("field").and_then(Json::as_str);
             let (Some(p), Some(f)) = (proto, fieldn) else {
-                return Err(err(scope, v, &format!("{path}.payload"), Unsupported::RawPayload));
+                return Err(err(scope, v, &Path::Key(path, "payload"), Unsupported::RawPayload));
             };
             Ok(match (p, f) {
                 ("ip", "saddr") => Field::Src(Family::V4),
@@ -115,7 +145,7 @@ fn field_of(scope: &TableScope, j: &Json, path: &str) -> Result<Field> {
                     return Err(err(
                         scope,
                         v,
-                        &format!("{path}.payload"),
+                        &Path::Key(path, "payload"),
                         Unsupported::PayloadField { protocol: p.to_string(), field: f.to_string() },
                     ));
                 }
@@ -135,7 +165,7 @@ fn field_of(scope: &TableScope, j: &Json, path: &str) -> Result<Field> {
                     return Err(err(
                         scope,
                         v,
-                        &format!("{path}.meta"),
+                        &Path::Key(path, "meta"),
                         Unsupported::MetaKey { key: key.to_string() },
                     ));
                 }
@@ -156,7 +186,7 @@ fn field_of(scope: &TableScope, j: &Json, path: &str) -> Result<Field> {
             let Some(a) = v.as_array().and_then(|a| a.first()) else {
                 return Err(err(scope, v, path, Missing::Operands));
             };
-            let inner = field_of(scope, a, &format!("{path}.{k}[0]"))?;
+            let inner = field_of(scope, a, &Path::Index(&Path::Key(path, k), 0))?;
             Ok(if inner == Field::TcpFlags && k == "&" { Field::TcpFlags } else { Field::Opaque })
         }
         "concat" => Err(err(scope, j, path, Unsupported::NestedConcatenation)),
@@ -169,7 +199,7 @@ fn values(
     scope: &TableScope,
     f: Field,
     j: &Json,
-    path: &str,
+    path: &Path,
     fam: Family,
     depth: usize,
 ) -> Result<IntervalSet> {
@@ -191,7 +221,7 @@ fn values(
         let mut out = IntervalSet::empty();
         if let Some(elems) = set.get("elem").and_then(Json::as_array) {
             for (i, e) in elems.iter().enumerate() {
-                out = out.union(&values(scope, f, e, &format!("set {name} elem[{i}]"), fam, depth + 1)?);
+                out = out.union(&values(scope, f, e, &Path::SetElem(name, i), fam, depth + 1)?);
             }
         }
         return Ok(out);
@@ -200,17 +230,24 @@ fn values(
         Value::Array(a) => {
             let mut out = IntervalSet::empty();
             for (i, e) in a.iter().enumerate() {
-                out = out.union(&values(scope, f, e, &format!("{path}[{i}]"), fam, depth + 1)?);
+                out = out.union(&values(scope, f, e, &Path::Index(path, i), fam, depth + 1)?);
             }
             return Ok(out);
         }
         Value::Object(m) if m.len() == 1 => {
             let (k, v) = (&m[0].0, &m[0].1);
-            match k.as_str() {
-                "set" => return values(scope, f, v, &format!("{path}.set"), fam, depth + 1),
+            match k.as_ref() {
+                "set" => return values(scope, f, v, &Path::Key(path, "set"), fam, depth + 1),
                 "elem" => {
                     let val = v.get("val").ok_or_else(|| err(scope, v, path, Missing::ElementValue))?;
-                    return values(scope, f, val, &format!("{path}.elem.val"), fam, depth + 1);
+                    return values(
+                        scope,
+                        f,
+                        val,
+                        &Path::Key(&Path::Key(path, "elem"), "val"),
+                        fam,
+                        depth + 1,
+                    );
                 }
                 "prefix" => {
                     let a = v
@@ -241,8 +278,10 @@ fn values(
                         .as_array()
                         .filter(|r| r.len() == 2)
                         .ok_or_else(|| err(scope, v, path, ErrorKind::BadRange))?;
-                    let a = values(scope, f, &r[0], &format!("{path}.range[0]"), fam, depth + 1)?;
-                    let b = values(scope, f, &r[1], &format!("{path}.range[1]"), fam, depth + 1)?;
+                    let a =
+                        values(scope, f, &r[0], &Path::Index(&Path::Key(path, "range"), 0), fam, depth + 1)?;
+                    let b =
+                        values(scope, f, &r[1], &Path::Index(&Path::Key(path, "range"), 1), fam, depth + 1)?;
                     let (Some(a), Some(b)) = (a.first(), b.first()) else { return Ok(IntervalSet::empty()) };
                     return Ok(IntervalSet::range(a, b));
                 }
@@ -254,7 +293,7 @@ fn values(
     scalar(scope, f, j, path, fam)
 }
 
-fn check_fam(scope: &TableScope, j: &Json, path: &str, ip: IpAddr, fam: Family) -> Result<()> {
+fn check_fam(scope: &TableScope, j: &Json, path: &Path, ip: IpAddr, fam: Family) -> Result<()> {
     if ip.is_ipv6() != fam.is_v6() {
         return Err(err(
             scope,
@@ -266,10 +305,10 @@ fn check_fam(scope: &TableScope, j: &Json, path: &str, ip: IpAddr, fam: Family) 
     Ok(())
 }
 
-fn scalar(scope: &TableScope, f: Field, j: &Json, path: &str, fam: Family) -> Result<IntervalSet> {
+fn scalar(scope: &TableScope, f: Field, j: &Json, path: &Path, fam: Family) -> Result<IntervalSet> {
     let text = match &j.v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.clone(),
+        Value::String(s) => s.to_string(),
+        Value::Number(n) => n.to_string(),
         _ => {
             return Err(err(
                 scope,
@@ -363,7 +402,7 @@ fn scalar(scope: &TableScope, f: Field, j: &Json, path: &str, fam: Family) -> Re
 }
 
 /// Interface names of a right-hand side.
-fn names(scope: &TableScope, j: &Json, path: &str, depth: usize) -> Result<Vec<IfacePattern>> {
+fn names(scope: &TableScope, j: &Json, path: &Path, depth: usize) -> Result<Vec<IfacePattern>> {
     if depth > 16 {
         return Err(err(scope, j, path, ErrorKind::SetsTooDeep));
     }
@@ -513,7 +552,7 @@ fn field_family(f: Field) -> Option<Family> {
 }
 
 /// Applies one `match` statement.
-fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Result<()> {
+fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &Path) -> Result<()> {
     let op = m.get("op").and_then(Json::as_str).unwrap_or("==");
     let left = m.get("left").ok_or_else(|| err(scope, m, path, Missing::MatchSide { side: "left" }))?;
     let right = m.get("right").ok_or_else(|| err(scope, m, path, Missing::MatchSide { side: "right" }))?;
@@ -531,9 +570,10 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
         let fields: Vec<Field> = parts
             .iter()
             .enumerate()
-            .map(|(i, p)| field_of(scope, p, &format!("{path}.left.concat[{i}]")))
+            .map(|(i, p)| field_of(scope, p, &Path::Index(&Path::Key(&Path::Key(path, "left"), "concat"), i)))
             .collect::<Result<_>>()?;
-        let elems = concat_elements(scope, right, &format!("{path}.right"))?;
+        let rpath = Path::Key(path, "right");
+        let elems = concat_elements(scope, right, &rpath)?;
         let mut per_fam: [Option<Vec<Cube>>; 2] = [Some(Vec::new()), Some(Vec::new())];
         for (fi, fam) in Family::BOTH.iter().enumerate() {
             if fields.iter().any(|f| field_family(*f).is_some_and(|x| x != *fam)) {
@@ -541,12 +581,13 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
                 continue;
             }
             let mut alts = Vec::new();
-            for (vals, vpath) in &elems {
+            for &(vals, vi) in &elems {
+                let vpath = &Path::Index(&rpath, vi);
                 if vals.len() != fields.len() {
                     return Err(err(scope, right, vpath, ErrorKind::ConcatenationParts));
                 }
                 let mut c = Cube::default();
-                for (f, v) in fields.iter().zip(vals) {
+                for (f, v) in fields.iter().zip(vals.iter()) {
                     if matches!(f, Field::Iif | Field::Oif) {
                         let im = IfaceMatch { negated: false, any_of: names(scope, v, vpath, 0)? };
                         if *f == Field::Iif { c.iif.push(im) } else { c.oif.push(im) }
@@ -564,14 +605,14 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
         b.and_alts(per_fam);
         return Ok(());
     }
-    let f = field_of(scope, left, &format!("{path}.left"))?;
+    let f = field_of(scope, left, &Path::Key(path, "left"))?;
     match f {
         Field::Opaque => {
             b.stateful.push(format!("match on {}", show(left)));
             Ok(())
         }
         Field::Iif | Field::Oif => {
-            let im = IfaceMatch { negated: neg, any_of: names(scope, right, &format!("{path}.right"), 0)? };
+            let im = IfaceMatch { negated: neg, any_of: names(scope, right, &Path::Key(path, "right"), 0)? };
             let mut c = Cube::default();
             if f == Field::Iif {
                 c.iif.push(im)
@@ -582,7 +623,7 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
             Ok(())
         }
         Field::CtState => {
-            let s = values(scope, f, right, &format!("{path}.right"), Family::V4, 0)?;
+            let s = values(scope, f, right, &Path::Key(path, "right"), Family::V4, 0)?;
             let new = s.contains(1);
             if new == neg {
                 b.never();
@@ -591,7 +632,7 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
             Ok(())
         }
         Field::CtDirection => {
-            let s = values(scope, f, right, &format!("{path}.right"), Family::V4, 0)?;
+            let s = values(scope, f, right, &Path::Key(path, "right"), Family::V4, 0)?;
             if s.contains(0) == neg {
                 b.never();
             }
@@ -599,7 +640,7 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
         }
         Field::CtStatus => {
             let words: Vec<String> = match &right.v {
-                Value::String(s) => vec![s.clone()],
+                Value::String(s) => vec![s.to_string()],
                 Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
                 _ => Vec::new(),
             };
@@ -619,7 +660,7 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
                 Some(mj) => values(scope, f, mj, path, Family::V4, 0)?.first().unwrap_or(0xff),
                 None => 0xff,
             };
-            let want = values(scope, f, right, &format!("{path}.right"), Family::V4, 0)?;
+            let want = values(scope, f, right, &Path::Key(path, "right"), Family::V4, 0)?;
             let hit = if left.get("&").is_some() || op == "==" && want.count() > 1 {
                 want.contains(2 & mask)
             } else {
@@ -634,7 +675,7 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
             Ok(())
         }
         Field::Nfproto => {
-            let s = values(scope, f, right, &format!("{path}.right"), Family::V4, 0)?;
+            let s = values(scope, f, right, &Path::Key(path, "right"), Family::V4, 0)?;
             for (i, fam) in Family::BOTH.iter().enumerate() {
                 let v = if fam.is_v6() { 6 } else { 4 };
                 if s.contains(v) == neg {
@@ -650,7 +691,7 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
                 if restrict.is_some_and(|r| r != *fam) || b.fam[i].is_none() {
                     continue;
                 }
-                let mut s = values(scope, f, right, &format!("{path}.right"), *fam, 0)?;
+                let mut s = values(scope, f, right, &Path::Key(path, "right"), *fam, 0)?;
                 let max = field_max(f, *fam);
                 if let Some(v) = s.first() {
                     s = match op {
@@ -679,10 +720,10 @@ fn apply_match(scope: &TableScope, b: &mut Build, m: &Json, path: &str) -> Resul
 
 /// The elements of a set used with a concatenation: each a list of part values.
 fn concat_elements<'a>(
-    scope: &'a TableScope,
-    right: &'a Json,
-    path: &str,
-) -> Result<Vec<(Vec<Json>, String)>> {
+    scope: &TableScope<'a>,
+    right: &'a Json<'a>,
+    path: &Path,
+) -> Result<Vec<(&'a [Json<'a>], usize)>> {
     let mut out = Vec::new();
     let list: Vec<&Json> = if let Some(s) = right.as_str().and_then(|s| s.strip_prefix('@')) {
         let key = (scope.table.0.clone(), scope.table.1.clone(), s.to_string());
@@ -701,7 +742,7 @@ fn concat_elements<'a>(
             .get("concat")
             .and_then(Json::as_array)
             .ok_or_else(|| err(scope, e, path, ErrorKind::NotConcatenated))?;
-        out.push((parts.to_vec(), format!("{path}[{i}]")));
+        out.push((parts, i));
     }
     Ok(out)
 }
@@ -710,7 +751,7 @@ fn concat_elements<'a>(
 fn verdict(
     scope: &TableScope,
     j: &Json,
-    path: &str,
+    path: &Path,
     chains: &HashMap<String, usize>,
 ) -> Result<Option<Action>> {
     let Some(m) = j.as_object().filter(|m| m.len() == 1) else {
@@ -736,7 +777,7 @@ fn verdict(
             )
         })
     };
-    Ok(Some(match k.as_str() {
+    Ok(Some(match k.as_ref() {
         "accept" => Action::Accept,
         "drop" => Action::Drop,
         "reject" => Action::Reject,
@@ -814,7 +855,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
         err_at(
             &file,
             doc,
-            "$",
+            &Path::Text("$"),
             ErrorKind::Expected { expected: Expected::NftablesDocument, found: doc.kind().to_string() },
         )
     })?;
@@ -833,7 +874,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
         }
     };
     for (i, it) in items.iter().enumerate() {
-        let path = format!("$.nftables[{i}]");
+        let path = Path::Item(i);
         let Some(obj) = it.as_object().filter(|m| m.len() == 1) else {
             return Err(err_at(
                 &file,
@@ -843,14 +884,14 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
             ));
         };
         let (k, v) = (&obj[0].0, &obj[0].1);
-        let p = format!("{path}.{k}");
+        let p = Path::Key(&path, k);
         let s = |key: &'static str| -> Result<String> {
             v.get(key)
                 .and_then(Json::as_str)
                 .map(str::to_string)
-                .ok_or_else(|| err_at(&file, v, &p, Missing::String { object: k.clone(), key }))
+                .ok_or_else(|| err_at(&file, v, &p, Missing::String { object: k.to_string(), key }))
         };
-        match k.as_str() {
+        match k.as_ref() {
             "metainfo" => {}
             "table" => {
                 let fam = s("family")?;
@@ -917,7 +958,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                                 return Err(err_at(
                                     &file,
                                     pj,
-                                    &format!("{p}.prio"),
+                                    &Path::Key(&p, "prio"),
                                     ErrorKind::BadChainPriority,
                                 ));
                             }
@@ -970,7 +1011,8 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
     // pass 2: rules
     for (i, it) in items.iter().enumerate() {
         let Some(v) = it.get("rule") else { continue };
-        let path = format!("$.nftables[{i}].rule");
+        let item = Path::Item(i);
+        let path = Path::Key(&item, "rule");
         let s = |key: &'static str| -> Result<String> {
             v.get(key)
                 .and_then(Json::as_str)
@@ -1016,8 +1058,9 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 handle: handle.and_then(|h| u64::try_from(h).ok()),
             });
         };
+        let epath = Path::Key(&path, "expr");
         for (j, e) in exprs.iter().enumerate() {
-            let ep = format!("{path}.expr[{j}]");
+            let ep = Path::Index(&epath, j);
             if done {
                 return Err(err(&scope, e, &ep, ErrorKind::StatementAfterVerdict));
             }
@@ -1030,8 +1073,8 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 ));
             };
             let (k, sv) = (&obj[0].0, &obj[0].1);
-            match k.as_str() {
-                "match" => apply_match(&scope, &mut b, sv, &format!("{ep}.match"))?,
+            match k.as_ref() {
+                "match" => apply_match(&scope, &mut b, sv, &Path::Key(&ep, "match"))?,
                 "vmap" => {
                     let key = sv.get("key").ok_or_else(|| err(&scope, sv, &ep, Missing::VmapKey))?;
                     let data = sv.get("data").ok_or_else(|| err(&scope, sv, &ep, Missing::VmapData))?;
@@ -1049,8 +1092,10 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                             .map(|a| a.iter().collect())
                             .ok_or_else(|| err(&scope, data, &ep, ErrorKind::BadVmapData))?
                     };
+                    let vmap_path = Path::Key(&ep, "vmap");
+                    let data_path = Path::Key(&vmap_path, "data");
                     for (n, pair) in elems.iter().enumerate() {
-                        let pp = format!("{ep}.vmap.data[{n}]");
+                        let pp = Path::Index(&data_path, n);
                         let pr = pair
                             .as_array()
                             .filter(|a| a.len() == 2)
@@ -1096,7 +1141,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                         push(&b, a, rule_loc.clone(), text.clone(), &mut tables[ti].chains);
                         done = true;
                     }
-                    None if NEUTRAL.contains(&k.as_str()) => {}
+                    None if NEUTRAL.contains(&k.as_ref()) => {}
                     None => {
                         return Err(err(&scope, e, &ep, Unsupported::Statement { name: k.to_string() }));
                     }
@@ -1108,83 +1153,117 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
         }
     }
     if tables.is_empty() && notes.is_empty() {
-        return Err(err_at(&file, doc, "$.nftables", ErrorKind::EmptyRuleset));
+        return Err(err_at(&file, doc, &Path::Text("$.nftables"), ErrorKind::EmptyRuleset));
     }
     Ok(Ruleset { file: file.to_string(), format: Format::NftJson, tables, separate_tables: false, notes })
 }
 
-fn err_at(file: &Arc<str>, j: &Json, path: &str, kind: impl Into<ErrorKind>) -> Error {
+fn err_at(file: &Arc<str>, j: &Json, path: &Path, kind: impl Into<ErrorKind>) -> Error {
     Error::syntax(loc(file, j, path), kind.into())
 }
 
 /// A short rendering of a rule's expressions, in nft's words where easy.
 fn render_rule(exprs: &[Json]) -> String {
-    fn val(j: &Json) -> String {
+    // written into one string (not a string per part joined): every rule of the file has one
+    fn val(out: &mut String, j: &Json) {
         match &j.v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.clone(),
-            Value::Array(a) => format!("{{ {} }}", a.iter().map(val).collect::<Vec<_>>().join(", ")),
+            Value::String(s) => out.push_str(s),
+            Value::Number(n) => out.push_str(n),
+            Value::Array(a) => {
+                out.push_str("{ ");
+                join(out, a, ", ");
+                out.push_str(" }");
+            }
             Value::Object(m) if m.len() == 1 => {
                 let (k, v) = (&m[0].0, &m[0].1);
-                match k.as_str() {
-                    "payload" => format!(
-                        "{} {}",
-                        v.get("protocol").and_then(Json::as_str).unwrap_or("?"),
-                        v.get("field").and_then(Json::as_str).unwrap_or("?")
-                    ),
-                    "meta" => format!("meta {}", v.get("key").and_then(Json::as_str).unwrap_or("?")),
-                    "ct" => format!("ct {}", v.get("key").and_then(Json::as_str).unwrap_or("?")),
-                    "prefix" => format!(
-                        "{}/{}",
-                        v.get("addr").and_then(Json::as_str).unwrap_or("?"),
-                        v.get("len").and_then(Json::as_i64).unwrap_or(0)
-                    ),
-                    "range" => {
-                        v.as_array().map_or("?".into(), |r| r.iter().map(val).collect::<Vec<_>>().join("-"))
+                let s = |key: &str| v.get(key).and_then(Json::as_str).unwrap_or("?");
+                // writing to a String does not fail
+                let _ = match k.as_ref() {
+                    "payload" => write!(out, "{} {}", s("protocol"), s("field")),
+                    "meta" => write!(out, "meta {}", s("key")),
+                    "ct" => write!(out, "ct {}", s("key")),
+                    "prefix" => {
+                        write!(out, "{}/{}", s("addr"), v.get("len").and_then(Json::as_i64).unwrap_or(0))
                     }
-                    "set" => val(v),
-                    "concat" => {
-                        v.as_array().map_or("?".into(), |r| r.iter().map(val).collect::<Vec<_>>().join(" . "))
+                    "range" | "concat" => {
+                        match v.as_array() {
+                            Some(r) => join(out, r, if k == "range" { "-" } else { " . " }),
+                            None => out.push('?'),
+                        }
+                        Ok(())
                     }
-                    "jump" | "goto" => {
-                        format!("{k} {}", v.get("target").and_then(Json::as_str).unwrap_or("?"))
+                    "set" => {
+                        val(out, v);
+                        Ok(())
                     }
-                    _ => k.clone(),
-                }
+                    "jump" | "goto" => write!(out, "{k} {}", s("target")),
+                    _ => {
+                        out.push_str(k);
+                        Ok(())
+                    }
+                };
             }
-            _ => "?".into(),
+            _ => out.push('?'),
         }
     }
-    let mut out = Vec::new();
+    fn join(out: &mut String, items: &[Json], sep: &str) {
+        for (i, x) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(sep);
+            }
+            val(out, x);
+        }
+    }
+    let mut out = String::new();
+    let mut first = true;
     for e in exprs {
         let Some(m) = e.as_object().filter(|m| m.len() == 1) else { continue };
         let (k, v) = (&m[0].0, &m[0].1);
-        match k.as_str() {
+        if k == "counter" {
+            continue;
+        }
+        if !first {
+            out.push(' ');
+        }
+        first = false;
+        match k.as_ref() {
             "match" => {
                 let op = v.get("op").and_then(Json::as_str).unwrap_or("==");
-                let l = v.get("left").map(val).unwrap_or_default();
-                let r = v.get("right").map(val).unwrap_or_default();
-                if op == "==" || op == "in" {
-                    out.push(format!("{l} {r}"))
-                } else {
-                    out.push(format!("{l} {op} {r}"))
+                if let Some(l) = v.get("left") {
+                    val(&mut out, l);
+                }
+                out.push(' ');
+                if op != "==" && op != "in" {
+                    out.push_str(op);
+                    out.push(' ');
+                }
+                if let Some(r) = v.get("right") {
+                    val(&mut out, r);
                 }
             }
-            "counter" => {}
-            "vmap" => out.push(format!(
-                "{} vmap {}",
-                v.get("key").map(val).unwrap_or_default(),
-                v.get("data").map(val).unwrap_or_default()
-            )),
-            "dnat" => out.push(format!(
-                "dnat to {}{}",
-                v.get("addr").map(val).unwrap_or_default(),
-                v.get("port").map(|p| format!(":{}", val(p))).unwrap_or_default()
-            )),
-            _ => out.push(val(e)),
+            "vmap" => {
+                if let Some(key) = v.get("key") {
+                    val(&mut out, key);
+                }
+                out.push_str(" vmap ");
+                if let Some(data) = v.get("data") {
+                    val(&mut out, data);
+                }
+            }
+            "dnat" => {
+                out.push_str("dnat to ");
+                if let Some(addr) = v.get("addr") {
+                    val(&mut out, addr);
+                }
+                if let Some(p) = v.get("port") {
+                    out.push(':');
+                    val(&mut out, p);
+                }
+            }
+            _ => val(&mut out, e),
         }
     }
-    out.join(" ")
+    out
 }
 
 /// Reads an `ip saddr`-style address in `a.b.c.d` form for rewriting (used by `verify`).
