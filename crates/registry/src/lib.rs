@@ -63,15 +63,24 @@ pub fn by_name(name: &str) -> impl Iterator<Item = Entry> {
 /// user already knows for the port (8000/tcp `http-alt`, not IANA's `irdmi`), and the
 /// registry's where nmap is absent or silent. `None` when neither names the port.
 ///
-/// nmap's file is found as [`Ranking::discover`] finds it (`$NMAPDIR`, then the usual paths)
-/// and read once per process; a file that cannot be read leaves IANA's names.
+/// nmap's file is found as [`Ranking::discover`] finds it (`$NMAPDIR`, then the usual paths).
+/// A scan has read it whole already; a command that names a few ports finds each by binary
+/// search (nmap writes the file in port order; one out of order is read whole). A file that
+/// cannot be read leaves IANA's names.
 pub fn port_name(port: u16, transport: Transport) -> Option<&'static str> {
     port_name_and_source(port, transport).map(|(n, _)| n)
 }
 
 /// [`port_name`] and where the name came from.
 pub fn port_name_and_source(port: u16, transport: Transport) -> Option<(&'static str, NameSource)> {
-    rank::name_by_rule(rank::discovered_names(), port, transport)
+    if let Some(names) = rank::read_whole_already() {
+        return rank::name_by_rule(Some(names), port, transport);
+    }
+    match rank::nmap_name(port, transport) {
+        Ok(Some(name)) => Some((name, NameSource::Nmap)),
+        Ok(None) => iana_name(port, transport).map(|n| (n, NameSource::Iana)),
+        Err(()) => rank::name_by_rule(rank::discovered_names(), port, transport),
+    }
 }
 
 /// IANA's primary name of a port: the first named row for exactly this port and transport.

@@ -148,6 +148,146 @@ impl Names {
     }
 }
 
+/// What a search of nmap's file for one port found.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// The port's first name (nmap's `unknown` is none).
+    Name(String),
+    /// The file does not name the port.
+    Nothing,
+    /// The file is not in nmap's own form and order: read it whole instead.
+    ReadWhole,
+}
+
+/// One port's name in nmap's file, found by binary search: nmap writes `nmap-services` in port
+/// order, so a command that names a few ports reads a few small pieces of the 1 MB file instead
+/// of all of it. Lines out of order or not in nmap's form, seen on the way, send the caller to
+/// [`Names::read`], which reads any file.
+fn find_sorted(file: &std::fs::File, len: u64, port: u16, t: Transport) -> std::io::Result<Found> {
+    use std::os::unix::fs::FileExt;
+    const WINDOW: u64 = 16 * 1024;
+    let read = |at: u64, n: u64| -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0; n.min(len.saturating_sub(at)) as usize];
+        let mut done = 0;
+        while done < buf.len() {
+            match file.read_at(&mut buf[done..], at + done as u64)? {
+                0 => break,
+                k => done += k,
+            }
+        }
+        buf.truncate(done);
+        Ok(buf)
+    };
+    // the port of the first line in nmap's form at or after `at` (a line start), and where
+    // that line starts
+    let first_port = |at: u64| -> std::io::Result<Option<(u64, u16)>> {
+        let buf = read(at, 1024)?;
+        let mut from = 0;
+        for end in memchr::memchr_iter(b'\n', &buf) {
+            let line = &buf[from..end];
+            if let Some((_, p, _)) = tab_line(line) {
+                return Ok(Some((at + from as u64, p)));
+            }
+            if !(line.is_empty() || line.starts_with(b"#") || line.starts_with(b"unknown")) {
+                return Ok(None);
+            }
+            from = end + 1;
+        }
+        Ok(None)
+    };
+    // lo: a line start before every line of `port`; hi: at or after the first of them
+    let (mut lo, mut hi) = (0u64, len);
+    let (mut lo_port, mut hi_port) = (0u16, u16::MAX);
+    while hi - lo > WINDOW {
+        let mid = lo + (hi - lo) / 2;
+        let head = read(mid, 1024)?;
+        let Some(nl) = memchr::memchr(b'\n', &head) else { return Ok(Found::ReadWhole) };
+        let Some((start, p)) = first_port(mid + nl as u64 + 1)? else { return Ok(Found::ReadWhole) };
+        if p < lo_port || p > hi_port || start >= hi {
+            return Ok(Found::ReadWhole);
+        }
+        if p < port {
+            (lo, lo_port) = (start, p);
+        } else {
+            (hi, hi_port) = (mid, p);
+        }
+    }
+    // the window from lo: every line of the port, in order, up to the first past it
+    let mut at = lo;
+    let mut last = lo_port;
+    loop {
+        let buf = read(at, WINDOW)?;
+        let at_end = at + buf.len() as u64 >= len;
+        let mut from = 0;
+        let ends = memchr::memchr_iter(b'\n', &buf).chain(at_end.then_some(buf.len()));
+        for end in ends {
+            let line = &buf[from..end];
+            from = end + 1;
+            if line.is_empty() || line.starts_with(b"#") {
+                continue;
+            }
+            let Some((name, p, lt)) = tab_line(line) else { return Ok(Found::ReadWhole) };
+            if p < last {
+                return Ok(Found::ReadWhole);
+            }
+            last = p;
+            if p > port {
+                return Ok(Found::Nothing);
+            }
+            if p == port && lt == t && name != "unknown" {
+                return Ok(Found::Name(name.to_string()));
+            }
+        }
+        if at_end || from == 0 {
+            return Ok(if at_end { Found::Nothing } else { Found::ReadWhole });
+        }
+        at += from as u64;
+    }
+}
+
+/// nmap's name of one port for [`crate::port_name`] when no scan has read the file whole: by
+/// binary search ([`find_sorted`]), remembered for the process; `Err(())` when the file must be
+/// read whole. `Ok(None)`: nmap is absent or does not name the port.
+pub(crate) fn nmap_name(port: u16, t: Transport) -> Result<Option<&'static str>, ()> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static FILE: std::sync::OnceLock<Option<(std::fs::File, u64)>> = std::sync::OnceLock::new();
+    type Seen = HashMap<(u16, u8), Option<&'static str>>;
+    static SEEN: Mutex<Option<Seen>> = Mutex::new(None);
+    static WHOLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if WHOLE.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(());
+    }
+    let key = (port, t as u8);
+    if let Ok(seen) = SEEN.lock()
+        && let Some(found) = seen.as_ref().and_then(|m| m.get(&key))
+    {
+        return Ok(*found);
+    }
+    let Some((file, len)) = FILE
+        .get_or_init(|| {
+            let f = std::fs::File::open(nmap_services_path()?).ok()?;
+            let len = f.metadata().ok()?.len();
+            Some((f, len))
+        })
+        .as_ref()
+    else {
+        return Ok(None);
+    };
+    let name: Option<&'static str> = match find_sorted(file, *len, port, t) {
+        Ok(Found::Name(n)) => Some(Box::leak(n.into_boxed_str())),
+        Ok(Found::Nothing) => None,
+        Ok(Found::ReadWhole) | Err(_) => {
+            WHOLE.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(());
+        }
+    };
+    if let Ok(mut seen) = SEEN.lock() {
+        seen.get_or_insert_with(HashMap::new).insert(key, name);
+    }
+    Ok(name)
+}
+
 /// `name<TAB>port/proto` then a tab, a blank or the end: the name, port and transport; `None`
 /// for any other line.
 fn tab_line(line: &[u8]) -> Option<(&str, u16, Transport)> {
@@ -233,6 +373,15 @@ pub(crate) fn discovered_names() -> Option<&'static Names> {
     }
     static NAMES: std::sync::OnceLock<Option<Names>> = std::sync::OnceLock::new();
     NAMES.get_or_init(|| Names::read(&nmap_services_path()?).ok()).as_ref()
+}
+
+/// nmap's names when this process has read the whole file already (a scan's ranking, or a
+/// file out of order).
+pub(crate) fn read_whole_already() -> Option<&'static Names> {
+    match DISCOVERED.get() {
+        Some(Ok(r)) => r.names.as_deref(),
+        _ => None,
+    }
 }
 
 /// Places where nmap installs its data files, searched in order after `$NMAPDIR`.
@@ -550,6 +699,81 @@ mod tests {
         assert_eq!(names.get(6, Transport::Udp), Some("unknown-ish"));
         assert_eq!(names.get(10, Transport::Tcp), Some("hash"));
         assert_eq!(names.get(11, Transport::Tcp), Some("bare"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        // and nmap's own file, where nmap is installed
+        if let Some(path) = nmap_services_path() {
+            let whole = Names::read(&path).unwrap();
+            let file = std::fs::File::open(&path).unwrap();
+            let len = file.metadata().unwrap().len();
+            for port in (0..=u16::MAX).step_by(3) {
+                for t in [Transport::Tcp, Transport::Udp] {
+                    let want = whole.get(port, t).map_or(Found::Nothing, |n| Found::Name(n.to_string()));
+                    assert_eq!(
+                        find_sorted(&file, len, port, t).unwrap(),
+                        want,
+                        "{} {port}/{t}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+
+    /// The binary search names every port as reading the whole file does, on a file in nmap's
+    /// form and order; a file out of order is sent to the whole reader.
+    #[test]
+    fn binary_search_agrees_with_the_whole_file() {
+        let dir = std::env::temp_dir().join(format!("portolan-rank-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("nmap-services");
+        let mut text = String::from("# comment\n");
+        let mut x: u32 = 7;
+        for port in 0..9000u32 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            for (k, proto) in ["sctp", "tcp", "udp"].iter().enumerate() {
+                if (x >> (k * 3)).is_multiple_of(3) {
+                    let name =
+                        if (x >> 20).is_multiple_of(5) { "unknown".to_string() } else { format!("svc{port}{proto}") };
+                    text.push_str(&format!("{name}\t{port}/{proto}\t0.00{k}\t# note\n"));
+                    if (x >> 12).is_multiple_of(7) {
+                        text.push_str(&format!("alias{port}\t{port}/{proto}\t0.000001\n"));
+                    }
+                }
+            }
+            if port.is_multiple_of(1000) {
+                text.push_str("# a section\n\n");
+            }
+        }
+        std::fs::write(&path, &text).unwrap();
+        let whole = Names::read(&path).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let len = file.metadata().unwrap().len();
+        for port in 0..9100u16 {
+            for t in [Transport::Tcp, Transport::Udp, Transport::Sctp] {
+                let want = whole.get(port, t).map_or(Found::Nothing, |n| Found::Name(n.to_string()));
+                assert_eq!(find_sorted(&file, len, port, t).unwrap(), want, "{port}/{t}");
+            }
+        }
+        // out of order where the search reads: the whole reader instead, or the same answer
+        // (a line moved far from where the search looks is not seen: nmap writes the file in
+        // order, docs/knowledge-base.md says so)
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.swap(3000, 3004);
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let whole = Names::read(&path).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let len = file.metadata().unwrap().len();
+        for port in 0..9000u16 {
+            match find_sorted(&file, len, port, Transport::Tcp).unwrap() {
+                Found::ReadWhole => {}
+                found => {
+                    let want = whole
+                        .get(port, Transport::Tcp)
+                        .map_or(Found::Nothing, |n| Found::Name(n.to_string()));
+                    assert_eq!(found, want, "{port}");
+                }
+            }
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
