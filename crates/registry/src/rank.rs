@@ -732,8 +732,11 @@ mod tests {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             for (k, proto) in ["sctp", "tcp", "udp"].iter().enumerate() {
                 if (x >> (k * 3)).is_multiple_of(3) {
-                    let name =
-                        if (x >> 20).is_multiple_of(5) { "unknown".to_string() } else { format!("svc{port}{proto}") };
+                    let name = if (x >> 20).is_multiple_of(5) {
+                        "unknown".to_string()
+                    } else {
+                        format!("svc{port}{proto}")
+                    };
                     text.push_str(&format!("{name}\t{port}/{proto}\t0.00{k}\t# note\n"));
                     if (x >> 12).is_multiple_of(7) {
                         text.push_str(&format!("alias{port}\t{port}/{proto}\t0.000001\n"));
