@@ -216,6 +216,31 @@ fn through(k: Kind) -> bool {
 }
 
 impl<'r> Engine<'_, 'r> {
+    /// An engine for rule set `si` and family `f` over `space`, whose `n` cells each keep a log.
+    fn new<'a>(
+        analysis: &'a mut Analysis<'r>,
+        si: usize,
+        f: Family,
+        n: usize,
+        space: Space,
+    ) -> Engine<'a, 'r> {
+        Engine {
+            analysis,
+            si,
+            f,
+            states: Vec::new(),
+            interned: HashMap::new(),
+            pieces: Vec::new(),
+            decisions: Vec::new(),
+            decision_memo: HashMap::new(),
+            log: vec![Vec::new(); n],
+            space,
+            sweeps: HashMap::new(),
+            piece_decisions: HashMap::new(),
+            end_of: None,
+        }
+    }
+
     fn rule(&self, ti: usize, ci: usize, ri: usize) -> &'r Rule {
         let rs: &'r crate::model::Ruleset = self.analysis.sets[self.si];
         &rs.tables[ti].chains[ci].rules[ri]
@@ -265,6 +290,38 @@ impl<'r> Engine<'_, 'r> {
     fn conds(&self, c: &crate::model::Cube) -> Conditions {
         let sets = self.analysis.cube_sets(c);
         [sets[0].clone(), sets[1].clone(), sets[2].clone(), sets[3].clone(), sets[6].clone()]
+    }
+
+    /// State `s` split by the rule cubes `ks` that hit it: the state of its packets inside
+    /// any of them and the state of the rest (`EMPTY` where nothing is), remembered per
+    /// (state, cubes) in `memo`.
+    fn split_state(
+        &mut self,
+        memo: &mut HashMap<(u32, Vec<u16>), (u32, u32)>,
+        s: u32,
+        ks: Vec<u16>,
+        conds: &[Conditions],
+    ) -> (u32, u32) {
+        if let Some(&x) = memo.get(&(s, ks.clone())) {
+            return x;
+        }
+        let st = self.states[s as usize].clone();
+        let mut rest: Vec<PacketBox> = st.region.to_vec();
+        let mut inside: Vec<PacketBox> = Vec::new();
+        for &k in &ks {
+            let (a, b) = split(&rest, &conds[k as usize]);
+            inside.extend(a);
+            rest = b;
+        }
+        let x = if inside.is_empty() {
+            (EMPTY, s)
+        } else {
+            let m = self.state(State { region: Arc::new(inside), ..st.clone() });
+            let r = if rest.is_empty() { EMPTY } else { self.state(State { region: Arc::new(rest), ..st }) };
+            (m, r)
+        };
+        memo.insert((s, ks), x);
+        x
     }
 
     fn log_dec(&mut self, cell: u32, d: u32) {
@@ -542,32 +599,7 @@ impl<'r> Engine<'_, 'r> {
                 i += 1;
             }
             let s = flow[pos].1;
-            let (m, rest) = match memo.get(&(s, ks.clone())) {
-                Some(&x) => x,
-                None => {
-                    let st = self.states[s as usize].clone();
-                    let mut rest: Vec<PacketBox> = st.region.to_vec();
-                    let mut inside: Vec<PacketBox> = Vec::new();
-                    for &k in &ks {
-                        let (a, b) = split(&rest, &conds[k as usize]);
-                        inside.extend(a);
-                        rest = b;
-                    }
-                    let x = if inside.is_empty() {
-                        (EMPTY, s)
-                    } else {
-                        let m = self.state(State { region: Arc::new(inside), ..st.clone() });
-                        let r = if rest.is_empty() {
-                            EMPTY
-                        } else {
-                            self.state(State { region: Arc::new(rest), ..st })
-                        };
-                        (m, r)
-                    };
-                    memo.insert((s, ks), x);
-                    x
-                }
-            };
+            let (m, rest) = self.split_state(&mut memo, s, ks, &conds);
             if m == EMPTY {
                 continue;
             }
@@ -1017,21 +1049,7 @@ impl Analysis<'_> {
             &[(Hook::Prerouting, ChainKind::Filter), (Hook::Forward, ChainKind::Filter)],
         );
         let nat_chains = hook_chains(self.sets[si], tables, f, &[(Hook::Prerouting, ChainKind::Nat)]);
-        let mut engine = Engine {
-            analysis: self,
-            si,
-            f,
-            states: Vec::new(),
-            interned: HashMap::new(),
-            pieces: Vec::new(),
-            decisions: Vec::new(),
-            decision_memo: HashMap::new(),
-            log: vec![Vec::new(); n],
-            space,
-            sweeps: HashMap::new(),
-            piece_decisions: HashMap::new(),
-            end_of: None,
-        };
+        let mut engine = Engine::new(self, si, f, n, space);
         let s0 = engine.state(State { region: Arc::new(start.to_vec()), pending: None, via: NONE });
         let init: Vec<(u32, u32)> = (0..n as u32).map(|a| (a, s0)).collect();
         match view {

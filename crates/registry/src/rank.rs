@@ -245,6 +245,9 @@ fn find_sorted(file: &std::fs::File, len: u64, port: u16, t: Transport) -> std::
     }
 }
 
+/// Ports named by binary search before the whole file is read instead.
+const MAX_SEARCHES: u32 = 48;
+
 /// nmap's name of one port for [`crate::port_name`] when no scan has read the file whole: by
 /// binary search ([`find_sorted`]), remembered for the process; `Err(())` when the file must be
 /// read whole. `Ok(None)`: nmap is absent or does not name the port.
@@ -255,6 +258,7 @@ pub(crate) fn nmap_name(port: u16, t: Transport) -> Result<Option<&'static str>,
     type Seen = HashMap<(u16, u8), Option<&'static str>>;
     static SEEN: Mutex<Option<Seen>> = Mutex::new(None);
     static WHOLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static SEARCHES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     if WHOLE.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(());
     }
@@ -263,6 +267,12 @@ pub(crate) fn nmap_name(port: u16, t: Transport) -> Result<Option<&'static str>,
         && let Some(found) = seen.as_ref().and_then(|m| m.get(&key))
     {
         return Ok(*found);
+    }
+    // a search costs a few reads; past a few dozen ports (an inventory of thousands of
+    // listeners) reading the whole file once is cheaper
+    if SEARCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= MAX_SEARCHES {
+        WHOLE.store(true, std::sync::atomic::Ordering::Relaxed);
+        return Err(());
     }
     let Some((file, len)) = FILE
         .get_or_init(|| {

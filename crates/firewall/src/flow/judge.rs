@@ -119,32 +119,7 @@ impl Engine<'_, '_> {
                 i += 1;
             }
             let s = flow[pos].1;
-            let (m, rest) = match memo.get(&(s, ks.clone())) {
-                Some(&x) => x,
-                None => {
-                    let st = self.states[s as usize].clone();
-                    let mut rest: Vec<PacketBox> = st.region.to_vec();
-                    let mut inside: Vec<PacketBox> = Vec::new();
-                    for &k in &ks {
-                        let (a, b) = split(&rest, &conds[k as usize]);
-                        inside.extend(a);
-                        rest = b;
-                    }
-                    let x = if inside.is_empty() {
-                        (EMPTY, s)
-                    } else {
-                        let m = self.state(State { region: Arc::new(inside), ..st.clone() });
-                        let r = if rest.is_empty() {
-                            EMPTY
-                        } else {
-                            self.state(State { region: Arc::new(rest), ..st })
-                        };
-                        (m, r)
-                    };
-                    memo.insert((s, ks), x);
-                    x
-                }
-            };
+            let (m, rest) = self.split_state(&mut memo, s, ks, &conds);
             if m != EMPTY {
                 out.push((pos, m, rest));
             }
@@ -241,21 +216,7 @@ impl Analysis<'_> {
             ],
             0,
         );
-        let mut engine = Engine {
-            analysis: self,
-            si,
-            f,
-            states: Vec::new(),
-            interned: HashMap::new(),
-            pieces: Vec::new(),
-            decisions: Vec::new(),
-            decision_memo: HashMap::new(),
-            log: vec![Vec::new(); n],
-            space,
-            sweeps: HashMap::new(),
-            piece_decisions: HashMap::new(),
-            end_of: None,
-        };
+        let mut engine = Engine::new(self, si, f, n, space);
         // what falls off the end of a base chain meets its policy
         let policy = match chain.policy {
             Some(Policy::Drop) => Term { kind: Kind::Drop, rule: NONE, via: NONE },
@@ -465,21 +426,7 @@ impl Analysis<'_> {
             ],
             0,
         );
-        let mut engine = Engine {
-            analysis: self,
-            si,
-            f,
-            states: Vec::new(),
-            interned: HashMap::new(),
-            pieces: Vec::new(),
-            decisions: Vec::new(),
-            decision_memo: HashMap::new(),
-            log: vec![Vec::new(); n],
-            space,
-            sweeps: HashMap::new(),
-            piece_decisions: HashMap::new(),
-            end_of: None,
-        };
+        let mut engine = Engine::new(self, si, f, n, space);
         let s0 = engine.state(State { region: Arc::new(vec![start]), pending: None, via: NONE });
         let init: Vec<(u32, u32)> = (0..n as u32).map(|a| (a, s0)).collect();
         engine.pipeline(&chains, init, false)?;
