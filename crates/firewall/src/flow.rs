@@ -201,6 +201,23 @@ struct Engine<'a, 'r> {
     end_of: Option<(usize, usize, Term)>,
 }
 
+/// Sorted (position, cube) hits grouped by position: each position once, with its cubes
+/// (each once, in order).
+fn group_hits(hits: &[(usize, u16)]) -> Vec<(usize, Vec<u16>)> {
+    let mut out: Vec<(usize, Vec<u16>)> = Vec::new();
+    for &(pos, k) in hits {
+        match out.last_mut() {
+            Some((p, ks)) if *p == pos => {
+                if ks.last() != Some(&k) {
+                    ks.push(k);
+                }
+            }
+            _ => out.push((pos, vec![k])),
+        }
+    }
+    out
+}
+
 fn terminal_kind(a: &Action) -> Option<Kind> {
     match a {
         Action::Accept | Action::Queue | Action::Snat => Some(Kind::Accept),
@@ -588,16 +605,7 @@ impl<'r> Engine<'_, 'r> {
         // per (state, cubes): (matched state, rest state)
         let mut memo: HashMap<(u32, Vec<u16>), (u32, u32)> = HashMap::new();
         let mut matched: Vec<(u32, u32)> = Vec::new();
-        let mut i = 0;
-        while i < hits.len() {
-            let pos = hits[i].0;
-            let mut ks: Vec<u16> = Vec::new();
-            while i < hits.len() && hits[i].0 == pos {
-                if ks.last() != Some(&hits[i].1) {
-                    ks.push(hits[i].1);
-                }
-                i += 1;
-            }
+        for (pos, ks) in group_hits(&hits) {
             let s = flow[pos].1;
             let (m, rest) = self.split_state(&mut memo, s, ks, &conds);
             if m == EMPTY {

@@ -108,16 +108,7 @@ impl Engine<'_, '_> {
         let conds: Vec<Conditions> = cubes.iter().map(|c| self.conds(c)).collect();
         let mut memo: HashMap<(u32, Vec<u16>), (u32, u32)> = HashMap::new();
         let mut out = Vec::new();
-        let mut i = 0;
-        while i < hits.len() {
-            let pos = hits[i].0;
-            let mut ks: Vec<u16> = Vec::new();
-            while i < hits.len() && hits[i].0 == pos {
-                if ks.last() != Some(&hits[i].1) {
-                    ks.push(hits[i].1);
-                }
-                i += 1;
-            }
+        for (pos, ks) in group_hits(&hits) {
             let s = flow[pos].1;
             let (m, rest) = self.split_state(&mut memo, s, ks, &conds);
             if m != EMPTY {
