@@ -308,32 +308,29 @@ pub const CSV_HEADER: [&str; 17] = [
     "notes",
 ];
 
-/// CSV rows of an inventory.
-pub fn csv_rows(inv: &LocalInventory) -> Vec<Vec<String>> {
-    inv.sockets
-        .iter()
-        .map(|s| {
-            let pids: Vec<String> = s.owners.iter().map(|o| o.pid.to_string()).collect();
-            let comms: Vec<&str> = s.owners.iter().map(|o| &*o.comm).collect();
-            vec![
-                s.netns.to_string(),
-                s.transport.to_string(),
-                s.state.to_string(),
-                s.local_address.to_string(),
-                s.local_port.to_string(),
-                s.peer_address.map(|a| a.to_string()).unwrap_or_default(),
-                s.peer_port.map(|p| p.to_string()).unwrap_or_default(),
-                s.device.clone().unwrap_or_default(),
-                s.inode.to_string(),
-                s.uid.to_string(),
-                s.scope.as_str().to_string(),
-                s.service.as_deref().unwrap_or_default().to_string(),
-                s.risk.map(|r| r.to_string()).unwrap_or_default(),
-                pids.join(" "),
-                comms.join(" "),
-                s.owner_visible.to_string(),
-                notes(s).join("; "),
-            ]
-        })
-        .collect()
+/// CSV rows of an inventory, made as they are written (a table or JSON never makes them).
+pub fn csv_rows(inv: &LocalInventory) -> impl Iterator<Item = Vec<String>> + '_ {
+    inv.sockets.iter().map(|s| {
+        let pids: Vec<String> = s.owners.iter().map(|o| o.pid.to_string()).collect();
+        let comms: Vec<&str> = s.owners.iter().map(|o| &*o.comm).collect();
+        vec![
+            s.netns.to_string(),
+            s.transport.to_string(),
+            s.state.to_string(),
+            s.local_address.to_string(),
+            s.local_port.to_string(),
+            s.peer_address.map(|a| a.to_string()).unwrap_or_default(),
+            s.peer_port.map(|p| p.to_string()).unwrap_or_default(),
+            s.device.clone().unwrap_or_default(),
+            s.inode.to_string(),
+            s.uid.to_string(),
+            s.scope.as_str().to_string(),
+            s.service.as_deref().unwrap_or_default().to_string(),
+            s.risk.map(|r| r.to_string()).unwrap_or_default(),
+            pids.join(" "),
+            comms.join(" "),
+            s.owner_visible.to_string(),
+            notes(s).join("; "),
+        ]
+    })
 }
