@@ -153,7 +153,6 @@ impl<'a> Judge<'a> {
         let probable_client = s.transport == Transport::Udp
             && listener
             && (self.local_range.0..=self.local_range.1).contains(&s.sport);
-        let service = portolan_registry::port_name(s.sport, s.transport).map(Cow::Borrowed);
         let kb = if listener && !probable_client {
             portolan_kb::for_port(s.sport, s.transport).next()
         } else {
@@ -182,7 +181,8 @@ impl<'a> Judge<'a> {
             ipv4_mapped,
             reuseport_group: None,
             probable_client,
-            service,
+            // named by `inventory` once the dump is over (nmap's names are read meanwhile)
+            service: None,
             kb_id: kb.map(|e| Cow::Borrowed(e.id)),
             risk,
         }

@@ -211,6 +211,7 @@ pub fn inventory(opts: &Options) -> Result<LocalInventory> {
         }
     };
     let taken_at = Timestamp::now();
+    let sockets = socket_count_hint();
     let current = netns::current_inode()?;
     let mut notes = Vec::new();
     // Owners first: the scan collects every socket fd, so each socket can be judged the moment
@@ -225,10 +226,15 @@ pub fn inventory(opts: &Options) -> Result<LocalInventory> {
         None
     };
     phase("owner scan done");
+    // the sockets' service names come from nmap's file: with many sockets it is read whole,
+    // on a thread of its own while the dump below waits in the kernel, and the names are set
+    // after it (during the owner scan every CPU is busy already)
+    let names = (opts.ports.is_empty() && portolan_registry::reads_whole(sockets))
+        .then(|| std::thread::spawn(portolan_registry::prepare_names));
     let mut judge = judge::Judge::new(holders.as_ref());
     // Room for every socket up front (the kernel's own counts): growing by doubling would copy
     // the table and leave the old buffers resident.
-    let mut out: Vec<LocalSocket> = Vec::with_capacity(socket_count_hint());
+    let mut out: Vec<LocalSocket> = Vec::with_capacity(sockets);
     let mut namespaces = vec![Netns { inode: current, name: "host".into(), current: true }];
     let socket_source = dump_each(opts, &mut |raw, dev| {
         if keep(opts, raw.sport) {
@@ -258,6 +264,12 @@ pub fn inventory(opts: &Options) -> Result<LocalInventory> {
     }
     drop(judge);
     drop(holders);
+    if let Some(names) = names {
+        let _ = names.join();
+    }
+    for s in &mut out {
+        s.service = portolan_registry::port_name(s.local_port, s.transport).map(std::borrow::Cow::Borrowed);
+    }
     phase("sockets dumped and judged");
     if let Some(p) = &opts.process {
         out.retain(|s| {

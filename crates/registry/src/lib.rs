@@ -71,6 +71,20 @@ pub fn port_name(port: u16, transport: Transport) -> Option<&'static str> {
     port_name_and_source(port, transport).map(|(n, _)| n)
 }
 
+/// Whether naming about `ports` ports reads nmap's file whole: past a few dozen, a search
+/// per port costs more than one reading. A caller that will name that many can read it
+/// ahead with [`prepare_names`].
+pub fn reads_whole(ports: usize) -> bool {
+    ports > rank::MAX_SEARCHES as usize
+}
+
+/// Prepares [`port_name`] for naming many ports (an inventory of thousands of listeners):
+/// nmap's file is read whole now rather than searched port by port. Called on a thread of its
+/// own, the read overlaps the caller's other work; a [`port_name`] meanwhile waits for it.
+pub fn prepare_names() {
+    rank::read_whole_now();
+}
+
 /// [`port_name`] and where the name came from.
 pub fn port_name_and_source(port: u16, transport: Transport) -> Option<(&'static str, NameSource)> {
     if let Some(names) = rank::read_whole_already() {

@@ -95,56 +95,117 @@ impl Names {
         self.text.get(start as usize..end as usize)
     }
 
-    /// Adds a line's name (nmap's `unknown` is none); call [`Names::done`] after the last.
-    fn add(names: &mut String, at: &mut Vec<(u32, u32, u32)>, name: &str, port: u16, t: Transport) {
-        if let Some(slot) = Names::slot(port, t)
-            && !name.is_empty()
-            && name != "unknown"
-        {
-            let start = names.len() as u32;
-            names.push_str(name);
-            at.push((slot, start, names.len() as u32));
+    /// A file's names, in tests.
+    #[cfg(test)]
+    fn read(path: &Path) -> std::io::Result<Names> {
+        Names::stream(std::fs::File::open(path)?)
+    }
+
+    /// Only the names of an nmap-services file, for commands that name many ports (`ls` of
+    /// thousands of listeners): frequencies and the thousands of `unknown` lines skipped,
+    /// lines it cannot read ignored (the ranking's reader reports them). Read in pieces of
+    /// 64 KiB, so the 1 MB file is never in memory whole.
+    fn stream(mut file: impl std::io::Read) -> std::io::Result<Names> {
+        let mut names = NamesBuilder::with_capacity(1 << 20);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut filled = 0;
+        loop {
+            if filled == buf.len() {
+                // a line longer than the buffer
+                buf.resize(buf.len() * 2, 0);
+            }
+            let n = match file.read(&mut buf[filled..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            filled += n;
+            // whole lines only, but all that is left at the end
+            let upto =
+                if n == 0 { filled } else { memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |i| i + 1) };
+            names.lines(&buf[..upto]);
+            buf.copy_within(upto..filled, 0);
+            filled -= upto;
+            if n == 0 {
+                return Ok(names.done());
+            }
         }
     }
+}
 
-    /// The table from what [`Names::add`] collected: the first name of a port wins (names
-    /// are appended in the file's order, so within a slot the first has the lowest start).
-    fn done(names: String, mut at: Vec<(u32, u32, u32)>) -> Names {
-        at.sort_unstable_by_key(|&(slot, start, _)| (slot, start));
-        at.dedup_by_key(|&mut (slot, _, _)| slot);
-        Names { text: names.into_boxed_str(), at: at.into_boxed_slice() }
+/// [`Names`] as a file is read: the names concatenated, and per transport where each is, in
+/// the file's order (nmap's is port order, so no sort is needed).
+struct NamesBuilder {
+    text: String,
+    at: [Vec<(u32, u32, u32)>; 3],
+}
+
+impl NamesBuilder {
+    /// For a file of `bytes` bytes (nmap's names are about a tenth of its file).
+    fn with_capacity(bytes: usize) -> NamesBuilder {
+        let list = || Vec::with_capacity(8192);
+        NamesBuilder { text: String::with_capacity(bytes / 8), at: [list(), list(), list()] }
     }
 
-    /// Only the names of an nmap-services file, for commands that name a few ports (`ls`,
-    /// `check`, `port`): streamed line by line, frequencies and the thousands of `unknown`
-    /// lines skipped, lines it cannot read ignored (the ranking's reader reports them).
-    fn read(path: &Path) -> std::io::Result<Names> {
-        let bytes = std::fs::read(path)?;
-        let (mut names, mut at) = (String::new(), Vec::with_capacity(16384));
+    /// Adds the names of whole lines of nmap's file.
+    fn lines(&mut self, bytes: &[u8]) {
+        // checked as UTF-8 once, not name by name (nmap's file is ASCII)
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         let mut from = 0;
-        let ends = memchr::memchr_iter(b'\n', &bytes).chain(std::iter::once(bytes.len()));
+        let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
         for end in ends {
-            let line = &bytes[from..end];
+            // a newline is a character of its own, so both ends are character boundaries
+            let line = text.get(from..end).unwrap_or("");
             from = end + 1;
-            let unknown = line.starts_with(b"unknown") && line.get(7).is_some_and(u8::is_ascii_whitespace);
-            if line.is_empty() || unknown || line.starts_with(b"#") {
+            let unknown =
+                line.starts_with("unknown") && line.as_bytes().get(7).is_some_and(u8::is_ascii_whitespace);
+            if line.is_empty() || unknown || line.starts_with('#') {
                 continue;
             }
             // nmap's own lines (`name<TAB>port/proto<TAB>...`) in place; any other form word by
             // word
-            if let Some((name, port, t)) = tab_line(line) {
-                Names::add(&mut names, &mut at, name, port, t);
+            if let Some((tab, port, t)) = tab_fields(line.as_bytes()) {
+                self.add(line.get(..tab).unwrap_or(""), port, t);
                 continue;
             }
-            let text = String::from_utf8_lossy(line);
-            let text = text.split_once('#').map_or(text.as_ref(), |(l, _)| l);
-            let mut words = text.split_ascii_whitespace();
+            let line = line.split_once('#').map_or(line, |(l, _)| l);
+            let mut words = line.split_ascii_whitespace();
             let (Some(name), Some(portproto)) = (words.next(), words.next()) else { continue };
             let Some((port, proto)) = portproto.split_once('/') else { continue };
             let (Ok(port), Ok(t)) = (port.parse::<u16>(), proto.parse::<Transport>()) else { continue };
-            Names::add(&mut names, &mut at, name, port, t);
+            self.add(name, port, t);
         }
-        Ok(Names::done(names, at))
+    }
+
+    /// Adds a line's name (nmap's `unknown` is none); call [`NamesBuilder::done`] after the
+    /// last.
+    fn add(&mut self, name: &str, port: u16, t: Transport) {
+        if let Some(slot) = Names::slot(port, t)
+            && !name.is_empty()
+            && name != "unknown"
+        {
+            let start = self.text.len() as u32;
+            self.text.push_str(name);
+            let list = &mut self.at[(slot >> 16) as usize];
+            list.push((slot, start, self.text.len() as u32));
+        }
+    }
+
+    /// The table: the first name of a port wins. The lists are in the file's order; one out
+    /// of port order is sorted stably, so the first name stays first.
+    fn done(self) -> Names {
+        let mut at = Vec::with_capacity(self.at.iter().map(Vec::len).sum());
+        for mut list in self.at {
+            if !list.is_sorted_by_key(|&(slot, _, _)| slot) {
+                list.sort_by_key(|&(slot, _, _)| slot);
+            }
+            at.extend(list);
+        }
+        at.dedup_by_key(|&mut (slot, _, _)| slot);
+        Names { text: self.text.into_boxed_str(), at: at.into_boxed_slice() }
     }
 }
 
@@ -160,51 +221,42 @@ enum Found {
 }
 
 /// One port's name in nmap's file, found by binary search: nmap writes `nmap-services` in port
-/// order, so a command that names a few ports reads a few small pieces of the 1 MB file instead
-/// of all of it. Lines out of order or not in nmap's form, seen on the way, send the caller to
-/// [`Names::read`], which reads any file.
-fn find_sorted(file: &std::fs::File, len: u64, port: u16, t: Transport) -> std::io::Result<Found> {
-    use std::os::unix::fs::FileExt;
-    const WINDOW: u64 = 16 * 1024;
-    let read = |at: u64, n: u64| -> std::io::Result<Vec<u8>> {
-        let mut buf = vec![0; n.min(len.saturating_sub(at)) as usize];
-        let mut done = 0;
-        while done < buf.len() {
-            match file.read_at(&mut buf[done..], at + done as u64)? {
-                0 => break,
-                k => done += k,
-            }
-        }
-        buf.truncate(done);
-        Ok(buf)
-    };
-    // the port of the first line in nmap's form at or after `at` (a line start), and where
-    // that line starts
-    let first_port = |at: u64| -> std::io::Result<Option<(u64, u16)>> {
-        let buf = read(at, 1024)?;
+/// order, so a command that names a few ports looks at a few lines of the 1 MB file instead of
+/// parsing all of them. Lines out of order or not in nmap's form, seen on the way, send the
+/// caller to [`Names::stream`], which reads any file.
+fn find_sorted(file: &[u8], port: u16, t: Transport) -> Found {
+    const WINDOW: usize = 256;
+    // the port of the first line in nmap's form from `at` (a line start) past comments and
+    // blank lines, and where that line starts
+    let first_port = |at: usize| -> Option<(usize, u16)> {
+        let head = &file[at..];
         let mut from = 0;
-        for end in memchr::memchr_iter(b'\n', &buf) {
-            let line = &buf[from..end];
-            if let Some((_, p, _)) = tab_line(line) {
-                return Ok(Some((at + from as u64, p)));
+        for end in memchr::memchr_iter(b'\n', head) {
+            let line = &head[from..end];
+            if let Some((_, p, _)) = tab_fields(line) {
+                return Some((at + from, p));
             }
             if !(line.is_empty() || line.starts_with(b"#") || line.starts_with(b"unknown")) {
-                return Ok(None);
+                return None;
             }
             from = end + 1;
         }
-        Ok(None)
+        None
     };
     // lo: a line start before every line of `port`; hi: at or after the first of them
-    let (mut lo, mut hi) = (0u64, len);
+    let (mut lo, mut hi) = (0, file.len());
     let (mut lo_port, mut hi_port) = (0u16, u16::MAX);
     while hi - lo > WINDOW {
         let mid = lo + (hi - lo) / 2;
-        let head = read(mid, 1024)?;
-        let Some(nl) = memchr::memchr(b'\n', &head) else { return Ok(Found::ReadWhole) };
-        let Some((start, p)) = first_port(mid + nl as u64 + 1)? else { return Ok(Found::ReadWhole) };
-        if p < lo_port || p > hi_port || start >= hi {
-            return Ok(Found::ReadWhole);
+        let Some(nl) = memchr::memchr(b'\n', &file[mid..]) else { return Found::ReadWhole };
+        let Some((start, p)) = first_port(mid + nl + 1) else { return Found::ReadWhole };
+        if start >= hi {
+            // only comments between mid and hi (nmap's header)
+            hi = mid;
+            continue;
+        }
+        if p < lo_port || p > hi_port {
+            return Found::ReadWhole;
         }
         if p < port {
             (lo, lo_port) = (start, p);
@@ -212,41 +264,43 @@ fn find_sorted(file: &std::fs::File, len: u64, port: u16, t: Transport) -> std::
             (hi, hi_port) = (mid, p);
         }
     }
-    // the window from lo: every line of the port, in order, up to the first past it
-    let mut at = lo;
+    // from lo: every line of the port, in order, up to the first past it
+    let rest = &file[lo..];
     let mut last = lo_port;
-    loop {
-        let buf = read(at, WINDOW)?;
-        let at_end = at + buf.len() as u64 >= len;
-        let mut from = 0;
-        let ends = memchr::memchr_iter(b'\n', &buf).chain(at_end.then_some(buf.len()));
-        for end in ends {
-            let line = &buf[from..end];
-            from = end + 1;
-            if line.is_empty() || line.starts_with(b"#") {
-                continue;
-            }
-            let Some((name, p, lt)) = tab_line(line) else { return Ok(Found::ReadWhole) };
-            if p < last {
-                return Ok(Found::ReadWhole);
-            }
-            last = p;
-            if p > port {
-                return Ok(Found::Nothing);
-            }
-            if p == port && lt == t && name != "unknown" {
-                return Ok(Found::Name(name.to_string()));
-            }
+    let mut from = 0;
+    for end in memchr::memchr_iter(b'\n', rest).chain(std::iter::once(rest.len())) {
+        let line = &rest[from..end];
+        from = end + 1;
+        if line.is_empty() || line.starts_with(b"#") {
+            continue;
         }
-        if at_end || from == 0 {
-            return Ok(if at_end { Found::Nothing } else { Found::ReadWhole });
+        let Some((name, p, lt)) = tab_line(line) else { return Found::ReadWhole };
+        if p < last {
+            return Found::ReadWhole;
         }
-        at += from as u64;
+        last = p;
+        if p > port {
+            return Found::Nothing;
+        }
+        if p == port && lt == t && name != "unknown" {
+            return Found::Name(name.to_string());
+        }
     }
+    Found::Nothing
 }
 
-/// Ports named by binary search before the whole file is read instead.
-const MAX_SEARCHES: u32 = 48;
+/// Ports named by binary search before the whole file is parsed instead (a search looks at
+/// about 15 lines; the whole file has 27,000).
+pub(crate) const MAX_SEARCHES: u32 = 256;
+
+/// Set once nmap's names are to come from the whole file ([`discovered_names`]).
+static WHOLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// For [`crate::prepare_names`]: from now on names come from the whole file, read now.
+pub(crate) fn read_whole_now() {
+    WHOLE.store(true, std::sync::atomic::Ordering::Relaxed);
+    discovered_names();
+}
 
 /// nmap's name of one port for [`crate::port_name`] when no scan has read the file whole: by
 /// binary search ([`find_sorted`]), remembered for the process; `Err(())` when the file must be
@@ -254,10 +308,8 @@ const MAX_SEARCHES: u32 = 48;
 pub(crate) fn nmap_name(port: u16, t: Transport) -> Result<Option<&'static str>, ()> {
     use std::collections::HashMap;
     use std::sync::Mutex;
-    static FILE: std::sync::OnceLock<Option<(std::fs::File, u64)>> = std::sync::OnceLock::new();
     type Seen = HashMap<(u16, u8), Option<&'static str>>;
     static SEEN: Mutex<Option<Seen>> = Mutex::new(None);
-    static WHOLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     static SEARCHES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     if WHOLE.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(());
@@ -268,26 +320,17 @@ pub(crate) fn nmap_name(port: u16, t: Transport) -> Result<Option<&'static str>,
     {
         return Ok(*found);
     }
-    // a search costs a few reads; past a few dozen ports (an inventory of thousands of
-    // listeners) reading the whole file once is cheaper
+    // past a few hundred ports (an inventory of thousands of listeners) parsing the whole
+    // file once is cheaper
     if SEARCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= MAX_SEARCHES {
         WHOLE.store(true, std::sync::atomic::Ordering::Relaxed);
         return Err(());
     }
-    let Some((file, len)) = FILE
-        .get_or_init(|| {
-            let f = std::fs::File::open(nmap_services_path()?).ok()?;
-            let len = f.metadata().ok()?.len();
-            Some((f, len))
-        })
-        .as_ref()
-    else {
-        return Ok(None);
-    };
-    let name: Option<&'static str> = match find_sorted(file, *len, port, t) {
-        Ok(Found::Name(n)) => Some(Box::leak(n.into_boxed_str())),
-        Ok(Found::Nothing) => None,
-        Ok(Found::ReadWhole) | Err(_) => {
+    let Some(file) = services_bytes() else { return Ok(None) };
+    let name: Option<&'static str> = match find_sorted(file, port, t) {
+        Found::Name(n) => Some(Box::leak(n.into_boxed_str())),
+        Found::Nothing => None,
+        Found::ReadWhole => {
             WHOLE.store(true, std::sync::atomic::Ordering::Relaxed);
             return Err(());
         }
@@ -301,9 +344,15 @@ pub(crate) fn nmap_name(port: u16, t: Transport) -> Result<Option<&'static str>,
 /// `name<TAB>port/proto` then a tab, a blank or the end: the name, port and transport; `None`
 /// for any other line.
 fn tab_line(line: &[u8]) -> Option<(&str, u16, Transport)> {
+    let (tab, port, t) = tab_fields(line)?;
+    Some((std::str::from_utf8(&line[..tab]).ok()?, port, t))
+}
+
+/// [`tab_line`]'s fields with the name as its length: it is `line[..tab]`.
+fn tab_fields(line: &[u8]) -> Option<(usize, u16, Transport)> {
     let tab = memchr::memchr(b'\t', line)?;
-    let name = std::str::from_utf8(&line[..tab]).ok()?;
-    if name.is_empty() || name.bytes().any(|c| c == b'#' || c.is_ascii_whitespace()) {
+    let name = &line[..tab];
+    if name.is_empty() || name.iter().any(|&c| c == b'#' || c.is_ascii_whitespace()) {
         return None;
     }
     let (port, n, k) = digits(line, tab + 1, 5, 0);
@@ -318,7 +367,7 @@ fn tab_line(line: &[u8]) -> Option<(&str, u16, Transport)> {
         b"sctp" => Transport::Sctp,
         _ => return None,
     };
-    Some((name, u16::try_from(port).ok()?, t))
+    Some((tab, u16::try_from(port).ok()?, t))
 }
 
 /// The one naming rule ([`crate::port_name`]): nmap's name where `nmap` (its services file)
@@ -382,7 +431,28 @@ pub(crate) fn discovered_names() -> Option<&'static Names> {
         return r.names.as_deref();
     }
     static NAMES: std::sync::OnceLock<Option<Names>> = std::sync::OnceLock::new();
-    NAMES.get_or_init(|| Names::read(&nmap_services_path()?).ok()).as_ref()
+    NAMES.get_or_init(|| Names::stream(std::fs::File::open(nmap_services_path()?).ok()?).ok()).as_ref()
+}
+
+/// nmap's file as this process mapped it for searching ([`find_sorted`]).
+static BYTES: std::sync::OnceLock<Option<memmap2::Mmap>> = std::sync::OnceLock::new();
+
+/// [`BYTES`], mapped on first use; `None` without nmap or when its file cannot be mapped.
+///
+/// Mapped, not read: a search touches a few of the file's pages, and the kernel's page cache
+/// serves them without a copy (reading the 1 MB file into fresh memory was most of naming a
+/// few dozen ports).
+fn services_bytes() -> Option<&'static [u8]> {
+    BYTES
+        .get_or_init(|| {
+            let file = std::fs::File::open(nmap_services_path()?).ok()?;
+            // SAFETY: the mapping is read only. nmap's data file is replaced by package
+            // managers with a new file (a rename), which leaves this mapping valid; only a
+            // truncation of the same file while a command runs could fault, the caveat every
+            // mapped reader (ripgrep, git) accepts for a file it does not own.
+            unsafe { memmap2::Mmap::map(&file) }.ok()
+        })
+        .as_deref()
 }
 
 /// nmap's names when this process has read the whole file already (a scan's ranking, or a
@@ -529,8 +599,7 @@ impl Ranking {
         }
         let mut tcp: Vec<(f64, u16)> = Vec::with_capacity(8192);
         let mut udp: Vec<(f64, u16)> = Vec::with_capacity(8192);
-        let mut names = String::new();
-        let mut at: Vec<(u32, u32, u32)> = Vec::with_capacity(16384);
+        let mut names = NamesBuilder::with_capacity(text.len());
         for (i, raw) in text.split('\n').enumerate() {
             let line = match fast_line(raw.as_bytes()) {
                 Some(l) => l,
@@ -553,13 +622,13 @@ impl Ranking {
                 Proto::Other => continue,
             };
             let name = raw.get(line.name.0..line.name.1).unwrap_or("");
-            Names::add(&mut names, &mut at, name, port, t);
+            names.add(name, port, t);
         }
         Ok(Ranking {
             tcp: Order::new(tcp, RANK_TCP),
             udp: Order::new(udp, RANK_UDP),
             source: RankingSource::Nmap(path.to_path_buf()),
-            names: Some(std::sync::Arc::new(Names::done(names, at))),
+            names: Some(std::sync::Arc::new(names.done())),
         })
     }
 
@@ -713,17 +782,11 @@ mod tests {
         // and nmap's own file, where nmap is installed
         if let Some(path) = nmap_services_path() {
             let whole = Names::read(&path).unwrap();
-            let file = std::fs::File::open(&path).unwrap();
-            let len = file.metadata().unwrap().len();
+            let file = std::fs::read(&path).unwrap();
             for port in (0..=u16::MAX).step_by(3) {
                 for t in [Transport::Tcp, Transport::Udp] {
                     let want = whole.get(port, t).map_or(Found::Nothing, |n| Found::Name(n.to_string()));
-                    assert_eq!(
-                        find_sorted(&file, len, port, t).unwrap(),
-                        want,
-                        "{} {port}/{t}",
-                        path.display()
-                    );
+                    assert_eq!(find_sorted(&file, port, t), want, "{} {port}/{t}", path.display());
                 }
             }
         }
@@ -759,12 +822,11 @@ mod tests {
         }
         std::fs::write(&path, &text).unwrap();
         let whole = Names::read(&path).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        let len = file.metadata().unwrap().len();
+        let file = std::fs::read(&path).unwrap();
         for port in 0..9100u16 {
             for t in [Transport::Tcp, Transport::Udp, Transport::Sctp] {
                 let want = whole.get(port, t).map_or(Found::Nothing, |n| Found::Name(n.to_string()));
-                assert_eq!(find_sorted(&file, len, port, t).unwrap(), want, "{port}/{t}");
+                assert_eq!(find_sorted(&file, port, t), want, "{port}/{t}");
             }
         }
         // out of order where the search reads: the whole reader instead, or the same answer
@@ -774,10 +836,9 @@ mod tests {
         lines.swap(3000, 3004);
         std::fs::write(&path, lines.join("\n")).unwrap();
         let whole = Names::read(&path).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        let len = file.metadata().unwrap().len();
+        let file = std::fs::read(&path).unwrap();
         for port in 0..9000u16 {
-            match find_sorted(&file, len, port, Transport::Tcp).unwrap() {
+            match find_sorted(&file, port, Transport::Tcp) {
                 Found::ReadWhole => {}
                 found => {
                     let want = whole
