@@ -26,8 +26,9 @@ fn err(file: &Arc<str>, j: &Json, path: &str, kind: impl Into<ErrorKind>) -> Err
 /// Parses describe-security-groups output.
 pub fn parse(text: &str, file: &str) -> Result<Ruleset> {
     let file: Arc<str> = Arc::from(file);
-    let doc =
-        json::parse(text).map_err(|e| Error::syntax(e.pos.in_file(&file, None), ErrorKind::BadJson(e)))?;
+    let arena = bumpalo::Bump::new();
+    let doc = json::parse(text, &arena)
+        .map_err(|e| Error::syntax(e.pos.in_file(&file, None), ErrorKind::BadJson(e)))?;
     let groups = doc.get("SecurityGroups").and_then(Json::as_array).ok_or_else(|| {
         err(
             &file,

@@ -2,7 +2,6 @@
 //! finding or an error about an nftables or AWS rule can name its place in the file.
 //! `serde_json::Value` forgets positions; this keeps them, with a bounded nesting depth.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -26,10 +25,11 @@ impl Pos {
     }
 }
 
-/// A JSON value with its position. Strings and numbers borrow the text they were read from
-/// (a string is copied only when it has escapes): a 10,000-rule nftables file is hundreds of
-/// thousands of them, and allocating and freeing each was a third of reading it.
-#[derive(Debug, Clone, PartialEq)]
+/// A JSON value with its position. Strings and numbers borrow the text they were read from,
+/// and arrays, objects and strings with escapes live in the arena the caller gives
+/// [`parse`]: a 10,000-rule nftables file is hundreds of thousands of values, and allocating
+/// and freeing each was a third of reading it (the arena frees them in a few pieces).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Json<'a> {
     /// Where it starts.
     pub pos: Pos,
@@ -38,7 +38,7 @@ pub struct Json<'a> {
 }
 
 /// The value itself.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value<'a> {
     /// `null`.
     Null,
@@ -47,11 +47,11 @@ pub enum Value<'a> {
     /// A number, as written.
     Number(&'a str),
     /// A string.
-    String(Cow<'a, str>),
+    String(&'a str),
     /// An array.
-    Array(Vec<Json<'a>>),
+    Array(&'a [Json<'a>]),
     /// An object, keys in file order.
-    Object(Vec<(Cow<'a, str>, Json<'a>)>),
+    Object(&'a [(&'a str, Json<'a>)]),
 }
 
 /// A syntax error.
@@ -75,27 +75,27 @@ impl<'a> Json<'a> {
     /// The member `key` of an object.
     pub fn get(&self, key: &str) -> Option<&Json<'a>> {
         match &self.v {
-            Value::Object(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            Value::Object(m) => m.iter().find(|(k, _)| *k == key).map(|(_, v)| v),
             _ => None,
         }
     }
     /// The string, if it is one.
-    pub fn as_str(&self) -> Option<&str> {
-        match &self.v {
+    pub fn as_str(&self) -> Option<&'a str> {
+        match self.v {
             Value::String(s) => Some(s),
             _ => None,
         }
     }
     /// The elements, if an array.
-    pub fn as_array(&self) -> Option<&[Json<'a>]> {
-        match &self.v {
+    pub fn as_array(&self) -> Option<&'a [Json<'a>]> {
+        match self.v {
             Value::Array(a) => Some(a),
             _ => None,
         }
     }
     /// The members, if an object.
-    pub fn as_object(&self) -> Option<&[(Cow<'a, str>, Json<'a>)]> {
-        match &self.v {
+    pub fn as_object(&self) -> Option<&'a [(&'a str, Json<'a>)]> {
+        match self.v {
             Value::Object(m) => Some(m),
             _ => None,
         }
@@ -120,9 +120,18 @@ impl<'a> Json<'a> {
     }
 }
 
-/// Parses a whole document.
-pub fn parse(text: &str) -> Result<Json<'_>, SyntaxError> {
-    let mut p = Parser { s: text.as_bytes(), i: 0, line: 1, col: 1, text };
+/// Parses a whole document; its arrays, objects and unescaped strings are put in `arena`.
+pub fn parse<'a>(text: &'a str, arena: &'a bumpalo::Bump) -> Result<Json<'a>, SyntaxError> {
+    let mut p = Parser {
+        s: text.as_bytes(),
+        i: 0,
+        line: 1,
+        col: 1,
+        text,
+        arena,
+        elements: Vec::new(),
+        members: Vec::new(),
+    };
     p.ws();
     let v = p.value(0)?;
     p.ws();
@@ -138,6 +147,12 @@ struct Parser<'a> {
     line: u32,
     col: u32,
     text: &'a str,
+    arena: &'a bumpalo::Bump,
+    /// The elements of the arrays being read, innermost last (each array's are moved into
+    /// the arena when it closes).
+    elements: Vec<Json<'a>>,
+    /// The same for objects' members.
+    members: Vec<(&'a str, Json<'a>)>,
 }
 
 impl<'a> Parser<'a> {
@@ -186,7 +201,7 @@ impl<'a> Parser<'a> {
         let v = match self.peek() {
             Some(b'{') => {
                 self.bump();
-                let mut m = Vec::new();
+                let mark = self.members.len();
                 self.ws();
                 if self.peek() == Some(b'}') {
                     self.bump();
@@ -201,7 +216,7 @@ impl<'a> Parser<'a> {
                         self.expect(b':', "':'")?;
                         self.ws();
                         let v = self.value(depth + 1)?;
-                        m.push((k, v));
+                        self.members.push((k, v));
                         self.ws();
                         match self.peek() {
                             Some(b',') => {
@@ -215,18 +230,21 @@ impl<'a> Parser<'a> {
                         }
                     }
                 }
+                let m = self.arena.alloc_slice_copy(&self.members[mark..]);
+                self.members.truncate(mark);
                 Value::Object(m)
             }
             Some(b'[') => {
                 self.bump();
-                let mut a = Vec::new();
+                let mark = self.elements.len();
                 self.ws();
                 if self.peek() == Some(b']') {
                     self.bump();
                 } else {
                     loop {
                         self.ws();
-                        a.push(self.value(depth + 1)?);
+                        let v = self.value(depth + 1)?;
+                        self.elements.push(v);
                         self.ws();
                         match self.peek() {
                             Some(b',') => {
@@ -240,6 +258,8 @@ impl<'a> Parser<'a> {
                         }
                     }
                 }
+                let a = self.arena.alloc_slice_copy(&self.elements[mark..]);
+                self.elements.truncate(mark);
                 Value::Array(a)
             }
             Some(b'"') => Value::String(self.string()?),
@@ -283,7 +303,7 @@ impl<'a> Parser<'a> {
         }
         Ok(v)
     }
-    fn string(&mut self) -> Result<Cow<'a, str>, SyntaxError> {
+    fn string(&mut self) -> Result<&'a str, SyntaxError> {
         self.expect(b'"', "'\"'")?;
         // without escapes (nearly always), the text itself: no newline can be inside a string,
         // so the column moves by the characters skipped
@@ -294,7 +314,7 @@ impl<'a> Parser<'a> {
         if rest.get(end) == Some(&b'"') {
             self.col += run.chars().count() as u32 + 1;
             self.i = start + end + 1;
-            return Ok(Cow::Borrowed(run));
+            return Ok(run);
         }
         let mut out = String::new();
         loop {
@@ -309,7 +329,7 @@ impl<'a> Parser<'a> {
             match self.peek() {
                 Some(b'"') => {
                     self.bump();
-                    return Ok(Cow::Owned(out));
+                    return Ok(self.arena.alloc_str(&out));
                 }
                 Some(b'\\') => {
                     self.bump();
@@ -357,13 +377,14 @@ mod tests {
 
     #[test]
     fn positions_and_values() {
-        let j = parse("{\"a\": [1, \"x\\u00e9\"],\n \"b\": {\"c\": null}}").unwrap();
+        let arena = bumpalo::Bump::new();
+        let j = parse("{\"a\": [1, \"x\\u00e9\"],\n \"b\": {\"c\": null}}", &arena).unwrap();
         let a = j.get("a").unwrap();
         assert_eq!(a.pos, Pos { line: 1, column: 7 });
         assert_eq!(a.as_array().unwrap()[1].as_str(), Some("xé"));
         let c = j.get("b").unwrap().get("c").unwrap();
         assert_eq!(c.pos, Pos { line: 2, column: 13 });
-        assert!(parse("{\"a\": ").unwrap_err().message.contains("truncated"));
-        assert!(parse(&"[".repeat(1000)).is_err());
+        assert!(parse("{\"a\": ", &arena).unwrap_err().message.contains("truncated"));
+        assert!(parse(&"[".repeat(1000), &arena).is_err());
     }
 }

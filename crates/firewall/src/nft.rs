@@ -112,7 +112,7 @@ fn field_of(scope: &TableScope, j: &Json, path: &Path) -> Result<Field> {
             ErrorKind::Expected { expected: Expected::MatchExpression, found: show(j) },
         ));
     };
-    match k.as_ref() {
+    match *k {
         "payload" => {
             let proto = v.get("protocol").and_then(Json::as_str);
             let fieldn = v.get("field").and_then(Json::as_str);
@@ -187,7 +187,7 @@ fn field_of(scope: &TableScope, j: &Json, path: &Path) -> Result<Field> {
                 return Err(err(scope, v, path, Missing::Operands));
             };
             let inner = field_of(scope, a, &Path::Index(&Path::Key(path, k), 0))?;
-            Ok(if inner == Field::TcpFlags && k == "&" { Field::TcpFlags } else { Field::Opaque })
+            Ok(if inner == Field::TcpFlags && *k == "&" { Field::TcpFlags } else { Field::Opaque })
         }
         "concat" => Err(err(scope, j, path, Unsupported::NestedConcatenation)),
         other => Err(err(scope, j, path, Unsupported::Expression { name: other.to_string() })),
@@ -236,7 +236,7 @@ fn values(
         }
         Value::Object(m) if m.len() == 1 => {
             let (k, v) = (&m[0].0, &m[0].1);
-            match k.as_ref() {
+            match *k {
                 "set" => return values(scope, f, v, &Path::Key(path, "set"), fam, depth + 1),
                 "elem" => {
                     let val = v.get("val").ok_or_else(|| err(scope, v, path, Missing::ElementValue))?;
@@ -424,7 +424,7 @@ fn names(scope: &TableScope, j: &Json, path: &Path, depth: usize) -> Result<Vec<
         Value::String(s) => Ok(vec![IfacePattern::parse(s)]),
         Value::Array(a) => {
             let mut out = Vec::new();
-            for e in a {
+            for e in a.iter() {
                 out.extend(names(scope, e, path, depth + 1)?);
             }
             Ok(out)
@@ -777,7 +777,7 @@ fn verdict(
             )
         })
     };
-    Ok(Some(match k.as_ref() {
+    Ok(Some(match *k {
         "accept" => Action::Accept,
         "drop" => Action::Drop,
         "reject" => Action::Reject,
@@ -844,7 +844,8 @@ const NEUTRAL: &[&str] = &[
 /// Parses `nft -j list ruleset` output.
 pub fn parse(text: &str, file: &str) -> Result<Ruleset> {
     let file_arc: Arc<str> = Arc::from(file);
-    let doc = json::parse(text)
+    let arena = bumpalo::Bump::new();
+    let doc = json::parse(text, &arena)
         .map_err(|e| Error::syntax(e.pos.in_file(&file_arc, None), ErrorKind::BadJson(e)))?;
     parse_doc(&doc, file_arc)
 }
@@ -891,7 +892,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 .map(str::to_string)
                 .ok_or_else(|| err_at(&file, v, &p, Missing::String { object: k.to_string(), key }))
         };
-        match k.as_ref() {
+        match *k {
             "metainfo" => {}
             "table" => {
                 let fam = s("family")?;
@@ -1073,7 +1074,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 ));
             };
             let (k, sv) = (&obj[0].0, &obj[0].1);
-            match k.as_ref() {
+            match *k {
                 "match" => apply_match(&scope, &mut b, sv, &Path::Key(&ep, "match"))?,
                 "vmap" => {
                     let key = sv.get("key").ok_or_else(|| err(&scope, sv, &ep, Missing::VmapKey))?;
@@ -1102,14 +1103,12 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                             .ok_or_else(|| err(&scope, pair, &pp, ErrorKind::BadVmapElement))?;
                         let action = verdict(&scope, &pr[1], &pp, &cindex[ti])?
                             .ok_or_else(|| err(&scope, &pr[1], &pp, ErrorKind::VmapValueNotVerdict))?;
-                        let synthetic = Json {
-                            pos: pair.pos,
-                            v: Value::Object(vec![
-                                ("op".into(), Json { pos: pair.pos, v: Value::String("==".into()) }),
-                                ("left".into(), key.clone()),
-                                ("right".into(), pr[0].clone()),
-                            ]),
-                        };
+                        let members = [
+                            ("op", Json { pos: pair.pos, v: Value::String("==") }),
+                            ("left", *key),
+                            ("right", pr[0]),
+                        ];
+                        let synthetic = Json { pos: pair.pos, v: Value::Object(&members) };
                         let mut bb = b.clone();
                         apply_match(&scope, &mut bb, &synthetic, &pp)?;
                         let l = loc(&file, pair, &pp);
@@ -1141,7 +1140,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                         push(&b, a, rule_loc.clone(), text.clone(), &mut tables[ti].chains);
                         done = true;
                     }
-                    None if NEUTRAL.contains(&k.as_ref()) => {}
+                    None if NEUTRAL.contains(k) => {}
                     None => {
                         return Err(err(&scope, e, &ep, Unsupported::Statement { name: k.to_string() }));
                     }
@@ -1178,7 +1177,7 @@ fn render_rule(exprs: &[Json]) -> String {
                 let (k, v) = (&m[0].0, &m[0].1);
                 let s = |key: &str| v.get(key).and_then(Json::as_str).unwrap_or("?");
                 // writing to a String does not fail
-                let _ = match k.as_ref() {
+                let _ = match *k {
                     "payload" => write!(out, "{} {}", s("protocol"), s("field")),
                     "meta" => write!(out, "meta {}", s("key")),
                     "ct" => write!(out, "ct {}", s("key")),
@@ -1187,7 +1186,7 @@ fn render_rule(exprs: &[Json]) -> String {
                     }
                     "range" | "concat" => {
                         match v.as_array() {
-                            Some(r) => join(out, r, if k == "range" { "-" } else { " . " }),
+                            Some(r) => join(out, r, if *k == "range" { "-" } else { " . " }),
                             None => out.push('?'),
                         }
                         Ok(())
@@ -1219,14 +1218,14 @@ fn render_rule(exprs: &[Json]) -> String {
     for e in exprs {
         let Some(m) = e.as_object().filter(|m| m.len() == 1) else { continue };
         let (k, v) = (&m[0].0, &m[0].1);
-        if k == "counter" {
+        if *k == "counter" {
             continue;
         }
         if !first {
             out.push(' ');
         }
         first = false;
-        match k.as_ref() {
+        match *k {
             "match" => {
                 let op = v.get("op").and_then(Json::as_str).unwrap_or("==");
                 if let Some(l) = v.get("left") {

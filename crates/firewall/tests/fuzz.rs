@@ -254,6 +254,6 @@ proptest! {
 
     #[test]
     fn json_reader_never_panics(s in "\\PC{0,200}") {
-        let _ = portolan_firewall::json::parse(&s);
+        let _ = portolan_firewall::json::parse(&s, &bumpalo::Bump::new());
     }
 }
