@@ -1329,8 +1329,8 @@ fn choice<T: Copy + Send + Sync + 'static>(
 }
 
 /// A snapshot reference (`12`, `last`, `last~2`, `run:NAME`).
-fn snapshot_ref(s: &str) -> Result<SnapshotRef, String> {
-    s.parse::<SnapshotRef>().map_err(|e| e.to_string())
+fn snapshot_ref(s: &str) -> Result<SnapshotRef, portolan_store::Error> {
+    s.parse()
 }
 
 /// A protocol by name or number (`tcp`, `udp`, `icmp`, `47`).
