@@ -267,14 +267,14 @@ pub fn inventory(opts: &Options) -> Result<LocalInventory> {
     if let Some(names) = names {
         let _ = names.join();
     }
-    for s in &mut out {
-        s.service = portolan_registry::port_name(s.local_port, s.transport).map(std::borrow::Cow::Borrowed);
-    }
     phase("sockets dumped and judged");
     if let Some(p) = &opts.process {
         out.retain(|s| {
             s.owners.iter().any(|o| o.comm.contains(p.as_str()) || o.cmdline.contains(p.as_str()))
         });
+    }
+    for s in &mut out {
+        s.service = portolan_registry::port_name(s.local_port, s.transport).map(std::borrow::Cow::Borrowed);
     }
     // this namespace first; per transport, listeners before bound-only sockets before connections
     let rank = |s: &LocalSocket| match s.state {

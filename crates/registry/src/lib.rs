@@ -71,7 +71,7 @@ pub fn port_name(port: u16, transport: Transport) -> Option<&'static str> {
     port_name_and_source(port, transport).map(|(n, _)| n)
 }
 
-/// Whether naming about `ports` ports reads nmap's file whole: past a few dozen, a search
+/// Whether naming about `ports` ports reads nmap's file whole: past a few hundred, a search
 /// per port costs more than one reading. A caller that will name that many can read it
 /// ahead with [`prepare_names`].
 pub fn reads_whole(ports: usize) -> bool {

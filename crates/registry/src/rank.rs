@@ -600,7 +600,13 @@ impl Ranking {
         let mut tcp: Vec<(f64, u16)> = Vec::with_capacity(8192);
         let mut udp: Vec<(f64, u16)> = Vec::with_capacity(8192);
         let mut names = NamesBuilder::with_capacity(text.len());
-        for (i, raw) in text.split('\n').enumerate() {
+        // lines found with memchr: `str::split('\n')`'s character searcher was most of the reading
+        let mut from = 0;
+        let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+        for (i, end) in ends.enumerate() {
+            // a newline is a character of its own, so both ends are character boundaries
+            let raw = text.get(from..end).unwrap_or("");
+            from = end + 1;
             let line = match fast_line(raw.as_bytes()) {
                 Some(l) => l,
                 None => match slow_line(raw, i, path)? {
