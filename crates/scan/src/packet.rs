@@ -49,17 +49,30 @@ impl Cookie {
 
     /// The cookie of a probe from `src:sport` to `dst:dport`.
     pub fn of(&self, src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> u32 {
-        use std::hash::Hasher;
-        let mut h = siphasher::sip::SipHasher13::new_with_keys(self.k0, self.k1);
-        for ip in [src, dst] {
-            match ip {
-                IpAddr::V4(a) => h.write(&a.octets()),
-                IpAddr::V6(a) => h.write(&a.octets()),
+        // the message whole, of a fixed length, in one call: feeding the hasher piece by piece
+        // through `Hasher::write` took about three times as long per probe
+        let key = siphasher::sip::SipHasher13::new_with_keys(self.k0, self.k1);
+        let ports = (u32::from(sport) << 16 | u32::from(dport)).to_be_bytes();
+        let v = match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let mut message = [0u8; 12];
+                message[..4].copy_from_slice(&s.octets());
+                message[4..8].copy_from_slice(&d.octets());
+                message[8..].copy_from_slice(&ports);
+                key.hash(&message)
             }
-        }
-        h.write_u16(sport);
-        h.write_u16(dport);
-        let v = h.finish();
+            _ => {
+                let octets = |ip: IpAddr| match ip {
+                    IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+                    IpAddr::V6(a) => a.octets(),
+                };
+                let mut message = [0u8; 36];
+                message[..16].copy_from_slice(&octets(src));
+                message[16..32].copy_from_slice(&octets(dst));
+                message[32..].copy_from_slice(&ports);
+                key.hash(&message)
+            }
+        };
         (v ^ (v >> 32)) as u32
     }
 }
@@ -359,14 +372,10 @@ mod tests {
         assert_ne!(x, c.of(a, b, 40001, 22));
         assert_ne!(x, c.of(b, a, 40000, 22));
         assert_ne!(x, Cookie::new(1, 3).of(a, b, 40000, 22));
-        // SipHash-1-3 of src, dst, sport, dport (big-endian addresses, native-endian ports as
-        // the hasher writes them), folded to 32 bits
-        use std::hash::Hasher;
-        let mut h = siphasher::sip::SipHasher13::new_with_keys(1, 2);
-        h.write(&[198, 18, 1, 2, 198, 18, 1, 3]);
-        h.write_u16(40000);
-        h.write_u16(22);
-        let v = h.finish();
+        // SipHash-1-3 of src, dst, sport, dport (all big-endian), folded to 32 bits; IPv6 (or
+        // mixed families, as IPv4-mapped addresses) the same with 16-byte addresses
+        let v = siphasher::sip::SipHasher13::new_with_keys(1, 2)
+            .hash(&[198, 18, 1, 2, 198, 18, 1, 3, 0x9c, 0x40, 0, 22]);
         assert_eq!(x, (v ^ (v >> 32)) as u32);
         // keys from the kernel differ run to run
         let (r1, r2) = (Cookie::random(), Cookie::random());
