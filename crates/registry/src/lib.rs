@@ -18,6 +18,7 @@
 
 mod entry;
 mod error;
+mod lines;
 pub mod oui;
 mod query;
 mod rank;

@@ -45,15 +45,11 @@ fn table() -> Option<&'static Table> {
 
 /// `AABBCC Vendor name` lines; comments and lines of another form are skipped.
 fn parse(text: String) -> Table {
-    let bytes = text.as_bytes();
-    let mut index = Vec::with_capacity(bytes.len() / 24);
-    let mut from = 0;
-    while from < bytes.len() {
-        let end = memchr::memchr(b'\n', &bytes[from..]).map_or(bytes.len(), |i| from + i);
-        if let Some(entry) = text.get(from..end).and_then(|line| entry(line, from)) {
+    let mut index = Vec::with_capacity(text.len() / 24);
+    for (start, end) in crate::lines::spans(text.as_bytes()) {
+        if let Some(entry) = text.get(start..end).and_then(|line| entry(line, start)) {
             index.push(entry);
         }
-        from = end + 1;
     }
     // nmap's file is in order; a stable sort keeps a repeated prefix's lines in file order
     if !index.is_sorted_by_key(|e| e.0) {

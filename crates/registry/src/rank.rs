@@ -154,12 +154,7 @@ impl NamesBuilder {
             Ok(text) => std::borrow::Cow::Borrowed(text),
             Err(_) => String::from_utf8_lossy(bytes),
         };
-        let mut from = 0;
-        let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
-        for end in ends {
-            // a newline is a character of its own, so both ends are character boundaries
-            let line = text.get(from..end).unwrap_or("");
-            from = end + 1;
+        for line in crate::lines::of_text(&text) {
             let unknown =
                 line.starts_with("unknown") && line.as_bytes().get(7).is_some_and(u8::is_ascii_whitespace);
             if line.is_empty() || unknown || line.starts_with('#') {
@@ -265,12 +260,8 @@ fn find_sorted(file: &[u8], port: u16, t: Transport) -> Found {
         }
     }
     // from lo: every line of the port, in order, up to the first past it
-    let rest = &file[lo..];
     let mut last = lo_port;
-    let mut from = 0;
-    for end in memchr::memchr_iter(b'\n', rest).chain(std::iter::once(rest.len())) {
-        let line = &rest[from..end];
-        from = end + 1;
+    for line in crate::lines::of_bytes(&file[lo..]) {
         if line.is_empty() || line.starts_with(b"#") {
             continue;
         }
@@ -600,13 +591,7 @@ impl Ranking {
         let mut tcp: Vec<(f64, u16)> = Vec::with_capacity(8192);
         let mut udp: Vec<(f64, u16)> = Vec::with_capacity(8192);
         let mut names = NamesBuilder::with_capacity(text.len());
-        // lines found with memchr: `str::split('\n')`'s character searcher was most of the reading
-        let mut from = 0;
-        let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
-        for (i, end) in ends.enumerate() {
-            // a newline is a character of its own, so both ends are character boundaries
-            let raw = text.get(from..end).unwrap_or("");
-            from = end + 1;
+        for (i, raw) in crate::lines::of_text(&text).enumerate() {
             let line = match fast_line(raw.as_bytes()) {
                 Some(l) => l,
                 None => match slow_line(raw, i, path)? {
@@ -795,6 +780,45 @@ mod tests {
                     assert_eq!(find_sorted(&file, port, t), want, "{} {port}/{t}", path.display());
                 }
             }
+        }
+    }
+
+    /// The 64 KiB reader keeps lines split across its reads, and a line longer than its
+    /// buffer (which it doubles), whatever sizes the reads come in.
+    #[test]
+    fn the_piecewise_reader_keeps_long_and_split_lines() {
+        struct Reads<'a> {
+            data: &'a [u8],
+            step: usize,
+        }
+        impl std::io::Read for Reads<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.step.min(buf.len()).min(self.data.len());
+                buf[..n].copy_from_slice(&self.data[..n]);
+                self.data = &self.data[n..];
+                Ok(n)
+            }
+        }
+        let mut text = String::from("before\t1/tcp\t0.1\n");
+        text.push_str(&format!("# {}\n", "x".repeat(200_000)));
+        text.push_str(&format!("{}\t2/tcp\t0.1\n", "n".repeat(150_000)));
+        for port in 3..5000 {
+            text.push_str(&format!("svc{port}\t{port}/udp\t0.1\n"));
+        }
+        text.push_str("after\t5000/tcp");
+        let mut whole = NamesBuilder::with_capacity(text.len());
+        whole.lines(text.as_bytes());
+        let whole = whole.done();
+        for step in [1 << 20, 65_536, 65_537, 4_000, 7] {
+            let names = Names::stream(Reads { data: text.as_bytes(), step }).unwrap();
+            for port in 0..5001 {
+                for t in [Transport::Tcp, Transport::Udp] {
+                    assert_eq!(names.get(port, t), whole.get(port, t), "reads of {step}: {port}/{t}");
+                }
+            }
+            assert_eq!(names.get(2, Transport::Tcp).map(str::len), Some(150_000));
+            assert_eq!(names.get(5000, Transport::Tcp), Some("after"));
+            assert_eq!(names.get(4999, Transport::Udp), Some("svc4999"));
         }
     }
 
