@@ -16,7 +16,7 @@ use crate::model::*;
 use crate::sets::{IntervalSet, prefix};
 
 fn loc(file: &Arc<str>, j: &Json, path: &str) -> Location {
-    j.pos.in_file(file, Some(path))
+    j.pos.in_file(file, Some(path.to_string()))
 }
 
 fn err(file: &Arc<str>, j: &Json, path: &str, kind: impl Into<ErrorKind>) -> Error {

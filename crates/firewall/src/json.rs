@@ -20,8 +20,8 @@ pub struct Pos {
 
 impl Pos {
     /// This position in a file, with the JSON path to the value when there is one.
-    pub fn in_file(self, file: &Arc<str>, path: Option<&str>) -> Location {
-        Location { file: file.clone(), line: self.line, column: self.column, path: path.map(str::to_string) }
+    pub fn in_file(self, file: &Arc<str>, path: Option<String>) -> Location {
+        Location { file: file.clone(), line: self.line, column: self.column, path }
     }
 }
 

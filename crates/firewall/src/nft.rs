@@ -40,7 +40,7 @@ enum Field {
 struct TableScope<'a> {
     file: Arc<str>,
     sets: &'a HashMap<(String, String, String), &'a Json<'a>>,
-    table: (String, String),
+    table: (&'a str, &'a str),
 }
 
 /// Where a value is in the document, as a location or an error names it
@@ -73,7 +73,7 @@ impl std::fmt::Display for Path<'_> {
 }
 
 fn loc(file: &Arc<str>, j: &Json, path: &Path) -> Location {
-    j.pos.in_file(file, Some(&path.to_string()))
+    j.pos.in_file(file, Some(path.to_string()))
 }
 
 fn err(scope: &TableScope, j: &Json, path: &Path, kind: impl Into<ErrorKind>) -> Error {
@@ -209,7 +209,7 @@ fn values(
     if let Some(s) = j.as_str()
         && let Some(name) = s.strip_prefix('@')
     {
-        let key = (scope.table.0.clone(), scope.table.1.clone(), name.to_string());
+        let key = (scope.table.0.to_string(), scope.table.1.to_string(), name.to_string());
         let set = scope.sets.get(&key).ok_or_else(|| {
             err(
                 scope,
@@ -409,7 +409,7 @@ fn names(scope: &TableScope, j: &Json, path: &Path, depth: usize) -> Result<Vec<
     match &j.v {
         Value::String(s) if s.starts_with('@') => {
             let name = &s[1..];
-            let key = (scope.table.0.clone(), scope.table.1.clone(), name.to_string());
+            let key = (scope.table.0.to_string(), scope.table.1.to_string(), name.to_string());
             let set = scope.sets.get(&key).ok_or_else(|| {
                 err(scope, j, path, ErrorKind::UndefinedSet { name: name.to_string(), table: None })
             })?;
@@ -443,7 +443,7 @@ fn names(scope: &TableScope, j: &Json, path: &Path, depth: usize) -> Result<Vec<
 }
 
 /// The conditions built up by a rule's statements, per family.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct Build {
     /// Disjunction per family (`None`: the family cannot match).
     fam: [Option<Vec<Cube>>; 2],
@@ -726,7 +726,7 @@ fn concat_elements<'a>(
 ) -> Result<Vec<(&'a [Json<'a>], usize)>> {
     let mut out = Vec::new();
     let list: Vec<&Json> = if let Some(s) = right.as_str().and_then(|s| s.strip_prefix('@')) {
-        let key = (scope.table.0.clone(), scope.table.1.clone(), s.to_string());
+        let key = (scope.table.0.to_string(), scope.table.1.to_string(), s.to_string());
         let set = scope.sets.get(&key).ok_or_else(|| {
             err(scope, right, path, ErrorKind::UndefinedSet { name: s.to_string(), table: None })
         })?;
@@ -862,7 +862,8 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
     })?;
     // pass 1: tables, chains and sets
     let mut tables: Vec<Table> = Vec::new();
-    let mut tindex: HashMap<(String, String), usize> = HashMap::new();
+    // family, then name: a rule's table is found without copying its names
+    let mut tindex: HashMap<String, HashMap<String, usize>> = HashMap::new();
     let mut cindex: Vec<HashMap<String, usize>> = Vec::new();
     let mut sets: HashMap<(String, String, String), &Json> = HashMap::new();
     let mut notes = Vec::new();
@@ -899,7 +900,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 let name = s("name")?;
                 match fams_of(&fam) {
                     Some(fams) => {
-                        tindex.insert((fam.clone(), name.clone()), tables.len());
+                        tindex.entry(fam.clone()).or_default().insert(name.clone(), tables.len());
                         tables.push(Table {
                             name: format!("{fam} {name}"),
                             families: fams,
@@ -914,7 +915,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 let fam = s("family")?;
                 let tname = s("table")?;
                 let name = s("name")?;
-                let Some(&ti) = tindex.get(&(fam.clone(), tname.clone())) else {
+                let Some(&ti) = tindex.get(&fam).and_then(|t| t.get(&tname)) else {
                     if fams_of(&fam).is_some() {
                         return Err(err_at(
                             &file,
@@ -1014,37 +1015,44 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
         let Some(v) = it.get("rule") else { continue };
         let item = Path::Item(i);
         let path = Path::Key(&item, "rule");
-        let s = |key: &'static str| -> Result<String> {
+        // the rule's words are borrowed from the document, not copied: a large file is
+        // thousands of rules
+        let s = |key: &'static str| -> Result<&str> {
             v.get(key)
                 .and_then(Json::as_str)
-                .map(str::to_string)
                 .ok_or_else(|| err_at(&file, v, &path, Missing::String { object: "rule".into(), key }))
         };
         let fam = s("family")?;
         let tname = s("table")?;
         let cname = s("chain")?;
-        let Some(&ti) = tindex.get(&(fam.clone(), tname.clone())) else { continue };
-        let Some(&ci) = cindex[ti].get(&cname) else {
+        let Some(&ti) = tindex.get(fam).and_then(|t| t.get(tname)) else { continue };
+        let Some(&ci) = cindex[ti].get(cname) else {
             return Err(err_at(
                 &file,
                 v,
                 &path,
-                ErrorKind::RuleInUndeclaredChain { chain: cname, table: format!("{fam} {tname}") },
+                ErrorKind::RuleInUndeclaredChain {
+                    chain: cname.to_string(),
+                    table: format!("{fam} {tname}"),
+                },
             ));
         };
-        let scope = TableScope { file: file.clone(), sets: &sets, table: (fam.clone(), tname.clone()) };
+        let scope = TableScope { file: file.clone(), sets: &sets, table: (fam, tname) };
         let exprs = v
             .get("expr")
             .and_then(Json::as_array)
             .ok_or_else(|| err_at(&file, v, &path, Missing::RuleExpressions))?;
-        let fams = tables[ti].families.clone();
         let comment = v.get("comment").and_then(Json::as_str).map(str::to_string);
         let handle = v.get("handle").and_then(Json::as_i64);
         let text = render_rule(exprs);
-        let mut b = Build::new(&fams);
+        let mut b = Build::new(&tables[ti].families);
         let mut done = false;
-        let rule_loc = loc(&file, it, &path);
-        let push = |b: &Build, action: Action, l: Location, text: String, chains: &mut Vec<Chain>| {
+        // the rule's own place and text, taken by the rule made from it (a vmap makes one
+        // rule per element, each with its own)
+        let mut own = Some((loc(&file, it, &path), text));
+        let push = |b: Build, action: Action, l: Location, text: String, chains: &mut Vec<Chain>| {
+            // cloned, not moved: a clone is only as large as its contents, and the build's
+            // vectors keep the room they grew into (5 MB over 10,000 rules)
             let [v4, v6] = b.fam.clone();
             chains[ci].rules.push(Rule {
                 location: l,
@@ -1053,7 +1061,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 v4: v4.unwrap_or_default(),
                 v6: v6.unwrap_or_default(),
                 action,
-                stateful: b.stateful.clone(),
+                stateful: b.stateful,
                 state_only: b.state_only,
                 assumed: false,
                 handle: handle.and_then(|h| u64::try_from(h).ok()),
@@ -1082,7 +1090,7 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                     let elems: Vec<&Json> = if let Some(name) =
                         data.as_str().and_then(|d| d.strip_prefix('@'))
                     {
-                        let key = (fam.clone(), tname.clone(), name.to_string());
+                        let key = (fam.to_string(), tname.to_string(), name.to_string());
                         let m = sets.get(&key).ok_or_else(|| {
                             err(&scope, data, &ep, ErrorKind::UndefinedMap { name: name.to_string() })
                         })?;
@@ -1112,13 +1120,9 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                         let mut bb = b.clone();
                         apply_match(&scope, &mut bb, &synthetic, &pp)?;
                         let l = loc(&file, pair, &pp);
-                        push(
-                            &bb,
-                            action,
-                            l,
-                            format!("{} (vmap element {})", text, show(&pr[0])),
-                            &mut tables[ti].chains,
-                        );
+                        let text = own.as_ref().map_or("", |(_, t)| t.as_str());
+                        let text = format!("{text} (vmap element {})", show(&pr[0]));
+                        push(bb, action, l, text, &mut tables[ti].chains);
                     }
                     done = true;
                 }
@@ -1137,7 +1141,9 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                         {
                             return Err(err(&scope, e, &ep, ErrorKind::NatOutsideNatChain));
                         }
-                        push(&b, a, rule_loc.clone(), text.clone(), &mut tables[ti].chains);
+                        if let Some((l, text)) = own.take() {
+                            push(std::mem::take(&mut b), a, l, text, &mut tables[ti].chains);
+                        }
                         done = true;
                     }
                     None if NEUTRAL.contains(k) => {}
@@ -1147,8 +1153,8 @@ pub fn parse_doc(doc: &Json, file: Arc<str>) -> Result<Ruleset> {
                 },
             }
         }
-        if !done {
-            push(&b, Action::Continue, rule_loc, text, &mut tables[ti].chains);
+        if !done && let Some((l, text)) = own.take() {
+            push(b, Action::Continue, l, text, &mut tables[ti].chains);
         }
     }
     if tables.is_empty() && notes.is_empty() {
