@@ -316,7 +316,7 @@ fn a_damaged_row_is_an_error_not_a_panic() {
 #[test]
 fn an_unwritable_location_is_a_clear_error() {
     let dir = common::temp_dir("unwritable");
-    let file = dir.join("not-a-dir");
+    let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
     let location = file.join("p.db");
     let err = Store::open(location.to_str().unwrap()).err().expect("must fail");
@@ -324,7 +324,6 @@ fn an_unwritable_location_is_a_clear_error() {
     // the message names the file; the binary adds which flag to change
     assert!(err.to_string().contains("not-a-dir/p.db"), "{err}");
     assert!(!err.to_string().contains("--"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `full` split into `n` shards as `--shard` would: each host's ports dealt round-robin (a

@@ -3,13 +3,14 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::path::PathBuf;
-
 use portolan_store::Store;
+use portolan_testkit::TempDir;
 
 pub struct Backend {
     pub name: &'static str,
     pub location: String,
+    /// The SQLite file's directory, removed with the backend.
+    _dir: Option<TempDir>,
 }
 
 impl Backend {
@@ -29,18 +30,17 @@ impl Backend {
     }
 }
 
-pub fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let d = std::env::temp_dir().join(format!("portolan-store-{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+pub fn temp_dir(name: &str) -> TempDir {
+    TempDir::new(&format!("store-{name}"))
 }
 
 /// The backends to run a test on, each empty.
 pub fn backends(test: &str) -> Vec<Backend> {
+    let dir = temp_dir(test);
     let mut v = vec![Backend {
         name: "sqlite",
-        location: temp_dir(test).join("portolan.db").to_string_lossy().into_owned(),
+        location: dir.path().join("portolan.db").to_string_lossy().into_owned(),
+        _dir: Some(dir),
     }];
     match std::env::var("PORTOLAN_TEST_POSTGRES") {
         Ok(admin) if !admin.is_empty() => {
@@ -53,7 +53,7 @@ pub fn backends(test: &str) -> Vec<Backend> {
                 Some((base, _)) => format!("{base}/{db}"),
                 None => panic!("PORTOLAN_TEST_POSTGRES must end in /DATABASE"),
             };
-            v.push(Backend { name: "postgres", location });
+            v.push(Backend { name: "postgres", location, _dir: None });
         }
         _ => {
             portolan_testkit::prerequisite_missing(
