@@ -119,8 +119,24 @@ pub fn diff(a: &str, b: &str, db: Option<&str>) -> Result<(Changes, std::time::D
     });
     let read = t0.elapsed();
     match (side_a?, side_b?) {
-        (Side::Scan(x), Side::Scan(y)) => Ok((Changes::Scans(portolan_diff::diff(&x, &y)), read)),
-        (Side::Local(x), Side::Local(y)) => Ok((Changes::Local(portolan_diff::diff_local(&x, &y)), read)),
+        (Side::Scan(x), Side::Scan(y)) => {
+            let changes = Changes::Scans(portolan_diff::diff(&x, &y));
+            release((x, y));
+            Ok((changes, read))
+        }
+        (Side::Local(x), Side::Local(y)) => {
+            let changes = Changes::Local(portolan_diff::diff_local(&x, &y));
+            release((x, y));
+            Ok((changes, read))
+        }
         _ => Err(DiffError::Kinds(a.to_string(), b.to_string())),
     }
+}
+
+/// Frees what was read on a thread of its own, while the caller writes the changes: two
+/// million-port runs are millions of allocations, and freeing them first made the writer's
+/// next large allocation sweep the allocator's free lists (a tenth of `diff`'s CPU time).
+fn release<T: Send + 'static>(sides: T) {
+    // if no thread can be started, the closure (and the sides with it) is dropped here
+    let _ = std::thread::Builder::new().name("release".into()).spawn(move || drop(sides));
 }
