@@ -60,6 +60,14 @@ fn parse(text: String) -> Table {
 
 /// One line's prefix and where its vendor is, the line starting at `at` in the file.
 fn entry(line: &str, at: usize) -> Option<(u32, u32, u32)> {
+    // nmap's own form, `AABBCC Vendor`, read in place: the general reading below gives the
+    // same answer for such a line, and building the index this way takes two thirds the time
+    let b = line.as_bytes();
+    if b.len() > 7 && b[6] == b' ' && b[7].is_ascii_graphic() && b[..6].iter().all(u8::is_ascii_hexdigit) {
+        let p = b[..6].iter().fold(0u32, |p, &c| p << 4 | (c as char).to_digit(16).unwrap_or(0));
+        let vendor = line[7..].trim_end();
+        return Some((p, u32::try_from(at + 7).ok()?, u32::try_from(at + 7 + vendor.len()).ok()?));
+    }
     let lead = line.len() - line.trim_start().len();
     let (prefix, rest) = line.trim().split_once(' ')?;
     if prefix.len() != 6 {
@@ -132,7 +140,8 @@ mod tests {
                     _ => format!("{:06X}", next(24)),
                 };
                 let pad = ["", " ", "  ", "\t"][next(4) as usize];
-                let vendor = ["", "Acme", " Acme Corp ", "Büro GmbH", "x\ty"][next(5) as usize];
+                let vendor =
+                    ["", "Acme", " Acme Corp ", "Büro GmbH", "x\ty", "\u{a0}Nbsp\u{a0}"][next(6) as usize];
                 let end = ["\n", "\r\n", " \n"][next(3) as usize];
                 text.push_str(&format!("{pad}{prefix} {vendor}{end}"));
             }

@@ -69,6 +69,10 @@ impl Order {
 pub(crate) struct Names {
     text: Box<str>,
     at: Box<[(u32, u32, u32)]>,
+    /// Where each run of 256 slots starts in `at` (and where the last ends): a scan names
+    /// every port of a host, and a search within a run is a few steps in one or two cache
+    /// lines rather than fifteen across the whole list.
+    runs: Box<[u32]>,
 }
 
 impl std::fmt::Debug for Names {
@@ -90,8 +94,11 @@ impl Names {
 
     fn get(&self, port: u16, t: Transport) -> Option<&str> {
         let slot = Names::slot(port, t)?;
-        let i = self.at.binary_search_by_key(&slot, |&(s, _, _)| s).ok()?;
-        let (_, start, end) = *self.at.get(i)?;
+        let run = (slot >> 8) as usize;
+        let (from, to) = (*self.runs.get(run)? as usize, *self.runs.get(run + 1)? as usize);
+        let within = self.at.get(from..to)?;
+        let i = within.binary_search_by_key(&slot, |&(s, _, _)| s).ok()?;
+        let (_, start, end) = *within.get(i)?;
         self.text.get(start as usize..end as usize)
     }
 
@@ -200,7 +207,10 @@ impl NamesBuilder {
             at.extend(list);
         }
         at.dedup_by_key(|&mut (slot, _, _)| slot);
-        Names { text: self.text.into_boxed_str(), at: at.into_boxed_slice() }
+        // three transports of 256 runs each, and the end
+        let runs =
+            (0..=3 * 256u32).map(|run| at.partition_point(|&(slot, _, _)| slot >> 8 < run) as u32).collect();
+        Names { text: self.text.into_boxed_str(), at: at.into_boxed_slice(), runs }
     }
 }
 

@@ -89,13 +89,36 @@ pub(crate) fn names_sorted() -> impl Iterator<Item = &'static str> {
     (0..name_count()).map(|i| name_of(u32_at(NAME_INDEX, i) as usize))
 }
 
+/// Where each run of 256 ports starts in a primary table (by port, as the table is), and
+/// where the last ends: a scan names every port of a host, and searching a run is a few steps
+/// instead of a dozen across the whole table.
+fn primary_runs(udp: bool) -> &'static [u32; 257] {
+    static RUNS: [std::sync::OnceLock<[u32; 257]>; 2] =
+        [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    RUNS[usize::from(udp)].get_or_init(|| {
+        let table = if udp { PRIMARY_UDP } else { PRIMARY_TCP };
+        let n = table.len() / 8;
+        let mut runs = [0u32; 257];
+        let mut i = 0;
+        for (run, start) in runs.iter_mut().enumerate() {
+            while i < n && usize::from(u16_at(table, i * 4) >> 8) < run {
+                i += 1;
+            }
+            *start = i as u32;
+        }
+        runs
+    })
+}
+
 /// The service name of a TCP (`udp == false`) or UDP port from the compact table.
 pub(crate) fn primary_name(port: u16, udp: bool) -> Option<&'static str> {
     let (table, names) =
         if udp { (PRIMARY_UDP, PRIMARY_UDP_NAMES) } else { (PRIMARY_TCP, PRIMARY_TCP_NAMES) };
     let n = table.len() / 8;
     let port_at = |i: usize| u16_at(table, i * 4);
-    let (mut lo, mut hi) = (0, n);
+    let run = usize::from(port >> 8);
+    let runs = primary_runs(udp);
+    let (mut lo, mut hi) = (runs[run] as usize, runs[run + 1] as usize);
     while lo < hi {
         let mid = (lo + hi) / 2;
         if port_at(mid) < port {
@@ -110,5 +133,27 @@ pub(crate) fn primary_name(port: u16, udp: bool) -> Option<&'static str> {
         names.get(off..off + len)
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use portolan_model::Transport;
+
+    /// The compact table, searched run by run, names every TCP and UDP port as the first named
+    /// row of the whole registry does.
+    #[test]
+    fn the_primary_table_agrees_with_the_registry_on_every_port() {
+        let mut named = 0;
+        for (t, udp) in [(Transport::Tcp, false), (Transport::Udp, true)] {
+            for port in 0..=u16::MAX {
+                let want = crate::by_port(port, Some(t))
+                    .find(|e| e.transport() == Some(t) && !e.name().is_empty())
+                    .map(|e| e.name());
+                assert_eq!(super::primary_name(port, udp), want, "{port}/{t}");
+                named += usize::from(want.is_some());
+            }
+        }
+        assert!(named > 10_000, "{named}");
     }
 }
