@@ -33,6 +33,10 @@
 #   ptl-net 198.18.5.2  answers for all of 198.18.10.0/24 and 198.19.0.0/16 (local routes); open 80,443
 #           198.18.11.0/24 is routed to it too, but nothing there answers (down hosts)
 set -euo pipefail
+# a caller may hold the lab's lock on fd 9 (bench/*.sh, scripts/compare-outputs.sh, a user's
+# `exec 9>/tmp/portolan-lab.lock; flock 9`): the caller keeps it, but the daemons started here
+# must not inherit it, or the lock outlives the caller and every test run waits on it
+exec 9>&-
 
 SCAN=ptl-scan
 HOSTS=(ptl-h1 ptl-h2 ptl-h3 ptl-h4 ptl-h6 ptl-net)
